@@ -1,0 +1,190 @@
+# shellcheck shell=bash
+# Helpers shared by scripts/test, scripts/demo and scripts/bench.
+#
+# Everything here is idempotent and cached: a rerun on a machine that already built the images
+# costs seconds. Nothing is pulled from a registry: images are built from a Debian root
+# filesystem made by debootstrap, with the mirror read from this machine's apt sources.
+
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+CACHE_DIR=${LIFEBOAT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lifeboat}
+mkdir -p "$CACHE_DIR"
+# The classic builder: it resolves FROM against local images and never contacts a registry.
+export DOCKER_BUILDKIT=0
+
+# Cleanup actions run at exit, last registered first.
+_CLEANUPS=()
+on_exit() { _CLEANUPS+=("$1"); }
+_run_cleanups() {
+    local i
+    for ((i = ${#_CLEANUPS[@]} - 1; i >= 0; i--)); do
+        eval "${_CLEANUPS[$i]}" || true
+    done
+}
+trap _run_cleanups EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() {
+    printf 'error: %s\n' "$*" >&2
+    exit 2
+}
+
+is_root() { [ "$(id -u)" = 0 ]; }
+
+apt_install() {
+    is_root || die "missing $*; install it with: sudo apt-get install $*"
+    say "installing $* from Debian's packages"
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null 2>&1; then
+        apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+    fi
+}
+
+need_cmd() { # need_cmd COMMAND PACKAGE
+    command -v "$1" >/dev/null 2>&1 || apt_install "$2"
+}
+
+# --- Docker engine -----------------------------------------------------------------------------
+
+# Use the engine that answers; where none does and we are root on Debian, install docker.io,
+# start dockerd and stop it at exit (only the daemon this script started).
+ensure_engine() {
+    if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+        return
+    fi
+    if ! is_root || [ ! -f /etc/debian_version ]; then
+        die "no Docker engine answers. Start one (sudo systemctl start docker, or run dockerd) and retry."
+    fi
+    need_cmd dockerd docker.io
+    need_cmd docker docker.io
+    say "starting dockerd (stopped again at exit)"
+    mkdir -p "$CACHE_DIR/log"
+    dockerd >"$CACHE_DIR/log/dockerd.log" 2>&1 &
+    local pid=$!
+    on_exit "kill $pid; wait $pid 2>/dev/null"
+    local i
+    for i in $(seq 1 60); do
+        docker info >/dev/null 2>&1 && return
+        sleep 1
+    done
+    die "dockerd did not answer within 60 s; see $CACHE_DIR/log/dockerd.log"
+}
+
+# Export LIFEBOAT_COMPOSE: "docker compose" (v2 plugin) or "docker-compose" (v1).
+ensure_compose() {
+    if docker compose version >/dev/null 2>&1; then
+        export LIFEBOAT_COMPOSE="docker compose"
+    elif command -v docker-compose >/dev/null 2>&1; then
+        export LIFEBOAT_COMPOSE="docker-compose"
+    else
+        apt_install docker-compose
+        export LIFEBOAT_COMPOSE="docker-compose"
+    fi
+}
+
+# --- Images ------------------------------------------------------------------------------------
+
+BASE_PACKAGES="postgresql-15,redis-server,ca-certificates,openssl"
+BASE_IMAGE=lifeboat-test/base:bookworm
+
+apt_mirror() {
+    local m=""
+    if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+        m=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
+    fi
+    if [ -z "$m" ] && [ -f /etc/apt/sources.list ]; then
+        m=$(awk '$1 == "deb" && $0 !~ /security/ { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' /etc/apt/sources.list)
+    fi
+    [ -n "$m" ] || die "no Debian mirror found in /etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list"
+    echo "$m"
+}
+
+image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
+
+hash_of() { # hash_of FILE|STRING... -> 12 hex digits over the contents of files and the strings
+    local x
+    for x in "$@"; do
+        if [ -f "$x" ]; then cat "$x"; else printf '%s\n' "$x"; fi
+    done | sha256sum | cut -c1-12
+}
+
+build_base_image() {
+    local hash
+    hash=$(hash_of "bookworm minbase $BASE_PACKAGES v1")
+    if image_exists "lifeboat-test/base:$hash"; then
+        docker tag "lifeboat-test/base:$hash" "$BASE_IMAGE"
+        return
+    fi
+    need_cmd debootstrap debootstrap
+    local mirror rootfs
+    mirror=$(apt_mirror)
+    rootfs="$CACHE_DIR/rootfs-$hash"
+    if [ ! -f "$rootfs.done" ]; then
+        say "building a Debian bookworm root filesystem with debootstrap (about a minute)"
+        rm -rf "$rootfs"
+        debootstrap --variant=minbase --include="$BASE_PACKAGES" bookworm "$rootfs" "$mirror" \
+            >"$CACHE_DIR/debootstrap.log" 2>&1 || die "debootstrap failed; see $CACHE_DIR/debootstrap.log"
+        rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+        touch "$rootfs.done"
+    fi
+    say "importing the root filesystem as $BASE_IMAGE"
+    tar -C "$rootfs" -c . | docker import \
+        -c 'ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        -c 'ENV LANG=C.UTF-8' \
+        - "lifeboat-test/base:$hash" >/dev/null
+    docker tag "lifeboat-test/base:$hash" "$BASE_IMAGE"
+    rm -rf "$rootfs" "$rootfs.done"
+}
+
+# build_context_image NAME:TAG CONTEXT_DIR [docker build args...]
+# Builds once per content hash of the base image and the context; reruns only retag.
+build_context_image() {
+    local ref=$1 ctx=$2
+    shift 2
+    local base_id hash name
+    base_id=$(docker image inspect -f '{{.Id}}' "$BASE_IMAGE")
+    hash=$({
+        (cd "$ctx" && find . -type f | LC_ALL=C sort | xargs sha256sum)
+        echo "$base_id $*"
+    } | sha256sum | cut -c1-12)
+    name=${ref%%:*}
+    if image_exists "$name:h-$hash"; then
+        docker tag "$name:h-$hash" "$ref"
+        return
+    fi
+    say "building image $ref"
+    docker build -q -t "$name:h-$hash" -t "$ref" "$@" "$ctx" >/dev/null
+}
+
+build_service_images() {
+    build_base_image
+    build_context_image lifeboat-test/postgres:15 "$ROOT/tests/images/postgres"
+    build_context_image lifeboat-test/redis:7 "$ROOT/tests/images/redis"
+}
+
+# The demo app: one binary, three image tags. v2 adds a migration; broken never becomes healthy.
+build_app_images() {
+    local bin=$1 ctx="$CACHE_DIR/app-context"
+    rm -rf "$ctx"
+    mkdir -p "$ctx"
+    cp "$ROOT/tests/images/app/Dockerfile" "$ctx/"
+    cp "$bin" "$ctx/lifeboat-demo-app"
+    local v
+    for v in v1 v2 broken; do
+        build_context_image "lifeboat-demo/app:$v" "$ctx" --build-arg "DEMO_VERSION=$v"
+    done
+}
+
+# --- Cargo -------------------------------------------------------------------------------------
+
+cargo_build() { # cargo_build [extra args]: every binary of the workspace, debug profile
+    say "building the workspace"
+    (cd "$ROOT" && cargo build --workspace --bins --locked "$@")
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}

@@ -1,0 +1,813 @@
+//! Configuration from five layers, with every value remembering where it came from.
+//!
+//! Precedence, highest first: command-line flags > environment > the stack's `.env` file >
+//! `lifeboat.toml` (its `[profile.NAME]` table over its top level) > defaults. lifeboat reads the
+//! variable names these stacks already use (`DATABASE_URL`, `S3_BUCKET`, `SMTP_HOST`, …) so that it
+//! works beside an existing `docker-compose.yml` and its `.env` with no file of its own.
+//!
+//! A typo must not silently fall back to a default: an unknown key in `lifeboat.toml` or an unknown
+//! `LIFEBOAT_*` variable is an error, and every error names the key and the file, line, variable or
+//! flag the bad value came from. Secrets never appear in these messages.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::env_vars as ev;
+use crate::secret::{Secret, SecretUrl};
+
+/// The default configuration file, read when present.
+pub const DEFAULT_CONFIG_FILE: &str = "lifeboat.toml";
+/// The stack's environment file, read when present.
+pub const DEFAULT_ENV_FILE: &str = ".env";
+
+/// One setting: its key in `lifeboat.toml`, its environment variable, and its default.
+#[derive(Debug, Clone, Copy)]
+pub struct Setting {
+    pub key: &'static str,
+    pub env: &'static str,
+    pub default: Option<&'static str>,
+    pub secret: bool,
+    pub doc: &'static str,
+}
+
+const fn setting(key: &'static str, env: &'static str, doc: &'static str) -> Setting {
+    Setting { key, env, default: None, secret: false, doc }
+}
+
+const fn with_default(mut s: Setting, default: &'static str) -> Setting {
+    s.default = Some(default);
+    s
+}
+
+const fn secret(mut s: Setting) -> Setting {
+    s.secret = true;
+    s
+}
+
+/// Every setting, in the order README's reference lists them.
+pub const SETTINGS: &[Setting] = &[
+    secret(setting("database.url", ev::DATABASE_URL, "PostgreSQL URL; when set, lifeboat connects directly instead of through the database container")),
+    with_default(setting("database.service", ev::LIFEBOAT_DB_SERVICE, "compose service of the database container"), "postgres"),
+    setting("database.container", ev::LIFEBOAT_DB_CONTAINER, "database container by name or id (instead of the compose service)"),
+    secret(setting("redis.url", ev::REDIS_URL, "Redis URL")),
+    setting("s3.endpoint", ev::S3_ENDPOINT, "S3-compatible endpoint URL (MinIO, Spaces); unset means AWS"),
+    with_default(setting("s3.region", ev::S3_REGION, "S3 region"), "us-east-1"),
+    setting("s3.access-key-id", ev::S3_ACCESS_KEY_ID, "S3 access key id"),
+    secret(setting("s3.secret-access-key", ev::S3_SECRET_ACCESS_KEY, "S3 secret access key")),
+    setting("s3.bucket", ev::S3_BUCKET, "S3 bucket"),
+    with_default(setting("s3.prefix", ev::LIFEBOAT_S3_PREFIX, "prefix of every object lifeboat writes"), "lifeboat/"),
+    with_default(setting("s3.path-style", ev::LIFEBOAT_S3_PATH_STYLE, "path-style addressing (true for MinIO)"), "true"),
+    setting("smtp.host", ev::SMTP_HOST, "SMTP server"),
+    setting("smtp.port", ev::SMTP_PORT, "SMTP port (default by TLS mode: 465 tls, 587 starttls, 25 none)"),
+    setting("smtp.user", ev::SMTP_USER, "SMTP user"),
+    secret(setting("smtp.password", ev::SMTP_PASSWORD, "SMTP password")),
+    setting("smtp.from", ev::SMTP_FROM, "sender address of lifeboat's mails"),
+    setting("smtp.tls", ev::LIFEBOAT_SMTP_TLS, "none, starttls or tls (default by port: 465 tls, 587 starttls, else none)"),
+    setting("smtp.ca-file", ev::LIFEBOAT_SMTP_CA_FILE, "PEM file of extra CA certificates trusted for SMTP"),
+    setting("mail.to", ev::LIFEBOAT_MAIL_TO, "recipients of lifeboat's mails, comma-separated"),
+    setting("compose.project", ev::COMPOSE_PROJECT_NAME, "compose project name (default: the current directory's name, as compose does)"),
+    setting("compose.file", ev::COMPOSE_FILE, "compose file(s), separated by ':'"),
+    setting("docker.host", ev::DOCKER_HOST, "Docker engine (default: the local socket)"),
+    with_default(setting("backup.dir", ev::LIFEBOAT_BACKUP_DIR, "directory of local backups"), "./backups"),
+    setting("lock.dir", ev::LIFEBOAT_LOCK_DIR, "directory of job locks (default: <temp dir>/lifeboat-locks)"),
+];
+
+/// Where a value came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Default,
+    File(PathBuf),
+    DotEnv { path: PathBuf, line: usize, var: String },
+    Env(String),
+    Flag(String),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => f.write_str("the default"),
+            Origin::File(path) => write!(f, "{}", path.display()),
+            Origin::DotEnv { path, line, var } => write!(f, "{var} in {} line {line}", path.display()),
+            Origin::Env(var) => write!(f, "environment variable {var}"),
+            Origin::Flag(flag) => write!(f, "flag {flag}"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not valid TOML: {message}", path.display())]
+    Toml { path: PathBuf, message: String },
+    #[error("{} line {line}: {message}", path.display())]
+    Syntax { path: PathBuf, line: usize, message: String },
+    #[error("unknown key `{key}` in {}{hint}", path.display())]
+    UnknownKey { key: String, path: PathBuf, hint: String },
+    #[error("unknown variable {var} (from {origin}); lifeboat's own variables are listed in README's configuration reference")]
+    UnknownVariable { var: String, origin: Origin },
+    #[error("invalid value for `{key}` (from {origin}): {reason}")]
+    Invalid { key: &'static str, origin: Origin, reason: String },
+    #[error("`{key}` is not set: set {env} in the environment or .env, or `{key}` in lifeboat.toml ({why})")]
+    Missing { key: &'static str, env: &'static str, why: String },
+}
+
+/// What the binary knows before reading any file: from its flags and their `env =` fallbacks.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `--config`: must exist when given. Default `./lifeboat.toml`, optional.
+    pub config_file: Option<PathBuf>,
+    /// `--env-file`: must exist when given. Default `./.env`, optional.
+    pub env_file: Option<PathBuf>,
+    /// `--env`: the profile. When unset, `LIFEBOAT_ENV` from `.env` applies.
+    pub profile: Option<String>,
+    /// Values given by flags, the highest layer.
+    pub overrides: Vec<Override>,
+}
+
+/// A value given on the command line for a setting.
+#[derive(Debug, Clone)]
+pub struct Override {
+    pub key: &'static str,
+    pub flag: &'static str,
+    pub value: String,
+}
+
+/// The TLS mode of the SMTP connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain text (a local relay, Mailhog).
+    None,
+    /// Plain connection upgraded with STARTTLS, required (port 587).
+    StartTls,
+    /// TLS from the first byte (port 465).
+    Tls,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    pub url: Option<SecretUrl>,
+    pub service: String,
+    pub container: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    pub url: Option<SecretUrl>,
+}
+
+#[derive(Debug, Clone)]
+pub struct S3Config {
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<Secret>,
+    pub bucket: Option<String>,
+    pub prefix: String,
+    pub path_style: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub host: Option<String>,
+    pub port: u16,
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+    pub from: Option<String>,
+    pub tls: SmtpTls,
+    pub ca_file: Option<PathBuf>,
+    pub to: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ComposeConfig {
+    pub project: String,
+    pub files: Vec<PathBuf>,
+}
+
+/// The resolved configuration. Sections hold what is set; `require_*` methods turn a missing
+/// setting into an error that says which variable or key to set.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub profile: Option<String>,
+    pub database: DatabaseConfig,
+    pub redis: RedisConfig,
+    pub s3: S3Config,
+    pub smtp: SmtpConfig,
+    pub compose: ComposeConfig,
+    pub docker_host: Option<String>,
+    pub backup_dir: PathBuf,
+    pub lock_dir: PathBuf,
+    /// The files that were read, for `--verbose` and error messages.
+    pub sources: Vec<PathBuf>,
+}
+
+impl Config {
+    /// Load from the process environment and the files in the current directory.
+    pub fn load(opts: &LoadOptions) -> Result<Self, ConfigError> {
+        let env: HashMap<String, String> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        Self::load_with_env(opts, &env)
+    }
+
+    /// Load with an explicit environment (tests; and callers that sanitise the environment).
+    pub fn load_with_env(opts: &LoadOptions, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let mut layers = Layers::default();
+        for s in SETTINGS {
+            if let Some(default) = s.default {
+                layers.set(s.key, default.to_owned(), Origin::Default);
+            }
+        }
+
+        // `.env` is read first (its LIFEBOAT_ENV may choose the profile) but applied later.
+        let dotenv = read_optional(opts.env_file.as_deref(), DEFAULT_ENV_FILE)?
+            .map(|(path, text)| parse_dotenv(&path, &text).map(|vars| (path, vars)))
+            .transpose()?;
+        let profile = opts.profile.clone().or_else(|| {
+            let (_, vars) = dotenv.as_ref()?;
+            vars.iter().find(|v| v.name == ev::LIFEBOAT_ENV).map(|v| v.value.clone())
+        });
+        if let Some(p) = &profile {
+            if p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                return Err(ConfigError::Invalid {
+                    key: "profile",
+                    origin: Origin::Flag("--env".into()),
+                    reason: format!("{p:?} is not a profile name (letters, digits, '-' and '_')"),
+                });
+            }
+        }
+
+        let mut sources = Vec::new();
+        if let Some((path, text)) = read_optional(opts.config_file.as_deref(), DEFAULT_CONFIG_FILE)? {
+            apply_toml(&mut layers, &path, &text, profile.as_deref())?;
+            sources.push(path);
+        }
+        if let Some((path, vars)) = dotenv {
+            for var in vars {
+                let origin = Origin::DotEnv { path: path.clone(), line: var.line, var: var.name.clone() };
+                apply_variable(&mut layers, &var.name, var.value, origin)?;
+            }
+            sources.push(path);
+        }
+        let mut names: Vec<&String> = env.keys().collect();
+        names.sort();
+        for name in names {
+            apply_variable(&mut layers, name, env[name].clone(), Origin::Env(name.clone()))?;
+        }
+        for o in &opts.overrides {
+            layers.set(o.key, o.value.clone(), Origin::Flag(o.flag.to_owned()));
+        }
+        layers.build(profile, sources)
+    }
+
+    /// The database URL, or an error saying how to give one.
+    pub fn require_database_url(&self, why: &str) -> Result<&SecretUrl, ConfigError> {
+        self.database.url.as_ref().ok_or_else(|| missing("database.url", why))
+    }
+
+    pub fn require_redis_url(&self, why: &str) -> Result<&SecretUrl, ConfigError> {
+        self.redis.url.as_ref().ok_or_else(|| missing("redis.url", why))
+    }
+
+    /// The bucket settings, complete, or an error naming the first one missing.
+    pub fn require_s3(&self, why: &str) -> Result<S3Settings, ConfigError> {
+        let s3 = &self.s3;
+        Ok(S3Settings {
+            endpoint: s3.endpoint.clone(),
+            region: s3.region.clone(),
+            access_key_id: s3.access_key_id.clone().ok_or_else(|| missing("s3.access-key-id", why))?,
+            secret_access_key: s3.secret_access_key.clone().ok_or_else(|| missing("s3.secret-access-key", why))?,
+            bucket: s3.bucket.clone().ok_or_else(|| missing("s3.bucket", why))?,
+            prefix: s3.prefix.clone(),
+            path_style: s3.path_style,
+        })
+    }
+
+    /// The mail settings, complete, or an error naming the first one missing.
+    pub fn require_smtp(&self, why: &str) -> Result<&SmtpConfig, ConfigError> {
+        let smtp = &self.smtp;
+        smtp.host.as_ref().ok_or_else(|| missing("smtp.host", why))?;
+        smtp.from.as_ref().ok_or_else(|| missing("smtp.from", why))?;
+        if smtp.to.is_empty() {
+            return Err(missing("mail.to", why));
+        }
+        Ok(smtp)
+    }
+}
+
+/// Complete S3 settings, as [`Config::require_s3`] returns them.
+#[derive(Debug, Clone)]
+pub struct S3Settings {
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+    pub bucket: String,
+    pub prefix: String,
+    pub path_style: bool,
+}
+
+fn missing(key: &'static str, why: &str) -> ConfigError {
+    let env = setting_for(key).map_or("", |s| s.env);
+    ConfigError::Missing { key, env, why: why.to_owned() }
+}
+
+fn setting_for(key: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.key == key)
+}
+
+/// The raw values of every layer, later layers replacing earlier ones.
+#[derive(Default)]
+struct Layers {
+    values: HashMap<&'static str, (String, Origin)>,
+}
+
+impl Layers {
+    fn set(&mut self, key: &'static str, value: String, origin: Origin) {
+        self.values.insert(key, (value, origin));
+    }
+
+    fn raw(&self, key: &'static str) -> Option<&(String, Origin)> {
+        self.values.get(key).filter(|(v, _)| !v.is_empty())
+    }
+
+    fn string(&self, key: &'static str) -> Option<String> {
+        self.raw(key).map(|(v, _)| v.clone())
+    }
+
+    fn parse<T>(&self, key: &'static str, f: impl Fn(&str) -> Result<T, String>) -> Result<Option<T>, ConfigError> {
+        self.raw(key)
+            .map(|(value, origin)| f(value).map_err(|reason| ConfigError::Invalid { key, origin: origin.clone(), reason }))
+            .transpose()
+    }
+
+    fn build(self, profile: Option<String>, sources: Vec<PathBuf>) -> Result<Config, ConfigError> {
+        let url = |schemes: &'static [&'static str]| move |v: &str| parse_url(v, schemes).map(SecretUrl::new);
+        let tls = self.parse("smtp.tls", parse_smtp_tls)?;
+        let port = self.parse("smtp.port", parse_port)?;
+        let (tls, port) = match (tls, port) {
+            (Some(t), Some(p)) => (t, p),
+            (Some(t), None) => (t, default_smtp_port(t)),
+            (None, Some(p)) => (tls_for_port(p), p),
+            (None, None) => (SmtpTls::None, 25),
+        };
+        let to = self
+            .string("mail.to")
+            .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+            .unwrap_or_default();
+        let compose_project = match self.string("compose.project") {
+            Some(p) => p,
+            None => default_compose_project(),
+        };
+        Ok(Config {
+            profile,
+            database: DatabaseConfig {
+                url: self.parse("database.url", url(&["postgres", "postgresql"]))?,
+                service: self.string("database.service").unwrap_or_else(|| "postgres".into()),
+                container: self.string("database.container"),
+            },
+            redis: RedisConfig { url: self.parse("redis.url", url(&["redis", "rediss"]))? },
+            s3: S3Config {
+                endpoint: self.parse("s3.endpoint", |v| parse_url(v, &["http", "https"]))?,
+                region: self.string("s3.region").unwrap_or_else(|| "us-east-1".into()),
+                access_key_id: self.string("s3.access-key-id"),
+                secret_access_key: self.string("s3.secret-access-key").map(Secret::new),
+                bucket: self.parse("s3.bucket", parse_bucket)?,
+                prefix: self.string("s3.prefix").unwrap_or_default(),
+                path_style: self.parse("s3.path-style", parse_bool)?.unwrap_or(true),
+            },
+            smtp: SmtpConfig {
+                host: self.string("smtp.host"),
+                port,
+                user: self.string("smtp.user"),
+                password: self.string("smtp.password").map(Secret::new),
+                from: self.parse("smtp.from", parse_mailbox)?,
+                tls,
+                ca_file: self.string("smtp.ca-file").map(PathBuf::from),
+                to,
+            },
+            compose: ComposeConfig {
+                project: compose_project,
+                files: self
+                    .string("compose.file")
+                    .map(|v| v.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect())
+                    .unwrap_or_default(),
+            },
+            docker_host: self.string("docker.host"),
+            backup_dir: PathBuf::from(self.string("backup.dir").unwrap_or_else(|| "./backups".into())),
+            lock_dir: self
+                .string("lock.dir")
+                .map_or_else(|| std::env::temp_dir().join("lifeboat-locks"), PathBuf::from),
+            sources,
+        })
+    }
+}
+
+/// Read `explicit` (which must exist) or `default` (which may be absent).
+fn read_optional(explicit: Option<&Path>, default: &str) -> Result<Option<(PathBuf, String)>, ConfigError> {
+    let (path, required) = match explicit {
+        Some(p) => (p.to_path_buf(), true),
+        None => (PathBuf::from(default), false),
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some((path, text))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(None),
+        Err(source) => Err(ConfigError::Read { path, source }),
+    }
+}
+
+/// A variable from the environment or `.env`: a setting's variable is applied; an unknown
+/// `LIFEBOAT_*` is a typo; anything else belongs to the stack and is none of our business.
+fn apply_variable(layers: &mut Layers, name: &str, value: String, origin: Origin) -> Result<(), ConfigError> {
+    if let Some(s) = SETTINGS.iter().find(|s| s.env == name) {
+        layers.set(s.key, value, origin);
+    } else if name.starts_with(ev::PREFIX) && !ev::ALL.contains(&name) {
+        return Err(ConfigError::UnknownVariable { var: name.to_owned(), origin });
+    }
+    Ok(())
+}
+
+fn apply_toml(layers: &mut Layers, path: &Path, text: &str, profile: Option<&str>) -> Result<(), ConfigError> {
+    let table: toml::Table =
+        toml::from_str(text).map_err(|e| ConfigError::Toml { path: path.to_path_buf(), message: e.to_string() })?;
+    let mut flat = BTreeMap::new();
+    let mut profiles = BTreeMap::new();
+    for (name, value) in &table {
+        if name == "profile" {
+            let Some(ps) = value.as_table() else {
+                return Err(unknown_key(path, "profile", "profiles are tables: [profile.production]"));
+            };
+            for (pname, pvalue) in ps {
+                let mut pflat = BTreeMap::new();
+                flatten(path, &format!("profile.{pname}."), "", pvalue, &mut pflat)?;
+                profiles.insert(pname.clone(), pflat);
+            }
+        } else {
+            flatten(path, "", name, value, &mut flat)?;
+        }
+    }
+    let chosen = profile.and_then(|p| profiles.remove(p)).unwrap_or_default();
+    for (key, value) in flat.into_iter().chain(chosen) {
+        let s = setting_for(&key).expect("flatten only yields known keys");
+        layers.set(s.key, value, Origin::File(path.to_path_buf()));
+    }
+    Ok(())
+}
+
+/// Flatten `[section] key = value` into `section.key`, rejecting unknown keys and non-scalars.
+fn flatten(
+    path: &Path,
+    shown_prefix: &str,
+    name: &str,
+    value: &toml::Value,
+    out: &mut BTreeMap<String, String>,
+) -> Result<(), ConfigError> {
+    match value {
+        toml::Value::Table(t) if name.is_empty() => {
+            for (section, v) in t {
+                flatten(path, shown_prefix, section, v, out)?;
+            }
+            Ok(())
+        }
+        toml::Value::Table(t) if !name.contains('.') => {
+            for (k, v) in t {
+                flatten(path, shown_prefix, &format!("{name}.{k}"), v, out)?;
+            }
+            Ok(())
+        }
+        _ => {
+            let shown = format!("{shown_prefix}{name}");
+            if setting_for(name).is_none() {
+                let section = name.split('.').next().unwrap_or(name);
+                let known: Vec<&str> = SETTINGS
+                    .iter()
+                    .filter_map(|s| s.key.strip_prefix(section)?.strip_prefix('.'))
+                    .collect();
+                let hint = if known.is_empty() {
+                    let sections: std::collections::BTreeSet<&str> =
+                        SETTINGS.iter().filter_map(|s| s.key.split('.').next()).collect();
+                    format!("; known sections: {}", sections.into_iter().collect::<Vec<_>>().join(", "))
+                } else {
+                    format!("; known keys in [{section}]: {}", known.join(", "))
+                };
+                return Err(unknown_key(path, &shown, &hint));
+            }
+            let text = match value {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                toml::Value::Array(items) => items
+                    .iter()
+                    .map(|i| i.as_str().map(str::to_owned))
+                    .collect::<Option<Vec<_>>>()
+                    .map(|v| v.join(","))
+                    .ok_or_else(|| invalid_toml(path, &shown, "expected a list of strings"))?,
+                _ => return Err(invalid_toml(path, &shown, "expected a string, number or boolean")),
+            };
+            out.insert(name.to_owned(), text);
+            Ok(())
+        }
+    }
+}
+
+fn unknown_key(path: &Path, key: &str, hint: &str) -> ConfigError {
+    ConfigError::UnknownKey { key: key.to_owned(), path: path.to_path_buf(), hint: hint.to_owned() }
+}
+
+fn invalid_toml(path: &Path, key: &str, reason: &str) -> ConfigError {
+    ConfigError::Syntax { path: path.to_path_buf(), line: 0, message: format!("`{key}`: {reason}") }
+}
+
+/// One `NAME=value` of a `.env` file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DotEnvVar {
+    pub name: String,
+    pub value: String,
+    pub line: usize,
+}
+
+/// Parse a `.env` file as docker compose reads it: `NAME=value`, optional `export `, `#`
+/// comments, single quotes literal, double quotes with `\n`, `\"` and `\\` escapes.
+pub fn parse_dotenv(path: &Path, text: &str) -> Result<Vec<DotEnvVar>, ConfigError> {
+    let mut vars = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = i + 1;
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let body = trimmed.strip_prefix("export ").unwrap_or(trimmed);
+        let syntax = |message: String| ConfigError::Syntax { path: path.to_path_buf(), line, message };
+        let Some((name, value)) = body.split_once('=') else {
+            return Err(syntax(format!("expected NAME=value, found {:?}", first_word(body))));
+        };
+        let name = name.trim();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(syntax(format!("{name:?} is not a variable name")));
+        }
+        let value = unquote(value.trim()).map_err(|m| syntax(format!("{name}: {m}")))?;
+        vars.push(DotEnvVar { name: name.to_owned(), value, line });
+    }
+    Ok(vars)
+}
+
+fn first_word(s: &str) -> &str {
+    s.split_whitespace().next().unwrap_or(s)
+}
+
+fn unquote(v: &str) -> Result<String, String> {
+    if let Some(rest) = v.strip_prefix('\'') {
+        let end = rest.find('\'').ok_or("unterminated single quote")?;
+        return Ok(rest[..end].to_owned());
+    }
+    if let Some(rest) = v.strip_prefix('"') {
+        let mut out = String::new();
+        let mut chars = rest.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '"' => return Ok(out),
+                '\\' => match chars.next() {
+                    Some('n') => out.push('\n'),
+                    Some(other) => out.push(other),
+                    None => break,
+                },
+                c => out.push(c),
+            }
+        }
+        return Err("unterminated double quote".into());
+    }
+    // Unquoted: an inline comment starts at " #".
+    Ok(v.split(" #").next().unwrap_or(v).trim_end().to_owned())
+}
+
+fn parse_url(v: &str, schemes: &[&str]) -> Result<String, String> {
+    let parsed = url::Url::parse(v).map_err(|e| format!("not a URL ({e})"))?;
+    if !schemes.contains(&parsed.scheme()) {
+        return Err(format!(
+            "scheme `{}` is not one of {}",
+            parsed.scheme(),
+            schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err("the URL has no host".into());
+    }
+    Ok(v.to_owned())
+}
+
+fn parse_port(v: &str) -> Result<u16, String> {
+    match v.trim().parse::<u16>() {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(format!("expected a port number 1-65535, got {v:?}")),
+    }
+}
+
+/// `true/false`, `yes/no`, `1/0`, `on/off`, as people write them in `.env` files.
+pub fn parse_bool(v: &str) -> Result<bool, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "1" | "on" => Ok(true),
+        "false" | "no" | "0" | "off" => Ok(false),
+        _ => Err(format!("expected true or false, got {v:?}")),
+    }
+}
+
+fn parse_smtp_tls(v: &str) -> Result<SmtpTls, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "none" | "plain" | "off" => Ok(SmtpTls::None),
+        "starttls" => Ok(SmtpTls::StartTls),
+        "tls" | "ssl" | "smtps" => Ok(SmtpTls::Tls),
+        _ => Err(format!("expected none, starttls or tls, got {v:?}")),
+    }
+}
+
+fn parse_bucket(v: &str) -> Result<String, String> {
+    let ok = (3..=63).contains(&v.len())
+        && v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err(format!("{v:?} is not a bucket name (3-63 lowercase letters, digits, '-' or '.')"))
+    }
+}
+
+fn parse_mailbox(v: &str) -> Result<String, String> {
+    if v.contains('@') {
+        Ok(v.to_owned())
+    } else {
+        Err(format!("{v:?} is not a mail address"))
+    }
+}
+
+fn tls_for_port(port: u16) -> SmtpTls {
+    match port {
+        465 => SmtpTls::Tls,
+        587 => SmtpTls::StartTls,
+        _ => SmtpTls::None,
+    }
+}
+
+fn default_smtp_port(tls: SmtpTls) -> u16 {
+    match tls {
+        SmtpTls::Tls => 465,
+        SmtpTls::StartTls => 587,
+        SmtpTls::None => 25,
+    }
+}
+
+/// Compose's default project name: the current directory's name, lowercased, keeping
+/// letters, digits, `-` and `_`.
+pub fn default_compose_project() -> String {
+    let dir = std::env::current_dir().ok();
+    let name = dir.as_deref().and_then(Path::file_name).and_then(|n| n.to_str()).unwrap_or("default");
+    name.to_ascii_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    fn opts_in(dir: &Path) -> LoadOptions {
+        LoadOptions {
+            config_file: Some(dir.join("lifeboat.toml")).filter(|p| p.exists()),
+            env_file: Some(dir.join(".env")).filter(|p| p.exists()),
+            ..LoadOptions::default()
+        }
+    }
+
+    #[test]
+    fn precedence_is_flags_then_environment_then_dotenv_then_file_then_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("lifeboat.toml"),
+            "[backup]\ndir = \"/from/file\"\n[s3]\nbucket = \"file-bucket\"\nregion = \"eu-file\"\n[smtp]\nhost = \"file-host\"\n",
+        )
+        .expect("write");
+        std::fs::write(dir.path().join(".env"), "S3_BUCKET=dotenv-bucket\nSMTP_HOST=dotenv-host\n").expect("write");
+        let mut opts = opts_in(dir.path());
+        opts.overrides.push(Override { key: "backup.dir", flag: "--dir", value: "/from/flag".into() });
+        let cfg = Config::load_with_env(&opts, &env(&[("SMTP_HOST", "env-host"), ("LIFEBOAT_BACKUP_DIR", "/from/env")]))
+            .expect("load");
+        assert_eq!(cfg.backup_dir, PathBuf::from("/from/flag"));
+        assert_eq!(cfg.smtp.host.as_deref(), Some("env-host"));
+        assert_eq!(cfg.s3.bucket.as_deref(), Some("dotenv-bucket"));
+        assert_eq!(cfg.s3.region, "eu-file");
+        assert_eq!(cfg.database.service, "postgres");
+    }
+
+    #[test]
+    fn the_profile_table_overrides_the_top_level_and_can_come_from_dotenv() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("lifeboat.toml"),
+            "[s3]\nbucket = \"base-bucket\"\n[profile.production.s3]\nbucket = \"prod-bucket\"\n[profile.staging.s3]\nbucket = \"staging-bucket\"\n",
+        )
+        .expect("write");
+        std::fs::write(dir.path().join(".env"), "LIFEBOAT_ENV=staging\n").expect("write");
+        let mut opts = opts_in(dir.path());
+        assert_eq!(Config::load_with_env(&opts, &env(&[])).expect("load").s3.bucket.as_deref(), Some("staging-bucket"));
+        opts.profile = Some("production".into());
+        let cfg = Config::load_with_env(&opts, &env(&[])).expect("load");
+        assert_eq!(cfg.s3.bucket.as_deref(), Some("prod-bucket"));
+        assert_eq!(cfg.profile.as_deref(), Some("production"));
+    }
+
+    #[test]
+    fn an_unknown_key_names_the_key_and_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("lifeboat.toml"), "[database]\nuri = \"x\"\n").expect("write");
+        let err = Config::load_with_env(&opts_in(dir.path()), &env(&[])).expect_err("must fail").to_string();
+        assert!(err.contains("`database.uri`"), "{err}");
+        assert!(err.contains("lifeboat.toml"), "{err}");
+        assert!(err.contains("url"), "the hint lists the known keys: {err}");
+
+        std::fs::write(dir.path().join("lifeboat.toml"), "[profile.production.smtp]\nhots = \"x\"\n").expect("write");
+        let err = Config::load_with_env(&opts_in(dir.path()), &env(&[])).expect_err("must fail").to_string();
+        assert!(err.contains("`profile.production.smtp.hots`"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_lifeboat_variable_is_a_typo_but_other_variables_are_ignored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = Config::load_with_env(&opts_in(dir.path()), &env(&[("LIFEBOAT_BAKUP_DIR", "/x")]))
+            .expect_err("must fail")
+            .to_string();
+        assert!(err.contains("LIFEBOAT_BAKUP_DIR"), "{err}");
+        std::fs::write(dir.path().join(".env"), "NODE_ENV=production\nLIFEBOAT_MAIL_TOO=a@b.c\n").expect("write");
+        let err = Config::load_with_env(&opts_in(dir.path()), &env(&[])).expect_err("must fail").to_string();
+        assert!(err.contains("LIFEBOAT_MAIL_TOO in") && err.contains(".env line 2"), "{err}");
+    }
+
+    #[test]
+    fn a_malformed_value_names_the_key_and_where_it_came_from_without_the_secret() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join(".env"), "# stack\nSMTP_PORT=abc\n").expect("write");
+        let err = Config::load_with_env(&opts_in(dir.path()), &env(&[])).expect_err("must fail").to_string();
+        assert!(err.contains("`smtp.port`") && err.contains("SMTP_PORT in") && err.contains("line 2"), "{err}");
+
+        let err = Config::load_with_env(&opts_in(dir.path()), &env(&[("DATABASE_URL", "mysql://u:hunter2@h/d"), ("SMTP_PORT", "25")]))
+            .expect_err("must fail")
+            .to_string();
+        assert!(err.contains("environment variable DATABASE_URL"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn an_explicit_file_must_exist_but_the_defaults_are_optional() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = LoadOptions { env_file: Some(dir.path().join("nope.env")), ..LoadOptions::default() };
+        let err = Config::load_with_env(&opts, &env(&[])).expect_err("must fail").to_string();
+        assert!(err.contains("nope.env"), "{err}");
+    }
+
+    #[test]
+    fn dotenv_follows_compose_quoting() {
+        let vars = parse_dotenv(
+            Path::new(".env"),
+            "export A=1\nB='x # y'\nC=\"a\\nb\"\nD=plain # comment\nE=\n",
+        )
+        .expect("parse");
+        let got: Vec<(&str, &str)> = vars.iter().map(|v| (v.name.as_str(), v.value.as_str())).collect();
+        assert_eq!(got, [("A", "1"), ("B", "x # y"), ("C", "a\nb"), ("D", "plain"), ("E", "")]);
+        let err = parse_dotenv(Path::new(".env"), "OK=1\nnot a line\n").expect_err("must fail").to_string();
+        assert!(err.contains(".env line 2"), "{err}");
+    }
+
+    #[test]
+    fn smtp_tls_and_port_default_from_each_other() {
+        let load = |pairs: &[(&str, &str)]| {
+            let cfg = Config::load_with_env(&LoadOptions { env_file: None, ..LoadOptions::default() }, &env(pairs)).expect("load");
+            (cfg.smtp.tls, cfg.smtp.port)
+        };
+        assert_eq!(load(&[("SMTP_PORT", "465")]), (SmtpTls::Tls, 465));
+        assert_eq!(load(&[("SMTP_PORT", "587")]), (SmtpTls::StartTls, 587));
+        assert_eq!(load(&[("SMTP_PORT", "1025")]), (SmtpTls::None, 1025));
+        assert_eq!(load(&[("LIFEBOAT_SMTP_TLS", "starttls")]), (SmtpTls::StartTls, 587));
+    }
+
+    #[test]
+    fn a_missing_setting_says_which_variable_to_set() {
+        let cfg = Config::load_with_env(&LoadOptions::default(), &env(&[])).expect("load");
+        let err = cfg.require_s3("to upload backups").expect_err("must fail").to_string();
+        assert!(err.contains("S3_ACCESS_KEY_ID") && err.contains("to upload backups"), "{err}");
+    }
+
+    #[test]
+    fn every_setting_variable_is_in_env_vars() {
+        for s in SETTINGS {
+            assert!(ev::ALL.contains(&s.env), "{} missing from env_vars::ALL", s.env);
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Every environment variable lifeboat reads, as a constant.
+//!
+//! clap's `env =` and the configuration loader point here, so `--help` shows each variable, and
+//! a test checks that README's configuration reference names every one of them.
+
+// The names the stacks already use (seeds 000–003): lifeboat reads them as they are.
+pub const DATABASE_URL: &str = "DATABASE_URL";
+pub const REDIS_URL: &str = "REDIS_URL";
+pub const S3_ENDPOINT: &str = "S3_ENDPOINT";
+pub const S3_REGION: &str = "S3_REGION";
+pub const S3_ACCESS_KEY_ID: &str = "S3_ACCESS_KEY_ID";
+pub const S3_SECRET_ACCESS_KEY: &str = "S3_SECRET_ACCESS_KEY";
+pub const S3_BUCKET: &str = "S3_BUCKET";
+pub const SMTP_HOST: &str = "SMTP_HOST";
+pub const SMTP_PORT: &str = "SMTP_PORT";
+pub const SMTP_USER: &str = "SMTP_USER";
+pub const SMTP_PASSWORD: &str = "SMTP_PASSWORD";
+pub const SMTP_FROM: &str = "SMTP_FROM";
+/// Compose's own names for the project and its files.
+pub const COMPOSE_PROJECT_NAME: &str = "COMPOSE_PROJECT_NAME";
+pub const COMPOSE_FILE: &str = "COMPOSE_FILE";
+/// The Docker engine to talk to, as the docker CLI reads it (`unix:///…` or `tcp://host:port`).
+pub const DOCKER_HOST: &str = "DOCKER_HOST";
+/// Turns colour off, whatever the terminal (<https://no-color.org>).
+pub const NO_COLOR: &str = "NO_COLOR";
+
+// lifeboat's own settings.
+/// The profile (`staging`, `production`) whose `[profile.NAME]` table of lifeboat.toml applies.
+pub const LIFEBOAT_ENV: &str = "LIFEBOAT_ENV";
+/// The configuration file (default `./lifeboat.toml`, optional).
+pub const LIFEBOAT_CONFIG: &str = "LIFEBOAT_CONFIG";
+/// The stack's `.env` file (default `./.env`, optional).
+pub const LIFEBOAT_ENV_FILE: &str = "LIFEBOAT_ENV_FILE";
+/// `human` (default) or `json`.
+pub const LIFEBOAT_LOG_FORMAT: &str = "LIFEBOAT_LOG_FORMAT";
+/// A tracing filter (`info`, `debug`, `lifeboat=trace`); overrides `-v`/`-q`.
+pub const LIFEBOAT_LOG: &str = "LIFEBOAT_LOG";
+/// The compose service of the database (default `postgres`).
+pub const LIFEBOAT_DB_SERVICE: &str = "LIFEBOAT_DB_SERVICE";
+/// A database container by name or id, instead of finding it by compose service.
+pub const LIFEBOAT_DB_CONTAINER: &str = "LIFEBOAT_DB_CONTAINER";
+/// Where local backups live (default `./backups`).
+pub const LIFEBOAT_BACKUP_DIR: &str = "LIFEBOAT_BACKUP_DIR";
+/// A prefix for every object lifeboat writes to the bucket (default `lifeboat/`).
+pub const LIFEBOAT_S3_PREFIX: &str = "LIFEBOAT_S3_PREFIX";
+/// Path-style bucket addressing (default `true`: MinIO needs it, Spaces and AWS accept it).
+pub const LIFEBOAT_S3_PATH_STYLE: &str = "LIFEBOAT_S3_PATH_STYLE";
+/// `none`, `starttls` or `tls` (default: `tls` on port 465, `starttls` on 587, else `none`).
+pub const LIFEBOAT_SMTP_TLS: &str = "LIFEBOAT_SMTP_TLS";
+/// A PEM file of extra CA certificates trusted for SMTP (an internal relay's own CA).
+pub const LIFEBOAT_SMTP_CA_FILE: &str = "LIFEBOAT_SMTP_CA_FILE";
+/// Who gets lifeboat's mails (comma-separated addresses).
+pub const LIFEBOAT_MAIL_TO: &str = "LIFEBOAT_MAIL_TO";
+/// Where job locks live (default: the system's temporary directory, `lifeboat-locks/`).
+pub const LIFEBOAT_LOCK_DIR: &str = "LIFEBOAT_LOCK_DIR";
+
+/// Every variable above, for the README check and for telling typos from settings.
+pub const ALL: &[&str] = &[
+    DATABASE_URL,
+    REDIS_URL,
+    S3_ENDPOINT,
+    S3_REGION,
+    S3_ACCESS_KEY_ID,
+    S3_SECRET_ACCESS_KEY,
+    S3_BUCKET,
+    SMTP_HOST,
+    SMTP_PORT,
+    SMTP_USER,
+    SMTP_PASSWORD,
+    SMTP_FROM,
+    COMPOSE_PROJECT_NAME,
+    COMPOSE_FILE,
+    DOCKER_HOST,
+    NO_COLOR,
+    LIFEBOAT_ENV,
+    LIFEBOAT_CONFIG,
+    LIFEBOAT_ENV_FILE,
+    LIFEBOAT_LOG_FORMAT,
+    LIFEBOAT_LOG,
+    LIFEBOAT_DB_SERVICE,
+    LIFEBOAT_DB_CONTAINER,
+    LIFEBOAT_BACKUP_DIR,
+    LIFEBOAT_S3_PREFIX,
+    LIFEBOAT_S3_PATH_STYLE,
+    LIFEBOAT_SMTP_TLS,
+    LIFEBOAT_SMTP_CA_FILE,
+    LIFEBOAT_MAIL_TO,
+    LIFEBOAT_LOCK_DIR,
+];
+
+/// The prefix of lifeboat's own variables: an unknown one is a typo and an error.
+pub const PREFIX: &str = "LIFEBOAT_";

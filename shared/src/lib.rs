@@ -1,0 +1,39 @@
+//! The library every lifeboat binary shares.
+//!
+//! One module per concern, each with its own error type. The light core (configuration, secrets,
+//! exit codes, locking, output) needs no async runtime; the service clients sit behind cargo
+//! features so that `lifeboat-healthcheck` never compiles bollard or the AWS SDK:
+//!
+//! | module | feature | what it promises |
+//! |---|---|---|
+//! | [`config`] | – | flags > environment > `.env` > `lifeboat.toml` > defaults; errors name the key and its source |
+//! | [`env_vars`] | – | every environment variable lifeboat reads, in one place |
+//! | [`secret`] | – | secrets print `***`; URLs print without their password |
+//! | [`exit`] | – | the exit codes cron, Docker and CI rely on |
+//! | [`lock`] | – | two runs of the same job never overlap |
+//! | [`output`] | – | story on stderr (human or JSON), data on stdout, colour only on a TTY |
+//! | [`cli`] | – | the options every binary shares |
+//! | `docker` | `docker` | compose containers by label, exec, stop/start, wait healthy, build |
+//! | `db` | `db` | PostgreSQL from a URL (`sslmode=require` works) or a container's `POSTGRES_*` |
+//! | `redis` | `redis` | PING and latency |
+//! | `s3` | `s3` | MinIO, Spaces and AWS alike (custom endpoint, path-style) |
+//! | `mail` | `mail` | SMTP plain, STARTTLS and TLS |
+
+pub mod cli;
+pub mod config;
+pub mod env_vars;
+pub mod exit;
+pub mod lock;
+pub mod output;
+pub mod secret;
+
+#[cfg(feature = "db")]
+pub mod db;
+#[cfg(feature = "docker")]
+pub mod docker;
+#[cfg(feature = "mail")]
+pub mod mail;
+#[cfg(feature = "redis")]
+pub mod redis;
+#[cfg(feature = "s3")]
+pub mod s3;

@@ -1,0 +1,126 @@
+//! A lock per job, so that two runs never overlap.
+//!
+//! cron starting the nightly backup while a person runs one by hand, or two deploys from two CI
+//! jobs, must not interleave. The lock is an OS file lock (`flock`): the kernel releases it when
+//! the process dies, so a crashed run never leaves a stale lock behind. The file also holds who
+//! took it and when, so that the error says who holds it and since when.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("{job} is already running: {holder}; wait for it to finish (lock file {})", path.display())]
+    Held { job: String, holder: String, path: PathBuf },
+    #[error("cannot use lock file {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Who holds a lock: written into the lock file by the holder.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Holder {
+    pub pid: u32,
+    pub host: String,
+    pub user: String,
+    pub command: String,
+    pub since: chrono::DateTime<chrono::Utc>,
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`{}` (pid {}, user {} on {}) since {}",
+            self.command,
+            self.pid,
+            self.user,
+            self.host,
+            self.since.format("%Y-%m-%d %H:%M:%S UTC")
+        )
+    }
+}
+
+/// A held lock; released when dropped (or when the process ends, however it ends).
+#[derive(Debug)]
+pub struct JobLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl JobLock {
+    /// Take the lock for `job` (e.g. `backup-myapp`) in `dir`, or say who holds it.
+    pub fn acquire(dir: &Path, job: &str) -> Result<Self, LockError> {
+        let path = dir.join(format!("{job}.lock"));
+        let io = |source| LockError::Io { path: path.clone(), source };
+        std::fs::create_dir_all(dir).map_err(|source| LockError::Io { path: dir.to_path_buf(), source })?;
+        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                let holder = serde_json::from_str::<Holder>(&text)
+                    .map_or_else(|_| "another process".to_owned(), |h| h.to_string());
+                return Err(LockError::Held { job: job.to_owned(), holder, path });
+            }
+            Err(TryLockError::Error(e)) => return Err(io(e)),
+        }
+        let holder = Holder {
+            pid: std::process::id(),
+            host: hostname(),
+            user: std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into()),
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+            since: chrono::Utc::now(),
+        };
+        let json = serde_json::to_string(&holder).unwrap_or_default();
+        file.set_len(0).map_err(io)?;
+        file.seek(SeekFrom::Start(0)).map_err(io)?;
+        file.write_all(json.as_bytes()).map_err(io)?;
+        file.sync_data().map_err(io)?;
+        Ok(Self { file, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for JobLock {
+    fn drop(&mut self) {
+        // Empty the holder record, then let the kernel drop the lock with the file handle.
+        let _ = self.file.set_len(0);
+        let _ = self.file.unlock();
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map_or_else(|_| "unknown".into(), |h| h.trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_run_is_refused_and_told_who_holds_the_lock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = JobLock::acquire(dir.path(), "backup-app").expect("first");
+        let err = JobLock::acquire(dir.path(), "backup-app").expect_err("second must fail").to_string();
+        assert!(err.contains("backup-app is already running"), "{err}");
+        assert!(err.contains(&format!("pid {}", std::process::id())), "{err}");
+        assert!(err.contains("since 20"), "{err}");
+        // Another job is independent.
+        let _other = JobLock::acquire(dir.path(), "restore-app").expect("other job");
+        drop(first);
+        JobLock::acquire(dir.path(), "backup-app").expect("free again after release");
+    }
+}

@@ -1,0 +1,152 @@
+//! Output: the story goes to stderr, data to stdout.
+//!
+//! Logs are `tracing` events on stderr, human by default and one JSON object per line with
+//! `--log-format json` (for log collectors). stdout carries only what a script would parse.
+//! Colour only on a terminal and never with `NO_COLOR`. Every message passes through
+//! [`crate::secret::redact_url`] on its way out, so a URL with a password in an error chain
+//! cannot reach a log.
+
+use std::io::{IsTerminal, Write};
+
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::EnvFilter;
+
+use crate::env_vars;
+
+/// The log format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Short lines for a person.
+    #[default]
+    Human,
+    /// One JSON object per event, for log collectors.
+    Json,
+}
+
+/// How loud the logs are, from `-v`/`-q` or `LIFEBOAT_LOG`.
+#[derive(Debug, Clone, Default)]
+pub struct OutputOptions {
+    pub format: LogFormat,
+    /// -1 quiet (errors only), 0 normal (info), 1 debug, 2 and more trace.
+    pub verbosity: i8,
+    /// A tracing filter that overrides `verbosity` (`LIFEBOAT_LOG`).
+    pub filter: Option<String>,
+}
+
+/// True when colour is wanted on stderr: a terminal, and `NO_COLOR` unset or empty.
+pub fn color_enabled() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os(env_vars::NO_COLOR).is_none_or(|v| v.is_empty())
+}
+
+/// True when progress bars may be drawn: stderr is a terminal.
+pub fn progress_enabled() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+/// Install the global subscriber. Call once, first thing in `main`.
+pub fn init(opts: &OutputOptions) {
+    let level = match opts.verbosity {
+        i8::MIN..=-1 => "error",
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = opts
+        .filter
+        .as_deref()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(RedactingStderr);
+    let result = match opts.format {
+        LogFormat::Human => builder
+            .with_ansi(color_enabled())
+            .with_target(false)
+            .without_time()
+            .with_level(true)
+            .try_init(),
+        LogFormat::Json => builder.json().with_current_span(false).flatten_event(true).try_init(),
+    };
+    // A second init (tests calling run twice) keeps the first subscriber.
+    drop(result);
+}
+
+/// stderr, with every URL password and `password=` value replaced by `***`.
+struct RedactingStderr;
+
+impl<'a> MakeWriter<'a> for RedactingStderr {
+    type Writer = RedactingWriter;
+    fn make_writer(&'a self) -> Self::Writer {
+        RedactingWriter(Vec::new())
+    }
+}
+
+/// Buffers one event and writes it redacted, in one write, when dropped.
+struct RedactingWriter(Vec<u8>);
+
+impl Write for RedactingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for RedactingWriter {
+    fn drop(&mut self) {
+        let text = String::from_utf8_lossy(&self.0);
+        let redacted = crate::secret::redact_url(&text);
+        let mut err = std::io::stderr().lock();
+        // Nothing sensible is left to do when stderr is gone.
+        let _ = err.write_all(redacted.as_bytes());
+    }
+}
+
+/// Progress of a long step, reported by the library; binaries decide how to show it.
+pub trait Progress: Send + Sync {
+    /// A new phase, with its total in bytes when known.
+    fn start(&self, what: &str, total: Option<u64>);
+    /// `n` more bytes done.
+    fn advance(&self, n: u64);
+    /// The phase ended.
+    fn finish(&self);
+}
+
+/// No progress display: not a terminal, or `--no-progress`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&self, _: &str, _: Option<u64>) {}
+    fn advance(&self, _: u64) {}
+    fn finish(&self) {}
+}
+
+/// Human-readable bytes: `1.5 MiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_read_like_ls_h() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(5 * 1024 * 1024 * 1024), "5.0 GiB");
+    }
+}
