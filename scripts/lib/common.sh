@@ -8,7 +8,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-CACHE_DIR=${LIFEBOAT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lifeboat}
+CACHE_DIR=${LBTEST_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lifeboat}
 mkdir -p "$CACHE_DIR"
 # The classic builder: it resolves FROM against local images and never contacts a registry.
 export DOCKER_BUILDKIT=0
@@ -73,15 +73,15 @@ ensure_engine() {
     die "dockerd did not answer within 60 s; see $CACHE_DIR/log/dockerd.log"
 }
 
-# Export LIFEBOAT_COMPOSE: "docker compose" (v2 plugin) or "docker-compose" (v1).
+# Export COMPOSE_CMD: "docker compose" (v2 plugin) or "docker-compose" (v1).
 ensure_compose() {
     if docker compose version >/dev/null 2>&1; then
-        export LIFEBOAT_COMPOSE="docker compose"
+        COMPOSE_CMD="docker compose"
     elif command -v docker-compose >/dev/null 2>&1; then
-        export LIFEBOAT_COMPOSE="docker-compose"
+        COMPOSE_CMD="docker-compose"
     else
         apt_install docker-compose
-        export LIFEBOAT_COMPOSE="docker-compose"
+        COMPOSE_CMD="docker-compose"
     fi
 }
 

@@ -45,8 +45,16 @@ pub struct GlobalArgs {
 
 impl GlobalArgs {
     pub fn output(&self) -> OutputOptions {
-        let verbosity = if self.quiet { -1 } else { i8::try_from(self.verbose).unwrap_or(i8::MAX) };
-        OutputOptions { format: self.log_format, verbosity, filter: self.log_filter.clone() }
+        let verbosity = if self.quiet {
+            -1
+        } else {
+            i8::try_from(self.verbose).unwrap_or(i8::MAX)
+        };
+        OutputOptions {
+            format: self.log_format,
+            verbosity,
+            filter: self.log_filter.clone(),
+        }
     }
 
     /// Load the configuration with these sources and the given flag overrides.
@@ -61,6 +69,14 @@ impl GlobalArgs {
 }
 
 /// A flag's value as a configuration override, when the flag was given.
-pub fn flag(key: &'static str, flag: &'static str, value: Option<impl ToString>) -> Option<Override> {
-    value.map(|v| Override { key, flag, value: v.to_string() })
+pub fn flag(
+    key: &'static str,
+    flag: &'static str,
+    value: Option<impl ToString>,
+) -> Option<Override> {
+    value.map(|v| Override {
+        key,
+        flag,
+        value: v.to_string(),
+    })
 }

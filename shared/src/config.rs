@@ -32,7 +32,13 @@ pub struct Setting {
 }
 
 const fn setting(key: &'static str, env: &'static str, doc: &'static str) -> Setting {
-    Setting { key, env, default: None, secret: false, doc }
+    Setting {
+        key,
+        env,
+        default: None,
+        secret: false,
+        doc,
+    }
 }
 
 const fn with_default(mut s: Setting, default: &'static str) -> Setting {
@@ -78,7 +84,11 @@ pub const SETTINGS: &[Setting] = &[
 pub enum Origin {
     Default,
     File(PathBuf),
-    DotEnv { path: PathBuf, line: usize, var: String },
+    DotEnv {
+        path: PathBuf,
+        line: usize,
+        var: String,
+    },
     Env(String),
     Flag(String),
 }
@@ -88,7 +98,9 @@ impl fmt::Display for Origin {
         match self {
             Origin::Default => f.write_str("the default"),
             Origin::File(path) => write!(f, "{}", path.display()),
-            Origin::DotEnv { path, line, var } => write!(f, "{var} in {} line {line}", path.display()),
+            Origin::DotEnv { path, line, var } => {
+                write!(f, "{var} in {} line {line}", path.display())
+            }
             Origin::Env(var) => write!(f, "environment variable {var}"),
             Origin::Flag(flag) => write!(f, "flag {flag}"),
         }
@@ -106,15 +118,31 @@ pub enum ConfigError {
     #[error("{} is not valid TOML: {message}", path.display())]
     Toml { path: PathBuf, message: String },
     #[error("{} line {line}: {message}", path.display())]
-    Syntax { path: PathBuf, line: usize, message: String },
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
     #[error("unknown key `{key}` in {}{hint}", path.display())]
-    UnknownKey { key: String, path: PathBuf, hint: String },
+    UnknownKey {
+        key: String,
+        path: PathBuf,
+        hint: String,
+    },
     #[error("unknown variable {var} (from {origin}); lifeboat's own variables are listed in README's configuration reference")]
     UnknownVariable { var: String, origin: Origin },
     #[error("invalid value for `{key}` (from {origin}): {reason}")]
-    Invalid { key: &'static str, origin: Origin, reason: String },
+    Invalid {
+        key: &'static str,
+        origin: Origin,
+        reason: String,
+    },
     #[error("`{key}` is not set: set {env} in the environment or .env, or `{key}` in lifeboat.toml ({why})")]
-    Missing { key: &'static str, env: &'static str, why: String },
+    Missing {
+        key: &'static str,
+        env: &'static str,
+        why: String,
+    },
 }
 
 /// What the binary knows before reading any file: from its flags and their `env =` fallbacks.
@@ -217,7 +245,10 @@ impl Config {
     }
 
     /// Load with an explicit environment (tests; and callers that sanitise the environment).
-    pub fn load_with_env(opts: &LoadOptions, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+    pub fn load_with_env(
+        opts: &LoadOptions,
+        env: &HashMap<String, String>,
+    ) -> Result<Self, ConfigError> {
         let mut layers = Layers::default();
         for s in SETTINGS {
             if let Some(default) = s.default {
@@ -231,10 +262,16 @@ impl Config {
             .transpose()?;
         let profile = opts.profile.clone().or_else(|| {
             let (_, vars) = dotenv.as_ref()?;
-            vars.iter().find(|v| v.name == ev::LIFEBOAT_ENV).map(|v| v.value.clone())
+            vars.iter()
+                .find(|v| v.name == ev::LIFEBOAT_ENV)
+                .map(|v| v.value.clone())
         });
         if let Some(p) = &profile {
-            if p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            if p.is_empty()
+                || !p
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
                 return Err(ConfigError::Invalid {
                     key: "profile",
                     origin: Origin::Flag("--env".into()),
@@ -244,13 +281,18 @@ impl Config {
         }
 
         let mut sources = Vec::new();
-        if let Some((path, text)) = read_optional(opts.config_file.as_deref(), DEFAULT_CONFIG_FILE)? {
+        if let Some((path, text)) = read_optional(opts.config_file.as_deref(), DEFAULT_CONFIG_FILE)?
+        {
             apply_toml(&mut layers, &path, &text, profile.as_deref())?;
             sources.push(path);
         }
         if let Some((path, vars)) = dotenv {
             for var in vars {
-                let origin = Origin::DotEnv { path: path.clone(), line: var.line, var: var.name.clone() };
+                let origin = Origin::DotEnv {
+                    path: path.clone(),
+                    line: var.line,
+                    var: var.name.clone(),
+                };
                 apply_variable(&mut layers, &var.name, var.value, origin)?;
             }
             sources.push(path);
@@ -258,7 +300,12 @@ impl Config {
         let mut names: Vec<&String> = env.keys().collect();
         names.sort();
         for name in names {
-            apply_variable(&mut layers, name, env[name].clone(), Origin::Env(name.clone()))?;
+            apply_variable(
+                &mut layers,
+                name,
+                env[name].clone(),
+                Origin::Env(name.clone()),
+            )?;
         }
         for o in &opts.overrides {
             layers.set(o.key, o.value.clone(), Origin::Flag(o.flag.to_owned()));
@@ -268,11 +315,17 @@ impl Config {
 
     /// The database URL, or an error saying how to give one.
     pub fn require_database_url(&self, why: &str) -> Result<&SecretUrl, ConfigError> {
-        self.database.url.as_ref().ok_or_else(|| missing("database.url", why))
+        self.database
+            .url
+            .as_ref()
+            .ok_or_else(|| missing("database.url", why))
     }
 
     pub fn require_redis_url(&self, why: &str) -> Result<&SecretUrl, ConfigError> {
-        self.redis.url.as_ref().ok_or_else(|| missing("redis.url", why))
+        self.redis
+            .url
+            .as_ref()
+            .ok_or_else(|| missing("redis.url", why))
     }
 
     /// The bucket settings, complete, or an error naming the first one missing.
@@ -281,8 +334,14 @@ impl Config {
         Ok(S3Settings {
             endpoint: s3.endpoint.clone(),
             region: s3.region.clone(),
-            access_key_id: s3.access_key_id.clone().ok_or_else(|| missing("s3.access-key-id", why))?,
-            secret_access_key: s3.secret_access_key.clone().ok_or_else(|| missing("s3.secret-access-key", why))?,
+            access_key_id: s3
+                .access_key_id
+                .clone()
+                .ok_or_else(|| missing("s3.access-key-id", why))?,
+            secret_access_key: s3
+                .secret_access_key
+                .clone()
+                .ok_or_else(|| missing("s3.secret-access-key", why))?,
             bucket: s3.bucket.clone().ok_or_else(|| missing("s3.bucket", why))?,
             prefix: s3.prefix.clone(),
             path_style: s3.path_style,
@@ -292,8 +351,12 @@ impl Config {
     /// The mail settings, complete, or an error naming the first one missing.
     pub fn require_smtp(&self, why: &str) -> Result<&SmtpConfig, ConfigError> {
         let smtp = &self.smtp;
-        smtp.host.as_ref().ok_or_else(|| missing("smtp.host", why))?;
-        smtp.from.as_ref().ok_or_else(|| missing("smtp.from", why))?;
+        smtp.host
+            .as_ref()
+            .ok_or_else(|| missing("smtp.host", why))?;
+        smtp.from
+            .as_ref()
+            .ok_or_else(|| missing("smtp.from", why))?;
         if smtp.to.is_empty() {
             return Err(missing("mail.to", why));
         }
@@ -315,7 +378,11 @@ pub struct S3Settings {
 
 fn missing(key: &'static str, why: &str) -> ConfigError {
     let env = setting_for(key).map_or("", |s| s.env);
-    ConfigError::Missing { key, env, why: why.to_owned() }
+    ConfigError::Missing {
+        key,
+        env,
+        why: why.to_owned(),
+    }
 }
 
 fn setting_for(key: &str) -> Option<&'static Setting> {
@@ -341,14 +408,26 @@ impl Layers {
         self.raw(key).map(|(v, _)| v.clone())
     }
 
-    fn parse<T>(&self, key: &'static str, f: impl Fn(&str) -> Result<T, String>) -> Result<Option<T>, ConfigError> {
+    fn parse<T>(
+        &self,
+        key: &'static str,
+        f: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, ConfigError> {
         self.raw(key)
-            .map(|(value, origin)| f(value).map_err(|reason| ConfigError::Invalid { key, origin: origin.clone(), reason }))
+            .map(|(value, origin)| {
+                f(value).map_err(|reason| ConfigError::Invalid {
+                    key,
+                    origin: origin.clone(),
+                    reason,
+                })
+            })
             .transpose()
     }
 
     fn build(self, profile: Option<String>, sources: Vec<PathBuf>) -> Result<Config, ConfigError> {
-        let url = |schemes: &'static [&'static str]| move |v: &str| parse_url(v, schemes).map(SecretUrl::new);
+        let url = |schemes: &'static [&'static str]| {
+            move |v: &str| parse_url(v, schemes).map(SecretUrl::new)
+        };
         let tls = self.parse("smtp.tls", parse_smtp_tls)?;
         let port = self.parse("smtp.port", parse_port)?;
         let (tls, port) = match (tls, port) {
@@ -359,7 +438,13 @@ impl Layers {
         };
         let to = self
             .string("mail.to")
-            .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default();
         let compose_project = match self.string("compose.project") {
             Some(p) => p,
@@ -369,13 +454,19 @@ impl Layers {
             profile,
             database: DatabaseConfig {
                 url: self.parse("database.url", url(&["postgres", "postgresql"]))?,
-                service: self.string("database.service").unwrap_or_else(|| "postgres".into()),
+                service: self
+                    .string("database.service")
+                    .unwrap_or_else(|| "postgres".into()),
                 container: self.string("database.container"),
             },
-            redis: RedisConfig { url: self.parse("redis.url", url(&["redis", "rediss"]))? },
+            redis: RedisConfig {
+                url: self.parse("redis.url", url(&["redis", "rediss"]))?,
+            },
             s3: S3Config {
                 endpoint: self.parse("s3.endpoint", |v| parse_url(v, &["http", "https"]))?,
-                region: self.string("s3.region").unwrap_or_else(|| "us-east-1".into()),
+                region: self
+                    .string("s3.region")
+                    .unwrap_or_else(|| "us-east-1".into()),
                 access_key_id: self.string("s3.access-key-id"),
                 secret_access_key: self.string("s3.secret-access-key").map(Secret::new),
                 bucket: self.parse("s3.bucket", parse_bucket)?,
@@ -396,21 +487,33 @@ impl Layers {
                 project: compose_project,
                 files: self
                     .string("compose.file")
-                    .map(|v| v.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect())
+                    .map(|v| {
+                        v.split(':')
+                            .filter(|s| !s.is_empty())
+                            .map(PathBuf::from)
+                            .collect()
+                    })
                     .unwrap_or_default(),
             },
             docker_host: self.string("docker.host"),
-            backup_dir: PathBuf::from(self.string("backup.dir").unwrap_or_else(|| "./backups".into())),
-            lock_dir: self
-                .string("lock.dir")
-                .map_or_else(|| std::env::temp_dir().join("lifeboat-locks"), PathBuf::from),
+            backup_dir: PathBuf::from(
+                self.string("backup.dir")
+                    .unwrap_or_else(|| "./backups".into()),
+            ),
+            lock_dir: self.string("lock.dir").map_or_else(
+                || std::env::temp_dir().join("lifeboat-locks"),
+                PathBuf::from,
+            ),
             sources,
         })
     }
 }
 
 /// Read `explicit` (which must exist) or `default` (which may be absent).
-fn read_optional(explicit: Option<&Path>, default: &str) -> Result<Option<(PathBuf, String)>, ConfigError> {
+fn read_optional(
+    explicit: Option<&Path>,
+    default: &str,
+) -> Result<Option<(PathBuf, String)>, ConfigError> {
     let (path, required) = match explicit {
         Some(p) => (p.to_path_buf(), true),
         None => (PathBuf::from(default), false),
@@ -424,24 +527,43 @@ fn read_optional(explicit: Option<&Path>, default: &str) -> Result<Option<(PathB
 
 /// A variable from the environment or `.env`: a setting's variable is applied; an unknown
 /// `LIFEBOAT_*` is a typo; anything else belongs to the stack and is none of our business.
-fn apply_variable(layers: &mut Layers, name: &str, value: String, origin: Origin) -> Result<(), ConfigError> {
+fn apply_variable(
+    layers: &mut Layers,
+    name: &str,
+    value: String,
+    origin: Origin,
+) -> Result<(), ConfigError> {
     if let Some(s) = SETTINGS.iter().find(|s| s.env == name) {
         layers.set(s.key, value, origin);
     } else if name.starts_with(ev::PREFIX) && !ev::ALL.contains(&name) {
-        return Err(ConfigError::UnknownVariable { var: name.to_owned(), origin });
+        return Err(ConfigError::UnknownVariable {
+            var: name.to_owned(),
+            origin,
+        });
     }
     Ok(())
 }
 
-fn apply_toml(layers: &mut Layers, path: &Path, text: &str, profile: Option<&str>) -> Result<(), ConfigError> {
-    let table: toml::Table =
-        toml::from_str(text).map_err(|e| ConfigError::Toml { path: path.to_path_buf(), message: e.to_string() })?;
+fn apply_toml(
+    layers: &mut Layers,
+    path: &Path,
+    text: &str,
+    profile: Option<&str>,
+) -> Result<(), ConfigError> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Toml {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
     let mut flat = BTreeMap::new();
     let mut profiles = BTreeMap::new();
     for (name, value) in &table {
         if name == "profile" {
             let Some(ps) = value.as_table() else {
-                return Err(unknown_key(path, "profile", "profiles are tables: [profile.production]"));
+                return Err(unknown_key(
+                    path,
+                    "profile",
+                    "profiles are tables: [profile.production]",
+                ));
             };
             for (pname, pvalue) in ps {
                 let mut pflat = BTreeMap::new();
@@ -490,9 +612,14 @@ fn flatten(
                     .filter_map(|s| s.key.strip_prefix(section)?.strip_prefix('.'))
                     .collect();
                 let hint = if known.is_empty() {
-                    let sections: std::collections::BTreeSet<&str> =
-                        SETTINGS.iter().filter_map(|s| s.key.split('.').next()).collect();
-                    format!("; known sections: {}", sections.into_iter().collect::<Vec<_>>().join(", "))
+                    let sections: std::collections::BTreeSet<&str> = SETTINGS
+                        .iter()
+                        .filter_map(|s| s.key.split('.').next())
+                        .collect();
+                    format!(
+                        "; known sections: {}",
+                        sections.into_iter().collect::<Vec<_>>().join(", ")
+                    )
                 } else {
                     format!("; known keys in [{section}]: {}", known.join(", "))
                 };
@@ -508,7 +635,13 @@ fn flatten(
                     .collect::<Option<Vec<_>>>()
                     .map(|v| v.join(","))
                     .ok_or_else(|| invalid_toml(path, &shown, "expected a list of strings"))?,
-                _ => return Err(invalid_toml(path, &shown, "expected a string, number or boolean")),
+                _ => {
+                    return Err(invalid_toml(
+                        path,
+                        &shown,
+                        "expected a string, number or boolean",
+                    ))
+                }
             };
             out.insert(name.to_owned(), text);
             Ok(())
@@ -517,11 +650,19 @@ fn flatten(
 }
 
 fn unknown_key(path: &Path, key: &str, hint: &str) -> ConfigError {
-    ConfigError::UnknownKey { key: key.to_owned(), path: path.to_path_buf(), hint: hint.to_owned() }
+    ConfigError::UnknownKey {
+        key: key.to_owned(),
+        path: path.to_path_buf(),
+        hint: hint.to_owned(),
+    }
 }
 
 fn invalid_toml(path: &Path, key: &str, reason: &str) -> ConfigError {
-    ConfigError::Syntax { path: path.to_path_buf(), line: 0, message: format!("`{key}`: {reason}") }
+    ConfigError::Syntax {
+        path: path.to_path_buf(),
+        line: 0,
+        message: format!("`{key}`: {reason}"),
+    }
 }
 
 /// One `NAME=value` of a `.env` file.
@@ -543,16 +684,27 @@ pub fn parse_dotenv(path: &Path, text: &str) -> Result<Vec<DotEnvVar>, ConfigErr
             continue;
         }
         let body = trimmed.strip_prefix("export ").unwrap_or(trimmed);
-        let syntax = |message: String| ConfigError::Syntax { path: path.to_path_buf(), line, message };
+        let syntax = |message: String| ConfigError::Syntax {
+            path: path.to_path_buf(),
+            line,
+            message,
+        };
         let Some((name, value)) = body.split_once('=') else {
-            return Err(syntax(format!("expected NAME=value, found {:?}", first_word(body))));
+            return Err(syntax(format!(
+                "expected NAME=value, found {:?}",
+                first_word(body)
+            )));
         };
         let name = name.trim();
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(syntax(format!("{name:?} is not a variable name")));
         }
         let value = unquote(value.trim()).map_err(|m| syntax(format!("{name}: {m}")))?;
-        vars.push(DotEnvVar { name: name.to_owned(), value, line });
+        vars.push(DotEnvVar {
+            name: name.to_owned(),
+            value,
+            line,
+        });
     }
     Ok(vars)
 }
@@ -592,7 +744,11 @@ fn parse_url(v: &str, schemes: &[&str]) -> Result<String, String> {
         return Err(format!(
             "scheme `{}` is not one of {}",
             parsed.scheme(),
-            schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(", ")
+            schemes
+                .iter()
+                .map(|s| format!("{s}://"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     if parsed.host_str().is_none_or(str::is_empty) {
@@ -628,11 +784,14 @@ fn parse_smtp_tls(v: &str) -> Result<SmtpTls, String> {
 
 fn parse_bucket(v: &str) -> Result<String, String> {
     let ok = (3..=63).contains(&v.len())
-        && v.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+        && v.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
     if ok {
         Ok(v.to_owned())
     } else {
-        Err(format!("{v:?} is not a bucket name (3-63 lowercase letters, digits, '-' or '.')"))
+        Err(format!(
+            "{v:?} is not a bucket name (3-63 lowercase letters, digits, '-' or '.')"
+        ))
     }
 }
 
@@ -664,7 +823,11 @@ fn default_smtp_port(tls: SmtpTls) -> u16 {
 /// letters, digits, `-` and `_`.
 pub fn default_compose_project() -> String {
     let dir = std::env::current_dir().ok();
-    let name = dir.as_deref().and_then(Path::file_name).and_then(|n| n.to_str()).unwrap_or("default");
+    let name = dir
+        .as_deref()
+        .and_then(Path::file_name)
+        .and_then(|n| n.to_str())
+        .unwrap_or("default");
     name.to_ascii_lowercase()
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
@@ -676,7 +839,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     fn opts_in(dir: &Path) -> LoadOptions {
@@ -695,11 +861,25 @@ mod tests {
             "[backup]\ndir = \"/from/file\"\n[s3]\nbucket = \"file-bucket\"\nregion = \"eu-file\"\n[smtp]\nhost = \"file-host\"\n",
         )
         .expect("write");
-        std::fs::write(dir.path().join(".env"), "S3_BUCKET=dotenv-bucket\nSMTP_HOST=dotenv-host\n").expect("write");
+        std::fs::write(
+            dir.path().join(".env"),
+            "S3_BUCKET=dotenv-bucket\nSMTP_HOST=dotenv-host\n",
+        )
+        .expect("write");
         let mut opts = opts_in(dir.path());
-        opts.overrides.push(Override { key: "backup.dir", flag: "--dir", value: "/from/flag".into() });
-        let cfg = Config::load_with_env(&opts, &env(&[("SMTP_HOST", "env-host"), ("LIFEBOAT_BACKUP_DIR", "/from/env")]))
-            .expect("load");
+        opts.overrides.push(Override {
+            key: "backup.dir",
+            flag: "--dir",
+            value: "/from/flag".into(),
+        });
+        let cfg = Config::load_with_env(
+            &opts,
+            &env(&[
+                ("SMTP_HOST", "env-host"),
+                ("LIFEBOAT_BACKUP_DIR", "/from/env"),
+            ]),
+        )
+        .expect("load");
         assert_eq!(cfg.backup_dir, PathBuf::from("/from/flag"));
         assert_eq!(cfg.smtp.host.as_deref(), Some("env-host"));
         assert_eq!(cfg.s3.bucket.as_deref(), Some("dotenv-bucket"));
@@ -717,7 +897,14 @@ mod tests {
         .expect("write");
         std::fs::write(dir.path().join(".env"), "LIFEBOAT_ENV=staging\n").expect("write");
         let mut opts = opts_in(dir.path());
-        assert_eq!(Config::load_with_env(&opts, &env(&[])).expect("load").s3.bucket.as_deref(), Some("staging-bucket"));
+        assert_eq!(
+            Config::load_with_env(&opts, &env(&[]))
+                .expect("load")
+                .s3
+                .bucket
+                .as_deref(),
+            Some("staging-bucket")
+        );
         opts.profile = Some("production".into());
         let cfg = Config::load_with_env(&opts, &env(&[])).expect("load");
         assert_eq!(cfg.s3.bucket.as_deref(), Some("prod-bucket"));
@@ -727,39 +914,72 @@ mod tests {
     #[test]
     fn an_unknown_key_names_the_key_and_the_file() {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("lifeboat.toml"), "[database]\nuri = \"x\"\n").expect("write");
-        let err = Config::load_with_env(&opts_in(dir.path()), &env(&[])).expect_err("must fail").to_string();
+        std::fs::write(
+            dir.path().join("lifeboat.toml"),
+            "[database]\nuri = \"x\"\n",
+        )
+        .expect("write");
+        let err = Config::load_with_env(&opts_in(dir.path()), &env(&[]))
+            .expect_err("must fail")
+            .to_string();
         assert!(err.contains("`database.uri`"), "{err}");
         assert!(err.contains("lifeboat.toml"), "{err}");
         assert!(err.contains("url"), "the hint lists the known keys: {err}");
 
-        std::fs::write(dir.path().join("lifeboat.toml"), "[profile.production.smtp]\nhots = \"x\"\n").expect("write");
-        let err = Config::load_with_env(&opts_in(dir.path()), &env(&[])).expect_err("must fail").to_string();
+        std::fs::write(
+            dir.path().join("lifeboat.toml"),
+            "[profile.production.smtp]\nhots = \"x\"\n",
+        )
+        .expect("write");
+        let err = Config::load_with_env(&opts_in(dir.path()), &env(&[]))
+            .expect_err("must fail")
+            .to_string();
         assert!(err.contains("`profile.production.smtp.hots`"), "{err}");
     }
 
     #[test]
     fn an_unknown_lifeboat_variable_is_a_typo_but_other_variables_are_ignored() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let err = Config::load_with_env(&opts_in(dir.path()), &env(&[("LIFEBOAT_BAKUP_DIR", "/x")]))
+        let err =
+            Config::load_with_env(&opts_in(dir.path()), &env(&[("LIFEBOAT_BAKUP_DIR", "/x")]))
+                .expect_err("must fail")
+                .to_string();
+        assert!(err.contains("LIFEBOAT_BAKUP_DIR"), "{err}");
+        std::fs::write(
+            dir.path().join(".env"),
+            "NODE_ENV=production\nLIFEBOAT_MAIL_TOO=a@b.c\n",
+        )
+        .expect("write");
+        let err = Config::load_with_env(&opts_in(dir.path()), &env(&[]))
             .expect_err("must fail")
             .to_string();
-        assert!(err.contains("LIFEBOAT_BAKUP_DIR"), "{err}");
-        std::fs::write(dir.path().join(".env"), "NODE_ENV=production\nLIFEBOAT_MAIL_TOO=a@b.c\n").expect("write");
-        let err = Config::load_with_env(&opts_in(dir.path()), &env(&[])).expect_err("must fail").to_string();
-        assert!(err.contains("LIFEBOAT_MAIL_TOO in") && err.contains(".env line 2"), "{err}");
+        assert!(
+            err.contains("LIFEBOAT_MAIL_TOO in") && err.contains(".env line 2"),
+            "{err}"
+        );
     }
 
     #[test]
     fn a_malformed_value_names_the_key_and_where_it_came_from_without_the_secret() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join(".env"), "# stack\nSMTP_PORT=abc\n").expect("write");
-        let err = Config::load_with_env(&opts_in(dir.path()), &env(&[])).expect_err("must fail").to_string();
-        assert!(err.contains("`smtp.port`") && err.contains("SMTP_PORT in") && err.contains("line 2"), "{err}");
-
-        let err = Config::load_with_env(&opts_in(dir.path()), &env(&[("DATABASE_URL", "mysql://u:hunter2@h/d"), ("SMTP_PORT", "25")]))
+        let err = Config::load_with_env(&opts_in(dir.path()), &env(&[]))
             .expect_err("must fail")
             .to_string();
+        assert!(
+            err.contains("`smtp.port`") && err.contains("SMTP_PORT in") && err.contains("line 2"),
+            "{err}"
+        );
+
+        let err = Config::load_with_env(
+            &opts_in(dir.path()),
+            &env(&[
+                ("DATABASE_URL", "mysql://u:hunter2@h/d"),
+                ("SMTP_PORT", "25"),
+            ]),
+        )
+        .expect_err("must fail")
+        .to_string();
         assert!(err.contains("environment variable DATABASE_URL"), "{err}");
         assert!(!err.contains("hunter2"), "{err}");
     }
@@ -767,8 +987,13 @@ mod tests {
     #[test]
     fn an_explicit_file_must_exist_but_the_defaults_are_optional() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let opts = LoadOptions { env_file: Some(dir.path().join("nope.env")), ..LoadOptions::default() };
-        let err = Config::load_with_env(&opts, &env(&[])).expect_err("must fail").to_string();
+        let opts = LoadOptions {
+            env_file: Some(dir.path().join("nope.env")),
+            ..LoadOptions::default()
+        };
+        let err = Config::load_with_env(&opts, &env(&[]))
+            .expect_err("must fail")
+            .to_string();
         assert!(err.contains("nope.env"), "{err}");
     }
 
@@ -779,35 +1004,69 @@ mod tests {
             "export A=1\nB='x # y'\nC=\"a\\nb\"\nD=plain # comment\nE=\n",
         )
         .expect("parse");
-        let got: Vec<(&str, &str)> = vars.iter().map(|v| (v.name.as_str(), v.value.as_str())).collect();
-        assert_eq!(got, [("A", "1"), ("B", "x # y"), ("C", "a\nb"), ("D", "plain"), ("E", "")]);
-        let err = parse_dotenv(Path::new(".env"), "OK=1\nnot a line\n").expect_err("must fail").to_string();
+        let got: Vec<(&str, &str)> = vars
+            .iter()
+            .map(|v| (v.name.as_str(), v.value.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("A", "1"),
+                ("B", "x # y"),
+                ("C", "a\nb"),
+                ("D", "plain"),
+                ("E", "")
+            ]
+        );
+        let err = parse_dotenv(Path::new(".env"), "OK=1\nnot a line\n")
+            .expect_err("must fail")
+            .to_string();
         assert!(err.contains(".env line 2"), "{err}");
     }
 
     #[test]
     fn smtp_tls_and_port_default_from_each_other() {
         let load = |pairs: &[(&str, &str)]| {
-            let cfg = Config::load_with_env(&LoadOptions { env_file: None, ..LoadOptions::default() }, &env(pairs)).expect("load");
+            let cfg = Config::load_with_env(
+                &LoadOptions {
+                    env_file: None,
+                    ..LoadOptions::default()
+                },
+                &env(pairs),
+            )
+            .expect("load");
             (cfg.smtp.tls, cfg.smtp.port)
         };
         assert_eq!(load(&[("SMTP_PORT", "465")]), (SmtpTls::Tls, 465));
         assert_eq!(load(&[("SMTP_PORT", "587")]), (SmtpTls::StartTls, 587));
         assert_eq!(load(&[("SMTP_PORT", "1025")]), (SmtpTls::None, 1025));
-        assert_eq!(load(&[("LIFEBOAT_SMTP_TLS", "starttls")]), (SmtpTls::StartTls, 587));
+        assert_eq!(
+            load(&[("LIFEBOAT_SMTP_TLS", "starttls")]),
+            (SmtpTls::StartTls, 587)
+        );
     }
 
     #[test]
     fn a_missing_setting_says_which_variable_to_set() {
         let cfg = Config::load_with_env(&LoadOptions::default(), &env(&[])).expect("load");
-        let err = cfg.require_s3("to upload backups").expect_err("must fail").to_string();
-        assert!(err.contains("S3_ACCESS_KEY_ID") && err.contains("to upload backups"), "{err}");
+        let err = cfg
+            .require_s3("to upload backups")
+            .expect_err("must fail")
+            .to_string();
+        assert!(
+            err.contains("S3_ACCESS_KEY_ID") && err.contains("to upload backups"),
+            "{err}"
+        );
     }
 
     #[test]
     fn every_setting_variable_is_in_env_vars() {
         for s in SETTINGS {
-            assert!(ev::ALL.contains(&s.env), "{} missing from env_vars::ALL", s.env);
+            assert!(
+                ev::ALL.contains(&s.env),
+                "{} missing from env_vars::ALL",
+                s.env
+            );
         }
     }
 }

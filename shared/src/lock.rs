@@ -14,7 +14,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error("{job} is already running: {holder}; wait for it to finish (lock file {})", path.display())]
-    Held { job: String, holder: String, path: PathBuf },
+    Held {
+        job: String,
+        holder: String,
+        path: PathBuf,
+    },
     #[error("cannot use lock file {}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -58,9 +62,21 @@ impl JobLock {
     /// Take the lock for `job` (e.g. `backup-myapp`) in `dir`, or say who holds it.
     pub fn acquire(dir: &Path, job: &str) -> Result<Self, LockError> {
         let path = dir.join(format!("{job}.lock"));
-        let io = |source| LockError::Io { path: path.clone(), source };
-        std::fs::create_dir_all(dir).map_err(|source| LockError::Io { path: dir.to_path_buf(), source })?;
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io)?;
+        let io = |source| LockError::Io {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(|source| LockError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -68,14 +84,20 @@ impl JobLock {
                 let _ = file.read_to_string(&mut text);
                 let holder = serde_json::from_str::<Holder>(&text)
                     .map_or_else(|_| "another process".to_owned(), |h| h.to_string());
-                return Err(LockError::Held { job: job.to_owned(), holder, path });
+                return Err(LockError::Held {
+                    job: job.to_owned(),
+                    holder,
+                    path,
+                });
             }
             Err(TryLockError::Error(e)) => return Err(io(e)),
         }
         let holder = Holder {
             pid: std::process::id(),
             host: hostname(),
-            user: std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into()),
+            user: std::env::var("USER")
+                .or_else(|_| std::env::var("LOGNAME"))
+                .unwrap_or_else(|_| "unknown".into()),
             command: std::env::args().collect::<Vec<_>>().join(" "),
             since: chrono::Utc::now(),
         };
@@ -114,9 +136,14 @@ mod tests {
     fn a_second_run_is_refused_and_told_who_holds_the_lock() {
         let dir = tempfile::tempdir().expect("tempdir");
         let first = JobLock::acquire(dir.path(), "backup-app").expect("first");
-        let err = JobLock::acquire(dir.path(), "backup-app").expect_err("second must fail").to_string();
+        let err = JobLock::acquire(dir.path(), "backup-app")
+            .expect_err("second must fail")
+            .to_string();
         assert!(err.contains("backup-app is already running"), "{err}");
-        assert!(err.contains(&format!("pid {}", std::process::id())), "{err}");
+        assert!(
+            err.contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
         assert!(err.contains("since 20"), "{err}");
         // Another job is independent.
         let _other = JobLock::acquire(dir.path(), "restore-app").expect("other job");

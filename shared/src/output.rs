@@ -35,7 +35,8 @@ pub struct OutputOptions {
 
 /// True when colour is wanted on stderr: a terminal, and `NO_COLOR` unset or empty.
 pub fn color_enabled() -> bool {
-    std::io::stderr().is_terminal() && std::env::var_os(env_vars::NO_COLOR).is_none_or(|v| v.is_empty())
+    std::io::stderr().is_terminal()
+        && std::env::var_os(env_vars::NO_COLOR).is_none_or(|v| v.is_empty())
 }
 
 /// True when progress bars may be drawn: stderr is a terminal.
@@ -56,7 +57,9 @@ pub fn init(opts: &OutputOptions) {
         .as_deref()
         .and_then(|f| EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(RedactingStderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(RedactingStderr);
     let result = match opts.format {
         LogFormat::Human => builder
             .with_ansi(color_enabled())
@@ -64,7 +67,11 @@ pub fn init(opts: &OutputOptions) {
             .without_time()
             .with_level(true)
             .try_init(),
-        LogFormat::Json => builder.json().with_current_span(false).flatten_event(true).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(false)
+            .flatten_event(true)
+            .try_init(),
     };
     // A second init (tests calling run twice) keeps the first subscriber.
     drop(result);

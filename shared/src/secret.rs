@@ -137,7 +137,10 @@ mod tests {
             redact_url("postgres://app:s3cr%40t@db.example:5432/app?sslmode=require"),
             "postgres://app:***@db.example:5432/app?sslmode=require"
         );
-        assert_eq!(redact_url("redis://:pw@cache:6379/0"), "redis://:***@cache:6379/0");
+        assert_eq!(
+            redact_url("redis://:pw@cache:6379/0"),
+            "redis://:***@cache:6379/0"
+        );
         assert_eq!(redact_url("postgres://app@db/app"), "postgres://app@db/app");
         assert_eq!(redact_url("no url here"), "no url here");
     }
@@ -152,7 +155,10 @@ mod tests {
             redact_url("host=db user=app password=hunter2 dbname=x"),
             "host=db user=app password=*** dbname=x"
         );
-        assert_eq!(redact_url("postgres://h/d?password=pw&x=1"), "postgres://h/d?password=***&x=1");
+        assert_eq!(
+            redact_url("postgres://h/d?password=pw&x=1"),
+            "postgres://h/d?password=***&x=1"
+        );
     }
 
     #[test]

@@ -1,0 +1,103 @@
+# shellcheck shell=bash
+# The real services the tests run against, each on a free loopback port, handed to the tests in
+# LBTEST_* variables. Everything started here is stopped at exit, pass or fail.
+
+VENV="$CACHE_DIR/venv"
+RUN_ID="lbtest-$$"
+
+ensure_python_tools() {
+    if [ ! -x "$VENV/bin/moto_server" ] || ! "$VENV/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
+        say "installing moto (S3) and aiosmtpd (SMTP) from PyPI into $VENV"
+        if ! python3 -m venv "$VENV" 2>/dev/null; then
+            apt_install python3-venv
+            python3 -m venv "$VENV"
+        fi
+        "$VENV/bin/pip" install -q --disable-pip-version-check 'moto[server]' aiosmtpd
+    fi
+}
+
+wait_port() { # wait_port PORT WHAT
+    local i
+    for i in $(seq 1 100); do
+        python3 -c "import socket,sys; s=socket.socket(); s.settimeout(0.2); sys.exit(s.connect_ex(('127.0.0.1',$1)))" && return
+        sleep 0.1
+    done
+    die "$2 did not listen on 127.0.0.1:$1"
+}
+
+wait_healthy() { # wait_healthy CONTAINER
+    local i status
+    for i in $(seq 1 120); do
+        status=$(docker inspect -f '{{.State.Health.Status}}' "$1" 2>/dev/null || echo gone)
+        [ "$status" = healthy ] && return
+        [ "$status" = gone ] && break
+        sleep 0.5
+    done
+    docker logs "$1" >&2 || true
+    die "container $1 did not become healthy (status: $status)"
+}
+
+start_services() {
+    local logs="$CACHE_DIR/log/$RUN_ID"
+    mkdir -p "$logs"
+    on_exit "docker ps -aq --filter label=lifeboat-run=$RUN_ID | xargs -r docker rm -f -v >/dev/null"
+
+    say "starting PostgreSQL and Redis containers"
+    local pw
+    pw=$(python3 -c 'import secrets; print(secrets.token_hex(12))')
+    docker run -d --name "$RUN_ID-postgres" --label "lifeboat-run=$RUN_ID" \
+        -e POSTGRES_USER=lifeboat -e POSTGRES_PASSWORD="$pw" -e POSTGRES_DB=lifeboat \
+        -p 127.0.0.1::5432 lifeboat-test/postgres:15 >/dev/null
+    docker run -d --name "$RUN_ID-redis" --label "lifeboat-run=$RUN_ID" \
+        -p 127.0.0.1::6379 lifeboat-test/redis:7 >/dev/null
+
+    say "starting S3 (moto) and SMTP (aiosmtpd) on loopback"
+    local s3_port smtp_port starttls_port tls_port
+    s3_port=$(free_port)
+    "$VENV/bin/moto_server" -H 127.0.0.1 -p "$s3_port" >"$logs/moto.log" 2>&1 &
+    on_exit "kill $!"
+    # A CA and a certificate it signs for 127.0.0.1/localhost: clients verify it with the CA file.
+    local tls="$logs/tls"
+    mkdir -p "$tls"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=lifeboat-test-ca \
+        -keyout "$tls/ca.key" -out "$tls/ca.pem" >/dev/null 2>&1
+    openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout "$tls/smtp.key" -out "$tls/smtp.csr" >/dev/null 2>&1
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >"$tls/ext.cnf"
+    openssl x509 -req -in "$tls/smtp.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
+        -days 2 -extfile "$tls/ext.cnf" -out "$tls/smtp.pem" >/dev/null 2>&1
+    smtp_port=$(free_port)
+    starttls_port=$(free_port)
+    tls_port=$(free_port)
+    "$VENV/bin/python" "$ROOT/tests/fixtures/smtp_server.py" "$logs/maildir" "$tls/smtp.pem" "$tls/smtp.key" \
+        "$smtp_port" "$starttls_port" "$tls_port" >"$logs/smtp.log" 2>&1 &
+    on_exit "kill $!"
+
+    wait_port "$s3_port" "moto_server"
+    wait_port "$smtp_port" "the SMTP server"
+    "$VENV/bin/python" - "$s3_port" <<'PY'
+import sys, boto3
+s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{sys.argv[1]}", region_name="us-east-1",
+                  aws_access_key_id="lbtest", aws_secret_access_key="lbtest-secret")
+s3.create_bucket(Bucket="lifeboat-test")
+PY
+
+    wait_healthy "$RUN_ID-postgres"
+    wait_healthy "$RUN_ID-redis"
+    local pg_port redis_port
+    pg_port=$(docker port "$RUN_ID-postgres" 5432 | head -1 | awk -F: '{print $NF}')
+    redis_port=$(docker port "$RUN_ID-redis" 6379 | head -1 | awk -F: '{print $NF}')
+
+    export LBTEST_DATABASE_URL="postgres://lifeboat:$pw@127.0.0.1:$pg_port/lifeboat"
+    export LBTEST_POSTGRES_CONTAINER="$RUN_ID-postgres"
+    export LBTEST_REDIS_URL="redis://127.0.0.1:$redis_port"
+    export LBTEST_S3_ENDPOINT="http://127.0.0.1:$s3_port"
+    export LBTEST_S3_BUCKET=lifeboat-test
+    export LBTEST_S3_ACCESS_KEY_ID=lbtest
+    export LBTEST_S3_SECRET_ACCESS_KEY=lbtest-secret
+    export LBTEST_SMTP_PORT=$smtp_port
+    export LBTEST_SMTP_STARTTLS_PORT=$starttls_port
+    export LBTEST_SMTP_TLS_PORT=$tls_port
+    export LBTEST_SMTP_CA_FILE="$tls/ca.pem"
+    export LBTEST_MAILDIR="$logs/maildir"
+    export LBTEST_COMPOSE="$COMPOSE_CMD"
+}

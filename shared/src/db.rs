@@ -1,0 +1,433 @@
+//! PostgreSQL: from a URL, or from a database container's own `POSTGRES_*` environment.
+//!
+//! Managed PostgreSQL (seed 003) gives `postgres://…?sslmode=require`; libpq's modes are honoured
+//! over rustls with no OpenSSL: `disable`, `prefer` (the default: TLS when offered), `require`
+//! (encrypted, certificate not checked, as libpq does), and `verify-ca`/`verify-full` (certificate
+//! checked against `sslrootcert` or the public roots, host name included).
+//!
+//! A URL is shown only redacted, in errors too.
+
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
+use tokio_postgres::config::SslMode as PgSslMode;
+
+use crate::secret::{redact_url, Secret, SecretUrl};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("invalid database URL {url}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+    #[error("cannot read sslrootcert {path}: {reason}")]
+    RootCert { path: String, reason: String },
+    #[error("cannot connect to {target}: {reason}")]
+    Connect { target: String, reason: String },
+    #[error("TLS setup for {target}: {reason}")]
+    Tls { target: String, reason: String },
+    #[error("query on {target} failed: {reason}")]
+    Query { target: String, reason: String },
+    #[cfg(feature = "docker")]
+    #[error("reading the database container's environment: {0}")]
+    Docker(#[from] crate::docker::DockerError),
+}
+
+/// libpq's `sslmode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+/// Where and how to connect; displays without the password.
+#[derive(Clone)]
+pub struct DbTarget {
+    config: tokio_postgres::Config,
+    ssl: SslMode,
+    root_cert: Option<String>,
+    shown: String,
+}
+
+impl std::fmt::Debug for DbTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+impl std::fmt::Display for DbTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+impl DbTarget {
+    /// Parse a `postgres://` URL, with libpq's `sslmode` and `sslrootcert` parameters.
+    pub fn from_url(url: &SecretUrl) -> Result<Self, DbError> {
+        let shown = url.redacted();
+        let invalid = |reason: String| DbError::InvalidUrl {
+            url: shown.clone(),
+            reason,
+        };
+        let mut parsed = url::Url::parse(url.expose()).map_err(|e| invalid(e.to_string()))?;
+        let mut ssl = SslMode::Prefer;
+        let mut root_cert = None;
+        let mut kept = Vec::new();
+        for (k, v) in parsed.query_pairs() {
+            match k.as_ref() {
+                "sslmode" => {
+                    ssl = match v.as_ref() {
+                        "disable" => SslMode::Disable,
+                        "allow" | "prefer" => SslMode::Prefer,
+                        "require" => SslMode::Require,
+                        "verify-ca" => SslMode::VerifyCa,
+                        "verify-full" => SslMode::VerifyFull,
+                        other => return Err(invalid(format!("unknown sslmode `{other}`"))),
+                    }
+                }
+                "sslrootcert" => root_cert = Some(v.into_owned()),
+                _ => kept.push((k.into_owned(), v.into_owned())),
+            }
+        }
+        if kept.is_empty() {
+            parsed.set_query(None);
+        } else {
+            parsed.query_pairs_mut().clear().extend_pairs(kept);
+        }
+        let mut config: tokio_postgres::Config = parsed
+            .as_str()
+            .parse()
+            .map_err(|e: tokio_postgres::Error| invalid(redact_url(&e.to_string())))?;
+        if config.get_dbname().is_none() {
+            if let Some(user) = config.get_user().map(str::to_owned) {
+                config.dbname(user);
+            }
+        }
+        config.ssl_mode(if ssl == SslMode::Disable {
+            PgSslMode::Disable
+        } else if ssl == SslMode::Prefer {
+            PgSslMode::Prefer
+        } else {
+            PgSslMode::Require
+        });
+        config.connect_timeout(std::time::Duration::from_secs(10));
+        config.application_name("lifeboat");
+        Ok(Self {
+            config,
+            ssl,
+            root_cert,
+            shown,
+        })
+    }
+
+    /// A target from its parts (a container's `POSTGRES_*`, reached on a published port).
+    pub fn from_parts(host: &str, port: u16, user: &str, password: &Secret, dbname: &str) -> Self {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host(host)
+            .port(port)
+            .user(user)
+            .password(password.expose())
+            .dbname(dbname)
+            .ssl_mode(PgSslMode::Prefer)
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .application_name("lifeboat");
+        let shown = format!("postgres://{user}:***@{host}:{port}/{dbname}");
+        Self {
+            config,
+            ssl: SslMode::Prefer,
+            root_cert: None,
+            shown,
+        }
+    }
+
+    /// The same server, another database.
+    #[must_use]
+    pub fn with_database(&self, dbname: &str) -> Self {
+        let mut next = self.clone();
+        next.config.dbname(dbname);
+        if let Some((head, _)) = self.shown.rsplit_once('/') {
+            let query = self
+                .shown
+                .find('?')
+                .map(|i| &self.shown[i..])
+                .unwrap_or_default();
+            next.shown = format!("{head}/{dbname}{query}");
+        }
+        next
+    }
+
+    pub fn database(&self) -> &str {
+        self.config.get_dbname().unwrap_or("postgres")
+    }
+
+    pub fn user(&self) -> &str {
+        self.config.get_user().unwrap_or("postgres")
+    }
+
+    pub fn ssl_mode(&self) -> SslMode {
+        self.ssl
+    }
+
+    /// The driver's configuration (for tools that need host, port and user).
+    pub fn config(&self) -> &tokio_postgres::Config {
+        &self.config
+    }
+
+    /// Connect; the connection task runs on the current tokio runtime until the client drops.
+    pub async fn connect(&self) -> Result<tokio_postgres::Client, DbError> {
+        let connect_err = |e| DbError::Connect {
+            target: self.shown.clone(),
+            reason: describe(&e),
+        };
+        if self.ssl == SslMode::Disable {
+            let (client, conn) = self
+                .config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map_err(connect_err)?;
+            tokio::spawn(async move { drop(conn.await) });
+            return Ok(client);
+        }
+        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(self.tls_config()?);
+        let (client, conn) = self.config.connect(tls).await.map_err(connect_err)?;
+        tokio::spawn(async move { drop(conn.await) });
+        Ok(client)
+    }
+
+    fn tls_config(&self) -> Result<ClientConfig, DbError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls_err = |e: rustls::Error| DbError::Tls {
+            target: self.shown.clone(),
+            reason: e.to_string(),
+        };
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(tls_err)?;
+        let config = match self.ssl {
+            SslMode::Prefer | SslMode::Require => builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert(provider)))
+                .with_no_client_auth(),
+            SslMode::Disable | SslMode::VerifyCa | SslMode::VerifyFull => {
+                let mut roots = rustls::RootCertStore::empty();
+                match &self.root_cert {
+                    Some(path) => {
+                        let pem = std::fs::read(path).map_err(|e| DbError::RootCert {
+                            path: path.clone(),
+                            reason: e.to_string(),
+                        })?;
+                        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+                            let cert = cert.map_err(|e| DbError::RootCert {
+                                path: path.clone(),
+                                reason: e.to_string(),
+                            })?;
+                            roots.add(cert).map_err(|e| DbError::RootCert {
+                                path: path.clone(),
+                                reason: e.to_string(),
+                            })?;
+                        }
+                    }
+                    None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+                }
+                builder.with_root_certificates(roots).with_no_client_auth()
+            }
+        };
+        Ok(config)
+    }
+}
+
+/// `sslmode=require`: encrypt, but do not check the certificate (libpq's documented behaviour,
+/// and what managed PostgreSQL's connection strings expect).
+#[derive(Debug)]
+struct AcceptAnyServerCert(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyServerCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// What went wrong, in the server's words when it said something: tokio-postgres's own
+/// `Display` is only "db error".
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} (SQLSTATE {})", db.message(), db.code().code());
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    redact_url(&text)
+}
+
+/// A query error on `target`.
+pub fn query_error(target: &DbTarget, e: &tokio_postgres::Error) -> DbError {
+    DbError::Query {
+        target: target.to_string(),
+        reason: describe(e),
+    }
+}
+
+/// The server's version, e.g. `15.18`.
+pub async fn server_version(
+    client: &tokio_postgres::Client,
+    target: &DbTarget,
+) -> Result<String, DbError> {
+    let row = client
+        .query_one("SHOW server_version", &[])
+        .await
+        .map_err(|e| query_error(target, &e))?;
+    let full: String = row.get(0);
+    Ok(full.split_whitespace().next().unwrap_or(&full).to_owned())
+}
+
+/// The credentials a postgres container was created with, read from its `POSTGRES_*` environment
+/// with the official image's defaults (user `postgres`, database = user).
+#[derive(Debug, Clone)]
+pub struct ContainerCredentials {
+    pub user: String,
+    pub password: Option<Secret>,
+    pub database: String,
+}
+
+impl ContainerCredentials {
+    pub fn from_env(env: &std::collections::HashMap<String, String>) -> Self {
+        let user = env
+            .get("POSTGRES_USER")
+            .filter(|u| !u.is_empty())
+            .cloned()
+            .unwrap_or_else(|| "postgres".into());
+        let database = env
+            .get("POSTGRES_DB")
+            .filter(|d| !d.is_empty())
+            .cloned()
+            .unwrap_or_else(|| user.clone());
+        let password = env
+            .get("POSTGRES_PASSWORD")
+            .filter(|p| !p.is_empty())
+            .map(Secret::new);
+        Self {
+            user,
+            password,
+            database,
+        }
+    }
+
+    /// Environment for a client run inside the container (`PGUSER`, `PGPASSWORD`, `PGDATABASE`),
+    /// so that no password ever appears on a command line.
+    pub fn client_env(&self) -> Vec<String> {
+        let mut env = vec![
+            format!("PGUSER={}", self.user),
+            format!("PGDATABASE={}", self.database),
+        ];
+        if let Some(p) = &self.password {
+            env.push(format!("PGPASSWORD={}", p.expose()));
+        }
+        env
+    }
+}
+
+/// Read a database container's credentials from its environment.
+#[cfg(feature = "docker")]
+pub async fn container_credentials(
+    docker: &crate::docker::Docker,
+    container: &str,
+) -> Result<ContainerCredentials, DbError> {
+    Ok(ContainerCredentials::from_env(
+        &docker.container_env(container).await?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sslmode_is_parsed_like_libpq_and_removed_from_the_driver_url() {
+        let t = DbTarget::from_url(&SecretUrl::new(
+            "postgres://app:pw@db:25060/app?sslmode=require&application_name=x",
+        ))
+        .expect("parse");
+        assert_eq!(t.ssl_mode(), SslMode::Require);
+        assert_eq!(t.database(), "app");
+        let t = DbTarget::from_url(&SecretUrl::new(
+            "postgresql://app:pw@db/app?sslmode=verify-full&sslrootcert=/ca.pem",
+        ))
+        .expect("parse");
+        assert_eq!(t.ssl_mode(), SslMode::VerifyFull);
+        assert_eq!(t.root_cert.as_deref(), Some("/ca.pem"));
+    }
+
+    #[test]
+    fn errors_and_display_never_show_the_password() {
+        let t =
+            DbTarget::from_url(&SecretUrl::new("postgres://app:hunter2@db/app")).expect("parse");
+        assert!(!format!("{t} {t:?}").contains("hunter2"));
+        let err = DbTarget::from_url(&SecretUrl::new(
+            "postgres://app:hunter2@db/app?sslmode=sometimes",
+        ))
+        .expect_err("must fail")
+        .to_string();
+        assert!(err.contains("sslmode") && !err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn container_credentials_default_like_the_official_image() {
+        let env = [("POSTGRES_PASSWORD".to_owned(), "pw".to_owned())]
+            .into_iter()
+            .collect();
+        let c = ContainerCredentials::from_env(&env);
+        assert_eq!(
+            (c.user.as_str(), c.database.as_str()),
+            ("postgres", "postgres")
+        );
+        assert!(c.client_env().contains(&"PGPASSWORD=pw".to_owned()));
+    }
+}

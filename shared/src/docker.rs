@@ -1,0 +1,556 @@
+//! The Docker engine, through its API (bollard), never by parsing the docker CLI's output.
+//!
+//! lifeboat runs beside a compose stack, so containers are found the way compose itself finds
+//! them: by the `com.docker.compose.project` and `com.docker.compose.service` labels. The API
+//! version is negotiated, so engines from 20.10 on work, and `DOCKER_HOST` is honoured.
+//!
+//! `exec` streams stdout to a writer (a database dump can be larger than memory) and checks the
+//! exit code: a command that fails inside the container is an error here, never a silent empty
+//! stream.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use bollard::models::HealthStatusEnum as H;
+use bollard::query_parameters::{
+    BuildImageOptions, InspectContainerOptions, ListContainersOptions, StartContainerOptions,
+    StopContainerOptions,
+};
+use futures_util::StreamExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+/// The labels compose puts on every container it creates.
+pub const LABEL_PROJECT: &str = "com.docker.compose.project";
+pub const LABEL_SERVICE: &str = "com.docker.compose.service";
+
+/// The most of a failing command's stderr kept for its error message.
+const STDERR_KEPT: usize = 16 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    #[error(
+        "cannot reach the Docker engine at {host}: {source}. Is it running? Start it with \
+         `sudo systemctl start docker` (or run `dockerd`), or point DOCKER_HOST at the engine"
+    )]
+    Unreachable {
+        host: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error(
+        "no running container for service `{service}` of compose project `{project}`; is the stack up? \
+         (`docker compose -p {project} ps`)"
+    )]
+    NoContainer { project: String, service: String },
+    #[error(
+        "{count} running containers for service `{service}` of compose project `{project}`; \
+         name the one to use (LIFEBOAT_DB_CONTAINER)"
+    )]
+    Ambiguous {
+        project: String,
+        service: String,
+        count: usize,
+    },
+    #[error("container `{0}` does not exist")]
+    NotFound(String),
+    #[error(
+        "`{command}` in container {container} exited with code {code}{}",
+        stderr_suffix(stderr)
+    )]
+    ExecFailed {
+        container: String,
+        command: String,
+        code: i64,
+        stderr: String,
+    },
+    #[error("container {container} did not become healthy within {} s (last status: {status})", waited.as_secs())]
+    NotHealthy {
+        container: String,
+        status: Health,
+        waited: Duration,
+    },
+    #[error("building image {tag} failed: {message}")]
+    Build { tag: String, message: String },
+    #[error("writing the output of `{command}` failed: {source}")]
+    Output {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("reading the build context {}: {source}", path.display())]
+    Context {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("Docker API ({op}): {source}")]
+    Api {
+        op: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    let s = stderr.trim();
+    if s.is_empty() {
+        String::new()
+    } else {
+        format!(": {s}")
+    }
+}
+
+/// The health of a container as Docker reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Healthy,
+    Unhealthy,
+    Starting,
+    /// Running, with no HEALTHCHECK: running is the best we know.
+    Running,
+    /// Not running at all (exited, created, dead, paused).
+    NotRunning,
+}
+
+impl std::fmt::Display for Health {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+            Health::Starting => "starting",
+            Health::Running => "running (no health check)",
+            Health::NotRunning => "not running",
+        })
+    }
+}
+
+/// A container, as lifeboat needs to know it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Container {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub state: String,
+    pub project: Option<String>,
+    pub service: Option<String>,
+}
+
+/// What an `exec` produced besides its streamed stdout.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOutput {
+    pub stdout_bytes: u64,
+    /// The end of stderr (at most 16 KiB).
+    pub stderr: String,
+}
+
+/// A connection to the Docker engine.
+#[derive(Debug, Clone)]
+pub struct Docker {
+    api: bollard::Docker,
+    host: String,
+}
+
+impl Docker {
+    /// Connect to `host` (`unix:///path` or `tcp://host:port`), or to `DOCKER_HOST`, or to the
+    /// local socket; negotiate the API version and check that the engine answers.
+    pub async fn connect(host: Option<&str>) -> Result<Self, DockerError> {
+        let shown = host
+            .map(str::to_owned)
+            .or_else(|| std::env::var(crate::env_vars::DOCKER_HOST).ok())
+            .unwrap_or_else(|| "unix:///var/run/docker.sock".into());
+        let unreachable = |source| DockerError::Unreachable {
+            host: shown.clone(),
+            source,
+        };
+        let api = match host {
+            Some(h) if h.starts_with("unix://") => {
+                bollard::Docker::connect_with_unix(h, 120, bollard::API_DEFAULT_VERSION)
+            }
+            Some(h) => bollard::Docker::connect_with_http(h, 120, bollard::API_DEFAULT_VERSION),
+            None => bollard::Docker::connect_with_defaults(),
+        }
+        .map_err(unreachable)?;
+        let api = api.negotiate_version().await.map_err(unreachable)?;
+        api.ping().await.map_err(unreachable)?;
+        Ok(Self { api, host: shown })
+    }
+
+    /// The bollard client, for what this module does not wrap.
+    pub fn api(&self) -> &bollard::Docker {
+        &self.api
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The containers of a compose project (and service, when given); running ones only unless `all`.
+    pub async fn compose_containers(
+        &self,
+        project: &str,
+        service: Option<&str>,
+        all: bool,
+    ) -> Result<Vec<Container>, DockerError> {
+        let mut labels = vec![format!("{LABEL_PROJECT}={project}")];
+        if let Some(s) = service {
+            labels.push(format!("{LABEL_SERVICE}={s}"));
+        }
+        let options = ListContainersOptions {
+            all,
+            filters: Some(HashMap::from([("label".to_owned(), labels)])),
+            ..ListContainersOptions::default()
+        };
+        let list = self
+            .api
+            .list_containers(Some(options))
+            .await
+            .map_err(api_err("list containers"))?;
+        let mut out: Vec<Container> = list
+            .into_iter()
+            .map(|c| {
+                let labels = c.labels.unwrap_or_default();
+                Container {
+                    id: c.id.unwrap_or_default(),
+                    name: c
+                        .names
+                        .and_then(|n| n.into_iter().next())
+                        .map(|n| n.trim_start_matches('/').to_owned())
+                        .unwrap_or_default(),
+                    image: c.image.unwrap_or_default(),
+                    state: c.state.map(|s| s.to_string()).unwrap_or_default(),
+                    project: labels.get(LABEL_PROJECT).cloned(),
+                    service: labels.get(LABEL_SERVICE).cloned(),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// The one running container of a compose service.
+    pub async fn service_container(
+        &self,
+        project: &str,
+        service: &str,
+    ) -> Result<Container, DockerError> {
+        let mut found = self
+            .compose_containers(project, Some(service), false)
+            .await?;
+        match found.len() {
+            0 => Err(DockerError::NoContainer {
+                project: project.into(),
+                service: service.into(),
+            }),
+            1 => Ok(found.remove(0)),
+            count => Err(DockerError::Ambiguous {
+                project: project.into(),
+                service: service.into(),
+                count,
+            }),
+        }
+    }
+
+    /// A container's environment (`KEY=value` pairs of its config), e.g. its `POSTGRES_*`.
+    pub async fn container_env(
+        &self,
+        container: &str,
+    ) -> Result<HashMap<String, String>, DockerError> {
+        let info = self.inspect(container).await?;
+        let env = info.config.and_then(|c| c.env).unwrap_or_default();
+        Ok(env
+            .into_iter()
+            .filter_map(|kv| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            })
+            .collect())
+    }
+
+    async fn inspect(
+        &self,
+        container: &str,
+    ) -> Result<bollard::models::ContainerInspectResponse, DockerError> {
+        self.api
+            .inspect_container(container, None::<InspectContainerOptions>)
+            .await
+            .map_err(|e| not_found_or(container, "inspect container", e))
+    }
+
+    /// Run `command` in a running container, streaming its stdout into `stdout`.
+    /// A non-zero exit code is an [`DockerError::ExecFailed`] carrying the end of its stderr.
+    pub async fn exec<W: AsyncWrite + Unpin + ?Sized>(
+        &self,
+        container: &str,
+        command: &[&str],
+        env: &[String],
+        stdout: &mut W,
+    ) -> Result<ExecOutput, DockerError> {
+        let shown = command.join(" ");
+        let created = self
+            .api
+            .create_exec(
+                container,
+                CreateExecOptions {
+                    cmd: Some(command.iter().map(|s| (*s).to_owned()).collect()),
+                    env: Some(env.to_vec()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..CreateExecOptions::default()
+                },
+            )
+            .await
+            .map_err(|e| not_found_or(container, "create exec", e))?;
+        let started = self
+            .api
+            .start_exec(
+                &created.id,
+                Some(StartExecOptions {
+                    detach: false,
+                    ..StartExecOptions::default()
+                }),
+            )
+            .await
+            .map_err(api_err("start exec"))?;
+        let mut out = ExecOutput::default();
+        let mut stderr = Vec::new();
+        if let StartExecResults::Attached { mut output, .. } = started {
+            while let Some(frame) = output.next().await {
+                match frame.map_err(api_err("read exec output"))? {
+                    LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                        stdout
+                            .write_all(&message)
+                            .await
+                            .map_err(|source| DockerError::Output {
+                                command: shown.clone(),
+                                source,
+                            })?;
+                        out.stdout_bytes += message.len() as u64;
+                    }
+                    LogOutput::StdErr { message } => {
+                        stderr.extend_from_slice(&message);
+                        if stderr.len() > 2 * STDERR_KEPT {
+                            stderr.drain(..stderr.len() - STDERR_KEPT);
+                        }
+                    }
+                    LogOutput::StdIn { .. } => {}
+                }
+            }
+        }
+        stdout.flush().await.map_err(|source| DockerError::Output {
+            command: shown.clone(),
+            source,
+        })?;
+        let keep = stderr.len().saturating_sub(STDERR_KEPT);
+        out.stderr = String::from_utf8_lossy(&stderr[keep..]).into_owned();
+        // The stream ends when the process closes its output; its exit code may lag a moment.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let inspected = self
+                .api
+                .inspect_exec(&created.id)
+                .await
+                .map_err(api_err("inspect exec"))?;
+            match inspected.exit_code {
+                Some(0) => return Ok(out),
+                Some(code) => {
+                    return Err(DockerError::ExecFailed {
+                        container: container.to_owned(),
+                        command: shown,
+                        code,
+                        stderr: out.stderr,
+                    })
+                }
+                None if inspected.running == Some(true) && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                None => {
+                    return Err(DockerError::ExecFailed {
+                        container: container.to_owned(),
+                        command: shown,
+                        code: -1,
+                        stderr: format!("{}(no exit code: the container stopped?)", out.stderr),
+                    })
+                }
+            }
+        }
+    }
+
+    /// Run `command` and return its stdout as text.
+    pub async fn exec_output(
+        &self,
+        container: &str,
+        command: &[&str],
+    ) -> Result<String, DockerError> {
+        let mut buf = Vec::new();
+        self.exec(container, command, &[], &mut buf).await?;
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    }
+
+    /// Stop a container, giving it `grace` before SIGKILL.
+    pub async fn stop(&self, container: &str, grace: Duration) -> Result<(), DockerError> {
+        let t = i32::try_from(grace.as_secs()).unwrap_or(i32::MAX);
+        match self
+            .api
+            .stop_container(
+                container,
+                Some(StopContainerOptions {
+                    t: Some(t),
+                    signal: None,
+                }),
+            )
+            .await
+        {
+            // 304: already stopped, which is what was asked.
+            Ok(())
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(not_found_or(container, "stop container", e)),
+        }
+    }
+
+    pub async fn start(&self, container: &str) -> Result<(), DockerError> {
+        match self
+            .api
+            .start_container(container, None::<StartContainerOptions>)
+            .await
+        {
+            Ok(())
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(not_found_or(container, "start container", e)),
+        }
+    }
+
+    /// The container's health now.
+    pub async fn health(&self, container: &str) -> Result<Health, DockerError> {
+        let info = self.inspect(container).await?;
+        let Some(state) = info.state else {
+            return Ok(Health::NotRunning);
+        };
+        if state.running != Some(true) {
+            return Ok(Health::NotRunning);
+        }
+        Ok(match state.health.and_then(|h| h.status) {
+            Some(H::HEALTHY) => Health::Healthy,
+            Some(H::UNHEALTHY) => Health::Unhealthy,
+            Some(H::STARTING) => Health::Starting,
+            _ => Health::Running,
+        })
+    }
+
+    /// Wait until the container is healthy (or, without a health check, running), at most
+    /// `deadline`. A container that stops while we wait fails at once.
+    pub async fn wait_healthy(
+        &self,
+        container: &str,
+        deadline: Duration,
+    ) -> Result<(), DockerError> {
+        let started = Instant::now();
+        loop {
+            let status = self.health(container).await?;
+            match status {
+                Health::Healthy | Health::Running => return Ok(()),
+                Health::NotRunning if started.elapsed() > Duration::from_secs(2) => {
+                    return Err(DockerError::NotHealthy {
+                        container: container.to_owned(),
+                        status,
+                        waited: started.elapsed(),
+                    })
+                }
+                _ if started.elapsed() >= deadline => {
+                    return Err(DockerError::NotHealthy {
+                        container: container.to_owned(),
+                        status,
+                        waited: started.elapsed(),
+                    })
+                }
+                _ => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        }
+    }
+
+    /// Build an image from a context directory (its `Dockerfile`), tagged `tag`; returns the image id.
+    pub async fn build_image(&self, context: &Path, tag: &str) -> Result<String, DockerError> {
+        let tarball = tar_context(context)?;
+        let options = BuildImageOptions {
+            dockerfile: "Dockerfile".into(),
+            t: Some(tag.to_owned()),
+            rm: true,
+            forcerm: true,
+            ..BuildImageOptions::default()
+        };
+        let body = bollard::body_full(tarball.into());
+        let mut stream = self.api.build_image(options, None, Some(body));
+        let mut id = None;
+        let mut log = String::new();
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| DockerError::Build {
+                tag: tag.to_owned(),
+                message: e.to_string(),
+            })?;
+            if let Some(err) = info.error_detail.and_then(|d| d.message) {
+                return Err(DockerError::Build {
+                    tag: tag.to_owned(),
+                    message: err,
+                });
+            }
+            if let Some(s) = info.stream {
+                log.push_str(&s);
+            }
+            if let Some(aux) = info.aux.and_then(|a| a.id) {
+                id = Some(aux);
+            }
+        }
+        match id {
+            Some(id) => Ok(id),
+            // Older engines report the id only in the log ("Successfully built abc123").
+            None => log
+                .lines()
+                .rev()
+                .find_map(|l| {
+                    l.trim()
+                        .strip_prefix("Successfully built ")
+                        .map(str::to_owned)
+                })
+                .ok_or_else(|| DockerError::Build {
+                    tag: tag.to_owned(),
+                    message: "the engine reported no image id".into(),
+                }),
+        }
+    }
+}
+
+fn tar_context(context: &Path) -> Result<Vec<u8>, DockerError> {
+    let err = |source| DockerError::Context {
+        path: context.to_path_buf(),
+        source,
+    };
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.follow_symlinks(false);
+    builder.append_dir_all(".", context).map_err(err)?;
+    builder.into_inner().map_err(err)
+}
+
+fn api_err(op: &'static str) -> impl Fn(bollard::errors::Error) -> DockerError {
+    move |source| DockerError::Api {
+        op: op.to_owned(),
+        source,
+    }
+}
+
+fn not_found_or(container: &str, op: &'static str, e: bollard::errors::Error) -> DockerError {
+    match e {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        } => DockerError::NotFound(container.to_owned()),
+        source => DockerError::Api {
+            op: op.to_owned(),
+            source,
+        },
+    }
+}

@@ -1,0 +1,137 @@
+//! Mail through SMTP: plain (a local relay, Mailhog), STARTTLS (587) and TLS (465).
+//!
+//! Seed 001 mails a weekly backup report; lifeboat mails failures. A mail that cannot be sent is
+//! an error the caller reports, never swallowed. Extra CA certificates (an internal relay's own
+//! CA) come from `LIFEBOAT_SMTP_CA_FILE`.
+
+use std::time::Duration;
+
+use lettre::message::{header::ContentType, Mailbox};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use crate::config::{SmtpConfig, SmtpTls};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("invalid mail address {address:?} ({field}): {reason}")]
+    Address {
+        field: &'static str,
+        address: String,
+        reason: String,
+    },
+    #[error("cannot read the SMTP CA file {path}: {reason}")]
+    CaFile { path: String, reason: String },
+    #[error("SMTP settings for {host}: {reason}")]
+    Setup { host: String, reason: String },
+    #[error("building the mail: {0}")]
+    Build(String),
+    #[error("sending mail through {host}:{port}: {reason}")]
+    Send {
+        host: String,
+        port: u16,
+        reason: String,
+    },
+}
+
+/// A configured SMTP sender.
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    to: Vec<Mailbox>,
+    host: String,
+    port: u16,
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Mailer({}:{})", self.host, self.port)
+    }
+}
+
+fn mailbox(field: &'static str, address: &str) -> Result<Mailbox, MailError> {
+    address
+        .parse()
+        .map_err(|e: lettre::address::AddressError| MailError::Address {
+            field,
+            address: address.into(),
+            reason: e.to_string(),
+        })
+}
+
+impl Mailer {
+    /// A mailer for a complete configuration (see [`crate::config::Config::require_smtp`]).
+    pub fn new(cfg: &SmtpConfig) -> Result<Self, MailError> {
+        let host = cfg.host.clone().unwrap_or_default();
+        let setup = |reason: String| MailError::Setup {
+            host: host.clone(),
+            reason,
+        };
+        let from = mailbox("SMTP_FROM", cfg.from.as_deref().unwrap_or_default())?;
+        let to = cfg
+            .to
+            .iter()
+            .map(|a| mailbox("LIFEBOAT_MAIL_TO", a))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let mut tls = TlsParameters::builder(host.clone());
+        if let Some(path) = &cfg.ca_file {
+            let shown = path.display().to_string();
+            let pem = std::fs::read(path).map_err(|e| MailError::CaFile {
+                path: shown.clone(),
+                reason: e.to_string(),
+            })?;
+            let cert = Certificate::from_pem(&pem).map_err(|e| MailError::CaFile {
+                path: shown,
+                reason: e.to_string(),
+            })?;
+            tls = tls.add_root_certificate(cert);
+        }
+        let tls = match cfg.tls {
+            SmtpTls::None => Tls::None,
+            SmtpTls::StartTls => {
+                Tls::Required(tls.build_rustls().map_err(|e| setup(e.to_string()))?)
+            }
+            SmtpTls::Tls => Tls::Wrapper(tls.build_rustls().map_err(|e| setup(e.to_string()))?),
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host)
+            .port(cfg.port)
+            .tls(tls)
+            .timeout(Some(Duration::from_secs(20)));
+        if let (Some(user), Some(password)) = (&cfg.user, &cfg.password) {
+            builder =
+                builder.credentials(Credentials::new(user.clone(), password.expose().to_owned()));
+        }
+        Ok(Self {
+            transport: builder.build(),
+            from,
+            to,
+            host,
+            port: cfg.port,
+        })
+    }
+
+    /// Send a plain-text mail to the configured recipients.
+    pub async fn send(&self, subject: &str, body: &str) -> Result<(), MailError> {
+        let mut message = Message::builder()
+            .from(self.from.clone())
+            .subject(subject)
+            .header(ContentType::TEXT_PLAIN);
+        for to in &self.to {
+            message = message.to(to.clone());
+        }
+        let message = message
+            .body(body.to_owned())
+            .map_err(|e| MailError::Build(e.to_string()))?;
+        self.transport
+            .send(message)
+            .await
+            .map(drop)
+            .map_err(|e| MailError::Send {
+                host: self.host.clone(),
+                port: self.port,
+                reason: e.to_string(),
+            })
+    }
+}

@@ -1,0 +1,183 @@
+//! S3-compatible storage: MinIO, DigitalOcean Spaces and AWS with one client.
+//!
+//! The endpoint is configurable and path-style addressing is on by default (MinIO needs it; the
+//! others accept it). Credentials come from lifeboat's configuration only: no credential chain,
+//! no instance metadata probe that hangs for seconds on a VPS. Every object lifeboat writes lives
+//! under a prefix (`lifeboat/` by default), so it never touches another tool's objects.
+
+use std::time::Duration;
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_smithy_http_client::tls;
+
+use crate::config::S3Settings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum S3Error {
+    #[error("S3 {op} s3://{bucket}/{key} at {endpoint}: {message}")]
+    Op {
+        op: &'static str,
+        endpoint: String,
+        bucket: String,
+        key: String,
+        message: String,
+    },
+}
+
+/// An object as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object {
+    /// The name below lifeboat's prefix.
+    pub name: String,
+    pub size: u64,
+    pub modified: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A bucket, with lifeboat's prefix.
+#[derive(Debug, Clone)]
+pub struct Bucket {
+    client: aws_sdk_s3::Client,
+    name: String,
+    prefix: String,
+    endpoint: String,
+}
+
+impl Bucket {
+    pub fn new(settings: &S3Settings) -> Self {
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let credentials = Credentials::new(
+            &settings.access_key_id,
+            settings.secret_access_key.expose(),
+            None,
+            None,
+            "lifeboat-config",
+        );
+        let timeouts = aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(60))
+            .build();
+        let mut builder = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .http_client(http)
+            .region(Region::new(settings.region.clone()))
+            .credentials_provider(credentials)
+            .force_path_style(settings.path_style)
+            .timeout_config(timeouts);
+        if let Some(endpoint) = &settings.endpoint {
+            builder = builder.endpoint_url(endpoint);
+        }
+        Self {
+            client: aws_sdk_s3::Client::from_conf(builder.build()),
+            name: settings.bucket.clone(),
+            prefix: settings.prefix.clone(),
+            endpoint: settings.endpoint.clone().unwrap_or_else(|| "AWS".into()),
+        }
+    }
+
+    /// The SDK client, for what this module does not wrap (multipart uploads).
+    pub fn client(&self) -> &aws_sdk_s3::Client {
+        &self.client
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.name
+    }
+
+    /// The full key of `name` under lifeboat's prefix.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    fn err(&self, op: &'static str, name: &str, e: impl std::error::Error) -> S3Error {
+        S3Error::Op {
+            op,
+            endpoint: self.endpoint.clone(),
+            bucket: self.name.clone(),
+            key: self.key(name),
+            message: DisplayErrorContext(e).to_string(),
+        }
+    }
+
+    /// Check that the bucket exists and the credentials may use it.
+    pub async fn check(&self) -> Result<(), S3Error> {
+        self.client
+            .head_bucket()
+            .bucket(&self.name)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| self.err("head bucket", "", e))
+    }
+
+    pub async fn put(&self, name: &str, body: Vec<u8>) -> Result<(), S3Error> {
+        self.client
+            .put_object()
+            .bucket(&self.name)
+            .key(self.key(name))
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| self.err("put", name, e))
+    }
+
+    pub async fn get(&self, name: &str) -> Result<Vec<u8>, S3Error> {
+        let out = self
+            .client
+            .get_object()
+            .bucket(&self.name)
+            .key(self.key(name))
+            .send()
+            .await
+            .map_err(|e| self.err("get", name, e))?;
+        let data = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| self.err("get", name, e))?;
+        Ok(data.into_bytes().to_vec())
+    }
+
+    pub async fn delete(&self, name: &str) -> Result<(), S3Error> {
+        self.client
+            .delete_object()
+            .bucket(&self.name)
+            .key(self.key(name))
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| self.err("delete", name, e))
+    }
+
+    /// Every object whose name (below lifeboat's prefix) starts with `sub_prefix`.
+    pub async fn list(&self, sub_prefix: &str) -> Result<Vec<Object>, S3Error> {
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.name)
+            .prefix(self.key(sub_prefix))
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.err("list", sub_prefix, e))?;
+            for o in page.contents() {
+                let Some(key) = o.key() else { continue };
+                out.push(Object {
+                    name: key.strip_prefix(&self.prefix).unwrap_or(key).to_owned(),
+                    size: o.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+                    modified: o
+                        .last_modified()
+                        .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+                });
+            }
+        }
+        Ok(out)
+    }
+}

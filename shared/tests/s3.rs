@@ -1,0 +1,77 @@
+//! `lifeboat::s3` against the real S3 server (moto) started by scripts/test.
+
+use lifeboat::config::S3Settings;
+use lifeboat::s3::Bucket;
+use lifeboat::secret::Secret;
+
+fn settings() -> S3Settings {
+    let s3 = lifeboat_testkit::s3();
+    S3Settings {
+        endpoint: Some(s3.endpoint),
+        region: "us-east-1".into(),
+        access_key_id: s3.access_key_id,
+        secret_access_key: Secret::new(s3.secret_access_key),
+        bucket: s3.bucket,
+        prefix: lifeboat_testkit::unique("lifeboat-test/"),
+        path_style: true,
+    }
+}
+
+#[tokio::test]
+async fn objects_are_put_listed_read_and_deleted_under_the_prefix() {
+    let bucket = Bucket::new(&settings());
+    bucket.check().await.expect("bucket exists");
+    bucket
+        .put("backups/a.sql.gz", b"first".to_vec())
+        .await
+        .expect("put a");
+    bucket
+        .put("backups/b.sql.gz", vec![7u8; 100_000])
+        .await
+        .expect("put b");
+    bucket.put("other/c", b"x".to_vec()).await.expect("put c");
+    let mut listed = bucket.list("backups/").await.expect("list");
+    listed.sort_by(|a, b| a.name.cmp(&b.name));
+    let names: Vec<(&str, u64)> = listed.iter().map(|o| (o.name.as_str(), o.size)).collect();
+    assert_eq!(
+        names,
+        [("backups/a.sql.gz", 5), ("backups/b.sql.gz", 100_000)]
+    );
+    assert!(listed[0].modified.is_some());
+    assert_eq!(bucket.get("backups/a.sql.gz").await.expect("get"), b"first");
+    for name in ["backups/a.sql.gz", "backups/b.sql.gz", "other/c"] {
+        bucket.delete(name).await.expect("delete");
+    }
+    assert!(bucket.list("").await.expect("list").is_empty());
+}
+
+#[tokio::test]
+async fn a_missing_object_or_bucket_is_an_error_naming_it() {
+    let bucket = Bucket::new(&settings());
+    let err = bucket.get("nope").await.expect_err("must fail").to_string();
+    assert!(
+        err.contains("s3://lifeboat-test/lifeboat-test/") && err.contains("nope"),
+        "{err}"
+    );
+    let mut other = settings();
+    other.bucket = "no-such-bucket".into();
+    let err = Bucket::new(&other)
+        .check()
+        .await
+        .expect_err("must fail")
+        .to_string();
+    assert!(err.contains("no-such-bucket"), "{err}");
+}
+
+#[tokio::test]
+async fn errors_never_show_the_secret_key() {
+    let mut s = settings();
+    s.endpoint = Some("http://127.0.0.1:1".into());
+    let secret = s.secret_access_key.expose().to_owned();
+    let err = Bucket::new(&s)
+        .put("x", b"y".to_vec())
+        .await
+        .expect_err("nothing listens on port 1");
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains(&secret), "{text}");
+}

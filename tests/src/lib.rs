@@ -1,0 +1,294 @@
+//! Helpers for lifeboat's tests against real services.
+//!
+//! `scripts/test` starts PostgreSQL, Redis, an S3 server (moto), an SMTP server (aiosmtpd) and
+//! builds the images, then hands their addresses to the tests in `LBTEST_*` variables. A test that
+//! needs one of them and finds it missing fails with a message saying so: it never passes by
+//! skipping.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+/// A variable set by `scripts/test`; panics with instructions when it is missing.
+pub fn stack_var(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => v,
+        _ => panic!(
+            "{name} is not set: this test needs the real service stack. Run `scripts/test` \
+             (it starts PostgreSQL, Redis, S3, SMTP and builds the images), or export the LBTEST_* \
+             variables it prints with `scripts/test --services-only`."
+        ),
+    }
+}
+
+/// The test PostgreSQL server, as a superuser URL.
+pub fn database_url() -> String {
+    stack_var("LBTEST_DATABASE_URL")
+}
+
+pub fn redis_url() -> String {
+    stack_var("LBTEST_REDIS_URL")
+}
+
+/// The S3 server: endpoint, bucket, access key id, secret.
+pub struct S3Stack {
+    pub endpoint: String,
+    pub bucket: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+pub fn s3() -> S3Stack {
+    S3Stack {
+        endpoint: stack_var("LBTEST_S3_ENDPOINT"),
+        bucket: stack_var("LBTEST_S3_BUCKET"),
+        access_key_id: stack_var("LBTEST_S3_ACCESS_KEY_ID"),
+        secret_access_key: stack_var("LBTEST_S3_SECRET_ACCESS_KEY"),
+    }
+}
+
+/// The SMTP server: one port per TLS mode, a CA that signed its certificate, and its maildir.
+pub struct SmtpStack {
+    pub plain_port: u16,
+    pub starttls_port: u16,
+    pub tls_port: u16,
+    pub ca_file: PathBuf,
+    pub maildir: PathBuf,
+}
+
+pub fn smtp() -> SmtpStack {
+    let port = |name: &str| {
+        stack_var(name)
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} is not a port"))
+    };
+    SmtpStack {
+        plain_port: port("LBTEST_SMTP_PORT"),
+        starttls_port: port("LBTEST_SMTP_STARTTLS_PORT"),
+        tls_port: port("LBTEST_SMTP_TLS_PORT"),
+        ca_file: stack_var("LBTEST_SMTP_CA_FILE").into(),
+        maildir: stack_var("LBTEST_MAILDIR").into(),
+    }
+}
+
+impl SmtpStack {
+    /// Wait up to 10 s for a received message containing `needle`; returns it.
+    pub fn wait_for_message(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            for dir in ["new", "cur"] {
+                if let Ok(entries) = std::fs::read_dir(self.maildir.join(dir)) {
+                    for entry in entries.flatten() {
+                        if let Ok(text) = std::fs::read_to_string(entry.path()) {
+                            if text.contains(needle) {
+                                return text;
+                            }
+                        }
+                    }
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no mail containing {needle:?} arrived in {}",
+                self.maildir.display()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// A name no other test or run uses: `prefix` and 8 random lowercase characters.
+pub fn unique(prefix: &str) -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    let suffix = Alphanumeric
+        .sample_string(&mut rand::rng(), 8)
+        .to_ascii_lowercase();
+    format!("{prefix}{suffix}")
+}
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the workspace")
+        .to_path_buf()
+}
+
+/// A lifeboat binary built by `cargo build --workspace --bins` (as `scripts/test` does first).
+pub fn bin(name: &str) -> PathBuf {
+    // The test executable is target/<profile>/deps/<test>-<hash>; binaries are in target/<profile>/.
+    let exe = std::env::current_exe().expect("current test executable");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built; run `cargo build --workspace --bins` first (scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+/// Run a command, returning its output; panics only if it cannot be started.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// `docker ARGS…` through the CLI, for test setup and inspection.
+pub fn docker(args: &[&str]) -> Output {
+    run(Command::new("docker").args(args))
+}
+
+/// `docker ARGS…` that must succeed; returns its trimmed stdout.
+pub fn docker_ok(args: &[&str]) -> String {
+    let out = docker(args);
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A container that is removed (with its volumes) when dropped, pass or fail.
+pub struct TestContainer {
+    pub name: String,
+}
+
+impl TestContainer {
+    /// `docker run -d --name <unique> ARGS…`
+    pub fn run(prefix: &str, args: &[&str]) -> Self {
+        let name = unique(prefix);
+        let mut full = vec!["run", "-d", "--name", &name, "--label", "lifeboat-test=1"];
+        full.extend_from_slice(args);
+        docker_ok(&full);
+        Self { name }
+    }
+
+    /// The host port published for `container_port` (e.g. "5432").
+    pub fn host_port(&self, container_port: &str) -> u16 {
+        let out = docker_ok(&["port", &self.name, container_port]);
+        out.lines()
+            .find_map(|l| l.rsplit(':').next()?.trim().parse().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "no published port for {container_port} on {}: {out}",
+                    self.name
+                )
+            })
+    }
+}
+
+impl Drop for TestContainer {
+    fn drop(&mut self) {
+        let _ = docker(&["rm", "-f", "-v", &self.name]);
+    }
+}
+
+/// The compose command of this machine: `docker compose` (v2) or `docker-compose` (v1).
+pub fn compose_command() -> Vec<String> {
+    if let Ok(c) = std::env::var("LBTEST_COMPOSE") {
+        return c.split_whitespace().map(str::to_owned).collect();
+    }
+    let v2 = Command::new("docker").args(["compose", "version"]).output();
+    if v2.is_ok_and(|o| o.status.success()) {
+        vec!["docker".into(), "compose".into()]
+    } else {
+        vec!["docker-compose".into()]
+    }
+}
+
+/// A compose project with a unique name, brought down with its volumes when dropped.
+pub struct ComposeProject {
+    pub name: String,
+    pub file: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl ComposeProject {
+    pub fn new(prefix: &str, file: &Path, env: &[(&str, &str)]) -> Self {
+        Self {
+            name: unique(prefix),
+            file: file.to_path_buf(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
+    /// A compose command for this project.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let compose = compose_command();
+        let mut cmd = Command::new(&compose[0]);
+        cmd.args(&compose[1..])
+            .arg("-p")
+            .arg(&self.name)
+            .arg("-f")
+            .arg(&self.file)
+            .args(args);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd
+    }
+
+    /// Run a compose command that must succeed; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = run(&mut self.command(args));
+        assert!(
+            out.status.success(),
+            "compose {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for ComposeProject {
+    fn drop(&mut self) {
+        let _ = run(self
+            .command(&["down", "-v", "--remove-orphans", "-t", "2"])
+            .stdout(std::process::Stdio::null()));
+    }
+}
+
+/// Poll `f` every 200 ms until it returns `Some`, at most `timeout`; panics with `what` after.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A minimal HTTP/1.1 GET over a TcpStream: (status, body). Test helper, not a client.
+pub fn http_get(host_port: &str, path: &str) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(host_port)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host_port}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf)?;
+    let status = buf
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
