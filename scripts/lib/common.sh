@@ -156,7 +156,17 @@ build_context_image() {
         return
     fi
     say "building image $ref"
-    docker build -q -t "$name:h-$hash" -t "$ref" "$@" "$ctx" >/dev/null
+    docker build -q -t "$name:h-$hash" -t "$ref" "$@" "$ctx" >/dev/null 2>"$CACHE_DIR/build.log" ||
+        die "building $ref failed: $(cat "$CACHE_DIR/build.log")"
+}
+
+# Forget cache tags of NAME that no current tag points at (older builds of the same image).
+prune_stale_tags() {
+    local name=$1 live tag
+    live=$(docker images --format '{{.Tag}} {{.ID}}' "$name" | awk '$1 !~ /^h-/ {print $2}' | sort -u)
+    docker images --format '{{.Tag}} {{.ID}}' "$name" | while read -r tag id; do
+        case "$tag" in h-*) grep -qx "$id" <<<"$live" || docker rmi "$name:$tag" >/dev/null 2>&1 || true ;; esac
+    done
 }
 
 build_service_images() {
@@ -176,6 +186,7 @@ build_app_images() {
     for v in v1 v2 broken; do
         build_context_image "lifeboat-demo/app:$v" "$ctx" --build-arg "DEMO_VERSION=$v"
     done
+    prune_stale_tags lifeboat-demo/app
 }
 
 # --- Cargo -------------------------------------------------------------------------------------

@@ -1,0 +1,10 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use lifeboat_deploy::Cli;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    lifeboat::output::init(&cli.global.output());
+    lifeboat::exit::report(lifeboat_deploy::run(&cli))
+}

@@ -1,0 +1,10 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use lifeboat_rollback::Cli;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    lifeboat::output::init(&cli.global.output());
+    lifeboat::exit::report(lifeboat_rollback::run(&cli))
+}

@@ -1,0 +1,179 @@
+//! The demo compose stack, for real: postgres, redis, app and worker from the locally built
+//! images, found by lifeboat's docker module through compose's labels, healthy, migrated,
+//! seeded, serving; 503 while its database is down and healthy again when it is back.
+
+use std::time::Duration;
+
+use lifeboat::docker::{Docker, Health};
+use lifeboat_testkit::{docker_ok, http_get, wait_for, workspace_root, ComposeProject};
+
+fn app_address(project: &ComposeProject) -> String {
+    let port = project.ok(&["port", "app", "3000"]);
+    let port = port
+        .rsplit(':')
+        .next()
+        .expect("host:port")
+        .trim()
+        .to_owned();
+    format!("127.0.0.1:{port}")
+}
+
+fn health(address: &str) -> Option<(u16, serde_json::Value)> {
+    let (status, body) = http_get(address, "/api/health").ok()?;
+    Some((status, serde_json::from_str(&body).ok()?))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_stack_comes_up_healthy_and_reports_its_database() {
+    let project = ComposeProject::new(
+        "lbtest-stack-",
+        &workspace_root().join("tests/compose/docker-compose.yml"),
+        &[],
+    );
+    project.ok(&["up", "-d"]);
+    let docker = Docker::connect(None).await.expect("docker");
+
+    // Compose's labels find every service.
+    let containers = docker
+        .compose_containers(&project.name, None, false)
+        .await
+        .expect("list");
+    let mut services: Vec<&str> = containers
+        .iter()
+        .filter_map(|c| c.service.as_deref())
+        .collect();
+    services.sort_unstable();
+    assert_eq!(services, ["app", "postgres", "redis", "worker"]);
+
+    // The app has no schema yet: migrate and seed as one-off containers, as a deploy would.
+    let migrated = project.ok(&["run", "--rm", "-T", "app", "lifeboat-demo-app", "migrate"]);
+    assert!(migrated.contains("applied migration 3"), "{migrated}");
+    project.ok(&["run", "--rm", "-T", "app", "lifeboat-demo-app", "seed"]);
+
+    let app = docker
+        .service_container(&project.name, "app")
+        .await
+        .expect("app container");
+    docker
+        .wait_healthy(&app.id, Duration::from_mins(1))
+        .await
+        .expect("app healthy");
+    let address = app_address(&project);
+    let (status, body) = wait_for("GET /api/health = 200", Duration::from_secs(20), || {
+        health(&address).filter(|(s, _)| *s == 200)
+    });
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "healthy");
+    assert_eq!(body["database"], "connected");
+    assert_eq!(body["version"], "v1");
+    assert!(body["users"].as_i64().is_some_and(|n| n >= 1), "{body}");
+
+    // The database goes away: the app says 503 and Docker marks it unhealthy.
+    let postgres = docker
+        .service_container(&project.name, "postgres")
+        .await
+        .expect("postgres");
+    docker
+        .stop(&postgres.id, Duration::from_secs(5))
+        .await
+        .expect("stop postgres");
+    let (status, body) = wait_for("GET /api/health = 503", Duration::from_secs(20), || {
+        health(&address).filter(|(s, _)| *s == 503)
+    });
+    assert_eq!(status, 503);
+    assert_eq!(body["database"], "disconnected");
+    wait_for(
+        "Docker marks the app unhealthy",
+        Duration::from_secs(30),
+        || {
+            let h = futures_block(docker.health(&app.id));
+            (h == Health::Unhealthy).then_some(())
+        },
+    );
+
+    // It comes back by itself when the database does.
+    docker.start(&postgres.id).await.expect("start postgres");
+    docker
+        .wait_healthy(&postgres.id, Duration::from_mins(1))
+        .await
+        .expect("postgres healthy");
+    docker
+        .wait_healthy(&app.id, Duration::from_mins(1))
+        .await
+        .expect("app healthy again");
+    let (status, _) = health(&address).expect("health answers");
+    assert_eq!(status, 200);
+}
+
+/// Block on a future from inside the multi-thread runtime (for `wait_for`'s sync closure).
+fn futures_block<T>(
+    f: impl std::future::Future<Output = Result<T, lifeboat::docker::DockerError>>,
+) -> T {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
+        .expect("docker call")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_v2_image_adds_a_migration_and_broken_never_becomes_healthy() {
+    let project = ComposeProject::new(
+        "lbtest-images-",
+        &workspace_root().join("tests/compose/docker-compose.yml"),
+        &[],
+    );
+    project.ok(&["up", "-d", "postgres", "redis"]);
+    let docker = Docker::connect(None).await.expect("docker");
+    let postgres = docker
+        .service_container(&project.name, "postgres")
+        .await
+        .expect("postgres");
+    docker
+        .wait_healthy(&postgres.id, Duration::from_mins(1))
+        .await
+        .expect("postgres healthy");
+
+    let network = format!("{}_demo", project.name);
+    let db_env = "DATABASE_URL=postgres://demo:demo-password@postgres:5432/demo";
+    let migrate = |image: &str| {
+        docker_ok(&[
+            "run",
+            "--rm",
+            "--network",
+            &network,
+            "-e",
+            db_env,
+            image,
+            "lifeboat-demo-app",
+            "migrate",
+        ])
+    };
+    assert!(migrate("lifeboat-demo/app:v1").contains("applied migration 3"));
+    let v2 = migrate("lifeboat-demo/app:v2");
+    assert!(v2.contains("applied migration 4"), "{v2}");
+
+    let name = lifeboat_testkit::unique("lbtest-broken-");
+    docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--network",
+        &network,
+        "-e",
+        db_env,
+        "-e",
+        "REDIS_URL=redis://redis:6379",
+        "lifeboat-demo/app:broken",
+    ]);
+    let _cleanup = lifeboat_testkit::TestContainer { name: name.clone() };
+    let err = docker
+        .wait_healthy(&name, Duration::from_secs(8))
+        .await
+        .expect_err("broken must never be healthy");
+    assert!(err.to_string().contains("did not become healthy"), "{err}");
+    let out = lifeboat_testkit::docker(&["exec", &name, "lifeboat-demo-app", "probe"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the broken build's own probe fails"
+    );
+}
