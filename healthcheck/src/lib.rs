@@ -1,38 +1,474 @@
 //! lifeboat-healthcheck: a tiny static probe with exact Docker HEALTHCHECK semantics.
 //!
-//! Replaces `HEALTHCHECK CMD wget --spider …` (seed 001). Docker reads only 0 (healthy) and 1
-//! (unhealthy) and reserves 2, so this binary never exits with anything else. It stays light:
-//! no tokio runtime, no AWS SDK, no bollard (`lifeboat` is used without its service features).
+//! Replaces `HEALTHCHECK CMD wget --spider …` (seed 001) in images that have no shell, curl or
+//! wget. Docker reads only 0 (healthy) and 1 (unhealthy) and reserves 2, so this binary never
+//! exits with anything else, not even for a bad option. It always ends before `--timeout`, so
+//! Docker never has to kill it, and says in one short line what it checked and why it failed.
+//!
+//! It is small on purpose: no async runtime, no HTTP client crate, no URL crate, no clap (each
+//! would cost more than the rest of the binary). Every option also has an environment variable,
+//! since the exec form `HEALTHCHECK ["/lifeboat-healthcheck"]` has no shell to expand anything.
 
-use std::process::ExitCode;
+mod http;
+mod net;
+mod probes;
+mod serve;
+mod target;
+#[cfg(feature = "tls")]
+mod tls;
 
-use clap::Parser;
+use std::fmt;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
-/// Check that a service is healthy, for Docker's HEALTHCHECK: exit 0 healthy, 1 unhealthy.
-#[derive(Debug, Parser)]
-#[command(
-    name = "lifeboat-healthcheck",
-    version,
-    after_help = "Exit codes:\n  0  healthy\n  1  unhealthy, or the check could not run (Docker reserves 2)"
-)]
-pub struct Cli {
-    /// Targets: http://…, https://…, tcp://host:port, postgres://…, redis://…
-    #[arg(value_name = "TARGET")]
-    pub targets: Vec<String>,
+pub use target::{Scheme, Target};
+
+/// The environment variables, one per option (README lists them).
+pub mod env {
+    pub const URL: &str = "HEALTHCHECK_URL";
+    pub const PORT: &str = "PORT";
+    pub const TIMEOUT: &str = "HEALTHCHECK_TIMEOUT";
+    pub const EXPECT_STATUS: &str = "HEALTHCHECK_EXPECT_STATUS";
+    pub const EXPECT_BODY: &str = "HEALTHCHECK_EXPECT_BODY";
+    pub const EXPECT_JSON: &str = "HEALTHCHECK_EXPECT_JSON";
+    pub const HEADER: &str = "HEALTHCHECK_HEADER";
+    pub const CERT_MIN_DAYS: &str = "HEALTHCHECK_CERT_MIN_DAYS";
+    pub const INSECURE: &str = "HEALTHCHECK_INSECURE";
+    pub const FOLLOW_REDIRECTS: &str = "HEALTHCHECK_FOLLOW_REDIRECTS";
+    pub const LISTEN: &str = "HEALTHCHECK_LISTEN";
+    pub const ALL: &[&str] =
+        &[URL, PORT, TIMEOUT, EXPECT_STATUS, EXPECT_BODY, EXPECT_JSON, HEADER, CERT_MIN_DAYS, INSECURE, FOLLOW_REDIRECTS, LISTEN];
 }
 
-/// Run the check; only ever 0 or 1.
-pub fn run(_cli: &Cli) -> ExitCode {
-    println!("lifeboat-healthcheck: checking targets is not built yet (tracked in issue #6); reporting unhealthy");
-    ExitCode::from(1)
+/// The longest report line: Docker keeps 4096 bytes of output, `docker ps` shows far less.
+pub const MAX_LINE: usize = 200;
+
+pub const HELP: &str = "\
+lifeboat-healthcheck: check that a service is healthy, for Docker's HEALTHCHECK
+
+Usage: lifeboat-healthcheck [OPTIONS] [TARGET]...
+       lifeboat-healthcheck serve [--listen ADDR] [OPTIONS] TARGET...
+
+Targets (all must pass):
+  http://HOST[:PORT]/PATH      a GET answered with the expected status
+  https://HOST[:PORT]/PATH     the same over TLS, certificate verified
+  tcp://HOST:PORT              the port accepts a connection
+  postgres://USER:PASS@HOST[:PORT]/DB[?sslmode=require]
+                               the server accepts the login and is ready (md5, SCRAM)
+  redis://[:PASS@]HOST[:PORT]  PING answers PONG (LOADING is unhealthy)
+  Without a target: $HEALTHCHECK_URL, else http://127.0.0.1:${PORT:-3000}/api/health
+
+Options (each also an environment variable, for exec-form HEALTHCHECK):
+  --timeout DURATION       give up before this, e.g. 5s, 500ms  [HEALTHCHECK_TIMEOUT, default 5s]
+  --expect-status SPEC     2xx, 200, 200-399 or 200,204         [HEALTHCHECK_EXPECT_STATUS, default 2xx]
+  --expect-body TEXT       the body contains TEXT               [HEALTHCHECK_EXPECT_BODY]
+  --expect-json PTR=VALUE  the JSON value at pointer PTR is VALUE, e.g. /status=healthy
+                           (repeatable)                         [HEALTHCHECK_EXPECT_JSON]
+  --header 'NAME: VALUE'   send a header (repeatable)           [HEALTHCHECK_HEADER]
+  --cert-min-days N        https: the certificate is valid N more days [HEALTHCHECK_CERT_MIN_DAYS]
+  --insecure               https: do not verify the certificate (said in the report)
+                                                                [HEALTHCHECK_INSECURE=1]
+  --follow-redirects       follow up to 5 redirects             [HEALTHCHECK_FOLLOW_REDIRECTS=1]
+  --listen ADDR            serve: where to listen               [HEALTHCHECK_LISTEN, default 0.0.0.0:8080]
+  -h, --help               this help
+  -V, --version            the version
+
+serve answers GET / with JSON (status and latency of each target): 200 healthy, 503 not.
+
+Exit codes:
+  0  healthy
+  1  unhealthy, or the check could not run (Docker reserves 2: it is never used)
+
+Example (exec form, no shell needed):
+  HEALTHCHECK --interval=30s --timeout=10s CMD [\"/lifeboat-healthcheck\", \"--timeout\", \"8s\"]
+";
+
+/// Which statuses count as healthy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusSpec(Vec<(u16, u16)>);
+
+impl StatusSpec {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut ranges = Vec::new();
+        for part in text.split(',').map(str::trim) {
+            let range = if let Some(class) = part.strip_suffix("xx").or_else(|| part.strip_suffix("XX")) {
+                let c: u16 = class.parse().ok().filter(|c| (1..=5).contains(c)).ok_or_else(|| bad_status(text))?;
+                (c * 100, c * 100 + 99)
+            } else if let Some((a, b)) = part.split_once('-') {
+                (status(a).ok_or_else(|| bad_status(text))?, status(b).ok_or_else(|| bad_status(text))?)
+            } else {
+                let s = status(part).ok_or_else(|| bad_status(text))?;
+                (s, s)
+            };
+            ranges.push(range);
+        }
+        Ok(Self(ranges))
+    }
+
+    pub fn matches(&self, status: u16) -> bool {
+        self.0.iter().any(|(lo, hi)| (*lo..=*hi).contains(&status))
+    }
+}
+
+fn status(s: &str) -> Option<u16> {
+    s.trim().parse().ok().filter(|s| (100..=599).contains(s))
+}
+
+fn bad_status(text: &str) -> String {
+    format!("--expect-status {text:?}: expected 2xx, 200, 200-399 or 200,204")
+}
+
+impl fmt::Display for StatusSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|(lo, hi)| match (lo, hi) {
+                (lo, hi) if lo == hi => lo.to_string(),
+                (lo, hi) if lo % 100 == 0 && *hi == lo + 99 => format!("{}xx", lo / 100),
+                (lo, hi) => format!("{lo}-{hi}"),
+            })
+            .collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+/// Everything a check needs to know.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub targets: Vec<String>,
+    pub timeout: Duration,
+    pub expect_status: StatusSpec,
+    pub expect_body: Option<String>,
+    pub expect_json: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
+    pub cert_min_days: Option<u32>,
+    pub insecure: bool,
+    pub follow_redirects: bool,
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Command {
+    Check(Options),
+    Serve { listen: String, options: Options },
+    Help,
+    Version,
+}
+
+/// Parse the arguments, with the environment as fallback for every option.
+pub fn parse_args(args: impl IntoIterator<Item = String>, getenv: impl Fn(&str) -> Option<String>) -> Result<Command, String> {
+    let getenv = |name: &str| getenv(name).filter(|v| !v.is_empty());
+    let mut targets = Vec::new();
+    let mut timeout = getenv(env::TIMEOUT).map(|v| (env::TIMEOUT.to_owned(), v));
+    let mut expect_status = getenv(env::EXPECT_STATUS).map(|v| (env::EXPECT_STATUS.to_owned(), v));
+    let mut expect_body = getenv(env::EXPECT_BODY);
+    let mut expect_json_raw: Vec<String> = getenv(env::EXPECT_JSON).into_iter().collect();
+    let mut headers_raw: Vec<String> = getenv(env::HEADER).map(|h| h.lines().map(str::to_owned).collect()).unwrap_or_default();
+    let mut cert_min_days = getenv(env::CERT_MIN_DAYS).map(|v| (env::CERT_MIN_DAYS.to_owned(), v));
+    let truthy = |v: Option<String>| v.is_some_and(|v| !matches!(v.to_ascii_lowercase().as_str(), "0" | "false" | "no" | "off"));
+    let mut insecure = truthy(getenv(env::INSECURE));
+    let mut follow_redirects = truthy(getenv(env::FOLLOW_REDIRECTS));
+    let mut listen = getenv(env::LISTEN).unwrap_or_else(|| "0.0.0.0:8080".into());
+    let mut serve = false;
+
+    let mut args = args.into_iter().peekable();
+    let mut first = true;
+    while let Some(arg) = args.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |flag: &str| -> Result<String, String> {
+            inline.clone().or_else(|| args.next()).ok_or_else(|| format!("{flag} needs a value (see --help)"))
+        };
+        match name.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "-V" | "--version" => return Ok(Command::Version),
+            "serve" if first => serve = true,
+            "--timeout" => timeout = Some(("--timeout".into(), value("--timeout")?)),
+            "--expect-status" => expect_status = Some(("--expect-status".into(), value("--expect-status")?)),
+            "--expect-body" => expect_body = Some(value("--expect-body")?),
+            "--expect-json" => expect_json_raw.push(value("--expect-json")?),
+            "--header" | "-H" => headers_raw.push(value("--header")?),
+            "--cert-min-days" => cert_min_days = Some(("--cert-min-days".into(), value("--cert-min-days")?)),
+            "--insecure" | "-k" => insecure = true,
+            "--follow-redirects" | "-L" => follow_redirects = true,
+            "--listen" => listen = value("--listen")?,
+            flag if flag.starts_with('-') && flag.len() > 1 => {
+                return Err(format!("unknown option {flag} (see --help)"));
+            }
+            _ => targets.push(arg),
+        }
+        first = false;
+    }
+
+    if targets.is_empty() {
+        if serve {
+            return Err("serve needs at least one TARGET (see --help)".into());
+        }
+        targets.push(getenv(env::URL).unwrap_or_else(|| {
+            let port = getenv(env::PORT).unwrap_or_else(|| "3000".into());
+            format!("http://127.0.0.1:{port}/api/health")
+        }));
+    }
+    for t in &targets {
+        Target::parse(t)?;
+    }
+    let timeout = match timeout {
+        Some((from, v)) => parse_duration(&v).ok_or_else(|| format!("{from} {v:?}: expected a duration like 5s or 500ms"))?,
+        None => Duration::from_secs(5),
+    };
+    let expect_status = match expect_status {
+        Some((_, v)) => StatusSpec::parse(&v)?,
+        None => StatusSpec(vec![(200, 299)]),
+    };
+    let expect_json = expect_json_raw
+        .iter()
+        .map(|e| {
+            e.split_once('=')
+                .filter(|(p, _)| p.is_empty() || p.starts_with('/'))
+                .map(|(p, v)| (p.to_owned(), v.to_owned()))
+                .ok_or_else(|| format!("--expect-json {e:?}: expected /json/pointer=value"))
+        })
+        .collect::<Result<_, _>>()?;
+    let headers = headers_raw
+        .iter()
+        .map(|h| {
+            h.split_once(':')
+                .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+                .filter(|(n, _)| !n.is_empty() && !n.contains(char::is_whitespace))
+                .ok_or_else(|| format!("--header {h:?}: expected 'Name: value'"))
+        })
+        .collect::<Result<_, _>>()?;
+    let cert_min_days = cert_min_days
+        .map(|(from, v)| v.parse::<u32>().map_err(|_| format!("{from} {v:?}: expected a number of days")))
+        .transpose()?;
+    let options = Options { targets, timeout, expect_status, expect_body, expect_json, headers, cert_min_days, insecure, follow_redirects };
+    Ok(if serve { Command::Serve { listen, options } } else { Command::Check(options) })
+}
+
+/// `5s`, `500ms`, `1m`, or plain seconds (`5`, `0.5`).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let t = text.trim();
+    let (number, scale) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (t, 1.0)
+    };
+    let secs = number.trim().parse::<f64>().ok()? * scale;
+    (secs.is_finite() && secs > 0.0 && secs < 86_400.0).then(|| Duration::from_secs_f64(secs))
+}
+
+/// The result of checking one target.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub target: String,
+    pub healthy: bool,
+    /// What was seen (healthy) or why not (unhealthy).
+    pub detail: String,
+    pub latency: Duration,
+}
+
+/// The deadline of a run: the timeout less a margin for reporting, so that the process has
+/// ended, line printed, before Docker's own timeout.
+fn deadline_for(timeout: Duration) -> net::Deadline {
+    let margin = (timeout / 10).min(Duration::from_millis(200));
+    net::Deadline::after(timeout.saturating_sub(margin))
+}
+
+fn check_one(text: &str, opts: &Options, deadline: net::Deadline) -> Report {
+    let started = Instant::now();
+    let result = Target::parse(text).and_then(|target| match target.scheme {
+        Scheme::Http | Scheme::Https => http::check(&target, opts, deadline),
+        Scheme::Tcp => probes::tcp(&target, deadline),
+        Scheme::Redis | Scheme::Rediss => probes::redis(&target, deadline),
+        Scheme::Postgres => probes::postgres(&target, deadline),
+    });
+    let (healthy, detail) = match result {
+        Ok(d) => (true, d),
+        Err(e) => (false, e),
+    };
+    Report { target: target::redact(text), healthy, detail, latency: started.elapsed() }
+}
+
+/// Check every target at once; a target still running at the deadline is reported timed out.
+pub fn check_all(opts: &Options) -> Vec<Report> {
+    let deadline = deadline_for(opts.timeout);
+    if let [only] = opts.targets.as_slice() {
+        return vec![check_one(only, opts, deadline)];
+    }
+    let (tx, rx) = mpsc::channel();
+    for (i, t) in opts.targets.iter().enumerate() {
+        let (tx, t, o) = (tx.clone(), t.clone(), opts.clone());
+        // Detached: a thread stuck in the system's resolver must not hold the report back.
+        std::thread::spawn(move || {
+            let _ = tx.send((i, check_one(&t, &o, deadline)));
+        });
+    }
+    drop(tx);
+    let mut reports: Vec<Option<Report>> = vec![None; opts.targets.len()];
+    let started = Instant::now();
+    while reports.iter().any(Option::is_none) {
+        let left = deadline.instant().saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((i, r)) => reports[i] = Some(r),
+            Err(_) => break,
+        }
+    }
+    reports
+        .into_iter()
+        .zip(&opts.targets)
+        .map(|(r, t)| {
+            r.unwrap_or_else(|| Report {
+                target: target::redact(t),
+                healthy: false,
+                detail: net::timed_out_after(started.elapsed()),
+                latency: started.elapsed(),
+            })
+        })
+        .collect()
+}
+
+/// The one line Docker shows: what was checked and, on failure, why.
+pub fn summary(reports: &[Report]) -> String {
+    let healthy = reports.iter().all(|r| r.healthy);
+    let line = if healthy {
+        let parts: Vec<String> =
+            reports.iter().map(|r| format!("{} {} in {} ms", r.target, r.detail, net::ms(r.latency))).collect();
+        format!("healthy: {}", parts.join("; "))
+    } else {
+        let failed: Vec<&Report> = reports.iter().filter(|r| !r.healthy).collect();
+        let more = if failed.len() > 1 { format!(" (+{} more failing)", failed.len() - 1) } else { String::new() };
+        format!("unhealthy: {}: {}{more}", failed[0].target, failed[0].detail)
+    };
+    truncate(&line, MAX_LINE)
+}
+
+fn truncate(line: &str, max: usize) -> String {
+    if line.len() <= max {
+        return line.to_owned();
+    }
+    let mut end = max - 3;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &line[..end])
+}
+
+/// Run the command line; the exit code is 0 or 1, never anything else.
+pub fn run(args: impl IntoIterator<Item = String>) -> u8 {
+    match parse_args(args, |k| std::env::var(k).ok()) {
+        Ok(Command::Help) => {
+            print!("{HELP}");
+            0
+        }
+        Ok(Command::Version) => {
+            println!("lifeboat-healthcheck {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        Ok(Command::Check(opts)) => {
+            let reports = check_all(&opts);
+            println!("{}", summary(&reports));
+            u8::from(!reports.iter().all(|r| r.healthy))
+        }
+        Ok(Command::Serve { listen, options }) => match serve::serve(&listen, &options) {
+            Ok(()) => 0,
+            Err(e) => {
+                println!("{}", truncate(&format!("unhealthy: serve: {e}"), MAX_LINE));
+                1
+            }
+        },
+        Err(e) => {
+            println!("{}", truncate(&format!("unhealthy: bad arguments: {}", target::redact(&e)), MAX_LINE));
+            1
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
+    use super::*;
+
+    fn parse(args: &[&str], env: &[(&str, &str)]) -> Result<Command, String> {
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        parse_args(args.iter().map(|s| (*s).to_owned()), move |k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+    }
+
+    fn options(args: &[&str], env: &[(&str, &str)]) -> Options {
+        match parse(args, env).expect("parse") {
+            Command::Check(o) => o,
+            other => panic!("expected a check, got {other:?}"),
+        }
+    }
 
     #[test]
-    fn the_command_line_is_well_formed() {
-        super::Cli::command().debug_assert();
+    fn the_default_target_follows_healthcheck_url_then_port() {
+        assert_eq!(options(&[], &[]).targets, ["http://127.0.0.1:3000/api/health"]);
+        assert_eq!(options(&[], &[("PORT", "8080")]).targets, ["http://127.0.0.1:8080/api/health"]);
+        assert_eq!(options(&[], &[("HEALTHCHECK_URL", "tcp://db:5432"), ("PORT", "1")]).targets, ["tcp://db:5432"]);
+    }
+
+    #[test]
+    fn every_option_has_its_variable_and_flags_win() {
+        let env = [
+            ("HEALTHCHECK_TIMEOUT", "2s"),
+            ("HEALTHCHECK_EXPECT_STATUS", "200,204"),
+            ("HEALTHCHECK_EXPECT_BODY", "ok"),
+            ("HEALTHCHECK_EXPECT_JSON", "/status=healthy"),
+            ("HEALTHCHECK_HEADER", "X-Probe: docker"),
+            ("HEALTHCHECK_CERT_MIN_DAYS", "14"),
+            ("HEALTHCHECK_INSECURE", "1"),
+            ("HEALTHCHECK_FOLLOW_REDIRECTS", "true"),
+        ];
+        let o = options(&[], &env);
+        assert_eq!(o.timeout, Duration::from_secs(2));
+        assert!(o.expect_status.matches(204) && !o.expect_status.matches(201));
+        assert_eq!(o.expect_body.as_deref(), Some("ok"));
+        assert_eq!(o.expect_json, [("/status".to_owned(), "healthy".to_owned())]);
+        assert_eq!(o.headers, [("X-Probe".to_owned(), "docker".to_owned())]);
+        assert_eq!(o.cert_min_days, Some(14));
+        assert!(o.insecure && o.follow_redirects);
+        let o = options(&["--timeout", "300ms", "--expect-status=3xx"], &env);
+        assert_eq!(o.timeout, Duration::from_millis(300));
+        assert!(o.expect_status.matches(301));
+    }
+
+    #[test]
+    fn bad_input_is_an_error_naming_the_option_or_variable() {
+        let err = parse(&["--timeout", "soon"], &[]).expect_err("bad");
+        assert!(err.contains("--timeout"), "{err}");
+        let err = parse(&[], &[("HEALTHCHECK_TIMEOUT", "-1")]).expect_err("bad");
+        assert!(err.contains("HEALTHCHECK_TIMEOUT"), "{err}");
+        assert!(parse(&["--expect-status", "20"], &[]).expect_err("bad").contains("--expect-status"));
+        assert!(parse(&["--expect-json", "status"], &[]).expect_err("bad").contains("--expect-json"));
+        assert!(parse(&["--frobnicate"], &[]).expect_err("bad").contains("--frobnicate"));
+        assert!(parse(&["serve"], &[]).expect_err("bad").contains("serve needs"));
+    }
+
+    #[test]
+    fn status_specs_read_like_people_write_them() {
+        let s = StatusSpec::parse("2xx,301").expect("spec");
+        assert!(s.matches(200) && s.matches(299) && s.matches(301) && !s.matches(302));
+        assert_eq!(s.to_string(), "2xx,301");
+        assert_eq!(StatusSpec::parse("200-399").expect("spec").to_string(), "200-399");
+    }
+
+    #[test]
+    fn the_report_line_is_short_and_names_the_first_failure() {
+        let r = |healthy, detail: &str| Report {
+            target: "http://x/health".into(),
+            healthy,
+            detail: detail.into(),
+            latency: Duration::from_millis(3),
+        };
+        assert_eq!(summary(&[r(true, "200")]), "healthy: http://x/health 200 in 3 ms");
+        let line = summary(&[r(false, "status 503 (expected 2xx)"), r(false, &"x".repeat(500))]);
+        assert_eq!(line, "unhealthy: http://x/health: status 503 (expected 2xx) (+1 more failing)");
+        assert!(summary(&[r(false, &"é".repeat(300))]).len() <= MAX_LINE);
     }
 }

@@ -1,0 +1,64 @@
+//! `serve`: a JSON health endpoint aggregating targets, like the seed's `/api/health`, for
+//! services that have no health route of their own (a worker, Redis, a managed database).
+//!
+//! `GET /` (or any path) runs every check now and answers 200 when all pass, 503 otherwise, with
+//! the status and latency of each. One thread per connection; no keep-alive.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
+
+use crate::{check_all, Options};
+
+pub fn serve(listen: &str, opts: &Options) -> Result<(), String> {
+    let listener = TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    eprintln!("lifeboat-healthcheck: serving the health of {} target(s) on http://{listen}/", opts.targets.len());
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else { continue };
+        let opts = opts.clone();
+        std::thread::spawn(move || answer(stream, &opts));
+    }
+    Ok(())
+}
+
+fn answer(mut stream: TcpStream, opts: &Options) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut buf = [0u8; 4096];
+    let mut request = Vec::new();
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 16 * 1024 {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&request);
+    let method = head.split_whitespace().next().unwrap_or_default();
+    let (status, body) = if method == "GET" || method == "HEAD" {
+        let reports = check_all(opts);
+        let healthy = reports.iter().all(|r| r.healthy);
+        let checks: Vec<serde_json::Value> = reports
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "target": r.target,
+                    "status": if r.healthy { "healthy" } else { "unhealthy" },
+                    "latency_ms": r.latency.as_millis(),
+                    "detail": r.detail,
+                })
+            })
+            .collect();
+        let body = serde_json::json!({
+            "status": if healthy { "healthy" } else { "unhealthy" },
+            "checks": checks,
+        });
+        (if healthy { "200 OK" } else { "503 Service Unavailable" }, body.to_string())
+    } else {
+        ("405 Method Not Allowed", r#"{"error":"only GET"}"#.to_owned())
+    };
+    let body = if method == "HEAD" { String::new() } else { body };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes());
+}
