@@ -23,7 +23,10 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -39,22 +42,36 @@ pub fn check(target: &Target, opts: &Options, deadline: Deadline) -> Result<Stri
             }
         }
         if !opts.expect_status.matches(response.status) {
-            let location = response.header("location").map(|l| format!(", redirect to {l} not followed")).unwrap_or_default();
-            return Err(format!("status {} (expected {}){location}", response.status, opts.expect_status));
+            let location = response
+                .header("location")
+                .map(|l| format!(", redirect to {l} not followed"))
+                .unwrap_or_default();
+            return Err(format!(
+                "status {} (expected {}){location}",
+                response.status, opts.expect_status
+            ));
         }
         if let Some(needle) = &opts.expect_body {
             if !String::from_utf8_lossy(&response.body).contains(needle.as_str()) {
-                return Err(format!("status {}, body does not contain {needle:?}", response.status));
+                return Err(format!(
+                    "status {}, body does not contain {needle:?}",
+                    response.status
+                ));
             }
         }
         if !opts.expect_json.is_empty() {
             let json: serde_json::Value = serde_json::from_slice(&response.body)
                 .map_err(|e| format!("status {}, body is not JSON ({e})", response.status))?;
             for (pointer, expected) in &opts.expect_json {
-                let actual = json.pointer(pointer).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned));
+                let actual = json
+                    .pointer(pointer)
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned));
                 if actual.as_deref() != Some(expected.as_str()) {
                     let shown = actual.map_or_else(|| "missing".into(), |a| format!("{a:?}"));
-                    return Err(format!("status {}, JSON {pointer} is {shown} (expected {expected:?})", response.status));
+                    return Err(format!(
+                        "status {}, JSON {pointer} is {shown} (expected {expected:?})",
+                        response.status
+                    ));
                 }
             }
         }
@@ -67,7 +84,11 @@ fn redirect(from: &Target, location: &str) -> Result<Target, String> {
     if location.contains("://") {
         return Target::parse(location);
     }
-    let scheme = if from.scheme == Scheme::Https { "https" } else { "http" };
+    let scheme = if from.scheme == Scheme::Https {
+        "https"
+    } else {
+        "http"
+    };
     let path = if location.starts_with('/') {
         location.to_owned()
     } else {
@@ -77,7 +98,11 @@ fn redirect(from: &Target, location: &str) -> Result<Target, String> {
     Target::parse(&format!("{scheme}://{}{path}", from.authority()))
 }
 
-fn fetch(target: &Target, opts: &Options, deadline: Deadline) -> Result<(Response, String), String> {
+fn fetch(
+    target: &Target,
+    opts: &Options,
+    deadline: Deadline,
+) -> Result<(Response, String), String> {
     let tcp = net::connect(&target.host, target.port, deadline)?;
     let (mut stream, cert_note): (Box<dyn Stream>, String) = match target.scheme {
         Scheme::Https => tls_stream(tcp, target, opts)?,
@@ -93,22 +118,34 @@ fn fetch(target: &Target, opts: &Options, deadline: Deadline) -> Result<(Respons
         request.extend([name.as_str(), ": ", value.as_str(), "\r\n"]);
     }
     request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).map_err(|e| format!("sending the request: {}", net::describe(&e)))?;
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| format!("sending the request: {}", net::describe(&e)))?;
     let need_body = opts.expect_body.is_some() || !opts.expect_json.is_empty();
     let response = read_response(stream.as_mut(), need_body)?;
     Ok((response, cert_note))
 }
 
 #[cfg(feature = "tls")]
-fn tls_stream(tcp: net::Timed, target: &Target, opts: &Options) -> Result<(Box<dyn Stream>, String), String> {
+fn tls_stream(
+    tcp: net::Timed,
+    target: &Target,
+    opts: &Options,
+) -> Result<(Box<dyn Stream>, String), String> {
     use crate::tls::{connect, Verify};
-    let verify = if opts.insecure { Verify::None } else { Verify::Full };
+    let verify = if opts.insecure {
+        Verify::None
+    } else {
+        Verify::Full
+    };
     let (stream, cert) = connect(tcp, &target.host, verify)?;
     let mut note = String::new();
     if let Some(days) = cert.days_left {
         if let Some(min) = opts.cert_min_days {
             if days < i64::from(min) {
-                return Err(format!("certificate expires in {days} days (minimum {min})"));
+                return Err(format!(
+                    "certificate expires in {days} days (minimum {min})"
+                ));
             }
         }
         note = format!(", certificate valid {days} more days");
@@ -127,9 +164,15 @@ fn tls_stream(_: net::Timed, _: &Target, _: &Options) -> Result<(Box<dyn Stream>
 }
 
 fn host_header(target: &Target) -> String {
-    let default = matches!((target.scheme, target.port), (Scheme::Http, 80) | (Scheme::Https, 443));
+    let default = matches!(
+        (target.scheme, target.port),
+        (Scheme::Http, 80) | (Scheme::Https, 443)
+    );
     if default {
-        target.authority().rsplit_once(':').map_or_else(|| target.host.clone(), |(h, _)| h.to_owned())
+        target
+            .authority()
+            .rsplit_once(':')
+            .map_or_else(|| target.host.clone(), |(h, _)| h.to_owned())
     } else {
         target.authority()
     }
@@ -147,7 +190,9 @@ pub fn read_response(stream: &mut dyn Stream, need_body: bool) -> Result<Respons
             return Err("response headers too large".into());
         }
         match stream.read(&mut chunk) {
-            Ok(0) if buf.is_empty() => return Err("the server closed the connection without answering".into()),
+            Ok(0) if buf.is_empty() => {
+                return Err("the server closed the connection without answering".into())
+            }
             Ok(0) => return Err("the server closed the connection mid-response".into()),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e) => return Err(format!("waiting for the response: {}", net::describe(&e))),
@@ -160,17 +205,33 @@ pub fn read_response(stream: &mut dyn Stream, need_body: bool) -> Result<Respons
         .strip_prefix("HTTP/1.")
         .and_then(|r| r.get(2..5))
         .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| format!("not an HTTP response: {:?}", status_line.chars().take(40).collect::<String>()))?;
+        .ok_or_else(|| {
+            format!(
+                "not an HTTP response: {:?}",
+                status_line.chars().take(40).collect::<String>()
+            )
+        })?;
     let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())))
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        })
         .collect();
-    let mut response = Response { status, headers, body: Vec::new() };
+    let mut response = Response {
+        status,
+        headers,
+        body: Vec::new(),
+    };
     if !need_body {
         return Ok(response);
     }
     let mut body = buf[head_end + 4..].to_vec();
-    let chunked = response.header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-    let length = response.header("content-length").and_then(|v| v.parse::<usize>().ok());
+    let chunked = response
+        .header("transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
+    let length = response
+        .header("content-length")
+        .and_then(|v| v.parse::<usize>().ok());
     loop {
         if length.is_some_and(|l| body.len() >= l) || body.len() > MAX_BODY {
             break;
@@ -202,7 +263,8 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(line_end) = find(data, b"\r\n") {
         let size_text = String::from_utf8_lossy(&data[..line_end]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .unwrap_or(0);
         data = &data[line_end + 2..];
         if size == 0 || data.len() < size {
             out.extend_from_slice(&data[..size.min(data.len())]);
@@ -225,8 +287,14 @@ mod tests {
 
     #[test]
     fn status_headers_and_a_sized_body() {
-        let r = parse("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhelloEXTRA", true);
-        assert_eq!((r.status, r.header("x-a"), r.body.as_slice()), (503, Some("b"), &b"hello"[..]));
+        let r = parse(
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 5\r\nX-A: b\r\n\r\nhelloEXTRA",
+            true,
+        );
+        assert_eq!(
+            (r.status, r.header("x-a"), r.body.as_slice()),
+            (503, Some("b"), &b"hello"[..])
+        );
     }
 
     #[test]

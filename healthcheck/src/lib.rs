@@ -36,8 +36,19 @@ pub mod env {
     pub const INSECURE: &str = "HEALTHCHECK_INSECURE";
     pub const FOLLOW_REDIRECTS: &str = "HEALTHCHECK_FOLLOW_REDIRECTS";
     pub const LISTEN: &str = "HEALTHCHECK_LISTEN";
-    pub const ALL: &[&str] =
-        &[URL, PORT, TIMEOUT, EXPECT_STATUS, EXPECT_BODY, EXPECT_JSON, HEADER, CERT_MIN_DAYS, INSECURE, FOLLOW_REDIRECTS, LISTEN];
+    pub const ALL: &[&str] = &[
+        URL,
+        PORT,
+        TIMEOUT,
+        EXPECT_STATUS,
+        EXPECT_BODY,
+        EXPECT_JSON,
+        HEADER,
+        CERT_MIN_DAYS,
+        INSECURE,
+        FOLLOW_REDIRECTS,
+        LISTEN,
+    ];
 }
 
 /// The longest report line: Docker keeps 4096 bytes of output, `docker ps` shows far less.
@@ -91,15 +102,23 @@ impl StatusSpec {
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut ranges = Vec::new();
         for part in text.split(',').map(str::trim) {
-            let range = if let Some(class) = part.strip_suffix("xx").or_else(|| part.strip_suffix("XX")) {
-                let c: u16 = class.parse().ok().filter(|c| (1..=5).contains(c)).ok_or_else(|| bad_status(text))?;
-                (c * 100, c * 100 + 99)
-            } else if let Some((a, b)) = part.split_once('-') {
-                (status(a).ok_or_else(|| bad_status(text))?, status(b).ok_or_else(|| bad_status(text))?)
-            } else {
-                let s = status(part).ok_or_else(|| bad_status(text))?;
-                (s, s)
-            };
+            let range =
+                if let Some(class) = part.strip_suffix("xx").or_else(|| part.strip_suffix("XX")) {
+                    let c: u16 = class
+                        .parse()
+                        .ok()
+                        .filter(|c| (1..=5).contains(c))
+                        .ok_or_else(|| bad_status(text))?;
+                    (c * 100, c * 100 + 99)
+                } else if let Some((a, b)) = part.split_once('-') {
+                    (
+                        status(a).ok_or_else(|| bad_status(text))?,
+                        status(b).ok_or_else(|| bad_status(text))?,
+                    )
+                } else {
+                    let s = status(part).ok_or_else(|| bad_status(text))?;
+                    (s, s)
+                };
             ranges.push(range);
         }
         Ok(Self(ranges))
@@ -157,16 +176,28 @@ pub enum Command {
 }
 
 /// Parse the arguments, with the environment as fallback for every option.
-pub fn parse_args(args: impl IntoIterator<Item = String>, getenv: impl Fn(&str) -> Option<String>) -> Result<Command, String> {
+pub fn parse_args(
+    args: impl IntoIterator<Item = String>,
+    getenv: impl Fn(&str) -> Option<String>,
+) -> Result<Command, String> {
     let getenv = |name: &str| getenv(name).filter(|v| !v.is_empty());
     let mut targets = Vec::new();
     let mut timeout = getenv(env::TIMEOUT).map(|v| (env::TIMEOUT.to_owned(), v));
     let mut expect_status = getenv(env::EXPECT_STATUS).map(|v| (env::EXPECT_STATUS.to_owned(), v));
     let mut expect_body = getenv(env::EXPECT_BODY);
     let mut expect_json_raw: Vec<String> = getenv(env::EXPECT_JSON).into_iter().collect();
-    let mut headers_raw: Vec<String> = getenv(env::HEADER).map(|h| h.lines().map(str::to_owned).collect()).unwrap_or_default();
+    let mut headers_raw: Vec<String> = getenv(env::HEADER)
+        .map(|h| h.lines().map(str::to_owned).collect())
+        .unwrap_or_default();
     let mut cert_min_days = getenv(env::CERT_MIN_DAYS).map(|v| (env::CERT_MIN_DAYS.to_owned(), v));
-    let truthy = |v: Option<String>| v.is_some_and(|v| !matches!(v.to_ascii_lowercase().as_str(), "0" | "false" | "no" | "off"));
+    let truthy = |v: Option<String>| {
+        v.is_some_and(|v| {
+            !matches!(
+                v.to_ascii_lowercase().as_str(),
+                "0" | "false" | "no" | "off"
+            )
+        })
+    };
     let mut insecure = truthy(getenv(env::INSECURE));
     let mut follow_redirects = truthy(getenv(env::FOLLOW_REDIRECTS));
     let mut listen = getenv(env::LISTEN).unwrap_or_else(|| "0.0.0.0:8080".into());
@@ -180,18 +211,25 @@ pub fn parse_args(args: impl IntoIterator<Item = String>, getenv: impl Fn(&str) 
             _ => (arg.clone(), None),
         };
         let mut value = |flag: &str| -> Result<String, String> {
-            inline.clone().or_else(|| args.next()).ok_or_else(|| format!("{flag} needs a value (see --help)"))
+            inline
+                .clone()
+                .or_else(|| args.next())
+                .ok_or_else(|| format!("{flag} needs a value (see --help)"))
         };
         match name.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "-V" | "--version" => return Ok(Command::Version),
             "serve" if first => serve = true,
             "--timeout" => timeout = Some(("--timeout".into(), value("--timeout")?)),
-            "--expect-status" => expect_status = Some(("--expect-status".into(), value("--expect-status")?)),
+            "--expect-status" => {
+                expect_status = Some(("--expect-status".into(), value("--expect-status")?))
+            }
             "--expect-body" => expect_body = Some(value("--expect-body")?),
             "--expect-json" => expect_json_raw.push(value("--expect-json")?),
             "--header" | "-H" => headers_raw.push(value("--header")?),
-            "--cert-min-days" => cert_min_days = Some(("--cert-min-days".into(), value("--cert-min-days")?)),
+            "--cert-min-days" => {
+                cert_min_days = Some(("--cert-min-days".into(), value("--cert-min-days")?))
+            }
             "--insecure" | "-k" => insecure = true,
             "--follow-redirects" | "-L" => follow_redirects = true,
             "--listen" => listen = value("--listen")?,
@@ -216,7 +254,8 @@ pub fn parse_args(args: impl IntoIterator<Item = String>, getenv: impl Fn(&str) 
         Target::parse(t)?;
     }
     let timeout = match timeout {
-        Some((from, v)) => parse_duration(&v).ok_or_else(|| format!("{from} {v:?}: expected a duration like 5s or 500ms"))?,
+        Some((from, v)) => parse_duration(&v)
+            .ok_or_else(|| format!("{from} {v:?}: expected a duration like 5s or 500ms"))?,
         None => Duration::from_secs(5),
     };
     let expect_status = match expect_status {
@@ -242,10 +281,27 @@ pub fn parse_args(args: impl IntoIterator<Item = String>, getenv: impl Fn(&str) 
         })
         .collect::<Result<_, _>>()?;
     let cert_min_days = cert_min_days
-        .map(|(from, v)| v.parse::<u32>().map_err(|_| format!("{from} {v:?}: expected a number of days")))
+        .map(|(from, v)| {
+            v.parse::<u32>()
+                .map_err(|_| format!("{from} {v:?}: expected a number of days"))
+        })
         .transpose()?;
-    let options = Options { targets, timeout, expect_status, expect_body, expect_json, headers, cert_min_days, insecure, follow_redirects };
-    Ok(if serve { Command::Serve { listen, options } } else { Command::Check(options) })
+    let options = Options {
+        targets,
+        timeout,
+        expect_status,
+        expect_body,
+        expect_json,
+        headers,
+        cert_min_days,
+        insecure,
+        follow_redirects,
+    };
+    Ok(if serve {
+        Command::Serve { listen, options }
+    } else {
+        Command::Check(options)
+    })
 }
 
 /// `5s`, `500ms`, `1m`, or plain seconds (`5`, `0.5`).
@@ -293,7 +349,12 @@ fn check_one(text: &str, opts: &Options, deadline: net::Deadline) -> Report {
         Ok(d) => (true, d),
         Err(e) => (false, e),
     };
-    Report { target: target::redact(text), healthy, detail, latency: started.elapsed() }
+    Report {
+        target: target::redact(text),
+        healthy,
+        detail,
+        latency: started.elapsed(),
+    }
 }
 
 /// Check every target at once; a target still running at the deadline is reported timed out.
@@ -338,13 +399,22 @@ pub fn check_all(opts: &Options) -> Vec<Report> {
 pub fn summary(reports: &[Report]) -> String {
     let healthy = reports.iter().all(|r| r.healthy);
     let line = if healthy {
-        let parts: Vec<String> =
-            reports.iter().map(|r| format!("{} {} in {} ms", r.target, r.detail, net::ms(r.latency))).collect();
+        let parts: Vec<String> = reports
+            .iter()
+            .map(|r| format!("{} {} in {} ms", r.target, r.detail, net::ms(r.latency)))
+            .collect();
         format!("healthy: {}", parts.join("; "))
     } else {
         let failed: Vec<&Report> = reports.iter().filter(|r| !r.healthy).collect();
-        let more = if failed.len() > 1 { format!(" (+{} more failing)", failed.len() - 1) } else { String::new() };
-        format!("unhealthy: {}: {}{more}", failed[0].target, failed[0].detail)
+        let more = if failed.len() > 1 {
+            format!(" (+{} more failing)", failed.len() - 1)
+        } else {
+            String::new()
+        };
+        format!(
+            "unhealthy: {}: {}{more}",
+            failed[0].target, failed[0].detail
+        )
     };
     truncate(&line, MAX_LINE)
 }
@@ -384,7 +454,13 @@ pub fn run(args: impl IntoIterator<Item = String>) -> u8 {
             }
         },
         Err(e) => {
-            println!("{}", truncate(&format!("unhealthy: bad arguments: {}", target::redact(&e)), MAX_LINE));
+            println!(
+                "{}",
+                truncate(
+                    &format!("unhealthy: bad arguments: {}", target::redact(&e)),
+                    MAX_LINE
+                )
+            );
             1
         }
     }
@@ -395,8 +471,13 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str], env: &[(&str, &str)]) -> Result<Command, String> {
-        let env: Vec<(String, String)> = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        parse_args(args.iter().map(|s| (*s).to_owned()), move |k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        parse_args(args.iter().map(|s| (*s).to_owned()), move |k| {
+            env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+        })
     }
 
     fn options(args: &[&str], env: &[(&str, &str)]) -> Options {
@@ -408,9 +489,18 @@ mod tests {
 
     #[test]
     fn the_default_target_follows_healthcheck_url_then_port() {
-        assert_eq!(options(&[], &[]).targets, ["http://127.0.0.1:3000/api/health"]);
-        assert_eq!(options(&[], &[("PORT", "8080")]).targets, ["http://127.0.0.1:8080/api/health"]);
-        assert_eq!(options(&[], &[("HEALTHCHECK_URL", "tcp://db:5432"), ("PORT", "1")]).targets, ["tcp://db:5432"]);
+        assert_eq!(
+            options(&[], &[]).targets,
+            ["http://127.0.0.1:3000/api/health"]
+        );
+        assert_eq!(
+            options(&[], &[("PORT", "8080")]).targets,
+            ["http://127.0.0.1:8080/api/health"]
+        );
+        assert_eq!(
+            options(&[], &[("HEALTHCHECK_URL", "tcp://db:5432"), ("PORT", "1")]).targets,
+            ["tcp://db:5432"]
+        );
     }
 
     #[test]
@@ -429,7 +519,10 @@ mod tests {
         assert_eq!(o.timeout, Duration::from_secs(2));
         assert!(o.expect_status.matches(204) && !o.expect_status.matches(201));
         assert_eq!(o.expect_body.as_deref(), Some("ok"));
-        assert_eq!(o.expect_json, [("/status".to_owned(), "healthy".to_owned())]);
+        assert_eq!(
+            o.expect_json,
+            [("/status".to_owned(), "healthy".to_owned())]
+        );
         assert_eq!(o.headers, [("X-Probe".to_owned(), "docker".to_owned())]);
         assert_eq!(o.cert_min_days, Some(14));
         assert!(o.insecure && o.follow_redirects);
@@ -444,10 +537,18 @@ mod tests {
         assert!(err.contains("--timeout"), "{err}");
         let err = parse(&[], &[("HEALTHCHECK_TIMEOUT", "-1")]).expect_err("bad");
         assert!(err.contains("HEALTHCHECK_TIMEOUT"), "{err}");
-        assert!(parse(&["--expect-status", "20"], &[]).expect_err("bad").contains("--expect-status"));
-        assert!(parse(&["--expect-json", "status"], &[]).expect_err("bad").contains("--expect-json"));
-        assert!(parse(&["--frobnicate"], &[]).expect_err("bad").contains("--frobnicate"));
-        assert!(parse(&["serve"], &[]).expect_err("bad").contains("serve needs"));
+        assert!(parse(&["--expect-status", "20"], &[])
+            .expect_err("bad")
+            .contains("--expect-status"));
+        assert!(parse(&["--expect-json", "status"], &[])
+            .expect_err("bad")
+            .contains("--expect-json"));
+        assert!(parse(&["--frobnicate"], &[])
+            .expect_err("bad")
+            .contains("--frobnicate"));
+        assert!(parse(&["serve"], &[])
+            .expect_err("bad")
+            .contains("serve needs"));
     }
 
     #[test]
@@ -455,7 +556,10 @@ mod tests {
         let s = StatusSpec::parse("2xx,301").expect("spec");
         assert!(s.matches(200) && s.matches(299) && s.matches(301) && !s.matches(302));
         assert_eq!(s.to_string(), "2xx,301");
-        assert_eq!(StatusSpec::parse("200-399").expect("spec").to_string(), "200-399");
+        assert_eq!(
+            StatusSpec::parse("200-399").expect("spec").to_string(),
+            "200-399"
+        );
     }
 
     #[test]
@@ -466,9 +570,18 @@ mod tests {
             detail: detail.into(),
             latency: Duration::from_millis(3),
         };
-        assert_eq!(summary(&[r(true, "200")]), "healthy: http://x/health 200 in 3 ms");
-        let line = summary(&[r(false, "status 503 (expected 2xx)"), r(false, &"x".repeat(500))]);
-        assert_eq!(line, "unhealthy: http://x/health: status 503 (expected 2xx) (+1 more failing)");
+        assert_eq!(
+            summary(&[r(true, "200")]),
+            "healthy: http://x/health 200 in 3 ms"
+        );
+        let line = summary(&[
+            r(false, "status 503 (expected 2xx)"),
+            r(false, &"x".repeat(500)),
+        ]);
+        assert_eq!(
+            line,
+            "unhealthy: http://x/health: status 503 (expected 2xx) (+1 more failing)"
+        );
         assert!(summary(&[r(false, &"é".repeat(300))]).len() <= MAX_LINE);
     }
 }

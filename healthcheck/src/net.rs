@@ -43,14 +43,16 @@ pub struct Timed {
 
 impl Read for Timed {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.tcp.set_read_timeout(Some(self.deadline.remaining()?))?;
+        self.tcp
+            .set_read_timeout(Some(self.deadline.remaining()?))?;
         self.tcp.read(buf)
     }
 }
 
 impl Write for Timed {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.tcp.set_write_timeout(Some(self.deadline.remaining()?))?;
+        self.tcp
+            .set_write_timeout(Some(self.deadline.remaining()?))?;
         self.tcp.write(buf)
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -63,7 +65,9 @@ pub fn connect(host: &str, port: u16, deadline: Deadline) -> Result<Timed, Strin
     let addrs = resolve(host, port)?;
     let mut last = String::from("no address");
     for addr in addrs {
-        let left = deadline.remaining().map_err(|_| format!("connect to {host}:{port}: timed out"))?;
+        let left = deadline
+            .remaining()
+            .map_err(|_| format!("connect to {host}:{port}: timed out"))?;
         match TcpStream::connect_timeout(&addr, left) {
             Ok(tcp) => {
                 let _ = tcp.set_nodelay(true);
@@ -106,7 +110,9 @@ pub fn describe(e: &io::Error) -> String {
             // "Connection refused (os error 111)" → "connection refused"
             let text = text.split(" (os error").next().unwrap_or(&text).to_owned();
             let mut chars = text.chars();
-            chars.next().map_or(text.clone(), |c| c.to_lowercase().collect::<String>() + chars.as_str())
+            chars.next().map_or(text.clone(), |c| {
+                c.to_lowercase().collect::<String>() + chars.as_str()
+            })
         }
     }
 }

@@ -1,7 +1,6 @@
 //! The non-HTTP probes: TCP, Redis (PING in a few bytes of RESP) and PostgreSQL (a startup
 //! message and authentication: cleartext, md5 and SCRAM-SHA-256; ready means ReadyForQuery).
 
-
 use crate::net::{self, Deadline, Stream};
 use crate::target::{Scheme, Target};
 
@@ -35,7 +34,9 @@ pub fn redis(target: &Target, deadline: Deadline) -> Result<String, String> {
     let reply = net::read_line(stream.as_mut(), 4096)?;
     match reply.as_str() {
         "+PONG" => Ok("PONG".into()),
-        r if r.starts_with("-LOADING") => Err("Redis is loading its dataset into memory (LOADING)".into()),
+        r if r.starts_with("-LOADING") => {
+            Err("Redis is loading its dataset into memory (LOADING)".into())
+        }
         r => Err(format!("PING answered {}", redis_error(r))),
     }
 }
@@ -45,17 +46,27 @@ fn command(stream: &mut dyn Stream, args: &[&str]) -> Result<(), String> {
     for a in args {
         out.extend(["$", &a.len().to_string(), "\r\n", a, "\r\n"]);
     }
-    stream.write_all(out.as_bytes()).map_err(|e| net::describe(&e))
+    stream
+        .write_all(out.as_bytes())
+        .map_err(|e| net::describe(&e))
 }
 
 fn redis_error(reply: &str) -> String {
-    let text: String = reply.trim_start_matches(['-', '+']).chars().take(120).collect();
+    let text: String = reply
+        .trim_start_matches(['-', '+'])
+        .chars()
+        .take(120)
+        .collect();
     format!("{text:?}")
 }
 
 #[cfg(feature = "tls")]
 fn tls(tcp: net::Timed, host: &str, insecure: bool) -> Result<Box<dyn Stream>, String> {
-    let verify = if insecure { crate::tls::Verify::None } else { crate::tls::Verify::Full };
+    let verify = if insecure {
+        crate::tls::Verify::None
+    } else {
+        crate::tls::Verify::Full
+    };
     crate::tls::connect(tcp, host, verify).map(|(s, _)| s)
 }
 
@@ -90,13 +101,21 @@ mod pg {
 
     pub fn check(target: &Target, deadline: Deadline) -> Result<String, String> {
         let user = target.user.clone().unwrap_or_else(|| "postgres".into());
-        let database = if target.path.is_empty() { user.clone() } else { target.path.clone() };
+        let database = if target.path.is_empty() {
+            user.clone()
+        } else {
+            target.path.clone()
+        };
         let sslmode = target.param("sslmode").unwrap_or("prefer");
         let tcp = net::connect(&target.host, target.port, deadline)?;
         let mut stream = negotiate_tls(tcp, &target.host, sslmode)?;
 
         let mut buf = BytesMut::new();
-        let params = [("user", user.as_str()), ("database", database.as_str()), ("application_name", "lifeboat-healthcheck")];
+        let params = [
+            ("user", user.as_str()),
+            ("database", database.as_str()),
+            ("application_name", "lifeboat-healthcheck"),
+        ];
         frontend::startup_message(params.iter().copied(), &mut buf).map_err(|e| e.to_string())?;
         send(stream.as_mut(), &mut buf)?;
 
@@ -105,27 +124,38 @@ mod pg {
         let mut incoming = BytesMut::new();
         loop {
             match next(stream.as_mut(), &mut incoming)? {
-                Message::AuthenticationOk | Message::ParameterStatus(_) | Message::BackendKeyData(_) | Message::NoticeResponse(_) => {}
+                Message::AuthenticationOk
+                | Message::ParameterStatus(_)
+                | Message::BackendKeyData(_)
+                | Message::NoticeResponse(_) => {}
                 Message::AuthenticationCleartextPassword => {
-                    frontend::password_message(password.as_bytes(), &mut buf).map_err(|e| e.to_string())?;
+                    frontend::password_message(password.as_bytes(), &mut buf)
+                        .map_err(|e| e.to_string())?;
                     send(stream.as_mut(), &mut buf)?;
                 }
                 Message::AuthenticationMd5Password(body) => {
                     let hash = md5_hash(user.as_bytes(), password.as_bytes(), body.salt());
-                    frontend::password_message(hash.as_bytes(), &mut buf).map_err(|e| e.to_string())?;
+                    frontend::password_message(hash.as_bytes(), &mut buf)
+                        .map_err(|e| e.to_string())?;
                     send(stream.as_mut(), &mut buf)?;
                 }
                 Message::AuthenticationSasl(body) => {
                     let mut mechanisms = body.mechanisms();
                     let mut has_scram = false;
-                    while let Ok(Some(m)) = fallible_iterator::FallibleIterator::next(&mut mechanisms) {
+                    while let Ok(Some(m)) =
+                        fallible_iterator::FallibleIterator::next(&mut mechanisms)
+                    {
                         has_scram |= m == sasl::SCRAM_SHA_256;
                     }
                     if !has_scram {
                         return Err("the server offers no SASL mechanism this probe speaks".into());
                     }
-                    let s = sasl::ScramSha256::new(password.as_bytes(), sasl::ChannelBinding::unsupported());
-                    frontend::sasl_initial_response(sasl::SCRAM_SHA_256, s.message(), &mut buf).map_err(|e| e.to_string())?;
+                    let s = sasl::ScramSha256::new(
+                        password.as_bytes(),
+                        sasl::ChannelBinding::unsupported(),
+                    );
+                    frontend::sasl_initial_response(sasl::SCRAM_SHA_256, s.message(), &mut buf)
+                        .map_err(|e| e.to_string())?;
                     send(stream.as_mut(), &mut buf)?;
                     scram = Some(s);
                 }
@@ -137,7 +167,8 @@ mod pg {
                 }
                 Message::AuthenticationSaslFinal(body) => {
                     let s = scram.as_mut().ok_or("unexpected SASL final")?;
-                    s.finish(body.data()).map_err(|e| format!("SCRAM: the server's proof is wrong ({e})"))?;
+                    s.finish(body.data())
+                        .map_err(|e| format!("SCRAM: the server's proof is wrong ({e})"))?;
                 }
                 Message::ReadyForQuery(_) => {
                     frontend::terminate(&mut buf);
@@ -150,7 +181,11 @@ mod pg {
         }
     }
 
-    fn negotiate_tls(tcp: net::Timed, host: &str, sslmode: &str) -> Result<Box<dyn Stream>, String> {
+    fn negotiate_tls(
+        tcp: net::Timed,
+        host: &str,
+        sslmode: &str,
+    ) -> Result<Box<dyn Stream>, String> {
         match sslmode {
             "disable" | "allow" => return Ok(Box::new(tcp)),
             "prefer" | "require" | "verify-ca" | "verify-full" => {}
@@ -165,14 +200,20 @@ mod pg {
         match (answer[0], sslmode) {
             (b'S', _) => start_tls(tcp, host, sslmode),
             (_, "prefer") => Ok(Box::new(tcp)),
-            _ => Err(format!("sslmode={sslmode} but the server does not offer TLS")),
+            _ => Err(format!(
+                "sslmode={sslmode} but the server does not offer TLS"
+            )),
         }
     }
 
     #[cfg(feature = "tls")]
     fn start_tls(tcp: net::Timed, host: &str, sslmode: &str) -> Result<Box<dyn Stream>, String> {
         use crate::tls::Verify;
-        let verify = if sslmode.starts_with("verify") { Verify::Full } else { Verify::None };
+        let verify = if sslmode.starts_with("verify") {
+            Verify::Full
+        } else {
+            Verify::None
+        };
         crate::tls::connect(tcp, host, verify).map(|(s, _)| s)
     }
 
@@ -186,14 +227,19 @@ mod pg {
     }
 
     fn send(stream: &mut dyn Stream, buf: &mut BytesMut) -> Result<(), String> {
-        let result = stream.write_all(buf).and_then(|()| stream.flush()).map_err(|e| net::describe(&e));
+        let result = stream
+            .write_all(buf)
+            .and_then(|()| stream.flush())
+            .map_err(|e| net::describe(&e));
         buf.clear();
         result
     }
 
     fn next(stream: &mut dyn Stream, incoming: &mut BytesMut) -> Result<Message, String> {
         loop {
-            if let Some(message) = Message::parse(incoming).map_err(|e| format!("bad message: {e}"))? {
+            if let Some(message) =
+                Message::parse(incoming).map_err(|e| format!("bad message: {e}"))?
+            {
                 return Ok(message);
             }
             let mut chunk = [0u8; 4096];

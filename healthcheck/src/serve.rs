@@ -11,8 +11,12 @@ use std::time::Duration;
 use crate::{check_all, Options};
 
 pub fn serve(listen: &str, opts: &Options) -> Result<(), String> {
-    let listener = TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    eprintln!("lifeboat-healthcheck: serving the health of {} target(s) on http://{listen}/", opts.targets.len());
+    let listener =
+        TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    eprintln!(
+        "lifeboat-healthcheck: serving the health of {} target(s) on http://{listen}/",
+        opts.targets.len()
+    );
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
         let opts = opts.clone();
@@ -51,11 +55,25 @@ fn answer(mut stream: TcpStream, opts: &Options) {
             "status": if healthy { "healthy" } else { "unhealthy" },
             "checks": checks,
         });
-        (if healthy { "200 OK" } else { "503 Service Unavailable" }, body.to_string())
+        (
+            if healthy {
+                "200 OK"
+            } else {
+                "503 Service Unavailable"
+            },
+            body.to_string(),
+        )
     } else {
-        ("405 Method Not Allowed", r#"{"error":"only GET"}"#.to_owned())
+        (
+            "405 Method Not Allowed",
+            r#"{"error":"only GET"}"#.to_owned(),
+        )
     };
-    let body = if method == "HEAD" { String::new() } else { body };
+    let body = if method == "HEAD" {
+        String::new()
+    } else {
+        body
+    };
     let response = format!(
         "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n{body}",
         body.len()

@@ -33,9 +33,12 @@ pub struct Target {
 
 impl Target {
     pub fn parse(text: &str) -> Result<Self, String> {
-        let (scheme_text, rest) = text
-            .split_once("://")
-            .ok_or_else(|| format!("{}: expected http://, https://, tcp://, postgres:// or redis://", redact(text)))?;
+        let (scheme_text, rest) = text.split_once("://").ok_or_else(|| {
+            format!(
+                "{}: expected http://, https://, tcp://, postgres:// or redis://",
+                redact(text)
+            )
+        })?;
         let scheme = match scheme_text.to_ascii_lowercase().as_str() {
             "http" => Scheme::Http,
             "https" => Scheme::Https,
@@ -79,7 +82,11 @@ impl Target {
             Scheme::Tcp => None,
         };
         let port = match port_text {
-            Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| bad("the port is not a number 1-65535"))?,
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| bad("the port is not a number 1-65535"))?,
             None => default_port.ok_or_else(|| bad("tcp:// needs a port"))?,
         };
         let tail = tail.split('#').next().unwrap_or_default();
@@ -98,11 +105,23 @@ impl Target {
             Scheme::Http | Scheme::Https => tail.to_owned(),
             _ => percent_decode(path.trim_start_matches('/')),
         };
-        Ok(Self { scheme, user, password, host, port, path, params, raw: text.to_owned() })
+        Ok(Self {
+            scheme,
+            user,
+            password,
+            host,
+            port,
+            path,
+            params,
+            raw: text.to_owned(),
+        })
     }
 
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// `host:port`, with brackets around an IPv6 address.
@@ -153,7 +172,9 @@ pub fn percent_decode(s: &str) -> String {
 
 /// The target text with the password of its userinfo replaced by `***`.
 pub fn redact(text: &str) -> String {
-    let Some((scheme, rest)) = text.split_once("://") else { return text.to_owned() };
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return text.to_owned();
+    };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
     let tail = redact_password_param(tail);
@@ -167,7 +188,9 @@ pub fn redact(text: &str) -> String {
 }
 
 fn redact_password_param(tail: &str) -> String {
-    let Some((path, query)) = tail.split_once('?') else { return tail.to_owned() };
+    let Some((path, query)) = tail.split_once('?') else {
+        return tail.to_owned();
+    };
     let query: Vec<String> = query
         .split('&')
         .map(|kv| match kv.split_once('=') {
@@ -185,11 +208,17 @@ mod tests {
     #[test]
     fn http_targets_keep_path_and_query() {
         let t = Target::parse("http://127.0.0.1:3000/api/health?full=1").expect("parse");
-        assert_eq!((t.scheme, t.host.as_str(), t.port, t.path.as_str()), (Scheme::Http, "127.0.0.1", 3000, "/api/health?full=1"));
+        assert_eq!(
+            (t.scheme, t.host.as_str(), t.port, t.path.as_str()),
+            (Scheme::Http, "127.0.0.1", 3000, "/api/health?full=1")
+        );
         let t = Target::parse("https://example.com").expect("parse");
         assert_eq!((t.port, t.path.as_str()), (443, "/"));
         let t = Target::parse("http://[::1]:8080/x").expect("parse");
-        assert_eq!((t.host.as_str(), t.authority()), ("::1", "[::1]:8080".to_owned()));
+        assert_eq!(
+            (t.host.as_str(), t.authority()),
+            ("::1", "[::1]:8080".to_owned())
+        );
     }
 
     #[test]
@@ -197,19 +226,34 @@ mod tests {
         let t = Target::parse("postgres://app:p%40ss@db:6543/shop?sslmode=require").expect("parse");
         assert_eq!(t.user.as_deref(), Some("app"));
         assert_eq!(t.password.as_deref(), Some("p@ss"));
-        assert_eq!((t.port, t.path.as_str(), t.param("sslmode")), (6543, "shop", Some("require")));
+        assert_eq!(
+            (t.port, t.path.as_str(), t.param("sslmode")),
+            (6543, "shop", Some("require"))
+        );
         let t = Target::parse("redis://:secret@cache").expect("parse");
-        assert_eq!((t.user.as_deref(), t.password.as_deref(), t.port), (None, Some("secret"), 6379));
+        assert_eq!(
+            (t.user.as_deref(), t.password.as_deref(), t.port),
+            (None, Some("secret"), 6379)
+        );
     }
 
     #[test]
     fn bad_targets_are_refused_with_the_password_hidden() {
-        for bad in ["ftp://h", "tcp://host", "http://:80", "postgres://u:hunter2@h:99999/d", "nothing"] {
+        for bad in [
+            "ftp://h",
+            "tcp://host",
+            "http://:80",
+            "postgres://u:hunter2@h:99999/d",
+            "nothing",
+        ] {
             let err = Target::parse(bad).expect_err(bad);
             assert!(!err.contains("hunter2"), "{err}");
         }
         let t = Target::parse("postgres://u:hunter2@h/d").expect("parse");
         assert_eq!(t.to_string(), "postgres://u:***@h/d");
-        assert_eq!(redact("http://h/x?password=pw&a=1"), "http://h/x?password=***&a=1");
+        assert_eq!(
+            redact("http://h/x?password=pw&a=1"),
+            "http://h/x?password=***&a=1"
+        );
     }
 }

@@ -27,14 +27,20 @@ pub struct PeerCert {
 }
 
 /// Wrap `tcp` in TLS for `host` and complete the handshake.
-pub fn connect(tcp: Timed, host: &str, verify: Verify) -> Result<(Box<dyn Stream>, PeerCert), String> {
+pub fn connect(
+    tcp: Timed,
+    host: &str,
+    verify: Verify,
+) -> Result<(Box<dyn Stream>, PeerCert), String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup: {e}"))?;
     let config = match verify {
         Verify::Full => {
-            let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+            let roots = rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            };
             builder.with_root_certificates(roots).with_no_client_auth()
         }
         Verify::None => builder
@@ -42,8 +48,10 @@ pub fn connect(tcp: Timed, host: &str, verify: Verify) -> Result<(Box<dyn Stream
             .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
             .with_no_client_auth(),
     };
-    let name = ServerName::try_from(host.to_owned()).map_err(|_| format!("{host} is not a valid TLS server name"))?;
-    let conn = ClientConnection::new(Arc::new(config), name).map_err(|e| format!("TLS setup: {e}"))?;
+    let name = ServerName::try_from(host.to_owned())
+        .map_err(|_| format!("{host} is not a valid TLS server name"))?;
+    let conn =
+        ClientConnection::new(Arc::new(config), name).map_err(|e| format!("TLS setup: {e}"))?;
     let mut stream = StreamOwned::new(conn, tcp);
     while stream.conn.is_handshaking() {
         stream
@@ -61,8 +69,13 @@ pub fn connect(tcp: Timed, host: &str, verify: Verify) -> Result<(Box<dyn Stream
 }
 
 fn tls_reason(e: &std::io::Error) -> String {
-    match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-        Some(rustls::Error::InvalidCertificate(c)) => format!("invalid certificate ({c:?}); --insecure skips the check"),
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::InvalidCertificate(c)) => {
+            format!("invalid certificate ({c:?}); --insecure skips the check")
+        }
         Some(other) => other.to_string(),
         None => describe(e),
     }
@@ -95,7 +108,12 @@ impl ServerCertVerifier for AcceptAny {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
     fn verify_tls13_signature(
         &self,
@@ -103,7 +121,12 @@ impl ServerCertVerifier for AcceptAny {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
@@ -121,7 +144,9 @@ fn der(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
         if n == 0 || n > 4 || rest.len() < n {
             return None;
         }
-        let len = rest[..n].iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
         rest = &rest[n..];
         len
     };
@@ -151,7 +176,10 @@ fn parse_time(tag: u8, text: &str) -> Option<i64> {
     let (year, rest) = match tag {
         0x17 => {
             let yy: i64 = digits.get(..2)?.parse().ok()?;
-            (if yy < 50 { 2000 + yy } else { 1900 + yy }, digits.get(2..)?)
+            (
+                if yy < 50 { 2000 + yy } else { 1900 + yy },
+                digits.get(2..)?,
+            )
         }
         0x18 => (digits.get(..4)?.parse().ok()?, digits.get(4..)?),
         _ => return None,

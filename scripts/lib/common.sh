@@ -199,3 +199,23 @@ cargo_build() { # cargo_build [extra args]: every binary of the workspace, debug
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
+
+# lifeboat-healthcheck as a static binary: the only file a FROM scratch image needs.
+# musl where its target can be installed (smallest), else glibc with crt-static. Prints its path.
+# Usage: build_static_healthcheck [cargo args, e.g. --no-default-features]
+build_static_healthcheck() {
+    local target dir="target/static" rustflags="${RUSTFLAGS:-}"
+    if rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl ||
+        rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1; then
+        target=x86_64-unknown-linux-musl
+        need_cmd musl-gcc musl-tools # ring's C code is compiled against musl
+    else
+        target=$(rustc -vV | sed -n 's/^host: //p')
+        rustflags="-C target-feature=+crt-static"
+    fi
+    [ $# -gt 0 ] && dir="target/static-min"
+    say "building the static lifeboat-healthcheck ($target${1:+ $*})"
+    (cd "$ROOT" && RUSTFLAGS="$rustflags" cargo build --profile healthcheck --locked -p lifeboat-healthcheck \
+        --target "$target" --target-dir "$dir" "$@") >&2
+    echo "$ROOT/$dir/$target/healthcheck/lifeboat-healthcheck"
+}

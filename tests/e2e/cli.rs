@@ -129,7 +129,11 @@ fn a_bad_flag_is_exit_2_but_healthcheck_says_1() {
     }
     let out = lifeboat("lifeboat-healthcheck", dir.path(), &["--no-such-flag"], &[]);
     assert_eq!(out.status.code(), Some(1), "Docker reserves 2");
-    assert!(stdout(&out).contains("unknown option --no-such-flag"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("unknown option --no-such-flag"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]

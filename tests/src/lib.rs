@@ -292,3 +292,107 @@ pub fn http_get(host_port: &str, path: &str) -> std::io::Result<(u16, String)> {
         .unwrap_or_default();
     Ok((status, body))
 }
+
+/// What a [`HttpFixture`] does with each connection.
+#[derive(Clone)]
+pub enum Reply {
+    /// Answer these raw bytes, then close.
+    Raw(String),
+    /// Accept, read the request, and never answer.
+    Silent,
+    /// Send the head, then the body one byte every `gap`.
+    Dribble {
+        head: String,
+        body: String,
+        gap: Duration,
+    },
+    /// Answer 200 only when the request contains `needle`, else 400.
+    RequireInRequest { needle: String },
+}
+
+/// A real HTTP server on a loopback port whose behaviour each test chooses: the edge cases a
+/// health check must handle (silence, a slow body, a redirect) that no well-behaved app shows.
+pub struct HttpFixture {
+    pub port: u16,
+}
+
+impl HttpFixture {
+    pub fn start(reply: Reply) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let port = listener.local_addr().expect("local addr").port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let reply = reply.clone();
+                std::thread::spawn(move || serve_one(&mut stream, &reply));
+            }
+        });
+        Self { port }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+fn serve_one(stream: &mut std::net::TcpStream, reply: &Reply) {
+    use std::io::{Read, Write};
+    let mut request = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+    }
+    match reply {
+        Reply::Raw(raw) => drop(stream.write_all(raw.as_bytes())),
+        Reply::Silent => std::thread::sleep(Duration::from_secs(30)),
+        Reply::Dribble { head, body, gap } => {
+            if stream.write_all(head.as_bytes()).is_err() {
+                return;
+            }
+            for b in body.bytes() {
+                std::thread::sleep(*gap);
+                if stream.write_all(&[b]).is_err() {
+                    return;
+                }
+            }
+        }
+        Reply::RequireInRequest { needle } => {
+            let ok = String::from_utf8_lossy(&request).contains(needle.as_str());
+            let status = if ok { "200 OK" } else { "400 Bad Request" };
+            drop(write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            ));
+        }
+    }
+}
+
+/// `HTTP/1.1 {status}` with a body and its length.
+pub fn http_response(status: &str, headers: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n{headers}\r\n{body}",
+        body.len()
+    )
+}
+
+/// A child process killed (and reaped) when dropped, pass or fail.
+pub struct Background(pub std::process::Child);
+
+impl Background {
+    pub fn spawn(cmd: &mut Command) -> Self {
+        Self(
+            cmd.spawn()
+                .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}")),
+        )
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

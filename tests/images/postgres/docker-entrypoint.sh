@@ -42,8 +42,9 @@ if [ "${1:-}" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
     fi
     if [ "$auth" = md5 ] && [ -n "${POSTGRES_PASSWORD:-}" ]; then
         # initdb stored the password with the default scheme; store it again as md5.
-        psql -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d postgres -q \
-            --set=pw="$POSTGRES_PASSWORD" -c "ALTER ROLE \"$POSTGRES_USER\" PASSWORD :'pw'"
+        # psql interpolates :'pw' only in commands it reads, not in -c.
+        psql -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d postgres -q --set=pw="$POSTGRES_PASSWORD" \
+            <<<"ALTER ROLE \"$POSTGRES_USER\" PASSWORD :'pw'"
     fi
     for f in /docker-entrypoint-initdb.d/*; do
         case "$f" in

@@ -1,0 +1,556 @@
+//! lifeboat-healthcheck, run for real against HTTP servers, PostgreSQL (SCRAM and md5), Redis
+//! (including a real LOADING state) and inside a container, where Docker's own health status is
+//! what counts. Exit codes are only ever 0 or 1.
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use lifeboat_testkit::{
+    bin, docker_ok, http_response, run, unique, wait_for, workspace_root, Background,
+    ComposeProject, HttpFixture, Reply, TestContainer,
+};
+
+fn probe(args: &[&str]) -> (i32, String) {
+    probe_env(args, &[])
+}
+
+fn probe_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let mut cmd = Command::new(bin("lifeboat-healthcheck"));
+    cmd.args(args).env_clear().envs(env.iter().copied());
+    let out: Output = run(&mut cmd);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let code = out.status.code().expect("exited, not killed");
+    assert!(
+        code == 0 || code == 1,
+        "exit code {code} is neither 0 nor 1: {stdout}"
+    );
+    assert_eq!(stdout.lines().count(), 1, "exactly one line: {stdout:?}");
+    assert!(
+        stdout.trim_end().len() <= 200,
+        "at most 200 characters: {stdout}"
+    );
+    (code, stdout)
+}
+
+fn fixture(status: &str, headers: &str, body: &str) -> HttpFixture {
+    HttpFixture::start(Reply::Raw(http_response(status, headers, body)))
+}
+
+#[test]
+fn http_200_is_healthy_and_503_is_not() {
+    let ok = fixture("200 OK", "", "{\"status\":\"healthy\"}");
+    let (code, line) = probe(&[&ok.url("/api/health")]);
+    assert_eq!(code, 0, "{line}");
+    assert!(
+        line.starts_with("healthy: http://127.0.0.1:") && line.contains("/api/health 200 in "),
+        "{line}"
+    );
+
+    let down = fixture("503 Service Unavailable", "", "{\"status\":\"unhealthy\"}");
+    let (code, line) = probe(&[&down.url("/api/health")]);
+    assert_eq!(code, 1);
+    assert!(line.contains("status 503 (expected 2xx)"), "{line}");
+    let (code, _) = probe(&["--expect-status", "503", &down.url("/")]);
+    assert_eq!(code, 0, "503 is what was expected");
+}
+
+#[test]
+fn the_default_target_comes_from_healthcheck_url_or_port() {
+    let ok = fixture("200 OK", "", "ok");
+    let (code, line) = probe_env(&[], &[("PORT", &ok.port.to_string())]);
+    assert_eq!(code, 0, "{line}");
+    assert!(
+        line.contains(&format!("http://127.0.0.1:{}/api/health", ok.port)),
+        "{line}"
+    );
+    let (code, line) = probe_env(
+        &[],
+        &[("HEALTHCHECK_URL", &ok.url("/custom")), ("PORT", "1")],
+    );
+    assert_eq!(code, 0, "{line}");
+    assert!(line.contains("/custom"), "{line}");
+}
+
+#[test]
+fn connection_refused_is_unhealthy() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let (code, line) = probe(&[&format!("http://127.0.0.1:{port}/api/health")]);
+    assert_eq!(code, 1);
+    assert!(line.contains("connection refused"), "{line}");
+}
+
+#[test]
+fn a_server_that_never_answers_is_unhealthy_before_the_timeout() {
+    let silent = HttpFixture::start(Reply::Silent);
+    let started = Instant::now();
+    let (code, line) = probe(&["--timeout", "2s", &silent.url("/api/health")]);
+    let took = started.elapsed();
+    assert_eq!(code, 1);
+    assert!(line.contains("timed out"), "{line}");
+    // The contract with Docker, not a speed target: the probe has ended before its timeout.
+    assert!(
+        took < Duration::from_secs(2),
+        "the probe must end before its own timeout, took {took:?}"
+    );
+}
+
+#[test]
+fn a_slow_body_matters_only_when_the_body_is_checked() {
+    let slow = HttpFixture::start(Reply::Dribble {
+        head: "HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n".into(),
+        body: "status: healthy ....".into(),
+        gap: Duration::from_millis(200),
+    });
+    let (code, line) = probe(&["--timeout", "1s", &slow.url("/")]);
+    assert_eq!(code, 0, "the status arrived in time: {line}");
+    let (code, line) = probe(&[
+        "--timeout",
+        "1s",
+        "--expect-body",
+        "healthy ....",
+        &slow.url("/"),
+    ]);
+    assert_eq!(code, 1, "{line}");
+    assert!(line.contains("timed out"), "{line}");
+}
+
+#[test]
+fn a_redirect_is_not_followed_unless_asked() {
+    let target = fixture("200 OK", "", "ok");
+    let redirect = fixture(
+        "302 Found",
+        &format!("Location: {}\r\n", target.url("/ok")),
+        "",
+    );
+    let (code, line) = probe(&[&redirect.url("/api/health")]);
+    assert_eq!(code, 1);
+    assert!(
+        line.contains("status 302") && line.contains("not followed"),
+        "{line}"
+    );
+    let (code, line) = probe(&["--follow-redirects", &redirect.url("/api/health")]);
+    assert_eq!(code, 0, "{line}");
+}
+
+#[test]
+fn body_and_json_assertions() {
+    let app = fixture(
+        "200 OK",
+        "Content-Type: application/json\r\n",
+        r#"{"status":"degraded","database":{"ok":true}}"#,
+    );
+    let url = app.url("/api/health");
+    assert_eq!(probe(&["--expect-body", "degraded", &url]).0, 0);
+    let (code, line) = probe(&["--expect-body", "healthy", &url]);
+    assert_eq!(code, 1);
+    assert!(line.contains("does not contain \"healthy\""), "{line}");
+    assert_eq!(probe(&["--expect-json", "/database/ok=true", &url]).0, 0);
+    let (code, line) = probe(&["--expect-json", "/status=healthy", &url]);
+    assert_eq!(code, 1);
+    assert!(
+        line.contains("JSON /status is \"degraded\" (expected \"healthy\")"),
+        "{line}"
+    );
+    let (code, line) = probe_env(&[&url], &[("HEALTHCHECK_EXPECT_JSON", "/missing=x")]);
+    assert_eq!(code, 1);
+    assert!(line.contains("/missing is missing"), "{line}");
+}
+
+#[test]
+fn headers_are_sent() {
+    let app = HttpFixture::start(Reply::RequireInRequest {
+        needle: "X-Probe: docker".into(),
+    });
+    assert_eq!(probe(&[&app.url("/")]).0, 1);
+    assert_eq!(probe(&["--header", "X-Probe: docker", &app.url("/")]).0, 0);
+    assert_eq!(
+        probe_env(
+            &[&app.url("/")],
+            &[("HEALTHCHECK_HEADER", "X-Probe: docker")]
+        )
+        .0,
+        0
+    );
+}
+
+#[test]
+fn tcp_open_and_closed() {
+    let open = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = open.local_addr().expect("addr").port();
+    let (code, line) = probe(&[&format!("tcp://127.0.0.1:{port}")]);
+    assert_eq!(code, 0, "{line}");
+    drop(open);
+    let (code, line) = probe(&[&format!("tcp://127.0.0.1:{port}")]);
+    assert_eq!(code, 1);
+    assert!(line.contains("connection refused"), "{line}");
+}
+
+#[test]
+fn bad_arguments_are_unhealthy_never_2() {
+    for args in [
+        &["--timeout", "soon"][..],
+        &["ftp://x"][..],
+        &["--frobnicate"][..],
+    ] {
+        let (code, line) = probe(args);
+        assert_eq!(code, 1, "{args:?}");
+        assert!(line.starts_with("unhealthy: bad arguments:"), "{line}");
+    }
+    let (code, line) = probe(&["postgres://app:hunter2@127.0.0.1:99999/x"]);
+    assert_eq!(code, 1);
+    assert!(!line.contains("hunter2"), "{line}");
+}
+
+#[test]
+fn postgres_with_scram_up_wrong_password_and_down() {
+    let url = lifeboat_testkit::database_url();
+    let (code, line) = probe(&[&url]);
+    assert_eq!(code, 0, "{line}");
+    let password = url
+        .split_once("://")
+        .and_then(|(_, r)| r.split_once('@'))
+        .and_then(|(u, _)| u.split_once(':'))
+        .expect("password")
+        .1;
+    assert!(!line.contains(password), "the password is redacted: {line}");
+    let (code, line) = probe(&[&format!("{url}?sslmode=require")]);
+    assert_eq!(code, 0, "sslmode=require: {line}");
+
+    let wrong = url.replacen(password, "wrong-password", 1);
+    let (code, line) = probe(&[&wrong]);
+    assert_eq!(code, 1);
+    assert!(line.contains("password authentication failed"), "{line}");
+    assert!(!line.contains("wrong-password"), "{line}");
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let (code, line) = probe(&[&format!("postgres://app:pw@127.0.0.1:{port}/app")]);
+    assert_eq!(code, 1);
+    assert!(line.contains("connection refused"), "{line}");
+}
+
+#[test]
+fn postgres_with_md5_authentication() {
+    let pg = TestContainer::run(
+        "lbtest-md5-",
+        &[
+            "-e",
+            "POSTGRES_PASSWORD=md5-secret",
+            "-e",
+            "POSTGRES_HOST_AUTH_METHOD=md5",
+            "-p",
+            "127.0.0.1::5432",
+            "lifeboat-test/postgres:15",
+        ],
+    );
+    let port = pg.host_port("5432");
+    let url = format!("postgres://postgres:md5-secret@127.0.0.1:{port}/postgres?sslmode=disable");
+    let (code, line) = wait_for("md5 postgres ready", Duration::from_mins(1), || {
+        let r = probe(&["--timeout", "2s", &url]);
+        (r.0 == 0).then_some(r)
+    });
+    assert_eq!(code, 0, "{line}");
+    let hba = docker_ok(&[
+        "exec",
+        &pg.name,
+        "sh",
+        "-c",
+        "grep -v '^#' $PGDATA/pg_hba.conf | grep 'host all all all'",
+    ]);
+    assert!(hba.contains("md5"), "the server really asks for md5: {hba}");
+    let (code, line) = probe(&[&url.replace("md5-secret", "nope")]);
+    assert_eq!(code, 1);
+    assert!(line.contains("password authentication failed"), "{line}");
+}
+
+#[test]
+fn redis_up_down_and_loading() {
+    let (code, line) = probe(&[&lifeboat_testkit::redis_url()]);
+    assert_eq!(code, 0, "{line}");
+    assert!(line.contains("PONG"), "{line}");
+
+    // A real Redis that loads its dataset slowly (its own test knobs), so LOADING lasts seconds.
+    let redis = TestContainer::run(
+        "lbtest-loading-",
+        &[
+            "-p",
+            "127.0.0.1::6379",
+            "lifeboat-test/redis:7",
+            "redis-server",
+            "--bind",
+            "0.0.0.0",
+            "--protected-mode",
+            "no",
+            "--enable-debug-command",
+            "yes",
+            "--key-load-delay",
+            "500",
+            "--loading-process-events-interval-bytes",
+            "1024",
+            "--save",
+            "",
+            "--dir",
+            "/tmp",
+        ],
+    );
+    let url = || format!("redis://127.0.0.1:{}", redis.host_port("6379"));
+    wait_for("redis up", Duration::from_secs(20), || {
+        (probe(&[&url()]).0 == 0).then_some(())
+    });
+    docker_ok(&[
+        "exec",
+        &redis.name,
+        "redis-cli",
+        "DEBUG",
+        "POPULATE",
+        "20000",
+    ]);
+    docker_ok(&["exec", &redis.name, "redis-cli", "SAVE"]);
+    docker_ok(&["restart", "-t", "1", &redis.name]);
+    let line = wait_for("LOADING seen", Duration::from_secs(10), || {
+        let (code, line) = probe(&["--timeout", "1s", &url()]);
+        (code == 1 && line.contains("LOADING")).then_some(line)
+    });
+    assert!(line.contains("loading its dataset"), "{line}");
+
+    docker_ok(&["stop", "-t", "1", &redis.name]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let (code, _) = probe(&[&format!("redis://127.0.0.1:{port}")]);
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn several_targets_must_all_pass() {
+    let ok = fixture("200 OK", "", "ok");
+    let (code, line) = probe(&[
+        &ok.url("/"),
+        &lifeboat_testkit::redis_url(),
+        &lifeboat_testkit::database_url(),
+    ]);
+    assert_eq!(code, 0, "{line}");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let (code, line) = probe(&[&ok.url("/"), &format!("tcp://127.0.0.1:{port}")]);
+    assert_eq!(code, 1);
+    assert!(
+        line.contains(&format!("tcp://127.0.0.1:{port}: ")),
+        "names the failing target: {line}"
+    );
+}
+
+#[test]
+fn serve_aggregates_targets_as_json() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let _serve = Background::spawn(Command::new(bin("lifeboat-healthcheck")).args([
+        "serve",
+        "--listen",
+        &listen,
+        &lifeboat_testkit::redis_url(),
+        &lifeboat_testkit::database_url(),
+    ]));
+    let _degraded = Background::spawn(Command::new(bin("lifeboat-healthcheck")).args([
+        "serve",
+        "--listen",
+        &format!("127.0.0.1:{closed}"),
+        &lifeboat_testkit::redis_url(),
+        &format!("tcp://127.0.0.1:{dead}"),
+    ]));
+    let (status, body) = wait_for("serve answers", Duration::from_secs(10), || {
+        lifeboat_testkit::http_get(&listen, "/").ok()
+    });
+    let (bad_status, bad_body) = wait_for("serve answers", Duration::from_secs(10), || {
+        lifeboat_testkit::http_get(&format!("127.0.0.1:{closed}"), "/").ok()
+    });
+    let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json["status"], "healthy");
+    assert_eq!(json["checks"].as_array().map(Vec::len), Some(2));
+    assert!(json["checks"][0]["latency_ms"].is_u64(), "{json}");
+    assert!(
+        !body.contains(
+            lifeboat_testkit::database_url()
+                .split('@')
+                .next()
+                .unwrap_or("@")
+        ),
+        "no password: {body}"
+    );
+    let bad: serde_json::Value = serde_json::from_str(&bad_body).expect("JSON");
+    assert_eq!(bad_status, 503, "{bad_body}");
+    assert_eq!(bad["status"], "unhealthy");
+    assert_eq!(bad["checks"][1]["status"], "unhealthy");
+}
+
+/// The app image with this probe as its HEALTHCHECK: the base has no wget or curl, and Docker's
+/// own health status follows the app's database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_health_follows_the_app_s_database() {
+    let ctx = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(
+        bin("lifeboat-healthcheck"),
+        ctx.path().join("lifeboat-healthcheck"),
+    )
+    .expect("copy binary");
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM lifeboat-demo/app:v1\nCOPY lifeboat-healthcheck /usr/local/bin/lifeboat-healthcheck\n\
+         HEALTHCHECK --interval=1s --timeout=3s --retries=2 CMD [\"/usr/local/bin/lifeboat-healthcheck\", \"--timeout\", \"2s\"]\n",
+    )
+    .expect("Dockerfile");
+    let tag = unique("lbtest-hc-");
+    let docker = lifeboat::docker::Docker::connect(None)
+        .await
+        .expect("docker");
+    docker
+        .build_image(ctx.path(), &format!("lifeboat-demo/app:{tag}"))
+        .await
+        .expect("build");
+    let _image = ImageGuard(format!("lifeboat-demo/app:{tag}"));
+
+    let which = lifeboat_testkit::docker(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        &format!("lifeboat-demo/app:{tag}"),
+        "-c",
+        "command -v wget || command -v curl",
+    ]);
+    assert!(
+        !which.status.success(),
+        "the image must have neither wget nor curl"
+    );
+
+    let project = ComposeProject::new(
+        "lbtest-hc-",
+        &workspace_root().join("tests/compose/docker-compose.yml"),
+        &[("APP_VERSION", &tag)],
+    );
+    project.ok(&["up", "-d", "postgres", "redis"]);
+    project.ok(&["run", "--rm", "-T", "app", "lifeboat-demo-app", "migrate"]);
+    project.ok(&["up", "-d", "app"]);
+    let app = docker
+        .service_container(&project.name, "app")
+        .await
+        .expect("app");
+    docker
+        .wait_healthy(&app.id, Duration::from_mins(1))
+        .await
+        .expect("healthy through lifeboat-healthcheck");
+    let log = docker_ok(&[
+        "inspect",
+        "-f",
+        "{{range .State.Health.Log}}{{.ExitCode}} {{.Output}}{{end}}",
+        &app.id,
+    ]);
+    assert!(
+        log.contains("healthy: http://127.0.0.1:3000/api/health 200"),
+        "{log}"
+    );
+
+    let postgres = docker
+        .service_container(&project.name, "postgres")
+        .await
+        .expect("postgres");
+    docker
+        .stop(&postgres.id, Duration::from_secs(5))
+        .await
+        .expect("stop postgres");
+    wait_for("unhealthy", Duration::from_secs(30), || {
+        let status = docker_ok(&["inspect", "-f", "{{.State.Health.Status}}", &app.id]);
+        (status == "unhealthy").then_some(())
+    });
+    let log = docker_ok(&[
+        "inspect",
+        "-f",
+        "{{range .State.Health.Log}}{{.ExitCode}} {{.Output}}{{end}}",
+        &app.id,
+    ]);
+    assert!(
+        log.contains("1 unhealthy: http://127.0.0.1:3000/api/health: status 503"),
+        "{log}"
+    );
+
+    docker.start(&postgres.id).await.expect("start postgres");
+    docker
+        .wait_healthy(&app.id, Duration::from_mins(1))
+        .await
+        .expect("healthy again");
+}
+
+/// The static build is the only file of a `FROM scratch` image, and works there.
+#[test]
+fn the_static_build_runs_alone_in_a_scratch_image() {
+    let binary = lifeboat_testkit::stack_var("LBTEST_STATIC_HEALTHCHECK");
+    let ctx = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(&binary, ctx.path().join("lifeboat-healthcheck")).expect("copy");
+    std::fs::write(ctx.path().join("Dockerfile"), "FROM scratch\nCOPY lifeboat-healthcheck /lifeboat-healthcheck\nENTRYPOINT [\"/lifeboat-healthcheck\"]\n")
+        .expect("Dockerfile");
+    let tag = format!("{}:t", unique("lbtest-scratch-"));
+    docker_ok(&["build", "-q", "-t", &tag, &ctx.path().to_string_lossy()]);
+    let _image = ImageGuard(tag.clone());
+    let ok = fixture("200 OK", "", "ok");
+    let out = lifeboat_testkit::docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        &tag,
+        &ok.url("/api/health"),
+        &lifeboat_testkit::redis_url(),
+    ]);
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{line}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(line.starts_with("healthy: "), "{line}");
+    let out = lifeboat_testkit::docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        &tag,
+        "tcp://127.0.0.1:1",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+struct ImageGuard(String);
+
+impl Drop for ImageGuard {
+    fn drop(&mut self) {
+        let _ = lifeboat_testkit::docker(&["rmi", "-f", &self.0]);
+    }
+}
