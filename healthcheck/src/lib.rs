@@ -175,35 +175,59 @@ pub enum Command {
     Version,
 }
 
+/// Option values as given, before they are checked: the environment's, then the flags'.
+/// Each value keeps the name of the flag or variable it came from, for error messages.
+#[derive(Default)]
+struct Raw {
+    targets: Vec<String>,
+    timeout: Option<(String, String)>,
+    expect_status: Option<(String, String)>,
+    expect_body: Option<String>,
+    expect_json: Vec<String>,
+    headers: Vec<String>,
+    cert_min_days: Option<(String, String)>,
+    insecure: bool,
+    follow_redirects: bool,
+    listen: Option<String>,
+    serve: bool,
+}
+
+impl Raw {
+    fn from_env(getenv: &dyn Fn(&str) -> Option<String>) -> Self {
+        let named = |name: &str| getenv(name).map(|v| (name.to_owned(), v));
+        let truthy = |name: &str| {
+            getenv(name).is_some_and(|v| {
+                !matches!(
+                    v.to_ascii_lowercase().as_str(),
+                    "0" | "false" | "no" | "off"
+                )
+            })
+        };
+        Self {
+            timeout: named(env::TIMEOUT),
+            expect_status: named(env::EXPECT_STATUS),
+            expect_body: getenv(env::EXPECT_BODY),
+            expect_json: getenv(env::EXPECT_JSON).into_iter().collect(),
+            headers: getenv(env::HEADER)
+                .map(|h| h.lines().map(str::to_owned).collect())
+                .unwrap_or_default(),
+            cert_min_days: named(env::CERT_MIN_DAYS),
+            insecure: truthy(env::INSECURE),
+            follow_redirects: truthy(env::FOLLOW_REDIRECTS),
+            listen: getenv(env::LISTEN),
+            ..Self::default()
+        }
+    }
+}
+
 /// Parse the arguments, with the environment as fallback for every option.
 pub fn parse_args(
     args: impl IntoIterator<Item = String>,
     getenv: impl Fn(&str) -> Option<String>,
 ) -> Result<Command, String> {
     let getenv = |name: &str| getenv(name).filter(|v| !v.is_empty());
-    let mut targets = Vec::new();
-    let mut timeout = getenv(env::TIMEOUT).map(|v| (env::TIMEOUT.to_owned(), v));
-    let mut expect_status = getenv(env::EXPECT_STATUS).map(|v| (env::EXPECT_STATUS.to_owned(), v));
-    let mut expect_body = getenv(env::EXPECT_BODY);
-    let mut expect_json_raw: Vec<String> = getenv(env::EXPECT_JSON).into_iter().collect();
-    let mut headers_raw: Vec<String> = getenv(env::HEADER)
-        .map(|h| h.lines().map(str::to_owned).collect())
-        .unwrap_or_default();
-    let mut cert_min_days = getenv(env::CERT_MIN_DAYS).map(|v| (env::CERT_MIN_DAYS.to_owned(), v));
-    let truthy = |v: Option<String>| {
-        v.is_some_and(|v| {
-            !matches!(
-                v.to_ascii_lowercase().as_str(),
-                "0" | "false" | "no" | "off"
-            )
-        })
-    };
-    let mut insecure = truthy(getenv(env::INSECURE));
-    let mut follow_redirects = truthy(getenv(env::FOLLOW_REDIRECTS));
-    let mut listen = getenv(env::LISTEN).unwrap_or_else(|| "0.0.0.0:8080".into());
-    let mut serve = false;
-
-    let mut args = args.into_iter().peekable();
+    let mut raw = Raw::from_env(&getenv);
+    let mut args = args.into_iter();
     let mut first = true;
     while let Some(arg) = args.next() {
         let (name, inline) = match arg.split_once('=') {
@@ -216,53 +240,59 @@ pub fn parse_args(
                 .or_else(|| args.next())
                 .ok_or_else(|| format!("{flag} needs a value (see --help)"))
         };
+        let named = |flag: &str, v: String| Some((flag.to_owned(), v));
         match name.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "-V" | "--version" => return Ok(Command::Version),
-            "serve" if first => serve = true,
-            "--timeout" => timeout = Some(("--timeout".into(), value("--timeout")?)),
+            "serve" if first => raw.serve = true,
+            "--timeout" => raw.timeout = named("--timeout", value("--timeout")?),
             "--expect-status" => {
-                expect_status = Some(("--expect-status".into(), value("--expect-status")?))
+                raw.expect_status = named("--expect-status", value("--expect-status")?);
             }
-            "--expect-body" => expect_body = Some(value("--expect-body")?),
-            "--expect-json" => expect_json_raw.push(value("--expect-json")?),
-            "--header" | "-H" => headers_raw.push(value("--header")?),
+            "--expect-body" => raw.expect_body = Some(value("--expect-body")?),
+            "--expect-json" => raw.expect_json.push(value("--expect-json")?),
+            "--header" | "-H" => raw.headers.push(value("--header")?),
             "--cert-min-days" => {
-                cert_min_days = Some(("--cert-min-days".into(), value("--cert-min-days")?))
+                raw.cert_min_days = named("--cert-min-days", value("--cert-min-days")?);
             }
-            "--insecure" | "-k" => insecure = true,
-            "--follow-redirects" | "-L" => follow_redirects = true,
-            "--listen" => listen = value("--listen")?,
+            "--insecure" | "-k" => raw.insecure = true,
+            "--follow-redirects" | "-L" => raw.follow_redirects = true,
+            "--listen" => raw.listen = Some(value("--listen")?),
             flag if flag.starts_with('-') && flag.len() > 1 => {
-                return Err(format!("unknown option {flag} (see --help)"));
+                return Err(format!("unknown option {flag} (see --help)"))
             }
-            _ => targets.push(arg),
+            _ => raw.targets.push(arg),
         }
         first = false;
     }
-
-    if targets.is_empty() {
-        if serve {
+    if raw.targets.is_empty() {
+        if raw.serve {
             return Err("serve needs at least one TARGET (see --help)".into());
         }
-        targets.push(getenv(env::URL).unwrap_or_else(|| {
+        raw.targets.push(getenv(env::URL).unwrap_or_else(|| {
             let port = getenv(env::PORT).unwrap_or_else(|| "3000".into());
             format!("http://127.0.0.1:{port}/api/health")
         }));
     }
-    for t in &targets {
+    check_raw(raw)
+}
+
+/// Check every value and build the command.
+fn check_raw(raw: Raw) -> Result<Command, String> {
+    for t in &raw.targets {
         Target::parse(t)?;
     }
-    let timeout = match timeout {
+    let timeout = match raw.timeout {
         Some((from, v)) => parse_duration(&v)
             .ok_or_else(|| format!("{from} {v:?}: expected a duration like 5s or 500ms"))?,
         None => Duration::from_secs(5),
     };
-    let expect_status = match expect_status {
+    let expect_status = match raw.expect_status {
         Some((_, v)) => StatusSpec::parse(&v)?,
         None => StatusSpec(vec![(200, 299)]),
     };
-    let expect_json = expect_json_raw
+    let expect_json = raw
+        .expect_json
         .iter()
         .map(|e| {
             e.split_once('=')
@@ -271,7 +301,8 @@ pub fn parse_args(
                 .ok_or_else(|| format!("--expect-json {e:?}: expected /json/pointer=value"))
         })
         .collect::<Result<_, _>>()?;
-    let headers = headers_raw
+    let headers = raw
+        .headers
         .iter()
         .map(|h| {
             h.split_once(':')
@@ -280,25 +311,29 @@ pub fn parse_args(
                 .ok_or_else(|| format!("--header {h:?}: expected 'Name: value'"))
         })
         .collect::<Result<_, _>>()?;
-    let cert_min_days = cert_min_days
+    let cert_min_days = raw
+        .cert_min_days
         .map(|(from, v)| {
             v.parse::<u32>()
                 .map_err(|_| format!("{from} {v:?}: expected a number of days"))
         })
         .transpose()?;
     let options = Options {
-        targets,
+        targets: raw.targets,
         timeout,
         expect_status,
-        expect_body,
+        expect_body: raw.expect_body,
         expect_json,
         headers,
         cert_min_days,
-        insecure,
-        follow_redirects,
+        insecure: raw.insecure,
+        follow_redirects: raw.follow_redirects,
     };
-    Ok(if serve {
-        Command::Serve { listen, options }
+    Ok(if raw.serve {
+        Command::Serve {
+            listen: raw.listen.unwrap_or_else(|| "0.0.0.0:8080".into()),
+            options,
+        }
     } else {
         Command::Check(options)
     })
