@@ -29,6 +29,9 @@ fn readme_names_every_environment_variable_and_config_key() {
             "README does not document `{var}`"
         );
     }
+    for var in lifeboat_healthcheck::env::ALL {
+        assert!(text.contains(&format!("`{var}`")), "README does not document lifeboat-healthcheck's `{var}`");
+    }
     for s in SETTINGS {
         assert!(
             text.contains(&format!("`{}`", s.key)),
