@@ -30,7 +30,10 @@ fn readme_names_every_environment_variable_and_config_key() {
         );
     }
     for var in lifeboat_healthcheck::env::ALL {
-        assert!(text.contains(&format!("`{var}`")), "README does not document lifeboat-healthcheck's `{var}`");
+        assert!(
+            text.contains(&format!("`{var}`")),
+            "README does not document lifeboat-healthcheck's `{var}`"
+        );
     }
     for s in SETTINGS {
         assert!(
