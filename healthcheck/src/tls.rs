@@ -87,7 +87,8 @@ fn now_unix() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
-/// Accept any certificate (encryption without authentication).
+/// Accept any certificate (encryption without authentication). `lifeboat::db` has its twin for
+/// `sslmode=require`; it is repeated here because this binary stays free of the shared library.
 #[derive(Debug)]
 struct AcceptAny(Arc<CryptoProvider>);
 

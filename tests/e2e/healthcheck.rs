@@ -73,11 +73,7 @@ fn the_default_target_comes_from_healthcheck_url_or_port() {
 
 #[test]
 fn connection_refused_is_unhealthy() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = lifeboat_testkit::closed_port();
     let (code, line) = probe(&[&format!("http://127.0.0.1:{port}/api/health")]);
     assert_eq!(code, 1);
     assert!(line.contains("connection refused"), "{line}");
@@ -226,11 +222,7 @@ fn postgres_with_scram_up_wrong_password_and_down() {
     assert!(line.contains("password authentication failed"), "{line}");
     assert!(!line.contains("wrong-password"), "{line}");
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = lifeboat_testkit::closed_port();
     let (code, line) = probe(&[&format!("postgres://app:pw@127.0.0.1:{port}/app")]);
     assert_eq!(code, 1);
     assert!(line.contains("connection refused"), "{line}");
@@ -321,11 +313,7 @@ fn redis_up_down_and_loading() {
     assert!(line.contains("loading its dataset"), "{line}");
 
     docker_ok(&["stop", "-t", "1", &redis.name]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = lifeboat_testkit::closed_port();
     let (code, _) = probe(&[&format!("redis://127.0.0.1:{port}")]);
     assert_eq!(code, 1);
 }
@@ -339,11 +327,7 @@ fn several_targets_must_all_pass() {
         &lifeboat_testkit::database_url(),
     ]);
     assert_eq!(code, 0, "{line}");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = lifeboat_testkit::closed_port();
     let (code, line) = probe(&[&ok.url("/"), &format!("tcp://127.0.0.1:{port}")]);
     assert_eq!(code, 1);
     assert!(
@@ -354,21 +338,9 @@ fn several_targets_must_all_pass() {
 
 #[test]
 fn serve_aggregates_targets_as_json() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = lifeboat_testkit::closed_port();
+    let closed = lifeboat_testkit::closed_port();
+    let dead = lifeboat_testkit::closed_port();
     let listen = format!("127.0.0.1:{port}");
     let _serve = Background::spawn(Command::new(bin("lifeboat-healthcheck")).args([
         "serve",
