@@ -526,3 +526,86 @@ impl Drop for ImageGuard {
         let _ = lifeboat_testkit::docker(&["rmi", "-f", &self.0]);
     }
 }
+
+/// A real HTTPS server (Python's, on loopback) with a self-signed certificate valid `days` days.
+fn https_server(days: u32) -> (Background, u16, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let out = run(Command::new("openssl").args([
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        "-days",
+        &days.to_string(),
+        "-keyout",
+        &key.to_string_lossy(),
+        "-out",
+        &cert.to_string_lossy(),
+    ]));
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::create_dir_all(dir.path().join("www/api")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("www/api/health"),
+        "{\"status\":\"healthy\"}",
+    )
+    .expect("write");
+    let port = lifeboat_testkit::closed_port();
+    let script = format!(
+        "import http.server, ssl, functools\n\
+         h = functools.partial(http.server.SimpleHTTPRequestHandler, directory='{www}')\n\
+         s = http.server.ThreadingHTTPServer(('127.0.0.1', {port}), h)\n\
+         c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); c.load_cert_chain('{cert}', '{key}')\n\
+         s.socket = c.wrap_socket(s.socket, server_side=True)\n\
+         s.serve_forever()\n",
+        www = dir.path().join("www").display(),
+        cert = cert.display(),
+        key = key.display(),
+    );
+    let server = Background::spawn(Command::new("python3").args(["-c", &script]));
+    wait_for("the https server listens", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    (server, port, dir)
+}
+
+#[test]
+fn https_verifies_the_certificate_unless_insecure_and_checks_its_expiry() {
+    let (_server, port, _dir) = https_server(10);
+    let url = format!("https://127.0.0.1:{port}/api/health");
+    let (code, line) = probe(&[&url]);
+    assert_eq!(code, 1, "a self-signed certificate is not trusted: {line}");
+    assert!(line.contains("invalid certificate"), "{line}");
+
+    let (code, line) = probe(&["--insecure", "--expect-json", "/status=healthy", &url]);
+    assert_eq!(code, 0, "{line}");
+    assert!(
+        line.contains("certificate NOT verified (--insecure)"),
+        "said loudly: {line}"
+    );
+    assert!(
+        line.contains("certificate valid 9 more days")
+            || line.contains("certificate valid 10 more days"),
+        "{line}"
+    );
+
+    let (code, line) = probe_env(
+        &["--cert-min-days", "30", &url],
+        &[("HEALTHCHECK_INSECURE", "1")],
+    );
+    assert_eq!(code, 1, "{line}");
+    assert!(
+        line.contains("certificate expires in") && line.contains("(minimum 30)"),
+        "{line}"
+    );
+    assert_eq!(probe(&["--insecure", "--cert-min-days", "5", &url]).0, 0);
+}
