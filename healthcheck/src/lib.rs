@@ -395,13 +395,11 @@ fn check_one(text: &str, opts: &Options, deadline: net::Deadline) -> Report {
 /// Check every target at once; a target still running at the deadline is reported timed out.
 pub fn check_all(opts: &Options) -> Vec<Report> {
     let deadline = deadline_for(opts.timeout);
-    if let [only] = opts.targets.as_slice() {
-        return vec![check_one(only, opts, deadline)];
-    }
     let (tx, rx) = mpsc::channel();
     for (i, t) in opts.targets.iter().enumerate() {
         let (tx, t, o) = (tx.clone(), t.clone(), opts.clone());
-        // Detached: a thread stuck in the system's resolver must not hold the report back.
+        // Detached, even for one target: a thread stuck in the system's resolver (which has no
+        // timeout of its own) must not hold the report back past the deadline.
         std::thread::spawn(move || {
             let _ = tx.send((i, check_one(&t, &o, deadline)));
         });
