@@ -152,9 +152,6 @@ fn tls_stream(
     } else if opts.cert_min_days.is_some() {
         return Err("cannot read the certificate's expiry".into());
     }
-    if opts.insecure {
-        note.push_str(", certificate NOT verified (--insecure)");
-    }
     Ok((stream, note))
 }
 

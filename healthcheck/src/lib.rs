@@ -207,7 +207,9 @@ impl Raw {
             timeout: named(env::TIMEOUT),
             expect_status: named(env::EXPECT_STATUS),
             expect_body: getenv(env::EXPECT_BODY),
-            expect_json: getenv(env::EXPECT_JSON).into_iter().collect(),
+            expect_json: getenv(env::EXPECT_JSON)
+                .map(|j| j.lines().map(str::to_owned).collect())
+                .unwrap_or_default(),
             headers: getenv(env::HEADER)
                 .map(|h| h.lines().map(str::to_owned).collect())
                 .unwrap_or_default(),
@@ -227,8 +229,19 @@ pub fn parse_args(
 ) -> Result<Command, String> {
     let getenv = |name: &str| getenv(name).filter(|v| !v.is_empty());
     let mut raw = Raw::from_env(&getenv);
+    let args: Vec<String> = args.into_iter().collect();
+    // --help and --version only alone: `-h 'X: y'` is curl's header habit, and a HEALTHCHECK
+    // that prints help and exits 0 would be healthy forever.
+    if let [only] = args.as_slice() {
+        match only.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "-V" | "--version" => return Ok(Command::Version),
+            _ => {}
+        }
+    }
     let mut args = args.into_iter();
     let mut first = true;
+    let (mut json_from_flags, mut headers_from_flags, mut listen_given) = (false, false, false);
     while let Some(arg) = args.next() {
         let (name, inline) = match arg.split_once('=') {
             Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
@@ -242,28 +255,48 @@ pub fn parse_args(
         };
         let named = |flag: &str, v: String| Some((flag.to_owned(), v));
         match name.as_str() {
-            "-h" | "--help" => return Ok(Command::Help),
-            "-V" | "--version" => return Ok(Command::Version),
+            "-h" | "--help" | "-V" | "--version" => {
+                return Err(format!("{name} goes alone, without other arguments"))
+            }
             "serve" if first => raw.serve = true,
             "--timeout" => raw.timeout = named("--timeout", value("--timeout")?),
             "--expect-status" => {
                 raw.expect_status = named("--expect-status", value("--expect-status")?);
             }
             "--expect-body" => raw.expect_body = Some(value("--expect-body")?),
-            "--expect-json" => raw.expect_json.push(value("--expect-json")?),
-            "--header" | "-H" => raw.headers.push(value("--header")?),
+            "--expect-json" => {
+                // Flags replace the environment's list rather than add to it.
+                if !std::mem::replace(&mut json_from_flags, true) {
+                    raw.expect_json.clear();
+                }
+                raw.expect_json.push(value("--expect-json")?);
+            }
+            "--header" | "-H" => {
+                if !std::mem::replace(&mut headers_from_flags, true) {
+                    raw.headers.clear();
+                }
+                raw.headers.push(value("--header")?);
+            }
             "--cert-min-days" => {
                 raw.cert_min_days = named("--cert-min-days", value("--cert-min-days")?);
             }
             "--insecure" | "-k" => raw.insecure = true,
             "--follow-redirects" | "-L" => raw.follow_redirects = true,
-            "--listen" => raw.listen = Some(value("--listen")?),
+            "--listen" => {
+                raw.listen = Some(value("--listen")?);
+                listen_given = true;
+            }
             flag if flag.starts_with('-') && flag.len() > 1 => {
                 return Err(format!("unknown option {flag} (see --help)"))
             }
             _ => raw.targets.push(arg),
         }
         first = false;
+    }
+    if listen_given && !raw.serve {
+        return Err(
+            "--listen is for `serve` (lifeboat-healthcheck serve --listen ADDR TARGET...)".into(),
+        );
     }
     if raw.targets.is_empty() {
         if raw.serve {
@@ -279,8 +312,21 @@ pub fn parse_args(
 
 /// Check every value and build the command.
 fn check_raw(raw: Raw) -> Result<Command, String> {
+    let mut any_http = false;
     for t in &raw.targets {
-        Target::parse(t)?;
+        any_http |= matches!(Target::parse(t)?.scheme, Scheme::Http | Scheme::Https);
+    }
+    let http_only = [
+        ("--expect-body", raw.expect_body.is_some()),
+        ("--expect-json", !raw.expect_json.is_empty()),
+        ("--header", !raw.headers.is_empty()),
+        ("--cert-min-days", raw.cert_min_days.is_some()),
+        ("--follow-redirects", raw.follow_redirects),
+    ];
+    if let Some((flag, _)) = http_only.iter().find(|(_, set)| *set).filter(|_| !any_http) {
+        return Err(format!(
+            "{flag} applies to http(s) targets, and none is given"
+        ));
     }
     let timeout = match raw.timeout {
         Some((from, v)) => parse_duration(&v)
@@ -308,7 +354,11 @@ fn check_raw(raw: Raw) -> Result<Command, String> {
             h.split_once(':')
                 .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
                 .filter(|(n, _)| !n.is_empty() && !n.contains(char::is_whitespace))
-                .ok_or_else(|| format!("--header {h:?}: expected 'Name: value'"))
+                .ok_or_else(|| {
+                    // The value may be a token: show only what stands before the first space.
+                    let name = h.split([':', ' ']).next().unwrap_or_default();
+                    format!("--header {name:?}…: expected 'Name: value'")
+                })
         })
         .collect::<Result<_, _>>()?;
     let cert_min_days = raw
@@ -400,9 +450,14 @@ pub fn check_all(opts: &Options) -> Vec<Report> {
         let (tx, t, o) = (tx.clone(), t.clone(), opts.clone());
         // Detached, even for one target: a thread stuck in the system's resolver (which has no
         // timeout of its own) must not hold the report back past the deadline.
-        std::thread::spawn(move || {
+        let fallback = tx.clone();
+        let spawned = std::thread::Builder::new().spawn(move || {
             let _ = tx.send((i, check_one(&t, &o, deadline)));
         });
+        // Where no thread can be created (a tight --pids-limit), check inline instead.
+        if spawned.is_err() {
+            let _ = fallback.send((i, check_one(&opts.targets[i], opts, deadline)));
+        }
     }
     drop(tx);
     let mut reports: Vec<Option<Report>> = vec![None; opts.targets.len()];
@@ -464,36 +519,57 @@ fn truncate(line: &str, max: usize) -> String {
 }
 
 /// Run the command line; the exit code is 0 or 1, never anything else.
+/// Print one line on stdout, ignoring a closed stdout (Docker may have gone away).
+pub fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
 pub fn run(args: impl IntoIterator<Item = String>) -> u8 {
     match parse_args(args, |k| std::env::var(k).ok()) {
         Ok(Command::Help) => {
-            print!("{HELP}");
+            say(HELP.trim_end());
             0
         }
         Ok(Command::Version) => {
-            println!("lifeboat-healthcheck {}", env!("CARGO_PKG_VERSION"));
+            say(&format!(
+                "lifeboat-healthcheck {}",
+                env!("CARGO_PKG_VERSION")
+            ));
             0
         }
         Ok(Command::Check(opts)) => {
             let reports = check_all(&opts);
-            println!("{}", summary(&reports));
+            let mut line = summary(&reports);
+            if opts.insecure
+                && opts
+                    .targets
+                    .iter()
+                    .any(|t| t.starts_with("https:") || t.starts_with("rediss:"))
+            {
+                eprintln!(
+                    "lifeboat-healthcheck: warning: --insecure: TLS certificates are NOT verified"
+                );
+                line = line.replacen(": ", " (TLS certificate NOT verified: --insecure): ", 1);
+                line = truncate(&line, MAX_LINE);
+            }
+            say(&line);
             u8::from(!reports.iter().all(|r| r.healthy))
         }
         Ok(Command::Serve { listen, options }) => match serve::serve(&listen, &options) {
             Ok(()) => 0,
             Err(e) => {
-                println!("{}", truncate(&format!("unhealthy: serve: {e}"), MAX_LINE));
+                say(&truncate(&format!("unhealthy: serve: {e}"), MAX_LINE));
                 1
             }
         },
         Err(e) => {
-            println!(
-                "{}",
-                truncate(
-                    &format!("unhealthy: bad arguments: {}", target::redact(&e)),
-                    MAX_LINE
-                )
-            );
+            say(&truncate(
+                &format!("unhealthy: bad arguments: {}", target::redact(&e)),
+                MAX_LINE,
+            ));
             1
         }
     }

@@ -6,9 +6,15 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::{check_all, Options};
+
+/// Requests answered at once; more get 503 at once.
+const MAX_CONCURRENT: usize = 16;
+const BUSY: &str = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 16\r\nConnection: close\r\n\r\n{\"error\":\"busy\"}";
 
 pub fn serve(listen: &str, opts: &Options) -> Result<(), String> {
     let listener =
@@ -17,10 +23,23 @@ pub fn serve(listen: &str, opts: &Options) -> Result<(), String> {
         "lifeboat-healthcheck: serving the health of {} target(s) on http://{listen}/",
         opts.targets.len()
     );
+    let busy = Arc::new(AtomicUsize::new(0));
     for stream in listener.incoming() {
-        let Ok(stream) = stream else { continue };
-        let opts = opts.clone();
-        std::thread::spawn(move || answer(stream, &opts));
+        let Ok(mut stream) = stream else { continue };
+        // Each request runs every check; a flood of slow clients must not exhaust threads.
+        if busy.fetch_add(1, Ordering::SeqCst) >= MAX_CONCURRENT {
+            busy.fetch_sub(1, Ordering::SeqCst);
+            let _ = stream.write_all(BUSY.as_bytes());
+            continue;
+        }
+        let (opts, done) = (opts.clone(), Arc::clone(&busy));
+        let spawned = std::thread::Builder::new().spawn(move || {
+            answer(stream, &opts);
+            done.fetch_sub(1, Ordering::SeqCst);
+        });
+        if spawned.is_err() {
+            busy.fetch_sub(1, Ordering::SeqCst);
+        }
     }
     Ok(())
 }

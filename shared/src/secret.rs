@@ -85,18 +85,14 @@ pub fn redact_url(text: &str) -> String {
     redact_password_params(&out)
 }
 
+/// The userinfo of a URL ends at its last `@`: a password written without percent-encoding may
+/// contain `/`, `?` or `#` (base64 ones do), and must not leak because of it.
 fn redact_authority(url: &str) -> String {
-    let authority_end = url.find(['/', '?', '#']).unwrap_or(url.len());
-    let (authority, path) = url.split_at(authority_end);
-    match authority.rfind('@') {
-        Some(at) => {
-            let userinfo = &authority[..at];
-            let host = &authority[at..];
-            match userinfo.find(':') {
-                Some(colon) => format!("{}:***{host}{path}", &userinfo[..colon]),
-                None => url.to_owned(),
-            }
-        }
+    match url.rfind('@') {
+        Some(at) => match url[..at].find(':') {
+            Some(colon) => format!("{}:***{}", &url[..colon], &url[at..]),
+            None => url.to_owned(),
+        },
         None => url.to_owned(),
     }
 }
@@ -164,6 +160,10 @@ mod tests {
     #[test]
     fn a_password_containing_at_signs_is_fully_redacted() {
         assert_eq!(redact_url("postgres://u:p@ss@h/d"), "postgres://u:***@h/d");
+        assert_eq!(
+            redact_url("postgres://u:ab/c?d#e@h/d?x=1"),
+            "postgres://u:***@h/d?x=1"
+        );
         let url = SecretUrl::new("redis://u:topsecret@h");
         assert!(!format!("{url} {url:?}").contains("topsecret"));
     }

@@ -589,8 +589,8 @@ fn https_verifies_the_certificate_unless_insecure_and_checks_its_expiry() {
     let (code, line) = probe(&["--insecure", "--expect-json", "/status=healthy", &url]);
     assert_eq!(code, 0, "{line}");
     assert!(
-        line.contains("certificate NOT verified (--insecure)"),
-        "said loudly: {line}"
+        line.starts_with("healthy (TLS certificate NOT verified: --insecure): "),
+        "said loudly, first: {line}"
     );
     assert!(
         line.contains("certificate valid 9 more days")
@@ -608,4 +608,28 @@ fn https_verifies_the_certificate_unless_insecure_and_checks_its_expiry() {
         "{line}"
     );
     assert_eq!(probe(&["--insecure", "--cert-min-days", "5", &url]).0, 0);
+}
+
+#[test]
+fn options_that_would_be_ignored_are_refused() {
+    let ok = fixture("200 OK", "", "ok");
+    for args in [
+        &["-h", "X-Probe: yes", "http://127.0.0.1:1/"][..],
+        &["--listen", "127.0.0.1:0", "http://127.0.0.1:1/"][..],
+        &["--expect-body", "ok", "tcp://127.0.0.1:1"][..],
+    ] {
+        let (code, line) = probe(args);
+        assert_eq!(code, 1, "{args:?}: {line}");
+        assert!(line.starts_with("unhealthy: bad arguments:"), "{line}");
+    }
+    let (code, line) = probe(&[
+        "--header",
+        "Authorization Bearer s3cr3t-token",
+        &ok.url("/"),
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        !line.contains("s3cr3t-token"),
+        "a malformed header is named, not echoed: {line}"
+    );
 }
