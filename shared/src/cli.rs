@@ -63,6 +63,9 @@ impl GlobalArgs {
             config_file: self.config.clone(),
             env_file: self.env_file.clone(),
             profile: self.profile.clone(),
+            profile_origin: Some(crate::config::Origin::Flag(
+                "--env (or LIFEBOAT_ENV)".into(),
+            )),
             overrides,
         })
     }

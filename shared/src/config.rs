@@ -154,6 +154,8 @@ pub struct LoadOptions {
     pub env_file: Option<PathBuf>,
     /// `--env`: the profile. When unset, `LIFEBOAT_ENV` from `.env` applies.
     pub profile: Option<String>,
+    /// Where `profile` came from (flag `--env` or variable `LIFEBOAT_ENV`), for errors.
+    pub profile_origin: Option<Origin>,
     /// Values given by flags, the highest layer.
     pub overrides: Vec<Override>,
 }
@@ -260,12 +262,25 @@ impl Config {
         let dotenv = read_optional(opts.env_file.as_deref(), DEFAULT_ENV_FILE)?
             .map(|(path, text)| parse_dotenv(&path, &text).map(|vars| (path, vars)))
             .transpose()?;
-        let profile = opts.profile.clone().or_else(|| {
-            let (_, vars) = dotenv.as_ref()?;
-            vars.iter()
-                .find(|v| v.name == ev::LIFEBOAT_ENV)
-                .map(|v| v.value.clone())
-        });
+        let profile_origin = opts
+            .profile_origin
+            .clone()
+            .unwrap_or_else(|| Origin::Flag("--env".into()));
+        let from_dotenv = || {
+            let (path, vars) = dotenv.as_ref()?;
+            let v = vars.iter().find(|v| v.name == ev::LIFEBOAT_ENV)?;
+            let origin = Origin::DotEnv {
+                path: path.clone(),
+                line: v.line,
+                var: v.name.clone(),
+            };
+            Some((v.value.clone(), origin))
+        };
+        let (profile, profile_origin) = match (opts.profile.clone(), from_dotenv()) {
+            (Some(p), _) => (Some(p), profile_origin),
+            (None, Some((p, origin))) => (Some(p), origin),
+            (None, None) => (None, profile_origin),
+        };
         if let Some(p) = &profile {
             if p.is_empty()
                 || !p
@@ -274,7 +289,7 @@ impl Config {
             {
                 return Err(ConfigError::Invalid {
                     key: "profile",
-                    origin: Origin::Flag("--env".into()),
+                    origin: profile_origin,
                     reason: format!("{p:?} is not a profile name (letters, digits, '-' and '_')"),
                 });
             }
@@ -283,7 +298,12 @@ impl Config {
         let mut sources = Vec::new();
         if let Some((path, text)) = read_optional(opts.config_file.as_deref(), DEFAULT_CONFIG_FILE)?
         {
-            apply_toml(&mut layers, &path, &text, profile.as_deref())?;
+            apply_toml(
+                &mut layers,
+                &path,
+                &text,
+                profile.as_deref().map(|p| (p, &profile_origin)),
+            )?;
             sources.push(path);
         }
         if let Some((path, vars)) = dotenv {
@@ -436,6 +456,18 @@ impl Layers {
             (None, Some(p)) => (tls_for_port(p), p),
             (None, None) => (SmtpTls::None, 25),
         };
+        // Half a login would silently send without authentication, and the relay refuse it.
+        for (have, lack) in [
+            ("smtp.user", "smtp.password"),
+            ("smtp.password", "smtp.user"),
+        ] {
+            if self.raw(have).is_some() && self.raw(lack).is_none() {
+                return Err(missing(
+                    lack,
+                    &format!("`{have}` is set, and SMTP needs both"),
+                ));
+            }
+        }
         let to = self
             .string("mail.to")
             .map(|v| {
@@ -470,7 +502,9 @@ impl Layers {
                 access_key_id: self.string("s3.access-key-id"),
                 secret_access_key: self.string("s3.secret-access-key").map(Secret::new),
                 bucket: self.parse("s3.bucket", parse_bucket)?,
-                prefix: self.string("s3.prefix").unwrap_or_default(),
+                prefix: self
+                    .parse("s3.prefix", parse_prefix)?
+                    .unwrap_or_else(|| "lifeboat/".into()),
                 path_style: self.parse("s3.path-style", parse_bool)?.unwrap_or(true),
             },
             smtp: SmtpConfig {
@@ -525,6 +559,14 @@ fn read_optional(
     }
 }
 
+/// Variables read by the command line before any file: in `.env` they would be silently ignored.
+const CLI_ONLY: &[&str] = &[
+    ev::LIFEBOAT_CONFIG,
+    ev::LIFEBOAT_ENV_FILE,
+    ev::LIFEBOAT_LOG_FORMAT,
+    ev::LIFEBOAT_LOG,
+];
+
 /// A variable from the environment or `.env`: a setting's variable is applied; an unknown
 /// `LIFEBOAT_*` is a typo; anything else belongs to the stack and is none of our business.
 fn apply_variable(
@@ -535,6 +577,14 @@ fn apply_variable(
 ) -> Result<(), ConfigError> {
     if let Some(s) = SETTINGS.iter().find(|s| s.env == name) {
         layers.set(s.key, value, origin);
+    } else if matches!(origin, Origin::DotEnv { .. }) && CLI_ONLY.contains(&name) {
+        return Err(ConfigError::Invalid {
+            key: "environment",
+            origin,
+            reason: format!(
+                "{name} is read before .env: set it in the environment or use its flag"
+            ),
+        });
     } else if name.starts_with(ev::PREFIX) && !ev::ALL.contains(&name) {
         return Err(ConfigError::UnknownVariable {
             var: name.to_owned(),
@@ -548,11 +598,21 @@ fn apply_toml(
     layers: &mut Layers,
     path: &Path,
     text: &str,
-    profile: Option<&str>,
+    profile: Option<(&str, &Origin)>,
 ) -> Result<(), ConfigError> {
-    let table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Toml {
-        path: path.to_path_buf(),
-        message: e.to_string(),
+    // The parser's own message quotes the offending line, which may hold a secret: keep only
+    // what it says and where.
+    let table: toml::Table = toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+        ConfigError::Toml {
+            path: path.to_path_buf(),
+            message: match line {
+                Some(line) => format!("line {line}: {}", e.message()),
+                None => e.message().to_owned(),
+            },
+        }
     })?;
     let mut flat = BTreeMap::new();
     let mut profiles = BTreeMap::new();
@@ -574,7 +634,23 @@ fn apply_toml(
             flatten(path, "", name, value, &mut flat)?;
         }
     }
-    let chosen = profile.and_then(|p| profiles.remove(p)).unwrap_or_default();
+    // A typo in --env must not silently fall back to the top level (production settings for
+    // a staging run, or the reverse). A profile with nothing to override is an empty table.
+    let chosen = match profile {
+        Some((p, origin)) if !profiles.is_empty() => {
+            let known: Vec<String> = profiles.keys().cloned().collect();
+            profiles.remove(p).ok_or_else(|| ConfigError::Invalid {
+                key: "profile",
+                origin: origin.clone(),
+                reason: format!(
+                    "{} has no [profile.{p}] (its profiles: {}); add an empty [profile.{p}] if it needs no overrides",
+                    path.display(),
+                    known.join(", ")
+                ),
+            })?
+        }
+        _ => BTreeMap::new(),
+    };
     for (key, value) in flat.into_iter().chain(chosen) {
         let s = setting_for(&key).expect("flatten only yields known keys");
         layers.set(s.key, value, Origin::File(path.to_path_buf()));
@@ -658,9 +734,8 @@ fn unknown_key(path: &Path, key: &str, hint: &str) -> ConfigError {
 }
 
 fn invalid_toml(path: &Path, key: &str, reason: &str) -> ConfigError {
-    ConfigError::Syntax {
+    ConfigError::Toml {
         path: path.to_path_buf(),
-        line: 0,
         message: format!("`{key}`: {reason}"),
     }
 }
@@ -690,10 +765,8 @@ pub fn parse_dotenv(path: &Path, text: &str) -> Result<Vec<DotEnvVar>, ConfigErr
             message,
         };
         let Some((name, value)) = body.split_once('=') else {
-            return Err(syntax(format!(
-                "expected NAME=value, found {:?}",
-                first_word(body)
-            )));
+            // The line is not echoed: it may be a secret pasted on its own line.
+            return Err(syntax("expected NAME=value".into()));
         };
         let name = name.trim();
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
@@ -707,10 +780,6 @@ pub fn parse_dotenv(path: &Path, text: &str) -> Result<Vec<DotEnvVar>, ConfigErr
         });
     }
     Ok(vars)
-}
-
-fn first_word(s: &str) -> &str {
-    s.split_whitespace().next().unwrap_or(s)
 }
 
 fn unquote(v: &str) -> Result<String, String> {
@@ -793,6 +862,21 @@ fn parse_bucket(v: &str) -> Result<String, String> {
             "{v:?} is not a bucket name (3-63 lowercase letters, digits, '-' or '.')"
         ))
     }
+}
+
+/// An object prefix, never empty (that would be the whole bucket), always ending in `/`.
+fn parse_prefix(v: &str) -> Result<String, String> {
+    let v = v.trim().trim_start_matches('/');
+    if v.is_empty() {
+        return Err(
+            "an empty prefix would be the whole bucket; give one such as `lifeboat/`".into(),
+        );
+    }
+    Ok(if v.ends_with('/') {
+        v.to_owned()
+    } else {
+        format!("{v}/")
+    })
 }
 
 fn parse_mailbox(v: &str) -> Result<String, String> {
@@ -1057,6 +1141,84 @@ mod tests {
             err.contains("S3_ACCESS_KEY_ID") && err.contains("to upload backups"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_profile_missing_from_the_file_is_an_error_not_a_fallback() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("lifeboat.toml"),
+            "[profile.production.s3]\nbucket = \"prod\"\n[profile.staging]\n",
+        )
+        .expect("write");
+        let mut opts = opts_in(dir.path());
+        opts.profile = Some("prodution".into());
+        let err = Config::load_with_env(&opts, &env(&[]))
+            .expect_err("a typo")
+            .to_string();
+        assert!(
+            err.contains("no [profile.prodution]") && err.contains("production, staging"),
+            "{err}"
+        );
+        opts.profile = Some("staging".into());
+        assert_eq!(
+            Config::load_with_env(&opts, &env(&[]))
+                .expect("an empty profile")
+                .s3
+                .bucket,
+            None
+        );
+    }
+
+    #[test]
+    fn toml_errors_name_the_line_without_quoting_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("lifeboat.toml"),
+            "[smtp]\nhost = \"mail\"\npassword = \"hunter2\n",
+        )
+        .expect("write");
+        let err = Config::load_with_env(&opts_in(dir.path()), &env(&[]))
+            .expect_err("unterminated")
+            .to_string();
+        assert!(err.contains("line 3"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        std::fs::write(dir.path().join(".env"), "OK=1\nhunter2\n").expect("write");
+        std::fs::remove_file(dir.path().join("lifeboat.toml")).expect("rm");
+        let err = Config::load_with_env(&opts_in(dir.path()), &env(&[]))
+            .expect_err("bad line")
+            .to_string();
+        assert!(err.contains("line 2") && !err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn half_an_smtp_login_and_cli_variables_in_dotenv_are_refused() {
+        let err = Config::load_with_env(&LoadOptions::default(), &env(&[("SMTP_USER", "app")]))
+            .expect_err("no password")
+            .to_string();
+        assert!(err.contains("SMTP_PASSWORD"), "{err}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join(".env"), "LIFEBOAT_LOG_FORMAT=json\n").expect("write");
+        let err = Config::load_with_env(&opts_in(dir.path()), &env(&[]))
+            .expect_err("ignored otherwise")
+            .to_string();
+        assert!(
+            err.contains("LIFEBOAT_LOG_FORMAT is read before .env"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_s3_prefix_is_never_the_whole_bucket() {
+        let load = |v: &str| {
+            Config::load_with_env(&LoadOptions::default(), &env(&[("LIFEBOAT_S3_PREFIX", v)]))
+        };
+        assert_eq!(load("backups").expect("load").s3.prefix, "backups/");
+        assert_eq!(load("").expect("load").s3.prefix, "lifeboat/");
+        assert!(load("/")
+            .expect_err("whole bucket")
+            .to_string()
+            .contains("LIFEBOAT_S3_PREFIX"));
     }
 
     #[test]

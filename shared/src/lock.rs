@@ -7,6 +7,7 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -66,15 +67,17 @@ impl JobLock {
             path: path.clone(),
             source,
         };
-        std::fs::create_dir_all(dir).map_err(|source| LockError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|source| LockError::Io { path: dir.to_path_buf(), source })?;
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
             .open(&path)
             .map_err(io)?;
         match file.try_lock() {
@@ -98,7 +101,8 @@ impl JobLock {
             user: std::env::var("USER")
                 .or_else(|_| std::env::var("LOGNAME"))
                 .unwrap_or_else(|_| "unknown".into()),
-            command: std::env::args().collect::<Vec<_>>().join(" "),
+            // Redacted: `--url postgres://user:password@…` must not end up in a file.
+            command: crate::secret::redact_url(&std::env::args().collect::<Vec<_>>().join(" ")),
             since: chrono::Utc::now(),
         };
         let json = serde_json::to_string(&holder).unwrap_or_default();

@@ -68,7 +68,7 @@ fn every_toml_example_in_readme_loads() {
                 config_file: Some(path.clone()),
                 env_file: None,
                 profile: profile.map(str::to_owned),
-                overrides: Vec::new(),
+                ..LoadOptions::default()
             };
             Config::load_with_env(&opts, &HashMap::new()).unwrap_or_else(|e| {
                 panic!(
