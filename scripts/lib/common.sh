@@ -55,11 +55,19 @@ ensure_engine() {
     if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
         return
     fi
+    if command -v docker >/dev/null 2>&1 && docker info 2>&1 | grep -qi 'permission denied'; then
+        die "the Docker engine runs but refuses $(id -un): add the user to the docker group (sudo usermod -aG docker $(id -un), then log in again) or run as root"
+    fi
     if ! is_root || [ ! -f /etc/debian_version ]; then
         die "no Docker engine answers. Start one (sudo systemctl start docker, or run dockerd) and retry."
     fi
     need_cmd dockerd docker.io
     need_cmd docker docker.io
+    # Installing docker.io may have started the engine through systemd already.
+    for _ in $(seq 1 5); do
+        docker info >/dev/null 2>&1 && return
+        sleep 1
+    done
     say "starting dockerd (stopped again at exit)"
     mkdir -p "$CACHE_DIR/log"
     dockerd >"$CACHE_DIR/log/dockerd.log" 2>&1 &
@@ -118,6 +126,7 @@ build_base_image() {
         docker tag "lifeboat-test/base:$hash" "$BASE_IMAGE"
         return
     fi
+    is_root || die "the test images are built from a Debian root filesystem (debootstrap), which needs root: run this script as root (sudo) once; later runs reuse the cached images"
     need_cmd debootstrap debootstrap
     local mirror rootfs
     mirror=$(apt_mirror)
@@ -204,13 +213,17 @@ free_port() {
 # musl where its target can be installed (smallest), else glibc with crt-static. Prints its path.
 # Usage: build_static_healthcheck [cargo args, e.g. --no-default-features]
 build_static_healthcheck() {
-    local target dir="target/static" rustflags="${RUSTFLAGS:-}"
-    if rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl ||
-        rustup target add x86_64-unknown-linux-musl >/dev/null 2>&1; then
-        target=x86_64-unknown-linux-musl
-        need_cmd musl-gcc musl-tools # ring's C code is compiled against musl
+    local host arch musl target dir="target/static" rustflags="${RUSTFLAGS:-}"
+    host=$(rustc -vV | sed -n 's/^host: //p')
+    arch=${host%%-*}
+    musl="$arch-unknown-linux-musl"
+    # ring's C code is compiled with musl-gcc (Debian's musl-tools): musl only when both are there.
+    command -v musl-gcc >/dev/null 2>&1 || { is_root && apt_install musl-tools >/dev/null 2>&1; } || true
+    if command -v musl-gcc >/dev/null 2>&1 &&
+        { rustup target list --installed 2>/dev/null | grep -qx "$musl" || rustup target add "$musl" >/dev/null 2>&1; }; then
+        target=$musl
     else
-        target=$(rustc -vV | sed -n 's/^host: //p')
+        target=$host
         rustflags="-C target-feature=+crt-static"
     fi
     [ $# -gt 0 ] && dir="target/static-min"

@@ -40,7 +40,10 @@ wait_healthy() { # wait_healthy CONTAINER
 start_services() {
     local logs="$CACHE_DIR/log/$RUN_ID"
     mkdir -p "$logs"
+    on_exit "rm -rf '$logs'"
     on_exit "docker ps -aq --filter label=lifeboat-run=$RUN_ID | xargs -r docker rm -f -v >/dev/null"
+    # What the tests clean up themselves, unless they were interrupted (Ctrl-C skips their Drops).
+    on_exit "remove_test_leftovers"
 
     say "starting PostgreSQL and Redis containers"
     local pw
@@ -100,4 +103,15 @@ PY
     export LBTEST_SMTP_CA_FILE="$tls/ca.pem"
     export LBTEST_MAILDIR="$logs/maildir"
     export LBTEST_COMPOSE="$COMPOSE_CMD"
+}
+
+# Containers, compose projects, networks and images that tests name lbtest-*.
+remove_test_leftovers() {
+    docker ps -aq --filter label=lifeboat-test=1 | xargs -r docker rm -f -v >/dev/null 2>&1
+    docker ps -a --format '{{.ID}} {{.Label "com.docker.compose.project"}}' |
+        awk '$2 ~ /^lbtest/ {print $1}' | xargs -r docker rm -f -v >/dev/null 2>&1
+    docker network ls --format '{{.Name}}' | grep '^lbtest' | xargs -r docker network rm >/dev/null 2>&1
+    docker volume ls -q | grep '^lbtest' | xargs -r docker volume rm >/dev/null 2>&1
+    docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '(^|/|:)lbtest-' | xargs -r docker rmi -f >/dev/null 2>&1
+    return 0
 }

@@ -71,7 +71,10 @@ impl JobLock {
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(|source| LockError::Io { path: dir.to_path_buf(), source })?;
+            .map_err(|source| LockError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)

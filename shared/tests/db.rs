@@ -46,6 +46,10 @@ async fn verify_full_refuses_a_certificate_no_trusted_ca_signed() {
         .expect_err("a self-signed server certificate must be refused")
         .to_string();
     assert!(err.contains("cannot connect to postgres://"), "{err}");
+    assert!(
+        err.to_lowercase().contains("certificate"),
+        "refused for its certificate: {err}"
+    );
 }
 
 #[tokio::test]

@@ -77,6 +77,10 @@ async fn an_untrusted_certificate_is_refused() {
         .expect_err("must fail")
         .to_string();
     assert!(err.contains("sending mail through localhost:"), "{err}");
+    assert!(
+        err.to_lowercase().contains("certificate"),
+        "refused for its certificate: {err}"
+    );
 }
 
 #[tokio::test]

@@ -65,13 +65,30 @@ async fn a_missing_object_or_bucket_is_an_error_naming_it() {
 
 #[tokio::test]
 async fn errors_never_show_the_secret_key() {
-    let mut s = settings();
-    s.endpoint = Some("http://127.0.0.1:1".into());
+    let s = settings();
     let secret = s.secret_access_key.expose().to_owned();
-    let err = Bucket::new(&s)
+    // Errors the server answers (a missing object, a missing bucket) ...
+    let bucket = Bucket::new(&s);
+    let missing = bucket.get("nope").await.expect_err("no such object");
+    let mut other = settings();
+    other.bucket = "no-such-bucket".into();
+    let no_bucket = Bucket::new(&other)
+        .check()
+        .await
+        .expect_err("no such bucket");
+    // ... and one it cannot (nothing listens on port 1).
+    let mut down = settings();
+    down.endpoint = Some("http://127.0.0.1:1".into());
+    let unreachable = Bucket::new(&down)
         .put("x", b"y".to_vec())
         .await
         .expect_err("nothing listens on port 1");
-    let text = format!("{err} {err:?}");
-    assert!(!text.contains(&secret), "{text}");
+    for err in [missing, no_bucket, unreachable] {
+        let text = format!("{err} {err:?}");
+        assert!(!text.contains(&secret), "{text}");
+    }
+    assert!(
+        !format!("{s:?}").contains(&secret),
+        "settings print *** for the secret"
+    );
 }

@@ -241,7 +241,7 @@ fn profiles_choose_the_table_of_lifeboat_toml() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(
         dir.path().join("lifeboat.toml"),
-        "[smtp]\nport = 25\n[profile.production.smtp]\nport = \"not-a-port\"\n",
+        "[smtp]\nport = 25\n[profile.production.smtp]\nport = \"not-a-port\"\n[profile.staging]\n",
     )
     .expect("write");
     let staging = lifeboat("lifeboat-smoke", dir.path(), &["--env", "staging"], &[]);
@@ -249,6 +249,17 @@ fn profiles_choose_the_table_of_lifeboat_toml() {
         stderr(&staging).contains("not built yet"),
         "staging has a valid port: {}",
         stderr(&staging)
+    );
+    let typo = lifeboat("lifeboat-smoke", dir.path(), &["--env", "prodution"], &[]);
+    assert_eq!(
+        typo.status.code(),
+        Some(2),
+        "a typo never falls back to the top level"
+    );
+    assert!(
+        stderr(&typo).contains("no [profile.prodution]"),
+        "{}",
+        stderr(&typo)
     );
     let production = lifeboat(
         "lifeboat-smoke",

@@ -312,10 +312,10 @@ fn redis_up_down_and_loading() {
     });
     assert!(line.contains("loading its dataset"), "{line}");
 
+    let last_url = url();
     docker_ok(&["stop", "-t", "1", &redis.name]);
-    let port = lifeboat_testkit::closed_port();
-    let (code, _) = probe(&[&format!("redis://127.0.0.1:{port}")]);
-    assert_eq!(code, 1);
+    let (code, line) = probe(&[&last_url]);
+    assert_eq!(code, 1, "the stopped server: {line}");
 }
 
 #[test]

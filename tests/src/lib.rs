@@ -128,7 +128,52 @@ pub fn bin(name: &str) -> PathBuf {
         "{} is not built; run `cargo build --workspace --bins` first (scripts/test does)",
         path.display()
     );
+    // `cargo test` builds only this package's binaries: refuse to test an older build of another.
+    let crate_dir = match name {
+        "lifeboat-demo-app" => workspace_root().join("tests/demo-app"),
+        other => workspace_root().join(other.trim_start_matches("lifeboat-")),
+    };
+    let mut sources = vec![
+        crate_dir.join("src"),
+        crate_dir.join("Cargo.toml"),
+        workspace_root().join("Cargo.lock"),
+    ];
+    if !matches!(name, "lifeboat-healthcheck" | "lifeboat-demo-app") {
+        sources.push(workspace_root().join("shared/src"));
+    }
+    let built = modified(&path);
+    if let Some(newer) = sources
+        .iter()
+        .filter_map(|s| newest(s).filter(|(t, _)| *t > built))
+        .map(|(_, p)| p)
+        .next()
+    {
+        panic!(
+            "{} is older than {}: run `cargo build --workspace --bins` (scripts/test does)",
+            path.display(),
+            newer.display()
+        );
+    }
     path
+}
+
+fn modified(path: &Path) -> std::time::SystemTime {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .unwrap_or(std::time::UNIX_EPOCH)
+}
+
+/// The newest file at or below `path`, with its time.
+fn newest(path: &Path) -> Option<(std::time::SystemTime, PathBuf)> {
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.is_file() {
+        return Some((modified(path), path.to_path_buf()));
+    }
+    std::fs::read_dir(path)
+        .ok()?
+        .flatten()
+        .filter_map(|e| newest(&e.path()))
+        .max_by_key(|(t, _)| *t)
 }
 
 /// Run a command, returning its output; panics only if it cannot be started.

@@ -191,7 +191,11 @@ fn main() -> ExitCode {
         }
     };
     let result = if command == Command::Probe {
-        probe()
+        // The image's HEALTHCHECK: Docker reserves 2, so even a bad PORT is 1 (unhealthy).
+        return probe().unwrap_or_else(|ConfigError(message)| {
+            println!("unhealthy: {message}");
+            ExitCode::FAILURE
+        });
     } else {
         match tokio::runtime::Builder::new_multi_thread()
             .enable_all()
