@@ -517,6 +517,52 @@ fn the_static_build_runs_alone_in_a_scratch_image() {
         "tcp://127.0.0.1:1",
     ]);
     assert_eq!(out.status.code(), Some(1));
+
+    // A sidecar on a compose-like network checks a service by its name. The musl build reads
+    // the container's /etc/resolv.conf itself; the glibc fallback has no NSS in a scratch
+    // image, and README says to give it addresses.
+    let network = unique("lbtest-net-");
+    docker_ok(&["network", "create", &network]);
+    let _network = NetworkGuard(network.clone());
+    let _cache = TestContainer::run(
+        "lbtest-cache-",
+        &[
+            "--network",
+            &network,
+            "--network-alias",
+            "cache",
+            "lifeboat-test/redis:7",
+        ],
+    );
+    let line = wait_for("redis answers by name", Duration::from_secs(20), || {
+        let out = lifeboat_testkit::docker(&[
+            "run",
+            "--rm",
+            "--network",
+            &network,
+            &tag,
+            "redis://cache:6379",
+        ]);
+        let line = String::from_utf8_lossy(&out.stdout).into_owned();
+        let settled = out.status.success() || line.contains("cannot resolve");
+        settled.then_some(line)
+    });
+    if binary.contains("-musl/") {
+        assert!(
+            line.starts_with("healthy: redis://cache:6379 PONG"),
+            "{line}"
+        );
+    } else {
+        assert!(line.contains("cannot resolve cache"), "{line}");
+    }
+}
+
+struct NetworkGuard(String);
+
+impl Drop for NetworkGuard {
+    fn drop(&mut self) {
+        let _ = lifeboat_testkit::docker(&["network", "rm", &self.0]);
+    }
 }
 
 struct ImageGuard(String);

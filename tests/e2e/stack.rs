@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use lifeboat::docker::{Docker, Health};
-use lifeboat_testkit::{docker_ok, http_get, wait_for, workspace_root, ComposeProject};
+use lifeboat_testkit::{docker_ok, http, http_get, wait_for, workspace_root, ComposeProject};
 
 fn app_address(project: &ComposeProject) -> String {
     let port = project.ok(&["port", "app", "3000"]);
@@ -67,6 +67,8 @@ async fn the_demo_stack_comes_up_healthy_and_reports_its_database() {
     assert_eq!(body["database"], "connected");
     assert_eq!(body["version"], "v1");
     assert!(body["users"].as_i64().is_some_and(|n| n >= 1), "{body}");
+
+    the_api_works_like_the_seeds_app(&address);
 
     // The database goes away: the app says 503 and Docker marks it unhealthy.
     let postgres = docker
@@ -176,4 +178,95 @@ async fn the_v2_image_adds_a_migration_and_broken_never_becomes_healthy() {
         Some(1),
         "the broken build's own probe fails"
     );
+}
+
+/// Login, authenticated create and read, the signed webhook and the login rate limit (Redis).
+fn the_api_works_like_the_seeds_app(address: &str) {
+    use hmac::{Hmac, Mac};
+    let json = [("Content-Type", "application/json")];
+    let login = http(
+        address,
+        "POST",
+        "/api/auth/login",
+        &json,
+        r#"{"email":"admin@demo.test","password":"demo-password"}"#,
+    )
+    .expect("login");
+    assert_eq!(login.status, 200, "{}", login.body);
+    let token = login.json()["token"].as_str().expect("a token").to_owned();
+    let bearer = format!("Bearer {token}");
+    let auth = [
+        ("Content-Type", "application/json"),
+        ("Authorization", bearer.as_str()),
+    ];
+
+    let created = http(
+        address,
+        "POST",
+        "/api/businesses",
+        &auth,
+        r#"{"name":"Panadería Lucía"}"#,
+    )
+    .expect("create");
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created.json()["id"].as_i64().expect("an id");
+    let read = http(address, "GET", &format!("/api/businesses/{id}"), &auth, "").expect("read");
+    assert_eq!(
+        (read.status, read.json()["name"].as_str()),
+        (200, Some("Panadería Lucía"))
+    );
+    let anonymous =
+        http(address, "POST", "/api/businesses", &json, r#"{"name":"x"}"#).expect("anonymous");
+    assert_eq!(anonymous.status, 401);
+
+    let payload = r#"{"id":"evt_1","amount_cents":1999}"#;
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"demo-webhook-secret").expect("key");
+    mac.update(payload.as_bytes());
+    let signed = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .fold(String::from("sha256="), |mut hex, b| {
+            use std::fmt::Write as _;
+            let _ = write!(hex, "{b:02x}");
+            hex
+        });
+    let good = http(
+        address,
+        "POST",
+        "/api/webhooks/payment",
+        &[("X-Signature", signed.as_str())],
+        payload,
+    )
+    .expect("webhook");
+    assert_eq!(good.status, 200, "{}", good.body);
+    let forged = http(
+        address,
+        "POST",
+        "/api/webhooks/payment",
+        &[("X-Signature", "sha256=00")],
+        payload,
+    )
+    .expect("webhook");
+    assert_eq!(forged.status, 401);
+
+    let limited = (0..10)
+        .map(|_| {
+            http(
+                address,
+                "POST",
+                "/api/auth/login",
+                &json,
+                r#"{"email":"admin@demo.test","password":"wrong"}"#,
+            )
+            .expect("login")
+        })
+        .find(|r| r.status != 401)
+        .expect("the rate limit answers before the 10th attempt");
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    let retry: u64 = limited
+        .header("Retry-After")
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
 }
