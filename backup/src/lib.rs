@@ -3,13 +3,34 @@
 //! Replaces `backup-db.sh` (seed 001) and the pre-deploy backup of `deploy_production.sh`
 //! (seed 002). The logic lives here, not in `main.rs`, so that lifeboat-deploy can call it.
 
-use std::path::PathBuf;
-use std::process::ExitCode;
+mod archive;
+pub mod manifest;
+mod source;
 
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use chrono::Utc;
 use clap::{Parser, Subcommand};
 use lifeboat::cli::{flag, GlobalArgs, EXIT_CODES_HELP};
+use lifeboat::config::Config;
+use lifeboat::lock::JobLock;
+use lifeboat::output::human_bytes;
+use tracing::{info, warn};
+
+use crate::archive::ArchiveWriter;
+pub use crate::manifest::Manifest;
+use crate::source::Source;
 
 /// Back up a compose stack's PostgreSQL database: pg_dump → gzip → SHA-256, with a manifest.
+///
+/// By default pg_dump runs inside the database container (found by compose project and
+/// service, credentials from its POSTGRES_* environment), so its version always matches the
+/// server's. With --url (DATABASE_URL) the local pg_dump connects instead (managed PostgreSQL).
+/// The archive appears only complete, with its manifest; on any failure nothing new is left and
+/// earlier backups are untouched. The path of the new backup is printed on stdout.
 #[derive(Debug, Parser)]
 #[command(name = "lifeboat-backup", version, after_help = EXIT_CODES_HELP)]
 pub struct Cli {
@@ -23,6 +44,10 @@ pub struct Cli {
     /// Connect to this PostgreSQL URL with the local pg_dump instead of exec'ing into the container [env: DATABASE_URL]
     #[arg(long, global = true, value_name = "URL")]
     pub url: Option<String>,
+
+    /// The database to dump [env: LIFEBOAT_DB_NAME] [default: the container's POSTGRES_DB, or the URL's]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub database: Option<String>,
 
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -47,16 +72,152 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let overrides = [
         flag("backup.dir", "--dir", cli.dir.as_ref().map(|d| d.display())),
         flag("database.url", "--url", cli.url.as_ref()),
+        flag("database.name", "--database", cli.database.as_ref()),
     ];
-    let _config = cli
+    let config = cli
         .global
         .load_config(overrides.into_iter().flatten().collect())?;
-    let what = match cli.command {
-        None | Some(Command::Run) => "taking a backup",
-        Some(Command::List) => "listing backups",
-        Some(Command::Prune { .. }) => "pruning backups",
+    match cli.command {
+        None | Some(Command::Run) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let done = runtime.block_on(take(&config))?;
+            println!("{}", done.archive.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::List) => {
+            list(&config)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Prune { .. }) => Err(lifeboat::cli::not_built(
+            "lifeboat-backup",
+            "pruning backups",
+            4,
+        )),
+    }
+}
+
+/// A backup that was taken.
+#[derive(Debug, Clone)]
+pub struct Done {
+    pub archive: PathBuf,
+    pub manifest: Manifest,
+}
+
+/// Take one backup: dump, compress, hash, write the manifest. On any failure, or a signal,
+/// nothing new is left in the directory and earlier backups are untouched.
+pub async fn take(config: &Config) -> anyhow::Result<Done> {
+    let source = Source::resolve(config).await?;
+    let _lock = JobLock::acquire(&config.lock_dir, &format!("backup-{}", source.database()))?;
+    let dir = &config.backup_dir;
+    archive::ensure_dir(dir)
+        .with_context(|| format!("cannot create the backup directory {}", dir.display()))?;
+
+    let started = Utc::now();
+    let clock = Instant::now();
+    let (server_version, tables) = source.inspect().await?;
+    let path = free_name(dir, started);
+    let file = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_owned();
+    info!(database = source.database(), source = %source.describe(), "dumping {} to {}", source.database(), path.display());
+    let mut sink = ArchiveWriter::create(&path, config.compression_level)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    tokio::select! {
+        dumped = source.dump(&mut sink) => dumped?,
+        signal = shutdown_signal() => bail!("stopped by {signal}; the partial file was removed and earlier backups are untouched"),
+    }
+    let finished = sink
+        .finish()
+        .with_context(|| format!("cannot complete {} (is the disk full?)", path.display()))?;
+    let manifest = Manifest {
+        format: manifest::FORMAT,
+        file,
+        database: source.database().to_owned(),
+        server_version,
+        source: source.describe(),
+        size: finished.size,
+        raw_size: finished.raw_size,
+        sha256: finished.sha256.clone(),
+        compression: format!("gzip level {}", config.compression_level),
+        started,
+        finished: Utc::now(),
+        duration_ms: u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
+        tool: format!("lifeboat-backup {}", env!("CARGO_PKG_VERSION")),
+        tables,
     };
-    Err(lifeboat::cli::not_built("lifeboat-backup", what, 4))
+    if let Err(e) = manifest.write(&path) {
+        let _ = std::fs::remove_file(&path);
+        return Err(anyhow::Error::new(e).context(format!(
+            "cannot write the manifest of {}; the archive was removed",
+            path.display()
+        )));
+    }
+    info!(
+        size = finished.size,
+        sha256 = %finished.sha256,
+        duration_ms = manifest.duration_ms,
+        "backup {} complete: {} ({} of SQL) in {:.1} s",
+        manifest.file,
+        human_bytes(finished.size),
+        human_bytes(finished.raw_size),
+        clock.elapsed().as_secs_f64()
+    );
+    Ok(Done {
+        archive: path,
+        manifest,
+    })
+}
+
+/// `backup_YYYYMMDD_HHMMSS.sql.gz` (UTC), with `_2`, `_3`… if that second is taken.
+fn free_name(dir: &Path, at: chrono::DateTime<Utc>) -> PathBuf {
+    let stem = format!("backup_{}", at.format("%Y%m%d_%H%M%S"));
+    let mut path = dir.join(format!("{stem}.sql.gz"));
+    let mut n = 2;
+    while path.exists() || manifest::path_for(&path).exists() {
+        path = dir.join(format!("{stem}_{n}.sql.gz"));
+        n += 1;
+    }
+    path
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        },
+        _ => std::future::pending().await,
+    }
+}
+
+/// Print the backups (those with a manifest), oldest first: name, time, size, database.
+fn list(config: &Config) -> anyhow::Result<()> {
+    let (entries, orphans) = manifest::list(&config.backup_dir)
+        .with_context(|| format!("cannot read {}", config.backup_dir.display()))?;
+    for e in &entries {
+        println!(
+            "{}\t{}\t{}\t{}",
+            e.manifest.file,
+            e.manifest.started.format("%Y-%m-%d %H:%M:%S UTC"),
+            e.manifest.size,
+            e.manifest.database
+        );
+    }
+    if entries.is_empty() {
+        info!("no backups in {}", config.backup_dir.display());
+    }
+    if orphans > 0 {
+        warn!("{orphans} archive(s) in {} have no manifest: runs that did not finish; they are not backups", config.backup_dir.display());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -75,7 +75,9 @@ pub const SETTINGS: &[Setting] = &[
     setting("compose.project", ev::COMPOSE_PROJECT_NAME, "compose project name (default: the current directory's name, as compose does)"),
     setting("compose.file", ev::COMPOSE_FILE, "compose file(s), separated by ':'"),
     setting("docker.host", ev::DOCKER_HOST, "Docker engine (default: the local socket)"),
+    setting("database.name", ev::LIFEBOAT_DB_NAME, "database to back up (default: the container's POSTGRES_DB, or the URL's)"),
     with_default(setting("backup.dir", ev::LIFEBOAT_BACKUP_DIR, "directory of local backups"), "./backups"),
+    with_default(setting("backup.compression-level", ev::LIFEBOAT_BACKUP_COMPRESSION_LEVEL, "gzip level, 1 (fast) to 9 (small)"), "6"),
     setting("lock.dir", ev::LIFEBOAT_LOCK_DIR, "directory of job locks (default: <temp dir>/lifeboat-locks)"),
 ];
 
@@ -183,6 +185,8 @@ pub enum SmtpTls {
 pub struct DatabaseConfig {
     pub url: Option<SecretUrl>,
     pub service: String,
+    /// The database to back up, when not the container's or the URL's own.
+    pub name: Option<String>,
     pub container: Option<String>,
 }
 
@@ -232,6 +236,8 @@ pub struct Config {
     pub compose: ComposeConfig,
     pub docker_host: Option<String>,
     pub backup_dir: PathBuf,
+    /// gzip level of backups, 1 to 9.
+    pub compression_level: u32,
     pub lock_dir: PathBuf,
     /// The files that were read, for `--verbose` and error messages.
     pub sources: Vec<PathBuf>,
@@ -490,6 +496,7 @@ impl Layers {
                     .string("database.service")
                     .unwrap_or_else(|| "postgres".into()),
                 container: self.string("database.container"),
+                name: self.string("database.name"),
             },
             redis: RedisConfig {
                 url: self.parse("redis.url", url(&["redis", "rediss"]))?,
@@ -534,6 +541,9 @@ impl Layers {
                 self.string("backup.dir")
                     .unwrap_or_else(|| "./backups".into()),
             ),
+            compression_level: self
+                .parse("backup.compression-level", parse_level)?
+                .unwrap_or(6),
             lock_dir: self.string("lock.dir").map_or_else(
                 || std::env::temp_dir().join("lifeboat-locks"),
                 PathBuf::from,
@@ -861,6 +871,13 @@ fn parse_bucket(v: &str) -> Result<String, String> {
         Err(format!(
             "{v:?} is not a bucket name (3-63 lowercase letters, digits, '-' or '.')"
         ))
+    }
+}
+
+fn parse_level(v: &str) -> Result<u32, String> {
+    match v.trim().parse::<u32>() {
+        Ok(l) if (1..=9).contains(&l) => Ok(l),
+        _ => Err(format!("expected a gzip level 1-9, got {v:?}")),
     }
 }
 

@@ -39,6 +39,10 @@ pub const LIFEBOAT_LOG: &str = "LIFEBOAT_LOG";
 pub const LIFEBOAT_DB_SERVICE: &str = "LIFEBOAT_DB_SERVICE";
 /// A database container by name or id, instead of finding it by compose service.
 pub const LIFEBOAT_DB_CONTAINER: &str = "LIFEBOAT_DB_CONTAINER";
+/// The database to back up (default: the container's `POSTGRES_DB`, or the URL's database).
+pub const LIFEBOAT_DB_NAME: &str = "LIFEBOAT_DB_NAME";
+/// gzip level of backups, 1 (fast) to 9 (small); default 6, as gzip.
+pub const LIFEBOAT_BACKUP_COMPRESSION_LEVEL: &str = "LIFEBOAT_BACKUP_COMPRESSION_LEVEL";
 /// Where local backups live (default `./backups`).
 pub const LIFEBOAT_BACKUP_DIR: &str = "LIFEBOAT_BACKUP_DIR";
 /// A prefix for every object lifeboat writes to the bucket (default `lifeboat/`).
@@ -80,6 +84,8 @@ pub const ALL: &[&str] = &[
     LIFEBOAT_DB_SERVICE,
     LIFEBOAT_DB_CONTAINER,
     LIFEBOAT_BACKUP_DIR,
+    LIFEBOAT_DB_NAME,
+    LIFEBOAT_BACKUP_COMPRESSION_LEVEL,
     LIFEBOAT_S3_PREFIX,
     LIFEBOAT_S3_PATH_STYLE,
     LIFEBOAT_SMTP_TLS,

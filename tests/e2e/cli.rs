@@ -88,7 +88,6 @@ fn help_shows_the_environment_variable_of_each_shared_option() {
 fn what_is_not_built_yet_says_so_and_exits_2() {
     let dir = tempfile::tempdir().expect("tempdir");
     for (name, args) in [
-        ("lifeboat-backup", &[][..]),
         ("lifeboat-backup", &["prune", "--dry-run"][..]),
         ("lifeboat-restore", &["latest"][..]),
         ("lifeboat-smoke", &[][..]),
@@ -318,4 +317,32 @@ fn no_color_and_quiet_are_honoured() {
         err.contains("not built yet"),
         "errors are shown even with -q: {err}"
     );
+}
+
+#[test]
+fn a_backup_without_a_database_says_where_it_looked_and_exits_1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let project = lifeboat_testkit::unique("lbtestnostack");
+    let out = lifeboat(
+        "lifeboat-backup",
+        dir.path(),
+        &[],
+        &[("COMPOSE_PROJECT_NAME", &project)],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "no running container for service `postgres` of compose project `{project}`"
+        )),
+        "{err}"
+    );
+    assert!(
+        stdout(&out).is_empty(),
+        "no backup path on stdout: {}",
+        stdout(&out)
+    );
+    let backups = dir.path().join("backups");
+    let empty = std::fs::read_dir(&backups).map_or(true, |mut d| d.next().is_none());
+    assert!(empty, "nothing written to {}", backups.display());
 }

@@ -133,11 +133,8 @@ pub fn bin(name: &str) -> PathBuf {
         "lifeboat-demo-app" => workspace_root().join("tests/demo-app"),
         other => workspace_root().join(other.trim_start_matches("lifeboat-")),
     };
-    let mut sources = vec![
-        crate_dir.join("src"),
-        crate_dir.join("Cargo.toml"),
-        workspace_root().join("Cargo.lock"),
-    ];
+    // Sources only: a manifest or lockfile change does not always relink every binary.
+    let mut sources = vec![crate_dir.join("src")];
     if !matches!(name, "lifeboat-healthcheck" | "lifeboat-demo-app") {
         sources.push(workspace_root().join("shared/src"));
     }
@@ -492,4 +489,15 @@ pub fn closed_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("bind a loopback port")
         .port()
+}
+
+/// Lowercase hex, as `sha256sum` prints it.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{b:02x}");
+            out
+        })
 }

@@ -1,0 +1,119 @@
+//! The manifest: a JSON file beside each archive, written last, that makes it a backup.
+//!
+//! A backup without its manifest does not exist for `list`, restore or retention: it is what is
+//! left of a run that did not finish, and nothing may trust it or count it as "the newest".
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The version of this file's shape.
+pub const FORMAT: u32 = 1;
+
+/// A table and PostgreSQL's estimate of its rows when the dump started.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TableEstimate {
+    pub name: String,
+    pub rows: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub format: u32,
+    /// The archive's file name, in the same directory.
+    pub file: String,
+    pub database: String,
+    pub server_version: String,
+    /// Where it came from: `container NAME` or `url postgres://user:***@host/db`.
+    pub source: String,
+    /// Bytes of the archive.
+    pub size: u64,
+    /// Bytes pg_dump produced before compression.
+    pub raw_size: u64,
+    pub sha256: String,
+    pub compression: String,
+    pub started: DateTime<Utc>,
+    pub finished: DateTime<Utc>,
+    pub duration_ms: u64,
+    pub tool: String,
+    pub tables: Vec<TableEstimate>,
+}
+
+/// The manifest's path for an archive: `backup_….sql.gz` → `backup_….sql.gz.json`.
+pub fn path_for(archive: &Path) -> PathBuf {
+    let mut p = archive.as_os_str().to_owned();
+    p.push(".json");
+    PathBuf::from(p)
+}
+
+impl Manifest {
+    /// Write the manifest next to its archive (0600, fsynced, renamed into place).
+    pub fn write(&self, archive: &Path) -> std::io::Result<PathBuf> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = path_for(archive);
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".partial");
+        let tmp = PathBuf::from(tmp);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(
+            serde_json::to_string_pretty(self)
+                .map_err(std::io::Error::other)?
+                .as_bytes(),
+        )?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        if let Some(dir) = path.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(path)
+    }
+}
+
+/// A backup as `list` shows it: a manifest whose archive is there with the size it claims.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub archive: PathBuf,
+    pub manifest: Manifest,
+}
+
+/// The backups in `dir`, oldest first, and how many archives there are without a manifest.
+pub fn list(dir: &Path) -> std::io::Result<(Vec<Entry>, usize)> {
+    let mut entries = Vec::new();
+    let mut orphans = 0;
+    let read = match std::fs::read_dir(dir) {
+        Ok(r) => r,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((entries, 0)),
+        Err(e) => return Err(e),
+    };
+    for item in read.flatten() {
+        let path = item.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if !(name.starts_with("backup_") && name.ends_with(".sql.gz")) {
+            continue;
+        }
+        let manifest = std::fs::read_to_string(path_for(&path))
+            .ok()
+            .and_then(|text| serde_json::from_str::<Manifest>(&text).ok())
+            .filter(|m| {
+                m.file == name && std::fs::metadata(&path).is_ok_and(|meta| meta.len() == m.size)
+            });
+        match manifest {
+            Some(manifest) => entries.push(Entry {
+                archive: path,
+                manifest,
+            }),
+            None => orphans += 1,
+        }
+    }
+    entries.sort_by_key(|e| e.manifest.started);
+    Ok((entries, orphans))
+}

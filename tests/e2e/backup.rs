@@ -1,0 +1,280 @@
+//! lifeboat-backup against the real PostgreSQL: a complete, verifiable archive with its
+//! manifest, and every failure (pg_dump error, SIGTERM, the container killed) leaving nothing
+//! new behind and earlier backups untouched.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use lifeboat::secret::SecretUrl;
+use lifeboat_testkit::{bin, docker_ok, run, unique, wait_for, TestContainer};
+
+/// Create a database with a table of `rows` rows on the server at `url`; returns its name.
+async fn database_with_rows(url: &str, rows: i64) -> String {
+    let name = unique("lbtest_");
+    let target = lifeboat::db::DbTarget::from_url(&SecretUrl::new(url.to_owned())).expect("url");
+    let admin = target.connect().await.expect("connect");
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create database");
+    let db = target
+        .with_database(&name)
+        .connect()
+        .await
+        .expect("connect to the new database");
+    db.batch_execute(&format!(
+        "CREATE TABLE items (id bigint PRIMARY KEY, label text NOT NULL);
+         INSERT INTO items SELECT g, 'ítem ' || md5(g::text) FROM generate_series(1, {rows}) g;
+         ANALYZE items;"
+    ))
+    .await
+    .expect("fill");
+    name
+}
+
+fn backup(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(bin("lifeboat-backup"));
+    cmd.current_dir(dir)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().copied());
+    run(&mut cmd)
+}
+
+fn files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn gunzip(path: &Path) -> String {
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).expect("open"))
+        .read_to_string(&mut text)
+        .expect("a complete gzip stream");
+    text
+}
+
+#[tokio::test]
+async fn a_container_backup_is_complete_gzip_matching_its_manifest() {
+    let db = database_with_rows(&lifeboat_testkit::database_url(), 1000).await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let container = lifeboat_testkit::stack_var("LBTEST_POSTGRES_CONTAINER");
+    let out = backup(
+        work.path(),
+        &["--database", &db],
+        &[("LIFEBOAT_DB_CONTAINER", &container)],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let archive = work
+        .path()
+        .join(String::from_utf8_lossy(&out.stdout).trim());
+    let name = archive
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("file name")
+        .to_owned();
+    assert!(
+        name.starts_with("backup_") && name.ends_with(".sql.gz"),
+        "{name}"
+    );
+
+    let sql = gunzip(&archive);
+    assert!(
+        sql.contains("CREATE TABLE public.items"),
+        "the schema is in the dump"
+    );
+    assert!(
+        sql.contains(&format!(
+            "1000\títem {}",
+            "a9b7ba70783b617e9998dc4dd82eb3c5"
+        )),
+        "the last row is in the dump"
+    );
+
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{}.json", archive.display())).expect("manifest"),
+    )
+    .expect("JSON");
+    let bytes = std::fs::read(&archive).expect("read");
+    let sha = lifeboat_testkit::hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    assert_eq!(manifest["sha256"], sha);
+    assert_eq!(manifest["size"], bytes.len());
+    assert_eq!(manifest["database"], db.as_str());
+    assert!(manifest["server_version"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("15.")));
+    assert_eq!(manifest["tables"][0]["name"], "items");
+    assert_eq!(manifest["tables"][0]["rows"], 1000);
+
+    let mode = |p: &Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).expect("meta").permissions())
+            & 0o777
+    };
+    assert_eq!(mode(&archive), 0o600);
+    assert_eq!(mode(&work.path().join("backups")), 0o700);
+
+    let list = backup(work.path(), &["list"], &[]);
+    assert_eq!(list.status.code(), Some(0));
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        listed.starts_with(&name) && listed.contains(&db),
+        "{listed}"
+    );
+}
+
+#[tokio::test]
+async fn a_url_backup_uses_the_local_pg_dump_over_tls_without_showing_the_password() {
+    let url = lifeboat_testkit::database_url();
+    let db = database_with_rows(&url, 10).await;
+    let password = url
+        .split_once("://")
+        .and_then(|(_, r)| r.split_once('@'))
+        .and_then(|(u, _)| u.split_once(':'))
+        .expect("pw")
+        .1;
+    let work = tempfile::tempdir().expect("tempdir");
+    let out = backup(
+        work.path(),
+        &["--log-format", "json", "--database", &db],
+        &[("DATABASE_URL", &format!("{url}?sslmode=require"))],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains(password), "{stderr}");
+    let archive = work
+        .path()
+        .join(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(gunzip(&archive).contains("COPY public.items"));
+    let manifest =
+        std::fs::read_to_string(format!("{}.json", archive.display())).expect("manifest");
+    assert!(
+        manifest.contains("\"source\": \"url postgres://lifeboat:***@")
+            && !manifest.contains(password),
+        "{manifest}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_dump_exits_1_and_leaves_earlier_backups_untouched() {
+    let db = database_with_rows(&lifeboat_testkit::database_url(), 10).await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let env = [(
+        "LIFEBOAT_DB_CONTAINER",
+        lifeboat_testkit::stack_var("LBTEST_POSTGRES_CONTAINER"),
+    )];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(
+        backup(work.path(), &["--database", &db], &env)
+            .status
+            .code(),
+        Some(0)
+    );
+    let before = files(&work.path().join("backups"));
+    assert_eq!(before.len(), 2, "an archive and its manifest: {before:?}");
+
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = backup(work.path(), &["--database", "no_such_database"], &env);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no_such_database") && stderr.contains("does not exist"),
+        "{stderr}"
+    );
+    assert_eq!(
+        files(&work.path().join("backups")),
+        before,
+        "nothing new, nothing removed"
+    );
+}
+
+/// A dedicated server with enough data that a dump takes seconds, to interrupt it.
+async fn big_server() -> (TestContainer, String, String) {
+    let pg = TestContainer::run(
+        "lbtest-big-",
+        &[
+            "-e",
+            "POSTGRES_PASSWORD=big",
+            "-p",
+            "127.0.0.1::5432",
+            "lifeboat-test/postgres:15",
+        ],
+    );
+    let url = format!(
+        "postgres://postgres:big@127.0.0.1:{}/postgres",
+        pg.host_port("5432")
+    );
+    wait_for("postgres ready", Duration::from_mins(1), || {
+        let ready = docker_ok(&["inspect", "-f", "{{.State.Health.Status}}", &pg.name]);
+        (ready == "healthy").then_some(())
+    });
+    let db = database_with_rows(&url, 1_500_000).await;
+    (pg, url, db)
+}
+
+fn wait_for_partial(dir: &Path) {
+    wait_for("the dump to be under way", Duration::from_secs(30), || {
+        files(dir)
+            .iter()
+            .any(|f| f.ends_with(".partial"))
+            .then_some(())
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_or_a_killed_container_mid_dump_leaves_nothing_behind() {
+    let (pg, _url, db) = big_server().await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let dir = work.path().join("backups");
+    let env = |cmd: &mut Command| {
+        cmd.current_dir(work.path())
+            .args(["--database", &db])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("LIFEBOAT_DB_CONTAINER", &pg.name)
+            .env("LIFEBOAT_BACKUP_COMPRESSION_LEVEL", "9")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+    };
+
+    // SIGTERM, as from cron's timeout or `docker stop`.
+    let mut cmd = Command::new(bin("lifeboat-backup"));
+    env(&mut cmd);
+    let child = cmd.spawn().expect("spawn");
+    wait_for_partial(&dir);
+    run(Command::new("kill").args(["-TERM", &child.id().to_string()]));
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("stopped by SIGTERM"), "{stderr}");
+    assert_eq!(
+        files(&dir),
+        Vec::<String>::new(),
+        "the partial file is gone"
+    );
+
+    // The database container dies mid-dump.
+    let mut cmd = Command::new(bin("lifeboat-backup"));
+    env(&mut cmd);
+    let child = cmd.spawn().expect("spawn");
+    wait_for_partial(&dir);
+    docker_ok(&["kill", &pg.name]);
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        files(&dir),
+        Vec::<String>::new(),
+        "no partial file, no manifest: {stderr}"
+    );
+}
