@@ -5,6 +5,7 @@
 
 mod archive;
 pub mod manifest;
+pub mod retention;
 mod source;
 
 use std::path::{Path, PathBuf};
@@ -59,7 +60,8 @@ pub enum Command {
     Run,
     /// List the backups
     List,
-    /// Apply the retention policy (--dry-run prints the plan)
+    /// Apply the retention policy now, printing the plan (--dry-run: only print it); every
+    /// backup run applies the same plan after the backup
     Prune {
         /// Print what would be deleted, delete nothing
         #[arg(long)]
@@ -84,17 +86,18 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 .build()?;
             let done = runtime.block_on(take(&config))?;
             println!("{}", done.archive.display());
+            // The same plan `prune --dry-run` prints; a backup that cannot prune is not "all well".
+            prune(&config, false, false).context("the backup is complete, but retention failed")?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::List) => {
             list(&config)?;
             Ok(ExitCode::SUCCESS)
         }
-        Some(Command::Prune { .. }) => Err(lifeboat::cli::not_built(
-            "lifeboat-backup",
-            "pruning backups",
-            4,
-        )),
+        Some(Command::Prune { dry_run }) => {
+            prune(&config, dry_run, true)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -196,6 +199,34 @@ async fn shutdown_signal() -> &'static str {
         },
         _ => std::future::pending().await,
     }
+}
+
+/// Apply (or with `dry_run` only print) the retention plan; `print` puts the plan on stdout.
+/// Only backups with a manifest are considered: no other file is ever deleted.
+fn prune(config: &Config, dry_run: bool, print: bool) -> anyhow::Result<()> {
+    let dir = &config.backup_dir;
+    let (entries, _) =
+        manifest::list(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    let plan = retention::plan(entries, Utc::now(), config.keep_days, config.keep_min);
+    for decision in &plan {
+        let line = decision.describe(config.keep_days, config.keep_min);
+        if print {
+            println!("{line}");
+        }
+        if decision.keep.is_some() || dry_run {
+            continue;
+        }
+        // The manifest first: without it the archive is no longer a backup, whatever happens next.
+        let archive = &decision.entry.archive;
+        std::fs::remove_file(manifest::path_for(archive))
+            .and_then(|()| std::fs::remove_file(archive))
+            .with_context(|| format!("cannot delete {}", archive.display()))?;
+        info!(
+            "deleted {} (older than {} days)",
+            decision.entry.manifest.file, config.keep_days
+        );
+    }
+    Ok(())
 }
 
 /// Print the backups (those with a manifest), oldest first: name, time, size, database.

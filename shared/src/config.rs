@@ -78,6 +78,8 @@ pub const SETTINGS: &[Setting] = &[
     setting("database.name", ev::LIFEBOAT_DB_NAME, "database to back up (default: the container's POSTGRES_DB, or the URL's)"),
     with_default(setting("backup.dir", ev::LIFEBOAT_BACKUP_DIR, "directory of local backups"), "./backups"),
     with_default(setting("backup.compression-level", ev::LIFEBOAT_BACKUP_COMPRESSION_LEVEL, "gzip level, 1 (fast) to 9 (small)"), "6"),
+    with_default(setting("backup.keep-days", ev::LIFEBOAT_BACKUP_KEEP_DAYS, "retention: keep backups younger than this many days"), "7"),
+    with_default(setting("backup.keep-min", ev::LIFEBOAT_BACKUP_KEEP_MIN, "retention: never keep fewer backups than this"), "3"),
     setting("lock.dir", ev::LIFEBOAT_LOCK_DIR, "directory of job locks (default: <temp dir>/lifeboat-locks)"),
 ];
 
@@ -238,6 +240,10 @@ pub struct Config {
     pub backup_dir: PathBuf,
     /// gzip level of backups, 1 to 9.
     pub compression_level: u32,
+    /// Retention: keep backups younger than this many days.
+    pub keep_days: u32,
+    /// Retention: never fewer backups than this (the newest is always kept).
+    pub keep_min: u32,
     pub lock_dir: PathBuf,
     /// The files that were read, for `--verbose` and error messages.
     pub sources: Vec<PathBuf>,
@@ -450,10 +456,7 @@ impl Layers {
             .transpose()
     }
 
-    fn build(self, profile: Option<String>, sources: Vec<PathBuf>) -> Result<Config, ConfigError> {
-        let url = |schemes: &'static [&'static str]| {
-            move |v: &str| parse_url(v, schemes).map(SecretUrl::new)
-        };
+    fn smtp(&self) -> Result<SmtpConfig, ConfigError> {
         let tls = self.parse("smtp.tls", parse_smtp_tls)?;
         let port = self.parse("smtp.port", parse_port)?;
         let (tls, port) = match (tls, port) {
@@ -484,6 +487,22 @@ impl Layers {
                     .collect()
             })
             .unwrap_or_default();
+        Ok(SmtpConfig {
+            host: self.string("smtp.host"),
+            port,
+            user: self.string("smtp.user"),
+            password: self.string("smtp.password").map(Secret::new),
+            from: self.parse("smtp.from", parse_mailbox)?,
+            tls,
+            ca_file: self.string("smtp.ca-file").map(PathBuf::from),
+            to,
+        })
+    }
+
+    fn build(self, profile: Option<String>, sources: Vec<PathBuf>) -> Result<Config, ConfigError> {
+        let url = |schemes: &'static [&'static str]| {
+            move |v: &str| parse_url(v, schemes).map(SecretUrl::new)
+        };
         let compose_project = match self.string("compose.project") {
             Some(p) => p,
             None => default_compose_project(),
@@ -514,16 +533,7 @@ impl Layers {
                     .unwrap_or_else(|| "lifeboat/".into()),
                 path_style: self.parse("s3.path-style", parse_bool)?.unwrap_or(true),
             },
-            smtp: SmtpConfig {
-                host: self.string("smtp.host"),
-                port,
-                user: self.string("smtp.user"),
-                password: self.string("smtp.password").map(Secret::new),
-                from: self.parse("smtp.from", parse_mailbox)?,
-                tls,
-                ca_file: self.string("smtp.ca-file").map(PathBuf::from),
-                to,
-            },
+            smtp: self.smtp()?,
             compose: ComposeConfig {
                 project: compose_project,
                 files: self
@@ -544,6 +554,12 @@ impl Layers {
             compression_level: self
                 .parse("backup.compression-level", parse_level)?
                 .unwrap_or(6),
+            keep_days: self
+                .parse("backup.keep-days", |v| parse_count(v, 1))?
+                .unwrap_or(7),
+            keep_min: self
+                .parse("backup.keep-min", |v| parse_count(v, 1))?
+                .unwrap_or(3),
             lock_dir: self.string("lock.dir").map_or_else(
                 || std::env::temp_dir().join("lifeboat-locks"),
                 PathBuf::from,
@@ -871,6 +887,15 @@ fn parse_bucket(v: &str) -> Result<String, String> {
         Err(format!(
             "{v:?} is not a bucket name (3-63 lowercase letters, digits, '-' or '.')"
         ))
+    }
+}
+
+fn parse_count(v: &str, min: u32) -> Result<u32, String> {
+    match v.trim().parse::<u32>() {
+        Ok(n) if n >= min => Ok(n),
+        _ => Err(format!(
+            "expected a whole number of at least {min}, got {v:?}"
+        )),
     }
 }
 

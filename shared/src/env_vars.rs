@@ -43,6 +43,10 @@ pub const LIFEBOAT_DB_CONTAINER: &str = "LIFEBOAT_DB_CONTAINER";
 pub const LIFEBOAT_DB_NAME: &str = "LIFEBOAT_DB_NAME";
 /// gzip level of backups, 1 (fast) to 9 (small); default 6, as gzip.
 pub const LIFEBOAT_BACKUP_COMPRESSION_LEVEL: &str = "LIFEBOAT_BACKUP_COMPRESSION_LEVEL";
+/// Retention: keep backups younger than this many days (default 7, as seed 001's script).
+pub const LIFEBOAT_BACKUP_KEEP_DAYS: &str = "LIFEBOAT_BACKUP_KEEP_DAYS";
+/// Retention: never keep fewer than this many backups, however old (default 3).
+pub const LIFEBOAT_BACKUP_KEEP_MIN: &str = "LIFEBOAT_BACKUP_KEEP_MIN";
 /// Where local backups live (default `./backups`).
 pub const LIFEBOAT_BACKUP_DIR: &str = "LIFEBOAT_BACKUP_DIR";
 /// A prefix for every object lifeboat writes to the bucket (default `lifeboat/`).
@@ -86,6 +90,8 @@ pub const ALL: &[&str] = &[
     LIFEBOAT_BACKUP_DIR,
     LIFEBOAT_DB_NAME,
     LIFEBOAT_BACKUP_COMPRESSION_LEVEL,
+    LIFEBOAT_BACKUP_KEEP_DAYS,
+    LIFEBOAT_BACKUP_KEEP_MIN,
     LIFEBOAT_S3_PREFIX,
     LIFEBOAT_S3_PATH_STYLE,
     LIFEBOAT_SMTP_TLS,

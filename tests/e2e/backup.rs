@@ -278,3 +278,91 @@ async fn sigterm_or_a_killed_container_mid_dump_leaves_nothing_behind() {
         "no partial file, no manifest: {stderr}"
     );
 }
+
+/// A backup as lifeboat-backup leaves it, dated `days_ago`: an archive and its manifest.
+fn fake_backup(dir: &Path, days_ago: i64) -> String {
+    let started = chrono::Utc::now() - chrono::Duration::days(days_ago);
+    let name = format!("backup_{}.sql.gz", started.format("%Y%m%d_%H%M%S"));
+    let body = format!("-- {days_ago} days ago\n");
+    std::fs::write(dir.join(&name), &body).expect("archive");
+    let manifest = serde_json::json!({
+        "format": 1, "file": name, "database": "app", "server_version": "15.18", "source": "test",
+        "size": body.len(), "raw_size": body.len(), "sha256": "", "compression": "gzip level 6",
+        "started": started, "finished": started, "duration_ms": 1, "tool": "test", "tables": [],
+    });
+    std::fs::write(dir.join(format!("{name}.json")), manifest.to_string()).expect("manifest");
+    name
+}
+
+#[test]
+fn prune_plans_and_applies_retention_touching_only_backups() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let dir = work.path().join("backups");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let names: Vec<String> = [0, 2, 10, 20, 30]
+        .iter()
+        .map(|d| fake_backup(&dir, *d))
+        .collect();
+    // Not ours: an archive without a manifest, and someone else's file.
+    std::fs::write(dir.join("backup_19990101_000000.sql.gz"), "orphan").expect("orphan");
+    std::fs::write(dir.join("notes.txt"), "keep me").expect("notes");
+    let before = files(&dir);
+
+    let env = [
+        ("LIFEBOAT_BACKUP_KEEP_DAYS", "7"),
+        ("LIFEBOAT_BACKUP_KEEP_MIN", "3"),
+    ];
+    let plan = backup(work.path(), &["prune", "--dry-run"], &env);
+    let stdout = String::from_utf8_lossy(&plan.stdout).into_owned();
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 5, "{stdout}");
+    assert!(
+        lines[0].starts_with(&format!("keep\t{}\tthe newest", names[0])),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].starts_with(&format!("keep\t{}\tyounger than 7 days", names[1])),
+        "{stdout}"
+    );
+    assert!(
+        lines[2].starts_with(&format!("keep\t{}\tone of the 3", names[2])),
+        "{stdout}"
+    );
+    assert!(
+        lines[3].starts_with(&format!("delete\t{}", names[3]))
+            && lines[4].starts_with(&format!("delete\t{}", names[4])),
+        "{stdout}"
+    );
+    assert_eq!(files(&dir), before, "--dry-run deletes nothing");
+
+    let applied = backup(work.path(), &["prune"], &env);
+    assert_eq!(applied.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&applied.stdout),
+        stdout,
+        "the run applies the plan it printed"
+    );
+    let after = files(&dir);
+    for gone in &names[3..] {
+        assert!(
+            !after.contains(gone) && !after.contains(&format!("{gone}.json")),
+            "{after:?}"
+        );
+    }
+    for kept in names[..3]
+        .iter()
+        .map(String::as_str)
+        .chain(["backup_19990101_000000.sql.gz", "notes.txt"])
+    {
+        assert!(
+            after.iter().any(|f| f == kept),
+            "{kept} must stay: {after:?}"
+        );
+    }
+}

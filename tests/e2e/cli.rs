@@ -88,7 +88,6 @@ fn help_shows_the_environment_variable_of_each_shared_option() {
 fn what_is_not_built_yet_says_so_and_exits_2() {
     let dir = tempfile::tempdir().expect("tempdir");
     for (name, args) in [
-        ("lifeboat-backup", &["prune", "--dry-run"][..]),
         ("lifeboat-restore", &["latest"][..]),
         ("lifeboat-smoke", &[][..]),
         ("lifeboat-deploy", &["v2"][..]),
