@@ -5,6 +5,7 @@
 
 mod archive;
 pub mod manifest;
+mod metrics;
 pub mod retention;
 mod source;
 
@@ -84,7 +85,13 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            let done = runtime.block_on(take(&config))?;
+            let result = runtime.block_on(take(&config));
+            if let Some(file) = &config.metrics_file {
+                if let Err(e) = metrics::record(file, result.as_ref().ok().map(|d| &d.manifest)) {
+                    warn!("cannot write the metrics file {}: {e}", file.display());
+                }
+            }
+            let done = result?;
             println!("{}", done.archive.display());
             // The same plan `prune --dry-run` prints; a backup that cannot prune is not "all well".
             prune(&config, false, false).context("the backup is complete, but retention failed")?;

@@ -80,6 +80,7 @@ pub const SETTINGS: &[Setting] = &[
     with_default(setting("backup.compression-level", ev::LIFEBOAT_BACKUP_COMPRESSION_LEVEL, "gzip level, 1 (fast) to 9 (small)"), "6"),
     with_default(setting("backup.keep-days", ev::LIFEBOAT_BACKUP_KEEP_DAYS, "retention: keep backups younger than this many days"), "7"),
     with_default(setting("backup.keep-min", ev::LIFEBOAT_BACKUP_KEEP_MIN, "retention: never keep fewer backups than this"), "3"),
+    setting("backup.metrics-file", ev::LIFEBOAT_BACKUP_METRICS_FILE, "Prometheus textfile written after each backup run"),
     setting("lock.dir", ev::LIFEBOAT_LOCK_DIR, "directory of job locks (default: <temp dir>/lifeboat-locks)"),
 ];
 
@@ -244,6 +245,8 @@ pub struct Config {
     pub keep_days: u32,
     /// Retention: never fewer backups than this (the newest is always kept).
     pub keep_min: u32,
+    /// Prometheus textfile written after each backup run.
+    pub metrics_file: Option<PathBuf>,
     pub lock_dir: PathBuf,
     /// The files that were read, for `--verbose` and error messages.
     pub sources: Vec<PathBuf>,
@@ -560,6 +563,7 @@ impl Layers {
             keep_min: self
                 .parse("backup.keep-min", |v| parse_count(v, 1))?
                 .unwrap_or(3),
+            metrics_file: self.string("backup.metrics-file").map(PathBuf::from),
             lock_dir: self.string("lock.dir").map_or_else(
                 || std::env::temp_dir().join("lifeboat-locks"),
                 PathBuf::from,

@@ -47,6 +47,8 @@ pub const LIFEBOAT_BACKUP_COMPRESSION_LEVEL: &str = "LIFEBOAT_BACKUP_COMPRESSION
 pub const LIFEBOAT_BACKUP_KEEP_DAYS: &str = "LIFEBOAT_BACKUP_KEEP_DAYS";
 /// Retention: never keep fewer than this many backups, however old (default 3).
 pub const LIFEBOAT_BACKUP_KEEP_MIN: &str = "LIFEBOAT_BACKUP_KEEP_MIN";
+/// A Prometheus textfile (node_exporter's textfile collector) lifeboat-backup writes after each run.
+pub const LIFEBOAT_BACKUP_METRICS_FILE: &str = "LIFEBOAT_BACKUP_METRICS_FILE";
 /// Where local backups live (default `./backups`).
 pub const LIFEBOAT_BACKUP_DIR: &str = "LIFEBOAT_BACKUP_DIR";
 /// A prefix for every object lifeboat writes to the bucket (default `lifeboat/`).
@@ -92,6 +94,7 @@ pub const ALL: &[&str] = &[
     LIFEBOAT_BACKUP_COMPRESSION_LEVEL,
     LIFEBOAT_BACKUP_KEEP_DAYS,
     LIFEBOAT_BACKUP_KEEP_MIN,
+    LIFEBOAT_BACKUP_METRICS_FILE,
     LIFEBOAT_S3_PREFIX,
     LIFEBOAT_S3_PATH_STYLE,
     LIFEBOAT_SMTP_TLS,

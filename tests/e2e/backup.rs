@@ -169,10 +169,17 @@ async fn a_url_backup_uses_the_local_pg_dump_over_tls_without_showing_the_passwo
 async fn a_failed_dump_exits_1_and_leaves_earlier_backups_untouched() {
     let db = database_with_rows(&lifeboat_testkit::database_url(), 10).await;
     let work = tempfile::tempdir().expect("tempdir");
-    let env = [(
-        "LIFEBOAT_DB_CONTAINER",
-        lifeboat_testkit::stack_var("LBTEST_POSTGRES_CONTAINER"),
-    )];
+    let metrics = work.path().join("backup.prom");
+    let env = [
+        (
+            "LIFEBOAT_DB_CONTAINER",
+            lifeboat_testkit::stack_var("LBTEST_POSTGRES_CONTAINER"),
+        ),
+        (
+            "LIFEBOAT_BACKUP_METRICS_FILE",
+            metrics.display().to_string(),
+        ),
+    ];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     assert_eq!(
         backup(work.path(), &["--database", &db], &env)
@@ -180,6 +187,15 @@ async fn a_failed_dump_exits_1_and_leaves_earlier_backups_untouched() {
             .code(),
         Some(0)
     );
+    let metric = |name: &str| -> f64 {
+        let text = std::fs::read_to_string(&metrics).expect("metrics file");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} "))?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from {text}"))
+    };
+    assert!((metric("lifeboat_backup_last_run_success") - 1.0).abs() < f64::EPSILON);
+    assert!(metric("lifeboat_backup_failures_total").abs() < f64::EPSILON);
+    let last_success = metric("lifeboat_backup_last_success_timestamp_seconds");
     let before = files(&work.path().join("backups"));
     assert_eq!(before.len(), 2, "an archive and its manifest: {before:?}");
 
@@ -195,6 +211,13 @@ async fn a_failed_dump_exits_1_and_leaves_earlier_backups_untouched() {
         files(&work.path().join("backups")),
         before,
         "nothing new, nothing removed"
+    );
+    // The failure is counted for the BackupFailed alert; the last success stays what it was.
+    assert!(metric("lifeboat_backup_last_run_success").abs() < f64::EPSILON);
+    assert!((metric("lifeboat_backup_failures_total") - 1.0).abs() < f64::EPSILON);
+    assert!(
+        (metric("lifeboat_backup_last_success_timestamp_seconds") - last_success).abs()
+            < f64::EPSILON
     );
 }
 
