@@ -6,6 +6,7 @@
 mod archive;
 pub mod manifest;
 mod metrics;
+mod offsite;
 pub mod retention;
 mod source;
 
@@ -85,7 +86,22 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            let result = runtime.block_on(take(&config));
+            // The bucket's settings are checked before anything is done (exit 2 if incomplete).
+            let offsite = config
+                .s3
+                .bucket
+                .is_some()
+                .then(|| config.require_s3("to copy backups off-site"))
+                .transpose()?;
+            let result = runtime.block_on(async {
+                let done = take(&config).await?;
+                if let Some(settings) = &offsite {
+                    offsite::copy(settings, &config, &done).await.with_context(|| {
+                        format!("{} is complete here, but its off-site copy failed; the local copy is kept", done.archive.display())
+                    })?;
+                }
+                anyhow::Ok(done)
+            });
             if let Some(file) = &config.metrics_file {
                 if let Err(e) = metrics::record(file, result.as_ref().ok().map(|d| &d.manifest)) {
                     warn!("cannot write the metrics file {}: {e}", file.display());

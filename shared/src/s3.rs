@@ -155,6 +155,100 @@ impl Bucket {
             .map_err(|e| self.err("delete", name, e))
     }
 
+    /// Upload a file of any size as a multipart upload, `part_size` bytes at a time (at least
+    /// 5 MiB, S3's minimum), so memory stays bounded. An upload that fails is aborted, leaving no
+    /// half object (and no stored parts) behind. Each part is retried by the SDK with backoff.
+    pub async fn upload_file(
+        &self,
+        name: &str,
+        path: &std::path::Path,
+        part_size: usize,
+    ) -> Result<u64, S3Error> {
+        use tokio::io::AsyncReadExt;
+        let key = self.key(name);
+        let part_size = part_size.max(5 * 1024 * 1024);
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.name)
+            .key(&key)
+            .send()
+            .await
+            .map_err(|e| self.err("start upload", name, e))?;
+        let upload_id = created.upload_id().unwrap_or_default().to_owned();
+        let result: Result<u64, S3Error> = async {
+            let mut file = tokio::fs::File::open(path)
+                .await
+                .map_err(|e| self.err("read", name, e))?;
+            let mut parts = Vec::new();
+            let mut total = 0u64;
+            let mut buf = vec![0u8; part_size];
+            for number in 1.. {
+                let mut filled = 0;
+                while filled < part_size {
+                    let n = file
+                        .read(&mut buf[filled..])
+                        .await
+                        .map_err(|e| self.err("read", name, e))?;
+                    if n == 0 {
+                        break;
+                    }
+                    filled += n;
+                }
+                if filled == 0 && number > 1 {
+                    break;
+                }
+                let part = self
+                    .client
+                    .upload_part()
+                    .bucket(&self.name)
+                    .key(&key)
+                    .upload_id(&upload_id)
+                    .part_number(number)
+                    .body(ByteStream::from(buf[..filled].to_vec()))
+                    .send()
+                    .await
+                    .map_err(|e| self.err("upload part", name, e))?;
+                parts.push(
+                    aws_sdk_s3::types::CompletedPart::builder()
+                        .part_number(number)
+                        .set_e_tag(part.e_tag().map(str::to_owned))
+                        .build(),
+                );
+                total += filled as u64;
+                if filled < part_size {
+                    break;
+                }
+            }
+            self.client
+                .complete_multipart_upload()
+                .bucket(&self.name)
+                .key(&key)
+                .upload_id(&upload_id)
+                .multipart_upload(
+                    aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| self.err("complete upload", name, e))?;
+            Ok(total)
+        }
+        .await;
+        if result.is_err() {
+            let _ = self
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.name)
+                .key(&key)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+        }
+        result
+    }
+
     /// Every object whose name (below lifeboat's prefix) starts with `sub_prefix`.
     pub async fn list(&self, sub_prefix: &str) -> Result<Vec<Object>, S3Error> {
         let mut pages = self

@@ -389,3 +389,101 @@ fn prune_plans_and_applies_retention_touching_only_backups() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_off_site_copy_lands_in_the_bucket_and_a_failed_upload_keeps_the_local_copy() {
+    let db = database_with_rows(&lifeboat_testkit::database_url(), 100).await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let s3 = lifeboat_testkit::s3();
+    let prefix = unique("lbtest-offsite-");
+    let container = lifeboat_testkit::stack_var("LBTEST_POSTGRES_CONTAINER");
+    let mut env = vec![
+        ("LIFEBOAT_DB_CONTAINER", container.clone()),
+        ("S3_ENDPOINT", s3.endpoint.clone()),
+        ("S3_BUCKET", s3.bucket.clone()),
+        ("S3_ACCESS_KEY_ID", s3.access_key_id.clone()),
+        ("S3_SECRET_ACCESS_KEY", s3.secret_access_key.clone()),
+        ("LIFEBOAT_S3_PREFIX", prefix.clone()),
+    ];
+    let as_refs = |env: &[(&'static str, String)]| -> Vec<(&'static str, String)> { env.to_vec() };
+    let run_with = |env: &[(&'static str, String)], args: &[&str]| {
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        backup(work.path(), args, &pairs)
+    };
+
+    let out = run_with(&as_refs(&env), &["--database", &db]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let archive = work
+        .path()
+        .join(String::from_utf8_lossy(&out.stdout).trim());
+    let file = archive
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("name")
+        .to_owned();
+    let bucket = lifeboat::s3::Bucket::new(&lifeboat::config::S3Settings {
+        endpoint: Some(s3.endpoint.clone()),
+        region: "us-east-1".into(),
+        access_key_id: s3.access_key_id.clone(),
+        secret_access_key: lifeboat::secret::Secret::new(s3.secret_access_key.clone()),
+        bucket: s3.bucket.clone(),
+        prefix: format!("{prefix}/"),
+        path_style: true,
+    });
+    let remote = bucket
+        .get(&format!("backups/{file}"))
+        .await
+        .expect("the archive is in the bucket");
+    assert_eq!(
+        remote,
+        std::fs::read(&archive).expect("local"),
+        "the same bytes"
+    );
+    let manifest = bucket
+        .get(&format!("backups/{file}.json"))
+        .await
+        .expect("and its manifest");
+    assert!(String::from_utf8_lossy(&manifest).contains(&file));
+    assert!(!stderr.contains(&s3.secret_access_key), "{stderr}");
+
+    // The storage is unreachable: exit 1, and the new local backup stays.
+    std::thread::sleep(Duration::from_millis(1100));
+    env[1].1 = format!("http://127.0.0.1:{}", lifeboat_testkit::closed_port());
+    let out = run_with(&as_refs(&env), &["--database", &db]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("off-site copy failed; the local copy is kept"),
+        "{stderr}"
+    );
+    assert_eq!(
+        files(&work.path().join("backups"))
+            .iter()
+            .filter(|f| f.ends_with(".sql.gz"))
+            .count(),
+        2
+    );
+
+    // A bucket without credentials is refused before anything is done.
+    let incomplete: Vec<(&'static str, String)> = env
+        .iter()
+        .filter(|(k, _)| *k != "S3_ACCESS_KEY_ID")
+        .cloned()
+        .collect();
+    let out = run_with(&incomplete, &["--database", &db]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("S3_ACCESS_KEY_ID"));
+    assert_eq!(
+        files(&work.path().join("backups"))
+            .iter()
+            .filter(|f| f.ends_with(".sql.gz"))
+            .count(),
+        2
+    );
+}
