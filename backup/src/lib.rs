@@ -19,9 +19,11 @@ use chrono::Utc;
 use clap::{Parser, Subcommand};
 use lifeboat::cli::{flag, GlobalArgs, EXIT_CODES_HELP};
 use lifeboat::config::Config;
+use lifeboat::config::MailWhen;
 use lifeboat::lock::JobLock;
+use lifeboat::mail::Mailer;
 use lifeboat::output::human_bytes;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::archive::ArchiveWriter;
 pub use crate::manifest::Manifest;
@@ -106,6 +108,10 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 if let Err(e) = metrics::record(file, result.as_ref().ok().map(|d| &d.manifest)) {
                     warn!("cannot write the metrics file {}: {e}", file.display());
                 }
+            }
+            if let Err(e) = runtime.block_on(notify(&config, &result)) {
+                // The exit code stays the backup's own; the mail's failure is said loudly.
+                error!("cannot send the backup report by mail: {e:#}");
             }
             let done = result?;
             println!("{}", done.archive.display());
@@ -196,6 +202,42 @@ pub async fn take(config: &Config) -> anyhow::Result<Done> {
         archive: path,
         manifest,
     })
+}
+
+/// Mail the outcome to `LIFEBOAT_MAIL_TO`, as `LIFEBOAT_BACKUP_MAIL` asks (failures by default).
+/// Nothing is sent unless both `SMTP_HOST` and `LIFEBOAT_MAIL_TO` are set: a stack's `.env` often
+/// configures SMTP for the app alone.
+async fn notify(config: &Config, result: &anyhow::Result<Done>) -> anyhow::Result<()> {
+    let wanted = match config.backup_mail {
+        MailWhen::Never => false,
+        MailWhen::Failure => result.is_err(),
+        MailWhen::Always => true,
+    };
+    if !wanted || config.smtp.host.is_none() || config.smtp.to.is_empty() {
+        return Ok(());
+    }
+    let mailer = Mailer::new(config.require_smtp("to mail backup reports")?)?;
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map_or_else(|_| "this host".into(), |h| h.trim().to_owned());
+    let (subject, body) = match result {
+        Ok(done) => (
+            format!("lifeboat-backup OK: {} on {host}", done.manifest.database),
+            format!(
+                "{}\n\n{}\n",
+                done.archive.display(),
+                serde_json::to_string_pretty(&done.manifest)?
+            ),
+        ),
+        Err(e) => (
+            format!("lifeboat-backup FAILED on {host}"),
+            format!("{e:#}\n\nNo new backup was written; earlier backups are untouched.\n"),
+        ),
+    };
+    mailer
+        .send(&subject, &lifeboat::secret::redact_url(&body))
+        .await?;
+    info!("mailed the report to {}", config.smtp.to.join(", "));
+    Ok(())
 }
 
 /// `backup_YYYYMMDD_HHMMSS.sql.gz` (UTC), with `_2`, `_3`… if that second is taken.

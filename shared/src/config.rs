@@ -81,6 +81,7 @@ pub const SETTINGS: &[Setting] = &[
     with_default(setting("backup.keep-days", ev::LIFEBOAT_BACKUP_KEEP_DAYS, "retention: keep backups younger than this many days"), "7"),
     with_default(setting("backup.keep-min", ev::LIFEBOAT_BACKUP_KEEP_MIN, "retention: never keep fewer backups than this"), "3"),
     setting("backup.metrics-file", ev::LIFEBOAT_BACKUP_METRICS_FILE, "Prometheus textfile written after each backup run"),
+    with_default(setting("backup.mail", ev::LIFEBOAT_BACKUP_MAIL, "when to mail: failure, always or never (needs SMTP_HOST)"), "failure"),
     setting("lock.dir", ev::LIFEBOAT_LOCK_DIR, "directory of job locks (default: <temp dir>/lifeboat-locks)"),
 ];
 
@@ -173,6 +174,23 @@ pub struct Override {
     pub value: String,
 }
 
+/// When a job sends mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailWhen {
+    Never,
+    Failure,
+    Always,
+}
+
+fn parse_mail_when(v: &str) -> Result<MailWhen, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "never" | "off" => Ok(MailWhen::Never),
+        "failure" | "failures" => Ok(MailWhen::Failure),
+        "always" => Ok(MailWhen::Always),
+        _ => Err(format!("expected failure, always or never, got {v:?}")),
+    }
+}
+
 /// The TLS mode of the SMTP connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SmtpTls {
@@ -247,6 +265,8 @@ pub struct Config {
     pub keep_min: u32,
     /// Prometheus textfile written after each backup run.
     pub metrics_file: Option<PathBuf>,
+    /// When lifeboat-backup sends mail (when SMTP is configured).
+    pub backup_mail: MailWhen,
     pub lock_dir: PathBuf,
     /// The files that were read, for `--verbose` and error messages.
     pub sources: Vec<PathBuf>,
@@ -564,6 +584,9 @@ impl Layers {
                 .parse("backup.keep-min", |v| parse_count(v, 1))?
                 .unwrap_or(3),
             metrics_file: self.string("backup.metrics-file").map(PathBuf::from),
+            backup_mail: self
+                .parse("backup.mail", parse_mail_when)?
+                .unwrap_or(MailWhen::Failure),
             lock_dir: self.string("lock.dir").map_or_else(
                 || std::env::temp_dir().join("lifeboat-locks"),
                 PathBuf::from,

@@ -49,6 +49,8 @@ pub const LIFEBOAT_BACKUP_KEEP_DAYS: &str = "LIFEBOAT_BACKUP_KEEP_DAYS";
 pub const LIFEBOAT_BACKUP_KEEP_MIN: &str = "LIFEBOAT_BACKUP_KEEP_MIN";
 /// A Prometheus textfile (node_exporter's textfile collector) lifeboat-backup writes after each run.
 pub const LIFEBOAT_BACKUP_METRICS_FILE: &str = "LIFEBOAT_BACKUP_METRICS_FILE";
+/// When lifeboat-backup mails `LIFEBOAT_MAIL_TO`: `failure` (default), `always` or `never`.
+pub const LIFEBOAT_BACKUP_MAIL: &str = "LIFEBOAT_BACKUP_MAIL";
 /// Where local backups live (default `./backups`).
 pub const LIFEBOAT_BACKUP_DIR: &str = "LIFEBOAT_BACKUP_DIR";
 /// A prefix for every object lifeboat writes to the bucket (default `lifeboat/`).
@@ -95,6 +97,7 @@ pub const ALL: &[&str] = &[
     LIFEBOAT_BACKUP_KEEP_DAYS,
     LIFEBOAT_BACKUP_KEEP_MIN,
     LIFEBOAT_BACKUP_METRICS_FILE,
+    LIFEBOAT_BACKUP_MAIL,
     LIFEBOAT_S3_PREFIX,
     LIFEBOAT_S3_PATH_STYLE,
     LIFEBOAT_SMTP_TLS,

@@ -487,3 +487,50 @@ async fn the_off_site_copy_lands_in_the_bucket_and_a_failed_upload_keeps_the_loc
         2
     );
 }
+
+#[tokio::test]
+async fn a_failure_is_mailed_and_a_success_only_when_asked() {
+    let db = database_with_rows(&lifeboat_testkit::database_url(), 5).await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let smtp = lifeboat_testkit::smtp();
+    let container = lifeboat_testkit::stack_var("LBTEST_POSTGRES_CONTAINER");
+    let missing = unique("lbtest_missing_");
+    let port = smtp.plain_port.to_string();
+    let env = [
+        ("LIFEBOAT_DB_CONTAINER", container.as_str()),
+        ("SMTP_HOST", "127.0.0.1"),
+        ("SMTP_PORT", port.as_str()),
+        ("SMTP_FROM", "lifeboat@demo.test"),
+        ("LIFEBOAT_MAIL_TO", "ops@demo.test"),
+    ];
+    let out = backup(work.path(), &["--database", &missing], &env);
+    assert_eq!(out.status.code(), Some(1));
+    let mail = smtp.wait_for_message(&missing);
+    assert!(
+        mail.contains("Subject: lifeboat-backup FAILED on "),
+        "{mail}"
+    );
+    assert!(mail.contains("earlier backups are untouched"), "{mail}");
+
+    // Success is silent by default, and mailed with LIFEBOAT_BACKUP_MAIL=always.
+    let mut always = env.to_vec();
+    always.push(("LIFEBOAT_BACKUP_MAIL", "always"));
+    let out = backup(work.path(), &["--database", &db], &always);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let mail = smtp.wait_for_message(&file);
+    assert!(
+        mail.contains(&format!("Subject: lifeboat-backup OK: {db} on ")),
+        "{mail}"
+    );
+}
