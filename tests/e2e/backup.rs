@@ -405,13 +405,12 @@ async fn the_off_site_copy_lands_in_the_bucket_and_a_failed_upload_keeps_the_loc
         ("S3_SECRET_ACCESS_KEY", s3.secret_access_key.clone()),
         ("LIFEBOAT_S3_PREFIX", prefix.clone()),
     ];
-    let as_refs = |env: &[(&'static str, String)]| -> Vec<(&'static str, String)> { env.to_vec() };
     let run_with = |env: &[(&'static str, String)], args: &[&str]| {
         let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         backup(work.path(), args, &pairs)
     };
 
-    let out = run_with(&as_refs(&env), &["--database", &db]);
+    let out = run_with(&env, &["--database", &db]);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let archive = work
@@ -450,7 +449,7 @@ async fn the_off_site_copy_lands_in_the_bucket_and_a_failed_upload_keeps_the_loc
     // The storage is unreachable: exit 1, and the new local backup stays.
     std::thread::sleep(Duration::from_millis(1100));
     env[1].1 = format!("http://127.0.0.1:{}", lifeboat_testkit::closed_port());
-    let out = run_with(&as_refs(&env), &["--database", &db]);
+    let out = run_with(&env, &["--database", &db]);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
