@@ -14,6 +14,7 @@ use std::task::{Context, Poll};
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
+use lifeboat::output::hex;
 use sha2::{Digest, Sha256};
 
 /// Counts and hashes the bytes on their way to the file.
@@ -119,17 +120,6 @@ impl ArchiveWriter {
             sha256,
         })
     }
-}
-
-/// Lowercase hex, as `sha256sum` prints it.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-            use std::fmt::Write as _;
-            let _ = write!(out, "{b:02x}");
-            out
-        })
 }
 
 impl Write for ArchiveWriter {

@@ -483,15 +483,21 @@ pub fn check_all(opts: &Options) -> Vec<Report> {
         .collect()
 }
 
-/// The one line Docker shows: what was checked and, on failure, why.
-pub fn summary(reports: &[Report]) -> String {
+/// The one line Docker shows: what was checked and, on failure, why. `unverified` says first
+/// that TLS certificates were not checked (`--insecure`), where truncation cannot cut it off.
+pub fn summary(reports: &[Report], unverified: bool) -> String {
     let healthy = reports.iter().all(|r| r.healthy);
+    let note = if unverified {
+        " (TLS certificate NOT verified: --insecure)"
+    } else {
+        ""
+    };
     let line = if healthy {
         let parts: Vec<String> = reports
             .iter()
             .map(|r| format!("{} {} in {} ms", r.target, r.detail, net::ms(r.latency)))
             .collect();
-        format!("healthy: {}", parts.join("; "))
+        format!("healthy{note}: {}", parts.join("; "))
     } else {
         let failed: Vec<&Report> = reports.iter().filter(|r| !r.healthy).collect();
         let more = if failed.len() > 1 {
@@ -500,7 +506,7 @@ pub fn summary(reports: &[Report]) -> String {
             String::new()
         };
         format!(
-            "unhealthy: {}: {}{more}",
+            "unhealthy{note}: {}: {}{more}",
             failed[0].target, failed[0].detail
         )
     };
@@ -542,19 +548,14 @@ pub fn run(args: impl IntoIterator<Item = String>) -> u8 {
         }
         Ok(Command::Check(opts)) => {
             let reports = check_all(&opts);
-            let mut line = summary(&reports);
-            if opts.insecure
-                && opts
-                    .targets
-                    .iter()
-                    .any(|t| t.starts_with("https:") || t.starts_with("rediss:"))
-            {
+            // --insecure applies to https:// targets (rediss:// takes ?insecure in its URL).
+            let unverified = opts.insecure && opts.targets.iter().any(|t| t.starts_with("https:"));
+            if unverified {
                 eprintln!(
                     "lifeboat-healthcheck: warning: --insecure: TLS certificates are NOT verified"
                 );
-                line = line.replacen(": ", " (TLS certificate NOT verified: --insecure): ", 1);
-                line = truncate(&line, MAX_LINE);
             }
+            let line = summary(&reports, unverified);
             say(&line);
             u8::from(!reports.iter().all(|r| r.healthy))
         }
@@ -680,17 +681,20 @@ mod tests {
             latency: Duration::from_millis(3),
         };
         assert_eq!(
-            summary(&[r(true, "200")]),
+            summary(&[r(true, "200")], false),
             "healthy: http://x/health 200 in 3 ms"
         );
-        let line = summary(&[
-            r(false, "status 503 (expected 2xx)"),
-            r(false, &"x".repeat(500)),
-        ]);
+        let line = summary(
+            &[
+                r(false, "status 503 (expected 2xx)"),
+                r(false, &"x".repeat(500)),
+            ],
+            false,
+        );
         assert_eq!(
             line,
             "unhealthy: http://x/health: status 503 (expected 2xx) (+1 more failing)"
         );
-        assert!(summary(&[r(false, &"é".repeat(300))]).len() <= MAX_LINE);
+        assert!(summary(&[r(false, &"é".repeat(300))], false).len() <= MAX_LINE);
     }
 }

@@ -146,6 +146,17 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// Lowercase hex, as `sha256sum` prints a digest.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{b:02x}");
+            out
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -107,7 +107,7 @@ async fn a_container_backup_is_complete_gzip_matching_its_manifest() {
     )
     .expect("JSON");
     let bytes = std::fs::read(&archive).expect("read");
-    let sha = lifeboat_testkit::hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    let sha = lifeboat::output::hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes));
     assert_eq!(manifest["sha256"], sha);
     assert_eq!(manifest["size"], bytes.len());
     assert_eq!(manifest["database"], db.as_str());

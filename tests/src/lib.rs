@@ -490,14 +490,3 @@ pub fn closed_port() -> u16 {
         .expect("bind a loopback port")
         .port()
 }
-
-/// Lowercase hex, as `sha256sum` prints it.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-            use std::fmt::Write as _;
-            let _ = write!(out, "{b:02x}");
-            out
-        })
-}
