@@ -6,24 +6,25 @@
 mod archive;
 pub mod manifest;
 mod metrics;
+mod notify;
 mod offsite;
 pub mod retention;
 mod source;
+mod sqlscan;
+mod verify;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use lifeboat::cli::{flag, GlobalArgs, EXIT_CODES_HELP};
-use lifeboat::config::Config;
-use lifeboat::config::MailWhen;
+use lifeboat::config::{Compress, Config};
 use lifeboat::lock::JobLock;
-use lifeboat::mail::Mailer;
 use lifeboat::output::human_bytes;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::archive::ArchiveWriter;
 pub use crate::manifest::Manifest;
@@ -54,6 +55,14 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "NAME")]
     pub database: Option<String>,
 
+    /// Every database and the roles, with pg_dumpall, in one archive [env: LIFEBOAT_BACKUP_ALL]
+    #[arg(long)]
+    pub all: bool,
+
+    /// gzip (.sql.gz, read by plain gunzip) or zstd (.sql.zst, several times faster) [env: LIFEBOAT_BACKUP_COMPRESS] [default: gzip]
+    #[arg(long, value_name = "ALGORITHM")]
+    pub compress: Option<String>,
+
     #[command(flatten)]
     pub global: GlobalArgs,
 }
@@ -71,6 +80,21 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Check a backup against its manifest: size, SHA-256, a decompression to the end and every
+    /// table's rows (--restore-test: also restore it into a scratch database on the same server
+    /// and count the rows there; the scratch database is always dropped). Exit 0 only when
+    /// everything matches
+    Verify {
+        /// The backup: its file name (as `list` prints it), or `latest` (the default): the newest
+        /// with a manifest
+        #[arg(value_name = "NAME|latest")]
+        name: Option<String>,
+        /// Also restore it into a scratch database `lifeboat_verify_…` on the backup source's
+        /// server (the container, or --url) and compare `count(*)` of every table; single-database
+        /// backups only
+        #[arg(long)]
+        restore_test: bool,
+    },
 }
 
 /// Run the command line.
@@ -79,6 +103,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         flag("backup.dir", "--dir", cli.dir.as_ref().map(|d| d.display())),
         flag("database.url", "--url", cli.url.as_ref()),
         flag("database.name", "--database", cli.database.as_ref()),
+        flag("backup.all", "--all", cli.all.then_some("true")),
+        flag("backup.compress", "--compress", cli.compress.as_ref()),
     ];
     let config = cli
         .global
@@ -95,28 +121,39 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 .is_some()
                 .then(|| config.require_s3("to copy backups off-site"))
                 .transpose()?;
+            let pinger = notify::Pinger::new(&config);
             let result = runtime.block_on(async {
-                let done = take(&config).await?;
-                if let Some(settings) = &offsite {
-                    offsite::copy(settings, &config, &done).await.with_context(|| {
-                        format!("{} is complete here, but its off-site copy failed; the local copy is kept", done.archive.display())
-                    })?;
-                }
-                anyhow::Ok(done)
+                let backup = async {
+                    let done = take(&config).await?;
+                    if let Some(settings) = &offsite {
+                        offsite::copy(settings, &config, &done).await.with_context(|| {
+                            format!("{} is complete here, but its off-site copy failed; the local copy is kept", done.archive.display())
+                        })?;
+                    }
+                    anyhow::Ok(done)
+                };
+                // The start ping goes beside the backup: a slow ping server never delays it.
+                tokio::join!(notify::ping_start(pinger.as_ref()), backup).1
             });
-            if let Some(file) = &config.metrics_file {
+            if let Some(file) = &config.backup.metrics_file {
                 if let Err(e) = metrics::record(file, result.as_ref().ok().map(|d| &d.manifest)) {
                     warn!("cannot write the metrics file {}: {e}", file.display());
                 }
             }
-            if let Err(e) = runtime.block_on(notify(&config, &result)) {
-                // The exit code stays the backup's own; the mail's failure is said loudly.
-                error!("cannot send the backup report by mail: {e:#}");
-            }
+            let retention = match &result {
+                Ok(done) => {
+                    println!("{}", done.archive.display());
+                    // The same plan `prune --dry-run` prints; a backup that cannot prune is not "all well".
+                    prune(&config, false, false)
+                        .context("the backup is complete, but retention failed")
+                }
+                Err(_) => Ok(()),
+            };
+            // Ping and mail; neither changes the exit code, which stays the run's own.
+            runtime.block_on(notify::finish(&config, pinger.as_ref(), &result, &retention));
             let done = result?;
-            println!("{}", done.archive.display());
-            // The same plan `prune --dry-run` prints; a backup that cannot prune is not "all well".
-            prune(&config, false, false).context("the backup is complete, but retention failed")?;
+            retention?;
+            notify::summary(&config, &cli.global.output(), &done);
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::List) => {
@@ -125,6 +162,13 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Command::Prune { dry_run }) => {
             prune(&config, dry_run, true)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Verify {
+            ref name,
+            restore_test,
+        }) => {
+            verify::run(&config, name.as_deref(), restore_test)?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -142,22 +186,24 @@ pub struct Done {
 pub async fn take(config: &Config) -> anyhow::Result<Done> {
     let source = Source::resolve(config).await?;
     let _lock = JobLock::acquire(&config.lock_dir, &format!("backup-{}", source.database()))?;
-    let dir = &config.backup_dir;
+    let dir = &config.backup.dir;
     archive::ensure_dir(dir)
         .with_context(|| format!("cannot create the backup directory {}", dir.display()))?;
 
     let started = Utc::now();
     let clock = Instant::now();
-    let (server_version, tables) = source.inspect().await?;
-    let path = free_name(dir, started);
+    let server_version = source.server_version().await?;
+    let settings = &config.backup;
+    let path = free_name(dir, &settings.name, settings.compress, started);
     let file = path
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or_default()
         .to_owned();
     info!(database = source.database(), source = %source.describe(), "dumping {} to {}", source.database(), path.display());
-    let mut sink = ArchiveWriter::create(&path, config.compression_level)
-        .with_context(|| format!("cannot create {}", path.display()))?;
+    let mut sink =
+        ArchiveWriter::create(&path, settings.compress, settings.level, settings.threads)
+            .with_context(|| format!("cannot create {}", path.display()))?;
     tokio::select! {
         dumped = source.dump(&mut sink) => dumped?,
         signal = shutdown_signal() => bail!("stopped by {signal}; the partial file was removed and earlier backups are untouched"),
@@ -174,12 +220,13 @@ pub async fn take(config: &Config) -> anyhow::Result<Done> {
         size: finished.size,
         raw_size: finished.raw_size,
         sha256: finished.sha256.clone(),
-        compression: format!("gzip level {}", config.compression_level),
+        compression: format!("{} level {}", settings.compress, settings.level),
         started,
         finished: Utc::now(),
         duration_ms: u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
         tool: format!("lifeboat-backup {}", env!("CARGO_PKG_VERSION")),
-        tables,
+        tables: finished.tables.clone(),
+        all: source.all(),
     };
     if let Err(e) = manifest.write(&path) {
         let _ = std::fs::remove_file(&path);
@@ -204,49 +251,15 @@ pub async fn take(config: &Config) -> anyhow::Result<Done> {
     })
 }
 
-/// Mail the outcome to `LIFEBOAT_MAIL_TO`, as `LIFEBOAT_BACKUP_MAIL` asks (failures by default).
-/// Nothing is sent unless both `SMTP_HOST` and `LIFEBOAT_MAIL_TO` are set: a stack's `.env` often
-/// configures SMTP for the app alone.
-async fn notify(config: &Config, result: &anyhow::Result<Done>) -> anyhow::Result<()> {
-    let wanted = match config.backup_mail {
-        MailWhen::Never => false,
-        MailWhen::Failure => result.is_err(),
-        MailWhen::Always => true,
-    };
-    if !wanted || config.smtp.host.is_none() || config.smtp.to.is_empty() {
-        return Ok(());
-    }
-    let mailer = Mailer::new(config.require_smtp("to mail backup reports")?)?;
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map_or_else(|_| "this host".into(), |h| h.trim().to_owned());
-    let (subject, body) = match result {
-        Ok(done) => (
-            format!("lifeboat-backup OK: {} on {host}", done.manifest.database),
-            format!(
-                "{}\n\n{}\n",
-                done.archive.display(),
-                serde_json::to_string_pretty(&done.manifest)?
-            ),
-        ),
-        Err(e) => (
-            format!("lifeboat-backup FAILED on {host}"),
-            format!("{e:#}\n\nNo new backup was written; earlier backups are untouched.\n"),
-        ),
-    };
-    mailer
-        .send(&subject, &lifeboat::secret::redact_url(&body))
-        .await?;
-    info!("mailed the report to {}", config.smtp.to.join(", "));
-    Ok(())
-}
-
-/// `backup_YYYYMMDD_HHMMSS.sql.gz` (UTC), with `_2`, `_3`… if that second is taken.
-fn free_name(dir: &Path, at: chrono::DateTime<Utc>) -> PathBuf {
-    let stem = format!("backup_{}", at.format("%Y%m%d_%H%M%S"));
-    let mut path = dir.join(format!("{stem}.sql.gz"));
+/// The name pattern (UTC) with the compression's extension, `backup_YYYYMMDD_HHMMSS.sql.gz` by
+/// default, with `_2`, `_3`… if that name is taken.
+fn free_name(dir: &Path, pattern: &str, compress: Compress, at: DateTime<Utc>) -> PathBuf {
+    let stem = at.format(pattern).to_string();
+    let ext = compress.extension();
+    let mut path = dir.join(format!("{stem}.{ext}"));
     let mut n = 2;
     while path.exists() || manifest::path_for(&path).exists() {
-        path = dir.join(format!("{stem}_{n}.sql.gz"));
+        path = dir.join(format!("{stem}_{n}.{ext}"));
         n += 1;
     }
     path
@@ -269,12 +282,13 @@ async fn shutdown_signal() -> &'static str {
 /// Apply (or with `dry_run` only print) the retention plan; `print` puts the plan on stdout.
 /// Only backups with a manifest are considered: no other file is ever deleted.
 fn prune(config: &Config, dry_run: bool, print: bool) -> anyhow::Result<()> {
-    let dir = &config.backup_dir;
+    let dir = &config.backup.dir;
     let (entries, _) =
         manifest::list(dir).with_context(|| format!("cannot read {}", dir.display()))?;
-    let plan = retention::plan(entries, Utc::now(), config.keep_days, config.keep_min);
+    let rules = &config.backup.keep;
+    let plan = retention::plan(entries, Utc::now(), rules);
     for decision in &plan {
-        let line = decision.describe(config.keep_days, config.keep_min);
+        let line = decision.describe(rules);
         if print {
             println!("{line}");
         }
@@ -287,8 +301,9 @@ fn prune(config: &Config, dry_run: bool, print: bool) -> anyhow::Result<()> {
             .and_then(|()| std::fs::remove_file(archive))
             .with_context(|| format!("cannot delete {}", archive.display()))?;
         info!(
-            "deleted {} (older than {} days)",
-            decision.entry.manifest.file, config.keep_days
+            "deleted {} ({})",
+            decision.entry.manifest.file,
+            retention::delete_reason(rules)
         );
     }
     Ok(())
@@ -296,8 +311,8 @@ fn prune(config: &Config, dry_run: bool, print: bool) -> anyhow::Result<()> {
 
 /// Print the backups (those with a manifest), oldest first: name, time, size, database.
 fn list(config: &Config) -> anyhow::Result<()> {
-    let (entries, orphans) = manifest::list(&config.backup_dir)
-        .with_context(|| format!("cannot read {}", config.backup_dir.display()))?;
+    let (entries, orphans) = manifest::list(&config.backup.dir)
+        .with_context(|| format!("cannot read {}", config.backup.dir.display()))?;
     for e in &entries {
         println!(
             "{}\t{}\t{}\t{}",
@@ -308,10 +323,10 @@ fn list(config: &Config) -> anyhow::Result<()> {
         );
     }
     if entries.is_empty() {
-        info!("no backups in {}", config.backup_dir.display());
+        info!("no backups in {}", config.backup.dir.display());
     }
     if orphans > 0 {
-        warn!("{orphans} archive(s) in {} have no manifest: runs that did not finish; they are not backups", config.backup_dir.display());
+        warn!("{orphans} archive(s) in {} have no manifest: runs that did not finish; they are not backups", config.backup.dir.display());
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 /// The version of this file's shape.
 pub const FORMAT: u32 = 1;
 
-/// A table and PostgreSQL's estimate of its rows when the dump started.
+/// A table and its rows in the dump.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TableEstimate {
     pub name: String,
@@ -37,8 +37,16 @@ pub struct Manifest {
     pub finished: DateTime<Utc>,
     pub duration_ms: u64,
     pub tool: String,
+    /// Each table in the dump and its rows, counted exactly as they streamed by
+    /// (`db/schema.table` in a backup of every database).
     pub tables: Vec<TableEstimate>,
+    /// A backup of every database and the roles (`pg_dumpall`), restored into `postgres`.
+    #[serde(default)]
+    pub all: bool,
 }
+
+/// What an archive's name ends with, by compression.
+pub const EXTENSIONS: &[&str] = &[".sql.gz", ".sql.zst"];
 
 /// The manifest's path for an archive: `backup_….sql.gz` → `backup_….sql.gz.json`.
 pub fn path_for(archive: &Path) -> PathBuf {
@@ -97,7 +105,7 @@ pub fn list(dir: &Path) -> std::io::Result<(Vec<Entry>, usize)> {
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
-        if !(name.starts_with("backup_") && name.ends_with(".sql.gz")) {
+        if !EXTENSIONS.iter().any(|ext| name.ends_with(ext)) {
             continue;
         }
         let manifest = std::fs::read_to_string(path_for(&path))

@@ -39,7 +39,12 @@ pub async fn copy(settings: &S3Settings, config: &Config, done: &Done) -> anyhow
 async fn prune(bucket: &Bucket, config: &Config) -> anyhow::Result<()> {
     let objects = bucket.list(FOLDER).await?;
     let mut entries = Vec::new();
-    for manifest_object in objects.iter().filter(|o| o.name.ends_with(".sql.gz.json")) {
+    let manifests = objects.iter().filter(|o| {
+        manifest::EXTENSIONS
+            .iter()
+            .any(|ext| o.name.ends_with(&format!("{ext}.json")))
+    });
+    for manifest_object in manifests {
         let archive = manifest_object.name.trim_end_matches(".json");
         let Ok(parsed) =
             serde_json::from_slice::<Manifest>(&bucket.get(&manifest_object.name).await?)
@@ -56,12 +61,8 @@ async fn prune(bucket: &Bucket, config: &Config) -> anyhow::Result<()> {
             });
         }
     }
-    for decision in retention::plan(
-        entries,
-        chrono::Utc::now(),
-        config.keep_days,
-        config.keep_min,
-    ) {
+    let rules = &config.backup.keep;
+    for decision in retention::plan(entries, chrono::Utc::now(), rules) {
         if decision.keep.is_some() {
             continue;
         }
@@ -69,8 +70,9 @@ async fn prune(bucket: &Bucket, config: &Config) -> anyhow::Result<()> {
         bucket.delete(&format!("{archive}.json")).await?;
         bucket.delete(&archive).await?;
         info!(
-            "deleted {} from the bucket (older than {} days)",
-            decision.entry.manifest.file, config.keep_days
+            "deleted {} from the bucket ({})",
+            decision.entry.manifest.file,
+            retention::delete_reason(rules)
         );
     }
     Ok(())

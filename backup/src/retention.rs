@@ -2,11 +2,16 @@
 //! applies, the same plan both times.
 //!
 //! The rules make the scripts' failures impossible: only backups with a manifest of ours are
-//! ever considered (no other file in the directory is touched); the newest backup is always
-//! kept; never fewer than `keep_min`, however old (a backup that stopped running weeks ago must
-//! not end with an empty directory); otherwise what is older than `keep_days` goes.
+//! ever considered (no other file in the directory is touched); each database's newest backup
+//! is always kept; never fewer than `min` per database, however old (a backup that stopped
+//! running weeks ago must not end with an empty directory). Beyond that a backup stays when any
+//! rule keeps it: younger than `days`, or the newest of one of the last `daily` days, `weekly`
+//! ISO weeks or `monthly` months that have a backup (grandfather-father-son). The rest goes.
 
-use chrono::{DateTime, Duration, Utc};
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Datelike, Duration, Utc};
+use lifeboat::config::Retention;
 
 use crate::manifest::Entry;
 
@@ -15,6 +20,9 @@ use crate::manifest::Entry;
 pub enum Keep {
     Newest,
     Recent,
+    Daily,
+    Weekly,
+    Monthly,
     Minimum,
 }
 
@@ -26,24 +34,78 @@ pub struct Decision {
     pub keep: Option<Keep>,
 }
 
-/// The plan for `entries` (any order) at `now`, newest first.
-pub fn plan(
-    mut entries: Vec<Entry>,
-    now: DateTime<Utc>,
-    keep_days: u32,
-    keep_min: u32,
-) -> Vec<Decision> {
+/// The plan for `entries` (any order, any databases) at `now`: each database's backups on
+/// their own, newest first.
+pub fn plan(entries: Vec<Entry>, now: DateTime<Utc>, rules: &Retention) -> Vec<Decision> {
+    let mut by_database: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
+    for entry in entries {
+        by_database
+            .entry(entry.manifest.database.clone())
+            .or_default()
+            .push(entry);
+    }
+    by_database
+        .into_values()
+        .flat_map(|entries| plan_one(entries, now, rules))
+        .collect()
+}
+
+/// A GFS rule: keeps the newest backup of each of the last `count` periods that have one.
+struct Slots {
+    count: u32,
+    last: Option<(i32, u32)>,
+    period: fn(DateTime<Utc>) -> (i32, u32),
+}
+
+impl Slots {
+    fn new(count: u32, period: fn(DateTime<Utc>) -> (i32, u32)) -> Self {
+        Self {
+            count,
+            last: None,
+            period,
+        }
+    }
+
+    /// Entries arrive newest first: the first of each period takes a slot while any are left.
+    fn takes(&mut self, at: DateTime<Utc>) -> bool {
+        let period = (self.period)(at);
+        if self.count == 0 || self.last == Some(period) {
+            return false;
+        }
+        self.last = Some(period);
+        self.count -= 1;
+        true
+    }
+}
+
+fn plan_one(mut entries: Vec<Entry>, now: DateTime<Utc>, rules: &Retention) -> Vec<Decision> {
     entries.sort_by_key(|e| std::cmp::Reverse(e.manifest.started));
-    let cutoff = now - Duration::days(i64::from(keep_days));
-    let min = usize::try_from(keep_min).unwrap_or(usize::MAX);
+    let cutoff = now - Duration::days(i64::from(rules.days));
+    let min = usize::try_from(rules.min).unwrap_or(usize::MAX);
+    let mut daily = Slots::new(rules.daily, |t| (t.year(), t.ordinal()));
+    let mut weekly = Slots::new(rules.weekly, |t| {
+        let w = t.iso_week();
+        (w.year(), w.week())
+    });
+    let mut monthly = Slots::new(rules.monthly, |t| (t.year(), t.month()));
     entries
         .into_iter()
         .enumerate()
         .map(|(i, entry)| {
+            let at = entry.manifest.started;
+            // Every rule sees every backup, so a slot is taken by its period's newest backup
+            // even when another rule keeps that backup too.
+            let (d, w, m) = (daily.takes(at), weekly.takes(at), monthly.takes(at));
             let keep = if i == 0 {
                 Some(Keep::Newest)
-            } else if entry.manifest.started >= cutoff {
+            } else if at >= cutoff {
                 Some(Keep::Recent)
+            } else if d {
+                Some(Keep::Daily)
+            } else if w {
+                Some(Keep::Weekly)
+            } else if m {
+                Some(Keep::Monthly)
             } else if i < min {
                 Some(Keep::Minimum)
             } else {
@@ -56,14 +118,32 @@ pub fn plan(
 
 impl Decision {
     /// `keep NAME (reason)` or `delete NAME`, for `prune --dry-run` and the log.
-    pub fn describe(&self, keep_days: u32, keep_min: u32) -> String {
+    pub fn describe(&self, rules: &Retention) -> String {
         let name = &self.entry.manifest.file;
-        match self.keep {
-            Some(Keep::Newest) => format!("keep\t{name}\tthe newest backup"),
-            Some(Keep::Recent) => format!("keep\t{name}\tyounger than {keep_days} days"),
-            Some(Keep::Minimum) => format!("keep\t{name}\tone of the {keep_min} kept at least"),
-            None => format!("delete\t{name}\tolder than {keep_days} days"),
-        }
+        let why = match self.keep {
+            Some(Keep::Newest) => "the newest backup".to_owned(),
+            Some(Keep::Recent) => format!("younger than {} days", rules.days),
+            Some(Keep::Daily) => format!("the last of its day ({} days kept)", rules.daily),
+            Some(Keep::Weekly) => format!("the last of its week ({} weeks kept)", rules.weekly),
+            Some(Keep::Monthly) => {
+                format!("the last of its month ({} months kept)", rules.monthly)
+            }
+            Some(Keep::Minimum) => format!("one of the {} kept at least", rules.min),
+            None => return format!("delete\t{name}\t{}", delete_reason(rules)),
+        };
+        format!("keep\t{name}\t{why}")
+    }
+}
+
+/// Why a backup goes: what no rule kept.
+pub fn delete_reason(rules: &Retention) -> String {
+    if rules.daily + rules.weekly + rules.monthly == 0 {
+        format!("older than {} days", rules.days)
+    } else {
+        format!(
+            "older than {} days and not the last of a kept day, week or month",
+            rules.days
+        )
     }
 }
 
@@ -71,6 +151,16 @@ impl Decision {
 mod tests {
     use super::*;
     use crate::manifest::Manifest;
+
+    fn rules(days: u32, min: u32) -> Retention {
+        Retention {
+            days,
+            daily: 0,
+            weekly: 0,
+            monthly: 0,
+            min,
+        }
+    }
 
     fn entry(days_ago: i64, now: DateTime<Utc>) -> Entry {
         let started = now - Duration::days(days_ago);
@@ -91,6 +181,7 @@ mod tests {
                 duration_ms: 0,
                 tool: "test".into(),
                 tables: Vec::new(),
+                all: false,
             },
         }
     }
@@ -106,7 +197,7 @@ mod tests {
     fn retention_deletes_what_is_older_than_the_days_and_keeps_the_rest() {
         let now = Utc::now();
         let entries = [0, 1, 6, 8, 9, 30].map(|d| entry(d, now)).to_vec();
-        let p = plan(entries, now, 7, 3);
+        let p = plan(entries, now, &rules(7, 3));
         assert_eq!(
             deleted(&p),
             ["backup_8.sql.gz", "backup_9.sql.gz", "backup_30.sql.gz"]
@@ -119,12 +210,62 @@ mod tests {
         let now = Utc::now();
         // Backups stopped 40 days ago: all are old, but the 3 newest stay.
         let entries = [40, 41, 42, 43, 44].map(|d| entry(d, now)).to_vec();
-        let p = plan(entries, now, 7, 3);
+        let p = plan(entries, now, &rules(7, 3));
         assert_eq!(deleted(&p), ["backup_43.sql.gz", "backup_44.sql.gz"]);
         assert_eq!(p[0].keep, Some(Keep::Newest));
         // A minimum of 1 still keeps the newest.
-        let p = plan(vec![entry(90, now), entry(100, now)], now, 7, 1);
+        let p = plan(vec![entry(90, now), entry(100, now)], now, &rules(7, 1));
         assert_eq!(deleted(&p), ["backup_100.sql.gz"]);
-        assert!(plan(Vec::new(), now, 7, 3).is_empty());
+        assert!(plan(Vec::new(), now, &rules(7, 3)).is_empty());
+    }
+
+    #[test]
+    fn each_database_has_its_own_newest_and_minimum() {
+        let now = Utc::now();
+        let mut other = entry(50, now);
+        other.manifest.database = "other".into();
+        other.manifest.file = "other_50.sql.gz".into();
+        let p = plan(vec![entry(40, now), entry(41, now), other], now, &rules(7, 1));
+        assert_eq!(deleted(&p), ["backup_41.sql.gz"]);
+    }
+
+    #[test]
+    fn gfs_keeps_the_newest_of_each_day_week_and_month() {
+        // A backup every 12 hours for 120 days, at fixed dates so weeks and months are known.
+        let now = "2026-06-30T23:00:00Z".parse::<DateTime<Utc>>().expect("date");
+        let entries: Vec<Entry> = (0..240)
+            .map(|i| {
+                let mut e = entry(0, now);
+                e.manifest.started = now - Duration::hours(12 * i);
+                e.manifest.file = format!("b{i}");
+                e
+            })
+            .collect();
+        let rules = Retention {
+            days: 1,
+            daily: 3,
+            weekly: 2,
+            monthly: 3,
+            min: 1,
+        };
+        let p = plan(entries, now, &rules);
+        let kept: Vec<(String, Keep)> = p
+            .iter()
+            .filter_map(|d| Some((d.entry.manifest.file.clone(), d.keep?)))
+            .collect();
+        let names = |k: Keep| -> Vec<String> {
+            kept.iter().filter(|(_, why)| *why == k).map(|(n, _)| n.clone()).collect()
+        };
+        // One day back reaches 23:00 June 29 (b2), inclusive.
+        assert_eq!(names(Keep::Newest), ["b0"]);
+        assert_eq!(names(Keep::Recent), ["b1", "b2"]);
+        // Days: June 30 (b0), June 29 (b2), June 28 (b4); only b4 is kept for that alone.
+        assert_eq!(names(Keep::Daily), ["b4"]);
+        // Weeks: ISO week 27 starts Monday June 29: b0; week 26 ends Sunday June 28: b4
+        // (kept as daily). So weekly adds nothing new beyond them.
+        assert!(names(Keep::Weekly).is_empty(), "{kept:?}");
+        // Months: June (b0), May 31 23:00 (b60), April 30 23:00 (b122).
+        assert_eq!(names(Keep::Monthly), ["b60", "b122"]);
+        assert_eq!(kept.len(), 6);
     }
 }

@@ -8,24 +8,21 @@ use lifeboat::docker::Docker;
 use tokio::io::AsyncReadExt;
 
 use crate::archive::ArchiveWriter;
-use crate::manifest::TableEstimate;
 
-/// Tables and their estimated rows, as one JSON array (psql prints it on one line).
-const TABLES_SQL: &str = "SELECT coalesce(json_agg(json_build_object('name', t.name, 'rows', t.rows) ORDER BY t.name), '[]') \
-     FROM (SELECT c.oid::regclass::text AS name, greatest(c.reltuples::bigint, coalesce(s.n_live_tup, 0), 0) AS rows \
-           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-           LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid \
-           WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
-             AND n.nspname NOT LIKE 'pg_toast%') t";
+/// The name a backup of every database goes by, in the manifest, the lock and retention.
+pub const ALL_DATABASES: &str = "(all databases)";
 
 pub enum Source {
     Container {
         docker: Docker,
         container: String,
         credentials: ContainerCredentials,
+        /// Every database and the roles (pg_dumpall).
+        all: bool,
     },
     Url {
         target: DbTarget,
+        all: bool,
     },
 }
 
@@ -38,7 +35,10 @@ impl Source {
             if let Some(name) = &config.database.name {
                 target = target.with_database(name);
             }
-            return Ok(Self::Url { target });
+            return Ok(Self::Url {
+                target,
+                all: config.backup.all,
+            });
         }
         let docker = Docker::connect(config.docker_host.as_deref()).await?;
         let container = match &config.database.container {
@@ -57,70 +57,66 @@ impl Source {
             docker,
             container,
             credentials,
+            all: config.backup.all,
         })
     }
 
+    /// The database dumped, or [`ALL_DATABASES`].
     pub fn database(&self) -> &str {
         match self {
+            Self::Container { all: true, .. } | Self::Url { all: true, .. } => ALL_DATABASES,
             Self::Container { credentials, .. } => &credentials.database,
-            Self::Url { target } => target.database(),
+            Self::Url { target, .. } => target.database(),
         }
+    }
+
+    /// A backup of every database and the roles.
+    pub fn all(&self) -> bool {
+        matches!(
+            self,
+            Self::Container { all: true, .. } | Self::Url { all: true, .. }
+        )
     }
 
     /// For the manifest and messages; never with a password.
     pub fn describe(&self) -> String {
         match self {
             Self::Container { container, .. } => format!("container {container}"),
-            Self::Url { target } => format!("url {target}"),
+            Self::Url { target, .. } => format!("url {target}"),
         }
     }
 
-    /// The server's version and the tables with their estimated rows.
-    pub async fn inspect(&self) -> anyhow::Result<(String, Vec<TableEstimate>)> {
-        let (version, tables_json) = match self {
+    /// The server's version, as `SHOW server_version` gives it (`15.4`).
+    pub async fn server_version(&self) -> anyhow::Result<String> {
+        let version = match self {
             Self::Container {
                 docker,
                 container,
                 credentials,
+                ..
             } => {
-                let psql = |sql: &'static str| async move {
-                    let mut out = Vec::new();
-                    docker
-                        .exec(
-                            container,
-                            &["psql", "-X", "-tA", "-v", "ON_ERROR_STOP=1", "-c", sql],
-                            &credentials.client_env(),
-                            &mut out,
-                        )
-                        .await
-                        .map(|_| String::from_utf8_lossy(&out).trim().to_owned())
-                };
-                let version = psql("SHOW server_version")
+                let mut out = Vec::new();
+                docker
+                    .exec(
+                        container,
+                        &["psql", "-X", "-tA", "-v", "ON_ERROR_STOP=1", "-c", "SHOW server_version"],
+                        &credentials.client_env(),
+                        &mut out,
+                    )
                     .await
                     .context("asking the server its version")?;
-                (
-                    version,
-                    psql(TABLES_SQL).await.context("listing the tables")?,
-                )
+                String::from_utf8_lossy(&out).trim().to_owned()
             }
-            Self::Url { target } => {
+            Self::Url { target, .. } => {
                 let client = target.connect().await?;
-                let version = db::server_version(&client, target).await?;
-                let row = client
-                    .query_one(TABLES_SQL, &[])
-                    .await
-                    .map_err(|e| db::query_error(target, &e))?;
-                let json: serde_json::Value = row.get(0);
-                (version, json.to_string())
+                db::server_version(&client, target).await?
             }
         };
-        let version = version
+        Ok(version
             .split_whitespace()
             .next()
             .unwrap_or(&version)
-            .to_owned();
-        let tables = serde_json::from_str(&tables_json).context("reading the table list")?;
-        Ok((version, tables))
+            .to_owned())
     }
 
     /// Stream the dump into `sink`. Fails on a non-zero exit and on an error line on stderr, so
@@ -131,33 +127,41 @@ impl Source {
                 docker,
                 container,
                 credentials,
+                all,
             } => {
+                // pg_dumpall starts from the container's own database and visits every other.
                 let db = format!("--dbname={}", credentials.database);
+                let start = format!("--database={}", credentials.database);
+                let command: [&str; 3] = if *all {
+                    ["pg_dumpall", "--no-password", &start]
+                } else {
+                    ["pg_dump", "--no-password", &db]
+                };
                 let output = docker
-                    .exec(
-                        container,
-                        &["pg_dump", "--no-password", &db],
-                        &credentials.client_env(),
-                        sink,
-                    )
+                    .exec(container, &command, &credentials.client_env(), sink)
                     .await
-                    .context("pg_dump in the database container failed")?;
+                    .with_context(|| format!("{} in the database container failed", command[0]))?;
                 output.stderr
             }
-            Self::Url { target } => dump_local(target, sink).await?,
+            Self::Url { target, all } => dump_local(target, *all, sink).await?,
         };
         if let Some(line) = stderr
             .lines()
             .find(|l| l.contains("error:") || l.starts_with("FATAL"))
         {
-            bail!("pg_dump reported an error although it exited 0: {line}");
+            bail!("the dump reported an error although it exited 0: {line}");
         }
         Ok(())
     }
 }
 
-/// The local `pg_dump` against a URL; the password goes through the environment, never argv.
-async fn dump_local(target: &DbTarget, sink: &mut ArchiveWriter) -> anyhow::Result<String> {
+/// The local `pg_dump` (or `pg_dumpall`) against a URL; the password goes through the
+/// environment, never argv.
+async fn dump_local(
+    target: &DbTarget,
+    all: bool,
+    sink: &mut ArchiveWriter,
+) -> anyhow::Result<String> {
     let cfg = target.config();
     let host = cfg.get_hosts().first().map_or_else(
         || "localhost".into(),
@@ -174,12 +178,17 @@ async fn dump_local(target: &DbTarget, sink: &mut ArchiveWriter) -> anyhow::Resu
         SslMode::VerifyCa => "verify-ca",
         SslMode::VerifyFull => "verify-full",
     };
-    let mut cmd = tokio::process::Command::new("pg_dump");
+    let (program, database) = if all {
+        ("pg_dumpall", "--database")
+    } else {
+        ("pg_dump", "--dbname")
+    };
+    let mut cmd = tokio::process::Command::new(program);
     cmd.arg("--no-password")
         .arg(format!("--host={host}"))
         .arg(format!("--port={port}"))
         .arg(format!("--username={}", target.user()))
-        .arg(format!("--dbname={}", target.database()))
+        .arg(format!("{database}={}", target.database()))
         .env("PGSSLMODE", sslmode)
         .env("PGCONNECT_TIMEOUT", "10")
         .stdin(std::process::Stdio::null())
@@ -189,9 +198,9 @@ async fn dump_local(target: &DbTarget, sink: &mut ArchiveWriter) -> anyhow::Resu
     if let Some(pw) = cfg.get_password() {
         cmd.env("PGPASSWORD", String::from_utf8_lossy(pw).into_owned());
     }
-    let mut child = cmd.spawn().context("cannot run the local pg_dump (install postgresql-client, or back up through the container)")?;
-    let mut stdout = child.stdout.take().context("pg_dump's stdout")?;
-    let mut stderr_pipe = child.stderr.take().context("pg_dump's stderr")?;
+    let mut child = cmd.spawn().with_context(|| format!("cannot run the local {program} (install postgresql-client, or back up through the container)"))?;
+    let mut stdout = child.stdout.take().context("the dump's stdout")?;
+    let mut stderr_pipe = child.stderr.take().context("the dump's stderr")?;
     let read_stderr = async move {
         let mut text = String::new();
         let _ = stderr_pipe.read_to_string(&mut text).await;
@@ -199,10 +208,10 @@ async fn dump_local(target: &DbTarget, sink: &mut ArchiveWriter) -> anyhow::Resu
     };
     let (copied, stderr) = tokio::join!(tokio::io::copy(&mut stdout, sink), read_stderr);
     copied.context("writing the dump")?;
-    let status = child.wait().await.context("waiting for pg_dump")?;
+    let status = child.wait().await.context("waiting for the dump")?;
     if !status.success() {
         bail!(
-            "pg_dump exited with {status}: {}",
+            "{program} exited with {status}: {}",
             lifeboat::secret::redact_url(stderr.trim())
         );
     }

@@ -51,6 +51,9 @@ const fn secret(mut s: Setting) -> Setting {
     s
 }
 
+/// The default name of a backup: seed 001's `backup_YYYYMMDD_HHMMSS`, in UTC.
+pub const DEFAULT_BACKUP_NAME: &str = "backup_%Y%m%d_%H%M%S";
+
 /// Every setting, in the order README's reference lists them.
 pub const SETTINGS: &[Setting] = &[
     secret(setting("database.url", ev::DATABASE_URL, "PostgreSQL URL; when set, lifeboat connects directly instead of through the database container")),
@@ -77,11 +80,19 @@ pub const SETTINGS: &[Setting] = &[
     setting("docker.host", ev::DOCKER_HOST, "Docker engine (default: the local socket)"),
     setting("database.name", ev::LIFEBOAT_DB_NAME, "database to back up (default: the container's POSTGRES_DB, or the URL's)"),
     with_default(setting("backup.dir", ev::LIFEBOAT_BACKUP_DIR, "directory of local backups"), "./backups"),
-    with_default(setting("backup.compression-level", ev::LIFEBOAT_BACKUP_COMPRESSION_LEVEL, "gzip level, 1 (fast) to 9 (small)"), "6"),
+    with_default(setting("backup.compress", ev::LIFEBOAT_BACKUP_COMPRESS, "gzip (.sql.gz) or zstd (.sql.zst)"), "gzip"),
+    setting("backup.compression-level", ev::LIFEBOAT_BACKUP_COMPRESSION_LEVEL, "gzip 1-9 (default 6), zstd 1-19 (default 3)"),
+    setting("backup.threads", ev::LIFEBOAT_BACKUP_THREADS, "threads that compress (default: the cores)"),
+    with_default(setting("backup.name", ev::LIFEBOAT_BACKUP_NAME, "archive name, a UTC strftime pattern"), DEFAULT_BACKUP_NAME),
+    with_default(setting("backup.all", ev::LIFEBOAT_BACKUP_ALL, "back up every database and the roles"), "false"),
     with_default(setting("backup.keep-days", ev::LIFEBOAT_BACKUP_KEEP_DAYS, "retention: keep backups younger than this many days"), "7"),
+    with_default(setting("backup.keep-daily", ev::LIFEBOAT_BACKUP_KEEP_DAILY, "retention: also keep the last backup of this many days"), "0"),
+    with_default(setting("backup.keep-weekly", ev::LIFEBOAT_BACKUP_KEEP_WEEKLY, "retention: also keep the last backup of this many weeks"), "0"),
+    with_default(setting("backup.keep-monthly", ev::LIFEBOAT_BACKUP_KEEP_MONTHLY, "retention: also keep the last backup of this many months"), "0"),
     with_default(setting("backup.keep-min", ev::LIFEBOAT_BACKUP_KEEP_MIN, "retention: never keep fewer backups than this"), "3"),
     setting("backup.metrics-file", ev::LIFEBOAT_BACKUP_METRICS_FILE, "Prometheus textfile written after each backup run"),
-    with_default(setting("backup.mail", ev::LIFEBOAT_BACKUP_MAIL, "when to mail: failure, always or never (needs SMTP_HOST)"), "failure"),
+    with_default(setting("backup.mail", ev::LIFEBOAT_BACKUP_MAIL, "when to mail: failure, always, weekly or never (needs SMTP_HOST)"), "failure"),
+    secret(setting("backup.ping-url", ev::LIFEBOAT_BACKUP_PING_URL, "dead-man switch URL called on start, success and failure")),
     setting("lock.dir", ev::LIFEBOAT_LOCK_DIR, "directory of job locks (default: <temp dir>/lifeboat-locks)"),
 ];
 
@@ -180,6 +191,8 @@ pub enum MailWhen {
     Never,
     Failure,
     Always,
+    /// Failures, and a digest of the backups once a week.
+    Weekly,
 }
 
 fn parse_mail_when(v: &str) -> Result<MailWhen, String> {
@@ -187,8 +200,87 @@ fn parse_mail_when(v: &str) -> Result<MailWhen, String> {
         "never" | "off" => Ok(MailWhen::Never),
         "failure" | "failures" => Ok(MailWhen::Failure),
         "always" => Ok(MailWhen::Always),
-        _ => Err(format!("expected failure, always or never, got {v:?}")),
+        "weekly" => Ok(MailWhen::Weekly),
+        _ => Err(format!(
+            "expected failure, always, weekly or never, got {v:?}"
+        )),
     }
+}
+
+/// How backups are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compress {
+    /// `.sql.gz`, read by plain `gunzip`.
+    Gzip,
+    /// `.sql.zst`, several times faster.
+    Zstd,
+}
+
+impl Compress {
+    pub const fn extension(self) -> &'static str {
+        match self {
+            Self::Gzip => "sql.gz",
+            Self::Zstd => "sql.zst",
+        }
+    }
+    pub const fn default_level(self) -> u32 {
+        match self {
+            Self::Gzip => 6,
+            Self::Zstd => 3,
+        }
+    }
+    pub const fn max_level(self) -> u32 {
+        match self {
+            Self::Gzip => 9,
+            Self::Zstd => 19,
+        }
+    }
+}
+
+impl fmt::Display for Compress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Gzip => "gzip",
+            Self::Zstd => "zstd",
+        })
+    }
+}
+
+/// Retention: a backup is kept when any rule keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Backups younger than this many days.
+    pub days: u32,
+    /// GFS: the newest backup of each of the last this-many days that have one.
+    pub daily: u32,
+    /// GFS: the same per ISO week.
+    pub weekly: u32,
+    /// GFS: the same per month.
+    pub monthly: u32,
+    /// Never fewer backups than this (the newest is always kept).
+    pub min: u32,
+}
+
+/// lifeboat-backup's settings.
+#[derive(Debug, Clone)]
+pub struct BackupConfig {
+    pub dir: PathBuf,
+    pub compress: Compress,
+    /// Compression level, valid for `compress`.
+    pub level: u32,
+    /// Threads that compress.
+    pub threads: usize,
+    /// The archive's name (before the extension): a strftime pattern, applied in UTC.
+    pub name: String,
+    /// Every database and the roles.
+    pub all: bool,
+    pub keep: Retention,
+    /// Prometheus textfile written after each backup run.
+    pub metrics_file: Option<PathBuf>,
+    /// When lifeboat-backup sends mail (when SMTP is configured).
+    pub mail: MailWhen,
+    /// Dead-man switch: called on start (`/start`), success, and failure (`/fail`).
+    pub ping_url: Option<SecretUrl>,
 }
 
 /// The TLS mode of the SMTP connection.
@@ -256,17 +348,7 @@ pub struct Config {
     pub smtp: SmtpConfig,
     pub compose: ComposeConfig,
     pub docker_host: Option<String>,
-    pub backup_dir: PathBuf,
-    /// gzip level of backups, 1 to 9.
-    pub compression_level: u32,
-    /// Retention: keep backups younger than this many days.
-    pub keep_days: u32,
-    /// Retention: never fewer backups than this (the newest is always kept).
-    pub keep_min: u32,
-    /// Prometheus textfile written after each backup run.
-    pub metrics_file: Option<PathBuf>,
-    /// When lifeboat-backup sends mail (when SMTP is configured).
-    pub backup_mail: MailWhen,
+    pub backup: BackupConfig,
     pub lock_dir: PathBuf,
     /// The files that were read, for `--verbose` and error messages.
     pub sources: Vec<PathBuf>,
@@ -570,28 +652,63 @@ impl Layers {
                     .unwrap_or_default(),
             },
             docker_host: self.string("docker.host"),
-            backup_dir: PathBuf::from(
-                self.string("backup.dir")
-                    .unwrap_or_else(|| "./backups".into()),
-            ),
-            compression_level: self
-                .parse("backup.compression-level", parse_level)?
-                .unwrap_or(6),
-            keep_days: self
-                .parse("backup.keep-days", |v| parse_count(v, 1))?
-                .unwrap_or(7),
-            keep_min: self
-                .parse("backup.keep-min", |v| parse_count(v, 1))?
-                .unwrap_or(3),
-            metrics_file: self.string("backup.metrics-file").map(PathBuf::from),
-            backup_mail: self
-                .parse("backup.mail", parse_mail_when)?
-                .unwrap_or(MailWhen::Failure),
+            backup: self.backup()?,
             lock_dir: self.string("lock.dir").map_or_else(
                 || std::env::temp_dir().join("lifeboat-locks"),
                 PathBuf::from,
             ),
             sources,
+        })
+    }
+}
+
+impl Layers {
+    fn backup(&self) -> Result<BackupConfig, ConfigError> {
+        let compress = self
+            .parse("backup.compress", parse_compress)?
+            .unwrap_or(Compress::Gzip);
+        let level = match self.parse("backup.compression-level", |v| {
+            parse_level(v, compress)
+        })? {
+            Some(level) => level,
+            None => compress.default_level(),
+        };
+        let count = |key| self.parse(key, |v| parse_count(v, 0)).map(Option::unwrap_or_default);
+        Ok(BackupConfig {
+            dir: PathBuf::from(
+                self.string("backup.dir")
+                    .unwrap_or_else(|| "./backups".into()),
+            ),
+            compress,
+            level,
+            threads: self
+                .parse("backup.threads", |v| parse_count(v, 1))?
+                .map_or_else(
+                    || std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+                    |n| n as usize,
+                ),
+            name: self
+                .parse("backup.name", parse_backup_name)?
+                .unwrap_or_else(|| DEFAULT_BACKUP_NAME.into()),
+            all: self.parse("backup.all", parse_bool)?.unwrap_or(false),
+            keep: Retention {
+                days: self
+                    .parse("backup.keep-days", |v| parse_count(v, 1))?
+                    .unwrap_or(7),
+                daily: count("backup.keep-daily")?,
+                weekly: count("backup.keep-weekly")?,
+                monthly: count("backup.keep-monthly")?,
+                min: self
+                    .parse("backup.keep-min", |v| parse_count(v, 1))?
+                    .unwrap_or(3),
+            },
+            metrics_file: self.string("backup.metrics-file").map(PathBuf::from),
+            mail: self
+                .parse("backup.mail", parse_mail_when)?
+                .unwrap_or(MailWhen::Failure),
+            ping_url: self
+                .parse("backup.ping-url", |v| parse_url(v, &["http", "https"]))?
+                .map(SecretUrl::new),
         })
     }
 }
@@ -926,11 +1043,44 @@ fn parse_count(v: &str, min: u32) -> Result<u32, String> {
     }
 }
 
-fn parse_level(v: &str) -> Result<u32, String> {
+fn parse_level(v: &str, compress: Compress) -> Result<u32, String> {
+    let max = compress.max_level();
     match v.trim().parse::<u32>() {
-        Ok(l) if (1..=9).contains(&l) => Ok(l),
-        _ => Err(format!("expected a gzip level 1-9, got {v:?}")),
+        Ok(l) if (1..=max).contains(&l) => Ok(l),
+        _ => Err(format!("expected a {compress} level 1-{max}, got {v:?}")),
     }
+}
+
+fn parse_compress(v: &str) -> Result<Compress, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "gzip" | "gz" => Ok(Compress::Gzip),
+        "zstd" | "zst" => Ok(Compress::Zstd),
+        _ => Err(format!("expected gzip or zstd, got {v:?}")),
+    }
+}
+
+/// A strftime pattern that names one file: no `/`, and it must change every second, or two
+/// backups of the same day would fight over one name.
+fn parse_backup_name(v: &str) -> Result<String, String> {
+    use chrono::format::{Item, StrftimeItems};
+    let v = v.trim();
+    if v.is_empty() || v.contains('/') || v.starts_with('.') {
+        return Err(format!(
+            "expected a file name pattern such as {DEFAULT_BACKUP_NAME}, got {v:?}"
+        ));
+    }
+    let items: Vec<Item> = StrftimeItems::new(v).collect();
+    if items.iter().any(|i| matches!(i, Item::Error)) {
+        return Err(format!("{v:?} is not a valid strftime pattern"));
+    }
+    let probe = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default();
+    let later = probe + chrono::Duration::seconds(1);
+    if probe.format(v).to_string() == later.format(v).to_string() {
+        return Err(format!(
+            "{v:?} must name each second apart (use %S, or %s): backups of the same day would share a name"
+        ));
+    }
+    Ok(v.to_owned())
 }
 
 /// An object prefix, never empty (that would be the whole bucket), always ending in `/`.
@@ -1033,7 +1183,7 @@ mod tests {
             ]),
         )
         .expect("load");
-        assert_eq!(cfg.backup_dir, PathBuf::from("/from/flag"));
+        assert_eq!(cfg.backup.dir, PathBuf::from("/from/flag"));
         assert_eq!(cfg.smtp.host.as_deref(), Some("env-host"));
         assert_eq!(cfg.s3.bucket.as_deref(), Some("dotenv-bucket"));
         assert_eq!(cfg.s3.region, "eu-file");

@@ -6,7 +6,8 @@
 //!
 //! `exec` streams stdout to a writer (a database dump can be larger than memory) and checks the
 //! exit code: a command that fails inside the container is an error here, never a silent empty
-//! stream.
+//! stream. `exec_with_input` also streams a reader into the command's stdin (a restore can be
+//! larger than memory too), a chunk at a time.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,7 +21,7 @@ use bollard::query_parameters::{
     StopContainerOptions,
 };
 use futures_util::StreamExt;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The labels compose puts on every container it creates.
 pub const LABEL_PROJECT: &str = "com.docker.compose.project";
@@ -76,6 +77,12 @@ pub enum DockerError {
     Build { tag: String, message: String },
     #[error("writing the output of `{command}` failed: {source}")]
     Output {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("reading the input of `{command}` failed: {source}")]
+    Input {
         command: String,
         #[source]
         source: std::io::Error,
@@ -142,6 +149,9 @@ pub struct Container {
 #[derive(Debug, Clone, Default)]
 pub struct ExecOutput {
     pub stdout_bytes: u64,
+    /// Bytes of input the command was given on stdin (`exec_with_input`), so a command that
+    /// stopped reading early is seen.
+    pub stdin_bytes: u64,
     /// The end of stderr (at most 16 KiB).
     pub stderr: String,
 }
@@ -288,6 +298,38 @@ impl Docker {
         env: &[String],
         stdout: &mut W,
     ) -> Result<ExecOutput, DockerError> {
+        self.run_exec(container, command, env, None, stdout).await
+    }
+
+    /// [`Docker::exec`] with `input` streamed into the command's stdin, which is closed at the
+    /// input's end. Memory stays bounded: one chunk is in flight at a time. A command that exits
+    /// before reading all of it ends the feeding (its exit code says why, and
+    /// [`ExecOutput::stdin_bytes`] how much it got); an error reading `input` is
+    /// [`DockerError::Input`] at once, and closes the command's stdin.
+    pub async fn exec_with_input<R, W>(
+        &self,
+        container: &str,
+        command: &[&str],
+        env: &[String],
+        input: &mut R,
+        stdout: &mut W,
+    ) -> Result<ExecOutput, DockerError>
+    where
+        R: AsyncRead + Unpin + Send,
+        W: AsyncWrite + Unpin + ?Sized,
+    {
+        self.run_exec(container, command, env, Some(input), stdout)
+            .await
+    }
+
+    async fn run_exec<W: AsyncWrite + Unpin + ?Sized>(
+        &self,
+        container: &str,
+        command: &[&str],
+        env: &[String],
+        input: Option<&mut (dyn AsyncRead + Unpin + Send)>,
+        stdout: &mut W,
+    ) -> Result<ExecOutput, DockerError> {
         let shown = command.join(" ");
         let created = self
             .api
@@ -296,6 +338,7 @@ impl Docker {
                 CreateExecOptions {
                     cmd: Some(command.iter().map(|s| (*s).to_owned()).collect()),
                     env: Some(env.to_vec()),
+                    attach_stdin: Some(input.is_some()),
                     attach_stdout: Some(true),
                     attach_stderr: Some(true),
                     ..CreateExecOptions::default()
@@ -316,8 +359,34 @@ impl Docker {
             .map_err(api_err("start exec"))?;
         let mut out = ExecOutput::default();
         let mut stderr = Vec::new();
-        if let StartExecResults::Attached { mut output, .. } = started {
-            while let Some(frame) = output.next().await {
+        if let StartExecResults::Attached {
+            mut output,
+            input: mut stdin,
+        } = started
+        {
+            let mut fed = input.is_none();
+            let mut stdin_bytes = 0;
+            let mut feed = Box::pin(async {
+                match input {
+                    Some(reader) => feed_stdin(reader, &mut stdin, &mut stdin_bytes).await,
+                    None => Ok(()),
+                }
+            });
+            loop {
+                // Feeding stdin and draining stdout/stderr go on together: a command that
+                // writes while it reads would otherwise block on a full pipe.
+                let frame = tokio::select! {
+                    done = &mut feed, if !fed => {
+                        fed = true;
+                        done.map_err(|source| DockerError::Input {
+                            command: shown.clone(),
+                            source,
+                        })?;
+                        continue;
+                    }
+                    frame = output.next() => frame,
+                };
+                let Some(frame) = frame else { break };
                 match frame.map_err(api_err("read exec output"))? {
                     LogOutput::StdOut { message } | LogOutput::Console { message } => {
                         stdout
@@ -338,6 +407,9 @@ impl Docker {
                     LogOutput::StdIn { .. } => {}
                 }
             }
+            // The output ended: the command is done with its input, whatever is left of it.
+            drop(feed);
+            out.stdin_bytes = stdin_bytes;
         }
         stdout.flush().await.map_err(|source| DockerError::Output {
             command: shown.clone(),
@@ -522,6 +594,28 @@ impl Docker {
                     message: "the engine reported no image id".into(),
                 }),
         }
+    }
+}
+
+/// Copy `input` into an exec's stdin a chunk at a time, then close it (the command sees its
+/// end). A failed write means the command stopped reading (it exited): that ends the feeding
+/// quietly, as its exit code tells the rest. A failed read is the input's own error.
+async fn feed_stdin(
+    input: &mut (dyn AsyncRead + Unpin + Send),
+    stdin: &mut (impl AsyncWrite + Unpin),
+    fed: &mut u64,
+) -> std::io::Result<()> {
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        let n = input.read(&mut buf).await?;
+        if n == 0 {
+            let _ = stdin.shutdown().await;
+            return Ok(());
+        }
+        if stdin.write_all(&buf[..n]).await.is_err() {
+            return Ok(());
+        }
+        *fed += n as u64;
     }
 }
 

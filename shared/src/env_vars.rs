@@ -41,15 +41,31 @@ pub const LIFEBOAT_DB_SERVICE: &str = "LIFEBOAT_DB_SERVICE";
 pub const LIFEBOAT_DB_CONTAINER: &str = "LIFEBOAT_DB_CONTAINER";
 /// The database to back up (default: the container's `POSTGRES_DB`, or the URL's database).
 pub const LIFEBOAT_DB_NAME: &str = "LIFEBOAT_DB_NAME";
-/// gzip level of backups, 1 (fast) to 9 (small); default 6, as gzip.
+/// `gzip` (default: `.sql.gz`, read by plain `gunzip`) or `zstd` (`.sql.zst`, faster).
+pub const LIFEBOAT_BACKUP_COMPRESS: &str = "LIFEBOAT_BACKUP_COMPRESS";
+/// Compression level: gzip 1 (fast) to 9 (small), default 6 as gzip; zstd 1 to 19, default 3.
 pub const LIFEBOAT_BACKUP_COMPRESSION_LEVEL: &str = "LIFEBOAT_BACKUP_COMPRESSION_LEVEL";
+/// Threads that compress (default: the machine's cores).
+pub const LIFEBOAT_BACKUP_THREADS: &str = "LIFEBOAT_BACKUP_THREADS";
+/// The archive's name as a UTC strftime pattern (default `backup_%Y%m%d_%H%M%S`, seed 001's).
+pub const LIFEBOAT_BACKUP_NAME: &str = "LIFEBOAT_BACKUP_NAME";
+/// `true`: every database and the roles (`--all`).
+pub const LIFEBOAT_BACKUP_ALL: &str = "LIFEBOAT_BACKUP_ALL";
+/// Retention (GFS): also keep the newest backup of each of this many recent days.
+pub const LIFEBOAT_BACKUP_KEEP_DAILY: &str = "LIFEBOAT_BACKUP_KEEP_DAILY";
+/// Retention (GFS): also keep the newest backup of each of this many recent ISO weeks.
+pub const LIFEBOAT_BACKUP_KEEP_WEEKLY: &str = "LIFEBOAT_BACKUP_KEEP_WEEKLY";
+/// Retention (GFS): also keep the newest backup of each of this many recent months.
+pub const LIFEBOAT_BACKUP_KEEP_MONTHLY: &str = "LIFEBOAT_BACKUP_KEEP_MONTHLY";
+/// A URL lifeboat-backup calls on start (`/start`), success (the URL) and failure (`/fail`).
+pub const LIFEBOAT_BACKUP_PING_URL: &str = "LIFEBOAT_BACKUP_PING_URL";
 /// Retention: keep backups younger than this many days (default 7, as seed 001's script).
 pub const LIFEBOAT_BACKUP_KEEP_DAYS: &str = "LIFEBOAT_BACKUP_KEEP_DAYS";
 /// Retention: never keep fewer than this many backups, however old (default 3).
 pub const LIFEBOAT_BACKUP_KEEP_MIN: &str = "LIFEBOAT_BACKUP_KEEP_MIN";
 /// A Prometheus textfile (node_exporter's textfile collector) lifeboat-backup writes after each run.
 pub const LIFEBOAT_BACKUP_METRICS_FILE: &str = "LIFEBOAT_BACKUP_METRICS_FILE";
-/// When lifeboat-backup mails `LIFEBOAT_MAIL_TO`: `failure` (default), `always` or `never`.
+/// When lifeboat-backup mails `LIFEBOAT_MAIL_TO`: `failure` (default), `always`, `weekly` (failures, and a digest once a week) or `never`.
 pub const LIFEBOAT_BACKUP_MAIL: &str = "LIFEBOAT_BACKUP_MAIL";
 /// Where local backups live (default `./backups`).
 pub const LIFEBOAT_BACKUP_DIR: &str = "LIFEBOAT_BACKUP_DIR";
@@ -93,7 +109,15 @@ pub const ALL: &[&str] = &[
     LIFEBOAT_DB_CONTAINER,
     LIFEBOAT_BACKUP_DIR,
     LIFEBOAT_DB_NAME,
+    LIFEBOAT_BACKUP_COMPRESS,
     LIFEBOAT_BACKUP_COMPRESSION_LEVEL,
+    LIFEBOAT_BACKUP_THREADS,
+    LIFEBOAT_BACKUP_NAME,
+    LIFEBOAT_BACKUP_ALL,
+    LIFEBOAT_BACKUP_KEEP_DAILY,
+    LIFEBOAT_BACKUP_KEEP_WEEKLY,
+    LIFEBOAT_BACKUP_KEEP_MONTHLY,
+    LIFEBOAT_BACKUP_PING_URL,
     LIFEBOAT_BACKUP_KEEP_DAYS,
     LIFEBOAT_BACKUP_KEEP_MIN,
     LIFEBOAT_BACKUP_METRICS_FILE,

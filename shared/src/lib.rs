@@ -18,6 +18,7 @@
 //! | `redis` | `redis` | PING and latency |
 //! | `s3` | `s3` | MinIO, Spaces and AWS alike (custom endpoint, path-style) |
 //! | `mail` | `mail` | SMTP plain, STARTTLS and TLS |
+//! | `http` | `http` | outgoing HTTP(S) with deadlines and lifeboat's user agent; errors without the URL |
 
 pub mod cli;
 pub mod config;
@@ -31,6 +32,8 @@ pub mod secret;
 pub mod db;
 #[cfg(feature = "docker")]
 pub mod docker;
+#[cfg(feature = "http")]
+pub mod http;
 #[cfg(feature = "mail")]
 pub mod mail;
 #[cfg(feature = "redis")]

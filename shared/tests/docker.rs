@@ -120,6 +120,102 @@ async fn exec_streams_stdout_and_checks_the_exit_code() {
     assert!(err.to_string().contains("exited with code 3"), "{err}");
 }
 
+/// An input that gives `good` bytes, then fails, as a corrupt archive does mid-restore.
+struct FailsAfter {
+    good: usize,
+}
+
+impl tokio::io::AsyncRead for FailsAfter {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.good == 0 {
+            return std::task::Poll::Ready(Err(std::io::Error::other("corrupt deflate stream")));
+        }
+        let n = self.good.min(buf.remaining());
+        buf.put_slice(&vec![b'x'; n]);
+        self.good -= n;
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+#[tokio::test]
+async fn exec_with_input_streams_stdin_and_stops_when_the_command_does() {
+    use tokio::io::AsyncReadExt;
+    let docker = docker().await;
+    let (c, _) = compose_redis();
+    docker
+        .wait_healthy(&c.name, Duration::from_secs(30))
+        .await
+        .expect("healthy");
+
+    // More than any pipe or socket buffer, so it must really stream; stdin is closed at the end.
+    let size: u64 = 20_000_000;
+    let mut input = tokio::io::repeat(b'a').take(size);
+    let mut out = Vec::new();
+    let res = docker
+        .exec_with_input(&c.name, &["sh", "-c", "wc -c"], &[], &mut input, &mut out)
+        .await
+        .expect("exec with input");
+    assert_eq!(String::from_utf8_lossy(&out).trim(), size.to_string());
+    assert_eq!(res.stdin_bytes, size);
+
+    // A command that stops reading early ends the feeding; the call does not hang.
+    let mut input = tokio::io::repeat(b'a').take(size);
+    let mut out = Vec::new();
+    let res = tokio::time::timeout(
+        Duration::from_secs(60),
+        docker.exec_with_input(&c.name, &["head", "-c", "10"], &[], &mut input, &mut out),
+    )
+    .await
+    .expect("returns once the command exited")
+    .expect("head exits 0");
+    assert_eq!(out, b"aaaaaaaaaa");
+    assert!(res.stdin_bytes < size, "{}", res.stdin_bytes);
+
+    // A command that fails while reading is ExecFailed, with its stderr.
+    let mut input = tokio::io::repeat(b'a').take(size);
+    let err = docker
+        .exec_with_input(
+            &c.name,
+            &[
+                "sh",
+                "-c",
+                "head -c 1 >/dev/null; echo 'ERROR: syntax' >&2; exit 3",
+            ],
+            &[],
+            &mut input,
+            &mut Vec::new(),
+        )
+        .await
+        .expect_err("exit 3 is a failure");
+    assert!(
+        matches!(&err, DockerError::ExecFailed { code: 3, stderr, .. } if stderr.contains("ERROR: syntax")),
+        "{err:?}"
+    );
+
+    // An input that fails is the input's error, at once, even though the command still waits.
+    let err = tokio::time::timeout(
+        Duration::from_secs(60),
+        docker.exec_with_input(
+            &c.name,
+            &["sh", "-c", "cat >/dev/null"],
+            &[],
+            &mut FailsAfter { good: 100_000 },
+            &mut Vec::new(),
+        ),
+    )
+    .await
+    .expect("returns at the input's error")
+    .expect_err("the input failed");
+    assert!(
+        matches!(&err, DockerError::Input { .. }) && err.to_string().contains("corrupt deflate"),
+        "{err:?}"
+    );
+}
+
 #[tokio::test]
 async fn stop_start_and_wait_until_healthy() {
     let docker = docker().await;

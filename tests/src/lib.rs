@@ -398,30 +398,48 @@ pub enum Reply {
 
 /// A real HTTP server on a loopback port whose behaviour each test chooses: the edge cases a
 /// health check must handle (silence, a slow body, a redirect) that no well-behaved app shows.
+/// It records every request it reads (head and body), before it answers.
 pub struct HttpFixture {
     pub port: u16,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl HttpFixture {
     pub fn start(reply: Reply) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         let port = listener.local_addr().expect("local addr").port();
+        let requests = std::sync::Arc::default();
+        let seen = std::sync::Arc::clone(&requests);
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
                 let reply = reply.clone();
-                std::thread::spawn(move || serve_one(&mut stream, &reply));
+                let seen = std::sync::Arc::clone(&seen);
+                std::thread::spawn(move || serve_one(&mut stream, &reply, &seen));
             }
         });
-        Self { port }
+        Self { port, requests }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
+
+    /// The requests received so far, in the order they were read: `GET /path HTTP/1.1`, the
+    /// headers, a blank line and the body.
+    pub fn requests(&self) -> Vec<String> {
+        self.requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
-fn serve_one(stream: &mut std::net::TcpStream, reply: &Reply) {
+fn serve_one(
+    stream: &mut std::net::TcpStream,
+    reply: &Reply,
+    seen: &std::sync::Mutex<Vec<String>>,
+) {
     use std::io::{Read, Write};
     let mut request = Vec::new();
     let mut buf = [0u8; 1024];
@@ -431,6 +449,29 @@ fn serve_one(stream: &mut std::net::TcpStream, reply: &Reply) {
             Ok(n) => request.extend_from_slice(&buf[..n]),
         }
     }
+    // The body, as long as Content-Length says.
+    let head_len = request
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(request.len(), |p| p + 4);
+    let length = String::from_utf8_lossy(&request[..head_len])
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    while request.len() < head_len + length {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+    }
+    seen.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(String::from_utf8_lossy(&request).into_owned());
     match reply {
         Reply::Raw(raw) => drop(stream.write_all(raw.as_bytes())),
         Reply::Silent => std::thread::sleep(Duration::from_secs(30)),

@@ -1,0 +1,379 @@
+//! lifeboat-backup telling people, against real services: the ping URL (a real HTTP server on
+//! loopback that records what it receives), the weekly digest through the real SMTP server, and
+//! the summary on a real pseudo-terminal (util-linux `script`). A ping or a mail never changes
+//! the exit code, and stdout carries only the new backup's path whatever the terminal.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use lifeboat::secret::SecretUrl;
+use lifeboat_testkit::{
+    bin, closed_port, http_response, run, stack_var, unique, HttpFixture, Reply,
+};
+
+/// The token of the ping URL: it must never appear on stderr.
+const TOKEN: &str = "0f1e2d3c-secret-token";
+
+/// Create a database with a small table on the test server; returns its name.
+async fn database() -> String {
+    let url = lifeboat_testkit::database_url();
+    let name = unique("lbtest_");
+    let target = lifeboat::db::DbTarget::from_url(&SecretUrl::new(url)).expect("url");
+    let admin = target.connect().await.expect("connect");
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create database");
+    let db = target
+        .with_database(&name)
+        .connect()
+        .await
+        .expect("connect to the new database");
+    db.batch_execute(
+        "CREATE TABLE items (id bigint PRIMARY KEY, label text NOT NULL);
+         INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 100) g;",
+    )
+    .await
+    .expect("fill");
+    name
+}
+
+/// The real binary in `dir`, with only PATH and `env` in its environment.
+fn command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(bin("lifeboat-backup"));
+    cmd.current_dir(dir)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().copied());
+    cmd
+}
+
+fn backup(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    run(&mut command(dir, args, env))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The new backup's path from stdout, which must be that one line and nothing else.
+fn archive(dir: &Path, out: &Output) -> PathBuf {
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1, "stdout: {stdout:?}");
+    dir.join(stdout.trim())
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .expect("file name")
+        .to_owned()
+}
+
+/// A request's body: what follows the blank line.
+fn body(request: &str) -> &str {
+    request.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+}
+
+#[tokio::test]
+async fn a_good_run_pings_start_then_success_and_never_shows_the_token() {
+    let db = database().await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let monitor = HttpFixture::start(Reply::Raw(http_response("200 OK", "", "OK")));
+    let url = monitor.url(&format!("/ping/{TOKEN}"));
+    let container = stack_var("LBTEST_POSTGRES_CONTAINER");
+    let out = backup(
+        work.path(),
+        &["-vv", "--database", &db],
+        &[
+            ("LIFEBOAT_DB_CONTAINER", &container),
+            ("LIFEBOAT_BACKUP_PING_URL", &url),
+        ],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let name = file_name(&archive(work.path(), &out));
+
+    let requests = monitor.requests();
+    assert_eq!(requests.len(), 2, "{requests:#?}");
+    assert!(
+        requests[0].starts_with(&format!("GET /ping/{TOKEN}/start HTTP/1.1\r\n")),
+        "{}",
+        requests[0]
+    );
+    assert!(
+        requests[1].starts_with(&format!("POST /ping/{TOKEN} HTTP/1.1\r\n")),
+        "{}",
+        requests[1]
+    );
+    let success = body(&requests[1]);
+    assert!(
+        success.contains(&name) && success.contains(&db),
+        "the success ping names the backup: {success}"
+    );
+    let agent = format!(
+        "user-agent: lifeboat/{}",
+        env!("CARGO_PKG_VERSION").to_ascii_lowercase()
+    );
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.to_ascii_lowercase().contains(&agent)),
+        "{requests:#?}"
+    );
+    // Even at trace level the token stays out of the logs.
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{}/***", monitor.port)),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(TOKEN), "{stderr}");
+}
+
+#[test]
+fn a_failed_run_pings_fail_with_the_reason_and_exits_1() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let monitor = HttpFixture::start(Reply::Raw(http_response("200 OK", "", "OK")));
+    let url = monitor.url(&format!("/ping/{TOKEN}"));
+    let missing = unique("lbtest-no-such-container-");
+    let out = backup(
+        work.path(),
+        &[],
+        &[
+            ("LIFEBOAT_DB_CONTAINER", &missing),
+            ("LIFEBOAT_BACKUP_PING_URL", &url),
+        ],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(out.stdout.is_empty(), "no path on stdout after a failure");
+
+    let requests = monitor.requests();
+    assert_eq!(requests.len(), 2, "{requests:#?}");
+    assert!(
+        requests[0].starts_with(&format!("GET /ping/{TOKEN}/start ")),
+        "{}",
+        requests[0]
+    );
+    assert!(
+        requests[1].starts_with(&format!("POST /ping/{TOKEN}/fail ")),
+        "{}",
+        requests[1]
+    );
+    assert!(
+        body(&requests[1]).contains(&missing),
+        "the failure ping carries the reason: {}",
+        requests[1]
+    );
+    assert!(!stderr.contains(TOKEN), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_ping_server_that_is_down_or_refuses_warns_but_the_backup_exits_0() {
+    let db = database().await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let container = stack_var("LBTEST_POSTGRES_CONTAINER");
+
+    // Nothing listens: every ping is tried 3 times, then warned about.
+    let down = format!("http://127.0.0.1:{}/ping/{TOKEN}", closed_port());
+    let out = backup(
+        work.path(),
+        &["--database", &db],
+        &[
+            ("LIFEBOAT_DB_CONTAINER", &container),
+            ("LIFEBOAT_BACKUP_PING_URL", &down),
+        ],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(archive(work.path(), &out).exists());
+    for ping in ["start", "success"] {
+        assert!(
+            stderr.contains(&format!("WARN the {ping} ping to http://127.0.0.1:")),
+            "{stderr}"
+        );
+    }
+    assert!(stderr.contains("exit code are its own"), "{stderr}");
+    assert!(!stderr.contains(TOKEN), "{stderr}");
+
+    // A wrong token (404) stays wrong: warned about once per ping, never retried.
+    let monitor = HttpFixture::start(Reply::Raw(http_response("404 Not Found", "", "not found")));
+    let url = monitor.url(&format!("/ping/{TOKEN}"));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let out = backup(
+        work.path(),
+        &["--database", &db],
+        &[
+            ("LIFEBOAT_DB_CONTAINER", &container),
+            ("LIFEBOAT_BACKUP_PING_URL", &url),
+        ],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(monitor.requests().len(), 2, "{:#?}", monitor.requests());
+    assert!(stderr.contains("answered 404 Not Found"), "{stderr}");
+}
+
+/// The mails in the maildir that contain every one of `needles`, with folded header lines
+/// unfolded (a long Subject is folded onto two lines).
+fn mails_with(maildir: &Path, needles: &[&str]) -> Vec<String> {
+    ["new", "cur"]
+        .iter()
+        .filter_map(|d| std::fs::read_dir(maildir.join(d)).ok())
+        .flat_map(|entries| entries.flatten())
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .map(|m| m.replace("\r\n ", " ").replace("\n ", " "))
+        .filter(|m| needles.iter().all(|n| m.contains(n)))
+        .collect()
+}
+
+/// The one mail that contains every one of `needles`, waiting up to 10 s for it.
+fn the_mail_with(maildir: &Path, needles: &[&str]) -> String {
+    lifeboat_testkit::wait_for(
+        &format!("a mail with {needles:?}"),
+        std::time::Duration::from_secs(10),
+        || mails_with(maildir, needles).pop(),
+    )
+}
+
+#[tokio::test]
+async fn the_weekly_digest_goes_out_once_a_week_and_checks_every_archive() {
+    let db = database().await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let dir = work.path().join("backups");
+    let smtp = lifeboat_testkit::smtp();
+    let port = smtp.plain_port.to_string();
+    let container = stack_var("LBTEST_POSTGRES_CONTAINER");
+    let env = [
+        ("LIFEBOAT_DB_CONTAINER", container.as_str()),
+        ("SMTP_HOST", "127.0.0.1"),
+        ("SMTP_PORT", port.as_str()),
+        ("SMTP_FROM", "lifeboat@demo.test"),
+        ("LIFEBOAT_MAIL_TO", "ops@demo.test"),
+        ("LIFEBOAT_BACKUP_MAIL", "weekly"),
+    ];
+    let digests = || mails_with(&smtp.maildir, &["weekly digest", &db]).len();
+
+    // The first success sends one: there is no digest on record.
+    let out = backup(work.path(), &["--database", &db], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let first = archive(work.path(), &out);
+    let mail = the_mail_with(&smtp.maildir, &["weekly digest", &db]);
+    assert!(
+        mail.contains("Subject: lifeboat-backup weekly digest: 1 backup on "),
+        "{mail}"
+    );
+    assert!(
+        mail.contains(&file_name(&first)) && mail.contains("all verified"),
+        "{mail}"
+    );
+    let state = dir.join(".lifeboat-digest");
+    let recorded = std::fs::read_to_string(&state).expect("the digest's time is recorded");
+    let when = chrono::DateTime::parse_from_rfc3339(recorded.trim()).expect("an RFC 3339 time");
+    assert!((chrono::Utc::now() - when.with_timezone(&chrono::Utc)).num_minutes() < 5);
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&state).expect("state").permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+
+    // The next night's run is a day early for the next digest: no mail. The SMTP server has
+    // written a message before it accepts it, so when the run exits, a digest would be there.
+    let out = backup(work.path(), &["--database", &db], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(digests(), 1, "no second digest within the week");
+
+    // A week later: a digest again, with every backup, and the archive that rotted on disk
+    // (same size, one byte changed) named as not verified.
+    let rfc3339 = (chrono::Utc::now() - chrono::Duration::days(8)).to_rfc3339();
+    std::fs::write(&state, rfc3339).expect("date the last digest 8 days ago");
+    let mut bytes = std::fs::read(&first).expect("first archive");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&first, bytes).expect("corrupt it");
+    let out = backup(work.path(), &["--database", &db], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(digests(), 2, "a digest after 8 days");
+    let mail = the_mail_with(&smtp.maildir, &["FAILED verification", &db]);
+    assert!(
+        mail.contains("Subject: lifeboat-backup weekly digest: 1 of 3 backups FAILED verification"),
+        "{mail}"
+    );
+    assert!(
+        mail.contains(&format!(
+            "{}: its SHA-256 differs from its manifest's",
+            file_name(&first)
+        )),
+        "{mail}"
+    );
+}
+
+/// `script -qec CMD /dev/null`: CMD on a new pseudo-terminal; returns everything it wrote there.
+fn on_a_terminal(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let line = std::iter::once(bin("lifeboat-backup").display().to_string())
+        .chain(args.iter().map(|a| (*a).to_owned()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut cmd = Command::new("script");
+    cmd.args(["-qec", &line, "/dev/null"])
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TERM", "xterm")
+        .envs(env.iter().copied());
+    let out = run(&mut cmd);
+    (out.status.code(), text(&out.stdout))
+}
+
+#[tokio::test]
+async fn a_summary_in_colour_on_a_terminal_and_nothing_more_when_piped() {
+    let db = database().await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let container = stack_var("LBTEST_POSTGRES_CONTAINER");
+    let env = [("LIFEBOAT_DB_CONTAINER", container.as_str())];
+
+    let (code, screen) = on_a_terminal(work.path(), &["--database", &db], &env);
+    assert_eq!(code, Some(0), "{screen}");
+    assert!(screen.contains("\x1b[32m"), "in colour: {screen:?}");
+    assert!(screen.contains("backup complete"), "{screen}");
+    assert!(
+        screen.contains("1 backup\x1b[0m in ./backups"),
+        "the directory's backups: {screen:?}"
+    );
+    assert!(screen.contains("<- new"), "{screen}");
+    assert!(screen.contains("never fewer than 3"), "{screen}");
+
+    // Piped: the path on stdout, the log on stderr, no summary and no colour.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let out = backup(work.path(), &["--database", &db], &env);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(archive(work.path(), &out).exists());
+    assert!(
+        !stderr.contains("<- new")
+            && !stderr.contains("never fewer than")
+            && !stderr.contains('\x1b'),
+        "{stderr}"
+    );
+
+    // A terminal, but NO_COLOR or JSON logs: no summary either.
+    for (args, extra) in [
+        (vec!["--database", db.as_str()], Some(("NO_COLOR", "1"))),
+        (
+            vec!["--log-format", "json", "--database", db.as_str()],
+            None,
+        ),
+    ] {
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let env: Vec<(&str, &str)> = env.iter().copied().chain(extra).collect();
+        let (code, screen) = on_a_terminal(work.path(), &args, &env);
+        assert_eq!(code, Some(0), "{screen}");
+        assert!(
+            !screen.contains("<- new") && !screen.contains("backup complete"),
+            "{args:?} {extra:?}: {screen}"
+        );
+        assert!(
+            screen.contains(".sql.gz"),
+            "the path is still printed: {screen}"
+        );
+    }
+}
