@@ -71,7 +71,8 @@ pub struct Cli {
 pub enum Command {
     /// Take a backup now (the default)
     Run,
-    /// List the backups
+    /// List the backups, here and in the bucket: where, name, start, age, size, database and
+    /// whether the archive still matches its manifest (exit 1 if one does not)
     List,
     /// Apply the retention policy now, printing the plan (--dry-run: only print it); every
     /// backup run applies the same plan after the backup
@@ -157,7 +158,10 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::List) => {
-            list(&config)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(list(&config))?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Prune { dry_run }) => {
@@ -309,24 +313,59 @@ fn prune(config: &Config, dry_run: bool, print: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Print the backups (those with a manifest), oldest first: name, time, size, database.
-fn list(config: &Config) -> anyhow::Result<()> {
-    let (entries, orphans) = manifest::list(&config.backup.dir)
-        .with_context(|| format!("cannot read {}", config.backup.dir.display()))?;
-    for e in &entries {
+/// Print the backups (those with a manifest), oldest first, local then in the bucket: where,
+/// name, start, age, size in bytes, database, verified. A local archive is read whole to check
+/// its SHA-256 against the manifest; in the bucket, the object's size is checked.
+async fn list(config: &Config) -> anyhow::Result<()> {
+    let dir = &config.backup.dir;
+    let (entries, orphans) =
+        manifest::list(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    let now = Utc::now();
+    let line = |place: &str, e: &manifest::Entry, verified: &str| {
         println!(
-            "{}\t{}\t{}\t{}",
+            "{place}\t{}\t{}\t{}\t{}\t{}\t{verified}",
             e.manifest.file,
             e.manifest.started.format("%Y-%m-%d %H:%M:%S UTC"),
+            notify::age(now - e.manifest.started),
             e.manifest.size,
-            e.manifest.database
+            e.manifest.database,
         );
+    };
+    let mut damaged = 0;
+    for e in &entries {
+        let verified = match e.intact() {
+            Ok(true) => "sha256 ok".to_owned(),
+            Ok(false) => {
+                damaged += 1;
+                "DAMAGED: sha256 differs from the manifest".to_owned()
+            }
+            Err(err) => {
+                damaged += 1;
+                format!("UNREADABLE: {err}")
+            }
+        };
+        line("local", e, &verified);
     }
     if entries.is_empty() {
-        info!("no backups in {}", config.backup.dir.display());
+        info!("no backups in {}", dir.display());
     }
     if orphans > 0 {
-        warn!("{orphans} archive(s) in {} have no manifest: runs that did not finish; they are not backups", config.backup.dir.display());
+        warn!("{orphans} archive(s) in {} have no manifest: runs that did not finish; they are not backups", dir.display());
+    }
+    if config.s3.bucket.is_some() {
+        let settings = config.require_s3("to list the off-site backups")?;
+        let (bucket, remote) = offsite::entries(&settings)
+            .await
+            .context("cannot list the off-site backups")?;
+        for e in &remote {
+            line("s3", e, "size ok");
+        }
+        if remote.is_empty() {
+            info!("no backups in s3://{}/{}", bucket.bucket(), bucket.key("backups/"));
+        }
+    }
+    if damaged > 0 {
+        bail!("{damaged} local backup(s) do not match their manifest; do not restore from them");
     }
     Ok(())
 }

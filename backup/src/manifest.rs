@@ -125,3 +125,28 @@ pub fn list(dir: &Path) -> std::io::Result<(Vec<Entry>, usize)> {
     entries.sort_by_key(|e| e.manifest.started);
     Ok((entries, orphans))
 }
+
+impl Entry {
+    /// The SHA-256 of the archive as it is on disk now, hex: read whole, in 1 MiB pieces.
+    pub fn sha256_now(&self) -> std::io::Result<String> {
+        use sha2::Digest;
+        use std::io::Read;
+        let mut file = std::fs::File::open(&self.archive)?;
+        let mut hasher = sha2::Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => hasher.update(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(lifeboat::output::hex(&hasher.finalize()))
+    }
+
+    /// Whether the archive still is what its manifest says (its SHA-256).
+    pub fn intact(&self) -> std::io::Result<bool> {
+        Ok(self.sha256_now()?.eq_ignore_ascii_case(&self.manifest.sha256))
+    }
+}

@@ -21,7 +21,6 @@
 //! it is shown as its scheme and host only.
 
 use std::fmt::Write as _;
-use std::io::Read as _;
 use std::path::Path;
 use std::time::Duration;
 
@@ -30,7 +29,6 @@ use lifeboat::config::{Config, MailWhen};
 use lifeboat::mail::Mailer;
 use lifeboat::output::{human_bytes, LogFormat, OutputOptions};
 use lifeboat::secret::{redact_url, SecretUrl};
-use sha2::Digest as _;
 use tracing::{debug, error, info, warn};
 
 use crate::manifest::{self, Entry};
@@ -101,7 +99,9 @@ impl Pinger {
     async fn send(&self, ping: Ping, body: Option<String>) {
         let url = with_suffix(self.url.expose(), ping.suffix());
         let mut reason = String::new();
+        let mut tries = 0;
         for attempt in 1..=PING_ATTEMPTS {
+            tries = attempt;
             let request = match &body {
                 Some(text) => self
                     .client
@@ -130,10 +130,11 @@ impl Pinger {
             }
         }
         warn!(
-            "the {} ping to {} failed: {reason}; the monitor may report this run wrongly, but \
-             the backup's outcome and exit code are its own",
+            "the {} ping to {} failed ({tries} {}): {reason}; the monitor may report this run \
+             wrongly, but the backup's outcome and exit code are its own",
             ping.name(),
-            shown(&self.url)
+            shown(&self.url),
+            if tries == 1 { "try" } else { "tries" },
         );
     }
 }
@@ -279,37 +280,6 @@ fn record_digest(dir: &Path, now: DateTime<Utc>) -> std::io::Result<()> {
     std::fs::rename(&tmp, &path)
 }
 
-/// Whether an archive still is what its manifest says.
-enum Verified {
-    Yes,
-    Mismatch,
-    Unreadable(String),
-}
-
-/// Read the whole archive back and compare its SHA-256 with the manifest's: the digest is where
-/// a disk that silently corrupts a backup is noticed, before the day it is needed.
-fn verify(entry: &Entry) -> Verified {
-    let mut hasher = sha2::Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut file = match std::fs::File::open(&entry.archive) {
-        Ok(f) => f,
-        Err(e) => return Verified::Unreadable(e.to_string()),
-    };
-    loop {
-        match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => hasher.update(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Verified::Unreadable(e.to_string()),
-        }
-    }
-    if lifeboat::output::hex(&hasher.finalize()) == entry.manifest.sha256 {
-        Verified::Yes
-    } else {
-        Verified::Mismatch
-    }
-}
-
 /// The weekly digest: every backup in the directory with its time, size and whether its archive
 /// still matches its manifest, and the totals. Plain ASCII, so that it reads the same raw.
 fn weekly_digest(
@@ -330,16 +300,18 @@ fn weekly_digest(
     );
     let mut bad = Vec::new();
     for e in entries {
-        let verified = match verify(e) {
-            Verified::Yes => "yes",
-            Verified::Mismatch => {
+        // The whole archive is read back: the digest is where a disk that silently corrupts a
+        // backup is noticed, before the day it is needed.
+        let verified = match e.intact() {
+            Ok(true) => "yes",
+            Ok(false) => {
                 bad.push(format!(
                     "{}: its SHA-256 differs from its manifest's",
                     e.manifest.file
                 ));
                 "NO"
             }
-            Verified::Unreadable(reason) => {
+            Err(reason) => {
                 bad.push(format!("{}: cannot read it: {reason}", e.manifest.file));
                 "NO"
             }
@@ -367,9 +339,9 @@ fn weekly_digest(
         )
     };
     let mut body = format!(
-        "Backups in {} on {host}, oldest first (lifeboat-backup {}).\n\n\
-         {}, {} in all. Each archive was read back and its SHA-256 compared with its \
-         manifest: ",
+        "Backups in {} on {host}, oldest first\n(lifeboat-backup {}).\n\n\
+         {}, {} in all. Each archive was read back and its SHA-256\n\
+         compared with its manifest: ",
         config.backup.dir.display(),
         env!("CARGO_PKG_VERSION"),
         backups(entries.len()),
@@ -380,7 +352,7 @@ fn weekly_digest(
     } else {
         let _ = writeln!(
             body,
-            "{} did NOT verify and must not be trusted for a restore:",
+            "{} did NOT verify;\ndo not trust it for a restore:",
             bad.len()
         );
         for line in &bad {
@@ -391,8 +363,9 @@ fn weekly_digest(
     body.push_str(&rows);
     let _ = write!(
         body,
-        "\nRetention keeps {} days of backups, and never fewer than {}. Failures are mailed when \
-         they happen; the next digest comes with the first backup after {}.\n",
+        "\nRetention keeps {} days of backups, and never fewer than {}.\n\
+         Failures are mailed when they happen; the next digest comes with\n\
+         the first backup after {}.\n",
         config.backup.keep.days,
         config.backup.keep.min,
         (now + DIGEST_EVERY - DIGEST_SLACK).format("%Y-%m-%d %H:%M UTC"),
@@ -471,7 +444,7 @@ fn backups(n: usize) -> String {
 }
 
 /// `just now`, `12 min ago`, `5 h ago`, `3 days ago`.
-fn age(d: TimeDelta) -> String {
+pub(crate) fn age(d: TimeDelta) -> String {
     match d.num_minutes() {
         ..=0 => "just now".into(),
         m @ 1..=59 => format!("{m} min ago"),

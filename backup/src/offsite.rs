@@ -36,7 +36,15 @@ pub async fn copy(settings: &S3Settings, config: &Config, done: &Done) -> anyhow
     prune(&bucket, config).await
 }
 
-async fn prune(bucket: &Bucket, config: &Config) -> anyhow::Result<()> {
+/// The backups in the bucket (a manifest of ours, and its archive there with the size the
+/// manifest claims), and the bucket they are in.
+pub async fn entries(settings: &S3Settings) -> anyhow::Result<(Bucket, Vec<Entry>)> {
+    let bucket = Bucket::new(settings);
+    let entries = remote_entries(&bucket).await?;
+    Ok((bucket, entries))
+}
+
+async fn remote_entries(bucket: &Bucket) -> anyhow::Result<Vec<Entry>> {
     let objects = bucket.list(FOLDER).await?;
     let mut entries = Vec::new();
     let manifests = objects.iter().filter(|o| {
@@ -61,6 +69,12 @@ async fn prune(bucket: &Bucket, config: &Config) -> anyhow::Result<()> {
             });
         }
     }
+    entries.sort_by_key(|e| e.manifest.started);
+    Ok(entries)
+}
+
+async fn prune(bucket: &Bucket, config: &Config) -> anyhow::Result<()> {
+    let entries = remote_entries(bucket).await?;
     let rules = &config.backup.keep;
     for decision in retention::plan(entries, chrono::Utc::now(), rules) {
         if decision.keep.is_some() {

@@ -666,7 +666,7 @@ async fn restore_local(
     )?;
     let mut stdin = child.stdin.take().context("psql's stdin")?;
     let mut stderr_pipe = child.stderr.take().context("psql's stderr")?;
-    let feed = async move {
+    let feeding = async move {
         let mut buf = vec![0; CHUNK];
         let mut fed = 0;
         loop {
@@ -693,7 +693,7 @@ async fn restore_local(
         }
         String::from_utf8_lossy(&kept).into_owned()
     };
-    let (fed, stderr) = tokio::join!(feed, read_stderr);
+    let (fed, stderr) = tokio::join!(feeding, read_stderr);
     let status = child.wait().await.context("waiting for psql")?;
     let fed = fed.context("reading the archive")?;
     if !status.success() {

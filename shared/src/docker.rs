@@ -364,9 +364,9 @@ impl Docker {
             input: mut stdin,
         } = started
         {
-            let mut fed = input.is_none();
+            let mut input_done = input.is_none();
             let mut stdin_bytes = 0;
-            let mut feed = Box::pin(async {
+            let mut feeding = Box::pin(async {
                 match input {
                     Some(reader) => feed_stdin(reader, &mut stdin, &mut stdin_bytes).await,
                     None => Ok(()),
@@ -376,8 +376,8 @@ impl Docker {
                 // Feeding stdin and draining stdout/stderr go on together: a command that
                 // writes while it reads would otherwise block on a full pipe.
                 let frame = tokio::select! {
-                    done = &mut feed, if !fed => {
-                        fed = true;
+                    done = &mut feeding, if !input_done => {
+                        input_done = true;
                         done.map_err(|source| DockerError::Input {
                             command: shown.clone(),
                             source,
@@ -408,7 +408,7 @@ impl Docker {
                 }
             }
             // The output ended: the command is done with its input, whatever is left of it.
-            drop(feed);
+            drop(feeding);
             out.stdin_bytes = stdin_bytes;
         }
         stdout.flush().await.map_err(|source| DockerError::Output {
@@ -417,12 +417,23 @@ impl Docker {
         })?;
         let keep = stderr.len().saturating_sub(STDERR_KEPT);
         out.stderr = String::from_utf8_lossy(&stderr[keep..]).into_owned();
+        self.exit_code(&created.id, container, shown, out).await
+    }
+
+    /// The exit code of a finished exec: 0 is `out`, anything else [`DockerError::ExecFailed`].
+    async fn exit_code(
+        &self,
+        exec_id: &str,
+        container: &str,
+        shown: String,
+        out: ExecOutput,
+    ) -> Result<ExecOutput, DockerError> {
         // The stream ends when the process closes its output; its exit code may lag a moment.
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let inspected = self
                 .api
-                .inspect_exec(&created.id)
+                .inspect_exec(exec_id)
                 .await
                 .map_err(api_err("inspect exec"))?;
             match inspected.exit_code {

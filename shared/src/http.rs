@@ -106,10 +106,10 @@ mod tests {
                 }
                 request.extend_from_slice(&buf[..n]);
             }
-            if !reply.is_empty() {
-                stream.write_all(reply.as_bytes()).expect("write");
-            } else {
+            if reply.is_empty() {
                 std::thread::sleep(Duration::from_secs(3));
+            } else {
+                stream.write_all(reply.as_bytes()).expect("write");
             }
             String::from_utf8_lossy(&request).into_owned()
         });

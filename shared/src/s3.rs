@@ -44,6 +44,19 @@ pub struct Bucket {
     endpoint: String,
 }
 
+/// Attempts of each request (the first and the retries) before an upload gives up.
+pub const ATTEMPTS: u32 = 5;
+
+/// Every request is retried on a connection error, a timeout, a 5xx or throttling, with
+/// exponential backoff and jitter from 1 s (about 1, 2, 4, 8 s): a storage that blinks for a
+/// few seconds at 2 a.m. costs a short wait, not a night without an off-site copy.
+fn retry_config() -> aws_sdk_s3::config::retry::RetryConfig {
+    aws_sdk_s3::config::retry::RetryConfig::standard()
+        .with_max_attempts(ATTEMPTS)
+        .with_initial_backoff(Duration::from_secs(1))
+        .with_max_backoff(Duration::from_secs(20))
+}
+
 impl Bucket {
     pub fn new(settings: &S3Settings) -> Self {
         let http = aws_smithy_http_client::Builder::new()
@@ -68,7 +81,8 @@ impl Bucket {
             .region(Region::new(settings.region.clone()))
             .credentials_provider(credentials)
             .force_path_style(settings.path_style)
-            .timeout_config(timeouts);
+            .timeout_config(timeouts)
+            .retry_config(retry_config());
         if let Some(endpoint) = &settings.endpoint {
             builder = builder.endpoint_url(endpoint);
         }

@@ -58,7 +58,7 @@ fn files(dir: &Path) -> Vec<String> {
 fn gunzip(path: &Path) -> String {
     use std::io::Read;
     let mut text = String::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(path).expect("open"))
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(path).expect("open"))
         .read_to_string(&mut text)
         .expect("a complete gzip stream");
     text
@@ -114,7 +114,8 @@ async fn a_container_backup_is_complete_gzip_matching_its_manifest() {
     assert!(manifest["server_version"]
         .as_str()
         .is_some_and(|v| v.starts_with("15.")));
-    assert_eq!(manifest["tables"][0]["name"], "items");
+    // Exact counts, read off the dump as it streamed by.
+    assert_eq!(manifest["tables"][0]["name"], "public.items");
     assert_eq!(manifest["tables"][0]["rows"], 1000);
 
     let mode = |p: &Path| {
@@ -127,10 +128,22 @@ async fn a_container_backup_is_complete_gzip_matching_its_manifest() {
     let list = backup(work.path(), &["list"], &[]);
     assert_eq!(list.status.code(), Some(0));
     let listed = String::from_utf8_lossy(&list.stdout);
-    assert!(
-        listed.starts_with(&name) && listed.contains(&db),
-        "{listed}"
-    );
+    let fields: Vec<&str> = listed.trim_end().split('\t').collect();
+    assert_eq!(fields[0], "local", "{listed}");
+    assert_eq!(fields[1], name);
+    assert_eq!(fields[4], bytes.len().to_string());
+    assert_eq!(fields[5], db);
+    assert_eq!(fields[6], "sha256 ok");
+
+    // A damaged archive (same size, one byte changed) is named by `list`, which exits 1.
+    let mut damaged = bytes.clone();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0xff;
+    std::fs::write(&archive, &damaged).expect("damage");
+    let list = backup(work.path(), &["list"], &[]);
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert_eq!(list.status.code(), Some(1));
+    assert!(listed.contains("DAMAGED"), "{listed}");
 }
 
 #[tokio::test]
@@ -445,6 +458,11 @@ async fn the_off_site_copy_lands_in_the_bucket_and_a_failed_upload_keeps_the_loc
         .expect("and its manifest");
     assert!(String::from_utf8_lossy(&manifest).contains(&file));
     assert!(!stderr.contains(&s3.secret_access_key), "{stderr}");
+    let list = run_with(&env, &["list"]);
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert_eq!(list.status.code(), Some(0), "{listed}");
+    assert!(listed.contains(&format!("local\t{file}\t")), "{listed}");
+    assert!(listed.contains(&format!("s3\t{file}\t")), "{listed}");
 
     // The storage is unreachable: exit 1, and the new local backup stays.
     std::thread::sleep(Duration::from_millis(1100));
@@ -462,6 +480,28 @@ async fn the_off_site_copy_lands_in_the_bucket_and_a_failed_upload_keeps_the_loc
             .filter(|f| f.ends_with(".sql.gz"))
             .count(),
         2
+    );
+
+    // A storage answering 503 is retried with backoff, then given up: exit 1, local copy kept.
+    std::thread::sleep(Duration::from_millis(1100));
+    let flaky = lifeboat_testkit::HttpFixture::start(lifeboat_testkit::Reply::Raw(
+        lifeboat_testkit::http_response("503 Service Unavailable", "", "SlowDown"),
+    ));
+    env[1].1 = flaky.url("");
+    let out = run_with(&env, &["--database", &db]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        flaky.requests().len(),
+        lifeboat::s3::ATTEMPTS as usize,
+        "every attempt reached the storage"
+    );
+    assert_eq!(
+        files(&work.path().join("backups"))
+            .iter()
+            .filter(|f| f.ends_with(".sql.gz"))
+            .count(),
+        3
     );
 
     // A bucket without credentials is refused before anything is done.
@@ -483,7 +523,8 @@ async fn the_off_site_copy_lands_in_the_bucket_and_a_failed_upload_keeps_the_loc
             .iter()
             .filter(|f| f.ends_with(".sql.gz"))
             .count(),
-        2
+        3,
+        "no new backup"
     );
 }
 
@@ -532,4 +573,151 @@ async fn a_failure_is_mailed_and_a_success_only_when_asked() {
         mail.contains(&format!("Subject: lifeboat-backup OK: {db} on ")),
         "{mail}"
     );
+}
+
+/// A small tmpfs, unmounted when dropped: a disk that really fills up.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_string_lossy().into_owned();
+        let options = format!("size={size},mode=0700");
+        let args = ["mount", "-t", "tmpfs", "-o", &options, "tmpfs", &path];
+        // Root mounts it; anyone else needs password-less sudo (scripts/test runs as root in CI).
+        let mut cmd = if lifeboat_testkit::is_root() {
+            let mut c = Command::new(args[0]);
+            c.args(&args[1..]);
+            c
+        } else {
+            let mut c = Command::new("sudo");
+            c.arg("-n").args(args);
+            c
+        };
+        let out = run(&mut cmd);
+        assert!(
+            out.status.success(),
+            "this test needs to mount a small tmpfs (root or password-less sudo): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let path = self.dir.path().to_string_lossy().into_owned();
+        let mut cmd = if lifeboat_testkit::is_root() {
+            Command::new("umount")
+        } else {
+            let mut c = Command::new("sudo");
+            c.args(["-n", "umount"]);
+            c
+        };
+        let _ = cmd.arg(&path).output();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_fails_the_backup_and_keeps_the_earlier_ones() {
+    let url = lifeboat_testkit::database_url();
+    let small = database_with_rows(&url, 10).await;
+    let big = database_with_rows(&url, 300_000).await;
+    let disk = SmallDisk::mount("2m");
+    let work = tempfile::tempdir().expect("tempdir");
+    let container = lifeboat_testkit::stack_var("LBTEST_POSTGRES_CONTAINER");
+    let dir = disk.path().to_string_lossy().into_owned();
+    let env = [
+        ("LIFEBOAT_DB_CONTAINER", container.as_str()),
+        ("LIFEBOAT_BACKUP_DIR", dir.as_str()),
+    ];
+
+    let out = backup(work.path(), &["--database", &small], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let before = files(disk.path());
+    assert_eq!(before.len(), 2, "an archive and its manifest: {before:?}");
+    let kept = std::fs::read(disk.path().join(&before[0])).expect("the earlier archive");
+
+    // The big database does not fit in what is left.
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = backup(work.path(), &["--database", &big], &env);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert_eq!(files(disk.path()), before, "no partial file left, nothing else touched");
+    assert_eq!(std::fs::read(disk.path().join(&before[0])).expect("read"), kept);
+
+    let list = backup(work.path(), &["list"], &env);
+    assert_eq!(list.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&list.stdout).contains(&small));
+}
+
+fn manifest_of(archive: &Path) -> serde_json::Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(format!("{}.json", archive.display())).expect("manifest"),
+    )
+    .expect("JSON")
+}
+
+#[tokio::test]
+async fn all_databases_and_roles_in_one_archive_with_their_rows() {
+    let db = database_with_rows(&lifeboat_testkit::database_url(), 25).await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let container = lifeboat_testkit::stack_var("LBTEST_POSTGRES_CONTAINER");
+    let out = backup(work.path(), &["--all"], &[("LIFEBOAT_DB_CONTAINER", &container)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let archive = work.path().join(String::from_utf8_lossy(&out.stdout).trim());
+    let sql = gunzip(&archive);
+    assert!(sql.contains("\nCREATE ROLE "), "the roles are in it");
+    assert!(sql.contains(&format!("CREATE DATABASE {db} ")), "and each database");
+    let manifest = manifest_of(&archive);
+    assert_eq!(manifest["all"], true);
+    assert_eq!(manifest["database"], "(all databases)");
+    let tables = manifest["tables"].as_array().expect("tables");
+    let ours = tables
+        .iter()
+        .find(|t| t["name"] == format!("{db}/public.items"))
+        .unwrap_or_else(|| panic!("{db}/public.items in {tables:?}"));
+    assert_eq!(ours["rows"], 25);
+}
+
+#[tokio::test]
+async fn zstd_and_a_custom_name_pattern() {
+    let db = database_with_rows(&lifeboat_testkit::database_url(), 50).await;
+    let work = tempfile::tempdir().expect("tempdir");
+    let container = lifeboat_testkit::stack_var("LBTEST_POSTGRES_CONTAINER");
+    let env = [
+        ("LIFEBOAT_DB_CONTAINER", container.as_str()),
+        ("LIFEBOAT_BACKUP_NAME", "nightly-%Y-%m-%dT%H%M%SZ"),
+    ];
+    let out = backup(work.path(), &["--database", &db, "--compress", "zstd"], &env);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let archive = work.path().join(String::from_utf8_lossy(&out.stdout).trim());
+    let name = archive.file_name().and_then(|n| n.to_str()).expect("name").to_owned();
+    assert!(name.starts_with("nightly-") && name.ends_with("Z.sql.zst"), "{name}");
+    let sql = zstd::decode_all(std::fs::File::open(&archive).expect("open")).expect("zstd");
+    assert!(String::from_utf8_lossy(&sql).contains("CREATE TABLE public.items"));
+    let manifest = manifest_of(&archive);
+    assert_eq!(manifest["tables"][0]["rows"], 50);
+    assert!(manifest["compression"].as_str().is_some_and(|c| c.starts_with("zstd")));
+    let list = backup(work.path(), &["list"], &[]);
+    assert!(String::from_utf8_lossy(&list.stdout).contains(&name));
+
+    // A pattern that names a whole day with one file is refused before anything is done.
+    let out = backup(
+        work.path(),
+        &["--database", &db],
+        &[("LIFEBOAT_DB_CONTAINER", &container), ("LIFEBOAT_BACKUP_NAME", "daily_%Y%m%d")],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("LIFEBOAT_BACKUP_NAME"), "{stderr}");
 }

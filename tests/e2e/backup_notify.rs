@@ -189,7 +189,8 @@ async fn a_ping_server_that_is_down_or_refuses_warns_but_the_backup_exits_0() {
     assert!(archive(work.path(), &out).exists());
     for ping in ["start", "success"] {
         assert!(
-            stderr.contains(&format!("WARN the {ping} ping to http://127.0.0.1:")),
+            stderr.contains(&format!("WARN the {ping} ping to http://127.0.0.1:"))
+                && stderr.contains("/*** failed (3 tries): "),
             "{stderr}"
         );
     }
@@ -211,20 +212,57 @@ async fn a_ping_server_that_is_down_or_refuses_warns_but_the_backup_exits_0() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert_eq!(monitor.requests().len(), 2, "{:#?}", monitor.requests());
-    assert!(stderr.contains("answered 404 Not Found"), "{stderr}");
+    assert!(
+        stderr.contains("failed (1 try): answered 404 Not Found"),
+        "{stderr}"
+    );
 }
 
-/// The mails in the maildir that contain every one of `needles`, with folded header lines
-/// unfolded (a long Subject is folded onto two lines).
+/// The mails in the maildir that contain every one of `needles`, as [`readable`].
 fn mails_with(maildir: &Path, needles: &[&str]) -> Vec<String> {
     ["new", "cur"]
         .iter()
         .filter_map(|d| std::fs::read_dir(maildir.join(d)).ok())
-        .flat_map(|entries| entries.flatten())
+        .flatten()
+        .flatten()
         .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-        .map(|m| m.replace("\r\n ", " ").replace("\n ", " "))
+        .map(|m| readable(&m))
         .filter(|m| needles.iter().all(|n| m.contains(n)))
         .collect()
+}
+
+/// A mail as a person reads it: header lines unfolded (a long Subject is folded), and a
+/// quoted-printable body (what lettre sends when a line is longer than 76) decoded.
+fn readable(raw: &str) -> String {
+    let raw = raw.replace("\r\n", "\n");
+    let (head, body) = raw.split_once("\n\n").unwrap_or((&raw, ""));
+    let head = head.replace("\n ", " ").replace("\n\t", " ");
+    if !head
+        .to_ascii_lowercase()
+        .contains("content-transfer-encoding: quoted-printable")
+    {
+        return format!("{head}\n\n{body}");
+    }
+    let joined = body.replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+            Some(byte) if bytes[i] == b'=' => {
+                out.push(byte);
+                i += 3;
+            }
+            _ => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    format!("{head}\n\n{}", String::from_utf8_lossy(&out))
 }
 
 /// The one mail that contains every one of `needles`, waiting up to 10 s for it.

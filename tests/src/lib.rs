@@ -531,3 +531,9 @@ pub fn closed_port() -> u16 {
         .expect("bind a loopback port")
         .port()
 }
+
+/// Whether the tests run as root (the owner of `/proc/self` is uid 0).
+pub fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
