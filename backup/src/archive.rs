@@ -396,8 +396,15 @@ mod tests {
     #[test]
     fn a_finished_archive_reads_back_with_its_sha256_and_rows() {
         let input = sql();
-        assert!(input.len() > 2 * BLOCK, "the test needs several gzip members");
-        for (compress, threads) in [(Compress::Gzip, 1), (Compress::Gzip, 3), (Compress::Zstd, 2)] {
+        assert!(
+            input.len() > 2 * BLOCK,
+            "the test needs several gzip members"
+        );
+        for (compress, threads) in [
+            (Compress::Gzip, 1),
+            (Compress::Gzip, 3),
+            (Compress::Zstd, 2),
+        ] {
             let dir = tempfile::tempdir().expect("tempdir");
             let path = dir.path().join(format!("backup.{}", compress.extension()));
             let mut w = ArchiveWriter::create(&path, compress, compress.default_level(), threads)
@@ -410,10 +417,22 @@ mod tests {
             assert_eq!(done.size, bytes.len() as u64);
             assert_eq!(done.raw_size, input.len() as u64);
             assert_eq!(done.sha256, hex(&Sha256::digest(&bytes)));
-            assert_eq!(done.tables, vec![TableEstimate { name: "public.t".into(), rows: 150_000 }]);
+            assert_eq!(
+                done.tables,
+                vec![TableEstimate {
+                    name: "public.t".into(),
+                    rows: 150_000
+                }]
+            );
             let mut back = Vec::new();
-            open_reader(&path).expect("open").read_to_end(&mut back).expect("decompress");
-            assert!(back == input, "{compress} with {threads} threads reads back the same");
+            open_reader(&path)
+                .expect("open")
+                .read_to_end(&mut back)
+                .expect("decompress");
+            assert!(
+                back == input,
+                "{compress} with {threads} threads reads back the same"
+            );
             assert_eq!(mode(&path), 0o600);
         }
     }
@@ -425,7 +444,10 @@ mod tests {
         let w = ArchiveWriter::create(&path, Compress::Gzip, 6, 2).expect("create");
         w.finish().expect("finish");
         let mut back = Vec::new();
-        open_reader(&path).expect("open").read_to_end(&mut back).expect("gunzip");
+        open_reader(&path)
+            .expect("open")
+            .read_to_end(&mut back)
+            .expect("gunzip");
         assert!(back.is_empty());
     }
 

@@ -30,13 +30,25 @@ use crate::archive::ArchiveWriter;
 pub use crate::manifest::Manifest;
 use crate::source::Source;
 
-/// Back up a compose stack's PostgreSQL database: pg_dump → gzip → SHA-256, with a manifest.
+/// Back up a compose stack's PostgreSQL database: pg_dump → gzip on every core → SHA-256, with a
+/// manifest.
 ///
 /// By default pg_dump runs inside the database container (found by compose project and
 /// service, credentials from its POSTGRES_* environment), so its version always matches the
 /// server's. With --url (DATABASE_URL) the local pg_dump connects instead (managed PostgreSQL).
 /// The archive appears only complete, with its manifest; on any failure nothing new is left and
 /// earlier backups are untouched. The path of the new backup is printed on stdout.
+///
+/// Retention (LIFEBOAT_BACKUP_KEEP_*), the off-site copy (S3_*), mail (SMTP_*, LIFEBOAT_MAIL_TO,
+/// LIFEBOAT_BACKUP_MAIL), the ping URL and metrics are set in lifeboat.toml, .env or the
+/// environment: README's configuration reference lists every key.
+///
+/// Examples:
+///   lifeboat-backup                                   nightly, from cron, in the stack's directory
+///   lifeboat-backup --all --compress zstd             every database and the roles, fast
+///   lifeboat-backup list                              what there is, and whether it is intact
+///   lifeboat-backup verify latest --restore-test      prove the newest backup restores
+///   lifeboat-backup prune --dry-run                   what retention would delete
 #[derive(Debug, Parser)]
 #[command(name = "lifeboat-backup", version, after_help = EXIT_CODES_HELP)]
 pub struct Cli {
@@ -151,7 +163,12 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 Err(_) => Ok(()),
             };
             // Ping and mail; neither changes the exit code, which stays the run's own.
-            runtime.block_on(notify::finish(&config, pinger.as_ref(), &result, &retention));
+            runtime.block_on(notify::finish(
+                &config,
+                pinger.as_ref(),
+                &result,
+                &retention,
+            ));
             let done = result?;
             retention?;
             notify::summary(&config, &cli.global.output(), &done);
@@ -361,7 +378,11 @@ async fn list(config: &Config) -> anyhow::Result<()> {
             line("s3", e, "size ok");
         }
         if remote.is_empty() {
-            info!("no backups in s3://{}/{}", bucket.bucket(), bucket.key("backups/"));
+            info!(
+                "no backups in s3://{}/{}",
+                bucket.bucket(),
+                bucket.key("backups/")
+            );
         }
     }
     if damaged > 0 {

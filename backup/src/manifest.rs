@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// The version of this file's shape.
-pub const FORMAT: u32 = 1;
+/// The version of this file's shape. 2: `tables` holds exact row counts, read off the dump
+/// (format 1 held PostgreSQL's estimates) and `all` says whether it is a pg_dumpall.
+pub const FORMAT: u32 = 2;
 
 /// A table and its rows in the dump.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -126,6 +127,13 @@ pub fn list(dir: &Path) -> std::io::Result<(Vec<Entry>, usize)> {
     Ok((entries, orphans))
 }
 
+impl Manifest {
+    /// Whether `tables` holds exact counts that a read-back or a restore must match.
+    pub fn exact_rows(&self) -> bool {
+        self.format >= 2
+    }
+}
+
 impl Entry {
     /// The SHA-256 of the archive as it is on disk now, hex: read whole, in 1 MiB pieces.
     pub fn sha256_now(&self) -> std::io::Result<String> {
@@ -147,6 +155,8 @@ impl Entry {
 
     /// Whether the archive still is what its manifest says (its SHA-256).
     pub fn intact(&self) -> std::io::Result<bool> {
-        Ok(self.sha256_now()?.eq_ignore_ascii_case(&self.manifest.sha256))
+        Ok(self
+            .sha256_now()?
+            .eq_ignore_ascii_case(&self.manifest.sha256))
     }
 }

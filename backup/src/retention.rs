@@ -225,14 +225,20 @@ mod tests {
         let mut other = entry(50, now);
         other.manifest.database = "other".into();
         other.manifest.file = "other_50.sql.gz".into();
-        let p = plan(vec![entry(40, now), entry(41, now), other], now, &rules(7, 1));
+        let p = plan(
+            vec![entry(40, now), entry(41, now), other],
+            now,
+            &rules(7, 1),
+        );
         assert_eq!(deleted(&p), ["backup_41.sql.gz"]);
     }
 
     #[test]
     fn gfs_keeps_the_newest_of_each_day_week_and_month() {
         // A backup every 12 hours for 120 days, at fixed dates so weeks and months are known.
-        let now = "2026-06-30T23:00:00Z".parse::<DateTime<Utc>>().expect("date");
+        let now = "2026-06-30T23:00:00Z"
+            .parse::<DateTime<Utc>>()
+            .expect("date");
         let entries: Vec<Entry> = (0..240)
             .map(|i| {
                 let mut e = entry(0, now);
@@ -254,7 +260,10 @@ mod tests {
             .filter_map(|d| Some((d.entry.manifest.file.clone(), d.keep?)))
             .collect();
         let names = |k: Keep| -> Vec<String> {
-            kept.iter().filter(|(_, why)| *why == k).map(|(n, _)| n.clone()).collect()
+            kept.iter()
+                .filter(|(_, why)| *why == k)
+                .map(|(n, _)| n.clone())
+                .collect()
         };
         // One day back reaches 23:00 June 29 (b2), inclusive.
         assert_eq!(names(Keep::Newest), ["b0"]);

@@ -99,7 +99,15 @@ impl Source {
                 docker
                     .exec(
                         container,
-                        &["psql", "-X", "-tA", "-v", "ON_ERROR_STOP=1", "-c", "SHOW server_version"],
+                        &[
+                            "psql",
+                            "-X",
+                            "-tA",
+                            "-v",
+                            "ON_ERROR_STOP=1",
+                            "-c",
+                            "SHOW server_version",
+                        ],
                         &credentials.client_env(),
                         &mut out,
                     )
@@ -162,42 +170,16 @@ async fn dump_local(
     all: bool,
     sink: &mut ArchiveWriter,
 ) -> anyhow::Result<String> {
-    let cfg = target.config();
-    let host = cfg.get_hosts().first().map_or_else(
-        || "localhost".into(),
-        |h| match h {
-            tokio_postgres::config::Host::Tcp(h) => h.clone(),
-            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
-        },
-    );
-    let port = cfg.get_ports().first().copied().unwrap_or(5432);
-    let sslmode = match target.ssl_mode() {
-        SslMode::Disable => "disable",
-        SslMode::Prefer => "prefer",
-        SslMode::Require => "require",
-        SslMode::VerifyCa => "verify-ca",
-        SslMode::VerifyFull => "verify-full",
-    };
     let (program, database) = if all {
         ("pg_dumpall", "--database")
     } else {
         ("pg_dump", "--dbname")
     };
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.arg("--no-password")
-        .arg(format!("--host={host}"))
-        .arg(format!("--port={port}"))
-        .arg(format!("--username={}", target.user()))
-        .arg(format!("{database}={}", target.database()))
-        .env("PGSSLMODE", sslmode)
-        .env("PGCONNECT_TIMEOUT", "10")
+    let mut cmd = local_client(program, target);
+    cmd.arg(format!("{database}={}", target.database()))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    if let Some(pw) = cfg.get_password() {
-        cmd.env("PGPASSWORD", String::from_utf8_lossy(pw).into_owned());
-    }
+        .stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().with_context(|| format!("cannot run the local {program} (install postgresql-client, or back up through the container)"))?;
     let mut stdout = child.stdout.take().context("the dump's stdout")?;
     let mut stderr_pipe = child.stderr.take().context("the dump's stderr")?;
@@ -216,4 +198,38 @@ async fn dump_local(
         );
     }
     Ok(stderr)
+}
+
+/// The local PostgreSQL client `program` (pg_dump, psql…) with the target's host, port, user
+/// and sslmode; the password goes in the environment, never on the command line. The caller
+/// adds the database (`--dbname`, or pg_dumpall's `--database`).
+pub fn local_client(program: &str, target: &DbTarget) -> tokio::process::Command {
+    let cfg = target.config();
+    let host = cfg.get_hosts().first().map_or_else(
+        || "localhost".into(),
+        |h| match h {
+            tokio_postgres::config::Host::Tcp(h) => h.clone(),
+            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+        },
+    );
+    let port = cfg.get_ports().first().copied().unwrap_or(5432);
+    let sslmode = match target.ssl_mode() {
+        SslMode::Disable => "disable",
+        SslMode::Prefer => "prefer",
+        SslMode::Require => "require",
+        SslMode::VerifyCa => "verify-ca",
+        SslMode::VerifyFull => "verify-full",
+    };
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.arg("--no-password")
+        .arg(format!("--host={host}"))
+        .arg(format!("--port={port}"))
+        .arg(format!("--username={}", target.user()))
+        .env("PGSSLMODE", sslmode)
+        .env("PGCONNECT_TIMEOUT", "10")
+        .kill_on_drop(true);
+    if let Some(pw) = cfg.get_password() {
+        cmd.env("PGPASSWORD", String::from_utf8_lossy(pw).into_owned());
+    }
+    cmd
 }

@@ -27,18 +27,13 @@ pub struct RowCounter {
 impl RowCounter {
     /// Read the next bytes of the script.
     pub fn feed(&mut self, mut bytes: &[u8]) {
-        while !bytes.is_empty() {
-            match memchr::memchr(b'\n', bytes) {
-                Some(i) => {
-                    self.take_head(&bytes[..i]);
-                    self.end_line();
-                    bytes = &bytes[i + 1..];
-                }
-                None => {
-                    self.take_head(bytes);
-                    bytes = &[];
-                }
-            }
+        while let Some(i) = memchr::memchr(b'\n', bytes) {
+            self.take_head(&bytes[..i]);
+            self.end_line();
+            bytes = &bytes[i + 1..];
+        }
+        if !bytes.is_empty() {
+            self.take_head(bytes);
         }
     }
 

@@ -21,7 +21,7 @@ use std::task::{Context as TaskContext, Poll};
 use anyhow::{anyhow, bail, Context};
 use chrono::Utc;
 use lifeboat::config::Config;
-use lifeboat::db::{self, DbTarget, SslMode};
+use lifeboat::db::{self, DbTarget};
 use lifeboat::docker::DockerError;
 use lifeboat::exit::UsageError;
 use lifeboat::output::{hex, human_bytes};
@@ -31,7 +31,7 @@ use tracing::{error, info, warn};
 
 use crate::archive;
 use crate::manifest::{self, Entry, TableEstimate, EXTENSIONS};
-use crate::source::Source;
+use crate::source::{local_client, Source};
 use crate::sqlscan::RowCounter;
 
 /// Bytes read and handed on at a time (file → decompressor → psql).
@@ -338,6 +338,13 @@ fn check_scan(entry: &Entry, scan: &Scan) -> anyhow::Result<()> {
         scan.raw_size,
         human_bytes(scan.raw_size)
     );
+    if !m.exact_rows() {
+        warn!(
+            "{}: its manifest (format {}) holds estimated row counts; rows are not compared",
+            m.file, m.format
+        );
+        return Ok(());
+    }
     let differences = differences(&m.tables, &scan.tables, "the archive");
     if !differences.is_empty() {
         bail!(
@@ -402,6 +409,13 @@ fn scratch_name() -> String {
 /// database is dropped whatever happened, a signal included.
 async fn restore_test_run(config: &Config, entry: &Entry) -> anyhow::Result<Scan> {
     let m = &entry.manifest;
+    if !m.exact_rows() {
+        return Err(UsageError::new(format!(
+            "{} was written by an earlier lifeboat-backup whose manifest (format {}) holds              estimated row counts: --restore-test cannot compare them; run verify without it",
+            m.file, m.format
+        ))
+        .into());
+    }
     if let Some(bad) = m.tables.iter().find(|t| !is_table_name(&t.name)) {
         bail!(
             "the manifest of {} names a table `{}`, which is not schema.table as pg_dump writes \
@@ -483,40 +497,6 @@ async fn restore_and_count(source: &Source, scratch: &str, entry: &Entry) -> any
         counted.iter().map(|t| t.rows).sum::<i64>()
     );
     Ok(scan)
-}
-
-/// Connection options for the local PostgreSQL client `program`; the password goes in the
-/// environment, never on the command line.
-fn local_client(program: &str, target: &DbTarget) -> tokio::process::Command {
-    let cfg = target.config();
-    let host = cfg.get_hosts().first().map_or_else(
-        || "localhost".into(),
-        |h| match h {
-            tokio_postgres::config::Host::Tcp(h) => h.clone(),
-            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
-        },
-    );
-    let port = cfg.get_ports().first().copied().unwrap_or(5432);
-    let sslmode = match target.ssl_mode() {
-        SslMode::Disable => "disable",
-        SslMode::Prefer => "prefer",
-        SslMode::Require => "require",
-        SslMode::VerifyCa => "verify-ca",
-        SslMode::VerifyFull => "verify-full",
-    };
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.arg("--no-password")
-        .arg(format!("--host={host}"))
-        .arg(format!("--port={port}"))
-        .arg(format!("--username={}", target.user()))
-        .arg(format!("--dbname={}", target.database()))
-        .env("PGSSLMODE", sslmode)
-        .env("PGCONNECT_TIMEOUT", "10")
-        .kill_on_drop(true);
-    if let Some(pw) = cfg.get_password() {
-        cmd.env("PGPASSWORD", String::from_utf8_lossy(pw).into_owned());
-    }
-    cmd
 }
 
 async fn create_scratch(source: &Source, scratch: &str) -> anyhow::Result<()> {
@@ -657,7 +637,8 @@ async fn restore_local(
     stream: &mut SqlStream,
 ) -> anyhow::Result<u64> {
     let mut cmd = local_client("psql", target);
-    cmd.args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
+    cmd.arg(format!("--dbname={}", target.database()))
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());

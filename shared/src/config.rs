@@ -667,13 +667,14 @@ impl Layers {
         let compress = self
             .parse("backup.compress", parse_compress)?
             .unwrap_or(Compress::Gzip);
-        let level = match self.parse("backup.compression-level", |v| {
-            parse_level(v, compress)
-        })? {
+        let level = match self.parse("backup.compression-level", |v| parse_level(v, compress))? {
             Some(level) => level,
             None => compress.default_level(),
         };
-        let count = |key| self.parse(key, |v| parse_count(v, 0)).map(Option::unwrap_or_default);
+        let count = |key| {
+            self.parse(key, |v| parse_count(v, 0))
+                .map(Option::unwrap_or_default)
+        };
         Ok(BackupConfig {
             dir: PathBuf::from(
                 self.string("backup.dir")
