@@ -3,45 +3,14 @@
 //! new behind and earlier backups untouched.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use lifeboat::secret::SecretUrl;
 use lifeboat_testkit::{bin, docker_ok, run, unique, wait_for, TestContainer};
 
-/// Create a database with a table of `rows` rows on the server at `url`; returns its name.
-async fn database_with_rows(url: &str, rows: i64) -> String {
-    let name = unique("lbtest_");
-    let target = lifeboat::db::DbTarget::from_url(&SecretUrl::new(url.to_owned())).expect("url");
-    let admin = target.connect().await.expect("connect");
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create database");
-    let db = target
-        .with_database(&name)
-        .connect()
-        .await
-        .expect("connect to the new database");
-    db.batch_execute(&format!(
-        "CREATE TABLE items (id bigint PRIMARY KEY, label text NOT NULL);
-         INSERT INTO items SELECT g, 'ítem ' || md5(g::text) FROM generate_series(1, {rows}) g;
-         ANALYZE items;"
-    ))
-    .await
-    .expect("fill");
-    name
-}
-
-fn backup(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(bin("lifeboat-backup"));
-    cmd.current_dir(dir)
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env.iter().copied());
-    run(&mut cmd)
-}
+mod support;
+use support::{backup, database_with_rows, manifest_of};
 
 fn files(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -650,13 +619,6 @@ async fn a_full_disk_fails_the_backup_and_keeps_the_earlier_ones() {
     let list = backup(work.path(), &["list"], &env);
     assert_eq!(list.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&list.stdout).contains(&small));
-}
-
-fn manifest_of(archive: &Path) -> serde_json::Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(format!("{}.json", archive.display())).expect("manifest"),
-    )
-    .expect("JSON")
 }
 
 #[tokio::test]

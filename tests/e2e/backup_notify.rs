@@ -3,72 +3,27 @@
 //! the summary on a real pseudo-terminal (util-linux `script`). A ping or a mail never changes
 //! the exit code, and stdout carries only the new backup's path whatever the terminal.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
-use lifeboat::secret::SecretUrl;
 use lifeboat_testkit::{
     bin, closed_port, http_response, run, stack_var, unique, HttpFixture, Reply,
 };
+
+mod support;
+use support::{archive_of as archive, backup, file_name, text};
 
 /// The token of the ping URL: it must never appear on stderr.
 const TOKEN: &str = "0f1e2d3c-secret-token";
 
 /// Create a database with a small table on the test server; returns its name.
 async fn database() -> String {
-    let url = lifeboat_testkit::database_url();
-    let name = unique("lbtest_");
-    let target = lifeboat::db::DbTarget::from_url(&SecretUrl::new(url)).expect("url");
-    let admin = target.connect().await.expect("connect");
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create database");
-    let db = target
-        .with_database(&name)
-        .connect()
-        .await
-        .expect("connect to the new database");
-    db.batch_execute(
+    support::create_database(
+        "lbtest_",
         "CREATE TABLE items (id bigint PRIMARY KEY, label text NOT NULL);
          INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 100) g;",
     )
     .await
-    .expect("fill");
-    name
-}
-
-/// The real binary in `dir`, with only PATH and `env` in its environment.
-fn command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(bin("lifeboat-backup"));
-    cmd.current_dir(dir)
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env.iter().copied());
-    cmd
-}
-
-fn backup(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    run(&mut command(dir, args, env))
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// The new backup's path from stdout, which must be that one line and nothing else.
-fn archive(dir: &Path, out: &Output) -> PathBuf {
-    let stdout = text(&out.stdout);
-    assert_eq!(stdout.lines().count(), 1, "stdout: {stdout:?}");
-    dir.join(stdout.trim())
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .expect("file name")
-        .to_owned()
 }
 
 /// A request's body: what follows the blank line.

@@ -9,26 +9,17 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use lifeboat::secret::SecretUrl;
-use lifeboat_testkit::{bin, run, unique};
+use lifeboat_testkit::{bin, run};
+
+mod support;
+use support::{file_name, manifest_of, text};
 
 /// A database with four tables (one empty, one in another schema with a name that needs quotes)
 /// and `items` rows in `public.items`; returns its name. Rows: items + 17 + 0 + 5.
 async fn database_with_tables(items: i64) -> String {
-    let name = unique("lbtest_verify_");
-    let target =
-        lifeboat::db::DbTarget::from_url(&SecretUrl::new(lifeboat_testkit::database_url()))
-            .expect("url");
-    let admin = target.connect().await.expect("connect");
-    admin
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create database");
-    let db = target
-        .with_database(&name)
-        .connect()
-        .await
-        .expect("connect to the new database");
-    db.batch_execute(&format!(
+    support::create_database(
+        "lbtest_verify_",
+        &format!(
         "CREATE TABLE items (id bigint PRIMARY KEY, label text NOT NULL);
          INSERT INTO items SELECT g, 'ítem ' || md5(g::text) FROM generate_series(1, {items}) g;
          CREATE TABLE notes (id int PRIMARY KEY, body text);
@@ -37,10 +28,9 @@ async fn database_with_tables(items: i64) -> String {
          CREATE SCHEMA shop;
          CREATE TABLE shop.\"Order Lines\" (id int, item bigint REFERENCES items(id));
          INSERT INTO shop.\"Order Lines\" SELECT g, g FROM generate_series(1, 5) g;"
-    ))
+        ),
+    )
     .await
-    .expect("fill");
-    name
 }
 
 /// Whether a database of that name exists on the test server.
@@ -67,13 +57,8 @@ fn container_env() -> Vec<(&'static str, String)> {
 }
 
 fn backup(dir: &Path, args: &[&str], env: &[(&'static str, String)]) -> Output {
-    let mut cmd = Command::new(bin("lifeboat-backup"));
-    cmd.current_dir(dir)
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env.iter().map(|(k, v)| (k, v)));
-    run(&mut cmd)
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    support::backup(dir, args, &env)
 }
 
 /// Take a backup of `db` through the container; returns the archive's path.
@@ -86,19 +71,6 @@ fn take(work: &Path, db: &str) -> PathBuf {
         String::from_utf8_lossy(&out.stderr)
     );
     work.join(String::from_utf8_lossy(&out.stdout).trim())
-}
-
-fn name_of(archive: &Path) -> String {
-    archive
-        .file_name()
-        .and_then(|n| n.to_str())
-        .expect("file name")
-        .to_owned()
-}
-
-fn manifest_of(archive: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(format!("{}.json", archive.display())).expect("manifest");
-    serde_json::from_str(&text).expect("JSON")
 }
 
 fn patch_manifest(archive: &Path, patch: impl FnOnce(&mut serde_json::Value)) {
@@ -145,10 +117,6 @@ fn scratch_in(stderr: &str) -> String {
         .collect()
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 #[tokio::test]
 async fn verify_checks_the_latest_backup_by_default_and_any_backup_by_name() {
     let db = database_with_tables(1000).await;
@@ -165,7 +133,7 @@ async fn verify_checks_the_latest_backup_by_default_and_any_backup_by_name() {
         text(&out.stdout),
         format!(
             "verified {}: sha256 ok, {raw} bytes of SQL, 4 tables, 1022 rows\n",
-            name_of(&second)
+            file_name(&second)
         ),
         "the newest backup, with exact counts"
     );
@@ -178,10 +146,10 @@ async fn verify_checks_the_latest_backup_by_default_and_any_backup_by_name() {
         assert!(stderr.contains(check), "{check}: {stderr}");
     }
 
-    let out = backup(work.path(), &["verify", &name_of(&first)], &[]);
+    let out = backup(work.path(), &["verify", &file_name(&first)], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
-        text(&out.stdout).starts_with(&format!("verified {}: sha256 ok", name_of(&first))),
+        text(&out.stdout).starts_with(&format!("verified {}: sha256 ok", file_name(&first))),
         "{}",
         text(&out.stdout)
     );
@@ -202,7 +170,7 @@ async fn a_flipped_byte_fails_the_checksum_before_anything_is_restored() {
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
         assert!(
-            stderr.contains("checksum mismatch") && stderr.contains(&name_of(&archive)),
+            stderr.contains("checksum mismatch") && stderr.contains(&file_name(&archive)),
             "{stderr}"
         );
         assert!(text(&out.stdout).is_empty(), "nothing verified on stdout");
@@ -234,7 +202,7 @@ async fn an_archive_cut_short_behind_a_forged_checksum_fails_to_decompress() {
         "the forged checksum passes: {stderr}"
     );
     assert!(
-        stderr.contains(&format!("{} is truncated", name_of(&archive))),
+        stderr.contains(&format!("{} is truncated", file_name(&archive))),
         "{stderr}"
     );
 }
@@ -248,7 +216,7 @@ async fn a_restore_test_restores_counts_and_drops_its_scratch_database() {
     // Through the container (the default).
     let out = backup(
         work.path(),
-        &["verify", "--restore-test", &name_of(&archive)],
+        &["verify", "--restore-test", &file_name(&archive)],
         &container_env(),
     );
     let stderr = text(&out.stderr);
