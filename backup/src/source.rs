@@ -94,27 +94,15 @@ impl Source {
                 container,
                 credentials,
                 ..
-            } => {
-                let mut out = Vec::new();
-                docker
-                    .exec(
-                        container,
-                        &[
-                            "psql",
-                            "-X",
-                            "-tA",
-                            "-v",
-                            "ON_ERROR_STOP=1",
-                            "-c",
-                            "SHOW server_version",
-                        ],
-                        &credentials.client_env(),
-                        &mut out,
-                    )
-                    .await
-                    .context("asking the server its version")?;
-                String::from_utf8_lossy(&out).trim().to_owned()
-            }
+            } => psql(
+                docker,
+                container,
+                credentials,
+                &credentials.database,
+                "SHOW server_version",
+            )
+            .await
+            .context("asking the server its version")?,
             Self::Url { target, .. } => {
                 let client = target.connect().await?;
                 db::server_version(&client, target).await?
@@ -232,4 +220,36 @@ pub fn local_client(program: &str, target: &DbTarget) -> tokio::process::Command
         cmd.env("PGPASSWORD", String::from_utf8_lossy(pw).into_owned());
     }
     cmd
+}
+
+/// One SQL command through psql in the database container, on `database`: its output, unaligned
+/// and without headers (`-tA`), trimmed.
+pub async fn psql(
+    docker: &Docker,
+    container: &str,
+    credentials: &ContainerCredentials,
+    database: &str,
+    sql: &str,
+) -> anyhow::Result<String> {
+    let db = format!("--dbname={database}");
+    let mut out = Vec::new();
+    docker
+        .exec(
+            container,
+            &[
+                "psql",
+                "-X",
+                "-tA",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "--no-password",
+                &db,
+                "-c",
+                sql,
+            ],
+            &credentials.client_env(),
+            &mut out,
+        )
+        .await?;
+    Ok(String::from_utf8_lossy(&out).trim().to_owned())
 }

@@ -31,7 +31,7 @@ use tracing::{error, info, warn};
 
 use crate::archive;
 use crate::manifest::{self, Entry, TableEstimate, EXTENSIONS};
-use crate::source::{local_client, Source};
+use crate::source::{local_client, psql, Source};
 use crate::sqlscan::RowCounter;
 
 /// Bytes read and handed on at a time (file → decompressor → psql).
@@ -80,7 +80,7 @@ pub fn run(config: &Config, name: Option<&str>, restore_test: bool) -> anyhow::R
 
 /// The backup called `name` (its file name, the name without the extension, or a path), or the
 /// newest one for `latest`. An unknown name is the user's mistake (exit 2).
-fn find(dir: &Path, name: &str) -> anyhow::Result<Entry> {
+pub fn find(dir: &Path, name: &str) -> anyhow::Result<Entry> {
     if name == "latest" {
         return manifests(dir)
             .with_context(|| format!("cannot read {}", dir.display()))?
@@ -136,7 +136,7 @@ fn find(dir: &Path, name: &str) -> anyhow::Result<Entry> {
 /// archive is in. Not `manifest::list`: that hides a backup whose archive lost bytes, and
 /// showing that backup is the whole point of verify (the newest backup must not be skipped for
 /// an older, intact one).
-fn manifests(dir: &Path) -> io::Result<Vec<Entry>> {
+pub fn manifests(dir: &Path) -> io::Result<Vec<Entry>> {
     let read = match std::fs::read_dir(dir) {
         Ok(r) => r,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -173,7 +173,7 @@ fn manifests(dir: &Path) -> io::Result<Vec<Entry>> {
     Ok(entries)
 }
 
-fn check_size(entry: &Entry) -> anyhow::Result<()> {
+pub fn check_size(entry: &Entry) -> anyhow::Result<()> {
     let m = &entry.manifest;
     let size = match std::fs::metadata(&entry.archive) {
         Ok(meta) => meta.len(),
@@ -200,7 +200,7 @@ fn check_size(entry: &Entry) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn check_sha256(entry: &Entry) -> anyhow::Result<()> {
+pub fn check_sha256(entry: &Entry) -> anyhow::Result<()> {
     let m = &entry.manifest;
     let mut file = std::fs::File::open(&entry.archive)
         .with_context(|| format!("cannot open {}", entry.archive.display()))?;
@@ -229,34 +229,44 @@ fn check_sha256(entry: &Entry) -> anyhow::Result<()> {
 }
 
 /// What the decompressed stream held.
-struct Scan {
-    raw_size: u64,
-    tables: Vec<TableEstimate>,
+pub struct Scan {
+    pub raw_size: u64,
+    pub tables: Vec<TableEstimate>,
 }
 
 /// The archive read back as SQL, its rows counted on the way. It is a `Read` (the plain check)
 /// and a tokio `AsyncRead` (the restore test streams it into psql); either way a decompression
 /// error is kept, so that it is reported as what it is rather than as psql's broken input.
-struct SqlStream {
+pub struct SqlStream {
     reader: Box<dyn Read + Send>,
     rows: RowCounter,
     raw_size: u64,
     failure: Option<io::Error>,
+    /// Bytes of SQL read so far, for a progress display (lifeboat-restore).
+    progress: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl SqlStream {
-    fn open(archive: &Path) -> anyhow::Result<Self> {
+    pub fn open(archive: &Path) -> anyhow::Result<Self> {
         Ok(Self {
             reader: archive::open_reader(archive)
                 .with_context(|| format!("cannot open {}", archive.display()))?,
             rows: RowCounter::default(),
             raw_size: 0,
             failure: None,
+            progress: None,
         })
     }
 
+    /// Count the bytes of SQL read into `counter` as they go by.
+    #[must_use]
+    pub fn with_progress(mut self, counter: std::sync::Arc<std::sync::atomic::AtomicU64>) -> Self {
+        self.progress = Some(counter);
+        self
+    }
+
     /// The reason the decompression stopped, if it did: truncated or corrupt.
-    fn failure(&mut self, file: &str) -> Option<anyhow::Error> {
+    pub fn failure(&mut self, file: &str) -> Option<anyhow::Error> {
         let e = self.failure.take()?;
         let at = self.raw_size;
         Some(if e.kind() == io::ErrorKind::UnexpectedEof {
@@ -269,7 +279,7 @@ impl SqlStream {
         })
     }
 
-    fn finish(self) -> Scan {
+    pub fn finish(self) -> Scan {
         Scan {
             raw_size: self.raw_size,
             tables: self.rows.finish(),
@@ -283,6 +293,9 @@ impl Read for SqlStream {
             Ok(n) => {
                 self.rows.feed(&buf[..n]);
                 self.raw_size += n as u64;
+                if let Some(p) = &self.progress {
+                    p.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                }
                 Ok(n)
             }
             Err(e) => {
@@ -310,7 +323,7 @@ impl tokio::io::AsyncRead for SqlStream {
 }
 
 /// Decompress the whole archive, counting its rows.
-fn decompress(entry: &Entry) -> anyhow::Result<Scan> {
+pub fn decompress(entry: &Entry) -> anyhow::Result<Scan> {
     let mut stream = SqlStream::open(&entry.archive)?;
     if let Err(e) = io::copy(&mut stream, &mut io::sink()) {
         return Err(stream
@@ -321,7 +334,7 @@ fn decompress(entry: &Entry) -> anyhow::Result<Scan> {
 }
 
 /// The decompressed stream against the manifest: its length, then every table's rows.
-fn check_scan(entry: &Entry, scan: &Scan) -> anyhow::Result<()> {
+pub fn check_scan(entry: &Entry, scan: &Scan) -> anyhow::Result<()> {
     let m = &entry.manifest;
     if scan.raw_size != m.raw_size {
         bail!(
@@ -363,7 +376,11 @@ fn check_scan(entry: &Entry, scan: &Scan) -> anyhow::Result<()> {
 }
 
 /// Every table whose rows in `found` are not the manifest's, one description each.
-fn differences(expected: &[TableEstimate], found: &[TableEstimate], place: &str) -> Vec<String> {
+pub fn differences(
+    expected: &[TableEstimate],
+    found: &[TableEstimate],
+    place: &str,
+) -> Vec<String> {
     let mut counted: HashMap<&str, i64> = HashMap::new();
     for t in found {
         *counted.entry(t.name.as_str()).or_default() += t.rows;
@@ -581,7 +598,7 @@ async fn drop_scratch(source: &Source, scratch: &str) -> anyhow::Result<()> {
 
 /// Stream the SQL into `psql -X -q -v ON_ERROR_STOP=1` on the scratch database: the first error
 /// stops it, and is the reason given.
-async fn restore(source: &Source, scratch: &str, stream: &mut SqlStream) -> anyhow::Result<()> {
+pub async fn restore(source: &Source, scratch: &str, stream: &mut SqlStream) -> anyhow::Result<()> {
     let db = format!("--dbname={scratch}");
     let psql = [
         "psql",
@@ -702,7 +719,7 @@ fn sql_error(scratch: &str, stderr: &str, exit: &str) -> anyhow::Error {
 }
 
 /// `SELECT count(*)` of every manifest table in the scratch database.
-async fn count_rows(
+pub async fn count_rows(
     source: &Source,
     scratch: &str,
     tables: &[TableEstimate],
@@ -725,27 +742,8 @@ async fn count_rows(
             credentials,
             ..
         } => {
-            let db = format!("--dbname={scratch}");
-            let mut out = Vec::new();
-            docker
-                .exec(
-                    container,
-                    &[
-                        "psql",
-                        "-X",
-                        "-tA",
-                        "-v",
-                        "ON_ERROR_STOP=1",
-                        "--no-password",
-                        &db,
-                        "-c",
-                        &sql,
-                    ],
-                    &credentials.client_env(),
-                    &mut out,
-                )
-                .await?;
-            for line in String::from_utf8_lossy(&out).lines() {
+            let out = psql(docker, container, credentials, scratch, &sql).await?;
+            for line in out.lines() {
                 let parsed = line
                     .split_once('|')
                     .and_then(|(i, n)| Some((i.parse::<usize>().ok()?, n.parse::<i64>().ok()?)));
@@ -784,7 +782,7 @@ async fn count_rows(
 
 /// `schema.table` as pg_dump writes it: each part bare (`[a-z_][a-z0-9_]*`) or double-quoted
 /// with `""` for a quote. Anything else in a manifest is not pasted into SQL.
-fn is_table_name(name: &str) -> bool {
+pub fn is_table_name(name: &str) -> bool {
     let mut parts = 0;
     let mut rest = name;
     loop {
