@@ -62,7 +62,19 @@ pub struct JobLock {
 impl JobLock {
     /// Take the lock for `job` (e.g. `backup-myapp`) in `dir`, or say who holds it.
     pub fn acquire(dir: &Path, job: &str) -> Result<Self, LockError> {
-        let path = dir.join(format!("{job}.lock"));
+        // A job is named after a database, which may hold any character: only safe ones go
+        // into the file name.
+        let file: String = job
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let path = dir.join(format!("{file}.lock"));
         let io = |source| LockError::Io {
             path: path.clone(),
             source,
@@ -156,5 +168,18 @@ mod tests {
         let _other = JobLock::acquire(dir.path(), "restore-app").expect("other job");
         drop(first);
         JobLock::acquire(dir.path(), "backup-app").expect("free again after release");
+    }
+
+    #[test]
+    fn any_database_name_makes_a_lock_file_in_the_directory() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let _all = JobLock::acquire(dir.path(), "backup-(all databases)").expect("all");
+        let _odd = JobLock::acquire(dir.path(), "backup-../a/b").expect("slashes");
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["backup-.._a_b.lock", "backup-_all_databases_.lock"]);
     }
 }
