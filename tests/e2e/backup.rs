@@ -290,12 +290,16 @@ async fn sigterm_or_a_killed_container_mid_dump_leaves_nothing_behind() {
 
 /// A backup as lifeboat-backup leaves it, dated `days_ago`: an archive and its manifest.
 fn fake_backup(dir: &Path, days_ago: i64) -> String {
-    let started = chrono::Utc::now() - chrono::Duration::days(days_ago);
+    fake_backup_at(dir, chrono::Utc::now() - chrono::Duration::days(days_ago))
+}
+
+/// The same, started at `started`.
+fn fake_backup_at(dir: &Path, started: chrono::DateTime<chrono::Utc>) -> String {
     let name = format!("backup_{}.sql.gz", started.format("%Y%m%d_%H%M%S"));
-    let body = format!("-- {days_ago} days ago\n");
+    let body = format!("-- started {started}\n");
     std::fs::write(dir.join(&name), &body).expect("archive");
     let manifest = serde_json::json!({
-        "format": 1, "file": name, "database": "app", "server_version": "15.18", "source": "test",
+        "format": 2, "file": name, "database": "app", "server_version": "15.18", "source": "test",
         "size": body.len(), "raw_size": body.len(), "sha256": "", "compression": "gzip level 6",
         "started": started, "finished": started, "duration_ms": 1, "tool": "test", "tables": [],
     });
@@ -817,4 +821,74 @@ async fn a_storage_answering_503_is_retried_with_backoff_and_the_local_copy_kept
         2,
         "the archive and its manifest stay: {local:?}"
     );
+}
+
+#[test]
+fn gfs_retention_keeps_exactly_the_newest_of_each_kept_day_week_and_month() {
+    use chrono::Datelike;
+    use std::collections::{BTreeMap, BTreeSet};
+    let work = tempfile::tempdir().expect("tempdir");
+    let dir = work.path().join("backups");
+    std::fs::create_dir(&dir).expect("mkdir");
+    // A backup a day for 100 days.
+    let now = chrono::Utc::now();
+    let backups: Vec<(i64, String)> = (0..100)
+        .map(|d| (d, fake_backup_at(&dir, now - chrono::Duration::days(d))))
+        .collect();
+    // The oracle: for each calendar key, the newest backup; the newest `n` keys.
+    let newest_per = |n: usize, key: &dyn Fn(chrono::DateTime<chrono::Utc>) -> (i32, u32)| {
+        let mut by_key: BTreeMap<(i32, u32), (i64, String)> = BTreeMap::new();
+        for (d, name) in &backups {
+            let at = now - chrono::Duration::days(*d);
+            let e = by_key.entry(key(at)).or_insert((*d, name.clone()));
+            if *d < e.0 {
+                *e = (*d, name.clone());
+            }
+        }
+        by_key
+            .into_values()
+            .rev()
+            .take(n)
+            .map(|(_, name)| name)
+            .collect::<Vec<_>>()
+    };
+    let mut expected: BTreeSet<String> = BTreeSet::new();
+    expected.extend(newest_per(3, &|t| (t.year(), t.ordinal())));
+    expected.extend(newest_per(2, &|t| {
+        (t.iso_week().year(), t.iso_week().week())
+    }));
+    expected.extend(newest_per(2, &|t| (t.year(), t.month())));
+    expected.insert(backups[0].1.clone());
+
+    let env = [
+        ("LIFEBOAT_BACKUP_KEEP_DAYS", "1"),
+        ("LIFEBOAT_BACKUP_KEEP_DAILY", "3"),
+        ("LIFEBOAT_BACKUP_KEEP_WEEKLY", "2"),
+        ("LIFEBOAT_BACKUP_KEEP_MONTHLY", "2"),
+        ("LIFEBOAT_BACKUP_KEEP_MIN", "1"),
+    ];
+    let plan = backup(work.path(), &["prune", "--dry-run"], &env);
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    let planned: BTreeSet<String> = String::from_utf8_lossy(&plan.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("keep\t"))
+        .map(|l| l.split('\t').next().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        planned, expected,
+        "the plan keeps the newest of each kept period"
+    );
+
+    let applied = backup(work.path(), &["prune"], &env);
+    assert_eq!(applied.status.code(), Some(0));
+    let left: BTreeSet<String> = files(&dir)
+        .into_iter()
+        .filter(|f| f.ends_with(".sql.gz"))
+        .collect();
+    assert_eq!(left, expected, "and the run keeps exactly those");
 }
