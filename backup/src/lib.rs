@@ -3,15 +3,17 @@
 //! Replaces `backup-db.sh` (seed 001) and the pre-deploy backup of `deploy_production.sh`
 //! (seed 002). The logic lives here, not in `main.rs`, so that lifeboat-deploy can call it.
 
-mod archive;
+// archive, offsite, source, sqlscan and verify are public for lifeboat-restore, which reads,
+// checks and restores backups with the very same code.
+pub mod archive;
 pub mod manifest;
 mod metrics;
 mod notify;
-mod offsite;
+pub mod offsite;
 pub mod retention;
-mod source;
-mod sqlscan;
-mod verify;
+pub mod source;
+pub mod sqlscan;
+pub mod verify;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -24,6 +26,7 @@ use lifeboat::cli::{flag, GlobalArgs, EXIT_CODES_HELP};
 use lifeboat::config::{Compress, Config};
 use lifeboat::lock::JobLock;
 use lifeboat::output::human_bytes;
+use lifeboat::output::OutputOptions;
 use tracing::{info, warn};
 
 use crate::archive::ArchiveWriter;
@@ -123,57 +126,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         .global
         .load_config(overrides.into_iter().flatten().collect())?;
     match cli.command {
-        None | Some(Command::Run) => {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            // The bucket's settings are checked before anything is done (exit 2 if incomplete).
-            let offsite = config
-                .s3
-                .bucket
-                .is_some()
-                .then(|| config.require_s3("to copy backups off-site"))
-                .transpose()?;
-            let pinger = notify::Pinger::new(&config);
-            let result = runtime.block_on(async {
-                let backup = async {
-                    let done = take(&config).await?;
-                    if let Some(settings) = &offsite {
-                        offsite::copy(settings, &config, &done).await.with_context(|| {
-                            format!("{} is complete here, but its off-site copy failed; the local copy is kept", done.archive.display())
-                        })?;
-                    }
-                    anyhow::Ok(done)
-                };
-                // The start ping goes beside the backup: a slow ping server never delays it.
-                tokio::join!(notify::ping_start(pinger.as_ref()), backup).1
-            });
-            if let Some(file) = &config.backup.metrics_file {
-                if let Err(e) = metrics::record(file, result.as_ref().ok().map(|d| &d.manifest)) {
-                    warn!("cannot write the metrics file {}: {e}", file.display());
-                }
-            }
-            let retention = match &result {
-                Ok(done) => {
-                    println!("{}", done.archive.display());
-                    // The same plan `prune --dry-run` prints; a backup that cannot prune is not "all well".
-                    prune(&config, false, false)
-                        .context("the backup is complete, but retention failed")
-                }
-                Err(_) => Ok(()),
-            };
-            // Ping and mail; neither changes the exit code, which stays the run's own.
-            runtime.block_on(notify::finish(
-                &config,
-                pinger.as_ref(),
-                &result,
-                &retention,
-            ));
-            let done = result?;
-            retention?;
-            notify::summary(&config, &cli.global.output(), &done);
-            Ok(ExitCode::SUCCESS)
-        }
+        None | Some(Command::Run) => run_backup(&config, &cli.global.output()),
         Some(Command::List) => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -193,6 +146,54 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The default command: take a backup, copy it off-site, apply retention, then tell people
+/// (metrics, ping, mail, the summary). Only the backup's own outcome decides the exit code.
+fn run_backup(config: &Config, output: &OutputOptions) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    // The bucket's settings are checked before anything is done (exit 2 if incomplete).
+    let offsite = config
+        .s3
+        .bucket
+        .is_some()
+        .then(|| config.require_s3("to copy backups off-site"))
+        .transpose()?;
+    let pinger = notify::Pinger::new(config);
+    let result = runtime.block_on(async {
+        let backup = async {
+            let done = take(config).await?;
+            if let Some(settings) = &offsite {
+                offsite::copy(settings, config, &done).await.with_context(|| {
+                    format!("{} is complete here, but its off-site copy failed; the local copy is kept", done.archive.display())
+                })?;
+            }
+            anyhow::Ok(done)
+        };
+        // The start ping goes beside the backup: a slow ping server never delays it.
+        tokio::join!(notify::ping_start(pinger.as_ref()), backup).1
+    });
+    if let Some(file) = &config.backup.metrics_file {
+        if let Err(e) = metrics::record(file, result.as_ref().ok().map(|d| &d.manifest)) {
+            warn!("cannot write the metrics file {}: {e}", file.display());
+        }
+    }
+    let retention = match &result {
+        Ok(done) => {
+            println!("{}", done.archive.display());
+            // The same plan `prune --dry-run` prints; a backup that cannot prune is not "all well".
+            prune(config, false, false).context("the backup is complete, but retention failed")
+        }
+        Err(_) => Ok(()),
+    };
+    // Ping and mail; neither changes the exit code, which stays the run's own.
+    runtime.block_on(notify::finish(config, pinger.as_ref(), &result, &retention));
+    let done = result?;
+    retention?;
+    notify::summary(config, output, &done);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A backup that was taken.
