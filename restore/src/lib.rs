@@ -1,36 +1,120 @@
-//! lifeboat-restore: an incident restore as a transaction, with automatic undo.
+//! lifeboat-restore: an incident restore as a transaction, with seconds of downtime and an
+//! automatic undo.
 //!
-//! Replaces `restore-db.sh` (seed 001). The logic lives here so that lifeboat-deploy and
-//! lifeboat-rollback can restore a pre-deploy backup.
+//! Replaces `restore-db.sh` (seed 001): list the backups, ask for confirmation, take a safety
+//! backup, stop the app, restore, restart, and roll back if it fails. It runs at the worst
+//! moment, by a tired person, so it checks everything it can before touching anything (the
+//! archive's SHA-256, a decompression to the end with every table's rows, the manifest, the
+//! room on the server), restores beside the live database while the app keeps running, and
+//! swaps the two in one transaction (see [`txn`]). The logic lives here so that
+//! lifeboat-deploy and lifeboat-rollback can restore a pre-deploy backup.
 
+pub mod app;
+pub mod journal;
+pub mod pick;
+pub mod progress;
+pub mod server;
+pub mod txn;
+
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
-use clap::Parser;
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
 use lifeboat::cli::{flag, GlobalArgs, EXIT_CODES_HELP};
+use lifeboat::config::Config;
+use lifeboat::exit::UsageError;
+use lifeboat::lock::JobLock;
+use lifeboat::output::{human_bytes, LogFormat};
+use lifeboat_backup::manifest::Entry;
+use lifeboat_backup::verify::{self, SqlStream};
+use tracing::{info, warn};
 
-/// Restore a backup into the stack's database, keeping the live one until the new one is in place.
+use crate::app::App;
+use crate::journal::Journal;
+use crate::pick::Catalog;
+use crate::progress::Bar;
+use crate::server::Server;
+use crate::txn::{Ctx, Recovered, Stop};
+
+/// The longest database name whose `<db>__pre_restore_YYYYMMDD_HHMMSS` fits PostgreSQL's 63 bytes.
+const MAX_NAME: usize = 63 - "__pre_restore_20261123_140509".len();
+
+/// Restore a backup into the stack's database, as a transaction: the live database stays in
+/// place, and the app running, until the restored one is complete and checked.
+///
+/// Without BACKUP, on a terminal: the backups here and in the bucket, numbered, and a question.
+/// Before anything is touched the backup is checked (size and SHA-256 against its manifest, a
+/// decompression to the end with every table's rows) and so is the room on the server; then the
+/// person types the database's name (--yes for scripts). The backup is restored into
+/// <db>__restore_<time> while the app runs; the app's compose services are stopped, the live
+/// database renamed <db>__pre_restore_<time> and the restored one renamed <db> in one
+/// transaction; the app is started and must become healthy, or everything is put back. A file
+/// safety backup of the database from before is written beside the others.
+///
+/// A run stopped by SIGTERM or Ctrl-C undoes what it did; a run killed outright leaves a
+/// journal beside the backups, and the next run finishes or undoes it, and says which.
+///
+/// Examples:
+///   lifeboat-restore                              choose from the list, on a terminal
+///   lifeboat-restore latest                       the newest backup of the database
+///   lifeboat-restore backup_20261123_020000 --yes  a given backup, no question (scripts)
+///   lifeboat-restore s3://bucket/lifeboat/backups/backup_20261123_020000.sql.gz
+///   lifeboat-restore list                         the backups, for scripts
+///   lifeboat-restore cleanup                      drop the kept pre-restore databases
 #[derive(Debug, Parser)]
 #[command(name = "lifeboat-restore", version, after_help = EXIT_CODES_HELP)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// What to restore: latest, a backup name, a path, or s3://…; without it, list and ask
     #[arg(value_name = "BACKUP")]
     pub backup: Option<String>,
 
     /// Directory of local backups [env: LIFEBOAT_BACKUP_DIR] [default: ./backups]
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR")]
     pub dir: Option<PathBuf>,
 
     /// Restore into the database at this URL (managed PostgreSQL) instead of the container [env: DATABASE_URL]
-    #[arg(long, value_name = "URL")]
+    #[arg(long, global = true, value_name = "URL")]
     pub url: Option<String>,
 
-    /// Do not ask for confirmation (scripts)
-    #[arg(long)]
+    /// The database to restore into [env: LIFEBOAT_DB_NAME] [default: the container's POSTGRES_DB, or the URL's]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub database: Option<String>,
+
+    /// Do not ask for confirmation (scripts); without it and without a terminal, nothing is done (exit 2)
+    #[arg(long, global = true)]
     pub yes: bool,
+
+    /// Do not write a file backup of the database from before (it is still kept on the server as <db>__pre_restore_<time>)
+    #[arg(long)]
+    pub no_safety_backup: bool,
+
+    /// No progress line on the terminal
+    #[arg(long, global = true)]
+    pub no_progress: bool,
 
     #[command(flatten)]
     pub global: GlobalArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the backups, here and in the bucket, oldest first, tab-separated: number, where,
+    /// name, start, age, size in bytes, database, whether it matches its manifest
+    List,
+    /// Drop the pre-restore databases kept by earlier restores (<db>__pre_restore_…), and any
+    /// restore database a crash left; --dry-run only prints them
+    Cleanup {
+        /// Print what would be dropped, drop nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// Run the command line.
@@ -38,15 +122,355 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let overrides = [
         flag("backup.dir", "--dir", cli.dir.as_ref().map(|d| d.display())),
         flag("database.url", "--url", cli.url.as_ref()),
+        flag("database.name", "--database", cli.database.as_ref()),
     ];
-    let _config = cli
+    let config = cli
         .global
         .load_config(overrides.into_iter().flatten().collect())?;
-    Err(lifeboat::cli::not_built(
-        "lifeboat-restore",
-        "restoring a backup",
-        5,
-    ))
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match &cli.command {
+        Some(Command::List) => runtime.block_on(async {
+            let catalog = Catalog::load(&config).await?;
+            if catalog.candidates.is_empty() {
+                info!("no backups in {}", config.backup.dir.display());
+            }
+            for line in catalog.lines() {
+                println!("{line}");
+            }
+            anyhow::Ok(ExitCode::SUCCESS)
+        }),
+        Some(Command::Cleanup { dry_run }) => {
+            runtime.block_on(cleanup(&config, cli, *dry_run))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            let result = runtime.block_on(restore(&config, cli));
+            if !matches!(&result, Err(e) if lifeboat::exit::code_for(e) == lifeboat::exit::USAGE) {
+                runtime.block_on(mail(&config, &result));
+            }
+            let done = result?;
+            if let Some(r) = done {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    r.database,
+                    r.backup,
+                    r.pre_db.as_deref().unwrap_or("-"),
+                    r.safety_backup
+                        .as_ref()
+                        .map_or_else(|| "-".to_owned(), |p| p.display().to_string()),
+                    r.downtime.as_millis()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The server, its database (name checked), and the restore lock.
+async fn open(config: &Config) -> anyhow::Result<(Server, String, JobLock)> {
+    let server = Server::connect(config).await?;
+    let db = server.database().to_owned();
+    if db.len() > MAX_NAME {
+        bail!(UsageError::new(format!(
+            "the database name {db} is longer than {MAX_NAME} bytes: {db}__pre_restore_<time> would not fit PostgreSQL's 63"
+        )));
+    }
+    let lock = JobLock::acquire(&config.lock_dir, &format!("restore-{db}"))?;
+    Ok((server, db, lock))
+}
+
+/// The restore; `None` when a rerun only finished an interrupted restore of the same backup.
+async fn restore(config: &Config, cli: &Cli) -> anyhow::Result<Option<txn::Restored>> {
+    let (server, db, _lock) = open(config).await?;
+    let journal_path = journal::path(&config.backup.dir, &db);
+    let recovered = match Journal::read(&journal_path)? {
+        Some(j) => Some((
+            txn::recover(config, &server, &j, &journal_path).await?,
+            j.backup,
+        )),
+        None => None,
+    };
+
+    let catalog = Catalog::load(config).await?;
+    let chosen = match &cli.backup {
+        Some(wanted) => catalog.pick(config, wanted, &db)?,
+        None if recovered.is_some() => {
+            info!("nothing more to do; run lifeboat-restore again to restore another backup");
+            return Ok(None);
+        }
+        None => catalog.choose(config, &db)?,
+    };
+    let m = &chosen.entry.manifest;
+    if let Some((Recovered::Finished, backup)) = &recovered {
+        if *backup == m.file {
+            info!("{db} already is the restored {backup}: not restoring it again");
+            return Ok(None);
+        }
+    }
+    if m.all {
+        bail!(UsageError::new(format!(
+            "{} is a backup of every database and the roles (pg_dumpall, --all); lifeboat-restore restores one database. Restore it by hand with psql -d postgres -f",
+            m.file
+        )));
+    }
+    if m.database != db {
+        warn!(
+            "{} is a backup of database {}, restored here into {db}",
+            m.file, m.database
+        );
+    }
+
+    let download = Download::new(&config.backup.dir, chosen.place == pick::Place::S3)?;
+    let entry = catalog.fetch(&chosen, &download.dir).await?;
+    let progress = cli.global.log_format == LogFormat::Human
+        && !cli.no_progress
+        && lifeboat::output::progress_enabled();
+    check_archive(&entry, progress)?;
+    check_room(&server, &db, entry.manifest.raw_size).await?;
+    let app = App::find(config, &server.source, &db).await?;
+    confirm(cli.yes, &db, &server, &entry, &app)?;
+
+    let ctx = Ctx {
+        config,
+        server: &server,
+        journal: journal_path,
+        stop: Stop::install()?,
+        progress,
+    };
+    let done = txn::restore(&ctx, &entry, &app, !cli.no_safety_backup).await?;
+    info!(
+        "restored {} into {db} in {:.1} s; the app was down {:.1} s",
+        done.backup,
+        done.total.as_secs_f64(),
+        done.downtime.as_secs_f64()
+    );
+    Ok(Some(done))
+}
+
+/// A directory for a backup downloaded from the bucket, removed when done.
+struct Download {
+    dir: PathBuf,
+    remove: bool,
+}
+
+impl Download {
+    fn new(backups: &std::path::Path, needed: bool) -> anyhow::Result<Self> {
+        let dir = backups.join(format!(".lifeboat-restore-download-{}", std::process::id()));
+        if needed {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        Ok(Self {
+            dir,
+            remove: needed,
+        })
+    }
+}
+
+impl Drop for Download {
+    fn drop(&mut self) {
+        if self.remove {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Size and SHA-256 against the manifest, then the whole archive decompressed with every
+/// table's rows counted: a damaged backup is refused before anything is touched.
+fn check_archive(entry: &Entry, progress: bool) -> anyhow::Result<()> {
+    let refused = |e: anyhow::Error| {
+        e.context(format!(
+            "{} is refused; nothing was touched",
+            entry.manifest.file
+        ))
+    };
+    verify::check_size(entry).map_err(refused)?;
+    verify::check_sha256(entry).map_err(refused)?;
+    let counter = Arc::new(AtomicU64::new(0));
+    let bar = Bar::start(
+        "checking",
+        entry.manifest.raw_size,
+        Arc::clone(&counter),
+        progress,
+    );
+    let mut stream = SqlStream::open(&entry.archive)?.with_progress(counter);
+    let copied = std::io::copy(&mut stream, &mut std::io::sink());
+    bar.finish();
+    if let Err(e) = copied {
+        let e = stream
+            .failure(&entry.manifest.file)
+            .unwrap_or_else(|| anyhow::anyhow!(e));
+        return Err(refused(e));
+    }
+    let scan = stream.finish();
+    verify::check_scan(entry, &scan).map_err(refused)?;
+    Ok(())
+}
+
+/// Room for a second copy of the database on the server's disk.
+async fn check_room(server: &Server, db: &str, raw_size: u64) -> anyhow::Result<()> {
+    let live = if server.exists(db).await? {
+        server.size(db).await?
+    } else {
+        0
+    };
+    // The restored copy takes about what the live one does; a tenth more for indexes being
+    // built and the write-ahead log.
+    let needed = live.max(raw_size).saturating_add(live.max(raw_size) / 10);
+    match server.free_space().await {
+        Ok(Some(free)) if free < needed => bail!(
+            "the server has {} free where its data lives, and the restore needs about {} (a second copy of {db}); nothing was touched",
+            human_bytes(free),
+            human_bytes(needed)
+        ),
+        Ok(Some(free)) => info!(
+            "room on the server: {} free, about {} needed",
+            human_bytes(free),
+            human_bytes(needed)
+        ),
+        Ok(None) => info!("the room on a managed server cannot be checked from here; a full disk fails the restore before the swap, with the live database untouched"),
+        Err(e) => warn!("cannot check the room on the server: {e:#}"),
+    }
+    Ok(())
+}
+
+/// The person types the database's name; `--yes` for scripts; no terminal and no --yes: exit 2.
+fn confirm(yes: bool, db: &str, server: &Server, entry: &Entry, app: &App) -> anyhow::Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+        bail!(UsageError::new(format!(
+            "restoring replaces the database {db}: confirm on a terminal, or pass --yes; nothing was done"
+        )));
+    }
+    let m = &entry.manifest;
+    let rows: i64 = m.tables.iter().map(|t| t.rows).sum();
+    let mut err = std::io::stderr().lock();
+    writeln!(
+        err,
+        "\nRestore {} (database {}, taken {}, {} ago, {} tables, {rows} rows)\ninto the database {db} ({}):\n  \
+         1. restore it beside {db} while the app keeps running\n  \
+         2. stop {}, swap the databases (the current one is kept as {db}__pre_restore_<time>)\n  \
+         3. start the app and wait until it is healthy; if anything fails, put everything back\n",
+        m.file,
+        m.database,
+        m.started.format("%Y-%m-%d %H:%M UTC"),
+        pick::age(chrono::Utc::now() - m.started),
+        m.tables.len(),
+        server.describe(),
+        app.describe()
+    )?;
+    write!(err, "Type the database name ({db}) to continue: ")?;
+    err.flush()?;
+    drop(err);
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if answer.trim() != db {
+        bail!(UsageError::new(format!(
+            "not confirmed (typed {:?}, not {db:?}); nothing was done",
+            answer.trim()
+        )));
+    }
+    Ok(())
+}
+
+/// `cleanup`: drop every pre-restore database of the database, and restore databases a crash
+/// left behind.
+async fn cleanup(config: &Config, cli: &Cli, dry_run: bool) -> anyhow::Result<()> {
+    let (server, db, _lock) = open(config).await?;
+    let journal_path = journal::path(&config.backup.dir, &db);
+    if let Some(j) = Journal::read(&journal_path)? {
+        txn::recover(config, &server, &j, &journal_path).await?;
+    }
+    let found = txn::leftovers(&server, &db).await?;
+    if found.is_empty() {
+        info!("no pre-restore databases of {db}");
+        return Ok(());
+    }
+    if dry_run {
+        for (name, _, _) in &found {
+            println!("would drop\t{name}");
+        }
+        return Ok(());
+    }
+    if !cli.yes {
+        if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+            bail!(UsageError::new(
+                "cleanup drops databases: confirm on a terminal, or pass --yes; nothing was done"
+            ));
+        }
+        let mut err = std::io::stderr().lock();
+        for (name, _, _) in &found {
+            writeln!(err, "  {name}")?;
+        }
+        write!(
+            err,
+            "Drop these {} database(s)? Type the database name ({db}) to continue: ",
+            found.len()
+        )?;
+        err.flush()?;
+        drop(err);
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if answer.trim() != db {
+            bail!(UsageError::new("not confirmed; nothing was dropped"));
+        }
+    }
+    for (name, _, _) in found {
+        server
+            .drop_database(&name)
+            .await
+            .with_context(|| format!("cannot drop {name}"))?;
+        info!("dropped {name}");
+        println!("dropped\t{name}");
+    }
+    Ok(())
+}
+
+/// A mail when a restore ends, either way, when SMTP_HOST and LIFEBOAT_MAIL_TO are set.
+async fn mail(config: &Config, result: &anyhow::Result<Option<txn::Restored>>) {
+    if config.smtp.host.is_none() || config.smtp.to.is_empty() {
+        return;
+    }
+    let (subject, body) = match result {
+        Ok(None) => return,
+        Ok(Some(r)) => (
+            format!("lifeboat-restore: {} restored from {}", r.database, r.backup),
+            format!(
+                "{} is now the restored {}.\nThe app was down {:.1} s; the restore took {:.1} s.\nThe database from before: {}.\nSafety backup: {}.\n",
+                r.database,
+                r.backup,
+                r.downtime.as_secs_f64(),
+                r.total.as_secs_f64(),
+                r.pre_db.as_deref().unwrap_or("none (there was no database)"),
+                r.safety_backup
+                    .as_ref()
+                    .map_or_else(|| "not taken".to_owned(), |p| p.display().to_string())
+            ),
+        ),
+        Err(e) => (
+            "lifeboat-restore: the restore FAILED".to_owned(),
+            format!("{e:#}\n"),
+        ),
+    };
+    let sent = async {
+        let mailer =
+            lifeboat::mail::Mailer::new(config.require_smtp("to mail the restore's outcome")?)?;
+        mailer
+            .send(&subject, &lifeboat::secret::redact_url(&body))
+            .await?;
+        anyhow::Ok(())
+    };
+    if let Err(e) = sent.await {
+        warn!("cannot mail the outcome: {e:#}");
+    }
 }
 
 #[cfg(test)]
@@ -56,5 +480,12 @@ mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_longest_database_name_still_fits_with_its_suffix() {
+        let db = "d".repeat(super::MAX_NAME);
+        let (restore, pre) = super::txn::names(&db, chrono::Utc::now());
+        assert!(pre.len() <= 63 && restore.len() <= 63, "{pre}");
     }
 }

@@ -94,6 +94,9 @@ pub const SETTINGS: &[Setting] = &[
     with_default(setting("backup.mail", ev::LIFEBOAT_BACKUP_MAIL, "when to mail: failure, always, weekly or never (needs SMTP_HOST)"), "failure"),
     secret(setting("backup.ping-url", ev::LIFEBOAT_BACKUP_PING_URL, "dead-man switch URL called on start, success and failure")),
     setting("lock.dir", ev::LIFEBOAT_LOCK_DIR, "directory of job locks (default: <temp dir>/lifeboat-locks)"),
+    setting("restore.app-services", ev::LIFEBOAT_RESTORE_APP_SERVICES, "compose services lifeboat-restore stops during the swap, comma-separated, or none (default: those whose environment names the database)"),
+    with_default(setting("restore.health-timeout", ev::LIFEBOAT_RESTORE_HEALTH_TIMEOUT, "seconds the app has to become healthy after a restore before it is undone"), "120"),
+    with_default(setting("restore.keep-days", ev::LIFEBOAT_RESTORE_KEEP_DAYS, "days pre-restore databases are kept"), "7"),
 ];
 
 /// Where a value came from, for error messages.
@@ -337,6 +340,17 @@ pub struct ComposeConfig {
     pub files: Vec<PathBuf>,
 }
 
+/// lifeboat-restore's settings.
+#[derive(Debug, Clone)]
+pub struct RestoreConfig {
+    /// Compose services stopped during the swap; `None`: discovered, `Some(empty)`: none.
+    pub app_services: Option<Vec<String>>,
+    /// Seconds the app has to become healthy again before the restore is undone.
+    pub health_timeout: u32,
+    /// Days a pre-restore database is kept.
+    pub keep_days: u32,
+}
+
 /// The resolved configuration. Sections hold what is set; `require_*` methods turn a missing
 /// setting into an error that says which variable or key to set.
 #[derive(Debug, Clone)]
@@ -350,6 +364,7 @@ pub struct Config {
     pub docker_host: Option<String>,
     pub backup: BackupConfig,
     pub lock_dir: PathBuf,
+    pub restore: RestoreConfig,
     /// The files that were read, for `--verbose` and error messages.
     pub sources: Vec<PathBuf>,
 }
@@ -657,6 +672,21 @@ impl Layers {
                 || std::env::temp_dir().join("lifeboat-locks"),
                 PathBuf::from,
             ),
+            restore: RestoreConfig {
+                app_services: self.string("restore.app-services").map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty() && *s != "none")
+                        .map(str::to_owned)
+                        .collect()
+                }),
+                health_timeout: self
+                    .parse("restore.health-timeout", |v| parse_count(v, 1))?
+                    .unwrap_or(120),
+                keep_days: self
+                    .parse("restore.keep-days", |v| parse_count(v, 0))?
+                    .unwrap_or(7),
+            },
             sources,
         })
     }

@@ -128,7 +128,17 @@ pub const ALL: &[&str] = &[
     LIFEBOAT_SMTP_CA_FILE,
     LIFEBOAT_MAIL_TO,
     LIFEBOAT_LOCK_DIR,
+    LIFEBOAT_RESTORE_APP_SERVICES,
+    LIFEBOAT_RESTORE_HEALTH_TIMEOUT,
+    LIFEBOAT_RESTORE_KEEP_DAYS,
 ];
+
+/// lifeboat-restore: the compose services stopped during the swap (comma-separated, or `none`).
+pub const LIFEBOAT_RESTORE_APP_SERVICES: &str = "LIFEBOAT_RESTORE_APP_SERVICES";
+/// lifeboat-restore: seconds the app has to become healthy before the restore is undone.
+pub const LIFEBOAT_RESTORE_HEALTH_TIMEOUT: &str = "LIFEBOAT_RESTORE_HEALTH_TIMEOUT";
+/// lifeboat-restore: days pre-restore databases are kept.
+pub const LIFEBOAT_RESTORE_KEEP_DAYS: &str = "LIFEBOAT_RESTORE_KEEP_DAYS";
 
 /// The prefix of lifeboat's own variables: an unknown one is a typo and an error.
 pub const PREFIX: &str = "LIFEBOAT_";

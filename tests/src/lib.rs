@@ -247,6 +247,8 @@ pub fn compose_command() -> Vec<String> {
 pub struct ComposeProject {
     pub name: String,
     pub file: PathBuf,
+    /// More compose files over `file` (`-f` each, in order).
+    overrides: Vec<PathBuf>,
     env: Vec<(String, String)>,
 }
 
@@ -255,11 +257,19 @@ impl ComposeProject {
         Self {
             name: unique(prefix),
             file: file.to_path_buf(),
+            overrides: Vec::new(),
             env: env
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
         }
+    }
+
+    /// The same project with another compose file over the first (e.g. one that publishes ports).
+    #[must_use]
+    pub fn with_file(mut self, file: &Path) -> Self {
+        self.overrides.push(file.to_path_buf());
+        self
     }
 
     /// A compose command for this project.
@@ -270,8 +280,11 @@ impl ComposeProject {
             .arg("-p")
             .arg(&self.name)
             .arg("-f")
-            .arg(&self.file)
-            .args(args);
+            .arg(&self.file);
+        for file in &self.overrides {
+            cmd.arg("-f").arg(file);
+        }
+        cmd.args(args);
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd
     }

@@ -56,7 +56,8 @@ impl Route<'_> {
 
     fn allowed(&self) -> &'static str {
         match self {
-            Route::Health | Route::Version | Route::Business(_) => "GET",
+            Route::Health | Route::Version => "GET",
+            Route::Business(_) => "GET, DELETE",
             Route::Login | Route::PaymentWebhook => "POST",
             Route::Businesses => "GET, POST",
         }
@@ -81,6 +82,7 @@ async fn dispatch(app: &App, req: &Request) -> Reply {
         ("POST", Route::Businesses) => create_business(app, req).await,
         ("GET", Route::Businesses) => list_businesses(app, req).await,
         ("GET", Route::Business(id)) => get_business(app, req, id).await,
+        ("DELETE", Route::Business(id)) => delete_business(app, req, id).await,
         ("POST", Route::PaymentWebhook) => payment_webhook(app, req).await,
         _ => Err(error(405, "method not allowed").with_header("Allow", route.allowed())),
     }
@@ -357,6 +359,25 @@ async fn get_business(app: &App, req: &Request, id: &str) -> Reply {
         .map_err(|e| db_failure(&e))?
         .ok_or_else(not_found)?;
     Ok(Response::json(200, &business_json(&row)?))
+}
+
+/// Delete one of the caller's businesses: how a smoke test removes the one it created.
+async fn delete_business(app: &App, req: &Request, id: &str) -> Reply {
+    let owner_id = authenticate(app, req).await?;
+    let not_found = || error(404, "not found");
+    let id: i64 = id.parse().map_err(|_| not_found())?;
+    let client = app.db.client().await.map_err(db_unavailable)?;
+    let deleted = client
+        .execute(
+            "DELETE FROM businesses WHERE id = $1 AND owner_id = $2",
+            &[&id, &owner_id],
+        )
+        .await
+        .map_err(|e| db_failure(&e))?;
+    if deleted == 0 {
+        return Err(not_found());
+    }
+    Ok(Response::json(200, &json!({ "deleted": id })))
 }
 
 /// Whether `header` is `sha256=<hex HMAC-SHA256 of body under secret>`, compared in constant

@@ -1,0 +1,231 @@
+//! The app around the database: the compose services stopped during the swap (workers
+//! included, or they would write into the old database or fail on the vanished one), started
+//! again after it, and waited on until Docker says they are healthy.
+//!
+//! Which services: `restore.app-services` (`LIFEBOAT_RESTORE_APP_SERVICES`) when set (`none`
+//! for none); otherwise, when the database runs in a container, every running container of the
+//! compose project whose environment names the database (a `postgres://…/<db>` URL, or
+//! `PGDATABASE`/`POSTGRES_DB`/`DB_NAME`/`DATABASE_NAME` = `<db>`). Only containers that were
+//! running are stopped and started again: a restore never starts what was meant to be down.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use lifeboat::config::Config;
+use lifeboat::docker::{Container, Docker};
+use lifeboat_backup::source::Source;
+use tracing::{info, warn};
+
+/// How long a container has to stop before Docker kills it.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+pub struct App {
+    docker: Option<Docker>,
+    pub containers: Vec<Container>,
+}
+
+/// Variables that name a database outright.
+const NAME_VARS: &[&str] = &["PGDATABASE", "POSTGRES_DB", "DB_NAME", "DATABASE_NAME"];
+
+/// Whether a container's environment points at database `db`.
+pub fn env_names_database<'a>(env: impl IntoIterator<Item = (&'a str, &'a str)>, db: &str) -> bool {
+    env.into_iter().any(|(key, value)| {
+        if NAME_VARS.contains(&key) && value == db {
+            return true;
+        }
+        let Some(rest) = value
+            .strip_prefix("postgres://")
+            .or_else(|| value.strip_prefix("postgresql://"))
+        else {
+            return false;
+        };
+        let path = rest.split_once('/').map_or("", |(_, p)| p);
+        let name = path.split(['?', '#']).next().unwrap_or_default();
+        name == db
+    })
+}
+
+impl App {
+    pub fn none() -> Self {
+        Self {
+            docker: None,
+            containers: Vec::new(),
+        }
+    }
+
+    /// The app's running containers, from the configuration or discovered.
+    pub async fn find(config: &Config, source: &Source, db: &str) -> anyhow::Result<Self> {
+        let (docker, db_container) = match source {
+            Source::Container {
+                docker, container, ..
+            } => (Some(docker.clone()), Some(container.clone())),
+            Source::Url { .. } => (None, None),
+        };
+        match &config.restore.app_services {
+            Some(services) if services.is_empty() => {
+                info!("no app to stop (restore.app-services = none)");
+                Ok(Self::none())
+            }
+            Some(services) => {
+                let docker = match docker {
+                    Some(d) => d,
+                    None => Docker::connect(config.docker_host.as_deref())
+                        .await
+                        .context("the app's services are configured (LIFEBOAT_RESTORE_APP_SERVICES): lifeboat-restore needs Docker to stop them")?,
+                };
+                let mut containers = Vec::new();
+                for service in services {
+                    let found = docker
+                        .compose_containers(&config.compose.project, Some(service.as_str()), false)
+                        .await?;
+                    if found.is_empty() {
+                        warn!(
+                            "service {service} of compose project {} has no running container; nothing to stop there",
+                            config.compose.project
+                        );
+                    }
+                    containers.extend(found);
+                }
+                Ok(Self {
+                    docker: Some(docker),
+                    containers,
+                })
+            }
+            None => {
+                let Some(docker) = docker else {
+                    info!("--url: no app to stop (set LIFEBOAT_RESTORE_APP_SERVICES to name the compose services that use the database); its sessions will be ended at the swap");
+                    return Ok(Self::none());
+                };
+                let mut containers = Vec::new();
+                for c in docker
+                    .compose_containers(&config.compose.project, None, false)
+                    .await?
+                {
+                    if db_container
+                        .as_deref()
+                        .is_some_and(|d| d == c.name || d == c.id)
+                    {
+                        continue;
+                    }
+                    let env = docker.container_env(&c.id).await?;
+                    if env_names_database(env.iter().map(|(k, v)| (k.as_str(), v.as_str())), db) {
+                        containers.push(c);
+                    }
+                }
+                Ok(Self {
+                    docker: Some(docker),
+                    containers,
+                })
+            }
+        }
+    }
+
+    /// Containers given by name or id (a journal's), as they are now.
+    pub async fn from_names(config: &Config, names: &[String]) -> anyhow::Result<Self> {
+        if names.is_empty() {
+            return Ok(Self::none());
+        }
+        let docker = Docker::connect(config.docker_host.as_deref()).await?;
+        let containers = names
+            .iter()
+            .map(|n| Container {
+                id: n.clone(),
+                name: n.clone(),
+                image: String::new(),
+                state: String::new(),
+                project: None,
+                service: None,
+            })
+            .collect();
+        Ok(Self {
+            docker: Some(docker),
+            containers,
+        })
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.containers.iter().map(|c| c.name.clone()).collect()
+    }
+
+    pub fn describe(&self) -> String {
+        if self.containers.is_empty() {
+            "no app containers".into()
+        } else {
+            self.names().join(", ")
+        }
+    }
+
+    pub async fn stop(&self) -> anyhow::Result<()> {
+        let Some(docker) = &self.docker else {
+            return Ok(());
+        };
+        // All at once: the downtime is the slowest container's stop, not their sum.
+        futures_util::future::try_join_all(self.containers.iter().map(|c| async move {
+            docker
+                .stop(&c.id, STOP_GRACE)
+                .await
+                .with_context(|| format!("stopping {}", c.name))
+        }))
+        .await?;
+        if !self.containers.is_empty() {
+            info!(step = "stopped", "stopped {}", self.describe());
+        }
+        Ok(())
+    }
+
+    /// Start every container, then wait until each is healthy (or running, without a health
+    /// check), `timeout` in all.
+    pub async fn start_and_wait(&self, timeout: Duration) -> anyhow::Result<()> {
+        let Some(docker) = &self.docker else {
+            return Ok(());
+        };
+        for c in &self.containers {
+            docker
+                .start(&c.id)
+                .await
+                .with_context(|| format!("starting {}", c.name))?;
+        }
+        let started = Instant::now();
+        for c in &self.containers {
+            let left = timeout.saturating_sub(started.elapsed());
+            docker
+                .wait_healthy(&c.id, left.max(Duration::from_secs(1)))
+                .await
+                .with_context(|| format!("{} after the restore", c.name))?;
+        }
+        if !self.containers.is_empty() {
+            info!(
+                step = "healthy",
+                "{} healthy in {:.1} s",
+                self.describe(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::env_names_database;
+
+    #[test]
+    fn an_app_is_found_by_the_database_its_environment_names() {
+        let yes = [
+            ("DATABASE_URL", "postgres://demo:pw@postgres:5432/demo"),
+            ("X", "postgresql://u@db/demo?sslmode=disable"),
+            ("PGDATABASE", "demo"),
+        ];
+        for pair in yes {
+            assert!(env_names_database([pair], "demo"), "{pair:?}");
+        }
+        let no = [
+            ("DATABASE_URL", "postgres://demo:pw@postgres:5432/demo_test"),
+            ("REDIS_URL", "redis://redis:6379/demo"),
+            ("NOTE", "demo"),
+        ];
+        for pair in no {
+            assert!(!env_names_database([pair], "demo"), "{pair:?}");
+        }
+    }
+}

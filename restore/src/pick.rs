@@ -1,0 +1,291 @@
+//! Which backup: `latest` (the newest backup of the database, here or in the bucket), a name
+//! (as `list` prints it, with or without its extension), a path, or `s3://bucket/…/name`; or,
+//! with none given on a terminal, a numbered list to choose from. A backup is an archive with
+//! its manifest (lifeboat-backup's format): anything else is refused.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context};
+use chrono::Utc;
+use lifeboat::config::Config;
+use lifeboat::exit::UsageError;
+use lifeboat::output::human_bytes;
+use lifeboat::s3::Bucket;
+use lifeboat_backup::manifest::{self, Entry};
+use lifeboat_backup::{offsite, verify};
+use tracing::{info, warn};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    Local,
+    S3,
+}
+
+impl Place {
+    pub fn name(self) -> &'static str {
+        match self {
+            Place::Local => "local",
+            Place::S3 => "s3",
+        }
+    }
+}
+
+/// A backup that can be chosen.
+pub struct Candidate {
+    pub place: Place,
+    pub entry: Entry,
+}
+
+/// The backups here and in the bucket (when one is configured), oldest first.
+pub struct Catalog {
+    pub candidates: Vec<Candidate>,
+    bucket: Option<Bucket>,
+}
+
+impl Catalog {
+    pub async fn load(config: &Config) -> anyhow::Result<Self> {
+        let dir = &config.backup.dir;
+        let mut candidates: Vec<Candidate> = verify::manifests(dir)
+            .with_context(|| format!("cannot read {}", dir.display()))?
+            .into_iter()
+            .map(|entry| Candidate {
+                place: Place::Local,
+                entry,
+            })
+            .collect();
+        let mut bucket = None;
+        if config.s3.bucket.is_some() {
+            let settings = config.require_s3("to list the off-site backups")?;
+            // A bucket out of reach must not stand between a person and a local backup.
+            match offsite::entries(&settings).await {
+                Ok((b, remote)) => {
+                    candidates.extend(remote.into_iter().map(|entry| Candidate {
+                        place: Place::S3,
+                        entry,
+                    }));
+                    bucket = Some(b);
+                }
+                Err(e) => {
+                    warn!("cannot list the off-site backups ({e:#}); only local ones are shown");
+                }
+            }
+        }
+        candidates.sort_by_key(|c| (c.entry.manifest.started, c.place == Place::S3));
+        Ok(Self { candidates, bucket })
+    }
+
+    /// One line per backup, numbered from 1: number, where, name, start, age, size in bytes,
+    /// database and whether it matches its manifest (local: its SHA-256; s3: its size).
+    pub fn lines(&self) -> Vec<String> {
+        let now = Utc::now();
+        self.candidates
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let m = &c.entry.manifest;
+                let verified = match c.place {
+                    Place::S3 => "size ok".to_owned(),
+                    Place::Local => match c.entry.intact() {
+                        Ok(true) => "sha256 ok".to_owned(),
+                        Ok(false) => "DAMAGED: sha256 differs from the manifest".to_owned(),
+                        Err(e) => format!("UNREADABLE: {e}"),
+                    },
+                };
+                format!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{verified}",
+                    i + 1,
+                    c.place.name(),
+                    m.file,
+                    m.started.format("%Y-%m-%d %H:%M:%S UTC"),
+                    age(now - m.started),
+                    m.size,
+                    m.database,
+                )
+            })
+            .collect()
+    }
+
+    /// The backup `wanted` names, for database `db`.
+    pub fn pick(&self, config: &Config, wanted: &str, db: &str) -> anyhow::Result<Candidate> {
+        if wanted == "latest" {
+            return self
+                .candidates
+                .iter()
+                .rev()
+                .find(|c| c.entry.manifest.database == db && !c.entry.manifest.all)
+                .map(|c| Candidate {
+                    place: c.place,
+                    entry: c.entry.clone(),
+                })
+                .ok_or_else(|| {
+                    anyhow!(UsageError::new(format!(
+                        "there is no backup of database {db} in {}{}; name one (`lifeboat-restore list` shows them all)",
+                        config.backup.dir.display(),
+                        if self.bucket.is_some() { " or in the bucket" } else { "" }
+                    )))
+                });
+        }
+        if let Some(rest) = wanted.strip_prefix("s3://") {
+            let (bucket_name, key) = rest.split_once('/').unwrap_or((rest, ""));
+            let Some(bucket) = &self.bucket else {
+                bail!(UsageError::new(format!(
+                    "{wanted}: no bucket is configured (set S3_BUCKET and its keys), or it could not be listed (see above)"
+                )));
+            };
+            if bucket_name != bucket.bucket() {
+                bail!(UsageError::new(format!(
+                    "{wanted} is not in the configured bucket {} (S3_BUCKET)",
+                    bucket.bucket()
+                )));
+            }
+            let file = key.rsplit('/').next().unwrap_or_default();
+            return self.find_remote(file).ok_or_else(|| {
+                anyhow!(UsageError::new(format!(
+                    "there is no backup {file} (with its manifest) under s3://{}/{}",
+                    bucket.bucket(),
+                    bucket.key("backups/")
+                )))
+            });
+        }
+        match verify::find(&config.backup.dir, wanted) {
+            Ok(entry) => Ok(Candidate {
+                place: Place::Local,
+                entry,
+            }),
+            Err(e) if lifeboat::exit::code_for(&e) == lifeboat::exit::USAGE => {
+                let file = wanted.rsplit('/').next().unwrap_or(wanted);
+                self.find_remote(file).ok_or(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn find_remote(&self, file: &str) -> Option<Candidate> {
+        let file = file.strip_suffix(".json").unwrap_or(file);
+        self.candidates
+            .iter()
+            .filter(|c| c.place == Place::S3)
+            .find(|c| {
+                let m = &c.entry.manifest.file;
+                m == file
+                    || manifest::EXTENSIONS
+                        .iter()
+                        .any(|ext| *m == format!("{file}{ext}"))
+            })
+            .map(|c| Candidate {
+                place: c.place,
+                entry: c.entry.clone(),
+            })
+    }
+
+    /// Show the list on stderr and ask for a number (Enter: the newest of `db`).
+    pub fn choose(&self, config: &Config, db: &str) -> anyhow::Result<Candidate> {
+        if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+            bail!(UsageError::new(
+                "which backup? Name one (latest, a name from `lifeboat-restore list`, a path or s3://…), or run on a terminal to choose from the list"
+            ));
+        }
+        if self.candidates.is_empty() {
+            bail!(
+                "there are no backups in {}{}",
+                config.backup.dir.display(),
+                if self.bucket.is_some() {
+                    " or in the bucket"
+                } else {
+                    ""
+                }
+            );
+        }
+        let mut err = std::io::stderr().lock();
+        writeln!(err, "Backups (oldest first):")?;
+        writeln!(
+            err,
+            "  #  where  name  taken  age  size  database  verified"
+        )?;
+        for (line, c) in self.lines().iter().zip(&self.candidates) {
+            let mut fields: Vec<String> = line.split('\t').map(str::to_owned).collect();
+            if let Some(size) = fields.get_mut(5) {
+                *size = human_bytes(c.entry.manifest.size);
+            }
+            writeln!(err, "  {}", fields.join("  "))?;
+        }
+        write!(
+            err,
+            "Which backup? [1-{}, Enter: latest] ",
+            self.candidates.len()
+        )?;
+        err.flush()?;
+        drop(err);
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        let answer = answer.trim();
+        if answer.is_empty() {
+            return self.pick(config, "latest", db);
+        }
+        let n: usize = answer
+            .parse()
+            .ok()
+            .filter(|n| (1..=self.candidates.len()).contains(n))
+            .ok_or_else(|| {
+                UsageError::new(format!(
+                    "{answer:?} is not a number from the list; nothing was done"
+                ))
+            })?;
+        let c = &self.candidates[n - 1];
+        Ok(Candidate {
+            place: c.place,
+            entry: c.entry.clone(),
+        })
+    }
+
+    /// A local copy of the chosen backup: itself, or downloaded from the bucket into `into`.
+    pub async fn fetch(&self, chosen: &Candidate, into: &Path) -> anyhow::Result<Entry> {
+        if chosen.place == Place::Local {
+            return Ok(chosen.entry.clone());
+        }
+        let bucket = self.bucket.as_ref().context("no bucket")?;
+        let name = chosen.entry.archive.to_string_lossy().into_owned();
+        let key = bucket.key(&name);
+        let local: PathBuf = into.join(&chosen.entry.manifest.file);
+        info!(
+            "downloading s3://{}/{key} ({})",
+            bucket.bucket(),
+            human_bytes(chosen.entry.manifest.size)
+        );
+        let mut object = bucket
+            .client()
+            .get_object()
+            .bucket(bucket.bucket())
+            .key(&key)
+            .send()
+            .await
+            .map_err(|e| anyhow!("cannot download s3://{}/{key}: {e}", bucket.bucket()))?;
+        let mut file = tokio::fs::File::create(&local)
+            .await
+            .with_context(|| format!("cannot create {}", local.display()))?;
+        while let Some(chunk) = object.body.next().await {
+            let chunk =
+                chunk.map_err(|e| anyhow!("downloading s3://{}/{key}: {e}", bucket.bucket()))?;
+            tokio::io::AsyncWriteExt::write_all(&mut file, &chunk)
+                .await
+                .with_context(|| format!("writing {}", local.display()))?;
+        }
+        tokio::io::AsyncWriteExt::flush(&mut file).await?;
+        Ok(Entry {
+            archive: local,
+            manifest: chosen.entry.manifest.clone(),
+        })
+    }
+}
+
+/// `3 min`, `7 h`, `2 d`: how long ago.
+pub fn age(d: chrono::TimeDelta) -> String {
+    let s = d.num_seconds().max(0);
+    match s {
+        0..=119 => format!("{s} s"),
+        120..=7199 => format!("{} min", s / 60),
+        7200..=172_799 => format!("{} h", s / 3600),
+        _ => format!("{} d", s / 86_400),
+    }
+}

@@ -1,0 +1,417 @@
+//! The database server as restore needs it: create, rename, drop, end sessions, copy what a
+//! plain dump does not carry (the database's owner, settings, grants, comment), and the room
+//! left on its disk. The same SQL goes through the container's psql (the default, as
+//! lifeboat-backup dumps) or a direct connection (`--url`, managed PostgreSQL), so both modes
+//! behave alike.
+//!
+//! Renames and drops run from a maintenance database (`postgres`, else `template1`): never
+//! from one of the databases they rename.
+
+use anyhow::{anyhow, bail, Context};
+use lifeboat::config::Config;
+use lifeboat::db;
+use lifeboat::docker::DockerError;
+use lifeboat_backup::source::Source;
+use tracing::debug;
+
+/// Settings whose stored value is already a list in SQL syntax (`"$user", public`): pasted as
+/// they are, as pg_dumpall does (its `variable_is_guc_list_quote`). Every other value is quoted.
+const LIST_SETTINGS: &[&str] = &[
+    "local_preload_libraries",
+    "search_path",
+    "session_preload_libraries",
+    "shared_preload_libraries",
+    "temp_tablespaces",
+    "unix_socket_directories",
+];
+
+/// A database's properties that live outside it, in `pg_database`.
+#[derive(Debug, Clone)]
+pub struct DbInfo {
+    pub owner: String,
+    pub encoding: String,
+    pub collate: String,
+    pub ctype: String,
+    pub connection_limit: String,
+}
+
+pub struct Server {
+    pub source: Source,
+    maintenance: String,
+}
+
+/// `"name"`, with any `"` doubled: safe for any database or role name.
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `'text'`, with any `'` doubled (standard_conforming_strings is on since PostgreSQL 9.1).
+pub fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+impl Server {
+    /// The backup source's server: the container (compose service, or by name) or `--url`.
+    pub async fn connect(config: &Config) -> anyhow::Result<Self> {
+        let mut config = config.clone();
+        config.backup.all = false;
+        let source = Source::resolve(&config).await?;
+        let mut server = Self {
+            source,
+            maintenance: "postgres".into(),
+        };
+        if let Err(e) = server.query("SELECT 1").await {
+            debug!("no `postgres` database ({e:#}); using template1 for maintenance");
+            server.maintenance = "template1".into();
+            server
+                .query("SELECT 1")
+                .await
+                .with_context(|| format!("cannot reach the server ({})", server.describe()))?;
+        }
+        Ok(server)
+    }
+
+    /// The database restored into: the container's POSTGRES_DB, the URL's, or --database.
+    pub fn database(&self) -> &str {
+        self.source.database()
+    }
+
+    pub fn describe(&self) -> String {
+        self.source.describe()
+    }
+
+    /// Run `sql` in the maintenance database.
+    pub async fn query(&self, sql: &str) -> anyhow::Result<Vec<Vec<String>>> {
+        self.query_on(&self.maintenance.clone(), sql).await
+    }
+
+    /// Run `sql` (one statement, or several as one transaction) in `db`; the rows, as text.
+    pub async fn query_on(&self, db: &str, sql: &str) -> anyhow::Result<Vec<Vec<String>>> {
+        debug!(database = db, "SQL: {sql}");
+        match &self.source {
+            Source::Container {
+                docker,
+                container,
+                credentials,
+                ..
+            } => {
+                let dbname = format!("--dbname={db}");
+                let mut out = Vec::new();
+                let command = [
+                    "psql",
+                    "-X",
+                    "-q",
+                    "-t",
+                    "-A",
+                    "-F",
+                    "\x1f",
+                    "-R",
+                    "\x1e",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "--no-password",
+                    dbname.as_str(),
+                    "-c",
+                    sql,
+                ];
+                match docker
+                    .exec(container, &command, &credentials.client_env(), &mut out)
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(DockerError::ExecFailed { stderr, .. }) => {
+                        bail!("{}", stderr.trim())
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                let text = String::from_utf8_lossy(&out);
+                Ok(text
+                    .split('\x1e')
+                    .map(|r| r.trim_end_matches('\n'))
+                    .filter(|r| !r.is_empty())
+                    .map(|r| r.split('\x1f').map(str::to_owned).collect())
+                    .collect())
+            }
+            Source::Url { target, .. } => {
+                let target = target.with_database(db);
+                let client = target.connect().await?;
+                let messages = client
+                    .simple_query(sql)
+                    .await
+                    .map_err(|e| db::query_error(&target, &e))?;
+                Ok(messages
+                    .into_iter()
+                    .filter_map(|m| match m {
+                        tokio_postgres::SimpleQueryMessage::Row(row) => Some(
+                            (0..row.len())
+                                .map(|i| row.get(i).unwrap_or_default().to_owned())
+                                .collect(),
+                        ),
+                        _ => None,
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    /// Every database's name.
+    pub async fn databases(&self) -> anyhow::Result<Vec<String>> {
+        Ok(self
+            .query("SELECT datname FROM pg_database")
+            .await?
+            .into_iter()
+            .filter_map(|r| r.into_iter().next())
+            .collect())
+    }
+
+    pub async fn exists(&self, db: &str) -> anyhow::Result<bool> {
+        let rows = self
+            .query(&format!(
+                "SELECT 1 FROM pg_database WHERE datname = {}",
+                literal(db)
+            ))
+            .await?;
+        Ok(!rows.is_empty())
+    }
+
+    /// Owner, encoding, locale and connection limit of `db`, or `None` if it does not exist.
+    pub async fn info(&self, db: &str) -> anyhow::Result<Option<DbInfo>> {
+        let rows = self
+            .query(&format!(
+                "SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, \
+                 datctype, datconnlimit FROM pg_database WHERE datname = {}",
+                literal(db)
+            ))
+            .await?;
+        Ok(rows.into_iter().next().and_then(|r| {
+            let mut r = r.into_iter();
+            Some(DbInfo {
+                owner: r.next()?,
+                encoding: r.next()?,
+                collate: r.next()?,
+                ctype: r.next()?,
+                connection_limit: r.next()?,
+            })
+        }))
+    }
+
+    /// Bytes `db` takes on disk.
+    pub async fn size(&self, db: &str) -> anyhow::Result<u64> {
+        let rows = self
+            .query(&format!("SELECT pg_database_size({})", literal(db)))
+            .await?;
+        rows.first()
+            .and_then(|r| r.first())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| anyhow!("no size for database {db}"))
+    }
+
+    /// Bytes free where the server keeps its data, when it can be known (the container's
+    /// file system; a managed server does not say).
+    pub async fn free_space(&self) -> anyhow::Result<Option<u64>> {
+        let Source::Container {
+            docker, container, ..
+        } = &self.source
+        else {
+            return Ok(None);
+        };
+        let dir = self.query("SHOW data_directory").await?;
+        let dir = dir
+            .first()
+            .and_then(|r| r.first())
+            .context("the server did not give its data directory")?;
+        let df = docker
+            .exec_output(container, &["df", "-P", "-k", dir.as_str()])
+            .await
+            .context("asking the database container for its free space (df)")?;
+        let available = df
+            .lines()
+            .nth(1)
+            .and_then(|l| l.split_whitespace().nth(3))
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .with_context(|| format!("cannot read df's answer: {df}"))?;
+        Ok(Some(available * 1024))
+    }
+
+    /// Create `db` as a sibling of the live database: same owner, encoding, locale and
+    /// connection limit (or the server's defaults when there is no live database).
+    pub async fn create(&self, db: &str, like: Option<&DbInfo>) -> anyhow::Result<()> {
+        let like = like.map_or_else(String::new, |i| {
+            format!(
+                " OWNER {} ENCODING {} LC_COLLATE {} LC_CTYPE {} CONNECTION LIMIT {}",
+                ident(&i.owner),
+                literal(&i.encoding),
+                literal(&i.collate),
+                literal(&i.ctype),
+                i.connection_limit.parse::<i32>().unwrap_or(-1)
+            )
+        });
+        self.query(&format!(
+            "CREATE DATABASE {} TEMPLATE template0{like}",
+            ident(db)
+        ))
+        .await
+        .map(drop)
+    }
+
+    /// What a dump without `--create` loses, from `from` onto `to`: `ALTER DATABASE … SET` and
+    /// `ALTER ROLE … IN DATABASE … SET` settings, the database's grants and its comment. They
+    /// belong to the database object, so a rename would leave them on the old one.
+    pub async fn copy_database_properties(&self, from: &str, to: &str) -> anyhow::Result<usize> {
+        let mut statements = Vec::new();
+        let settings = self
+            .query(&format!(
+                "SELECT COALESCE(quote_ident(r.rolname), ''), c.setting \
+                 FROM pg_db_role_setting s \
+                 LEFT JOIN pg_roles r ON r.oid = s.setrole \
+                 CROSS JOIN LATERAL unnest(s.setconfig) AS c(setting) \
+                 WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = {})",
+                literal(from)
+            ))
+            .await?;
+        for row in settings {
+            let [role, setting] = row.as_slice() else {
+                continue;
+            };
+            let Some((name, value)) = setting.split_once('=') else {
+                continue;
+            };
+            let value = if LIST_SETTINGS.contains(&name) {
+                value.to_owned()
+            } else {
+                literal(value)
+            };
+            statements.push(if role.is_empty() {
+                format!("ALTER DATABASE {} SET {name} = {value}", ident(to))
+            } else {
+                format!(
+                    "ALTER ROLE {role} IN DATABASE {} SET {name} = {value}",
+                    ident(to)
+                )
+            });
+        }
+        let grants = self
+            .query(&format!(
+                "SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' \
+                 ELSE quote_ident(pg_get_userbyid(a.grantee)) END, a.privilege_type, \
+                 a.is_grantable FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) a \
+                 WHERE d.datname = {}",
+                literal(from)
+            ))
+            .await?;
+        if !grants.is_empty() {
+            // An explicit ACL replaces the default one (PUBLIC may connect and use TEMP). From
+            // an empty one, grants in the live ACL's order rebuild it item for item.
+            let owner = self
+                .query(&format!(
+                    "SELECT quote_ident(pg_get_userbyid(datdba)) FROM pg_database WHERE datname = {}",
+                    literal(to)
+                ))
+                .await?;
+            statements.push(format!("REVOKE ALL ON DATABASE {} FROM PUBLIC", ident(to)));
+            if let Some(owner) = owner.first().and_then(|r| r.first()) {
+                statements.push(format!("REVOKE ALL ON DATABASE {} FROM {owner}", ident(to)));
+            }
+            for row in grants {
+                let [grantee, privilege, grantable] = row.as_slice() else {
+                    continue;
+                };
+                let with = if grantable == "t" || grantable == "true" {
+                    " WITH GRANT OPTION"
+                } else {
+                    ""
+                };
+                statements.push(format!(
+                    "GRANT {privilege} ON DATABASE {} TO {grantee}{with}",
+                    ident(to)
+                ));
+            }
+        }
+        let comment = self
+            .query(&format!(
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database \
+                 WHERE datname = {} AND shobj_description(oid, 'pg_database') IS NOT NULL",
+                literal(from)
+            ))
+            .await?;
+        if let Some(text) = comment.first().and_then(|r| r.first()) {
+            statements.push(format!(
+                "COMMENT ON DATABASE {} IS {}",
+                ident(to),
+                literal(text)
+            ));
+        }
+        let count = statements.len();
+        for statement in statements {
+            self.query(&statement)
+                .await
+                .with_context(|| format!("copying a database property: {statement}"))?;
+        }
+        Ok(count)
+    }
+
+    /// Whether new sessions may connect to `db`.
+    pub async fn allow_connections(&self, db: &str, allow: bool) -> anyhow::Result<()> {
+        self.query(&format!(
+            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS {allow}",
+            ident(db)
+        ))
+        .await
+        .map(drop)
+    }
+
+    /// End every session on `db` but ours; returns how many there were.
+    pub async fn terminate(&self, db: &str) -> anyhow::Result<u64> {
+        let rows = self
+            .query(&format!(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE datname = {} AND pid <> pg_backend_pid()",
+                literal(db)
+            ))
+            .await?;
+        Ok(rows
+            .first()
+            .and_then(|r| r.first())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// Renames in one transaction: all of them, or none.
+    pub async fn rename_all(&self, renames: &[(&str, &str)]) -> anyhow::Result<()> {
+        use std::fmt::Write as _;
+        let mut sql = String::from("BEGIN;");
+        for (from, to) in renames {
+            let _ = write!(
+                sql,
+                " ALTER DATABASE {} RENAME TO {};",
+                ident(from),
+                ident(to)
+            );
+        }
+        sql.push_str(" COMMIT;");
+        self.query(&sql).await.map(drop)
+    }
+
+    /// Drop `db` if it exists, its sessions first.
+    pub async fn drop_database(&self, db: &str) -> anyhow::Result<()> {
+        if !self.exists(db).await? {
+            return Ok(());
+        }
+        self.terminate(db).await?;
+        self.query(&format!("DROP DATABASE IF EXISTS {}", ident(db)))
+            .await
+            .map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_texts_are_quoted_whatever_they_hold() {
+        assert_eq!(ident("app"), "\"app\"");
+        assert_eq!(ident("we\"ird"), "\"we\"\"ird\"");
+        assert_eq!(literal("it's"), "'it''s'");
+    }
+}

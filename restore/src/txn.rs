@@ -1,0 +1,604 @@
+//! The restore as a transaction.
+//!
+//! 1. The backup is restored into `<db>__restore_<time>` beside the live database, which the app
+//!    keeps using; the database's owner, encoding, locale, settings, grants and comment are
+//!    copied onto it (a dump without `--create` carries none of them, and a rename would leave
+//!    them on the old database). Any error, or a signal, drops it: the live database was never
+//!    touched.
+//! 2. The app's containers are stopped, the live database's sessions ended, and the two
+//!    databases swapped by two renames in one transaction (`<db>` → `<db>__pre_restore_<time>`,
+//!    the restored one → `<db>`): at every instant one of them is live, never neither. The app
+//!    is started and waited on until healthy.
+//! 3. Any failure in 2, an unhealthy app or a signal: the renames are reversed, the restored
+//!    database dropped, the app started on its old data, and the run exits 1 saying so.
+//!
+//! Every step is written to a journal first, so a run killed outright is finished or undone by
+//! the next one ([`recover`]). The swap is never cancelled halfway: signals are looked at
+//! between its statements, not during them.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use chrono::{NaiveDateTime, TimeDelta, Utc};
+use lifeboat::config::Config;
+use lifeboat_backup::manifest::Entry;
+use lifeboat_backup::verify::{self, SqlStream};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::app::App;
+use crate::journal::{Journal, Step};
+use crate::progress::Bar;
+use crate::server::Server;
+
+/// A test hook: the name of a step at which to stop and wait for a signal (SIGTERM, Ctrl-C,
+/// or SIGKILL from the test), so that tests can interrupt every step for sure.
+pub const PAUSE_VAR: &str = "LBTEST_RESTORE_PAUSE_AT";
+
+/// The pattern of the time in the names of restore's databases (UTC).
+const STAMP: &str = "%Y%m%d_%H%M%S";
+
+/// `SIGTERM` or `SIGINT`, once one arrived. Installed before the restore starts: from then
+/// on a signal no longer kills the process, it undoes the restore.
+#[derive(Clone)]
+pub struct Stop(watch::Receiver<Option<&'static str>>);
+
+impl Stop {
+    pub fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let (tx, rx) = watch::channel(None);
+        tokio::spawn(async move {
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            warn!("{name}: stopping the restore and leaving a consistent database");
+            let _ = tx.send(Some(name));
+            // Keep the handlers installed: a second signal must not kill the undo.
+            loop {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                warn!("a signal again: the restore is being undone, wait for it to end");
+            }
+        });
+        Ok(Self(rx))
+    }
+
+    /// Wait for a signal.
+    pub async fn wait(&self) -> &'static str {
+        let mut rx = self.0.clone();
+        loop {
+            if let Some(name) = *rx.borrow_and_update() {
+                return name;
+            }
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Fail if a signal arrived.
+    pub fn check(&self) -> anyhow::Result<()> {
+        match *self.0.borrow() {
+            Some(name) => bail!("stopped by {name}"),
+            None => Ok(()),
+        }
+    }
+
+    /// Run `f` unless a signal comes first.
+    pub async fn interruptible<T>(
+        &self,
+        f: impl Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<T> {
+        tokio::select! {
+            r = f => r,
+            name = self.wait() => Err(anyhow!("stopped by {name}")),
+        }
+    }
+}
+
+/// What a restore needs besides the backup.
+pub struct Ctx<'a> {
+    pub config: &'a Config,
+    pub server: &'a Server,
+    pub journal: PathBuf,
+    pub stop: Stop,
+    pub progress: bool,
+}
+
+/// A restore that was done.
+#[derive(Debug)]
+pub struct Restored {
+    pub database: String,
+    pub backup: String,
+    /// The database from before, kept under this name (none if there was no live database).
+    pub pre_db: Option<String>,
+    pub downtime: Duration,
+    pub total: Duration,
+    pub safety_backup: Option<PathBuf>,
+}
+
+/// The names a restore at `now` uses for database `db`.
+pub fn names(db: &str, now: chrono::DateTime<Utc>) -> (String, String) {
+    let stamp = now.format(STAMP);
+    (
+        format!("{db}__restore_{stamp}"),
+        format!("{db}__pre_restore_{stamp}"),
+    )
+}
+
+/// When a pre-restore (or restore) database of `db` was made, from its name.
+pub fn made_at(db: &str, name: &str) -> Option<(bool, chrono::DateTime<Utc>)> {
+    let (pre, stamp) = if let Some(s) = name.strip_prefix(&format!("{db}__pre_restore_")) {
+        (true, s)
+    } else {
+        (false, name.strip_prefix(&format!("{db}__restore_"))?)
+    };
+    let at = NaiveDateTime::parse_from_str(stamp, STAMP).ok()?;
+    Some((pre, at.and_utc()))
+}
+
+async fn pause_if(step: Step) {
+    if std::env::var(PAUSE_VAR).is_ok_and(|v| v == step.name()) {
+        info!(
+            step = step.name(),
+            "paused at step {} ({PAUSE_VAR})",
+            step.name()
+        );
+        std::future::pending::<()>().await;
+    }
+}
+
+fn checkpoint(ctx: &Ctx<'_>, j: &mut Journal, step: Step) -> anyhow::Result<()> {
+    j.write(&ctx.journal, step)?;
+    tracing::debug!(step = step.name(), "journal: {}", step.name());
+    Ok(())
+}
+
+/// Restore `entry` (already checked) into the live database as a transaction.
+// One transaction, read top to bottom: its steps and their undo side by side.
+#[allow(clippy::too_many_lines)]
+pub async fn restore(
+    ctx: &Ctx<'_>,
+    entry: &Entry,
+    app: &App,
+    safety_backup: bool,
+) -> anyhow::Result<Restored> {
+    let server = ctx.server;
+    let db = server.database().to_owned();
+    let clock = Instant::now();
+    let started = Utc::now();
+    let (restore_db, pre_db) = names(&db, started);
+    let live = server.info(&db).await?;
+    let mut j = Journal {
+        step: Step::Restoring,
+        pid: std::process::id(),
+        backup: entry.manifest.file.clone(),
+        database: db.clone(),
+        restore_db: restore_db.clone(),
+        pre_db: pre_db.clone(),
+        live_existed: live.is_some(),
+        containers: app.names(),
+        safety_backup,
+        started,
+        updated: started,
+    };
+    if live.is_none() {
+        warn!("there is no database {db} on the server: the restore creates it");
+    }
+
+    // Step 1, the app running.
+    checkpoint(ctx, &mut j, Step::Restoring)?;
+    info!(step = "restoring", database = %restore_db, "restoring {} into {restore_db} ({}); {db} stays live meanwhile", entry.manifest.file, server.describe());
+    let loaded = ctx
+        .stop
+        .interruptible(async {
+            pause_if(Step::Restoring).await;
+            server
+                .create(&restore_db, live.as_ref())
+                .await
+                .with_context(|| format!("cannot create the database {restore_db}"))?;
+            if live.is_some() {
+                let n = server
+                    .copy_database_properties(&db, &restore_db)
+                    .await?;
+                info!("copied {n} database-level setting(s), grant(s) and comment(s) of {db} onto {restore_db}");
+            }
+            load(ctx, entry, &restore_db).await
+        })
+        .await;
+    if let Err(e) = loaded {
+        return match server.drop_database(&restore_db).await {
+            Ok(()) => {
+                Journal::remove(&ctx.journal)?;
+                Err(e.context(format!(
+                    "the restore into {restore_db} failed and it was dropped; the live database {db} was not touched and the app kept running"
+                )))
+            }
+            Err(drop_error) => {
+                error!("{restore_db} could not be dropped: {drop_error:#}");
+                Err(e.context(format!(
+                    "the restore into {restore_db} failed; the live database {db} was not touched. {restore_db} is left over: a rerun of lifeboat-restore drops it"
+                )))
+            }
+        };
+    }
+
+    // Step 2: the swap, the app down.
+    checkpoint(ctx, &mut j, Step::Stopping)?;
+    let down = Instant::now();
+    let swapped = swap(ctx, &mut j, app, live.is_some()).await;
+    if let Err(e) = swapped {
+        error!("{e:#}");
+        warn!(
+            step = "undoing",
+            "undoing the restore: {db} goes back to the database from before"
+        );
+        checkpoint(ctx, &mut j, Step::Undoing)?;
+        return match undo(ctx.config, server, &j, app).await {
+            Ok(()) => {
+                Journal::remove(&ctx.journal)?;
+                Err(e.context(format!(
+                    "the restore was undone: {db} is the database from before, and the app was started again on it"
+                )))
+            }
+            Err(undo_error) => Err(undo_error.context(format!(
+                "{e:#}; and undoing it failed: run lifeboat-restore again to finish the undo (the journal {} says where it stopped)",
+                ctx.journal.display()
+            ))),
+        };
+    }
+    let downtime = down.elapsed();
+    checkpoint(ctx, &mut j, Step::Done)?;
+    info!(
+        step = "done",
+        downtime_ms = u64::try_from(downtime.as_millis()).unwrap_or(u64::MAX),
+        "{db} is the restored {}; the app was down {:.1} s",
+        entry.manifest.file,
+        downtime.as_secs_f64()
+    );
+
+    let kept = live.is_some().then(|| pre_db.clone());
+    let safety = match (&kept, safety_backup) {
+        (Some(pre), true) => Some(take_safety_backup(ctx.config, pre).await.map_err(|e| {
+            e.context(format!(
+                "the restore is complete and the app healthy, but the safety backup of {pre} failed; {pre} is kept on the server"
+            ))
+        })?),
+        _ => None,
+    };
+    expire(ctx.config, server, &db, kept.as_deref()).await;
+    Journal::remove(&ctx.journal)?;
+    Ok(Restored {
+        database: db,
+        backup: entry.manifest.file.clone(),
+        pre_db: kept,
+        downtime,
+        total: clock.elapsed(),
+        safety_backup: safety,
+    })
+}
+
+/// Stream the archive into `restore_db`, then check what arrived against the manifest.
+async fn load(ctx: &Ctx<'_>, entry: &Entry, restore_db: &str) -> anyhow::Result<()> {
+    let m = &entry.manifest;
+    let sql_bytes = Arc::new(AtomicU64::new(0));
+    let bar = Bar::start(
+        "restoring",
+        m.raw_size,
+        Arc::clone(&sql_bytes),
+        ctx.progress,
+    );
+    let mut stream = SqlStream::open(&entry.archive)?.with_progress(sql_bytes);
+    let restored = verify::restore(&ctx.server.source, restore_db, &mut stream).await;
+    bar.finish();
+    if let Some(e) = stream.failure(&m.file) {
+        return Err(e);
+    }
+    restored?;
+    let scan = stream.finish();
+    verify::check_scan(entry, &scan)?;
+    if m.exact_rows() && m.tables.iter().all(|t| verify::is_table_name(&t.name)) {
+        let counted = verify::count_rows(&ctx.server.source, restore_db, &m.tables)
+            .await
+            .with_context(|| format!("cannot count the rows in {restore_db}"))?;
+        let differences = verify::differences(&m.tables, &counted, "the restored database");
+        if !differences.is_empty() {
+            bail!(
+                "row counts in {restore_db} differ from the manifest of {}: {}",
+                m.file,
+                differences.join("; ")
+            );
+        }
+        info!(
+            "{restore_db}: {} tables, {} rows, each as the manifest says",
+            counted.len(),
+            counted.iter().map(|t| t.rows).sum::<i64>()
+        );
+    }
+    Ok(())
+}
+
+/// Stop the app, swap the databases, start the app, wait until it is healthy.
+async fn swap(ctx: &Ctx<'_>, j: &mut Journal, app: &App, live: bool) -> anyhow::Result<()> {
+    let server = ctx.server;
+    let (db, restore_db, pre_db) = (j.database.clone(), j.restore_db.clone(), j.pre_db.clone());
+    ctx.stop
+        .interruptible(async {
+            pause_if(Step::Stopping).await;
+            Ok(())
+        })
+        .await?;
+    info!(step = "stopping", "stopping {}", app.describe());
+    ctx.stop.interruptible(app.stop()).await?;
+    ctx.stop.check()?;
+    checkpoint(ctx, j, Step::Swapping)?;
+    ctx.stop
+        .interruptible(async {
+            pause_if(Step::Swapping).await;
+            Ok(())
+        })
+        .await?;
+    if live {
+        server.allow_connections(&db, false).await?;
+        let ended = server.terminate(&db).await?;
+        if ended > 0 {
+            info!("ended {ended} session(s) still on {db}");
+        }
+        server.terminate(&restore_db).await?;
+        server
+            .rename_all(&[
+                (db.as_str(), pre_db.as_str()),
+                (restore_db.as_str(), db.as_str()),
+            ])
+            .await
+            .context("swapping the databases")?;
+        checkpoint(ctx, j, Step::Starting)?;
+        server.allow_connections(&pre_db, true).await?;
+        info!(
+            step = "swapped",
+            "swapped: {db} is the restored database; the one from before is {pre_db}"
+        );
+    } else {
+        server.terminate(&restore_db).await?;
+        server
+            .rename_all(&[(restore_db.as_str(), db.as_str())])
+            .await?;
+        checkpoint(ctx, j, Step::Starting)?;
+        info!(step = "swapped", "{restore_db} renamed to {db}");
+    }
+    ctx.stop
+        .interruptible(async {
+            pause_if(Step::Starting).await;
+            Ok(())
+        })
+        .await?;
+    info!(step = "starting", "starting {}", app.describe());
+    let timeout = Duration::from_secs(u64::from(ctx.config.restore.health_timeout));
+    ctx.stop.interruptible(app.start_and_wait(timeout)).await
+}
+
+/// Whether the swap of `j` committed (and was not reversed since).
+async fn is_swapped(server: &Server, j: &Journal) -> anyhow::Result<bool> {
+    Ok(if j.live_existed {
+        server.exists(&j.pre_db).await?
+    } else {
+        !server.exists(&j.restore_db).await? && server.exists(&j.database).await?
+    })
+}
+
+/// Put the database from before back in place (if the swap happened), drop the restored one,
+/// start the app on it.
+pub async fn undo(config: &Config, server: &Server, j: &Journal, app: &App) -> anyhow::Result<()> {
+    let db = &j.database;
+    if is_swapped(server, j).await? {
+        app.stop().await?;
+        server.allow_connections(db, false).await?;
+        server.terminate(db).await?;
+        if j.live_existed {
+            server.terminate(&j.pre_db).await?;
+            server
+                .rename_all(&[
+                    (db.as_str(), j.restore_db.as_str()),
+                    (j.pre_db.as_str(), db.as_str()),
+                ])
+                .await
+                .context("swapping the databases back")?;
+        } else {
+            server
+                .rename_all(&[(db.as_str(), j.restore_db.as_str())])
+                .await?;
+        }
+        info!("{db} is the database from before again");
+    }
+    if j.live_existed {
+        server.allow_connections(db, true).await?;
+    }
+    server
+        .drop_database(&j.restore_db)
+        .await
+        .with_context(|| format!("dropping {}", j.restore_db))?;
+    info!("dropped {}", j.restore_db);
+    let timeout = Duration::from_secs(u64::from(config.restore.health_timeout));
+    app.start_and_wait(timeout)
+        .await
+        .context("the database from before is back, but the app did not become healthy on it")
+}
+
+/// What a rerun did with an interrupted restore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovered {
+    Finished,
+    Undone,
+}
+
+/// Finish or undo the restore a journal describes, and say which.
+pub async fn recover(
+    config: &Config,
+    server: &Server,
+    j: &Journal,
+    journal: &Path,
+) -> anyhow::Result<Recovered> {
+    warn!(
+        "a restore of {} from {} (pid {}, started {}) was interrupted at step `{}`; recovering",
+        j.database,
+        j.backup,
+        j.pid,
+        j.started.format("%Y-%m-%d %H:%M:%S UTC"),
+        j.step.name()
+    );
+    let app = App::from_names(config, &j.containers).await?;
+    let swapped = j.step != Step::Restoring && is_swapped(server, j).await?;
+    let outcome = match j.step {
+        Step::Restoring | Step::Stopping | Step::Undoing => {
+            undo(config, server, j, &app).await?;
+            Recovered::Undone
+        }
+        Step::Swapping | Step::Starting if !swapped => {
+            undo(config, server, j, &app).await?;
+            Recovered::Undone
+        }
+        Step::Swapping | Step::Starting => {
+            server.allow_connections(&j.database, true).await?;
+            if j.live_existed {
+                server.allow_connections(&j.pre_db, true).await?;
+            }
+            let timeout = Duration::from_secs(u64::from(config.restore.health_timeout));
+            match app.start_and_wait(timeout).await {
+                Ok(()) => {
+                    finish_done(config, server, j).await;
+                    Recovered::Finished
+                }
+                Err(e) => {
+                    warn!("{e:#}; undoing the restore");
+                    undo(config, server, j, &app).await?;
+                    Recovered::Undone
+                }
+            }
+        }
+        Step::Done => {
+            finish_done(config, server, j).await;
+            Recovered::Finished
+        }
+    };
+    Journal::remove(journal)?;
+    match outcome {
+        Recovered::Finished => warn!(
+            step = "recovered",
+            "finished the interrupted restore: {} is the restored {}{}",
+            j.database,
+            j.backup,
+            if j.live_existed {
+                format!("; the database from before is kept as {}", j.pre_db)
+            } else {
+                String::new()
+            }
+        ),
+        Recovered::Undone => warn!(
+            step = "recovered",
+            "undid the interrupted restore of {}: {} is the database from before",
+            j.backup,
+            j.database
+        ),
+    }
+    Ok(outcome)
+}
+
+/// The last chores of a finished restore; their failures are reported, not fatal.
+async fn finish_done(config: &Config, server: &Server, j: &Journal) {
+    if j.live_existed && j.safety_backup {
+        if let Err(e) = take_safety_backup(config, &j.pre_db).await {
+            error!(
+                "the safety backup of {} failed ({e:#}); it is kept on the server",
+                j.pre_db
+            );
+        }
+    }
+    expire(
+        config,
+        server,
+        &j.database,
+        j.live_existed.then_some(j.pre_db.as_str()),
+    )
+    .await;
+}
+
+/// A file backup of the pre-restore database, beside the others (seed 001's
+/// `safety_backup_before_restore_…`), with lifeboat-backup's own code and manifest.
+async fn take_safety_backup(config: &Config, pre_db: &str) -> anyhow::Result<PathBuf> {
+    let mut c = config.clone();
+    c.database.name = Some(pre_db.to_owned());
+    c.backup.all = false;
+    c.backup.name = "safety_before_restore_%Y%m%d_%H%M%S".into();
+    info!(step = "safety-backup", "safety backup of {pre_db}");
+    let done = lifeboat_backup::take(&c).await?;
+    Ok(done.archive)
+}
+
+/// The pre-restore databases of `db` (and restore databases left by a crash), oldest first.
+pub async fn leftovers(
+    server: &Server,
+    db: &str,
+) -> anyhow::Result<Vec<(String, bool, chrono::DateTime<Utc>)>> {
+    let mut found: Vec<_> = server
+        .databases()
+        .await?
+        .into_iter()
+        .filter_map(|name| {
+            let (pre, at) = made_at(db, &name)?;
+            Some((name, pre, at))
+        })
+        .collect();
+    found.sort_by_key(|(_, _, at)| *at);
+    Ok(found)
+}
+
+/// Drop pre-restore databases older than `restore.keep-days`, never `keep`.
+async fn expire(config: &Config, server: &Server, db: &str, keep: Option<&str>) {
+    let days = config.restore.keep_days;
+    let limit = Utc::now() - TimeDelta::days(i64::from(days));
+    let old = match leftovers(server, db).await {
+        Ok(found) => found,
+        Err(e) => {
+            warn!("cannot list the old pre-restore databases: {e:#}");
+            return;
+        }
+    };
+    for (name, pre, at) in old {
+        if !pre || Some(name.as_str()) == keep || at >= limit {
+            continue;
+        }
+        match server.drop_database(&name).await {
+            Ok(()) => info!("dropped {name}: older than {days} days (restore.keep-days)"),
+            Err(e) => warn!("cannot drop {name}: {e:#}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_carry_their_time_and_are_read_back() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-11-23T14:05:09Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        let (restore, pre) = names("app", at);
+        assert_eq!(restore, "app__restore_20261123_140509");
+        assert_eq!(pre, "app__pre_restore_20261123_140509");
+        assert_eq!(made_at("app", &pre), Some((true, at)));
+        assert_eq!(made_at("app", &restore), Some((false, at)));
+        assert_eq!(made_at("app", "app"), None);
+        assert_eq!(made_at("app", "apple__pre_restore_20261123_140509"), None);
+        assert_eq!(made_at("app", "app__pre_restore_junk"), None);
+    }
+}

@@ -1,0 +1,210 @@
+//! The check kinds, one module each, and what they share: the run's context, an attempt's
+//! outcome, and the cleanups that remove probe data at the end of the run.
+//!
+//! A check never panics and never returns an error to the scheduler: every failure is an
+//! [`Outcome`] whose message says what was expected and what came, for a person reading CI logs.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use lifeboat::config::{Config, S3Settings};
+
+use crate::spec::{Check, CheckSpec, Kind, MailApiKind};
+use crate::vars::Redactor;
+
+pub mod http;
+pub mod postgres;
+pub mod rate_limit;
+pub mod redis;
+pub mod s3;
+pub mod smtp;
+pub mod webhook;
+
+/// What every check may use.
+pub struct Ctx {
+    /// One HTTP client for every check without its own CA file: connections are reused.
+    pub client: reqwest::Client,
+    pub base_url: Option<String>,
+    pub config: Config,
+    pub run_id: String,
+    pub redactor: Redactor,
+    pub cleanups: Cleanups,
+}
+
+/// A value a check captured for later ones.
+#[derive(Debug, Clone)]
+pub struct Captured {
+    pub name: String,
+    pub value: String,
+}
+
+/// The result of one attempt.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub ok: bool,
+    pub message: String,
+    pub captures: Vec<Captured>,
+}
+
+impl Outcome {
+    pub fn pass(message: impl Into<String>) -> Self {
+        Self {
+            ok: true,
+            message: message.into(),
+            captures: Vec::new(),
+        }
+    }
+
+    pub fn fail(message: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            message: message.into(),
+            captures: Vec::new(),
+        }
+    }
+}
+
+/// Run one attempt of a check whose strings are already interpolated.
+pub async fn run(check: &Check, spec: &CheckSpec, ctx: &Ctx) -> Outcome {
+    match check.kind {
+        Kind::Http => http::run(check, spec, ctx).await,
+        Kind::RateLimit => rate_limit::run(check, spec, ctx).await,
+        Kind::Webhook => webhook::run(check, spec, ctx).await,
+        Kind::Postgres => postgres::run(check, spec, ctx).await,
+        Kind::Redis => redis::run(check, spec, ctx).await,
+        Kind::S3 => s3::run(check, ctx).await,
+        Kind::Smtp => smtp::run(check, spec, ctx).await,
+    }
+}
+
+/// Probe data to remove at the end of the run, whatever happened to the checks.
+#[derive(Debug, Clone)]
+pub enum Cleanup {
+    /// A request the spec's `cleanup` table describes (e.g. `DELETE /api/businesses/42`).
+    Http {
+        check: String,
+        method: String,
+        url: String,
+        headers: BTreeMap<String, String>,
+        ca_file: Option<String>,
+    },
+    /// A probe object left by an s3 check that did not get to delete it.
+    S3 {
+        check: String,
+        settings: S3Settings,
+        name: String,
+    },
+    /// Probe mails in a Mailhog or Mailpit.
+    Mail {
+        check: String,
+        api: String,
+        kind: MailApiKind,
+        ids: Vec<String>,
+    },
+}
+
+impl Cleanup {
+    pub fn check(&self) -> &str {
+        match self {
+            Cleanup::Http { check, .. }
+            | Cleanup::S3 { check, .. }
+            | Cleanup::Mail { check, .. } => check,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Cleanup::Http { method, url, .. } => format!("{method} {url}"),
+            Cleanup::S3 { settings, name, .. } => {
+                format!("delete s3://{}/{}{name}", settings.bucket, settings.prefix)
+            }
+            Cleanup::Mail { ids, .. } => format!("delete {} probe mail(s)", ids.len()),
+        }
+    }
+
+    /// Remove it; an error says why not.
+    pub async fn run(&self, ctx: &Ctx) -> Result<(), String> {
+        match self {
+            Cleanup::Http {
+                method,
+                url,
+                headers,
+                ca_file,
+                ..
+            } => {
+                let client = http::client_for(ctx, ca_file.as_deref())?;
+                let method = reqwest::Method::from_bytes(method.as_bytes())
+                    .map_err(|_| format!("{method:?} is not an HTTP method"))?;
+                let mut request = client.request(method, url).timeout(CLEANUP_TIMEOUT);
+                for (k, v) in headers {
+                    request = request.header(k, v);
+                }
+                let response = request
+                    .send()
+                    .await
+                    .map_err(|e| lifeboat::http::describe(&e))?;
+                let status = response.status().as_u16();
+                // Gone already is as good as removed.
+                if response.status().is_success() || status == 404 || status == 410 {
+                    Ok(())
+                } else {
+                    Err(format!("answered {status}"))
+                }
+            }
+            Cleanup::S3 { settings, name, .. } => lifeboat::s3::Bucket::new(settings)
+                .delete(name)
+                .await
+                .map_err(|e| e.to_string()),
+            Cleanup::Mail { api, kind, ids, .. } => {
+                smtp::delete_mail(&ctx.client, api, *kind, ids).await
+            }
+        }
+    }
+}
+
+/// The time a cleanup request has.
+const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The run's pending cleanups. A check registers one before it creates something and removes it
+/// when it deleted the thing itself, so a timeout in between still leaves nothing behind.
+#[derive(Default)]
+pub struct Cleanups {
+    items: Mutex<Vec<(u64, Cleanup)>>,
+    next: AtomicU64,
+}
+
+impl Cleanups {
+    pub fn add(&self, cleanup: Cleanup) -> u64 {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.lock().push((id, cleanup));
+        id
+    }
+
+    pub fn remove(&self, id: u64) {
+        self.lock().retain(|(i, _)| *i != id);
+    }
+
+    /// Every pending cleanup, newest first (what was created last is removed first).
+    pub fn take_all(&self) -> Vec<Cleanup> {
+        let mut items = std::mem::take(&mut *self.lock());
+        items.reverse();
+        items.into_iter().map(|(_, c)| c).collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(u64, Cleanup)>> {
+        self.items
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// `12 ms`, `1.4 s`.
+pub fn ms(d: Duration) -> String {
+    if d < Duration::from_secs(10) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}

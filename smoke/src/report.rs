@@ -1,0 +1,322 @@
+//! What a run shows: one line per check on stderr as it ends (✓/✗/–, name, duration, why), a
+//! summary, and the reports CI reads (`--report junit:FILE`, `--report json:FILE`).
+//!
+//! Every message was scrubbed of secrets when its result was made (see [`crate::vars`]); the
+//! reports are built from those results only, so nothing else can reach them.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use crate::run::{CheckResult, CleanupResult, RunReport, Status};
+
+/// The live lines on stderr.
+pub struct Printer {
+    color: bool,
+    quiet: bool,
+    width: usize,
+}
+
+impl Printer {
+    /// `quiet` shows failures only; colour only on a terminal without `NO_COLOR`.
+    pub fn new(quiet: bool, names: &[&str]) -> Self {
+        Self {
+            color: lifeboat::output::color_enabled(),
+            quiet,
+            width: names.iter().map(|n| n.chars().count()).max().unwrap_or(0),
+        }
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+
+    fn emit(line: &str) {
+        let mut err = std::io::stderr().lock();
+        // Nothing sensible is left to do when stderr is gone.
+        let _ = writeln!(err, "{line}");
+    }
+
+    pub fn check(&self, r: &CheckResult) {
+        if self.quiet && r.status != Status::Failed {
+            return;
+        }
+        let mark = match r.status {
+            Status::Passed => self.paint("32", "✓"),
+            Status::Failed => self.paint("31", "✗"),
+            Status::Skipped => self.paint("33", "–"),
+        };
+        let took = if r.status == Status::Skipped {
+            String::new()
+        } else {
+            crate::checks::ms(r.duration)
+        };
+        let attempts = if r.attempts > 1 {
+            format!(" ({} attempts)", r.attempts)
+        } else {
+            String::new()
+        };
+        Self::emit(&format!(
+            "{mark} {:<width$} {took:>8}  {}{attempts}",
+            r.name,
+            r.message,
+            width = self.width
+        ));
+    }
+
+    pub fn cleanup(&self, c: &CleanupResult) {
+        match &c.error {
+            None if self.quiet => {}
+            None => Self::emit(&format!("  cleanup of {}: {}", c.check, c.what)),
+            Some(e) => Self::emit(&format!(
+                "{} cleanup of {}: {} failed: {e}",
+                self.paint("31", "✗"),
+                c.check,
+                c.what
+            )),
+        }
+    }
+
+    /// The closing line; with `-q`, only when something failed (cron mails only bad news).
+    pub fn summary(&self, report: &RunReport) {
+        if self.quiet && report.success() {
+            return;
+        }
+        let failed = report.count(Status::Failed);
+        let skipped = report.count(Status::Skipped);
+        let bad_cleanups = report.cleanups.iter().filter(|c| c.error.is_some()).count();
+        let mut line = format!(
+            "{} of {} checks passed",
+            report.count(Status::Passed),
+            report.results.len()
+        );
+        if failed > 0 {
+            let _ = write!(line, ", {failed} failed");
+        }
+        if skipped > 0 {
+            let _ = write!(line, ", {skipped} skipped");
+        }
+        if bad_cleanups > 0 {
+            let _ = write!(line, ", {bad_cleanups} cleanup(s) failed");
+        }
+        let _ = write!(
+            line,
+            " in {} (run {}{})",
+            crate::checks::ms(report.duration),
+            report.run_id,
+            report
+                .environment
+                .as_deref()
+                .map(|e| format!(", environment {e}"))
+                .unwrap_or_default()
+        );
+        let line = if report.success() {
+            self.paint("1;32", &line)
+        } else {
+            self.paint("1;31", &line)
+        };
+        Self::emit(&line);
+    }
+}
+
+/// A `--report` target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportTarget {
+    Junit(PathBuf),
+    Json(PathBuf),
+}
+
+/// clap's parser for `--report`: `junit:FILE` or `json:FILE` (`-` is stdout).
+pub fn parse_target(value: &str) -> Result<ReportTarget, String> {
+    match value.split_once(':') {
+        Some(("junit", path)) if !path.is_empty() => Ok(ReportTarget::Junit(path.into())),
+        Some(("json", path)) if !path.is_empty() => Ok(ReportTarget::Json(path.into())),
+        _ => Err(format!(
+            "{value:?} is not a report: give junit:FILE or json:FILE (- for stdout)"
+        )),
+    }
+}
+
+impl ReportTarget {
+    /// Write the report; `-` writes to stdout.
+    pub fn write(&self, report: &RunReport) -> std::io::Result<()> {
+        let (path, text) = match self {
+            ReportTarget::Junit(p) => (p, junit(report)),
+            ReportTarget::Json(p) => (p, format!("{:#}\n", json(report))),
+        };
+        if path.as_os_str() == "-" {
+            std::io::stdout().lock().write_all(text.as_bytes())
+        } else {
+            std::fs::write(path, text)
+        }
+    }
+
+    pub fn path(&self) -> &PathBuf {
+        match self {
+            ReportTarget::Junit(p) | ReportTarget::Json(p) => p,
+        }
+    }
+}
+
+/// The JSON report.
+pub fn json(report: &RunReport) -> serde_json::Value {
+    serde_json::json!({
+        "run_id": report.run_id,
+        "environment": report.environment,
+        "spec": report.spec.display().to_string(),
+        "started_at": report.started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "duration_ms": report.duration.as_millis(),
+        "success": report.success(),
+        "passed": report.count(Status::Passed),
+        "failed": report.count(Status::Failed),
+        "skipped": report.count(Status::Skipped),
+        "checks": report.results.iter().map(|r| serde_json::json!({
+            "name": r.name,
+            "kind": r.kind.name(),
+            "line": r.line,
+            "tags": r.tags,
+            "depends_on": r.depends_on,
+            "read_only": r.read_only,
+            "status": r.status.name(),
+            "duration_ms": r.duration.as_millis(),
+            "attempts": r.attempts,
+            "message": r.message,
+        })).collect::<Vec<_>>(),
+        "cleanups": report.cleanups.iter().map(|c| serde_json::json!({
+            "check": c.check,
+            "what": c.what,
+            "ok": c.error.is_none(),
+            "error": c.error,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // XML 1.0 has no place for other control characters.
+            c if c.is_control() && !matches!(c, '\n' | '\t') => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The JUnit XML report (the format GitLab, Jenkins and GitHub's test reporters read); a failed
+/// cleanup is a failed test case of its own.
+pub fn junit(report: &RunReport) -> String {
+    let secs = |d: std::time::Duration| format!("{:.3}", d.as_secs_f64());
+    let bad_cleanups: Vec<&CleanupResult> = report
+        .cleanups
+        .iter()
+        .filter(|c| c.error.is_some())
+        .collect();
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        out,
+        "<testsuites name=\"lifeboat-smoke\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{}\">",
+        report.results.len() + bad_cleanups.len(),
+        report.count(Status::Failed) + bad_cleanups.len(),
+        report.count(Status::Skipped),
+        secs(report.duration)
+    );
+    let _ = writeln!(
+        out,
+        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" time=\"{}\" timestamp=\"{}\">",
+        xml_escape(format!(
+            "smoke {}",
+            report.environment.as_deref().unwrap_or("")
+        ).trim_end()),
+        report.results.len() + bad_cleanups.len(),
+        report.count(Status::Failed) + bad_cleanups.len(),
+        report.count(Status::Skipped),
+        secs(report.duration),
+        report.started_at.format("%Y-%m-%dT%H:%M:%S")
+    );
+    let _ = writeln!(
+        out,
+        "    <properties><property name=\"run_id\" value=\"{}\"/></properties>",
+        xml_escape(&report.run_id)
+    );
+    for r in &report.results {
+        let _ = write!(
+            out,
+            "    <testcase name=\"{}\" classname=\"smoke.{}\" time=\"{}\"",
+            xml_escape(&r.name),
+            r.kind.name(),
+            secs(r.duration)
+        );
+        match r.status {
+            Status::Passed => {
+                let _ = writeln!(
+                    out,
+                    "><system-out>{}</system-out></testcase>",
+                    xml_escape(&r.message)
+                );
+            }
+            Status::Failed => {
+                let _ = writeln!(
+                    out,
+                    "><failure message=\"{}\">{}</failure></testcase>",
+                    xml_escape(&r.message),
+                    xml_escape(&r.message)
+                );
+            }
+            Status::Skipped => {
+                let _ = writeln!(
+                    out,
+                    "><skipped message=\"{}\"/></testcase>",
+                    xml_escape(&r.message)
+                );
+            }
+        }
+    }
+    for c in bad_cleanups {
+        let message = format!("{}: {}", c.what, c.error.as_deref().unwrap_or_default());
+        let _ = writeln!(
+            out,
+            "    <testcase name=\"cleanup of {}\" classname=\"smoke.cleanup\" time=\"0.000\"><failure message=\"{}\">{}</failure></testcase>",
+            xml_escape(&c.check),
+            xml_escape(&message),
+            xml_escape(&message)
+        );
+    }
+    out.push_str("  </testsuite>\n</testsuites>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_targets_parse_and_bad_ones_say_the_form() {
+        assert_eq!(
+            parse_target("junit:out.xml"),
+            Ok(ReportTarget::Junit("out.xml".into()))
+        );
+        assert_eq!(parse_target("json:-"), Ok(ReportTarget::Json("-".into())));
+        assert!(parse_target("xml:out")
+            .expect_err("not a format")
+            .contains("junit:FILE"));
+        assert!(parse_target("json:").is_err());
+    }
+
+    #[test]
+    fn xml_is_escaped() {
+        assert_eq!(
+            xml_escape("a<b & \"c\"\u{1}"),
+            "a&lt;b &amp; &quot;c&quot; "
+        );
+    }
+}

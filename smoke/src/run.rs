@@ -1,0 +1,372 @@
+//! The scheduler: every check starts as soon as the checks it depends on have passed, so
+//! independent checks run at the same time and the whole run takes about as long as its
+//! longest chain, not the sum of its checks (seed 002's smoke_tests.sh ran them one by one).
+//!
+//! A check whose dependency failed or was skipped is skipped, and says which. In a read-only
+//! environment (production, unless `--allow-writes`) a check that writes is skipped before it
+//! sends anything. Values a check captured are there for the checks that depend on it. After the
+//! last check, the cleanups run, newest first, whatever happened: probe data never stays behind
+//! silently.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+
+use crate::checks::{self, http, Cleanup, Ctx, Outcome};
+use crate::report::Printer;
+use crate::spec::{Check, CheckSpec, CleanupSpec, Kind};
+use crate::vars::{self, Ref};
+
+/// How a check ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Passed,
+    Failed,
+    Skipped,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Passed => "passed",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+        }
+    }
+}
+
+/// One check's result, its message already scrubbed of secrets.
+#[derive(Debug, Clone)]
+pub struct CheckResult {
+    pub name: String,
+    pub kind: Kind,
+    pub line: usize,
+    pub tags: Vec<String>,
+    pub depends_on: Vec<String>,
+    pub read_only: bool,
+    pub status: Status,
+    pub duration: Duration,
+    pub attempts: u32,
+    pub message: String,
+}
+
+/// A cleanup's result.
+#[derive(Debug, Clone)]
+pub struct CleanupResult {
+    pub check: String,
+    pub what: String,
+    pub error: Option<String>,
+}
+
+/// A whole run.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub run_id: String,
+    pub environment: Option<String>,
+    pub spec: PathBuf,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub duration: Duration,
+    /// In the spec's order.
+    pub results: Vec<CheckResult>,
+    pub cleanups: Vec<CleanupResult>,
+}
+
+impl RunReport {
+    pub fn count(&self, status: Status) -> usize {
+        self.results.iter().filter(|r| r.status == status).count()
+    }
+
+    /// Every check passed or was skipped by choice, and every cleanup worked.
+    pub fn success(&self) -> bool {
+        self.count(Status::Failed) == 0 && self.cleanups.iter().all(|c| c.error.is_none())
+    }
+}
+
+/// What to run, where, with which values.
+pub struct Plan {
+    /// The selected checks, in the spec's order, with what they depend on.
+    pub checks: Vec<Check>,
+    pub environment: Option<String>,
+    /// Writes are skipped (a read-only environment without `--allow-writes`).
+    pub read_only: bool,
+    /// Spec variables, resolved.
+    pub vars: HashMap<String, String>,
+    /// The environment (process over `.env`), read once.
+    pub env: HashMap<String, String>,
+    pub spec: PathBuf,
+}
+
+/// The values `${…}` resolves to while the run goes on.
+struct Scope {
+    values: HashMap<String, String>,
+}
+
+fn lookup<'a>(
+    scope: &'a Scope,
+    env: &'a HashMap<String, String>,
+    redactor: &'a vars::Redactor,
+) -> impl FnMut(&Ref) -> Result<String, String> + 'a {
+    move |r| match r {
+        Ref::Plain(name) => scope
+            .values
+            .get(name)
+            .cloned()
+            .ok_or_else(|| format!("`${{{name}}}` has no value")),
+        Ref::Env {
+            name,
+            default,
+            secret,
+        } => {
+            let value = env
+                .get(name)
+                .cloned()
+                .or_else(|| default.clone())
+                .ok_or_else(|| format!("{name} is not set in the environment"))?;
+            if *secret {
+                redactor.add(&value);
+            }
+            Ok(value)
+        }
+    }
+}
+
+/// A check's spec with its values filled in, and its cleanup template held back until the
+/// check has captured what the cleanup needs.
+fn prepare(
+    check: &Check,
+    scope: &Scope,
+    env: &HashMap<String, String>,
+    redactor: &vars::Redactor,
+) -> Result<(CheckSpec, Option<CleanupSpec>), String> {
+    let mut spec = check.spec.clone();
+    let cleanup = spec.cleanup.take().map(toml::Spanned::into_inner);
+    let mut resolve = lookup(scope, env, redactor);
+    spec.for_each_string(&mut |s| {
+        *s = vars::interpolate(s, &mut resolve)?;
+        Ok(())
+    })?;
+    Ok((spec, cleanup))
+}
+
+/// Attempts until the check passes, its retries are spent and its wait (until ready) is over.
+async fn attempts(check: Arc<Check>, spec: CheckSpec, ctx: Arc<Ctx>) -> (Outcome, u32, Duration) {
+    let started = Instant::now();
+    let deadline = check.wait.map(|w| started + w);
+    let mut n = 0;
+    loop {
+        n += 1;
+        let outcome =
+            match tokio::time::timeout(check.timeout, checks::run(&check, &spec, &ctx)).await {
+                Ok(o) => o,
+                Err(_) => Outcome::fail(format!(
+                    "no result within its timeout of {}",
+                    checks::ms(check.timeout)
+                )),
+            };
+        let more =
+            n <= check.retries || deadline.is_some_and(|d| Instant::now() + check.retry_delay < d);
+        if outcome.ok || !more {
+            return (outcome, n, started.elapsed());
+        }
+        tracing::debug!(check = %check.name, attempt = n, "retrying");
+        tokio::time::sleep(check.retry_delay).await;
+    }
+}
+
+/// Run the plan; never fails (every failure is a check's result).
+// The scheduler's loop reads best whole: start what is ready, wait for one, record it.
+#[allow(clippy::too_many_lines)]
+pub async fn execute(plan: Plan, ctx: Arc<Ctx>, printer: &Printer) -> RunReport {
+    let started_at = chrono::Utc::now();
+    let started = Instant::now();
+    let checks: Vec<Arc<Check>> = plan.checks.into_iter().map(Arc::new).collect();
+    let index: HashMap<&str, usize> = checks
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.name.as_str(), i))
+        .collect();
+    let mut scope = Scope { values: plan.vars };
+    scope.values.insert("run_id".into(), ctx.run_id.clone());
+    let mut results: Vec<Option<CheckResult>> = vec![None; checks.len()];
+    let mut launched = vec![false; checks.len()];
+    let mut cleanups_of: HashMap<usize, (CheckSpec, CleanupSpec)> = HashMap::new();
+    let mut tasks = JoinSet::new();
+    let mut task_of = HashMap::new();
+
+    let finish = |i: usize, status: Status, duration: Duration, attempts: u32, message: &str| {
+        let c = &checks[i];
+        CheckResult {
+            name: c.name.clone(),
+            kind: c.kind,
+            line: c.line,
+            tags: c.tags.clone(),
+            depends_on: c.depends_on.clone(),
+            read_only: c.read_only,
+            status,
+            duration,
+            attempts,
+            message: ctx.redactor.scrub(message),
+        }
+    };
+
+    loop {
+        // Start (or skip) every check whose dependencies are done; a skip can free others.
+        let mut progressed = true;
+        while progressed {
+            progressed = false;
+            for i in 0..checks.len() {
+                let c = &checks[i];
+                if launched[i] {
+                    continue;
+                }
+                let deps: Vec<usize> = c
+                    .depends_on
+                    .iter()
+                    .filter_map(|d| index.get(d.as_str()).copied())
+                    .collect();
+                if deps.iter().any(|d| results[*d].is_none()) {
+                    continue;
+                }
+                launched[i] = true;
+                progressed = true;
+                let blocked = deps
+                    .iter()
+                    .map(|d| results[*d].as_ref().expect("finished"))
+                    .find(|r| r.status != Status::Passed);
+                let skip = if let Some(dep) = blocked {
+                    Some(format!(
+                        "skipped: it depends on `{}`, which {}",
+                        dep.name,
+                        if dep.status == Status::Failed {
+                            "failed"
+                        } else {
+                            "was skipped"
+                        }
+                    ))
+                } else if plan.read_only && !c.read_only {
+                    Some(format!(
+                        "skipped: it writes, and environment `{}` is read-only (--allow-writes runs it)",
+                        plan.environment.as_deref().unwrap_or("-")
+                    ))
+                } else {
+                    None
+                };
+                if let Some(message) = skip {
+                    let r = finish(i, Status::Skipped, Duration::ZERO, 0, &message);
+                    printer.check(&r);
+                    results[i] = Some(r);
+                    continue;
+                }
+                match prepare(c, &scope, &plan.env, &ctx.redactor) {
+                    Ok((spec, cleanup)) => {
+                        if let Some(cleanup) = cleanup {
+                            cleanups_of.insert(i, (spec.clone(), cleanup));
+                        }
+                        let handle = tasks.spawn(attempts(Arc::clone(c), spec, Arc::clone(&ctx)));
+                        task_of.insert(handle.id(), i);
+                    }
+                    Err(e) => {
+                        let r = finish(i, Status::Failed, Duration::ZERO, 0, &e);
+                        printer.check(&r);
+                        results[i] = Some(r);
+                    }
+                }
+            }
+        }
+        let Some(joined) = tasks.join_next_with_id().await else {
+            break;
+        };
+        let (i, outcome, n, took) = match joined {
+            Ok((id, (outcome, n, took))) => (task_of[&id], outcome, n, took),
+            Err(e) => (
+                task_of[&e.id()],
+                Outcome::fail(
+                    "the check stopped unexpectedly (a bug in lifeboat-smoke; please report it)",
+                ),
+                1,
+                Duration::ZERO,
+            ),
+        };
+        for cap in &outcome.captures {
+            scope.values.insert(cap.name.clone(), cap.value.clone());
+        }
+        if let Some((spec, template)) = cleanups_of.remove(&i) {
+            register_cleanup(&checks[i], &spec, &template, &scope, &plan.env, &ctx);
+        }
+        let status = if outcome.ok {
+            Status::Passed
+        } else {
+            Status::Failed
+        };
+        let r = finish(i, status, took, n, &outcome.message);
+        printer.check(&r);
+        results[i] = Some(r);
+    }
+
+    let mut cleanups = Vec::new();
+    for cleanup in ctx.cleanups.take_all() {
+        let result = CleanupResult {
+            check: cleanup.check().to_owned(),
+            what: ctx.redactor.scrub(&cleanup.describe()),
+            error: cleanup
+                .run(&ctx)
+                .await
+                .err()
+                .map(|e| ctx.redactor.scrub(&e)),
+        };
+        printer.cleanup(&result);
+        cleanups.push(result);
+    }
+
+    RunReport {
+        run_id: ctx.run_id.clone(),
+        environment: plan.environment,
+        spec: plan.spec,
+        started_at,
+        duration: started.elapsed(),
+        results: results.into_iter().flatten().collect(),
+        cleanups,
+    }
+}
+
+/// Fill in a check's cleanup with what it captured; one that cannot be filled in means the
+/// check created nothing to clean (it failed before).
+fn register_cleanup(
+    check: &Check,
+    spec: &CheckSpec,
+    template: &CleanupSpec,
+    scope: &Scope,
+    env: &HashMap<String, String>,
+    ctx: &Ctx,
+) {
+    let mut resolve = lookup(scope, env, &ctx.redactor);
+    let filled = vars::interpolate(&template.url, &mut resolve)
+        .and_then(|url| http::resolve_url(ctx, &url))
+        .and_then(|url| {
+            let headers = template
+                .headers
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), vars::interpolate(v, &mut resolve)?)))
+                .collect::<Result<std::collections::BTreeMap<_, _>, String>>()?;
+            Ok((url, headers))
+        });
+    match filled {
+        Ok((url, headers)) => {
+            ctx.cleanups.add(Cleanup::Http {
+                check: check.name.clone(),
+                method: template
+                    .method
+                    .clone()
+                    .unwrap_or_else(|| "DELETE".into())
+                    .to_ascii_uppercase(),
+                url,
+                headers,
+                ca_file: spec.ca_file.clone(),
+            });
+        }
+        Err(e) => tracing::debug!(check = %check.name, "no cleanup: {e}"),
+    }
+}

@@ -1,0 +1,980 @@
+//! `lifeboat-restore` against the real PostgreSQL, Docker, the demo compose stack and S3 (moto):
+//! a restore gives back exactly the database that was backed up (pg_dump before = pg_dump
+//! after, with everything a plain restore tends to lose), damaged backups are refused with the
+//! live database untouched, a failure before the swap leaves the app running, an app that is
+//! unhealthy after the swap is put back on its old data, a signal at any step (or SIGKILL and a
+//! rerun) leaves one consistent database live, and a backup in the bucket restores too.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use lifeboat_testkit::{
+    bin, docker, docker_ok, run, stack_var, unique, wait_for, workspace_root, ComposeProject,
+};
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A lifeboat binary in `dir` with a clean environment plus `env`.
+fn command(name: &str, dir: &Path, args: &[&str], env: &[(&str, String)]) -> Command {
+    let mut cmd = Command::new(bin(name));
+    cmd.current_dir(dir)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LIFEBOAT_LOCK_DIR", dir.join("locks"))
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null());
+    cmd
+}
+
+fn lifeboat(name: &str, dir: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
+    run(&mut command(name, dir, args, env))
+}
+
+fn ok(out: &Output, what: &str) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{what}: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// psql inside a postgres container, as its superuser; the output, trimmed.
+fn psql(container: &str, user: &str, db: &str, sql: &str) -> String {
+    let out = docker(&[
+        "exec",
+        "-e",
+        &format!("PGUSER={user}"),
+        container,
+        "psql",
+        "-X",
+        "-q",
+        "-tA",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-d",
+        db,
+        "-c",
+        sql,
+    ]);
+    assert!(out.status.success(), "psql {sql}: {}", text(&out.stderr));
+    text(&out.stdout).trim().to_owned()
+}
+
+/// `pg_dump --create` of `db` (everything, the database's own settings, owner and grants
+/// included), without the random `\restrict` key lines of pg_dump 15.14+.
+fn dump(container: &str, user: &str, db: &str) -> String {
+    let out = docker(&[
+        "exec",
+        "-e",
+        &format!("PGUSER={user}"),
+        container,
+        "pg_dump",
+        "--create",
+        "-d",
+        db,
+    ]);
+    assert!(out.status.success(), "pg_dump: {}", text(&out.stderr));
+    text(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn databases_like(container: &str, user: &str, prefix: &str) -> Vec<String> {
+    psql(
+        container,
+        user,
+        "postgres",
+        &format!(
+            "SELECT datname FROM pg_database WHERE starts_with(datname, '{prefix}') ORDER BY 1"
+        ),
+    )
+    .lines()
+    .map(str::to_owned)
+    .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// On the shared test server (LBTEST_POSTGRES_CONTAINER), databases and roles of the test's own.
+
+struct Shared {
+    container: String,
+    user: String,
+    db: String,
+    roles: Vec<String>,
+}
+
+impl Shared {
+    fn new(prefix: &str) -> Self {
+        let container = stack_var("LBTEST_POSTGRES_CONTAINER");
+        let user = docker_ok(&["exec", &container, "printenv", "POSTGRES_USER"]);
+        Self {
+            container,
+            user,
+            db: unique(prefix),
+            roles: Vec::new(),
+        }
+    }
+
+    fn sql(&self, db: &str, sql: &str) -> String {
+        psql(&self.container, &self.user, db, sql)
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![("LIFEBOAT_DB_CONTAINER", self.container.clone())]
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        for db in databases_like(&self.container, &self.user, &self.db) {
+            let _ = docker(&[
+                "exec",
+                "-e",
+                &format!("PGUSER={}", self.user),
+                &self.container,
+                "dropdb",
+                "--force",
+                &db,
+            ]);
+        }
+        for role in &self.roles {
+            let _ = docker(&[
+                "exec",
+                "-e",
+                &format!("PGUSER={}", self.user),
+                &self.container,
+                "dropuser",
+                role,
+            ]);
+        }
+    }
+}
+
+/// Take a backup of `db` into `dir` (with `extra` settings); the archive's path.
+fn backup(dir: &Path, db: &str, env: &[(&str, String)]) -> PathBuf {
+    let out = lifeboat(
+        "lifeboat-backup",
+        dir,
+        &["--dir", "backups", "--database", db],
+        env,
+    );
+    let path = ok(&out, "lifeboat-backup");
+    dir.join(path.trim())
+}
+
+fn name_of(archive: &Path) -> String {
+    archive
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("file name")
+        .to_owned()
+}
+
+fn patch_manifest(archive: &Path, patch: impl FnOnce(&mut serde_json::Value)) {
+    let file = format!("{}.json", archive.display());
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("manifest")).expect("JSON");
+    patch(&mut manifest);
+    std::fs::write(
+        &file,
+        serde_json::to_string_pretty(&manifest).expect("JSON"),
+    )
+    .expect("write");
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    lifeboat::output::hex(&<sha2::Sha256 as sha2::Digest>::digest(bytes))
+}
+
+/// A copy of `archive` named `name` whose SQL `edit` changed, with a manifest that matches it
+/// exactly (as someone who meant it would write it): only a restore can tell.
+fn edited_copy(archive: &Path, name: &str, edit: impl FnOnce(String) -> String) -> PathBuf {
+    let mut sql = String::new();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(archive).expect("open"))
+        .read_to_string(&mut sql)
+        .expect("gunzip");
+    let sql = edit(sql);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    gz.write_all(sql.as_bytes()).expect("gzip");
+    let bytes = gz.finish().expect("gzip");
+    let copy = archive.with_file_name(name);
+    std::fs::write(&copy, &bytes).expect("write");
+    std::fs::copy(
+        format!("{}.json", archive.display()),
+        format!("{}.json", copy.display()),
+    )
+    .expect("manifest");
+    patch_manifest(&copy, |m| {
+        m["file"] = name.into();
+        m["size"] = bytes.len().into();
+        m["sha256"] = sha256(&bytes).into();
+        m["raw_size"] = sql.len().into();
+    });
+    copy
+}
+
+const FIDELITY: &str = r#"
+CREATE EXTENSION citext;
+CREATE SCHEMA extra AUTHORIZATION {owner};
+CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+CREATE TABLE people (id serial PRIMARY KEY, name citext NOT NULL, mood mood, tags text[],
+                     profile jsonb, born date);
+INSERT INTO people (name, mood, tags, profile, born) VALUES
+  ('Lucía Ñúñez', 'happy', ARRAY['a', 'b c', 'ü'], '{"k": [1, 2, {"z": null}], "s": "ß"}', '1990-02-03'),
+  ('日本語テキスト 🚀', 'sad', '{}', '{}', NULL),
+  (E'O''Brien\ttab\nnewline', NULL, NULL, NULL, '2001-12-31');
+CREATE TABLE events (id bigint GENERATED ALWAYS AS IDENTITY, at date NOT NULL, what text)
+  PARTITION BY RANGE (at);
+CREATE TABLE events_2025 PARTITION OF events FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+INSERT INTO events (at, what) SELECT DATE '2025-06-01' + g, 'event ' || g FROM generate_series(1, 400) g;
+CREATE SEQUENCE invoice_no START 1000 INCREMENT 7;
+SELECT nextval('invoice_no') FROM generate_series(1, 5);
+CREATE TABLE extra.audit (id serial PRIMARY KEY, person int, note text);
+CREATE FUNCTION extra.touch() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO extra.audit (person, note) VALUES (NEW.id, 'added ' || NEW.name); RETURN NEW; END $$;
+CREATE TRIGGER people_audit AFTER INSERT ON people FOR EACH ROW EXECUTE FUNCTION extra.touch();
+INSERT INTO people (name, mood) VALUES ('after the trigger', 'ok');
+CREATE VIEW happy_people AS SELECT id, name FROM people WHERE mood = 'happy';
+CREATE MATERIALIZED VIEW mood_counts AS SELECT mood, count(*) AS n FROM people GROUP BY mood;
+SELECT lo_from_bytea(0, convert_to('a large object, ünïcode', 'UTF8'));
+SELECT lo_from_bytea(0, decode(repeat('00ff', 5000), 'hex'));
+ALTER TABLE people OWNER TO {owner};
+ALTER VIEW happy_people OWNER TO {owner};
+GRANT SELECT ON people, happy_people TO {reader};
+GRANT USAGE ON SCHEMA extra TO {reader};
+GRANT SELECT, INSERT ON extra.audit TO {reader};
+"#;
+
+#[test]
+#[allow(clippy::too_many_lines)] // one story: the fixture, the incident, the restore, the checks
+fn a_restore_gives_back_the_database_exactly_with_what_a_plain_restore_loses() {
+    let mut s = Shared::new("lbtest_restore_fid_");
+    let owner = unique("lbtest_owner_");
+    let reader = unique("lbtest_reader_");
+    s.roles = vec![owner.clone(), reader.clone()];
+    let db = s.db.clone();
+    s.sql(
+        "postgres",
+        &format!("CREATE ROLE {owner} LOGIN; CREATE ROLE {reader} NOLOGIN"),
+    );
+    s.sql("postgres", &format!("CREATE DATABASE {db} OWNER {owner}"));
+    for statement in [
+        format!("ALTER DATABASE {db} SET work_mem = '8MB'"),
+        format!("ALTER DATABASE {db} SET search_path = \"$user\", public, extra"),
+        format!("ALTER ROLE {reader} IN DATABASE {db} SET statement_timeout = '5s'"),
+        format!("COMMENT ON DATABASE {db} IS 'la base de données de l''équipe'"),
+        format!("REVOKE CONNECT ON DATABASE {db} FROM PUBLIC"),
+        format!("GRANT CONNECT ON DATABASE {db} TO {reader}"),
+    ] {
+        s.sql("postgres", &statement);
+    }
+    s.sql(
+        &db,
+        &FIDELITY
+            .replace("{owner}", &owner)
+            .replace("{reader}", &reader),
+    );
+    let before = dump(&s.container, &s.user, &db);
+    assert!(
+        before.contains("lo_create")
+            && before.contains("ALTER DATABASE")
+            && before.contains("ATTACH PARTITION"),
+        "the fixture holds large objects, database settings and partitions:\n{before}"
+    );
+
+    let work = tempfile::tempdir().expect("tempdir");
+    let archive = backup(work.path(), &db, &s.env());
+
+    // What an incident does: rows gone and changed, objects dropped, a sequence moved on.
+    s.sql(
+        &db,
+        "DELETE FROM events WHERE at > '2025-09-01'; UPDATE people SET mood = 'sad'; \
+         INSERT INTO people (name) VALUES ('intruder'); DROP VIEW happy_people; \
+         SELECT nextval('invoice_no'); SELECT lo_unlink(min(oid)) FROM pg_largeobject_metadata; \
+         REFRESH MATERIALIZED VIEW mood_counts",
+    );
+    assert_ne!(dump(&s.container, &s.user, &db), before);
+
+    let out = lifeboat(
+        "lifeboat-restore",
+        work.path(),
+        &[
+            "--dir",
+            "backups",
+            "--database",
+            &db,
+            "--yes",
+            &name_of(&archive),
+        ],
+        &s.env(),
+    );
+    let stdout = ok(&out, "lifeboat-restore");
+    let after = dump(&s.container, &s.user, &db);
+    assert!(
+        after == before,
+        "pg_dump after the restore differs from before:\n{}",
+        diff(&before, &after)
+    );
+
+    // The database from before is kept, with the incident's data, and saved to a file too.
+    let fields: Vec<&str> = stdout.trim().split('\t').collect();
+    assert_eq!(fields.len(), 5, "{stdout}");
+    assert_eq!(fields[0], db);
+    assert_eq!(fields[1], name_of(&archive));
+    let pre = fields[2];
+    assert!(pre.starts_with(&format!("{db}__pre_restore_")), "{stdout}");
+    assert_eq!(
+        s.sql(pre, "SELECT count(*) FROM people WHERE name = 'intruder'"),
+        "1"
+    );
+    let safety = work.path().join(fields[3]);
+    assert!(
+        safety.is_file() && Path::new(&format!("{}.json", safety.display())).is_file(),
+        "the safety backup and its manifest: {stdout}"
+    );
+    assert!(
+        name_of(&safety).starts_with("safety_before_restore_"),
+        "{stdout}"
+    );
+    assert!(
+        databases_like(&s.container, &s.user, &format!("{db}__restore_")).is_empty(),
+        "no restore database is left"
+    );
+
+    // cleanup drops the pre-restore database, and only it.
+    let out = lifeboat(
+        "lifeboat-restore",
+        work.path(),
+        &["--dir", "backups", "--database", &db, "cleanup"],
+        &s.env(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "no --yes and no terminal: {}",
+        text(&out.stderr)
+    );
+    let out = lifeboat(
+        "lifeboat-restore",
+        work.path(),
+        &["--dir", "backups", "--database", &db, "--yes", "cleanup"],
+        &s.env(),
+    );
+    assert_eq!(ok(&out, "cleanup").trim(), format!("dropped\t{pre}"));
+    assert_eq!(
+        databases_like(&s.container, &s.user, &db),
+        std::slice::from_ref(&db)
+    );
+}
+
+/// The lines of `a` and `b` that differ, for a readable failure.
+fn diff(a: &str, b: &str) -> String {
+    let (a, b): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
+    let mut out: Vec<String> = a
+        .iter()
+        .filter(|l| !b.contains(l))
+        .map(|l| format!("- {l}"))
+        .collect();
+    out.extend(
+        b.iter()
+            .filter(|l| !a.contains(l))
+            .map(|l| format!("+ {l}")),
+    );
+    if out.is_empty() {
+        out.push("(the same lines, in another order)".into());
+    }
+    out.join("\n")
+}
+
+#[test]
+#[allow(clippy::too_many_lines)] // every kind of damage against the same live database
+fn damaged_backups_are_refused_and_the_live_database_is_not_touched() {
+    let s = Shared::new("lbtest_restore_bad_");
+    s.sql("postgres", &format!("CREATE DATABASE {}", s.db));
+    s.sql(
+        &s.db,
+        "CREATE TABLE items (id int PRIMARY KEY, label text); \
+         INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 20000) g",
+    );
+    let work = tempfile::tempdir().expect("tempdir");
+    let archive = backup(work.path(), &s.db, &s.env());
+    s.sql(&s.db, "DELETE FROM items WHERE id > 10");
+    let live = dump(&s.container, &s.user, &s.db);
+
+    // A flipped byte: the checksum.
+    let bytes = std::fs::read(&archive).expect("read");
+    let mut flipped = bytes.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x01;
+    let flipped_path = archive.with_file_name("flipped.sql.gz");
+    std::fs::write(&flipped_path, &flipped).expect("write");
+    std::fs::copy(
+        format!("{}.json", archive.display()),
+        format!("{}.json", flipped_path.display()),
+    )
+    .expect("manifest");
+    patch_manifest(&flipped_path, |m| m["file"] = "flipped.sql.gz".into());
+
+    // Cut short, behind a manifest forged to match its size and checksum: the decompression.
+    let cut = &bytes[..bytes.len() / 2];
+    let cut_path = archive.with_file_name("cut.sql.gz");
+    std::fs::write(&cut_path, cut).expect("write");
+    std::fs::copy(
+        format!("{}.json", archive.display()),
+        format!("{}.json", cut_path.display()),
+    )
+    .expect("manifest");
+    patch_manifest(&cut_path, |m| {
+        m["file"] = "cut.sql.gz".into();
+        m["size"] = cut.len().into();
+        m["sha256"] = sha256(cut).into();
+    });
+
+    // No manifest at all: not a backup.
+    let orphan = archive.with_file_name("orphan.sql.gz");
+    std::fs::write(&orphan, &bytes).expect("write");
+
+    for (name, expected) in [
+        ("flipped.sql.gz", "checksum mismatch"),
+        ("cut.sql.gz", "truncated"),
+        ("orphan.sql.gz", "has no manifest"),
+    ] {
+        let out = lifeboat(
+            "lifeboat-restore",
+            work.path(),
+            &["--dir", "backups", "--database", &s.db, "--yes", name],
+            &s.env(),
+        );
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        assert!(stderr.contains(expected), "{name}: {stderr}");
+        assert_eq!(
+            dump(&s.container, &s.user, &s.db),
+            live,
+            "{name}: the live database"
+        );
+        assert_eq!(
+            databases_like(&s.container, &s.user, &s.db),
+            std::slice::from_ref(&s.db),
+            "{name}: no database was created"
+        );
+    }
+
+    // Bad SQL in an archive whose manifest matches it: step 1 fails, the restore database is
+    // dropped, the live one untouched.
+    let bad = edited_copy(&archive, "bad.sql.gz", |sql| {
+        let at = sql.find("COPY public.items").expect("a COPY");
+        format!("{}SELECT no_such_function();\n{}", &sql[..at], &sql[at..])
+    });
+    let out = lifeboat(
+        "lifeboat-restore",
+        work.path(),
+        &[
+            "--dir",
+            "backups",
+            "--database",
+            &s.db,
+            "--yes",
+            &name_of(&bad),
+        ],
+        &s.env(),
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no_such_function") && stderr.contains("was not touched"),
+        "{stderr}"
+    );
+    assert_eq!(dump(&s.container, &s.user, &s.db), live);
+    assert_eq!(
+        databases_like(&s.container, &s.user, &s.db),
+        std::slice::from_ref(&s.db)
+    );
+
+    // Without a terminal and without --yes: nothing is done, exit 2.
+    let out = lifeboat(
+        "lifeboat-restore",
+        work.path(),
+        &["--dir", "backups", "--database", &s.db, &name_of(&archive)],
+        &s.env(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--yes"), "{}", text(&out.stderr));
+    assert_eq!(dump(&s.container, &s.user, &s.db), live);
+
+    // On a terminal: a progress line while the archive is checked, then the person must type
+    // the database's name; anything else does nothing (exit 2).
+    let command_line = format!(
+        "{} --dir backups --database {} {}",
+        bin("lifeboat-restore").display(),
+        s.db,
+        name_of(&archive)
+    );
+    let mut typed = Command::new("script")
+        .args(["-qec", &command_line, "/dev/null"])
+        .current_dir(work.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LIFEBOAT_DB_CONTAINER", &s.container)
+        .env("LIFEBOAT_LOCK_DIR", work.path().join("locks"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script");
+    typed
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"not-the-name\n")
+        .expect("type");
+    let out = typed.wait_with_output().expect("wait");
+    let shown = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    for expected in ["checking: ", "Type the database name", "not confirmed"] {
+        assert!(shown.contains(expected), "{expected}: {shown}");
+    }
+    assert_eq!(dump(&s.container, &s.user, &s.db), live);
+
+    // `list` shows every backup with its state, for scripts.
+    let out = lifeboat(
+        "lifeboat-restore",
+        work.path(),
+        &["--dir", "backups", "list"],
+        &[],
+    );
+    let list = ok(&out, "list");
+    assert!(
+        list.lines()
+            .any(|l| l.contains(&name_of(&archive)) && l.ends_with("sha256 ok")),
+        "{list}"
+    );
+    assert!(
+        list.lines()
+            .any(|l| l.contains("flipped.sql.gz") && l.contains("DAMAGED")),
+        "{list}"
+    );
+    assert!(list.lines().all(|l| !l.contains("orphan")), "{list}");
+}
+
+#[test]
+fn a_backup_in_the_bucket_restores() {
+    let s = Shared::new("lbtest_restore_s3_");
+    s.sql("postgres", &format!("CREATE DATABASE {}", s.db));
+    s.sql(
+        &s.db,
+        "CREATE TABLE notes (id int PRIMARY KEY, body text); \
+         INSERT INTO notes SELECT g, 'nota ' || g FROM generate_series(1, 300) g",
+    );
+    let stack = lifeboat_testkit::s3();
+    let prefix = format!("{}/", unique("lbtest-restore-"));
+    let mut env = s.env();
+    env.extend([
+        ("S3_ENDPOINT", stack.endpoint.clone()),
+        ("S3_BUCKET", stack.bucket.clone()),
+        ("S3_ACCESS_KEY_ID", stack.access_key_id.clone()),
+        ("S3_SECRET_ACCESS_KEY", stack.secret_access_key.clone()),
+        ("LIFEBOAT_S3_PREFIX", prefix.clone()),
+    ]);
+    let work = tempfile::tempdir().expect("tempdir");
+    let archive = backup(work.path(), &s.db, &env);
+    let name = name_of(&archive);
+    // Only the bucket has it now.
+    std::fs::remove_file(&archive).expect("remove");
+    std::fs::remove_file(format!("{}.json", archive.display())).expect("remove");
+    s.sql(&s.db, "TRUNCATE notes");
+
+    let out = lifeboat(
+        "lifeboat-restore",
+        work.path(),
+        &["--dir", "backups", "list"],
+        &env,
+    );
+    let list = ok(&out, "list");
+    assert!(
+        list.lines()
+            .any(|l| l.contains(&name) && l.contains("\ts3\t")),
+        "{list}"
+    );
+    // Restored with --url and the local psql: no Docker at all (managed PostgreSQL, seed 003).
+    let url = format!("s3://{}/{prefix}backups/{name}", stack.bucket);
+    let mut no_docker: Vec<(&str, String)> = env
+        .iter()
+        .filter(|(k, _)| *k != "LIFEBOAT_DB_CONTAINER")
+        .cloned()
+        .collect();
+    no_docker.push(("DATABASE_URL", lifeboat_testkit::database_url()));
+    no_docker.push(("DOCKER_HOST", "unix:///nonexistent/docker.sock".into()));
+    let smtp = lifeboat_testkit::smtp();
+    no_docker.extend([
+        ("SMTP_HOST", "127.0.0.1".to_owned()),
+        ("SMTP_PORT", smtp.plain_port.to_string()),
+        ("SMTP_FROM", "lifeboat@example.test".to_owned()),
+        ("LIFEBOAT_MAIL_TO", "ops@example.test".to_owned()),
+    ]);
+    let out = lifeboat(
+        "lifeboat-restore",
+        work.path(),
+        &[
+            "--dir",
+            "backups",
+            "--database",
+            &s.db,
+            "--yes",
+            "--no-safety-backup",
+            "--log-format",
+            "json",
+            &url,
+        ],
+        &no_docker,
+    );
+    ok(&out, "restore from s3 with --url");
+    // One JSON object per event, the steps named.
+    let events: Vec<serde_json::Value> = text(&out.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let steps: Vec<&str> = events.iter().filter_map(|e| e["step"].as_str()).collect();
+    for step in ["restoring", "swapped", "done"] {
+        assert!(steps.contains(&step), "{step} in {steps:?}");
+    }
+    assert!(
+        events.iter().any(|e| e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no app to stop"))),
+        "{events:?}"
+    );
+    let mail = smtp.wait_for_message(&s.db);
+    assert!(
+        mail.contains("restored") && mail.contains("The app was down"),
+        "{mail}"
+    );
+    assert_eq!(s.sql(&s.db, "SELECT count(*) FROM notes"), "300");
+    let left: Vec<_> = std::fs::read_dir(work.path().join("backups"))
+        .expect("dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("download"))
+        .collect();
+    assert!(left.is_empty(), "the download is removed: {left:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// With the demo compose stack: the app and its worker are stopped and started around the swap.
+
+struct Stack {
+    project: ComposeProject,
+    work: tempfile::TempDir,
+    postgres: String,
+}
+
+impl Stack {
+    fn up() -> Self {
+        let project = ComposeProject::new(
+            "lbtest-restore-",
+            &workspace_root().join("tests/compose/docker-compose.yml"),
+            &[],
+        );
+        project.ok(&["up", "-d"]);
+        let postgres = project.ok(&["ps", "-q", "postgres"]);
+        let stack = Self {
+            project,
+            work: tempfile::tempdir().expect("tempdir"),
+            postgres,
+        };
+        stack.wait_app_healthy_or_not();
+        stack
+    }
+
+    fn wait_app_healthy_or_not(&self) {
+        wait_for("postgres healthy", Duration::from_mins(1), || {
+            (self.health("postgres") == "healthy").then_some(())
+        });
+    }
+
+    fn id(&self, service: &str) -> String {
+        self.project.ok(&["ps", "-q", service])
+    }
+
+    fn health(&self, service: &str) -> String {
+        let id = self.id(service);
+        docker_ok(&[
+            "inspect",
+            "-f",
+            "{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}",
+            &id,
+        ])
+    }
+
+    fn started_at(&self, service: &str) -> String {
+        docker_ok(&["inspect", "-f", "{{.State.StartedAt}}", &self.id(service)])
+    }
+
+    fn wait_healthy(&self) {
+        wait_for("app healthy", Duration::from_mins(1), || {
+            (self.health("app") == "healthy").then_some(())
+        });
+    }
+
+    fn sql(&self, sql: &str) -> String {
+        psql(&self.postgres, "demo", "demo", sql)
+    }
+
+    fn businesses(&self) -> String {
+        self.sql("SELECT string_agg(name, ',' ORDER BY id) FROM businesses")
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("COMPOSE_PROJECT_NAME", self.project.name.clone()),
+            ("LIFEBOAT_RESTORE_HEALTH_TIMEOUT", "20".into()),
+        ]
+    }
+
+    fn backup(&self) -> String {
+        let out = lifeboat(
+            "lifeboat-backup",
+            self.work.path(),
+            &["--dir", "backups"],
+            &self.env(),
+        );
+        name_of(Path::new(ok(&out, "backup").trim()))
+    }
+
+    fn restore(&self, args: &[&str]) -> Output {
+        let mut full = vec!["--dir", "backups", "--yes"];
+        full.extend_from_slice(args);
+        lifeboat("lifeboat-restore", self.work.path(), &full, &self.env())
+    }
+
+    /// Start a restore paused at `step`; returns it once it says so.
+    fn paused_at(&self, step: &str, backup: &str) -> std::process::Child {
+        let mut env = self.env();
+        env.push(("LBTEST_RESTORE_PAUSE_AT", step.into()));
+        let mut child = command(
+            "lifeboat-restore",
+            self.work.path(),
+            &["--dir", "backups", "--yes", backup],
+            &env,
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let mut seen = String::new();
+        loop {
+            let line = lines.next().unwrap_or_else(|| {
+                panic!("lifeboat-restore ended before pausing at {step}: {seen}")
+            });
+            let line = line.expect("stderr line");
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains(&format!("paused at step {step}")) {
+                break;
+            }
+        }
+        // Keep draining stderr so that the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        child
+    }
+
+    fn journal_left(&self) -> bool {
+        std::fs::read_dir(self.work.path().join("backups"))
+            .expect("dir")
+            .flatten()
+            .any(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(".lifeboat-restore-demo")
+            })
+    }
+
+    fn restore_databases(&self) -> Vec<String> {
+        databases_like(&self.postgres, "demo", "demo__restore_")
+    }
+}
+
+fn signal(child: &std::process::Child, sig: &str) {
+    let out = run(Command::new("kill").args([&format!("-{sig}"), &child.id().to_string()]));
+    assert!(out.status.success(), "kill -{sig}: {}", text(&out.stderr));
+}
+
+#[test]
+fn with_the_app_a_failed_step_one_or_an_unhealthy_app_leave_the_old_data_live() {
+    let stack = Stack::up();
+    // A backup of the database before its migrations: restored, the app cannot be healthy.
+    let empty = stack.backup();
+    stack
+        .project
+        .ok(&["run", "--rm", "-T", "app", "lifeboat-demo-app", "migrate"]);
+    stack
+        .project
+        .ok(&["run", "--rm", "-T", "app", "lifeboat-demo-app", "seed"]);
+    stack.wait_healthy();
+    stack.sql("INSERT INTO businesses (name) VALUES ('Panadería Lucía'), ('Taller García')");
+    let good = stack.backup();
+    let good_data = stack.businesses();
+
+    // The incident.
+    stack.sql("DELETE FROM businesses; INSERT INTO businesses (name) VALUES ('damaged')");
+    assert_eq!(stack.businesses(), "damaged");
+
+    // Step 1 fails (bad SQL): the app was never stopped, the data is as it was.
+    let app_started = stack.started_at("app");
+    let worker_started = stack.started_at("worker");
+    let good_path = stack.work.path().join("backups").join(&good);
+    let bad = edited_copy(&good_path, "bad.sql.gz", |sql| {
+        let at = sql.find("COPY public.").expect("a COPY");
+        format!("{}SELECT 1/0;\n{}", &sql[..at], &sql[at..])
+    });
+    let out = stack.restore(&[&name_of(&bad)]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("division by zero"), "{stderr}");
+    assert_eq!(stack.businesses(), "damaged");
+    assert_eq!(stack.started_at("app"), app_started, "the app kept running");
+    assert_eq!(
+        stack.started_at("worker"),
+        worker_started,
+        "the worker kept running"
+    );
+    assert!(stack.restore_databases().is_empty());
+
+    // Step 1 with the server stopped under it (then SIGTERM): the restore database cannot be
+    // dropped, so the journal stays; lifeboat never stopped the app; the live data is as it was
+    // once the server is back, and the next run first undoes the interrupted restore.
+    let child = stack.paused_at("restoring", &good);
+    docker_ok(&["stop", "-t", "5", &stack.postgres]);
+    signal(&child, "TERM");
+    let mut child = child;
+    assert_eq!(child.wait().expect("wait").code(), Some(1));
+    assert!(stack.journal_left(), "the journal stays for the next run");
+    docker_ok(&["start", &stack.postgres]);
+    stack.wait_app_healthy_or_not();
+    stack.wait_healthy();
+    assert_eq!(
+        stack.started_at("app"),
+        app_started,
+        "the app was never stopped"
+    );
+    assert_eq!(stack.businesses(), "damaged");
+
+    // The app unhealthy after the swap: undone, the app healthy again on the old data.
+    let out = stack.restore(&[&empty]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("undid the interrupted restore"), "{stderr}");
+    assert!(stderr.contains("was undone"), "{stderr}");
+    stack.wait_healthy();
+    assert_eq!(stack.businesses(), "damaged");
+    assert!(stack.restore_databases().is_empty());
+    assert!(databases_like(&stack.postgres, "demo", "demo__pre_restore_").is_empty());
+    assert!(!stack.journal_left());
+
+    // The real restore: the data back, app and worker started again, the app healthy.
+    let out = stack.restore(&[&good]);
+    let stdout = ok(&out, "restore");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("stopped") && stderr.contains("worker"),
+        "{stderr}"
+    );
+    assert_eq!(stack.businesses(), good_data);
+    assert_eq!(stack.health("app"), "healthy");
+    assert_eq!(stack.health("worker"), "running");
+    assert_ne!(
+        stack.started_at("worker"),
+        worker_started,
+        "the worker was restarted"
+    );
+    let pre = stdout
+        .split('\t')
+        .nth(2)
+        .expect("pre-restore name")
+        .to_owned();
+    assert_eq!(
+        psql(
+            &stack.postgres,
+            "demo",
+            &pre,
+            "SELECT string_agg(name, ',') FROM businesses"
+        ),
+        "damaged"
+    );
+}
+
+#[test]
+fn a_signal_at_any_step_and_a_rerun_leave_one_consistent_database_live() {
+    let stack = Stack::up();
+    stack
+        .project
+        .ok(&["run", "--rm", "-T", "app", "lifeboat-demo-app", "migrate"]);
+    stack
+        .project
+        .ok(&["run", "--rm", "-T", "app", "lifeboat-demo-app", "seed"]);
+    stack.wait_healthy();
+    stack.sql("INSERT INTO businesses (name) VALUES ('from the backup')");
+    let good = stack.backup();
+    let good_data = stack.businesses();
+    stack.sql("INSERT INTO businesses (name) VALUES ('after the backup')");
+    let old_data = stack.businesses();
+
+    // SIGTERM at each step: the run undoes itself; the old data is live, the app healthy.
+    for step in ["restoring", "stopping", "swapping", "starting"] {
+        let mut child = stack.paused_at(step, &good);
+        signal(&child, "TERM");
+        let status = child.wait().expect("wait");
+        assert_eq!(status.code(), Some(1), "{step}");
+        stack.wait_healthy();
+        assert_eq!(stack.businesses(), old_data, "after SIGTERM at {step}");
+        assert!(stack.restore_databases().is_empty(), "{step}");
+        assert!(!stack.journal_left(), "{step}");
+    }
+
+    // SIGKILL before the swap: the rerun undoes the interrupted restore, then restores.
+    let mut child = stack.paused_at("swapping", &good);
+    signal(&child, "KILL");
+    child.wait().expect("wait");
+    assert!(stack.journal_left());
+    assert_eq!(stack.businesses(), old_data, "the swap had not happened");
+    let out = stack.restore(&[&good]);
+    ok(&out, "rerun after SIGKILL at swapping");
+    assert!(
+        text(&out.stderr).contains("undid the interrupted restore"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(stack.businesses(), good_data);
+    stack.wait_healthy();
+
+    // SIGKILL after the swap, the app stopped: the rerun finishes it (and says so).
+    stack.sql("INSERT INTO businesses (name) VALUES ('again after')");
+    let mut child = stack.paused_at("starting", &good);
+    signal(&child, "KILL");
+    child.wait().expect("wait");
+    let out = stack.restore(&[&good]);
+    let stderr = text(&out.stderr);
+    ok(&out, "rerun after SIGKILL at starting");
+    assert!(
+        stderr.contains("finished the interrupted restore"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("not restoring it again"), "{stderr}");
+    assert_eq!(stack.businesses(), good_data);
+    stack.wait_healthy();
+    assert!(stack.restore_databases().is_empty());
+    assert!(!stack.journal_left());
+}

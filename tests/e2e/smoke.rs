@@ -1,0 +1,1093 @@
+//! lifeboat-smoke, run for real: the demo spec (seed 002's ten tests and seed 000's validations)
+//! against the demo compose stack, every assertion and check kind passing and failing as it
+//! should against the demo app, PostgreSQL, Redis, S3 (moto), SMTP (aiosmtpd) and HTTP servers
+//! with the edge cases no app shows; the broken image failing exactly its health checks; spec
+//! errors naming their line; and no secret in any output or report.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use lifeboat_testkit::{
+    bin, closed_port, http_get, http_response, run, s3, smtp, stack_var, unique, wait_for,
+    workspace_root, Background, ComposeProject, HttpFixture, Reply,
+};
+
+/// Variables of the machine that would change what lifeboat-smoke reads.
+const CLEARED: &[&str] = &[
+    "DATABASE_URL",
+    "REDIS_URL",
+    "S3_ENDPOINT",
+    "S3_BUCKET",
+    "S3_ACCESS_KEY_ID",
+    "S3_SECRET_ACCESS_KEY",
+    "S3_REGION",
+    "SMTP_HOST",
+    "SMTP_PORT",
+    "SMTP_FROM",
+    "SMTP_USER",
+    "SMTP_PASSWORD",
+    "LIFEBOAT_ENV",
+    "LIFEBOAT_MAIL_TO",
+    "LIFEBOAT_SMTP_TLS",
+    "APP_URL",
+    "MAIL_API_URL",
+];
+
+struct Ran {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Run lifeboat-smoke in `dir` (no .env, no lifeboat.toml) with `env`.
+fn smoke(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran {
+    let mut cmd = Command::new(bin("lifeboat-smoke"));
+    cmd.current_dir(dir).args(args);
+    for var in CLEARED {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied());
+    let out: Output = run(&mut cmd);
+    Ran {
+        code: out.status.code().expect("exited, not killed"),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn fixture_spec() -> PathBuf {
+    workspace_root().join("tests/fixtures/smoke.toml")
+}
+
+/// The JSON report's checks by name: (status, message, attempts).
+fn by_name(report: &serde_json::Value) -> BTreeMap<String, (String, String, u64)> {
+    report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().expect("name").to_owned(),
+                (
+                    c["status"].as_str().expect("status").to_owned(),
+                    c["message"].as_str().expect("message").to_owned(),
+                    c["attempts"].as_u64().expect("attempts"),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).expect("the JSON report was written");
+    serde_json::from_str(&text).expect("the JSON report is JSON")
+}
+
+/// No secret in stdout, stderr or any of `files`.
+fn assert_no_secret(ran: &Ran, files: &[&Path], secrets: &[&str]) {
+    for secret in secrets {
+        assert!(!ran.stdout.contains(secret), "{secret} on stdout");
+        assert!(
+            !ran.stderr.contains(secret),
+            "{secret} on stderr:\n{}",
+            ran.stderr
+        );
+        for f in files {
+            let text = std::fs::read_to_string(f).unwrap_or_default();
+            assert!(!text.contains(secret), "{secret} in {}", f.display());
+        }
+    }
+}
+
+/// The demo stack with its own secrets, postgres and redis published on loopback.
+struct DemoStack {
+    project: ComposeProject,
+    app: String,
+    db_url: String,
+    redis_url: String,
+    admin_password: String,
+    webhook_secret: String,
+    db_password: String,
+}
+
+fn published(project: &ComposeProject, service: &str, port: &str) -> u16 {
+    let out = project.ok(&["port", service, port]);
+    out.rsplit(':')
+        .next()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no published port for {service}: {out}"))
+}
+
+fn demo_stack(prefix: &str, version: &str) -> DemoStack {
+    let admin_password = unique("admin-pw-");
+    let webhook_secret = unique("hook-secret-");
+    let db_password = unique("db-pw-");
+    let project = ComposeProject::new(
+        prefix,
+        &workspace_root().join("tests/compose/docker-compose.yml"),
+        &[
+            ("APP_VERSION", version),
+            ("DEMO_ADMIN_PASSWORD", admin_password.as_str()),
+            ("WEBHOOK_SECRET", webhook_secret.as_str()),
+            ("POSTGRES_PASSWORD", db_password.as_str()),
+            ("APP_ENV", "staging"),
+        ],
+    )
+    .with_file(&workspace_root().join("tests/fixtures/smoke-ports.yml"));
+    project.ok(&["up", "-d"]);
+    project.ok(&["run", "--rm", "-T", "app", "lifeboat-demo-app", "migrate"]);
+    project.ok(&["run", "--rm", "-T", "app", "lifeboat-demo-app", "seed"]);
+    let app = format!("127.0.0.1:{}", published(&project, "app", "3000"));
+    // /api/version answers even on the broken image, whose health never passes.
+    wait_for("the app answers", Duration::from_mins(1), || {
+        http_get(&app, "/api/version")
+            .ok()
+            .filter(|(s, _)| *s == 200)
+    });
+    let db_url = format!(
+        "postgres://demo:{db_password}@127.0.0.1:{}/demo",
+        published(&project, "postgres", "5432")
+    );
+    let redis_url = format!("redis://127.0.0.1:{}", published(&project, "redis", "6379"));
+    DemoStack {
+        project,
+        app: format!("http://{app}"),
+        db_url,
+        redis_url,
+        admin_password,
+        webhook_secret,
+        db_password,
+    }
+}
+
+impl DemoStack {
+    /// The environment the demo spec reads, with the test S3 and SMTP services.
+    fn env(&self, mail_api: &str) -> Vec<(String, String)> {
+        let s3 = s3();
+        let smtp = smtp();
+        vec![
+            ("APP_URL".into(), self.app.clone()),
+            ("DATABASE_URL".into(), self.db_url.clone()),
+            ("REDIS_URL".into(), self.redis_url.clone()),
+            ("DEMO_ADMIN_PASSWORD".into(), self.admin_password.clone()),
+            ("WEBHOOK_SECRET".into(), self.webhook_secret.clone()),
+            ("S3_ENDPOINT".into(), s3.endpoint),
+            ("S3_BUCKET".into(), s3.bucket),
+            ("S3_ACCESS_KEY_ID".into(), s3.access_key_id),
+            ("S3_SECRET_ACCESS_KEY".into(), s3.secret_access_key),
+            ("SMTP_HOST".into(), "127.0.0.1".into()),
+            ("SMTP_PORT".into(), smtp.plain_port.to_string()),
+            ("SMTP_FROM".into(), "lifeboat-smoke@demo.test".into()),
+            ("MAIL_API_URL".into(), mail_api.to_owned()),
+        ]
+    }
+
+    /// One value from the demo database, through psql in its container.
+    fn sql(&self, query: &str) -> String {
+        self.project.ok(&[
+            "exec", "-T", "postgres", "psql", "-U", "demo", "-d", "demo", "-tAc", query,
+        ])
+    }
+}
+
+fn env_refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+/// A Mailpit/Mailhog-style API over the test SMTP server's Maildir.
+fn mail_api() -> (Background, String) {
+    let port = closed_port();
+    let server = Background::spawn(
+        Command::new("python3").args([
+            workspace_root()
+                .join("tests/fixtures/mail_api.py")
+                .to_string_lossy()
+                .as_ref(),
+            &stack_var("LBTEST_MAILDIR"),
+            &port.to_string(),
+        ]),
+    );
+    wait_for("the mail API listens", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    (server, format!("http://127.0.0.1:{port}"))
+}
+
+/// Whether any mail in the test Maildir contains `needle`.
+fn maildir_has(needle: &str) -> bool {
+    let maildir = PathBuf::from(stack_var("LBTEST_MAILDIR"));
+    ["new", "cur"].iter().any(|d| {
+        std::fs::read_dir(maildir.join(d)).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains(needle)))
+        })
+    })
+}
+
+#[test]
+#[allow(clippy::too_many_lines)] // one stack, one story: leak, production, staging, cleanup
+fn the_demo_spec_passes_on_the_demo_stack_cleans_up_and_never_shows_a_secret() {
+    let stack = demo_stack("lbtest-smoke-", "v1");
+    wait_for("the app is healthy", Duration::from_mins(1), || {
+        http_get(stack.app.trim_start_matches("http://"), "/api/health")
+            .ok()
+            .filter(|(s, _)| *s == 200)
+    });
+    let (_mail, api) = mail_api();
+    let env = stack.env(&api);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = fixture_spec();
+    let spec = spec.to_string_lossy();
+    let secrets = [
+        stack.admin_password.as_str(),
+        stack.webhook_secret.as_str(),
+        stack.db_password.as_str(),
+        "lbtest-secret",
+    ];
+
+    // First, a failure that shows a response and a URL shows neither the token nor the secret.
+    let leaky = dir.path().join("leaky.toml");
+    std::fs::write(
+        &leaky,
+        r#"
+[environments.staging]
+base-url = "${env:APP_URL}"
+
+[[check]]
+name = "login"
+method = "POST"
+url = "/api/auth/login"
+json = { email = "admin@demo.test", password = "${secret:DEMO_ADMIN_PASSWORD}" }
+capture.token = { pointer = "/token", secret = true }
+expect.status = 500
+
+[[check]]
+name = "echo"
+url = "/api/health?key=${secret:WEBHOOK_SECRET}"
+expect.status = 404
+"#,
+    )
+    .expect("write");
+    let leak_json = dir.path().join("leak.json");
+    let ran = smoke(
+        dir.path(),
+        &[
+            "--spec",
+            &leaky.to_string_lossy(),
+            "--report",
+            &format!("json:{}", leak_json.display()),
+        ],
+        &env_refs(&env),
+    );
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    let checks = by_name(&read_json(&leak_json));
+    // The first login attempt of the stack: the limiter (5 a minute) lets it through.
+    let login = &checks["login"].1;
+    assert!(
+        login.contains("\"token\":\"***\""),
+        "the token is scrubbed: {login}"
+    );
+    assert!(checks["echo"].1.contains("key=***"), "{:?}", checks["echo"]);
+    assert_no_secret(&ran, &[&leak_json], &secrets);
+
+    // Production is read-only: the checks that write are skipped, and what they depend on too.
+    // What only those need (the bucket, the mail server, the webhook's secret) is not asked for.
+    let prod_json = dir.path().join("prod.json");
+    let prod_env: Vec<(String, String)> = env
+        .iter()
+        .filter(|(k, _)| !k.starts_with("S3_") && !k.starts_with("SMTP_") && k != "WEBHOOK_SECRET")
+        .cloned()
+        .collect();
+    let ran = smoke(
+        dir.path(),
+        &[
+            "--spec",
+            &spec,
+            "--env",
+            "production",
+            "--report",
+            &format!("json:{}", prod_json.display()),
+        ],
+        &env_refs(&prod_env),
+    );
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let checks = by_name(&read_json(&prod_json));
+    for name in [
+        "health",
+        "version",
+        "login",
+        "login-rejects-wrong-password",
+        "auth-required",
+        "response-time",
+        "postgres",
+        "redis",
+    ] {
+        assert_eq!(checks[name].0, "passed", "{name}: {:?}", checks[name]);
+    }
+    for name in ["create-business", "rate-limit", "webhook", "upload", "mail"] {
+        assert_eq!(checks[name].0, "skipped", "{name}");
+        assert!(
+            checks[name]
+                .1
+                .contains("read-only (--allow-writes runs it)"),
+            "{:?}",
+            checks[name]
+        );
+    }
+    assert!(
+        checks["read-business"]
+            .1
+            .contains("depends on `create-business`, which was skipped"),
+        "{:?}",
+        checks["read-business"]
+    );
+    assert_eq!(
+        stack.sql("SELECT count(*) FROM businesses WHERE name LIKE 'smoke %'"),
+        "0"
+    );
+
+    // Staging: everything, with both reports.
+    let json = dir.path().join("smoke.json");
+    let junit = dir.path().join("smoke.xml");
+    let ran = smoke(
+        dir.path(),
+        &[
+            "--spec",
+            &spec,
+            "--env",
+            "staging",
+            "--report",
+            &format!("json:{}", json.display()),
+            "--report",
+            &format!("junit:{}", junit.display()),
+        ],
+        &env_refs(&env),
+    );
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let report = read_json(&json);
+    let checks = by_name(&report);
+    assert_eq!(checks.len(), 14, "{checks:?}");
+    for (name, (status, message, _)) in &checks {
+        assert_eq!(status, "passed", "{name}: {message}");
+    }
+    assert!(
+        checks["rate-limit"].1.contains("429 at request")
+            && checks["rate-limit"].1.contains("Retry-After")
+    );
+    assert!(
+        checks["mail"].1.contains("arrived in the mail API"),
+        "{:?}",
+        checks["mail"]
+    );
+    assert!(checks["upload"].1.contains("put, read back and deleted"));
+    assert!(
+        ran.stderr.contains("14 of 14 checks passed"),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        ran.stderr.contains("✓ health"),
+        "one line per check: {}",
+        ran.stderr
+    );
+    let xml = std::fs::read_to_string(&junit).expect("junit report");
+    assert!(xml.contains("tests=\"14\" failures=\"0\""), "{xml}");
+    assert_eq!(xml.matches("<testcase ").count(), 14);
+
+    // Probe data carried the run id and is gone: the business (DELETE at the end), the S3
+    // object and the mail; the payment event is the app's record of the webhook.
+    let run_id = report["run_id"].as_str().expect("run id");
+    assert!(run_id.starts_with("smoke-"), "{run_id}");
+    let cleanups = report["cleanups"].as_array().expect("cleanups");
+    assert_eq!(cleanups.len(), 1, "{cleanups:?}");
+    assert_eq!(cleanups[0]["ok"], true, "{cleanups:?}");
+    assert_eq!(
+        stack.sql(&format!(
+            "SELECT count(*) FROM businesses WHERE name = 'smoke {run_id}'"
+        )),
+        "0",
+        "the business the smoke test created was deleted"
+    );
+    assert_eq!(
+        stack.sql(&format!(
+            "SELECT count(*) FROM payments WHERE event_id = 'smoke-{run_id}'"
+        )),
+        "1"
+    );
+    assert!(
+        !maildir_has(run_id),
+        "the probe mail was deleted through the mail API"
+    );
+    let bucket = lifeboat_bucket();
+    let left = tokio_block(bucket.list(&format!("smoke/{run_id}")));
+    assert!(left.is_empty(), "probe objects left: {left:?}");
+
+    assert_no_secret(&ran, &[&json, &junit, &prod_json], &secrets);
+}
+
+/// The test bucket, through lifeboat's own S3 module.
+fn lifeboat_bucket() -> lifeboat::s3::Bucket {
+    let s3 = s3();
+    lifeboat::s3::Bucket::new(&lifeboat::config::S3Settings {
+        endpoint: Some(s3.endpoint),
+        region: "us-east-1".into(),
+        access_key_id: s3.access_key_id,
+        secret_access_key: lifeboat::secret::Secret::new(s3.secret_access_key),
+        bucket: s3.bucket,
+        prefix: "lifeboat/".into(),
+        path_style: true,
+    })
+}
+
+fn tokio_block<T, E: std::fmt::Debug>(f: impl std::future::Future<Output = Result<T, E>>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+        .expect("S3 call")
+}
+
+/// A CA and a certificate for 127.0.0.1 it signed, valid 10 days, served over HTTPS.
+fn https_server() -> (Background, u16, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let openssl = |args: &[&str]| {
+        let out = run(Command::new("openssl").args(args));
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=smoke-test-ca",
+        "-days",
+        "10",
+        "-keyout",
+        &p("ca.key"),
+        "-out",
+        &p("ca.pem"),
+    ]);
+    openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        &p("leaf.key"),
+        "-out",
+        &p("leaf.csr"),
+    ]);
+    std::fs::write(
+        dir.path().join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .expect("write");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &p("leaf.csr"),
+        "-CA",
+        &p("ca.pem"),
+        "-CAkey",
+        &p("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "10",
+        "-extfile",
+        &p("ext.cnf"),
+        "-out",
+        &p("leaf.pem"),
+    ]);
+    let port = closed_port();
+    let script = format!(
+        "import http.server, ssl\n\
+         class H(http.server.BaseHTTPRequestHandler):\n\
+         \x20   def do_GET(self):\n\
+         \x20       self.send_response(200); self.send_header('Content-Length', '2'); self.end_headers(); self.wfile.write(b'ok')\n\
+         \x20   def log_message(self, *a): pass\n\
+         s = http.server.ThreadingHTTPServer(('127.0.0.1', {port}), H)\n\
+         c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); c.load_cert_chain('{cert}', '{key}')\n\
+         s.socket = c.wrap_socket(s.socket, server_side=True)\n\
+         s.serve_forever()\n",
+        cert = p("leaf.pem"),
+        key = p("leaf.key"),
+    );
+    let server = Background::spawn(
+        Command::new("python3")
+            .args(["-c", &script])
+            .stdout(std::process::Stdio::null()),
+    );
+    wait_for("the https server listens", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    (server, port, dir)
+}
+
+#[test]
+#[allow(clippy::too_many_lines)] // the spec of every assertion is most of it
+fn every_assertion_and_check_kind_passes_and_fails_as_it_should() {
+    let stack = demo_stack("lbtest-smoke-kinds-", "v1");
+    wait_for("the app is healthy", Duration::from_mins(1), || {
+        http_get(stack.app.trim_start_matches("http://"), "/api/health")
+            .ok()
+            .filter(|(s, _)| *s == 200)
+    });
+    let (_mail, api) = mail_api();
+    let (_https, tls_port, tls_dir) = https_server();
+    let slow = HttpFixture::start(Reply::Dribble {
+        head: "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\n".into(),
+        body: "sloooo".into(),
+        gap: Duration::from_millis(60),
+    });
+    let silent = HttpFixture::start(Reply::Silent);
+    let closed = closed_port();
+    let spec = format!(
+        r#"
+[environments.staging]
+base-url = "${{env:APP_URL}}"
+
+# --- http assertions ---
+[[check]]
+name = "pass-status"
+url = "/api/health"
+expect.status = 200
+[[check]]
+name = "fail-status"
+url = "/api/health"
+expect.status = 404
+[[check]]
+name = "pass-status-class-and-list"
+url = "/api/businesses"
+expect.status = [401, 403]
+[[check]]
+name = "pass-headers"
+url = "/api/health"
+expect.headers = {{ "content-type" = "json", "x-nope" = false }}
+[[check]]
+name = "fail-header-contains"
+url = "/api/health"
+expect.headers = {{ "content-type" = "text/html" }}
+[[check]]
+name = "fail-header-present"
+url = "/api/health"
+expect.headers = {{ "x-nope" = true }}
+[[check]]
+name = "pass-json"
+url = "/api/health"
+expect.json = [
+  {{ pointer = "/status", equals = "healthy" }},
+  {{ pointer = "/users", exists = true }},
+  {{ pointer = "/users", type = "integer" }},
+  {{ pointer = "/nope", exists = false }},
+]
+[[check]]
+name = "fail-json-equals"
+url = "/api/health"
+expect.json = [{{ pointer = "/status", equals = "sick" }}]
+[[check]]
+name = "fail-json-exists"
+url = "/api/health"
+expect.json = [{{ pointer = "/nope", exists = true }}]
+[[check]]
+name = "fail-json-type"
+url = "/api/health"
+expect.json = [{{ pointer = "/status", type = "number" }}]
+[[check]]
+name = "pass-body"
+url = "/api/health"
+expect.body-contains = ["healthy", "connected"]
+expect.body-regex = '"users":\s*\d+'
+[[check]]
+name = "fail-body-contains"
+url = "/api/health"
+expect.body-contains = "unicorn"
+[[check]]
+name = "fail-body-regex"
+url = "/api/health"
+expect.body-regex = '^<html'
+[[check]]
+name = "pass-max-ms"
+url = "/api/health"
+expect.max-ms = 3000
+[[check]]
+name = "fail-max-ms"
+url = "{slow}"
+expect.max-ms = 100
+[[check]]
+name = "pass-tls-days"
+url = "https://127.0.0.1:{tls_port}/"
+ca-file = "{ca}"
+expect.tls-days = 5
+[[check]]
+name = "fail-tls-days"
+url = "https://127.0.0.1:{tls_port}/"
+ca-file = "{ca}"
+expect.tls-days = 30
+[[check]]
+name = "fail-untrusted-certificate"
+url = "https://127.0.0.1:{tls_port}/"
+[[check]]
+name = "fail-timeout"
+url = "{silent}"
+timeout = "300ms"
+[[check]]
+name = "fail-retries"
+url = "/api/health"
+retries = 2
+retry-delay = "10ms"
+expect.status = 418
+[[check]]
+name = "fail-wait-until-ready"
+url = "/api/health"
+wait = "1s"
+retry-delay = "100ms"
+expect.status = 418
+[[check]]
+name = "skip-after-a-failure"
+url = "/api/health"
+depends-on = ["fail-status"]
+[[check]]
+name = "pass-capture"
+url = "/api/version"
+capture.ver = "/version"
+capture.type = {{ header = "content-type" }}
+[[check]]
+name = "pass-uses-capture"
+url = "/api/version"
+depends-on = ["pass-capture"]
+expect.json = [{{ pointer = "/version", equals = "${{ver}}" }}]
+expect.headers = {{ "content-type" = "${{type}}" }}
+
+# --- other kinds ---
+[[check]]
+name = "pass-postgres"
+kind = "postgres"
+url = "${{secret:SMOKE_DB}}"
+query = "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+expect.at-least = 5
+[[check]]
+name = "fail-postgres-compare"
+kind = "postgres"
+url = "${{secret:SMOKE_DB}}"
+query = "SELECT 41"
+expect.equals = "42"
+[[check]]
+name = "fail-postgres-read-only"
+kind = "postgres"
+url = "${{secret:SMOKE_DB}}"
+query = "CREATE TABLE smoke_must_not_exist (id int)"
+[[check]]
+name = "pass-redis"
+kind = "redis"
+url = "${{env:REDIS_URL}}"
+expect.max-ms = 1000
+[[check]]
+name = "fail-redis-down"
+kind = "redis"
+url = "redis://127.0.0.1:{closed}"
+[[check]]
+name = "pass-s3"
+kind = "s3"
+[[check]]
+name = "pass-smtp-mailpit"
+kind = "smtp"
+to = "probe@demo.test"
+mail-api = "{api}"
+[[check]]
+name = "pass-smtp-mailhog"
+kind = "smtp"
+to = "probe@demo.test"
+mail-api = "{api}"
+mail-api-kind = "mailhog"
+[[check]]
+name = "fail-smtp-mail-api-down"
+kind = "smtp"
+to = "probe@demo.test"
+mail-api = "http://127.0.0.1:{closed}"
+[[check]]
+name = "pass-rate-limit"
+kind = "rate-limit"
+method = "POST"
+url = "/api/auth/login"
+json = {{ email = "nobody@demo.test", password = "x" }}
+requests = 10
+[[check]]
+name = "fail-rate-limit"
+kind = "rate-limit"
+url = "/api/health"
+requests = 3
+[[check]]
+name = "pass-webhook"
+kind = "webhook"
+url = "/api/webhooks/payment"
+secret = "${{secret:WEBHOOK_SECRET}}"
+reject-forged = true
+[[check]]
+name = "fail-webhook-wrong-secret"
+kind = "webhook"
+url = "/api/webhooks/payment"
+secret = "not-the-secret"
+"#,
+        slow = slow.url("/"),
+        silent = silent.url("/"),
+        ca = tls_dir.path().join("ca.pem").display(),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("kinds.toml");
+    std::fs::write(&path, spec).expect("write");
+    let json = dir.path().join("kinds.json");
+    let mut env = stack.env(&api);
+    env.push(("SMOKE_DB".into(), stack.db_url.clone()));
+    let ran = smoke(
+        dir.path(),
+        &[
+            "--spec",
+            &path.to_string_lossy(),
+            "--report",
+            &format!("json:{}", json.display()),
+        ],
+        &env_refs(&env),
+    );
+    assert_eq!(ran.code, 1, "some checks fail: {}", ran.stderr);
+    let checks = by_name(&read_json(&json));
+    for (name, (status, message, _)) in &checks {
+        let want = if name.starts_with("pass-") {
+            "passed"
+        } else if name.starts_with("fail-") {
+            "failed"
+        } else {
+            "skipped"
+        };
+        assert_eq!(status, want, "{name}: {message}");
+    }
+    let says = |name: &str, words: &str| {
+        let message = &checks[name].1;
+        assert!(
+            message.contains(words),
+            "{name}: {message:?} should say {words:?}"
+        );
+    };
+    says("fail-status", "status 200, expected 404");
+    says(
+        "fail-header-contains",
+        "header content-type is \"application/json\", expected it to contain \"text/html\"",
+    );
+    says("fail-header-present", "no x-nope header");
+    says(
+        "fail-json-equals",
+        "/status is \"healthy\", expected \"sick\"",
+    );
+    says("fail-json-exists", "nothing at /nope");
+    says(
+        "fail-json-type",
+        "/status is \"healthy\", expected a number",
+    );
+    says("fail-body-contains", "does not contain \"unicorn\"");
+    says("fail-body-regex", "does not match /^<html/");
+    says("fail-max-ms", "more than 100 ms");
+    says("fail-tls-days", "expected at least 30");
+    says("fail-untrusted-certificate", "certificate");
+    says("fail-timeout", "no result within its timeout of 300 ms");
+    says("fail-postgres-compare", "41, expected \"42\"");
+    says("fail-postgres-read-only", "read-only transaction");
+    says("fail-redis-down", "Redis");
+    says("fail-smtp-mail-api-down", "the mail API");
+    says("pass-rate-limit", "429 at request");
+    says("fail-rate-limit", "no 429 in 3 requests (answers: 200×3)");
+    says("fail-webhook-wrong-secret", "status 401");
+    says(
+        "skip-after-a-failure",
+        "depends on `fail-status`, which failed",
+    );
+    assert_eq!(checks["fail-retries"].2, 3, "the first try and 2 retries");
+    // Without `wait` a failing check is tried once; with it, again until the time is up (how
+    // often depends on the machine's load).
+    assert!(
+        checks["fail-wait-until-ready"].2 >= 2,
+        "{:?}",
+        checks["fail-wait-until-ready"]
+    );
+    assert_eq!(
+        stack.sql("SELECT count(*) FROM information_schema.tables WHERE table_name = 'smoke_must_not_exist'"),
+        "0"
+    );
+    assert_no_secret(
+        &ran,
+        &[&json],
+        &[stack.db_password.as_str(), stack.webhook_secret.as_str()],
+    );
+}
+
+#[test]
+fn the_broken_image_fails_exactly_the_health_checks_and_the_report_says_which() {
+    let stack = demo_stack("lbtest-smoke-broken-", "broken");
+    let env = stack.env("");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let junit = dir.path().join("broken.xml");
+    let json = dir.path().join("broken.json");
+    let ran = smoke(
+        dir.path(),
+        &[
+            "--spec",
+            &fixture_spec().to_string_lossy(),
+            "--env",
+            "staging",
+            "--tag",
+            "seed-002",
+            "--tag",
+            "stack",
+            "--report",
+            &format!("junit:{}", junit.display()),
+            "--report",
+            &format!("json:{}", json.display()),
+        ],
+        &env_refs(&env),
+    );
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    let checks = by_name(&read_json(&json));
+    assert_eq!(checks.len(), 12, "{checks:?}");
+    let failed: Vec<&str> = checks
+        .iter()
+        .filter(|(_, c)| c.0 == "failed")
+        .map(|(n, _)| n.as_str())
+        .collect();
+    assert_eq!(failed, ["health", "response-time"], "{checks:#?}");
+    assert!(
+        checks["health"].1.contains("status 503, expected 200"),
+        "{:?}",
+        checks["health"]
+    );
+    assert!(
+        checks["health"].2 > 1,
+        "health waited until ready before failing"
+    );
+    assert!(
+        ran.stderr.contains("10 of 12 checks passed, 2 failed"),
+        "{}",
+        ran.stderr
+    );
+    let xml = std::fs::read_to_string(&junit).expect("junit");
+    assert!(xml.contains("failures=\"2\""), "{xml}");
+    assert!(
+        xml.contains("<testcase name=\"health\" classname=\"smoke.http\""),
+        "{xml}"
+    );
+    assert_eq!(xml.matches("<failure ").count(), 2, "{xml}");
+}
+
+/// A spec mistake: exit 2, the line, and nothing sent.
+fn spec_error(text: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("smoke.toml");
+    std::fs::write(&path, text).expect("write");
+    let mut all = vec!["--spec", path.to_str().expect("utf-8 path")];
+    all.extend_from_slice(args);
+    let ran = smoke(dir.path(), &all, env);
+    assert_eq!(ran.code, 2, "{text}\n{}", ran.stderr);
+    ran.stderr
+}
+
+#[test]
+fn spec_errors_name_their_line_and_send_nothing() {
+    let app = HttpFixture::start(Reply::Raw(http_response("200 OK", "", "{}")));
+    let base = format!("[environments.staging]\nbase-url = \"{}\"\n", app.url(""));
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("unknown top-level key", "[defaultz]\ntimeout = \"5s\"\n", &["line 1", "unknown field `defaultz`"]),
+        (
+            "a typo in expect",
+            "[[check]]\nname = \"a\"\nurl = \"/\"\nexpect.staus = 200\n",
+            &["line 4", "unknown field `staus`"],
+        ),
+        ("an unknown kind", "[[check]]\nname = \"a\"\nkind = \"ftp\"\n", &["line 3", "unknown variant `ftp`"]),
+        (
+            "a field of another kind",
+            "\n[[check]]\nname = \"a\"\nurl = \"/\"\nquery = \"SELECT 1\"\n",
+            &["line 3", "`query` does not apply to a http check"],
+        ),
+        (
+            "an expect field of another kind",
+            "[[check]]\nname = \"db\"\nkind = \"redis\"\nexpect.tls-days = 3\n",
+            &["`expect.tls-days` does not apply to a redis check"],
+        ),
+        (
+            "a missing dependency",
+            "[[check]]\nname = \"a\"\nurl = \"/\"\ndepends-on = [\"nope\"]\n",
+            &["line 4", "depends on `nope`, which is not a check"],
+        ),
+        (
+            "a loop",
+            "[[check]]\nname = \"a\"\nurl = \"/\"\ndepends-on = [\"b\"]\n[[check]]\nname = \"b\"\nurl = \"/\"\ndepends-on = [\"a\"]\n",
+            &["line", "which depends on it in turn"],
+        ),
+        (
+            "a bad duration",
+            "[[check]]\nname = \"a\"\nurl = \"/\"\ntimeout = \"5 parsecs\"\n",
+            &["line 4", "not a duration"],
+        ),
+        (
+            "a capture used without its check as a dependency",
+            "[[check]]\nname = \"login\"\nurl = \"/\"\ncapture.token = \"/token\"\n[[check]]\nname = \"use\"\nurl = \"/${token}\"\n",
+            &["line 6", "add `login` to its depends-on"],
+        ),
+        (
+            "an unknown variable",
+            "\n\n[[check]]\nname = \"a\"\nurl = \"/${nobody}\"\n",
+            &["line 4", "`${nobody}`, which is no variable"],
+        ),
+        (
+            "a regex that does not compile",
+            "[[check]]\nname = \"a\"\nurl = \"/\"\nexpect.body-regex = \"(unclosed\"\n",
+            &["body-regex"],
+        ),
+        ("two checks with one name", "[[check]]\nname = \"a\"\nurl = \"/\"\n[[check]]\nname = \"a\"\nurl = \"/\"\n", &["line 5", "two checks have this name"]),
+        ("not TOML", "[[check]\nname = \"a\"\n", &["line 1"]),
+    ];
+    for (what, text, words) in cases {
+        let full = if what.starts_with("unknown top") {
+            (*text).to_owned()
+        } else {
+            format!("{text}{base}")
+        };
+        let stderr = spec_error(&full, &[], &[]);
+        for w in *words {
+            assert!(stderr.contains(w), "{what}: {stderr:?} should say {w:?}");
+        }
+    }
+    // A secret the environment does not have: the variable and the check's line.
+    let text = format!("{base}\n[[check]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"/\"\nsecret = \"${{secret:SMOKE_NO_SUCH_SECRET}}\"\n");
+    let stderr = spec_error(&text, &[], &[]);
+    assert!(
+        stderr.contains("line 5") && stderr.contains("SMOKE_NO_SUCH_SECRET"),
+        "{stderr}"
+    );
+    // Flags that name nothing in the spec.
+    let ok = format!("{base}[[check]]\nname = \"a\"\nurl = \"/\"\ntags = [\"t\"]\n");
+    assert!(spec_error(&ok, &["--env", "prod"], &[]).contains("--env prod"));
+    assert!(spec_error(&ok, &["--check", "b"], &[]).contains("--check b"));
+    assert!(spec_error(&ok, &["--tag", "x"], &[]).contains("--tag x"));
+    assert!(spec_error(&ok, &["--report", "xml:out"], &[]).contains("junit:FILE"));
+    assert!(
+        app.requests().is_empty(),
+        "nothing was sent: {:?}",
+        app.requests()
+    );
+    // And the same spec, right, runs.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("smoke.toml");
+    std::fs::write(&path, &ok).expect("write");
+    let ran = smoke(dir.path(), &["--spec", path.to_str().expect("utf-8")], &[]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert_eq!(app.requests().len(), 1);
+}
+
+#[test]
+fn production_sends_only_read_only_checks_unless_writes_are_allowed() {
+    let app = HttpFixture::start(Reply::Raw(http_response("200 OK", "", "{}")));
+    let text = format!(
+        "[environments.production]\nbase-url = \"{}\"\n\n\
+         [[check]]\nname = \"read\"\nurl = \"/read\"\n\n\
+         [[check]]\nname = \"write\"\nmethod = \"POST\"\nurl = \"/write\"\n",
+        app.url("")
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("smoke.toml");
+    std::fs::write(&path, text).expect("write");
+    let spec = path.to_string_lossy();
+    let ran = smoke(dir.path(), &["--spec", &spec], &[]);
+    assert_eq!(
+        ran.code, 0,
+        "a skipped write is not a failure: {}",
+        ran.stderr
+    );
+    assert!(ran.stderr.contains("– write"), "{}", ran.stderr);
+    let seen = app.requests();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(seen[0].starts_with("GET /read "), "{seen:?}");
+    let ran = smoke(dir.path(), &["--spec", &spec, "--allow-writes"], &[]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(app.requests().iter().any(|r| r.starts_with("POST /write ")));
+}
+
+#[test]
+fn independent_checks_run_at_the_same_time() {
+    // Three checks that each wait out a 1 s timeout: one after the other would take 3 s.
+    let silent = HttpFixture::start(Reply::Silent);
+    let mut text = String::new();
+    for n in 0..3 {
+        let _ = write!(
+            text,
+            "[[check]]\nname = \"c{n}\"\nurl = \"{}\"\ntimeout = \"1s\"\n",
+            silent.url(&format!("/{n}"))
+        );
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("smoke.toml");
+    std::fs::write(&path, text).expect("write");
+    let json = dir.path().join("r.json");
+    let ran = smoke(
+        dir.path(),
+        &[
+            "--spec",
+            &path.to_string_lossy(),
+            "--report",
+            &format!("json:{}", json.display()),
+        ],
+        &[],
+    );
+    assert_eq!(ran.code, 1);
+    let report = read_json(&json);
+    assert_eq!(report["failed"], 3);
+    let ms = report["duration_ms"].as_u64().expect("duration");
+    assert!(ms < 2500, "the three timeouts overlapped: {ms} ms");
+}
+
+#[test]
+fn the_readme_example_is_the_demo_spec_and_parses() {
+    let readme = std::fs::read_to_string(workspace_root().join("README.md")).expect("README");
+    let start = readme
+        .find("```toml smoke.toml\n")
+        .expect("README has a ```toml smoke.toml example")
+        + "```toml smoke.toml\n".len();
+    let end = readme[start..].find("```").expect("closed") + start;
+    let example = &readme[start..end];
+    let fixture = std::fs::read_to_string(fixture_spec()).expect("fixture");
+    assert_eq!(
+        example, fixture,
+        "README's example is tests/fixtures/smoke.toml"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("smoke.toml");
+    std::fs::write(&path, example).expect("write");
+    let ran = smoke(
+        dir.path(),
+        &["--spec", &path.to_string_lossy(), "--list"],
+        &[],
+    );
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert_eq!(ran.stdout.lines().count(), 14, "{}", ran.stdout);
+    assert_eq!(
+        ran.stdout
+            .lines()
+            .filter(|l| l.contains("seed-002"))
+            .count(),
+        10,
+        "seed 002's ten tests: {}",
+        ran.stdout
+    );
+}
