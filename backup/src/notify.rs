@@ -261,23 +261,11 @@ fn digest_due(dir: &Path, now: DateTime<Utc>) -> bool {
 
 /// Write the digest's time to `dir/.lifeboat-digest` (0600, replaced atomically).
 fn record_digest(dir: &Path, now: DateTime<Utc>) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = dir.join(DIGEST_STATE);
-    let tmp = dir.join(format!("{DIGEST_STATE}.tmp"));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    writeln!(
-        f,
-        "{}",
+    let line = format!(
+        "{}\n",
         now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-    )?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &path)
+    );
+    lifeboat::files::write_atomic(&dir.join(DIGEST_STATE), line.as_bytes())
 }
 
 /// The weekly digest: every backup in the directory with its time, size and whether its archive

@@ -3,8 +3,7 @@
 //! cut, a closed SSH session) can be finished or undone by the next run. It lives beside the
 //! backups, `.lifeboat-restore-<db>.json`, and is removed when a restore ends either way.
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -100,23 +99,8 @@ impl Journal {
                 .recursive(true)
                 .mode(0o700)
                 .create(dir)?;
-            let mut tmp = path.as_os_str().to_owned();
-            tmp.push(".partial");
-            let tmp = PathBuf::from(tmp);
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(
-                serde_json::to_string_pretty(self)
-                    .map_err(std::io::Error::other)?
-                    .as_bytes(),
-            )?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)?;
-            std::fs::File::open(dir)?.sync_all()
+            let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+            lifeboat::files::write_atomic(path, text.as_bytes())
         };
         write().with_context(|| format!("cannot write the restore journal {}", path.display()))
     }

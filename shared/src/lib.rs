@@ -10,6 +10,7 @@
 //! | [`env_vars`] | – | every environment variable lifeboat reads, in one place |
 //! | [`secret`] | – | secrets print `***`; URLs print without their password |
 //! | [`exit`] | – | the exit codes cron, Docker and CI rely on |
+//! | [`files`] | – | small files replaced atomically (manifests, journals, state) |
 //! | [`lock`] | – | two runs of the same job never overlap |
 //! | [`output`] | – | story on stderr (human or JSON), data on stdout, colour only on a TTY |
 //! | [`cli`] | – | the options every binary shares |
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod env_vars;
 pub mod exit;
+pub mod files;
 pub mod lock;
 pub mod output;
 pub mod secret;
