@@ -10,7 +10,7 @@ use lifeboat::secret::SecretUrl;
 use lifeboat_testkit::{bin, docker_ok, run, unique, wait_for, TestContainer};
 
 mod support;
-use support::{backup, database_with_rows, manifest_of};
+use support::{archive_of, backup, database_with_rows, file_name, manifest_of};
 
 fn files(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -45,14 +45,8 @@ async fn a_container_backup_is_complete_gzip_matching_its_manifest() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let archive = work
-        .path()
-        .join(String::from_utf8_lossy(&out.stdout).trim());
-    let name = archive
-        .file_name()
-        .and_then(|n| n.to_str())
-        .expect("file name")
-        .to_owned();
+    let archive = archive_of(work.path(), &out);
+    let name = file_name(&archive);
     assert!(
         name.starts_with("backup_") && name.ends_with(".sql.gz"),
         "{name}"
@@ -138,9 +132,7 @@ async fn a_url_backup_uses_the_local_pg_dump_over_tls_without_showing_the_passwo
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains(password), "{stderr}");
-    let archive = work
-        .path()
-        .join(String::from_utf8_lossy(&out.stdout).trim());
+    let archive = archive_of(work.path(), &out);
     assert!(gunzip(&archive).contains("COPY public.items"));
     let manifest =
         std::fs::read_to_string(format!("{}.json", archive.display())).expect("manifest");
@@ -403,14 +395,8 @@ async fn the_off_site_copy_lands_in_the_bucket_and_a_failed_upload_keeps_the_loc
     let out = run_with(&env, &["--database", &db]);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let archive = work
-        .path()
-        .join(String::from_utf8_lossy(&out.stdout).trim());
-    let file = archive
-        .file_name()
-        .and_then(|n| n.to_str())
-        .expect("name")
-        .to_owned();
+    let archive = archive_of(work.path(), &out);
+    let file = file_name(&archive);
     let bucket = lifeboat::s3::Bucket::new(&lifeboat::config::S3Settings {
         endpoint: Some(s3.endpoint.clone()),
         region: "us-east-1".into(),
@@ -637,9 +623,7 @@ async fn all_databases_and_roles_in_one_archive_with_their_rows() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let archive = work
-        .path()
-        .join(String::from_utf8_lossy(&out.stdout).trim());
+    let archive = archive_of(work.path(), &out);
     let sql = gunzip(&archive);
     assert!(sql.contains("\nCREATE ROLE "), "the roles are in it");
     assert!(
@@ -673,14 +657,8 @@ async fn zstd_and_a_custom_name_pattern() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let archive = work
-        .path()
-        .join(String::from_utf8_lossy(&out.stdout).trim());
-    let name = archive
-        .file_name()
-        .and_then(|n| n.to_str())
-        .expect("name")
-        .to_owned();
+    let archive = archive_of(work.path(), &out);
+    let name = file_name(&archive);
     assert!(
         name.starts_with("nightly-") && name.ends_with("Z.sql.zst"),
         "{name}"
@@ -760,9 +738,7 @@ async fn round_trip_gunzip_into_psql_gives_the_same_dump() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let archive = work
-        .path()
-        .join(String::from_utf8_lossy(&out.stdout).trim());
+    let archive = archive_of(work.path(), &out);
 
     // Plain gunzip (the system's), piped into psql in a fresh database.
     let copy = format!("{db}_copy");
