@@ -1,18 +1,71 @@
 //! lifeboat-deploy: health-gated releases with automatic, data-aware rollback.
 //!
-//! Replaces `deploy_production.sh` (seed 002). It will call lifeboat-backup, lifeboat-restore,
-//! lifeboat-healthcheck and lifeboat-smoke as libraries.
+//! Replaces `deploy_production.sh` (seed 002): the deploy lock, the plan, a backup through
+//! lifeboat-backup, the image (built from a clean export of a git revision, or a tag that
+//! exists), the migrations in a one-off container, the switch of each app service and then the
+//! workers (see [`switch`]), lifeboat-smoke, and on any failure after the migrations the switch
+//! back to the previous release (and, where configured, lifeboat-restore of the pre-deploy
+//! backup). lifeboat-rollback goes through the same [`stack::Stack::switch_all`].
+
+pub mod history;
+pub mod notify;
+pub mod release;
+pub mod signal;
+pub mod stack;
+pub mod status;
+pub mod switch;
 
 use std::process::ExitCode;
+use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
-use lifeboat::cli::{GlobalArgs, EXIT_CODES_HELP};
+use lifeboat::cli::GlobalArgs;
+use tracing::{info, warn};
+
+use crate::history::{who, Journal};
+use crate::release::Release;
+use crate::stack::{Outcome, Stack};
+
+/// The deploy failed, and the previous release was put back and serves (exit 3).
+pub const ROLLED_BACK: u8 = 3;
+
+/// `--help`'s exit codes for lifeboat-deploy and lifeboat-rollback.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  deployed (or rolled back) and healthy
+  1  failed; the message says which release serves (nothing was switched, or putting it back failed too)
+  2  the request was wrong (flag, config key, variable, VERSION); nothing was done
+  3  the deploy failed after switching began, and the previous release serves again";
 
 /// Deploy VERSION of the app to the compose stack, rolling back by itself if it is not healthy.
+///
+/// The steps, each logged (JSON with --log-format json):
+///   1. take the deploy lock, finish or undo a deploy that died (its journal), print the plan
+///      (--dry-run stops here)
+///   2. back up the database through lifeboat-backup (--no-backup skips it, with a warning)
+///   3. the image: VERSION built from a clean export of that tag or commit of deploy.git-repo,
+///      or the existing image <deploy.image>:VERSION
+///   4. the migrations (deploy.migrate) in a one-off container of the new image, with the app's
+///      environment; a failure stops the deploy with nothing switched
+///   5. each app service (deploy.services), then each worker (deploy.workers): a new container
+///      with the same configuration on the new image, healthy within deploy.health-timeout,
+///      then the old one removed
+///   6. lifeboat-smoke (deploy.smoke-spec, or ./smoke.toml) for the environment (--env)
+///   7. a failure in 4 to 6: every service back on the previous release, and with
+///      deploy.restore-on-failure the pre-deploy backup restored; exit 3
+///
+/// Each deploy adds a line to the history (deploy.dir/history.jsonl).
+///
+/// Examples:
+///   lifeboat-deploy v2 --dry-run    the plan, nothing done
+///   lifeboat-deploy v2              deploy the tag or image v2
+///   lifeboat-deploy status          what runs now, healthy or not
+///   lifeboat-deploy history         every deploy and rollback
 #[derive(Debug, Parser)]
 #[command(name = "lifeboat-deploy", version, after_help = EXIT_CODES_HELP, args_conflicts_with_subcommands = true)]
 pub struct Cli {
-    /// The version to deploy: a git tag or commit of the app, or an image tag
+    /// The version to deploy: a git tag or commit of deploy.git-repo, or the tag of an existing image
     #[arg(value_name = "VERSION")]
     pub release: Option<String>,
 
@@ -23,32 +76,274 @@ pub struct Cli {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// No backup before deploying (a warning says so) [env: LIFEBOAT_DEPLOY_BACKUP=false]
+    #[arg(long)]
+    pub no_backup: bool,
+
     #[command(flatten)]
     pub global: GlobalArgs,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// What runs now, healthy or not
+    /// What runs now: each service's containers, release, image and health; exit 1 when one is
+    /// unhealthy or they run different releases
     Status,
-    /// Past deploys and rollbacks
+    /// Past deploys and rollbacks, oldest first, tab-separated: finished, action, version,
+    /// outcome, image, backup, by
     History,
 }
 
 /// Run the command line.
 pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let _config = cli.global.load_config(Vec::new())?;
-    let what =
-        match (&cli.command, &cli.release) {
-            (Some(Command::Status), _) => "showing the deploy status",
-            (Some(Command::History), _) => "showing the deploy history",
-            (None, Some(_)) => "deploying",
-            (None, None) => return Err(lifeboat::exit::UsageError::new(
-                "lifeboat-deploy: say which VERSION to deploy (or `status`, `history`); see --help",
-            )
-            .into()),
+    let config = cli.global.load_config(Vec::new())?;
+    match (&cli.command, &cli.release) {
+        (Some(Command::Status), _) => status::status(&Stack::open(&cli.global, config, false)?),
+        (Some(Command::History), _) => status::history(&config),
+        (None, Some(version)) => {
+            let stack = Stack::open(&cli.global, config, true)?;
+            deploy(&stack, version, cli)
+        }
+        (None, None) => Err(lifeboat::exit::UsageError::new(
+            "lifeboat-deploy: say which VERSION to deploy (or `status`, `history`); see --help",
+        )
+        .into()),
+    }
+}
+
+/// The deploy, steps 1 to 8.
+fn deploy(stack: &Stack, version: &str, cli: &Cli) -> anyhow::Result<ExitCode> {
+    let config = &stack.config;
+    stack.recover()?;
+    let (current, _) = stack.live()?;
+    let repo = release::repository(config, &current)?;
+    let source = stack.block_on(release::locate(&stack.docker, config, &repo, version))?;
+    let smoke_spec = stack.smoke_spec()?;
+    let backup_wanted = config.deploy.backup && !cli.no_backup;
+
+    let plan = [
+        format!("deploy {version} to compose project {}", stack.project()),
+        format!("  live now:   {} ({}, image {})", current.version, current.image, current.short_id()),
+        format!("  image:      {source}"),
+        format!(
+            "  backup:     {}",
+            if backup_wanted { format!("yes, into {}", config.backup.dir.display()) } else { "NO (--no-backup or deploy.backup = false)".into() }
+        ),
+        format!(
+            "  migrations: {}",
+            if config.deploy.migrate.is_empty() { "none (deploy.migrate)".into() } else { format!("`{}` in a one-off container of the new image", config.deploy.migrate.join(" ")) }
+        ),
+        format!(
+            "  switch:     {} (health within {} s{}), then workers: {}",
+            config.deploy.services.join(", "),
+            config.deploy.health_timeout,
+            config.deploy.health_url.as_deref().map(|u| format!(", and {}", lifeboat::secret::redact_url(u))).unwrap_or_default(),
+            if config.deploy.workers.is_empty() { "none".into() } else { config.deploy.workers.join(", ") }
+        ),
+        format!(
+            "  smoke:      {}",
+            smoke_spec.as_ref().map_or_else(|| "none (no smoke.toml, deploy.smoke-spec)".into(), |p| p.display().to_string())
+        ),
+        format!(
+            "  on failure: back to {}{}",
+            current.version,
+            if config.deploy.restore_on_failure { ", and the pre-deploy backup restored if migrations ran" } else { "" }
+        ),
+    ];
+    for line in &plan {
+        info!(step = "plan", "{line}");
+    }
+    if cli.dry_run {
+        for line in &plan {
+            println!("{line}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let started = chrono::Utc::now();
+    let backup = if backup_wanted {
+        info!(step = "backup", "backing up the database before deploying");
+        let done = stack
+            .block_on(lifeboat_backup::take(config))
+            .context("the pre-deploy backup failed; nothing was deployed")?;
+        Some(done.manifest.file)
+    } else {
+        warn!(step = "backup", "no backup before this deploy (--no-backup or deploy.backup = false): a failed migration cannot be undone by lifeboat");
+        None
+    };
+    stack.stop.check().context("nothing was deployed")?;
+    let new = stack
+        .block_on(release::prepare(&stack.docker, config, &repo, version, &source))
+        .with_context(|| format!("getting the image of {version}; nothing was switched, {} serves", current.version))?;
+    info!(step = "image", "{version} is {} ({})", new.image, new.short_id());
+
+    let mut outcome = Outcome {
+        action: "deploy",
+        to: &new,
+        from: Some(&current),
+        backup: backup.clone(),
+        migrated: false,
+        restored: false,
+        started,
+    };
+    let mut journal = Journal {
+        action: "deploy".into(),
+        to: new.clone(),
+        from: current.clone(),
+        step: "migrating".into(),
+        backup,
+        migrated: false,
+        started,
+        pid: std::process::id(),
+        by: who(),
+    };
+    stack.write_journal(&journal)?;
+
+    // 4. migrations: a failure leaves everything on the previous release.
+    if !config.deploy.migrate.is_empty() {
+        outcome.migrated = true;
+        journal.migrated = true;
+        stack.write_journal(&journal)?;
+        if let Err(e) = stack.block_on(migrate(stack, &new)) {
+            let e = e.context(format!("the migrations of {version} failed; nothing was switched, {} serves", current.version));
+            return fail_before_switch(stack, &mut outcome, e);
+        }
+    }
+
+    // 5, 6: the switch and the smoke tests; a failure goes back to the previous release.
+    journal.step = "switching".into();
+    stack.write_journal(&journal)?;
+    let switched = stack.stop.check().and_then(|()| stack.switch_all(&new, true)).and_then(|()| {
+        match &smoke_spec {
+            Some(spec) => {
+                journal.step = "smoke".into();
+                stack.write_journal(&journal)?;
+                stack.stop.check()?;
+                stack.smoke(spec)
+            }
+            None => Ok(()),
+        }
+    });
+    if let Err(e) = switched {
+        journal.step = "rolling-back".into();
+        stack.write_journal(&journal)?;
+        return roll_back(stack, &mut outcome, &current, e);
+    }
+
+    stack.history.append(&outcome.entry(stack, "deployed", None))?;
+    stack.history.remove_journal()?;
+    stack.prune_images();
+    let elapsed = (chrono::Utc::now() - started).to_std().unwrap_or(Duration::ZERO);
+    info!(step = "done", "deployed {version} ({}) in {:.1} s", new.short_id(), elapsed.as_secs_f64());
+    notify::send(stack, &format!("lifeboat-deploy: {version} deployed to {}", stack.project()), &outcome.entry(stack, "deployed", None));
+    println!("deployed\t{version}\t{}", new.image_id);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The migrations failed: nothing was switched. Restore the backup when configured (a
+/// migration may have half-applied), record, exit 1.
+fn fail_before_switch(stack: &Stack, outcome: &mut Outcome, e: anyhow::Error) -> anyhow::Result<ExitCode> {
+    let e = restore_if_configured(stack, outcome, e);
+    let entry = outcome.entry(stack, "failed", Some(format!("{e:#}")));
+    stack.history.append(&entry)?;
+    stack.history.remove_journal()?;
+    notify::send(stack, &format!("lifeboat-deploy: {} FAILED on {}", outcome.to.version, stack.project()), &entry);
+    Err(e)
+}
+
+/// With deploy.restore-on-failure, migrations that ran and a backup: restore it.
+fn restore_if_configured(stack: &Stack, outcome: &mut Outcome, e: anyhow::Error) -> anyhow::Error {
+    if !(outcome.migrated && stack.config.deploy.restore_on_failure) {
+        if outcome.migrated {
+            warn!("the migrations ran; the data stays as they left it (deploy.restore-on-failure is off){}", outcome.backup.as_deref().map(|b| format!("; the pre-deploy backup is {b}")).unwrap_or_default());
+        }
+        return e;
+    }
+    let Some(backup) = outcome.backup.clone() else {
+        warn!("the migrations ran, but there is no pre-deploy backup to restore");
+        return e;
+    };
+    match stack.restore(&backup) {
+        Ok(()) => {
+            outcome.restored = true;
+            e.context(format!("the pre-deploy backup {backup} was restored"))
+        }
+        Err(r) => e.context(format!("restoring the pre-deploy backup {backup} failed too: {r:#}")),
+    }
+}
+
+/// Back to `previous` after a failed switch or smoke test: exit 3 when it serves again.
+fn roll_back(stack: &Stack, outcome: &mut Outcome, previous: &Release, e: anyhow::Error) -> anyhow::Result<ExitCode> {
+    tracing::error!(step = "failed", "{e:#}");
+    warn!(step = "rolling-back", "rolling back to {}", previous.version);
+    match stack.switch_all(previous, false) {
+        Ok(()) => {
+            let e = restore_if_configured(stack, outcome, e);
+            let entry = outcome.entry(stack, "rolled-back", Some(format!("{e:#}")));
+            stack.history.append(&entry)?;
+            stack.history.remove_journal()?;
+            tracing::error!(step = "rolled-back", "the deploy of {} failed; {} serves again", outcome.to.version, previous.version);
+            notify::send(stack, &format!("lifeboat-deploy: {} FAILED on {}, rolled back to {}", outcome.to.version, stack.project(), previous.version), &entry);
+            Ok(ExitCode::from(ROLLED_BACK))
+        }
+        Err(r) => {
+            let e = e.context(format!("rolling back to {} failed too: {r:#}; the journal {} is kept, run lifeboat-rollback {}", previous.version, stack.history.journal_path().display(), previous.version));
+            let entry = outcome.entry(stack, "failed", Some(format!("{e:#}")));
+            stack.history.append(&entry)?;
+            notify::send(stack, &format!("lifeboat-deploy: {} FAILED on {}, and the rollback too", outcome.to.version, stack.project()), &entry);
+            Err(e)
+        }
+    }
+}
+
+/// The migration command in a one-off container of the new image, configured as the first app
+/// service's container; removed afterwards, whatever happened.
+async fn migrate(stack: &Stack, release: &Release) -> anyhow::Result<()> {
+    let config = &stack.config;
+    let command = &config.deploy.migrate;
+    let (_, like) = stack.live_async().await?;
+    let docker = &stack.docker;
+    let like_image = docker
+        .image(like.image.as_deref().unwrap_or_default())
+        .await?
+        .unwrap_or_default();
+    let (body, extra) = switch::oneoff_from(&like, &like_image, release, command);
+    let name = format!(
+        "{}_lifeboat_migrate_{}",
+        stack.project(),
+        chrono::Utc::now().format("%Y%m%d%H%M%S")
+    );
+    info!(step = "migrating", "running `{}` in {name} ({})", command.join(" "), release.version);
+    let id = docker.create(Some(&name), body).await?;
+    let result = async {
+        for (network, endpoint) in extra {
+            docker.connect_network(&network, &id, endpoint).await?;
+        }
+        docker.start(&id).await?;
+        let deadline = Duration::from_secs(u64::from(config.deploy.migrate_timeout));
+        let waited = tokio::select! {
+            w = docker.wait_exit(&id, deadline) => w?,
+            () = async { loop { if stack.stop.check().is_err() { break; } tokio::time::sleep(Duration::from_millis(200)).await; } } => {
+                stack.stop.check()?;
+                None
+            }
         };
-    Err(lifeboat::cli::not_built("lifeboat-deploy", what, 8))
+        let tail = docker.logs_tail(&id, 20).await.unwrap_or_default();
+        let tail = lifeboat::secret::redact_url(tail.trim());
+        match waited {
+            Some(0) => {
+                for line in tail.lines() {
+                    info!(step = "migrating", "migrate: {line}");
+                }
+                Ok(())
+            }
+            Some(code) => anyhow::bail!("`{}` exited with code {code}:\n{tail}", command.join(" ")),
+            None => anyhow::bail!("`{}` did not finish within {} s (deploy.migrate-timeout)", command.join(" "), deadline.as_secs()),
+        }
+    }
+    .await;
+    let _ = docker.remove(&id).await;
+    result
 }
 
 #[cfg(test)]

@@ -119,17 +119,7 @@ pub enum Command {
 
 /// Run the command line.
 pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let overrides = [
-        flag("backup.dir", "--dir", cli.dir.as_ref().map(|d| d.display())),
-        flag("database.url", "--url", cli.url.as_ref()),
-        flag("database.name", "--database", cli.database.as_ref()),
-    ];
-    let config = cli
-        .global
-        .load_config(overrides.into_iter().flatten().collect())?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let (config, runtime) = load(cli)?;
     match &cli.command {
         Some(Command::List) => runtime.block_on(async {
             let catalog = Catalog::load(&config).await?;
@@ -146,12 +136,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         None => {
-            let result = runtime.block_on(restore(&config, cli));
-            if !matches!(&result, Err(e) if lifeboat::exit::code_for(e) == lifeboat::exit::USAGE) {
-                runtime.block_on(mail(&config, &result));
-            }
-            let done = result?;
-            if let Some(r) = done {
+            if let Some(r) = restore_with(&runtime, &config, cli)? {
                 println!(
                     "{}\t{}\t{}\t{}\t{}",
                     r.database,
@@ -166,6 +151,42 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// A restore as `lifeboat-restore BACKUP` runs it (mail included), for lifeboat-deploy and
+/// lifeboat-rollback; `None` when a rerun only finished an interrupted restore. Prints nothing
+/// on stdout.
+pub fn restore_now(cli: &Cli) -> anyhow::Result<Option<txn::Restored>> {
+    let (config, runtime) = load(cli)?;
+    restore_with(&runtime, &config, cli)
+}
+
+/// The configuration with the command line's overrides, and a runtime.
+fn load(cli: &Cli) -> anyhow::Result<(Config, tokio::runtime::Runtime)> {
+    let overrides = [
+        flag("backup.dir", "--dir", cli.dir.as_ref().map(|d| d.display())),
+        flag("database.url", "--url", cli.url.as_ref()),
+        flag("database.name", "--database", cli.database.as_ref()),
+    ];
+    let config = cli
+        .global
+        .load_config(overrides.into_iter().flatten().collect())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok((config, runtime))
+}
+
+fn restore_with(
+    runtime: &tokio::runtime::Runtime,
+    config: &Config,
+    cli: &Cli,
+) -> anyhow::Result<Option<txn::Restored>> {
+    let result = runtime.block_on(restore(config, cli));
+    if !matches!(&result, Err(e) if lifeboat::exit::code_for(e) == lifeboat::exit::USAGE) {
+        runtime.block_on(mail(config, &result));
+    }
+    result
 }
 
 /// The server, its database (name checked), and the restore lock.

@@ -97,6 +97,21 @@ pub const SETTINGS: &[Setting] = &[
     setting("restore.app-services", ev::LIFEBOAT_RESTORE_APP_SERVICES, "compose services lifeboat-restore stops during the swap, comma-separated, or none (default: those whose environment names the database)"),
     with_default(setting("restore.health-timeout", ev::LIFEBOAT_RESTORE_HEALTH_TIMEOUT, "seconds the app has to become healthy after a restore before it is undone"), "120"),
     with_default(setting("restore.keep-days", ev::LIFEBOAT_RESTORE_KEEP_DAYS, "days pre-restore databases are kept"), "7"),
+    setting("deploy.services", ev::LIFEBOAT_DEPLOY_SERVICES, "compose services that serve the app, comma-separated: switched first, each health-gated"),
+    setting("deploy.workers", ev::LIFEBOAT_DEPLOY_WORKERS, "compose services of the app's workers, comma-separated: switched after the services"),
+    setting("deploy.image", ev::LIFEBOAT_DEPLOY_IMAGE, "image repository of the releases, VERSION being the tag (default: the running service's image repository)"),
+    setting("deploy.git-repo", ev::LIFEBOAT_DEPLOY_GIT_REPO, "the app's git repository: VERSION is a tag or commit built from a clean export of it"),
+    with_default(setting("deploy.dockerfile", ev::LIFEBOAT_DEPLOY_DOCKERFILE, "the Dockerfile's path inside the git repository"), "Dockerfile"),
+    setting("deploy.migrate", ev::LIFEBOAT_DEPLOY_MIGRATE, "migration command run in a one-off container of the new image, words separated by spaces (e.g. `migrate`)"),
+    with_default(setting("deploy.migrate-timeout", ev::LIFEBOAT_DEPLOY_MIGRATE_TIMEOUT, "seconds the migration may take"), "600"),
+    with_default(setting("deploy.health-timeout", ev::LIFEBOAT_DEPLOY_HEALTH_TIMEOUT, "seconds a new container has to become healthy"), "60"),
+    setting("deploy.health-url", ev::LIFEBOAT_DEPLOY_HEALTH_URL, "URL also checked with lifeboat-healthcheck after each service's switch"),
+    setting("deploy.smoke-spec", ev::LIFEBOAT_DEPLOY_SMOKE_SPEC, "smoke.toml run after the switch (default: ./smoke.toml when present)"),
+    with_default(setting("deploy.backup", ev::LIFEBOAT_DEPLOY_BACKUP, "take a backup before deploying"), "true"),
+    with_default(setting("deploy.restore-on-failure", ev::LIFEBOAT_DEPLOY_RESTORE_ON_FAILURE, "when a deploy whose migrations ran is rolled back, also restore its pre-deploy backup"), "false"),
+    with_default(setting("deploy.keep-releases", ev::LIFEBOAT_DEPLOY_KEEP_RELEASES, "releases whose images are kept for rollbacks"), "5"),
+    with_default(setting("deploy.dir", ev::LIFEBOAT_DEPLOY_DIR, "directory of the deploy history and journal"), "./.lifeboat"),
+    secret(setting("deploy.webhook-url", ev::LIFEBOAT_DEPLOY_WEBHOOK_URL, "URL that receives each deploy's and rollback's result as a JSON POST")),
 ];
 
 /// Where a value came from, for error messages.
@@ -351,6 +366,29 @@ pub struct RestoreConfig {
     pub keep_days: u32,
 }
 
+/// lifeboat-deploy's and lifeboat-rollback's settings.
+#[derive(Debug, Clone)]
+pub struct DeployConfig {
+    /// The compose services that serve the app, switched first (empty: not configured).
+    pub services: Vec<String>,
+    /// The compose services of the workers, switched after the services.
+    pub workers: Vec<String>,
+    pub image: Option<String>,
+    pub git_repo: Option<PathBuf>,
+    pub dockerfile: String,
+    /// The migration command's words.
+    pub migrate: Vec<String>,
+    pub migrate_timeout: u32,
+    pub health_timeout: u32,
+    pub health_url: Option<String>,
+    pub smoke_spec: Option<PathBuf>,
+    pub backup: bool,
+    pub restore_on_failure: bool,
+    pub keep_releases: u32,
+    pub dir: PathBuf,
+    pub webhook_url: Option<SecretUrl>,
+}
+
 /// The resolved configuration. Sections hold what is set; `require_*` methods turn a missing
 /// setting into an error that says which variable or key to set.
 #[derive(Debug, Clone)]
@@ -365,6 +403,7 @@ pub struct Config {
     pub backup: BackupConfig,
     pub lock_dir: PathBuf,
     pub restore: RestoreConfig,
+    pub deploy: DeployConfig,
     /// The files that were read, for `--verbose` and error messages.
     pub sources: Vec<PathBuf>,
 }
@@ -687,7 +726,58 @@ impl Layers {
                     .parse("restore.keep-days", |v| parse_count(v, 0))?
                     .unwrap_or(7),
             },
+            deploy: self.deploy()?,
             sources,
+        })
+    }
+
+    fn deploy(&self) -> Result<DeployConfig, ConfigError> {
+        let list = |key: &'static str| {
+            self.string(key)
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        Ok(DeployConfig {
+            services: list("deploy.services"),
+            workers: list("deploy.workers"),
+            image: self.string("deploy.image").filter(|s| !s.is_empty()),
+            git_repo: self.string("deploy.git-repo").map(PathBuf::from),
+            dockerfile: self
+                .string("deploy.dockerfile")
+                .unwrap_or_else(|| "Dockerfile".into()),
+            migrate: self
+                .string("deploy.migrate")
+                .map(|v| v.split_whitespace().map(str::to_owned).collect())
+                .unwrap_or_default(),
+            migrate_timeout: self
+                .parse("deploy.migrate-timeout", |v| parse_count(v, 1))?
+                .unwrap_or(600),
+            health_timeout: self
+                .parse("deploy.health-timeout", |v| parse_count(v, 1))?
+                .unwrap_or(60),
+            health_url: self.parse("deploy.health-url", |v| {
+                parse_url(v, &["http", "https"]).map(|_| v.to_owned())
+            })?,
+            smoke_spec: self.string("deploy.smoke-spec").map(PathBuf::from),
+            backup: self.parse("deploy.backup", parse_bool)?.unwrap_or(true),
+            restore_on_failure: self
+                .parse("deploy.restore-on-failure", parse_bool)?
+                .unwrap_or(false),
+            keep_releases: self
+                .parse("deploy.keep-releases", |v| parse_count(v, 1))?
+                .unwrap_or(5),
+            dir: self
+                .string("deploy.dir")
+                .map_or_else(|| PathBuf::from("./.lifeboat"), PathBuf::from),
+            webhook_url: self.parse("deploy.webhook-url", |v| {
+                parse_url(v, &["http", "https"]).map(SecretUrl::new)
+            })?,
         })
     }
 }

@@ -17,8 +17,9 @@ use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::models::HealthStatusEnum as H;
 use bollard::query_parameters::{
-    BuildImageOptions, InspectContainerOptions, ListContainersOptions, StartContainerOptions,
-    StopContainerOptions,
+    BuildImageOptions, CreateContainerOptions, InspectContainerOptions, ListContainersOptions,
+    LogsOptions, RemoveContainerOptions, RemoveImageOptions, RenameContainerOptions,
+    StartContainerOptions, StopContainerOptions, TagImageOptions,
 };
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -279,7 +280,8 @@ impl Docker {
             .collect())
     }
 
-    async fn inspect(
+    /// Everything the engine knows of a container.
+    pub async fn inspect(
         &self,
         container: &str,
     ) -> Result<bollard::models::ContainerInspectResponse, DockerError> {
@@ -557,14 +559,183 @@ impl Docker {
         }
     }
 
+    /// An image by name or id, `None` when the engine does not have it.
+    pub async fn image(
+        &self,
+        image: &str,
+    ) -> Result<Option<bollard::models::ImageInspect>, DockerError> {
+        match self.api.inspect_image(image).await {
+            Ok(i) => Ok(Some(i)),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(e) => Err(api_err("inspect image")(e)),
+        }
+    }
+
+    /// Give image `image` the name `repo:tag` too.
+    pub async fn tag_image(&self, image: &str, repo: &str, tag: &str) -> Result<(), DockerError> {
+        self.api
+            .tag_image(
+                image,
+                Some(TagImageOptions {
+                    repo: Some(repo.to_owned()),
+                    tag: Some(tag.to_owned()),
+                }),
+            )
+            .await
+            .map_err(api_err("tag image"))
+    }
+
+    /// Remove the name `reference` (`repo:tag`); the image itself goes only with its last name,
+    /// and never while a container uses it.
+    pub async fn untag_image(&self, reference: &str) -> Result<(), DockerError> {
+        match self
+            .api
+            .remove_image(reference, None::<RemoveImageOptions>, None)
+            .await
+        {
+            Ok(_)
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(api_err("remove image tag")(e)),
+        }
+    }
+
+    /// Create a container (not started); returns its id.
+    pub async fn create(
+        &self,
+        name: Option<&str>,
+        body: bollard::models::ContainerCreateBody,
+    ) -> Result<String, DockerError> {
+        let created = self
+            .api
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: name.map(str::to_owned),
+                    ..CreateContainerOptions::default()
+                }),
+                body,
+            )
+            .await
+            .map_err(api_err("create container"))?;
+        Ok(created.id)
+    }
+
+    /// Attach a container to one more network, with its endpoint settings (aliases).
+    pub async fn connect_network(
+        &self,
+        network: &str,
+        container: &str,
+        endpoint: bollard::models::EndpointSettings,
+    ) -> Result<(), DockerError> {
+        self.api
+            .connect_network(
+                network,
+                bollard::models::NetworkConnectRequest {
+                    container: container.to_owned(),
+                    endpoint_config: Some(endpoint),
+                },
+            )
+            .await
+            .map_err(api_err("connect network"))
+    }
+
+    pub async fn rename(&self, container: &str, name: &str) -> Result<(), DockerError> {
+        self.api
+            .rename_container(
+                container,
+                RenameContainerOptions {
+                    name: name.to_owned(),
+                },
+            )
+            .await
+            .map_err(|e| not_found_or(container, "rename container", e))
+    }
+
+    /// Remove a container, running or not (its anonymous volumes stay); a missing one is fine.
+    pub async fn remove(&self, container: &str) -> Result<(), DockerError> {
+        match self
+            .api
+            .remove_container(
+                container,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    ..RemoveContainerOptions::default()
+                }),
+            )
+            .await
+        {
+            Ok(())
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(api_err("remove container")(e)),
+        }
+    }
+
+    /// Wait until a container exits, at most `deadline`; its exit code, or `None` on timeout.
+    pub async fn wait_exit(
+        &self,
+        container: &str,
+        deadline: Duration,
+    ) -> Result<Option<i64>, DockerError> {
+        let started = Instant::now();
+        loop {
+            let state = self.inspect(container).await?.state.unwrap_or_default();
+            if state.running != Some(true)
+                && state.status != Some(bollard::models::ContainerStateStatusEnum::CREATED)
+            {
+                return Ok(Some(state.exit_code.unwrap_or(-1)));
+            }
+            if started.elapsed() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The last `lines` lines of a container's output (stdout and stderr together).
+    pub async fn logs_tail(&self, container: &str, lines: usize) -> Result<String, DockerError> {
+        let mut stream = self.api.logs(
+            container,
+            Some(LogsOptions {
+                stdout: true,
+                stderr: true,
+                tail: lines.to_string(),
+                ..LogsOptions::default()
+            }),
+        );
+        let mut out = Vec::new();
+        while let Some(frame) = stream.next().await {
+            out.extend_from_slice(&frame.map_err(api_err("read logs"))?.into_bytes());
+        }
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
     /// Build an image from a context directory (its `Dockerfile`), tagged `tag`; returns the image id.
     pub async fn build_image(&self, context: &Path, tag: &str) -> Result<String, DockerError> {
         let tarball = tar_context(context)?;
+        self.build_image_tar(tarball, "Dockerfile", tag, HashMap::new())
+            .await
+    }
+
+    /// Build an image from a context given as a tar archive (e.g. `git archive`'s), with the
+    /// Dockerfile at `dockerfile` inside it, tagged `tag` and labelled; returns the image id.
+    pub async fn build_image_tar(
+        &self,
+        tarball: Vec<u8>,
+        dockerfile: &str,
+        tag: &str,
+        labels: HashMap<String, String>,
+    ) -> Result<String, DockerError> {
         let options = BuildImageOptions {
-            dockerfile: "Dockerfile".into(),
+            dockerfile: dockerfile.into(),
             t: Some(tag.to_owned()),
             rm: true,
             forcerm: true,
+            labels: (!labels.is_empty()).then_some(labels),
             ..BuildImageOptions::default()
         };
         let body = bollard::body_full(tarball.into());

@@ -131,6 +131,21 @@ pub const ALL: &[&str] = &[
     LIFEBOAT_RESTORE_APP_SERVICES,
     LIFEBOAT_RESTORE_HEALTH_TIMEOUT,
     LIFEBOAT_RESTORE_KEEP_DAYS,
+    LIFEBOAT_DEPLOY_SERVICES,
+    LIFEBOAT_DEPLOY_WORKERS,
+    LIFEBOAT_DEPLOY_IMAGE,
+    LIFEBOAT_DEPLOY_GIT_REPO,
+    LIFEBOAT_DEPLOY_DOCKERFILE,
+    LIFEBOAT_DEPLOY_MIGRATE,
+    LIFEBOAT_DEPLOY_MIGRATE_TIMEOUT,
+    LIFEBOAT_DEPLOY_HEALTH_TIMEOUT,
+    LIFEBOAT_DEPLOY_HEALTH_URL,
+    LIFEBOAT_DEPLOY_SMOKE_SPEC,
+    LIFEBOAT_DEPLOY_BACKUP,
+    LIFEBOAT_DEPLOY_RESTORE_ON_FAILURE,
+    LIFEBOAT_DEPLOY_KEEP_RELEASES,
+    LIFEBOAT_DEPLOY_DIR,
+    LIFEBOAT_DEPLOY_WEBHOOK_URL,
 ];
 
 /// lifeboat-restore: the compose services stopped during the swap (comma-separated, or `none`).
@@ -139,6 +154,37 @@ pub const LIFEBOAT_RESTORE_APP_SERVICES: &str = "LIFEBOAT_RESTORE_APP_SERVICES";
 pub const LIFEBOAT_RESTORE_HEALTH_TIMEOUT: &str = "LIFEBOAT_RESTORE_HEALTH_TIMEOUT";
 /// lifeboat-restore: days pre-restore databases are kept.
 pub const LIFEBOAT_RESTORE_KEEP_DAYS: &str = "LIFEBOAT_RESTORE_KEEP_DAYS";
+
+/// lifeboat-deploy: the compose services that serve the app, comma-separated (switched first, health-gated).
+pub const LIFEBOAT_DEPLOY_SERVICES: &str = "LIFEBOAT_DEPLOY_SERVICES";
+/// lifeboat-deploy: the compose services that run the app's workers, comma-separated (switched after the services).
+pub const LIFEBOAT_DEPLOY_WORKERS: &str = "LIFEBOAT_DEPLOY_WORKERS";
+/// lifeboat-deploy: the image repository of the app's releases (default: the running service's).
+pub const LIFEBOAT_DEPLOY_IMAGE: &str = "LIFEBOAT_DEPLOY_IMAGE";
+/// lifeboat-deploy: the app's git repository, to build a VERSION that is a tag or commit.
+pub const LIFEBOAT_DEPLOY_GIT_REPO: &str = "LIFEBOAT_DEPLOY_GIT_REPO";
+/// lifeboat-deploy: the Dockerfile inside the repository.
+pub const LIFEBOAT_DEPLOY_DOCKERFILE: &str = "LIFEBOAT_DEPLOY_DOCKERFILE";
+/// lifeboat-deploy: the migration command, run in a one-off container of the new image.
+pub const LIFEBOAT_DEPLOY_MIGRATE: &str = "LIFEBOAT_DEPLOY_MIGRATE";
+/// lifeboat-deploy: seconds the migration command may take.
+pub const LIFEBOAT_DEPLOY_MIGRATE_TIMEOUT: &str = "LIFEBOAT_DEPLOY_MIGRATE_TIMEOUT";
+/// lifeboat-deploy: seconds a new container has to become healthy.
+pub const LIFEBOAT_DEPLOY_HEALTH_TIMEOUT: &str = "LIFEBOAT_DEPLOY_HEALTH_TIMEOUT";
+/// lifeboat-deploy: a URL checked by lifeboat-healthcheck after Docker's health check.
+pub const LIFEBOAT_DEPLOY_HEALTH_URL: &str = "LIFEBOAT_DEPLOY_HEALTH_URL";
+/// lifeboat-deploy: the smoke.toml run after the switch.
+pub const LIFEBOAT_DEPLOY_SMOKE_SPEC: &str = "LIFEBOAT_DEPLOY_SMOKE_SPEC";
+/// lifeboat-deploy: take a backup before deploying.
+pub const LIFEBOAT_DEPLOY_BACKUP: &str = "LIFEBOAT_DEPLOY_BACKUP";
+/// lifeboat-deploy: restore the pre-deploy backup when a deploy whose migrations ran is rolled back.
+pub const LIFEBOAT_DEPLOY_RESTORE_ON_FAILURE: &str = "LIFEBOAT_DEPLOY_RESTORE_ON_FAILURE";
+/// lifeboat-deploy: the releases whose images are kept for rollbacks.
+pub const LIFEBOAT_DEPLOY_KEEP_RELEASES: &str = "LIFEBOAT_DEPLOY_KEEP_RELEASES";
+/// lifeboat-deploy: the directory of the history and the journal.
+pub const LIFEBOAT_DEPLOY_DIR: &str = "LIFEBOAT_DEPLOY_DIR";
+/// lifeboat-deploy: a URL that receives each deploy's and rollback's result as JSON.
+pub const LIFEBOAT_DEPLOY_WEBHOOK_URL: &str = "LIFEBOAT_DEPLOY_WEBHOOK_URL";
 
 /// The prefix of lifeboat's own variables: an unknown one is a typo and an error.
 pub const PREFIX: &str = "LIFEBOAT_";

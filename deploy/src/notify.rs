@@ -1,0 +1,47 @@
+//! The result of a deploy or rollback, told: a mail (when SMTP_HOST and LIFEBOAT_MAIL_TO are
+//! set) and a JSON POST of the history entry to deploy.webhook-url. Neither changes the
+//! outcome: one that cannot be delivered is a warning.
+
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use crate::history::Entry;
+use crate::stack::Stack;
+
+pub fn send(stack: &Stack, subject: &str, entry: &Entry) {
+    let config = &stack.config;
+    let body = serde_json::to_string_pretty(entry).unwrap_or_default();
+    stack.block_on(async {
+        if config.smtp.host.is_some() && !config.smtp.to.is_empty() {
+            let sent = async {
+                let mailer = lifeboat::mail::Mailer::new(config.require_smtp("to mail the deploy's outcome")?)?;
+                mailer.send(subject, &lifeboat::secret::redact_url(&body)).await?;
+                anyhow::Ok(())
+            };
+            if let Err(e) = sent.await {
+                warn!("cannot mail the outcome: {e:#}");
+            }
+        }
+        if let Some(url) = &config.deploy.webhook_url {
+            let posted = async {
+                let client = lifeboat::http::client(Duration::from_secs(10))?;
+                let reply = client
+                    .post(url.expose())
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .map_err(|e| anyhow::anyhow!(lifeboat::http::describe(&e)))?;
+                if !reply.status().is_success() {
+                    anyhow::bail!("it answered {}", reply.status());
+                }
+                anyhow::Ok(())
+            };
+            match posted.await {
+                Ok(()) => info!("posted the outcome to {}", url.redacted()),
+                Err(e) => warn!("cannot post the outcome to {}: {e:#}", url.redacted()),
+            }
+        }
+    });
+}

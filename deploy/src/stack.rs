@@ -1,0 +1,343 @@
+//! The stack being deployed: the Docker engine, the compose project, its app services and
+//! workers, the history, the lock, and a runtime to drive them.
+//!
+//! lifeboat-deploy and lifeboat-rollback both open one, and both go through [`Stack::switch_all`]:
+//! a rollback is a switch to an older release, by the same path as a deploy.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use lifeboat::cli::GlobalArgs;
+use lifeboat::config::Config;
+use lifeboat::docker::Docker;
+use lifeboat::exit::UsageError;
+use lifeboat::lock::JobLock;
+use tokio::runtime::Runtime;
+use tracing::{info, warn};
+
+use crate::history::{who, Entry, History, Journal};
+use crate::release::{self, Release};
+use crate::signal::Stop;
+use crate::switch::{self, Switch};
+
+pub struct Stack {
+    pub config: Config,
+    pub global: GlobalArgs,
+    pub rt: Runtime,
+    pub docker: Docker,
+    pub history: History,
+    pub stop: Stop,
+    _lock: Option<JobLock>,
+}
+
+impl Stack {
+    /// Load the configuration and connect. `lock`: take the deploy lock (deploy and rollback;
+    /// `status` and `history` only read).
+    pub fn open(global: &GlobalArgs, config: Config, lock: bool) -> anyhow::Result<Self> {
+        if config.deploy.services.is_empty() {
+            bail!(UsageError::new(
+                "say which compose services serve the app: deploy.services in lifeboat.toml, or LIFEBOAT_DEPLOY_SERVICES (e.g. `app`; workers in LIFEBOAT_DEPLOY_WORKERS)"
+            ));
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
+        let docker = rt.block_on(Docker::connect(config.docker_host.as_deref()))?;
+        let stop = if lock {
+            rt.block_on(async { Stop::install("deploy") })?
+        } else {
+            Stop::default()
+        };
+        let lock = if lock {
+            Some(JobLock::acquire(
+                &config.lock_dir,
+                &format!("deploy-{}", config.compose.project),
+            )?)
+        } else {
+            None
+        };
+        Ok(Self {
+            history: History::new(&config.deploy.dir),
+            config,
+            global: global.clone(),
+            rt,
+            docker,
+            stop,
+            _lock: lock,
+        })
+    }
+
+    pub fn project(&self) -> &str {
+        &self.config.compose.project
+    }
+
+    /// The app services, then the workers.
+    pub fn services(&self) -> Vec<String> {
+        let d = &self.config.deploy;
+        d.services.iter().chain(&d.workers).cloned().collect()
+    }
+
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    /// The release the first app service runs now, from its container.
+    pub fn live(&self) -> anyhow::Result<(Release, bollard::models::ContainerInspectResponse)> {
+        self.block_on(self.live_async())
+    }
+
+    pub async fn live_async(
+        &self,
+    ) -> anyhow::Result<(Release, bollard::models::ContainerInspectResponse)> {
+        let service = &self.config.deploy.services[0];
+        {
+            let found = self
+                .docker
+                .compose_containers(self.project(), Some(service), false)
+                .await?;
+            let Some(c) = found
+                .iter()
+                .find(|c| !c.name.ends_with(switch::PREV_SUFFIX))
+                .or_else(|| found.first())
+            else {
+                bail!(
+                    "service {service} of compose project {} has no running container; bring the stack up first (`docker compose -p {} up -d`), or check COMPOSE_PROJECT_NAME",
+                    self.project(),
+                    self.project()
+                );
+            };
+            let info = self.docker.inspect(&c.id).await?;
+            Ok((Release::of_container(&info), info))
+        }
+    }
+
+    /// Switch every app service, then every worker, to `release`.
+    pub fn switch_all(&self, release: &Release, stoppable: bool) -> anyhow::Result<()> {
+        let no_stop = Stop::default();
+        let switch = Switch {
+            docker: &self.docker,
+            project: self.project(),
+            health_timeout: Duration::from_secs(u64::from(self.config.deploy.health_timeout)),
+            health_url: self.config.deploy.health_url.as_deref(),
+            stop: if stoppable { &self.stop } else { &no_stop },
+        };
+        self.block_on(async {
+            let release = release::resolve_image(&self.docker, release).await?;
+            for service in self.services() {
+                if stoppable {
+                    self.stop.check()?;
+                }
+                switch
+                    .converge(&service, &release)
+                    .await
+                    .with_context(|| format!("switching {service} to {}", release.version))?;
+            }
+            anyhow::Ok(())
+        })
+    }
+
+    /// A hash of the app's configuration: the environment of its first container, without
+    /// what the image gives. Only the hash is kept, never a value.
+    pub fn env_hash(&self) -> Option<String> {
+        use sha2::Digest as _;
+        let (_, info) = self.live().ok()?;
+        let image = self
+            .block_on(self.docker.image(info.image.as_deref()?))
+            .ok()??;
+        let image_env = image.config.and_then(|c| c.env).unwrap_or_default();
+        let mut env: Vec<String> = info
+            .config
+            .and_then(|c| c.env)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|kv| !image_env.contains(kv))
+            .collect();
+        env.sort();
+        let digest = sha2::Sha256::digest(env.join("\n").as_bytes());
+        Some(lifeboat::output::hex(&digest[..8]))
+    }
+
+    /// A run that died left its journal: bring the stack back to what served before it (the
+    /// switch is idempotent), record it, and say so. Returns whether there was one.
+    pub fn recover(&self) -> anyhow::Result<bool> {
+        let Some(j) = self.history.read_journal()? else {
+            return Ok(false);
+        };
+        warn!(
+            step = "recovering",
+            "the {} of {} started {} by {} (pid {}) did not finish (it was at step {}): bringing the stack back to {}",
+            j.action,
+            j.to.version,
+            j.started.format("%Y-%m-%d %H:%M:%S UTC"),
+            j.by,
+            j.pid,
+            j.step,
+            j.from.version
+        );
+        self.switch_all(&j.from, false).with_context(|| {
+            format!(
+                "cannot bring the stack back to {} after the interrupted {}; the journal {} is kept",
+                j.from.version,
+                j.action,
+                self.history.journal_path().display()
+            )
+        })?;
+        if j.migrated {
+            match &j.backup {
+                Some(b) => warn!("the interrupted {} had run its migrations: {} serves on the newer schema. To put the data back too: lifeboat-rollback {} --with-data (backup {b})", j.action, j.from.version, j.from.version),
+                None => warn!("the interrupted {} had run its migrations, and took no backup: {} serves on the newer schema", j.action, j.from.version),
+            }
+        }
+        self.history.append(&Entry {
+            action: j.action.clone(),
+            version: j.to.version.clone(),
+            image: j.to.image.clone(),
+            image_id: j.to.image_id.clone(),
+            revision: j.to.revision.clone(),
+            previous: Some(j.from.clone()),
+            env_hash: self.env_hash(),
+            backup: j.backup.clone(),
+            migrated: j.migrated,
+            restored: false,
+            started: j.started,
+            finished: chrono::Utc::now(),
+            outcome: "interrupted".into(),
+            error: Some(format!(
+                "the run died at step {}; the next run brought {} back",
+                j.step, j.from.version
+            )),
+            by: j.by.clone(),
+        })?;
+        self.history.remove_journal()?;
+        info!(step = "recovered", "{} serves again, as before the interrupted {}", j.from.version, j.action);
+        Ok(true)
+    }
+
+    pub fn write_journal(&self, j: &Journal) -> anyhow::Result<()> {
+        self.history.write_journal(j)
+    }
+
+    /// The smoke spec to run after a switch: configured (must exist), or ./smoke.toml when
+    /// present; checked now, so that a broken spec stops the deploy before anything changes.
+    pub fn smoke_spec(&self) -> anyhow::Result<Option<PathBuf>> {
+        let path = match &self.config.deploy.smoke_spec {
+            Some(p) => p.clone(),
+            None => {
+                let p = PathBuf::from("smoke.toml");
+                if !p.exists() {
+                    return Ok(None);
+                }
+                p
+            }
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            UsageError::new(format!(
+                "cannot read the smoke spec {} (deploy.smoke-spec, LIFEBOAT_DEPLOY_SMOKE_SPEC): {e}",
+                path.display()
+            ))
+        })?;
+        lifeboat_smoke::parse_spec(&path, &text).map_err(|e| UsageError::new(e.to_string()))?;
+        Ok(Some(path))
+    }
+
+    /// lifeboat-smoke for the environment (`--env`), as its own command would run it.
+    pub fn smoke(&self, spec: &std::path::Path) -> anyhow::Result<()> {
+        info!(step = "smoke", "smoke tests: {}", spec.display());
+        let cli = lifeboat_smoke::Cli {
+            spec: spec.to_path_buf(),
+            allow_writes: false,
+            checks: Vec::new(),
+            tags: Vec::new(),
+            report: Vec::new(),
+            list: false,
+            global: self.global.clone(),
+        };
+        let code = lifeboat_smoke::run(&cli)?;
+        if code != std::process::ExitCode::SUCCESS {
+            bail!("the smoke tests of {} failed", spec.display());
+        }
+        Ok(())
+    }
+
+    /// Restore a backup into the database through lifeboat-restore (checks, swap, undo).
+    pub fn restore(&self, backup: &str) -> anyhow::Result<()> {
+        info!(step = "restoring", "restoring the backup {backup}");
+        let cli = lifeboat_restore::Cli {
+            command: None,
+            backup: Some(backup.to_owned()),
+            dir: Some(self.config.backup.dir.clone()),
+            url: None,
+            database: None,
+            yes: true,
+            no_safety_backup: false,
+            no_progress: true,
+            global: self.global.clone(),
+        };
+        lifeboat_restore::restore_now(&cli)
+            .with_context(|| format!("restoring {backup}"))?;
+        Ok(())
+    }
+
+    /// Keep lifeboat's tags of the last `deploy.keep-releases` releases (and of what serves
+    /// now); remove the older ones. An image a container still uses is never removed.
+    pub fn prune_images(&self) {
+        let keep = self.config.deploy.keep_releases as usize;
+        let Ok(entries) = self.history.entries() else {
+            return;
+        };
+        let mut releases: Vec<Release> = Vec::new();
+        for e in entries.iter().rev() {
+            for r in e.live_after().into_iter().chain(e.previous.clone()) {
+                if !releases.iter().any(|k| k.image_id == r.image_id) {
+                    releases.push(r);
+                }
+            }
+        }
+        for old in releases.iter().skip(keep) {
+            let (repo, _) = release::split_reference(&old.image);
+            let tag = format!("{repo}:{}", release::kept_tag(&old.version));
+            if releases[..keep].iter().any(|k| release::kept_tag(&k.version) == release::kept_tag(&old.version)) {
+                continue;
+            }
+            match self.block_on(self.docker.untag_image(&tag)) {
+                Ok(()) => info!("removed the tag {tag} (older than the last {keep} releases)"),
+                Err(e) => warn!("cannot remove the tag {tag}: {e}"),
+            }
+        }
+    }
+}
+
+/// One history entry for a run that started at `started`.
+pub struct Outcome<'a> {
+    pub action: &'a str,
+    pub to: &'a Release,
+    pub from: Option<&'a Release>,
+    pub backup: Option<String>,
+    pub migrated: bool,
+    pub restored: bool,
+    pub started: chrono::DateTime<chrono::Utc>,
+}
+
+impl Outcome<'_> {
+    pub fn entry(&self, stack: &Stack, outcome: &str, error: Option<String>) -> Entry {
+        Entry {
+            action: self.action.into(),
+            version: self.to.version.clone(),
+            image: self.to.image.clone(),
+            image_id: self.to.image_id.clone(),
+            revision: self.to.revision.clone(),
+            previous: self.from.cloned(),
+            env_hash: stack.env_hash(),
+            backup: self.backup.clone(),
+            migrated: self.migrated,
+            restored: self.restored,
+            started: self.started,
+            finished: chrono::Utc::now(),
+            outcome: outcome.into(),
+            error: error.map(|e| lifeboat::secret::redact_url(&e)),
+            by: who(),
+        }
+    }
+}

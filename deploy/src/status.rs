@@ -1,0 +1,87 @@
+//! `lifeboat-deploy status` and `history`: what runs now, and what ran before.
+
+use std::process::ExitCode;
+
+use lifeboat::config::Config;
+use lifeboat::docker::Health;
+
+use crate::history::History;
+use crate::release::Release;
+use crate::stack::Stack;
+use crate::switch::labels_of;
+
+/// One line per container of each app service and worker, tab-separated: service, container,
+/// release, image id, health. Exit 1 when one is not healthy or they run different releases.
+pub fn status(stack: &Stack) -> anyhow::Result<ExitCode> {
+    let known = stack.history.current()?;
+    let mut releases = Vec::new();
+    let mut all_healthy = true;
+    for service in stack.services() {
+        let found = stack.block_on(stack.docker.compose_containers(stack.project(), Some(&service), true))?;
+        if found.is_empty() {
+            all_healthy = false;
+            println!("{service}\t-\t-\t-\tno container");
+        }
+        for c in found {
+            let info = stack.block_on(stack.docker.inspect(&c.id))?;
+            if labels_of(&info).get("com.docker.compose.oneoff").is_some_and(|v| v == "True") {
+                continue;
+            }
+            let release = Release::of_container(&info);
+            let health = stack.block_on(stack.docker.health(&c.id))?;
+            let worker = stack.config.deploy.workers.contains(&service);
+            // A worker has no health check of its own: running is what it can say.
+            let ok = matches!(health, Health::Healthy) || (matches!(health, Health::Running) && worker)
+                || (matches!(health, Health::Running) && !has_healthcheck(&info));
+            all_healthy &= ok;
+            println!("{service}\t{}\t{}\t{}\t{health}", c.name, release.version, release.short_id());
+            releases.push(release.image_id);
+        }
+    }
+    releases.dedup();
+    match &known {
+        Some(r) => eprintln!("the history's current release: {} ({})", r.version, r.short_id()),
+        None => eprintln!("no deploy in the history yet ({})", stack.history.path().display()),
+    }
+    if releases.len() > 1 {
+        eprintln!("the services run different images: a deploy or rollback did not finish; run lifeboat-rollback");
+        return Ok(ExitCode::FAILURE);
+    }
+    if !all_healthy {
+        eprintln!("not every container is healthy");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn has_healthcheck(info: &bollard::models::ContainerInspectResponse) -> bool {
+    info.config
+        .as_ref()
+        .and_then(|c| c.healthcheck.as_ref())
+        .and_then(|h| h.test.as_ref())
+        .is_some_and(|t| t.first().is_some_and(|x| x != "NONE"))
+}
+
+/// Every entry, oldest first, tab-separated: finished, action, version, outcome, image id,
+/// backup, by.
+pub fn history(config: &Config) -> anyhow::Result<ExitCode> {
+    let history = History::new(&config.deploy.dir);
+    let entries = history.entries()?;
+    if entries.is_empty() {
+        eprintln!("no deploys yet ({})", history.path().display());
+    }
+    for e in entries {
+        let id = e.image_id.trim_start_matches("sha256:");
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            e.finished.format("%Y-%m-%d %H:%M:%S UTC"),
+            e.action,
+            e.version,
+            e.outcome,
+            &id[..id.len().min(12)],
+            e.backup.as_deref().unwrap_or("-"),
+            e.by
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
