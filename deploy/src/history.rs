@@ -191,7 +191,6 @@ pub fn who() -> String {
         .or_else(|_| std::env::var("USER"))
         .unwrap_or_else(|_| "unknown".into());
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "localhost".into());
+        .map_or_else(|_| "localhost".into(), |h| h.trim().to_owned());
     format!("{user}@{host}")
 }

@@ -121,35 +121,7 @@ fn deploy(stack: &Stack, version: &str, cli: &Cli) -> anyhow::Result<ExitCode> {
     let smoke_spec = stack.smoke_spec()?;
     let backup_wanted = config.deploy.backup && !cli.no_backup;
 
-    let plan = [
-        format!("deploy {version} to compose project {}", stack.project()),
-        format!("  live now:   {} ({}, image {})", current.version, current.image, current.short_id()),
-        format!("  image:      {source}"),
-        format!(
-            "  backup:     {}",
-            if backup_wanted { format!("yes, into {}", config.backup.dir.display()) } else { "NO (--no-backup or deploy.backup = false)".into() }
-        ),
-        format!(
-            "  migrations: {}",
-            if config.deploy.migrate.is_empty() { "none (deploy.migrate)".into() } else { format!("`{}` in a one-off container of the new image", config.deploy.migrate.join(" ")) }
-        ),
-        format!(
-            "  switch:     {} (health within {} s{}), then workers: {}",
-            config.deploy.services.join(", "),
-            config.deploy.health_timeout,
-            config.deploy.health_url.as_deref().map(|u| format!(", and {}", lifeboat::secret::redact_url(u))).unwrap_or_default(),
-            if config.deploy.workers.is_empty() { "none".into() } else { config.deploy.workers.join(", ") }
-        ),
-        format!(
-            "  smoke:      {}",
-            smoke_spec.as_ref().map_or_else(|| "none (no smoke.toml, deploy.smoke-spec)".into(), |p| p.display().to_string())
-        ),
-        format!(
-            "  on failure: back to {}{}",
-            current.version,
-            if config.deploy.restore_on_failure { ", and the pre-deploy backup restored if migrations ran" } else { "" }
-        ),
-    ];
+    let plan = plan(stack, version, &current, &source, smoke_spec.as_deref(), backup_wanted);
     for line in &plan {
         info!(step = "plan", "{line}");
     }
@@ -238,6 +210,47 @@ fn deploy(stack: &Stack, version: &str, cli: &Cli) -> anyhow::Result<ExitCode> {
     notify::send(stack, &format!("lifeboat-deploy: {version} deployed to {}", stack.project()), &outcome.entry(stack, "deployed", None));
     println!("deployed\t{version}\t{}", new.image_id);
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a deploy will do, a line per step.
+fn plan(
+    stack: &Stack,
+    version: &str,
+    current: &Release,
+    source: &release::Source,
+    smoke_spec: Option<&std::path::Path>,
+    backup_wanted: bool,
+) -> Vec<String> {
+    let config = &stack.config;
+    vec![
+        format!("deploy {version} to compose project {}", stack.project()),
+        format!("  live now:   {} ({}, image {})", current.version, current.image, current.short_id()),
+        format!("  image:      {source}"),
+        format!(
+            "  backup:     {}",
+            if backup_wanted { format!("yes, into {}", config.backup.dir.display()) } else { "NO (--no-backup or deploy.backup = false)".into() }
+        ),
+        format!(
+            "  migrations: {}",
+            if config.deploy.migrate.is_empty() { "none (deploy.migrate)".into() } else { format!("`{}` in a one-off container of the new image", config.deploy.migrate.join(" ")) }
+        ),
+        format!(
+            "  switch:     {} (health within {} s{}), then workers: {}",
+            config.deploy.services.join(", "),
+            config.deploy.health_timeout,
+            config.deploy.health_url.as_deref().map(|u| format!(", and {}", lifeboat::secret::redact_url(u))).unwrap_or_default(),
+            if config.deploy.workers.is_empty() { "none".into() } else { config.deploy.workers.join(", ") }
+        ),
+        format!(
+            "  smoke:      {}",
+            smoke_spec.map_or_else(|| "none (no smoke.toml, deploy.smoke-spec)".into(), |p| p.display().to_string())
+        ),
+        format!(
+            "  on failure: back to {}{}",
+            current.version,
+            if config.deploy.restore_on_failure { ", and the pre-deploy backup restored if migrations ran" } else { "" }
+        ),
+    ]
 }
 
 /// The migrations failed: nothing was switched. Restore the backup when configured (a

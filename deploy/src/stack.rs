@@ -185,9 +185,10 @@ impl Stack {
             )
         })?;
         if j.migrated {
-            match &j.backup {
-                Some(b) => warn!("the interrupted {} had run its migrations: {} serves on the newer schema. To put the data back too: lifeboat-rollback {} --with-data (backup {b})", j.action, j.from.version, j.from.version),
-                None => warn!("the interrupted {} had run its migrations, and took no backup: {} serves on the newer schema", j.action, j.from.version),
+            if let Some(b) = &j.backup {
+                warn!("the interrupted {} had run its migrations: {} serves on the newer schema. To put the data back too: lifeboat-rollback {} --with-data (backup {b})", j.action, j.from.version, j.from.version);
+            } else {
+                warn!("the interrupted {} had run its migrations, and took no backup: {} serves on the newer schema", j.action, j.from.version);
             }
         }
         self.history.append(&Entry {
@@ -222,15 +223,14 @@ impl Stack {
     /// The smoke spec to run after a switch: configured (must exist), or ./smoke.toml when
     /// present; checked now, so that a broken spec stops the deploy before anything changes.
     pub fn smoke_spec(&self) -> anyhow::Result<Option<PathBuf>> {
-        let path = match &self.config.deploy.smoke_spec {
-            Some(p) => p.clone(),
-            None => {
-                let p = PathBuf::from("smoke.toml");
-                if !p.exists() {
-                    return Ok(None);
-                }
-                p
+        let path = if let Some(p) = &self.config.deploy.smoke_spec {
+            p.clone()
+        } else {
+            let p = PathBuf::from("smoke.toml");
+            if !p.exists() {
+                return Ok(None);
             }
+            p
         };
         let text = std::fs::read_to_string(&path).map_err(|e| {
             UsageError::new(format!(

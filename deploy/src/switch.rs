@@ -125,7 +125,7 @@ impl Switch<'_> {
             .containers
             .iter()
             .position(|c| running(c) && named(c, &name))
-            .or_else(|| replica.containers.iter().position(|c| running(c)))
+            .or_else(|| replica.containers.iter().position(running))
             .or_else(|| replica.containers.iter().position(|c| named(c, &name)))
             .unwrap_or(0);
         let mut containers = replica.containers;
@@ -190,33 +190,45 @@ impl Switch<'_> {
                 Ok(())
             }
             Err((new_id, e)) => {
-                let mut e = e;
-                if let Some(new_id) = new_id {
-                    if let Ok(tail) = self.docker.logs_tail(&new_id, 15).await {
-                        let tail = tail.trim();
-                        if !tail.is_empty() {
-                            e = e.context(format!(
-                                "the last lines of its output:\n{}",
-                                lifeboat::secret::redact_url(tail)
-                            ));
-                        }
-                    }
-                    self.docker.remove(&new_id).await?;
-                }
                 warn!(step = "undoing", service, "{name} on {} failed: putting the previous container back", release.version);
-                self.docker.rename(&old_id, &name).await?;
-                if was_running {
-                    self.docker.start(&old_id).await?;
-                    self.wait_healthy_ignoring_stop(&old_id, &name).await.with_context(|| {
-                        format!("{name} was put back, but is not healthy either")
-                    })?;
-                }
-                Err(e.context(format!(
+                Err(self.put_back(&name, &old_id, new_id, was_running, e).await?.context(format!(
                     "{name} did not become healthy on {}; its previous container serves again",
                     release.version
                 )))
             }
         }
+    }
+
+    /// After a failed switch: the new container removed (its last lines kept for the error),
+    /// the old one named and started again. Returns the error to report.
+    async fn put_back(
+        &self,
+        name: &str,
+        old_id: &str,
+        new_id: Option<String>,
+        was_running: bool,
+        mut e: anyhow::Error,
+    ) -> anyhow::Result<anyhow::Error> {
+        if let Some(new_id) = new_id {
+            if let Ok(tail) = self.docker.logs_tail(&new_id, 15).await {
+                let tail = tail.trim();
+                if !tail.is_empty() {
+                    e = e.context(format!(
+                        "the last lines of its output:\n{}",
+                        lifeboat::secret::redact_url(tail)
+                    ));
+                }
+            }
+            self.docker.remove(&new_id).await?;
+        }
+        self.docker.rename(old_id, name).await?;
+        if was_running {
+            self.docker.start(old_id).await?;
+            self.wait_healthy_ignoring_stop(old_id, name)
+                .await
+                .with_context(|| format!("{name} was put back, but is not healthy either"))?;
+        }
+        Ok(e)
     }
 
     async fn start_new(
@@ -272,6 +284,12 @@ impl Switch<'_> {
                     Health::NotRunning if started.elapsed() > Duration::from_secs(2) => {
                         bail!("{name} stopped while starting ({status})")
                     }
+                    // Docker says unhealthy only after the HEALTHCHECK's start period and
+                    // retries: waiting longer would only prolong the outage.
+                    Health::Unhealthy => bail!(
+                        "{name} is unhealthy (Docker's health check failed its retries after {:.1} s)",
+                        started.elapsed().as_secs_f64()
+                    ),
                     _ => last = format!("Docker says {status}"),
                 }
             }

@@ -132,35 +132,7 @@ fn rollback(stack: &Stack, cli: &Cli) -> anyhow::Result<ExitCode> {
     let (current, _) = stack.live()?;
     let entries = stack.history.entries()?;
     let known = releases(&entries);
-    let target = match &cli.release {
-        Some(v) => known
-            .iter()
-            .find(|k| k.release.version == *v)
-            .ok_or_else(|| {
-                UsageError::new(format!(
-                    "{v} is not a release in the history ({}); `lifeboat-rollback list` shows them",
-                    stack.history.path().display()
-                ))
-            })?,
-        None => {
-            let previous = entries
-                .iter()
-                .rev()
-                .find(|e| e.live_after().is_some_and(|r| r.image_id == current.image_id))
-                .and_then(|e| e.previous.clone())
-                .ok_or_else(|| {
-                    UsageError::new(format!(
-                        "the history ({}) has no release before {}: name one (`lifeboat-rollback list`)",
-                        stack.history.path().display(),
-                        current.version
-                    ))
-                })?;
-            known
-                .iter()
-                .find(|k| k.release.image_id == previous.image_id)
-                .context("the previous release is missing from the list")?
-        }
-    };
+    let target = target(stack, cli.release.as_deref(), &known, &entries, &current)?;
     let backup = if cli.with_data {
         let b = target.backup.clone().ok_or_else(|| {
             UsageError::new(format!(
@@ -246,6 +218,44 @@ fn rollback(stack: &Stack, cli: &Cli) -> anyhow::Result<ExitCode> {
             Err(e)
         }
     }
+}
+
+/// The release to go back to: the named one, or the one live before the current one.
+fn target<'a>(
+    stack: &Stack,
+    named: Option<&str>,
+    known: &'a [Known],
+    entries: &[Entry],
+    current: &Release,
+) -> anyhow::Result<&'a Known> {
+    if let Some(v) = named {
+        return known
+            .iter()
+            .find(|k| k.release.version == v)
+            .ok_or_else(|| {
+                UsageError::new(format!(
+                    "{v} is not a release in the history ({}); `lifeboat-rollback list` shows them",
+                    stack.history.path().display()
+                ))
+                .into()
+            });
+    }
+    let previous = entries
+        .iter()
+        .rev()
+        .find(|e| e.live_after().is_some_and(|r| r.image_id == current.image_id))
+        .and_then(|e| e.previous.clone())
+        .ok_or_else(|| {
+            UsageError::new(format!(
+                "the history ({}) has no release before {}: name one (`lifeboat-rollback list`)",
+                stack.history.path().display(),
+                current.version
+            ))
+        })?;
+    known
+        .iter()
+        .find(|k| k.release.image_id == previous.image_id)
+        .context("the previous release is missing from the list")
 }
 
 /// Restoring data replaces the database: the person types the version, or --yes.

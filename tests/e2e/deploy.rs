@@ -1,0 +1,397 @@
+//! lifeboat-deploy and lifeboat-rollback, run for real on the demo compose stack with the demo
+//! images v1, v2 (one more migration) and broken (never healthy): a good deploy, a broken one
+//! rolled back by itself, a failing migration that switches nothing, a rollback with data, the
+//! deploy lock, SIGTERM and SIGKILL mid-deploy followed by a rerun, and a release built from a
+//! git tag with nothing of the working tree in it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use lifeboat_testkit::{
+    bin, closed_port, docker, docker_ok, http_get, run, unique, wait_for, workspace_root,
+    Background, ComposeProject,
+};
+
+/// Variables of the machine that would change what the binaries read.
+const CLEARED: &[&str] = &[
+    "DATABASE_URL",
+    "REDIS_URL",
+    "S3_BUCKET",
+    "SMTP_HOST",
+    "LIFEBOAT_ENV",
+    "LIFEBOAT_MAIL_TO",
+    "LIFEBOAT_CONFIG",
+    "LIFEBOAT_ENV_FILE",
+    "APP_URL",
+];
+
+struct Ran {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Ran {
+    fn show(&self) -> String {
+        format!("exit {}\nstdout:\n{}\nstderr:\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+/// The demo stack on a fixed loopback port (so the app keeps its address across switches),
+/// migrated and seeded on v1, and a working directory for lifeboat's files.
+struct Stack {
+    project: ComposeProject,
+    work: tempfile::TempDir,
+    port: u16,
+}
+
+impl Stack {
+    fn up(prefix: &str) -> Self {
+        let port = closed_port();
+        let port_s = port.to_string();
+        let project = ComposeProject::new(
+            prefix,
+            &workspace_root().join("tests/compose/docker-compose.yml"),
+            &[("APP_VERSION", "v1"), ("APP_PORT", port_s.as_str())],
+        );
+        project.ok(&["up", "-d"]);
+        project.ok(&["run", "--rm", "-T", "app", "lifeboat-demo-app", "migrate"]);
+        project.ok(&["run", "--rm", "-T", "app", "lifeboat-demo-app", "seed"]);
+        let stack = Self {
+            project,
+            work: tempfile::tempdir().expect("tempdir"),
+            port,
+        };
+        wait_for("the app healthy on v1", Duration::from_mins(1), || {
+            (stack.health() == Some(200)).then_some(())
+        });
+        let spec = format!(
+            "[environments.test]\nbase-url = \"http://127.0.0.1:{port}\"\n\n\
+             [[check]]\nname = \"health\"\nurl = \"/api/health\"\nwait = \"10s\"\nexpect.status = 200\n\n\
+             [[check]]\nname = \"version\"\nurl = \"/api/version\"\nexpect.json = [{{ pointer = \"/version\", type = \"string\" }}]\n"
+        );
+        std::fs::write(stack.work.path().join("smoke.toml"), spec).expect("smoke.toml");
+        stack
+    }
+
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn health(&self) -> Option<u16> {
+        http_get(&self.address(), "/api/health").ok().map(|(s, _)| s)
+    }
+
+    /// `/api/version`: (version, schema).
+    fn version(&self) -> (String, i64) {
+        let (status, body) = http_get(&self.address(), "/api/version").expect("GET /api/version");
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+        (
+            v["version"].as_str().unwrap_or_default().to_owned(),
+            v["schema"].as_i64().unwrap_or(-1),
+        )
+    }
+
+    fn sql(&self, query: &str) -> String {
+        self.project.ok(&[
+            "exec", "-T", "postgres", "psql", "-U", "demo", "-d", "demo", "-tAc", query,
+        ])
+    }
+
+    /// The containers of the project: (name, running image reference).
+    fn containers(&self) -> Vec<(String, String)> {
+        let out = docker_ok(&[
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=com.docker.compose.project={}", self.project.name),
+            "--format",
+            "{{.Names}}\t{{.Image}}\t{{.State}}",
+        ]);
+        out.lines()
+            .filter_map(|l| {
+                let mut f = l.split('\t');
+                Some((f.next()?.to_owned(), format!("{} {}", f.next()?, f.next()?)))
+            })
+            .collect()
+    }
+
+    fn app_id(&self) -> String {
+        self.project.ok(&["ps", "-q", "app"])
+    }
+
+    fn command(&self, binary: &str, args: &[&str], extra: &[(&str, &str)]) -> Command {
+        let work = self.work.path();
+        let mut cmd = Command::new(bin(binary));
+        cmd.args(args).current_dir(work);
+        for v in CLEARED {
+            cmd.env_remove(v);
+        }
+        cmd.env("COMPOSE_PROJECT_NAME", &self.project.name)
+            .env("LIFEBOAT_DEPLOY_SERVICES", "app")
+            .env("LIFEBOAT_DEPLOY_WORKERS", "worker")
+            .env("LIFEBOAT_DEPLOY_MIGRATE", "lifeboat-demo-app migrate")
+            .env("LIFEBOAT_DEPLOY_HEALTH_TIMEOUT", "30")
+            .env("LIFEBOAT_DEPLOY_DIR", work.join("state"))
+            .env("LIFEBOAT_BACKUP_DIR", work.join("backups"))
+            .env("LIFEBOAT_LOCK_DIR", work.join("locks"))
+            .env("LIFEBOAT_ENV", "test")
+            .env("NO_COLOR", "1");
+        cmd.envs(extra.iter().copied());
+        cmd
+    }
+
+    fn run(&self, binary: &str, args: &[&str], extra: &[(&str, &str)]) -> Ran {
+        let out = run(self.command(binary, args, extra).stdin(Stdio::null()));
+        Ran {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    fn deploy(&self, args: &[&str]) -> Ran {
+        self.run("lifeboat-deploy", args, &[])
+    }
+
+    fn history(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.work.path().join("state/history.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a history line is JSON"))
+            .collect()
+    }
+
+    /// Wait until a switch is under way: the old app container renamed aside.
+    fn wait_switching(&self) {
+        wait_for("the switch under way", Duration::from_mins(2), || {
+            self.containers()
+                .iter()
+                .any(|(n, _)| n.ends_with("_lifeboat_prev"))
+                .then_some(())
+        });
+    }
+}
+
+/// The app serves `version`, healthy, with one app and one worker container, nothing left aside.
+fn assert_serves(stack: &Stack, version: &str, why: &str) {
+    wait_for("the app healthy", Duration::from_secs(30), || {
+        (stack.health() == Some(200)).then_some(())
+    });
+    assert_eq!(stack.version().0, version, "{why}");
+    let containers = stack.containers();
+    let apps: Vec<_> = containers
+        .iter()
+        .filter(|(n, _)| n.contains("_app_") || n.contains("-app-"))
+        .collect();
+    let workers: Vec<_> = containers
+        .iter()
+        .filter(|(n, _)| n.contains("_worker_") || n.contains("-worker-"))
+        .collect();
+    assert_eq!(apps.len(), 1, "{why}: one app container: {containers:?}");
+    assert_eq!(workers.len(), 1, "{why}: one worker container: {containers:?}");
+    for (name, state) in apps.iter().chain(&workers) {
+        assert!(state.ends_with("running"), "{why}: {name} is {state}");
+        assert!(!name.ends_with("_lifeboat_prev"), "{why}: {containers:?}");
+    }
+    let migrations = docker_ok(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("name={}_lifeboat_migrate", stack.project.name),
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert!(migrations.is_empty(), "{why}: a migration container was left: {migrations}");
+}
+
+#[test]
+fn deploy_rollback_on_failure_a_failing_migration_and_a_rollback_with_data() {
+    let stack = Stack::up("lbtest-deploy-");
+    stack.sql("INSERT INTO businesses (name) VALUES ('before-v2')");
+
+    // Bad input: exit 2 naming what is wrong, nothing done.
+    let unknown = stack.deploy(&["v9-does-not-exist"]);
+    assert_eq!(unknown.code, 2, "{}", unknown.show());
+    assert!(unknown.stderr.contains("lifeboat-demo/app:v9-does-not-exist") && unknown.stderr.contains("LIFEBOAT_DEPLOY_GIT_REPO"), "{}", unknown.show());
+    let unconfigured = stack.run("lifeboat-deploy", &["v2"], &[("LIFEBOAT_DEPLOY_SERVICES", "")]);
+    assert_eq!(unconfigured.code, 2, "{}", unconfigured.show());
+    assert!(unconfigured.stderr.contains("LIFEBOAT_DEPLOY_SERVICES"), "{}", unconfigured.show());
+    let before = stack.app_id();
+
+    // --dry-run prints the plan and changes nothing.
+    let plan = stack.deploy(&["v2", "--dry-run"]);
+    assert_eq!(plan.code, 0, "{}", plan.show());
+    assert!(plan.stdout.contains("deploy v2") && plan.stdout.contains("lifeboat-demo-app migrate"), "{}", plan.show());
+    assert_eq!(stack.app_id(), before);
+    assert!(stack.history().is_empty());
+
+    // v1 → v2: backup, migration 4, both services switched, smoke tests, history.
+    let v2 = stack.deploy(&["v2"]);
+    assert_eq!(v2.code, 0, "{}", v2.show());
+    assert!(v2.stdout.starts_with("deployed\tv2\tsha256:"), "{}", v2.show());
+    assert_serves(&stack, "v2", "after deploying v2");
+    assert_eq!(stack.version().1, 4, "migration 4 applied");
+    let worker_image = docker_ok(&["inspect", "-f", "{{.Config.Image}}", &stack.project.ok(&["ps", "-q", "worker"])]);
+    assert_eq!(worker_image, "lifeboat-demo/app:v2", "the worker is switched too");
+    let h = stack.history();
+    assert_eq!(h.len(), 1, "{h:?}");
+    assert_eq!(h[0]["action"], "deploy");
+    assert_eq!(h[0]["version"], "v2");
+    assert_eq!(h[0]["outcome"], "deployed");
+    assert_eq!(h[0]["migrated"], true);
+    assert_eq!(h[0]["previous"]["version"], "v1");
+    let backup = h[0]["backup"].as_str().expect("a pre-deploy backup").to_owned();
+    assert!(stack.work.path().join("backups").join(&backup).exists(), "{backup}");
+    assert!(h[0]["env_hash"].as_str().is_some_and(|s| s.len() == 16), "{h:?}");
+    let status = stack.deploy(&["status"]);
+    assert_eq!(status.code, 0, "{}", status.show());
+    assert!(status.stdout.contains("app\t") && status.stdout.contains("\tv2\t"), "{}", status.show());
+
+    // Data written on v2, which a rollback with data must take away.
+    stack.sql("INSERT INTO businesses (name, plan) VALUES ('after-v2', 'pro')");
+
+    // broken never becomes healthy: rolled back to v2 by itself, exit 3.
+    let broken = stack.deploy(&["broken", "--no-backup"]);
+    assert_eq!(broken.code, 3, "{}", broken.show());
+    assert!(broken.stderr.contains("v2 serves again"), "{}", broken.show());
+    assert!(broken.stdout.is_empty(), "{}", broken.show());
+    assert_serves(&stack, "v2", "after the broken deploy");
+    let h = stack.history();
+    assert_eq!(h.last().expect("entry")["outcome"], "rolled-back", "{h:?}");
+    assert_eq!(h.last().expect("entry")["version"], "broken");
+
+    // A failing migration (v1 refuses schema 4) switches nothing.
+    let app = stack.app_id();
+    let v1 = stack.deploy(&["v1", "--no-backup"]);
+    assert_eq!(v1.code, 1, "{}", v1.show());
+    assert!(v1.stderr.contains("migrations of v1 failed") && v1.stderr.contains("newer than this build knows"), "{}", v1.show());
+    assert_eq!(stack.app_id(), app, "the app container was not touched");
+    assert_serves(&stack, "v2", "after the failed migration");
+    assert_eq!(stack.history().last().expect("entry")["outcome"], "failed");
+
+    // The releases: v2 current, v1 with the backup of its data.
+    let list = stack.run("lifeboat-rollback", &["list"], &[]);
+    assert_eq!(list.code, 0, "{}", list.show());
+    assert!(list.stdout.lines().any(|l| l.starts_with("*\tv2\t")), "{}", list.show());
+    assert!(list.stdout.lines().any(|l| l.starts_with(" \tv1\t") && l.ends_with(&backup)), "{}", list.show());
+
+    // --with-data without a terminal and without --yes: refused, nothing done.
+    let asked = stack.run("lifeboat-rollback", &["--with-data"], &[]);
+    assert_eq!(asked.code, 2, "{}", asked.show());
+    assert!(asked.stderr.contains("--yes"), "{}", asked.show());
+    assert_serves(&stack, "v2", "after the refused rollback");
+
+    // Back to the previous release (v1) with its data: the pre-v2 schema and rows.
+    let back = stack.run("lifeboat-rollback", &["--with-data", "--yes"], &[]);
+    assert_eq!(back.code, 0, "{}", back.show());
+    assert!(back.stdout.starts_with("rolled back\tv1\t"), "{}", back.show());
+    assert_serves(&stack, "v1", "after the rollback with data");
+    assert_eq!(stack.version().1, 3, "the pre-v2 schema");
+    assert_eq!(stack.sql("SELECT count(*) FROM businesses WHERE name = 'before-v2'"), "1");
+    assert_eq!(stack.sql("SELECT count(*) FROM businesses WHERE name = 'after-v2'"), "0");
+    let last = stack.history().last().cloned().expect("entry");
+    assert_eq!(last["action"], "rollback");
+    assert_eq!(last["outcome"], "done");
+    assert_eq!(last["restored"], true);
+    let status = stack.deploy(&["status"]);
+    assert_eq!(status.code, 0, "{}", status.show());
+    let listed = stack.run("lifeboat-rollback", &["list"], &[]);
+    assert!(listed.stdout.lines().any(|l| l.starts_with("*\tv1\t")), "{}", listed.show());
+    let history = stack.deploy(&["history"]);
+    assert_eq!(history.stdout.lines().count(), 4, "{}", history.show());
+}
+
+#[test]
+fn the_lock_refuses_a_second_deploy_and_sigterm_or_sigkill_mid_deploy_end_consistent() {
+    let stack = Stack::up("lbtest-deploy-sig-");
+
+    // A deploy of broken waits for its health; meanwhile a second deploy is refused.
+    let mut first = Background::spawn(stack.command("lifeboat-deploy", &["broken", "--no-backup"], &[("LIFEBOAT_DEPLOY_HEALTH_TIMEOUT", "60")]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()));
+    stack.wait_switching();
+    let second = stack.deploy(&["v2", "--no-backup"]);
+    assert_eq!(second.code, 1, "{}", second.show());
+    assert!(second.stderr.contains("already running") && second.stderr.contains("lifeboat-deploy"), "{}", second.show());
+
+    // SIGTERM mid-switch: the deploy stops, puts v1 back and says so (exit 3).
+    let pid = first.0.id().to_string();
+    assert!(run(Command::new("kill").args(["-TERM", &pid])).status.success());
+    let status = first.0.wait().expect("wait");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut first.0.stderr.take().expect("stderr"), &mut stderr).expect("stderr");
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("SIGTERM"), "{stderr}");
+    assert_serves(&stack, "v1", "after SIGTERM mid-deploy");
+    assert!(!stack.work.path().join("state/journal.json").exists());
+
+    // SIGKILL mid-switch: the journal stays; status says the stack is not right; the next
+    // run brings v1 back first, records it, and then deploys.
+    let mut killed = Background::spawn(stack.command("lifeboat-deploy", &["broken", "--no-backup"], &[("LIFEBOAT_DEPLOY_HEALTH_TIMEOUT", "60")]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()));
+    stack.wait_switching();
+    let pid = killed.0.id().to_string();
+    assert!(run(Command::new("kill").args(["-KILL", &pid])).status.success());
+    let _ = killed.0.wait();
+    assert!(stack.work.path().join("state/journal.json").exists(), "the journal outlives a SIGKILL");
+    let v2 = stack.deploy(&["v2", "--no-backup"]);
+    assert_eq!(v2.code, 0, "{}", v2.show());
+    assert!(v2.stderr.contains("did not finish") && v2.stderr.contains("bringing the stack back to v1"), "{}", v2.show());
+    assert_serves(&stack, "v2", "after the rerun");
+    let outcomes: Vec<String> = stack.history().iter().map(|e| format!("{} {}", e["version"].as_str().unwrap_or_default(), e["outcome"].as_str().unwrap_or_default())).collect();
+    assert_eq!(outcomes, ["broken rolled-back", "broken interrupted", "v2 deployed"], "{outcomes:?}");
+}
+
+/// A git repository of the "app": a Dockerfile over the demo image, tagged, with a dirty
+/// working tree that must not reach the build.
+fn app_repo(dir: &Path) -> PathBuf {
+    let repo = dir.join("app-repo");
+    std::fs::create_dir_all(&repo).expect("mkdir");
+    let git = |args: &[&str]| {
+        let out = run(Command::new("git").arg("-C").arg(&repo).args(args).env("GIT_AUTHOR_NAME", "t").env("GIT_AUTHOR_EMAIL", "t@t").env("GIT_COMMITTER_NAME", "t").env("GIT_COMMITTER_EMAIL", "t@t"));
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    git(&["init", "-q"]);
+    std::fs::write(repo.join("Dockerfile"), "FROM lifeboat-demo/app:v1\nENV DEMO_VERSION=v2\n").expect("write");
+    git(&["add", "Dockerfile"]);
+    git(&["commit", "-qm", "v2 from git"]);
+    git(&["tag", "release-2"]);
+    // Uncommitted: a build from the working tree would be broken.
+    std::fs::write(repo.join("Dockerfile"), "FROM lifeboat-demo/app:v1\nENV DEMO_VERSION=broken\n").expect("write");
+    repo
+}
+
+#[test]
+fn a_release_is_built_from_a_clean_export_of_its_git_tag() {
+    let stack = Stack::up("lbtest-deploy-git-");
+    let repo = app_repo(stack.work.path());
+    let image = unique("lbtest-deploy-img-");
+    let repo_s = repo.display().to_string();
+    let env = [
+        ("LIFEBOAT_DEPLOY_GIT_REPO", repo_s.as_str()),
+        ("LIFEBOAT_DEPLOY_IMAGE", image.as_str()),
+    ];
+    let missing = stack.run("lifeboat-deploy", &["no-such-tag"], &env);
+    assert_eq!(missing.code, 2, "{}", missing.show());
+    assert!(missing.stderr.contains("not a tag or commit"), "{}", missing.show());
+
+    let built = stack.run("lifeboat-deploy", &["release-2", "--no-backup"], &env);
+    let cleanup = || {
+        for tag in ["release-2", "lifeboat-release-2"] {
+            let _ = docker(&["rmi", "-f", &format!("{image}:{tag}")]);
+        }
+    };
+    if built.code != 0 {
+        cleanup();
+    }
+    assert_eq!(built.code, 0, "{}", built.show());
+    assert_serves(&stack, "v2", "the tag's Dockerfile, not the working tree's");
+    let revision = docker_ok(&["inspect", "-f", "{{index .Config.Labels \"org.opencontainers.image.revision\"}}", &format!("{image}:release-2")]);
+    let head = String::from_utf8_lossy(&run(Command::new("git").arg("-C").arg(&repo).args(["rev-parse", "release-2"])).stdout).trim().to_owned();
+    assert_eq!(revision, head);
+    let kept = docker(&["image", "inspect", &format!("{image}:lifeboat-release-2")]);
+    // The app must leave the image before it can be removed.
+    stack.project.ok(&["rm", "-sf", "app", "worker"]);
+    cleanup();
+    assert!(kept.status.success(), "the release's image is kept under lifeboat's own tag");
+}
