@@ -133,19 +133,18 @@ impl History {
 
     /// The release serving now, as the history knows it.
     pub fn current(&self) -> anyhow::Result<Option<Release>> {
-        Ok(self
-            .entries()?
-            .iter()
-            .rev()
-            .find_map(Entry::live_after))
+        Ok(self.entries()?.iter().rev().find_map(Entry::live_after))
     }
 
     pub fn read_journal(&self) -> anyhow::Result<Option<Journal>> {
         let path = self.journal_path();
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .with_context(|| format!("{} is not a deploy journal; look at it, then remove it", path.display())),
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).with_context(|| {
+                format!(
+                    "{} is not a deploy journal; look at it, then remove it",
+                    path.display()
+                )
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
         }

@@ -121,7 +121,14 @@ fn deploy(stack: &Stack, version: &str, cli: &Cli) -> anyhow::Result<ExitCode> {
     let smoke_spec = stack.smoke_spec()?;
     let backup_wanted = config.deploy.backup && !cli.no_backup;
 
-    let plan = plan(stack, version, &current, &source, smoke_spec.as_deref(), backup_wanted);
+    let plan = plan(
+        stack,
+        version,
+        &current,
+        &source,
+        smoke_spec.as_deref(),
+        backup_wanted,
+    );
     for line in &plan {
         info!(step = "plan", "{line}");
     }
@@ -145,9 +152,25 @@ fn deploy(stack: &Stack, version: &str, cli: &Cli) -> anyhow::Result<ExitCode> {
     };
     stack.stop.check().context("nothing was deployed")?;
     let new = stack
-        .block_on(release::prepare(&stack.docker, config, &repo, version, &source))
-        .with_context(|| format!("getting the image of {version}; nothing was switched, {} serves", current.version))?;
-    info!(step = "image", "{version} is {} ({})", new.image, new.short_id());
+        .block_on(release::prepare(
+            &stack.docker,
+            config,
+            &repo,
+            version,
+            &source,
+        ))
+        .with_context(|| {
+            format!(
+                "getting the image of {version}; nothing was switched, {} serves",
+                current.version
+            )
+        })?;
+    info!(
+        step = "image",
+        "{version} is {} ({})",
+        new.image,
+        new.short_id()
+    );
 
     let mut outcome = Outcome {
         action: "deploy",
@@ -177,7 +200,10 @@ fn deploy(stack: &Stack, version: &str, cli: &Cli) -> anyhow::Result<ExitCode> {
         journal.migrated = true;
         stack.write_journal(&journal)?;
         if let Err(e) = stack.block_on(migrate(stack, &new)) {
-            let e = e.context(format!("the migrations of {version} failed; nothing was switched, {} serves", current.version));
+            let e = e.context(format!(
+                "the migrations of {version} failed; nothing was switched, {} serves",
+                current.version
+            ));
             return fail_before_switch(stack, &mut outcome, e);
         }
     }
@@ -185,8 +211,11 @@ fn deploy(stack: &Stack, version: &str, cli: &Cli) -> anyhow::Result<ExitCode> {
     // 5, 6: the switch and the smoke tests; a failure goes back to the previous release.
     journal.step = "switching".into();
     stack.write_journal(&journal)?;
-    let switched = stack.stop.check().and_then(|()| stack.switch_all(&new, true)).and_then(|()| {
-        match &smoke_spec {
+    let switched = stack
+        .stop
+        .check()
+        .and_then(|()| stack.switch_all(&new, true))
+        .and_then(|()| match &smoke_spec {
             Some(spec) => {
                 journal.step = "smoke".into();
                 stack.write_journal(&journal)?;
@@ -194,20 +223,32 @@ fn deploy(stack: &Stack, version: &str, cli: &Cli) -> anyhow::Result<ExitCode> {
                 stack.smoke(spec)
             }
             None => Ok(()),
-        }
-    });
+        });
     if let Err(e) = switched {
         journal.step = "rolling-back".into();
         stack.write_journal(&journal)?;
         return roll_back(stack, &mut outcome, &current, e);
     }
 
-    stack.history.append(&outcome.entry(stack, "deployed", None))?;
+    stack
+        .history
+        .append(&outcome.entry(stack, "deployed", None))?;
     stack.history.remove_journal()?;
     stack.prune_images();
-    let elapsed = (chrono::Utc::now() - started).to_std().unwrap_or(Duration::ZERO);
-    info!(step = "done", "deployed {version} ({}) in {:.1} s", new.short_id(), elapsed.as_secs_f64());
-    notify::send(stack, &format!("lifeboat-deploy: {version} deployed to {}", stack.project()), &outcome.entry(stack, "deployed", None));
+    let elapsed = (chrono::Utc::now() - started)
+        .to_std()
+        .unwrap_or(Duration::ZERO);
+    info!(
+        step = "done",
+        "deployed {version} ({}) in {:.1} s",
+        new.short_id(),
+        elapsed.as_secs_f64()
+    );
+    notify::send(
+        stack,
+        &format!("lifeboat-deploy: {version} deployed to {}", stack.project()),
+        &outcome.entry(stack, "deployed", None),
+    );
     println!("deployed\t{version}\t{}", new.image_id);
     Ok(ExitCode::SUCCESS)
 }
@@ -224,43 +265,87 @@ fn plan(
     let config = &stack.config;
     vec![
         format!("deploy {version} to compose project {}", stack.project()),
-        format!("  live now:   {} ({}, image {})", current.version, current.image, current.short_id()),
+        format!(
+            "  live now:   {} ({}, image {})",
+            current.version,
+            current.image,
+            current.short_id()
+        ),
         format!("  image:      {source}"),
         format!(
             "  backup:     {}",
-            if backup_wanted { format!("yes, into {}", config.backup.dir.display()) } else { "NO (--no-backup or deploy.backup = false)".into() }
+            if backup_wanted {
+                format!("yes, into {}", config.backup.dir.display())
+            } else {
+                "NO (--no-backup or deploy.backup = false)".into()
+            }
         ),
         format!(
             "  migrations: {}",
-            if config.deploy.migrate.is_empty() { "none (deploy.migrate)".into() } else { format!("`{}` in a one-off container of the new image", config.deploy.migrate.join(" ")) }
+            if config.deploy.migrate.is_empty() {
+                "none (deploy.migrate)".into()
+            } else {
+                format!(
+                    "`{}` in a one-off container of the new image",
+                    config.deploy.migrate.join(" ")
+                )
+            }
         ),
         format!(
             "  switch:     {} (health within {} s{}), then workers: {}",
             config.deploy.services.join(", "),
             config.deploy.health_timeout,
-            config.deploy.health_url.as_deref().map(|u| format!(", and {}", lifeboat::secret::redact_url(u))).unwrap_or_default(),
-            if config.deploy.workers.is_empty() { "none".into() } else { config.deploy.workers.join(", ") }
+            config
+                .deploy
+                .health_url
+                .as_deref()
+                .map(|u| format!(", and {}", lifeboat::secret::redact_url(u)))
+                .unwrap_or_default(),
+            if config.deploy.workers.is_empty() {
+                "none".into()
+            } else {
+                config.deploy.workers.join(", ")
+            }
         ),
         format!(
             "  smoke:      {}",
-            smoke_spec.map_or_else(|| "none (no smoke.toml, deploy.smoke-spec)".into(), |p| p.display().to_string())
+            smoke_spec.map_or_else(
+                || "none (no smoke.toml, deploy.smoke-spec)".into(),
+                |p| p.display().to_string()
+            )
         ),
         format!(
             "  on failure: back to {}{}",
             current.version,
-            if config.deploy.restore_on_failure { ", and the pre-deploy backup restored if migrations ran" } else { "" }
+            if config.deploy.restore_on_failure {
+                ", and the pre-deploy backup restored if migrations ran"
+            } else {
+                ""
+            }
         ),
     ]
 }
 
 /// The migrations failed: nothing was switched. Restore the backup when configured (a
 /// migration may have half-applied), record, exit 1.
-fn fail_before_switch(stack: &Stack, outcome: &mut Outcome, e: anyhow::Error) -> anyhow::Result<ExitCode> {
+fn fail_before_switch(
+    stack: &Stack,
+    outcome: &mut Outcome,
+    e: anyhow::Error,
+) -> anyhow::Result<ExitCode> {
     let e = restore_if_configured(stack, outcome, e);
     let entry = outcome.entry(stack, "failed", Some(format!("{e:#}")));
     stack.history.append(&entry)?;
     stack.history.remove_journal()?;
-    notify::send(stack, &format!("lifeboat-deploy: {} FAILED on {}", outcome.to.version, stack.project()), &entry);
+    notify::send(
+        stack,
+        &format!(
+            "lifeboat-deploy: {} FAILED on {}",
+            outcome.to.version,
+            stack.project()
+        ),
+        &entry,
+    );
     Err(e)
 }
 
@@ -281,29 +366,61 @@ fn restore_if_configured(stack: &Stack, outcome: &mut Outcome, e: anyhow::Error)
             outcome.restored = true;
             e.context(format!("the pre-deploy backup {backup} was restored"))
         }
-        Err(r) => e.context(format!("restoring the pre-deploy backup {backup} failed too: {r:#}")),
+        Err(r) => e.context(format!(
+            "restoring the pre-deploy backup {backup} failed too: {r:#}"
+        )),
     }
 }
 
 /// Back to `previous` after a failed switch or smoke test: exit 3 when it serves again.
-fn roll_back(stack: &Stack, outcome: &mut Outcome, previous: &Release, e: anyhow::Error) -> anyhow::Result<ExitCode> {
+fn roll_back(
+    stack: &Stack,
+    outcome: &mut Outcome,
+    previous: &Release,
+    e: anyhow::Error,
+) -> anyhow::Result<ExitCode> {
     tracing::error!(step = "failed", "{e:#}");
-    warn!(step = "rolling-back", "rolling back to {}", previous.version);
+    warn!(
+        step = "rolling-back",
+        "rolling back to {}", previous.version
+    );
     match stack.switch_all(previous, false) {
         Ok(()) => {
             let e = restore_if_configured(stack, outcome, e);
             let entry = outcome.entry(stack, "rolled-back", Some(format!("{e:#}")));
             stack.history.append(&entry)?;
             stack.history.remove_journal()?;
-            tracing::error!(step = "rolled-back", "the deploy of {} failed; {} serves again", outcome.to.version, previous.version);
-            notify::send(stack, &format!("lifeboat-deploy: {} FAILED on {}, rolled back to {}", outcome.to.version, stack.project(), previous.version), &entry);
+            tracing::error!(
+                step = "rolled-back",
+                "the deploy of {} failed; {} serves again",
+                outcome.to.version,
+                previous.version
+            );
+            notify::send(
+                stack,
+                &format!(
+                    "lifeboat-deploy: {} FAILED on {}, rolled back to {}",
+                    outcome.to.version,
+                    stack.project(),
+                    previous.version
+                ),
+                &entry,
+            );
             Ok(ExitCode::from(ROLLED_BACK))
         }
         Err(r) => {
             let e = e.context(format!("rolling back to {} failed too: {r:#}; the journal {} is kept, run lifeboat-rollback {}", previous.version, stack.history.journal_path().display(), previous.version));
             let entry = outcome.entry(stack, "failed", Some(format!("{e:#}")));
             stack.history.append(&entry)?;
-            notify::send(stack, &format!("lifeboat-deploy: {} FAILED on {}, and the rollback too", outcome.to.version, stack.project()), &entry);
+            notify::send(
+                stack,
+                &format!(
+                    "lifeboat-deploy: {} FAILED on {}, and the rollback too",
+                    outcome.to.version,
+                    stack.project()
+                ),
+                &entry,
+            );
             Err(e)
         }
     }
@@ -326,7 +443,12 @@ async fn migrate(stack: &Stack, release: &Release) -> anyhow::Result<()> {
         stack.project(),
         chrono::Utc::now().format("%Y%m%d%H%M%S")
     );
-    info!(step = "migrating", "running `{}` in {name} ({})", command.join(" "), release.version);
+    info!(
+        step = "migrating",
+        "running `{}` in {name} ({})",
+        command.join(" "),
+        release.version
+    );
     let id = docker.create(Some(&name), body).await?;
     let result = async {
         for (network, endpoint) in extra {

@@ -15,8 +15,12 @@ pub fn send(stack: &Stack, subject: &str, entry: &Entry) {
     stack.block_on(async {
         if config.smtp.host.is_some() && !config.smtp.to.is_empty() {
             let sent = async {
-                let mailer = lifeboat::mail::Mailer::new(config.require_smtp("to mail the deploy's outcome")?)?;
-                mailer.send(subject, &lifeboat::secret::redact_url(&body)).await?;
+                let mailer = lifeboat::mail::Mailer::new(
+                    config.require_smtp("to mail the deploy's outcome")?,
+                )?;
+                mailer
+                    .send(subject, &lifeboat::secret::redact_url(&body))
+                    .await?;
                 anyhow::Ok(())
             };
             if let Err(e) = sent.await {
@@ -38,10 +42,20 @@ pub fn send(stack: &Stack, subject: &str, entry: &Entry) {
                 }
                 anyhow::Ok(())
             };
+            // A webhook's path often is its token (Slack, Discord): only its origin is shown.
+            let shown = origin(url.expose());
             match posted.await {
-                Ok(()) => info!("posted the outcome to {}", url.redacted()),
-                Err(e) => warn!("cannot post the outcome to {}: {e:#}", url.redacted()),
+                Ok(()) => info!("posted the outcome to {shown}"),
+                Err(e) => warn!("cannot post the outcome to {shown}: {e:#}"),
             }
         }
     });
+}
+
+/// `https://hooks.example.com/***`: a URL's scheme and host only.
+fn origin(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = host.rsplit('@').next().unwrap_or_default();
+    format!("{scheme}://{host}/***")
 }

@@ -209,7 +209,9 @@ pub async fn prepare(
         .await?
         .with_context(|| format!("the image {image} vanished"))?;
     let image_id = found.id.unwrap_or_default();
-    docker.tag_image(&image_id, repo, &kept_tag(version)).await?;
+    docker
+        .tag_image(&image_id, repo, &kept_tag(version))
+        .await?;
     Ok(Release {
         version: version.to_owned(),
         image,
@@ -228,7 +230,11 @@ async fn build(
     let Some(repo) = &config.deploy.git_repo else {
         return Ok(());
     };
-    info!(step = "building", "building {image} from commit {commit} of {}", repo.display());
+    info!(
+        step = "building",
+        "building {image} from commit {commit} of {}",
+        repo.display()
+    );
     let out = Command::new("git")
         .arg("-C")
         .arg(repo)
@@ -293,8 +299,14 @@ mod tests {
     #[test]
     fn references_split_into_repository_and_tag() {
         assert_eq!(split_reference("app:v2"), ("app", "v2"));
-        assert_eq!(split_reference("reg:5000/team/app:v2"), ("reg:5000/team/app", "v2"));
-        assert_eq!(split_reference("reg:5000/team/app"), ("reg:5000/team/app", "latest"));
+        assert_eq!(
+            split_reference("reg:5000/team/app:v2"),
+            ("reg:5000/team/app", "v2")
+        );
+        assert_eq!(
+            split_reference("reg:5000/team/app"),
+            ("reg:5000/team/app", "latest")
+        );
         assert_eq!(split_reference("app"), ("app", "latest"));
     }
 

@@ -29,7 +29,10 @@ impl Stop {
                     _ = int.recv() => INT,
                 };
                 if flag.swap(got, Ordering::SeqCst) == NONE {
-                    warn!("{}: stopping the {what} and leaving one known release serving", name(got));
+                    warn!(
+                        "{}: stopping the {what} and leaving one known release serving",
+                        name(got)
+                    );
                 } else {
                     warn!("a signal again: the {what} is being undone, wait for it to end");
                 }

@@ -212,7 +212,10 @@ impl Stack {
             by: j.by.clone(),
         })?;
         self.history.remove_journal()?;
-        info!(step = "recovered", "{} serves again, as before the interrupted {}", j.from.version, j.action);
+        info!(
+            step = "recovered",
+            "{} serves again, as before the interrupted {}", j.from.version, j.action
+        );
         Ok(true)
     }
 
@@ -275,8 +278,7 @@ impl Stack {
             no_progress: true,
             global: self.global.clone(),
         };
-        lifeboat_restore::restore_now(&cli)
-            .with_context(|| format!("restoring {backup}"))?;
+        lifeboat_restore::restore_now(&cli).with_context(|| format!("restoring {backup}"))?;
         Ok(())
     }
 
@@ -298,7 +300,10 @@ impl Stack {
         for old in releases.iter().skip(keep) {
             let (repo, _) = release::split_reference(&old.image);
             let tag = format!("{repo}:{}", release::kept_tag(&old.version));
-            if releases[..keep].iter().any(|k| release::kept_tag(&k.version) == release::kept_tag(&old.version)) {
+            if releases[..keep]
+                .iter()
+                .any(|k| release::kept_tag(&k.version) == release::kept_tag(&old.version))
+            {
                 continue;
             }
             match self.block_on(self.docker.untag_image(&tag)) {

@@ -17,31 +17,51 @@ pub fn status(stack: &Stack) -> anyhow::Result<ExitCode> {
     let mut releases = Vec::new();
     let mut all_healthy = true;
     for service in stack.services() {
-        let found = stack.block_on(stack.docker.compose_containers(stack.project(), Some(&service), true))?;
+        let found = stack.block_on(stack.docker.compose_containers(
+            stack.project(),
+            Some(&service),
+            true,
+        ))?;
         if found.is_empty() {
             all_healthy = false;
             println!("{service}\t-\t-\t-\tno container");
         }
         for c in found {
             let info = stack.block_on(stack.docker.inspect(&c.id))?;
-            if labels_of(&info).get("com.docker.compose.oneoff").is_some_and(|v| v == "True") {
+            if labels_of(&info)
+                .get("com.docker.compose.oneoff")
+                .is_some_and(|v| v == "True")
+            {
                 continue;
             }
             let release = Release::of_container(&info);
             let health = stack.block_on(stack.docker.health(&c.id))?;
             let worker = stack.config.deploy.workers.contains(&service);
             // A worker has no health check of its own: running is what it can say.
-            let ok = matches!(health, Health::Healthy) || (matches!(health, Health::Running) && worker)
+            let ok = matches!(health, Health::Healthy)
+                || (matches!(health, Health::Running) && worker)
                 || (matches!(health, Health::Running) && !has_healthcheck(&info));
             all_healthy &= ok;
-            println!("{service}\t{}\t{}\t{}\t{health}", c.name, release.version, release.short_id());
+            println!(
+                "{service}\t{}\t{}\t{}\t{health}",
+                c.name,
+                release.version,
+                release.short_id()
+            );
             releases.push(release.image_id);
         }
     }
     releases.dedup();
     match &known {
-        Some(r) => eprintln!("the history's current release: {} ({})", r.version, r.short_id()),
-        None => eprintln!("no deploy in the history yet ({})", stack.history.path().display()),
+        Some(r) => eprintln!(
+            "the history's current release: {} ({})",
+            r.version,
+            r.short_id()
+        ),
+        None => eprintln!(
+            "no deploy in the history yet ({})",
+            stack.history.path().display()
+        ),
     }
     if releases.len() > 1 {
         eprintln!("the services run different images: a deploy or rollback did not finish; run lifeboat-rollback");

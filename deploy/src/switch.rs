@@ -140,7 +140,10 @@ impl Switch<'_> {
 
         if old_image == release.image_id && named(&old, &name) {
             if !running(&old) {
-                info!(step = "starting", service, "starting {name} ({})", release.version);
+                info!(
+                    step = "starting",
+                    service, "starting {name} ({})", release.version
+                );
                 self.docker.start(&old_id).await?;
             }
             self.wait_healthy(&old_id, &name).await?;
@@ -152,20 +155,22 @@ impl Switch<'_> {
         if !named(&old, &prev_name) {
             self.docker.rename(&old_id, &prev_name).await?;
         }
-        let image = self
-            .docker
-            .image(&old_image)
-            .await?
-            .unwrap_or_default();
-        let (body, extra_networks) = spec_from(&old, &image, release);
+        let image = self.docker.image(&old_image).await?.unwrap_or_default();
+        let (mut body, extra_networks) = spec_from(&old, &image, release);
         let stop_first = needs_stop_first(&old);
+        if stop_first {
+            keep_host_ports(&old, &mut body);
+        }
         let was_running = running(&old);
         let clock = Instant::now();
         if stop_first && was_running {
             info!(step = "stopping", service, "stopping {name} (it publishes a host port, so the new container can only start after it)");
             self.docker.stop(&old_id, STOP_GRACE).await?;
         }
-        info!(step = "switching", service, "starting {name} on {} ({})", release.version, release.image);
+        info!(
+            step = "switching",
+            service, "starting {name} on {} ({})", release.version, release.image
+        );
         let started = self.start_new(&name, body, &extra_networks).await;
         let result = match started {
             Ok(new_id) => match self.wait_healthy(&new_id, &name).await {
@@ -190,11 +195,19 @@ impl Switch<'_> {
                 Ok(())
             }
             Err((new_id, e)) => {
-                warn!(step = "undoing", service, "{name} on {} failed: putting the previous container back", release.version);
-                Err(self.put_back(&name, &old_id, new_id, was_running, e).await?.context(format!(
-                    "{name} did not become healthy on {}; its previous container serves again",
+                warn!(
+                    step = "undoing",
+                    service,
+                    "{name} on {} failed: putting the previous container back",
                     release.version
-                )))
+                );
+                Err(self
+                    .put_back(&name, &old_id, new_id, was_running, e)
+                    .await?
+                    .context(format!(
+                        "{name} did not become healthy on {}; its previous container serves again",
+                        release.version
+                    )))
             }
         }
     }
@@ -331,7 +344,11 @@ async fn probe(url: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     match reports.into_iter().find(|r| !r.healthy) {
         None => Ok(()),
-        Some(r) => Err(format!("{}: {}", lifeboat::secret::redact_url(&r.target), r.detail)),
+        Some(r) => Err(format!(
+            "{}: {}",
+            lifeboat::secret::redact_url(&r.target),
+            r.detail
+        )),
     }
 }
 
@@ -360,7 +377,10 @@ fn needs_stop_first(old: &ContainerInspectResponse) -> bool {
         .host_config
         .as_ref()
         .and_then(|h| h.port_bindings.as_ref())
-        .is_some_and(|p| p.values().any(|b| b.as_ref().is_some_and(|b| !b.is_empty())));
+        .is_some_and(|p| {
+            p.values()
+                .any(|b| b.as_ref().is_some_and(|b| !b.is_empty()))
+        });
     let fixed_ip = old
         .network_settings
         .as_ref()
@@ -379,6 +399,43 @@ fn needs_stop_first(old: &ContainerInspectResponse) -> bool {
         .and_then(|h| h.network_mode.as_deref())
         .is_some_and(|m| m == "host");
     ports || fixed_ip || host_network
+}
+
+/// A port published on an ephemeral host port (`127.0.0.1::3000`) keeps the port the old
+/// container got, so the app stays at its address across the switch (the old container has
+/// released it by then: stop first).
+fn keep_host_ports(old: &ContainerInspectResponse, body: &mut ContainerCreateBody) {
+    let actual = old
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.ports.clone())
+        .unwrap_or_default();
+    let Some(bindings) = body
+        .host_config
+        .as_mut()
+        .and_then(|h| h.port_bindings.as_mut())
+    else {
+        return;
+    };
+    for (port, wanted) in bindings.iter_mut() {
+        let Some(wanted) = wanted.as_mut() else {
+            continue;
+        };
+        let got = actual.get(port).cloned().flatten().unwrap_or_default();
+        for b in wanted.iter_mut() {
+            if b.host_port.as_deref().is_some_and(|p| !p.is_empty()) {
+                continue;
+            }
+            let ip = b.host_ip.clone().unwrap_or_default();
+            let same = got.iter().find(|g| {
+                let gip = g.host_ip.clone().unwrap_or_default();
+                gip == ip || (ip.is_empty() && (gip == "0.0.0.0" || gip == "::"))
+            });
+            if let Some(g) = same {
+                b.host_port.clone_from(&g.host_port);
+            }
+        }
+    }
 }
 
 /// Keep `value` only where it is the container's own, not what its image gave it.

@@ -96,7 +96,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         redactor.add(secret);
     }
     let names: Vec<&str> = planned.run.checks.iter().map(|c| c.name.as_str()).collect();
-    let printer = Printer::new(cli.global.quiet, &names);
+    let printer = Printer::new(cli.global.quiet, &names)
+        .json(cli.global.log_format == lifeboat::output::LogFormat::Json);
     let run_id = format!(
         "smoke-{}-{:04x}",
         chrono::Utc::now().format("%Y%m%d-%H%M%S"),

@@ -14,6 +14,8 @@ use crate::run::{CheckResult, CleanupResult, RunReport, Status};
 pub struct Printer {
     color: bool,
     quiet: bool,
+    /// `--log-format json`: each line is a log event, so stderr stays one JSON object a line.
+    json: bool,
     width: usize,
 }
 
@@ -23,8 +25,17 @@ impl Printer {
         Self {
             color: lifeboat::output::color_enabled(),
             quiet,
+            json: false,
             width: names.iter().map(|n| n.chars().count()).max().unwrap_or(0),
         }
+    }
+
+    /// Lines as JSON log events (`--log-format json`), without colour.
+    #[must_use]
+    pub fn json(mut self, json: bool) -> Self {
+        self.json = json;
+        self.color &= !json;
+        self
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
@@ -35,7 +46,11 @@ impl Printer {
         }
     }
 
-    fn emit(line: &str) {
+    fn emit(&self, line: &str) {
+        if self.json {
+            tracing::info!(step = "smoke", "{line}");
+            return;
+        }
         let mut err = std::io::stderr().lock();
         // Nothing sensible is left to do when stderr is gone.
         let _ = writeln!(err, "{line}");
@@ -60,7 +75,7 @@ impl Printer {
         } else {
             String::new()
         };
-        Self::emit(&format!(
+        self.emit(&format!(
             "{mark} {:<width$} {took:>8}  {}{attempts}",
             r.name,
             r.message,
@@ -71,8 +86,8 @@ impl Printer {
     pub fn cleanup(&self, c: &CleanupResult) {
         match &c.error {
             None if self.quiet => {}
-            None => Self::emit(&format!("  cleanup of {}: {}", c.check, c.what)),
-            Some(e) => Self::emit(&format!(
+            None => self.emit(&format!("  cleanup of {}: {}", c.check, c.what)),
+            Some(e) => self.emit(&format!(
                 "{} cleanup of {}: {} failed: {e}",
                 self.paint("31", "✗"),
                 c.check,
@@ -119,7 +134,7 @@ impl Printer {
         } else {
             self.paint("1;31", &line)
         };
-        Self::emit(&line);
+        self.emit(&line);
     }
 }
 

@@ -9,8 +9,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use lifeboat_testkit::{
-    bin, closed_port, docker, docker_ok, http_get, run, unique, wait_for, workspace_root,
-    Background, ComposeProject,
+    bin, closed_port, docker, docker_ok, http_get, http_response, run, smtp, unique, wait_for,
+    workspace_root, Background, ComposeProject, HttpFixture, Reply,
 };
 
 /// Variables of the machine that would change what the binaries read.
@@ -34,7 +34,10 @@ struct Ran {
 
 impl Ran {
     fn show(&self) -> String {
-        format!("exit {}\nstdout:\n{}\nstderr:\n{}", self.code, self.stdout, self.stderr)
+        format!(
+            "exit {}\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }
 
@@ -80,7 +83,9 @@ impl Stack {
     }
 
     fn health(&self) -> Option<u16> {
-        http_get(&self.address(), "/api/health").ok().map(|(s, _)| s)
+        http_get(&self.address(), "/api/health")
+            .ok()
+            .map(|(s, _)| s)
     }
 
     /// `/api/version`: (version, schema).
@@ -191,7 +196,11 @@ fn assert_serves(stack: &Stack, version: &str, why: &str) {
         .filter(|(n, _)| n.contains("_worker_") || n.contains("-worker-"))
         .collect();
     assert_eq!(apps.len(), 1, "{why}: one app container: {containers:?}");
-    assert_eq!(workers.len(), 1, "{why}: one worker container: {containers:?}");
+    assert_eq!(
+        workers.len(),
+        1,
+        "{why}: one worker container: {containers:?}"
+    );
     for (name, state) in apps.iter().chain(&workers) {
         assert!(state.ends_with("running"), "{why}: {name} is {state}");
         assert!(!name.ends_with("_lifeboat_prev"), "{why}: {containers:?}");
@@ -204,7 +213,10 @@ fn assert_serves(stack: &Stack, version: &str, why: &str) {
         "--format",
         "{{.Names}}",
     ]);
-    assert!(migrations.is_empty(), "{why}: a migration container was left: {migrations}");
+    assert!(
+        migrations.is_empty(),
+        "{why}: a migration container was left: {migrations}"
+    );
 }
 
 #[test]
@@ -215,27 +227,58 @@ fn deploy_rollback_on_failure_a_failing_migration_and_a_rollback_with_data() {
     // Bad input: exit 2 naming what is wrong, nothing done.
     let unknown = stack.deploy(&["v9-does-not-exist"]);
     assert_eq!(unknown.code, 2, "{}", unknown.show());
-    assert!(unknown.stderr.contains("lifeboat-demo/app:v9-does-not-exist") && unknown.stderr.contains("LIFEBOAT_DEPLOY_GIT_REPO"), "{}", unknown.show());
-    let unconfigured = stack.run("lifeboat-deploy", &["v2"], &[("LIFEBOAT_DEPLOY_SERVICES", "")]);
+    assert!(
+        unknown
+            .stderr
+            .contains("lifeboat-demo/app:v9-does-not-exist")
+            && unknown.stderr.contains("LIFEBOAT_DEPLOY_GIT_REPO"),
+        "{}",
+        unknown.show()
+    );
+    let unconfigured = stack.run(
+        "lifeboat-deploy",
+        &["v2"],
+        &[("LIFEBOAT_DEPLOY_SERVICES", "")],
+    );
     assert_eq!(unconfigured.code, 2, "{}", unconfigured.show());
-    assert!(unconfigured.stderr.contains("LIFEBOAT_DEPLOY_SERVICES"), "{}", unconfigured.show());
+    assert!(
+        unconfigured.stderr.contains("LIFEBOAT_DEPLOY_SERVICES"),
+        "{}",
+        unconfigured.show()
+    );
     let before = stack.app_id();
 
     // --dry-run prints the plan and changes nothing.
     let plan = stack.deploy(&["v2", "--dry-run"]);
     assert_eq!(plan.code, 0, "{}", plan.show());
-    assert!(plan.stdout.contains("deploy v2") && plan.stdout.contains("lifeboat-demo-app migrate"), "{}", plan.show());
+    assert!(
+        plan.stdout.contains("deploy v2") && plan.stdout.contains("lifeboat-demo-app migrate"),
+        "{}",
+        plan.show()
+    );
     assert_eq!(stack.app_id(), before);
     assert!(stack.history().is_empty());
 
     // v1 → v2: backup, migration 4, both services switched, smoke tests, history.
     let v2 = stack.deploy(&["v2"]);
     assert_eq!(v2.code, 0, "{}", v2.show());
-    assert!(v2.stdout.starts_with("deployed\tv2\tsha256:"), "{}", v2.show());
+    assert!(
+        v2.stdout.starts_with("deployed\tv2\tsha256:"),
+        "{}",
+        v2.show()
+    );
     assert_serves(&stack, "v2", "after deploying v2");
     assert_eq!(stack.version().1, 4, "migration 4 applied");
-    let worker_image = docker_ok(&["inspect", "-f", "{{.Config.Image}}", &stack.project.ok(&["ps", "-q", "worker"])]);
-    assert_eq!(worker_image, "lifeboat-demo/app:v2", "the worker is switched too");
+    let worker_image = docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.Config.Image}}",
+        &stack.project.ok(&["ps", "-q", "worker"]),
+    ]);
+    assert_eq!(
+        worker_image, "lifeboat-demo/app:v2",
+        "the worker is switched too"
+    );
     let h = stack.history();
     assert_eq!(h.len(), 1, "{h:?}");
     assert_eq!(h[0]["action"], "deploy");
@@ -243,12 +286,25 @@ fn deploy_rollback_on_failure_a_failing_migration_and_a_rollback_with_data() {
     assert_eq!(h[0]["outcome"], "deployed");
     assert_eq!(h[0]["migrated"], true);
     assert_eq!(h[0]["previous"]["version"], "v1");
-    let backup = h[0]["backup"].as_str().expect("a pre-deploy backup").to_owned();
-    assert!(stack.work.path().join("backups").join(&backup).exists(), "{backup}");
-    assert!(h[0]["env_hash"].as_str().is_some_and(|s| s.len() == 16), "{h:?}");
+    let backup = h[0]["backup"]
+        .as_str()
+        .expect("a pre-deploy backup")
+        .to_owned();
+    assert!(
+        stack.work.path().join("backups").join(&backup).exists(),
+        "{backup}"
+    );
+    assert!(
+        h[0]["env_hash"].as_str().is_some_and(|s| s.len() == 16),
+        "{h:?}"
+    );
     let status = stack.deploy(&["status"]);
     assert_eq!(status.code, 0, "{}", status.show());
-    assert!(status.stdout.contains("app\t") && status.stdout.contains("\tv2\t"), "{}", status.show());
+    assert!(
+        status.stdout.contains("app\t") && status.stdout.contains("\tv2\t"),
+        "{}",
+        status.show()
+    );
 
     // Data written on v2, which a rollback with data must take away.
     stack.sql("INSERT INTO businesses (name, plan) VALUES ('after-v2', 'pro')");
@@ -256,7 +312,11 @@ fn deploy_rollback_on_failure_a_failing_migration_and_a_rollback_with_data() {
     // broken never becomes healthy: rolled back to v2 by itself, exit 3.
     let broken = stack.deploy(&["broken", "--no-backup"]);
     assert_eq!(broken.code, 3, "{}", broken.show());
-    assert!(broken.stderr.contains("v2 serves again"), "{}", broken.show());
+    assert!(
+        broken.stderr.contains("v2 serves again"),
+        "{}",
+        broken.show()
+    );
     assert!(broken.stdout.is_empty(), "{}", broken.show());
     assert_serves(&stack, "v2", "after the broken deploy");
     let h = stack.history();
@@ -267,7 +327,12 @@ fn deploy_rollback_on_failure_a_failing_migration_and_a_rollback_with_data() {
     let app = stack.app_id();
     let v1 = stack.deploy(&["v1", "--no-backup"]);
     assert_eq!(v1.code, 1, "{}", v1.show());
-    assert!(v1.stderr.contains("migrations of v1 failed") && v1.stderr.contains("newer than this build knows"), "{}", v1.show());
+    assert!(
+        v1.stderr.contains("migrations of v1 failed")
+            && v1.stderr.contains("newer than this build knows"),
+        "{}",
+        v1.show()
+    );
     assert_eq!(stack.app_id(), app, "the app container was not touched");
     assert_serves(&stack, "v2", "after the failed migration");
     assert_eq!(stack.history().last().expect("entry")["outcome"], "failed");
@@ -275,8 +340,18 @@ fn deploy_rollback_on_failure_a_failing_migration_and_a_rollback_with_data() {
     // The releases: v2 current, v1 with the backup of its data.
     let list = stack.run("lifeboat-rollback", &["list"], &[]);
     assert_eq!(list.code, 0, "{}", list.show());
-    assert!(list.stdout.lines().any(|l| l.starts_with("*\tv2\t")), "{}", list.show());
-    assert!(list.stdout.lines().any(|l| l.starts_with(" \tv1\t") && l.ends_with(&backup)), "{}", list.show());
+    assert!(
+        list.stdout.lines().any(|l| l.starts_with("*\tv2\t")),
+        "{}",
+        list.show()
+    );
+    assert!(
+        list.stdout
+            .lines()
+            .any(|l| l.starts_with(" \tv1\t") && l.ends_with(&backup)),
+        "{}",
+        list.show()
+    );
 
     // --with-data without a terminal and without --yes: refused, nothing done.
     let asked = stack.run("lifeboat-rollback", &["--with-data"], &[]);
@@ -287,11 +362,21 @@ fn deploy_rollback_on_failure_a_failing_migration_and_a_rollback_with_data() {
     // Back to the previous release (v1) with its data: the pre-v2 schema and rows.
     let back = stack.run("lifeboat-rollback", &["--with-data", "--yes"], &[]);
     assert_eq!(back.code, 0, "{}", back.show());
-    assert!(back.stdout.starts_with("rolled back\tv1\t"), "{}", back.show());
+    assert!(
+        back.stdout.starts_with("rolled back\tv1\t"),
+        "{}",
+        back.show()
+    );
     assert_serves(&stack, "v1", "after the rollback with data");
     assert_eq!(stack.version().1, 3, "the pre-v2 schema");
-    assert_eq!(stack.sql("SELECT count(*) FROM businesses WHERE name = 'before-v2'"), "1");
-    assert_eq!(stack.sql("SELECT count(*) FROM businesses WHERE name = 'after-v2'"), "0");
+    assert_eq!(
+        stack.sql("SELECT count(*) FROM businesses WHERE name = 'before-v2'"),
+        "1"
+    );
+    assert_eq!(
+        stack.sql("SELECT count(*) FROM businesses WHERE name = 'after-v2'"),
+        "0"
+    );
     let last = stack.history().last().cloned().expect("entry");
     assert_eq!(last["action"], "rollback");
     assert_eq!(last["outcome"], "done");
@@ -299,7 +384,11 @@ fn deploy_rollback_on_failure_a_failing_migration_and_a_rollback_with_data() {
     let status = stack.deploy(&["status"]);
     assert_eq!(status.code, 0, "{}", status.show());
     let listed = stack.run("lifeboat-rollback", &["list"], &[]);
-    assert!(listed.stdout.lines().any(|l| l.starts_with("*\tv1\t")), "{}", listed.show());
+    assert!(
+        listed.stdout.lines().any(|l| l.starts_with("*\tv1\t")),
+        "{}",
+        listed.show()
+    );
     let history = stack.deploy(&["history"]);
     assert_eq!(history.stdout.lines().count(), 4, "{}", history.show());
 }
@@ -309,18 +398,35 @@ fn the_lock_refuses_a_second_deploy_and_sigterm_or_sigkill_mid_deploy_end_consis
     let stack = Stack::up("lbtest-deploy-sig-");
 
     // A deploy of broken waits for its health; meanwhile a second deploy is refused.
-    let mut first = Background::spawn(stack.command("lifeboat-deploy", &["broken", "--no-backup"], &[("LIFEBOAT_DEPLOY_HEALTH_TIMEOUT", "60")]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()));
+    let mut first = Background::spawn(
+        stack
+            .command(
+                "lifeboat-deploy",
+                &["broken", "--no-backup"],
+                &[("LIFEBOAT_DEPLOY_HEALTH_TIMEOUT", "60")],
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
     stack.wait_switching();
     let second = stack.deploy(&["v2", "--no-backup"]);
     assert_eq!(second.code, 1, "{}", second.show());
-    assert!(second.stderr.contains("already running") && second.stderr.contains("lifeboat-deploy"), "{}", second.show());
+    assert!(
+        second.stderr.contains("already running") && second.stderr.contains("lifeboat-deploy"),
+        "{}",
+        second.show()
+    );
 
     // SIGTERM mid-switch: the deploy stops, puts v1 back and says so (exit 3).
     let pid = first.0.id().to_string();
-    assert!(run(Command::new("kill").args(["-TERM", &pid])).status.success());
+    assert!(run(Command::new("kill").args(["-TERM", &pid]))
+        .status
+        .success());
     let status = first.0.wait().expect("wait");
     let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut first.0.stderr.take().expect("stderr"), &mut stderr).expect("stderr");
+    std::io::Read::read_to_string(&mut first.0.stderr.take().expect("stderr"), &mut stderr)
+        .expect("stderr");
     assert_eq!(status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("SIGTERM"), "{stderr}");
     assert_serves(&stack, "v1", "after SIGTERM mid-deploy");
@@ -328,18 +434,51 @@ fn the_lock_refuses_a_second_deploy_and_sigterm_or_sigkill_mid_deploy_end_consis
 
     // SIGKILL mid-switch: the journal stays; status says the stack is not right; the next
     // run brings v1 back first, records it, and then deploys.
-    let mut killed = Background::spawn(stack.command("lifeboat-deploy", &["broken", "--no-backup"], &[("LIFEBOAT_DEPLOY_HEALTH_TIMEOUT", "60")]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()));
+    let mut killed = Background::spawn(
+        stack
+            .command(
+                "lifeboat-deploy",
+                &["broken", "--no-backup"],
+                &[("LIFEBOAT_DEPLOY_HEALTH_TIMEOUT", "60")],
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
     stack.wait_switching();
     let pid = killed.0.id().to_string();
-    assert!(run(Command::new("kill").args(["-KILL", &pid])).status.success());
+    assert!(run(Command::new("kill").args(["-KILL", &pid]))
+        .status
+        .success());
     let _ = killed.0.wait();
-    assert!(stack.work.path().join("state/journal.json").exists(), "the journal outlives a SIGKILL");
+    assert!(
+        stack.work.path().join("state/journal.json").exists(),
+        "the journal outlives a SIGKILL"
+    );
     let v2 = stack.deploy(&["v2", "--no-backup"]);
     assert_eq!(v2.code, 0, "{}", v2.show());
-    assert!(v2.stderr.contains("did not finish") && v2.stderr.contains("bringing the stack back to v1"), "{}", v2.show());
+    assert!(
+        v2.stderr.contains("did not finish") && v2.stderr.contains("bringing the stack back to v1"),
+        "{}",
+        v2.show()
+    );
     assert_serves(&stack, "v2", "after the rerun");
-    let outcomes: Vec<String> = stack.history().iter().map(|e| format!("{} {}", e["version"].as_str().unwrap_or_default(), e["outcome"].as_str().unwrap_or_default())).collect();
-    assert_eq!(outcomes, ["broken rolled-back", "broken interrupted", "v2 deployed"], "{outcomes:?}");
+    let outcomes: Vec<String> = stack
+        .history()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["version"].as_str().unwrap_or_default(),
+                e["outcome"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["broken rolled-back", "broken interrupted", "v2 deployed"],
+        "{outcomes:?}"
+    );
 }
 
 /// A git repository of the "app": a Dockerfile over the demo image, tagged, with a dirty
@@ -348,16 +487,35 @@ fn app_repo(dir: &Path) -> PathBuf {
     let repo = dir.join("app-repo");
     std::fs::create_dir_all(&repo).expect("mkdir");
     let git = |args: &[&str]| {
-        let out = run(Command::new("git").arg("-C").arg(&repo).args(args).env("GIT_AUTHOR_NAME", "t").env("GIT_AUTHOR_EMAIL", "t@t").env("GIT_COMMITTER_NAME", "t").env("GIT_COMMITTER_EMAIL", "t@t"));
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = run(Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(args)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@t")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@t"));
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     git(&["init", "-q"]);
-    std::fs::write(repo.join("Dockerfile"), "FROM lifeboat-demo/app:v1\nENV DEMO_VERSION=v2\n").expect("write");
+    std::fs::write(
+        repo.join("Dockerfile"),
+        "FROM lifeboat-demo/app:v1\nENV DEMO_VERSION=v2\n",
+    )
+    .expect("write");
     git(&["add", "Dockerfile"]);
     git(&["commit", "-qm", "v2 from git"]);
     git(&["tag", "release-2"]);
     // Uncommitted: a build from the working tree would be broken.
-    std::fs::write(repo.join("Dockerfile"), "FROM lifeboat-demo/app:v1\nENV DEMO_VERSION=broken\n").expect("write");
+    std::fs::write(
+        repo.join("Dockerfile"),
+        "FROM lifeboat-demo/app:v1\nENV DEMO_VERSION=broken\n",
+    )
+    .expect("write");
     repo
 }
 
@@ -373,9 +531,30 @@ fn a_release_is_built_from_a_clean_export_of_its_git_tag() {
     ];
     let missing = stack.run("lifeboat-deploy", &["no-such-tag"], &env);
     assert_eq!(missing.code, 2, "{}", missing.show());
-    assert!(missing.stderr.contains("not a tag or commit"), "{}", missing.show());
+    assert!(
+        missing.stderr.contains("not a tag or commit"),
+        "{}",
+        missing.show()
+    );
 
-    let built = stack.run("lifeboat-deploy", &["release-2", "--no-backup"], &env);
+    // The outcome goes to a webhook and by mail; the story is JSON, one event per line.
+    let hook = HttpFixture::start(Reply::Raw(http_response("200 OK", "", "ok")));
+    let hook_url = hook.url("/hooks/deploy-token-123");
+    let smtp = smtp();
+    let smtp_port = smtp.plain_port.to_string();
+    let mut env = env.to_vec();
+    env.extend([
+        ("LIFEBOAT_DEPLOY_WEBHOOK_URL", hook_url.as_str()),
+        ("SMTP_HOST", "127.0.0.1"),
+        ("SMTP_PORT", smtp_port.as_str()),
+        ("SMTP_FROM", "lifeboat@demo.test"),
+        ("LIFEBOAT_MAIL_TO", "ops@demo.test"),
+    ]);
+    let built = stack.run(
+        "lifeboat-deploy",
+        &["release-2", "--no-backup", "--log-format", "json"],
+        &env,
+    );
     let cleanup = || {
         for tag in ["release-2", "lifeboat-release-2"] {
             let _ = docker(&["rmi", "-f", &format!("{image}:{tag}")]);
@@ -386,12 +565,73 @@ fn a_release_is_built_from_a_clean_export_of_its_git_tag() {
     }
     assert_eq!(built.code, 0, "{}", built.show());
     assert_serves(&stack, "v2", "the tag's Dockerfile, not the working tree's");
-    let revision = docker_ok(&["inspect", "-f", "{{index .Config.Labels \"org.opencontainers.image.revision\"}}", &format!("{image}:release-2")]);
-    let head = String::from_utf8_lossy(&run(Command::new("git").arg("-C").arg(&repo).args(["rev-parse", "release-2"])).stdout).trim().to_owned();
+    let steps: Vec<String> = built
+        .stderr
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))
+        })
+        .filter_map(|v| {
+            v["fields"]["step"]
+                .as_str()
+                .or(v["step"].as_str())
+                .map(str::to_owned)
+        })
+        .collect();
+    for step in [
+        "plan",
+        "building",
+        "image",
+        "migrating",
+        "switching",
+        "switched",
+        "smoke",
+        "done",
+    ] {
+        assert!(
+            steps.iter().any(|s| s == step),
+            "no {step} event in {steps:?}\n{}",
+            built.show()
+        );
+    }
+    let posted = hook.requests();
+    assert_eq!(posted.len(), 1, "{posted:?}");
+    assert!(
+        posted[0].starts_with("POST /hooks/deploy-token-123")
+            && posted[0].contains("\"outcome\": \"deployed\"")
+            && posted[0].contains("release-2"),
+        "{posted:?}"
+    );
+    assert!(
+        !built.stderr.contains("deploy-token-123"),
+        "the webhook's path is a secret: {}",
+        built.show()
+    );
+    let mail = smtp.wait_for_message("release-2 deployed");
+    assert!(mail.contains("ops@demo.test"), "{mail}");
+    let revision = docker_ok(&[
+        "inspect",
+        "-f",
+        "{{index .Config.Labels \"org.opencontainers.image.revision\"}}",
+        &format!("{image}:release-2"),
+    ]);
+    let head = String::from_utf8_lossy(
+        &run(Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(["rev-parse", "release-2"]))
+        .stdout,
+    )
+    .trim()
+    .to_owned();
     assert_eq!(revision, head);
     let kept = docker(&["image", "inspect", &format!("{image}:lifeboat-release-2")]);
     // The app must leave the image before it can be removed.
     stack.project.ok(&["rm", "-sf", "app", "worker"]);
     cleanup();
-    assert!(kept.status.success(), "the release's image is kept under lifeboat's own tag");
+    assert!(
+        kept.status.success(),
+        "the release's image is kept under lifeboat's own tag"
+    );
 }
