@@ -596,6 +596,10 @@ impl Spec {
         // The parser's own Display quotes the line; its message and span are enough.
         let raw: RawSpec =
             toml::from_str(text).map_err(|e| err(e.span(), e.message().trim().to_owned()))?;
+        // The same text as a tree of spanned keys, so that an error about a field names the
+        // line of the field, not of its check. It parsed once; it parses again.
+        let doc = toml::de::DeTable::parse(text).ok();
+        let doc = doc.as_ref().map(Spanned::get_ref);
 
         let defaults = raw.defaults.unwrap_or(RawDefaults {
             timeout: None,
@@ -660,11 +664,16 @@ impl Spec {
         // Names, kinds and their fields, durations, regexes.
         let mut checks: Vec<Check> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
-        for spec in raw.check {
+        for (i, spec) in raw.check.into_iter().enumerate() {
             let name = spec.name.get_ref().clone();
             let name_span = spec.name.span();
             let line = line_of(text, name_span.start);
             let at = |m: String| err(Some(name_span.clone()), format!("check `{name}`: {m}"));
+            // At the line of a key of this check (`["expect", "status"]`), or of its name.
+            let at_key = |path: &[&str], m: String| {
+                let span = key_span(doc, i, path).unwrap_or_else(|| name_span.clone());
+                err(Some(span), format!("check `{name}`: {m}"))
+            };
             if !valid_name(&name) {
                 return Err(at(
                     "a check's name is letters, digits, '-', '_' and '.'".into()
@@ -676,16 +685,19 @@ impl Spec {
             let kind = spec.kind;
             for field in spec.fields_set() {
                 if !kind.fields().contains(&field) {
-                    return Err(at(format!(
-                        "`{field}` does not apply to a {} check (it reads: {})",
-                        kind.name(),
-                        kind.fields().join(", ")
-                    )));
+                    return Err(at_key(
+                        &[field],
+                        format!(
+                            "`{field}` does not apply to a {} check (it reads: {})",
+                            kind.name(),
+                            kind.fields().join(", ")
+                        ),
+                    ));
                 }
             }
             if let Some(expect) = &spec.expect {
                 let e = expect.get_ref();
-                let eat = |m: String| err(Some(expect.span()), format!("check `{name}`: {m}"));
+                let eat = |field: &str, m: String| at_key(&["expect", field], m);
                 for (field, on) in [
                     ("status", e.status.is_some()),
                     ("headers", !e.headers.is_empty()),
@@ -700,11 +712,14 @@ impl Spec {
                     ("at-most", e.at_most.is_some()),
                 ] {
                     if on && !kind.expect_fields().contains(&field) {
-                        return Err(eat(format!(
-                            "`expect.{field}` does not apply to a {} check (it reads: {})",
-                            kind.name(),
-                            kind.expect_fields().join(", ")
-                        )));
+                        return Err(eat(
+                            field,
+                            format!(
+                                "`expect.{field}` does not apply to a {} check (it reads: {})",
+                                kind.name(),
+                                kind.expect_fields().join(", ")
+                            ),
+                        ));
                     }
                 }
                 if let Some(StatusExpect::Class(c)) = &e.status {
@@ -712,23 +727,32 @@ impl Spec {
                         && c.ends_with("xx")
                         && c.starts_with(|d: char| ('1'..='5').contains(&d));
                     if !ok {
-                        return Err(eat(format!(
-                            "`expect.status` {c:?} is not a status class (\"2xx\" … \"5xx\")"
-                        )));
+                        return Err(eat(
+                            "status",
+                            format!(
+                                "`expect.status` {c:?} is not a status class (\"2xx\" … \"5xx\")"
+                            ),
+                        ));
                     }
                 }
                 for j in &e.json {
                     if !j.pointer.is_empty() && !j.pointer.starts_with('/') {
-                        return Err(eat(format!(
-                            "`expect.json` pointer {:?} must start with '/' (RFC 6901)",
-                            j.pointer
-                        )));
+                        return Err(eat(
+                            "json",
+                            format!(
+                                "`expect.json` pointer {:?} must start with '/' (RFC 6901)",
+                                j.pointer
+                            ),
+                        ));
                     }
                     if j.equals.is_none() && j.exists.is_none() && j.type_.is_none() {
-                        return Err(eat(format!(
-                            "`expect.json` for {:?} says nothing: give equals, exists or type",
-                            j.pointer
-                        )));
+                        return Err(eat(
+                            "json",
+                            format!(
+                                "`expect.json` for {:?} says nothing: give equals, exists or type",
+                                j.pointer
+                            ),
+                        ));
                     }
                 }
                 if e.tls_days.is_some()
@@ -737,7 +761,10 @@ impl Spec {
                         .as_ref()
                         .is_some_and(|u| u.get_ref().starts_with("http://"))
                 {
-                    return Err(eat("`expect.tls-days` needs an https:// URL".into()));
+                    return Err(eat(
+                        "tls-days",
+                        "`expect.tls-days` needs an https:// URL".into(),
+                    ));
                 }
             }
             let regex = spec
@@ -746,9 +773,9 @@ impl Spec {
                 .and_then(|e| {
                     e.get_ref().body_regex.as_ref().map(|r| {
                         regex_lite::Regex::new(r).map_err(|x| {
-                            err(
-                                Some(e.span()),
-                                format!("check `{name}`: `expect.body-regex` {r:?}: {x}"),
+                            at_key(
+                                &["expect", "body-regex"],
+                                format!("`expect.body-regex` {r:?}: {x}"),
                             )
                         })
                     })
@@ -765,12 +792,15 @@ impl Spec {
                     ));
                 }
                 Kind::RateLimit if spec.requests == Some(0) => {
-                    return Err(at("`requests` must be at least 1".into()));
+                    return Err(at_key(
+                        &["requests"],
+                        "`requests` must be at least 1".into(),
+                    ));
                 }
                 _ => {}
             }
             if spec.body.is_some() && spec.json.is_some() {
-                return Err(at("give `body` or `json`, not both".into()));
+                return Err(at_key(&["json"], "give `body` or `json`, not both".into()));
             }
             for (cname, c) in &spec.capture {
                 let t = c.get_ref().table();
@@ -974,6 +1004,33 @@ impl Spec {
     }
 }
 
+/// Where the key at `path` (`["expect", "status"]`) of the `check`th `[[check]]` is written.
+fn key_span(
+    doc: Option<&toml::de::DeTable<'_>>,
+    check: usize,
+    path: &[&str],
+) -> Option<std::ops::Range<usize>> {
+    use toml::de::DeValue;
+    let (_, checks) = doc?.iter().find(|(k, _)| k.get_ref() == "check")?;
+    let DeValue::Array(checks) = checks.get_ref() else {
+        return None;
+    };
+    let DeValue::Table(table) = checks.get(check)?.get_ref() else {
+        return None;
+    };
+    let mut table = table;
+    let (last, parents) = path.split_last()?;
+    for key in parents {
+        let (_, value) = table.iter().find(|(k, _)| k.get_ref() == key)?;
+        let DeValue::Table(inner) = value.get_ref() else {
+            return None;
+        };
+        table = inner;
+    }
+    let (k, _) = table.iter().find(|(k, _)| k.get_ref() == last)?;
+    Some(k.span())
+}
+
 /// Every check `name` depends on, directly or not.
 pub fn ancestors<S: std::hash::BuildHasher>(
     name: &str,
@@ -1060,6 +1117,40 @@ mod tests {
             parse("[[check]]\nname = \"a\"\nurl = \"/\"\nexpect.staus = 200\n").expect_err("typo");
         assert_eq!(e.line, Some(4), "{e}");
         assert!(e.to_string().contains("staus"), "{e}");
+    }
+
+    #[test]
+    fn a_mistake_in_a_field_names_the_field_s_line() {
+        let line = |text: &str| parse(text).expect_err(text).line;
+        let check = "[[check]]\nname = \"a\"\n";
+        assert_eq!(
+            line(&format!("{check}url = \"/\"\n\nquery = \"SELECT 1\"\n")),
+            Some(5)
+        );
+        assert_eq!(
+            line(&format!(
+                "{check}kind = \"redis\"\nexpect.max-ms = 5\nexpect.tls-days = 3\n"
+            )),
+            Some(5)
+        );
+        assert_eq!(
+            line(&format!(
+                "{check}url = \"/\"\n[check.expect]\nstatus = 200\nbody-regex = \"(\"\n"
+            )),
+            Some(6)
+        );
+        assert_eq!(
+            line(&format!(
+                "{check}url = \"/\"\nexpect = {{ status = \"2xy\" }}\n"
+            )),
+            Some(4)
+        );
+        assert_eq!(
+            line(&format!(
+                "{check}kind = \"rate-limit\"\nurl = \"/\"\nrequests = 0\n"
+            )),
+            Some(5)
+        );
     }
 
     #[test]

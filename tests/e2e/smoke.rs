@@ -918,12 +918,12 @@ fn spec_errors_name_their_line_and_send_nothing() {
         (
             "a field of another kind",
             "\n[[check]]\nname = \"a\"\nurl = \"/\"\nquery = \"SELECT 1\"\n",
-            &["line 3", "`query` does not apply to a http check"],
+            &["line 5:", "`query` does not apply to a http check"],
         ),
         (
             "an expect field of another kind",
-            "[[check]]\nname = \"db\"\nkind = \"redis\"\nexpect.tls-days = 3\n",
-            &["`expect.tls-days` does not apply to a redis check"],
+            "[[check]]\nname = \"db\"\nkind = \"redis\"\nexpect.max-ms = 5\nexpect.tls-days = 3\n",
+            &["line 5:", "`expect.tls-days` does not apply to a redis check"],
         ),
         (
             "a missing dependency",
@@ -933,7 +933,7 @@ fn spec_errors_name_their_line_and_send_nothing() {
         (
             "a loop",
             "[[check]]\nname = \"a\"\nurl = \"/\"\ndepends-on = [\"b\"]\n[[check]]\nname = \"b\"\nurl = \"/\"\ndepends-on = [\"a\"]\n",
-            &["line", "which depends on it in turn"],
+            &["line 8:", "check `b` depends on `a`, which depends on it in turn"],
         ),
         (
             "a bad duration",
@@ -952,8 +952,8 @@ fn spec_errors_name_their_line_and_send_nothing() {
         ),
         (
             "a regex that does not compile",
-            "[[check]]\nname = \"a\"\nurl = \"/\"\nexpect.body-regex = \"(unclosed\"\n",
-            &["body-regex"],
+            "[[check]]\nname = \"a\"\nurl = \"/\"\nexpect.status = 200\nexpect.body-regex = \"(unclosed\"\n",
+            &["line 5:", "`expect.body-regex` \"(unclosed\""],
         ),
         ("two checks with one name", "[[check]]\nname = \"a\"\nurl = \"/\"\n[[check]]\nname = \"a\"\nurl = \"/\"\n", &["line 5", "two checks have this name"]),
         ("not TOML", "[[check]\nname = \"a\"\n", &["line 1"]),
