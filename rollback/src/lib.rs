@@ -109,12 +109,19 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         let (live, _) = stack.live()?;
         let known = releases(&stack.history.entries()?);
         if known.is_empty() {
-            eprintln!("no releases in the history yet ({})", stack.history.path().display());
+            eprintln!(
+                "no releases in the history yet ({})",
+                stack.history.path().display()
+            );
         }
         for k in known {
             println!(
                 "{}\t{}\t{}\t{}\t{}",
-                if k.release.image_id == live.image_id { "*" } else { " " },
+                if k.release.image_id == live.image_id {
+                    "*"
+                } else {
+                    " "
+                },
                 k.release.version,
                 k.release.short_id(),
                 k.last_live.format("%Y-%m-%d %H:%M:%S UTC"),
@@ -151,7 +158,16 @@ fn rollback(stack: &Stack, cli: &Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let smoke_spec = stack.smoke_spec()?;
-    info!(step = "plan", "rolling back from {} to {}{}", current.version, to.version, backup.as_deref().map(|b| format!(", with the data of {b}")).unwrap_or_default());
+    info!(
+        step = "plan",
+        "rolling back from {} to {}{}",
+        current.version,
+        to.version,
+        backup
+            .as_deref()
+            .map(|b| format!(", with the data of {b}"))
+            .unwrap_or_default()
+    );
 
     let started = chrono::Utc::now();
     let mut outcome = Outcome {
@@ -191,8 +207,21 @@ fn rollback(stack: &Stack, cli: &Cli) -> anyhow::Result<ExitCode> {
         Ok(()) => {
             stack.history.append(&outcome.entry(stack, "done", None))?;
             stack.history.remove_journal()?;
-            info!(step = "done", "rolled back to {} ({})", to.version, to.short_id());
-            lifeboat_deploy::notify::send(stack, &format!("lifeboat-rollback: {} serves on {}", to.version, stack.project()), &outcome.entry(stack, "done", None));
+            info!(
+                step = "done",
+                "rolled back to {} ({})",
+                to.version,
+                to.short_id()
+            );
+            lifeboat_deploy::notify::send(
+                stack,
+                &format!(
+                    "lifeboat-rollback: {} serves on {}",
+                    to.version,
+                    stack.project()
+                ),
+                &outcome.entry(stack, "done", None),
+            );
             println!("rolled back\t{}\t{}", to.version, to.image_id);
             Ok(ExitCode::SUCCESS)
         }
@@ -201,11 +230,25 @@ fn rollback(stack: &Stack, cli: &Cli) -> anyhow::Result<ExitCode> {
             let entry = outcome.entry(stack, "failed", Some(format!("{e:#}")));
             stack.history.append(&entry)?;
             stack.history.remove_journal()?;
-            lifeboat_deploy::notify::send(stack, &format!("lifeboat-rollback to {} FAILED its smoke tests on {}", to.version, stack.project()), &entry);
-            Err(e.context(format!("{} serves with its data restored, but its smoke tests failed", to.version)))
+            lifeboat_deploy::notify::send(
+                stack,
+                &format!(
+                    "lifeboat-rollback to {} FAILED its smoke tests on {}",
+                    to.version,
+                    stack.project()
+                ),
+                &entry,
+            );
+            Err(e.context(format!(
+                "{} serves with its data restored, but its smoke tests failed",
+                to.version
+            )))
         }
         Err(e) => {
-            warn!(step = "undoing", "the rollback to {} failed: putting {} back", to.version, current.version);
+            warn!(
+                step = "undoing",
+                "the rollback to {} failed: putting {} back", to.version, current.version
+            );
             let back = stack.switch_all(&current, false);
             let e = match back {
                 Ok(()) => e.context(format!("the rollback to {} failed; {} serves again, as before", to.version, current.version)),
@@ -214,7 +257,15 @@ fn rollback(stack: &Stack, cli: &Cli) -> anyhow::Result<ExitCode> {
             let entry = outcome.entry(stack, "failed", Some(format!("{e:#}")));
             stack.history.append(&entry)?;
             stack.history.remove_journal()?;
-            lifeboat_deploy::notify::send(stack, &format!("lifeboat-rollback to {} FAILED on {}", to.version, stack.project()), &entry);
+            lifeboat_deploy::notify::send(
+                stack,
+                &format!(
+                    "lifeboat-rollback to {} FAILED on {}",
+                    to.version,
+                    stack.project()
+                ),
+                &entry,
+            );
             Err(e)
         }
     }
@@ -243,7 +294,10 @@ fn target<'a>(
     let previous = entries
         .iter()
         .rev()
-        .find(|e| e.live_after().is_some_and(|r| r.image_id == current.image_id))
+        .find(|e| {
+            e.live_after()
+                .is_some_and(|r| r.image_id == current.image_id)
+        })
         .and_then(|e| e.previous.clone())
         .ok_or_else(|| {
             UsageError::new(format!(

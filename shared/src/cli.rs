@@ -90,11 +90,3 @@ Exit codes:
   0  it worked
   1  the job failed; the message says what was left as it was
   2  the request was wrong (flag, config key, variable); nothing was done";
-
-/// The error of a command whose job is not built yet: a usage error (exit 2) that says so
-/// plainly, so that no cron job or CI step mistakes it for success.
-pub fn not_built(binary: &str, what: &str, issue: u32) -> anyhow::Error {
-    anyhow::Error::new(crate::exit::UsageError::new(format!(
-        "{binary}: {what} is not built yet (tracked in issue #{issue}); nothing was done"
-    )))
-}

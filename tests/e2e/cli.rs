@@ -85,7 +85,7 @@ fn help_shows_the_environment_variable_of_each_shared_option() {
 }
 
 #[test]
-fn what_is_not_built_yet_says_so_and_exits_2() {
+fn deploy_and_rollback_without_their_services_name_the_variable_and_exit_2() {
     let dir = tempfile::tempdir().expect("tempdir");
     for (name, args) in [
         ("lifeboat-deploy", &["v2"][..]),
@@ -99,7 +99,7 @@ fn what_is_not_built_yet_says_so_and_exits_2() {
             stderr(&out)
         );
         assert!(
-            stderr(&out).contains("not built yet"),
+            stderr(&out).contains("LIFEBOAT_DEPLOY_SERVICES"),
             "{name}: {}",
             stderr(&out)
         );
@@ -291,7 +291,7 @@ fn json_logs_are_one_object_per_line() {
         assert!(
             v["message"]
                 .as_str()
-                .is_some_and(|m| m.contains("not built yet")),
+                .is_some_and(|m| m.contains("LIFEBOAT_DEPLOY_SERVICES")),
             "{line}"
         );
         lines += 1;
@@ -312,7 +312,7 @@ fn no_color_and_quiet_are_honoured() {
     let err = stderr(&out);
     assert!(!err.contains('\u{1b}'), "no escape codes: {err:?}");
     assert!(
-        err.contains("not built yet"),
+        err.contains("LIFEBOAT_DEPLOY_SERVICES"),
         "errors are shown even with -q: {err}"
     );
 }

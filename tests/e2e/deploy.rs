@@ -259,6 +259,14 @@ fn deploy_rollback_on_failure_a_failing_migration_and_a_rollback_with_data() {
     assert_eq!(stack.app_id(), before);
     assert!(stack.history().is_empty());
 
+    let backup = deploys_v2(&stack);
+    broken_is_rolled_back(&stack);
+    a_failing_migration_switches_nothing(&stack);
+    rolls_back_with_data(&stack, &backup);
+}
+
+/// v1 → v2; returns the pre-deploy backup.
+fn deploys_v2(stack: &Stack) -> String {
     // v1 → v2: backup, migration 4, both services switched, smoke tests, history.
     let v2 = stack.deploy(&["v2"]);
     assert_eq!(v2.code, 0, "{}", v2.show());
@@ -267,7 +275,7 @@ fn deploy_rollback_on_failure_a_failing_migration_and_a_rollback_with_data() {
         "{}",
         v2.show()
     );
-    assert_serves(&stack, "v2", "after deploying v2");
+    assert_serves(stack, "v2", "after deploying v2");
     assert_eq!(stack.version().1, 4, "migration 4 applied");
     let worker_image = docker_ok(&[
         "inspect",
@@ -306,6 +314,10 @@ fn deploy_rollback_on_failure_a_failing_migration_and_a_rollback_with_data() {
         status.show()
     );
 
+    backup
+}
+
+fn broken_is_rolled_back(stack: &Stack) {
     // Data written on v2, which a rollback with data must take away.
     stack.sql("INSERT INTO businesses (name, plan) VALUES ('after-v2', 'pro')");
 
@@ -318,11 +330,13 @@ fn deploy_rollback_on_failure_a_failing_migration_and_a_rollback_with_data() {
         broken.show()
     );
     assert!(broken.stdout.is_empty(), "{}", broken.show());
-    assert_serves(&stack, "v2", "after the broken deploy");
+    assert_serves(stack, "v2", "after the broken deploy");
     let h = stack.history();
     assert_eq!(h.last().expect("entry")["outcome"], "rolled-back", "{h:?}");
     assert_eq!(h.last().expect("entry")["version"], "broken");
+}
 
+fn a_failing_migration_switches_nothing(stack: &Stack) {
     // A failing migration (v1 refuses schema 4) switches nothing.
     let app = stack.app_id();
     let v1 = stack.deploy(&["v1", "--no-backup"]);
@@ -334,9 +348,11 @@ fn deploy_rollback_on_failure_a_failing_migration_and_a_rollback_with_data() {
         v1.show()
     );
     assert_eq!(stack.app_id(), app, "the app container was not touched");
-    assert_serves(&stack, "v2", "after the failed migration");
+    assert_serves(stack, "v2", "after the failed migration");
     assert_eq!(stack.history().last().expect("entry")["outcome"], "failed");
+}
 
+fn rolls_back_with_data(stack: &Stack, backup: &str) {
     // The releases: v2 current, v1 with the backup of its data.
     let list = stack.run("lifeboat-rollback", &["list"], &[]);
     assert_eq!(list.code, 0, "{}", list.show());
@@ -357,7 +373,7 @@ fn deploy_rollback_on_failure_a_failing_migration_and_a_rollback_with_data() {
     let asked = stack.run("lifeboat-rollback", &["--with-data"], &[]);
     assert_eq!(asked.code, 2, "{}", asked.show());
     assert!(asked.stderr.contains("--yes"), "{}", asked.show());
-    assert_serves(&stack, "v2", "after the refused rollback");
+    assert_serves(stack, "v2", "after the refused rollback");
 
     // Back to the previous release (v1) with its data: the pre-v2 schema and rows.
     let back = stack.run("lifeboat-rollback", &["--with-data", "--yes"], &[]);
@@ -367,7 +383,7 @@ fn deploy_rollback_on_failure_a_failing_migration_and_a_rollback_with_data() {
         "{}",
         back.show()
     );
-    assert_serves(&stack, "v1", "after the rollback with data");
+    assert_serves(stack, "v1", "after the rollback with data");
     assert_eq!(stack.version().1, 3, "the pre-v2 schema");
     assert_eq!(
         stack.sql("SELECT count(*) FROM businesses WHERE name = 'before-v2'"),
@@ -377,10 +393,10 @@ fn deploy_rollback_on_failure_a_failing_migration_and_a_rollback_with_data() {
         stack.sql("SELECT count(*) FROM businesses WHERE name = 'after-v2'"),
         "0"
     );
-    let last = stack.history().last().cloned().expect("entry");
-    assert_eq!(last["action"], "rollback");
-    assert_eq!(last["outcome"], "done");
-    assert_eq!(last["restored"], true);
+    let entry = stack.history().last().cloned().expect("entry");
+    assert_eq!(entry["action"], "rollback");
+    assert_eq!(entry["outcome"], "done");
+    assert_eq!(entry["restored"], true);
     let status = stack.deploy(&["status"]);
     assert_eq!(status.code, 0, "{}", status.show());
     let listed = stack.run("lifeboat-rollback", &["list"], &[]);
@@ -519,6 +535,55 @@ fn app_repo(dir: &Path) -> PathBuf {
     repo
 }
 
+/// A deploy's JSON events, its webhook POST and its mail.
+fn assert_told(built: &Ran, hook: &HttpFixture, smtp: &lifeboat_testkit::SmtpStack) {
+    let steps: Vec<String> = built
+        .stderr
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))
+        })
+        .filter_map(|v| {
+            v["fields"]["step"]
+                .as_str()
+                .or(v["step"].as_str())
+                .map(str::to_owned)
+        })
+        .collect();
+    for step in [
+        "plan",
+        "building",
+        "image",
+        "migrating",
+        "switching",
+        "switched",
+        "smoke",
+        "done",
+    ] {
+        assert!(
+            steps.iter().any(|s| s == step),
+            "no {step} event in {steps:?}\n{}",
+            built.show()
+        );
+    }
+    let posted = hook.requests();
+    assert_eq!(posted.len(), 1, "{posted:?}");
+    assert!(
+        posted[0].starts_with("POST /hooks/deploy-token-123")
+            && posted[0].contains("\"outcome\": \"deployed\"")
+            && posted[0].contains("release-2"),
+        "{posted:?}"
+    );
+    assert!(
+        !built.stderr.contains("deploy-token-123"),
+        "the webhook's path is a secret: {}",
+        built.show()
+    );
+    let mail = smtp.wait_for_message("release-2 deployed");
+    assert!(mail.contains("ops@demo.test"), "{mail}");
+}
+
 #[test]
 fn a_release_is_built_from_a_clean_export_of_its_git_tag() {
     let stack = Stack::up("lbtest-deploy-git-");
@@ -565,51 +630,7 @@ fn a_release_is_built_from_a_clean_export_of_its_git_tag() {
     }
     assert_eq!(built.code, 0, "{}", built.show());
     assert_serves(&stack, "v2", "the tag's Dockerfile, not the working tree's");
-    let steps: Vec<String> = built
-        .stderr
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l)
-                .unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))
-        })
-        .filter_map(|v| {
-            v["fields"]["step"]
-                .as_str()
-                .or(v["step"].as_str())
-                .map(str::to_owned)
-        })
-        .collect();
-    for step in [
-        "plan",
-        "building",
-        "image",
-        "migrating",
-        "switching",
-        "switched",
-        "smoke",
-        "done",
-    ] {
-        assert!(
-            steps.iter().any(|s| s == step),
-            "no {step} event in {steps:?}\n{}",
-            built.show()
-        );
-    }
-    let posted = hook.requests();
-    assert_eq!(posted.len(), 1, "{posted:?}");
-    assert!(
-        posted[0].starts_with("POST /hooks/deploy-token-123")
-            && posted[0].contains("\"outcome\": \"deployed\"")
-            && posted[0].contains("release-2"),
-        "{posted:?}"
-    );
-    assert!(
-        !built.stderr.contains("deploy-token-123"),
-        "the webhook's path is a secret: {}",
-        built.show()
-    );
-    let mail = smtp.wait_for_message("release-2 deployed");
-    assert!(mail.contains("ops@demo.test"), "{mail}");
+    assert_told(&built, &hook, &smtp);
     let revision = docker_ok(&[
         "inspect",
         "-f",
