@@ -92,7 +92,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let redactor = vars::Redactor::default();
     // Scrubbed from everything shown: lifeboat's own secrets, and the values of `${secret:…}`
     // in variables and base-url (read while planning).
-    for secret in config_secrets(&config).iter().chain(&secrets) {
+    for secret in config_secrets(&config)?.iter().chain(&secrets) {
         redactor.add(secret);
     }
     let names: Vec<&str> = planned.run.checks.iter().map(|c| c.name.as_str()).collect();
@@ -155,8 +155,10 @@ fn environment(global: &GlobalArgs) -> anyhow::Result<HashMap<String, String>> {
     Ok(env)
 }
 
-/// The secret values of lifeboat's own configuration, scrubbed too.
-fn config_secrets(config: &Config) -> Vec<String> {
+/// The secret values of lifeboat's own configuration, scrubbed too. A password in a URL is
+/// replaced wherever a URL is shown whatever its length; the others must be long enough to
+/// scrub (exit 2 naming the variable).
+fn config_secrets(config: &Config) -> anyhow::Result<Vec<String>> {
     let mut out = Vec::new();
     for url in [&config.database.url, &config.redis.url]
         .into_iter()
@@ -168,13 +170,30 @@ fn config_secrets(config: &Config) -> Vec<String> {
             }
         }
     }
-    if let Some(s) = &config.s3.secret_access_key {
-        out.push(s.expose().to_owned());
+    for (name, secret) in [
+        (
+            lifeboat::env_vars::S3_SECRET_ACCESS_KEY,
+            &config.s3.secret_access_key,
+        ),
+        (lifeboat::env_vars::SMTP_PASSWORD, &config.smtp.password),
+    ] {
+        if let Some(s) = secret {
+            if vars::too_short(s.expose()) {
+                return Err(usage(too_short(name)));
+            }
+            out.push(s.expose().to_owned());
+        }
     }
-    if let Some(p) = &config.smtp.password {
-        out.push(p.expose().to_owned());
-    }
-    out
+    Ok(out)
+}
+
+/// Why a secret of 1 or 2 characters is refused.
+fn too_short(name: &str) -> String {
+    format!(
+        "the secret {name} is shorter than {} characters: too short to scrub from the output \
+         (every `a` would be hidden), so it would be shown; use a longer one",
+        vars::MIN_SECRET_CHARS
+    )
 }
 
 /// What [`plan`] hands to the run.
@@ -321,6 +340,9 @@ fn plan(
                         format!("{what} reads {name}, which is not set in the environment or .env")
                     })?;
                 if *secret {
+                    if vars::too_short(&v) {
+                        return Err(format!("{what}: {}", too_short(name)));
+                    }
                     secrets.push(v.clone());
                 }
                 Ok(v)
@@ -358,6 +380,12 @@ fn plan(
             } = r
             {
                 if let Some(v) = env.get(name).or(default.as_ref()) {
+                    if vars::too_short(v) {
+                        return Err(at(
+                            c.line,
+                            format!("check `{}`: {}", c.name, too_short(name)),
+                        ));
+                    }
                     secrets.push(v.clone());
                 }
             }

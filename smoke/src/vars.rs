@@ -10,6 +10,7 @@
 //! seed 002's smoke_tests.sh echoed its token and passwords into CI logs; here a secret is
 //! declared once where it is read, and scrubbed everywhere after.
 
+use std::fmt::Write as _;
 use std::sync::{Arc, RwLock};
 
 /// A reference inside `${…}`.
@@ -129,32 +130,131 @@ pub fn interpolate(
     Ok(out)
 }
 
+/// The shortest secret lifeboat-smoke accepts. A shorter one is refused where it is read (exit 2
+/// naming its variable, or a failed check for a captured one): scrubbing every `1` or `ab` from
+/// the output would hide everything and protect nothing, and not scrubbing it would show it.
+pub const MIN_SECRET_CHARS: usize = 3;
+
+/// Whether `value` is a secret too short to scrub (an empty value has nothing to hide).
+pub fn too_short(value: &str) -> bool {
+    let n = value.chars().count();
+    n > 0 && n < MIN_SECRET_CHARS
+}
+
+/// One secret and the ways each of its characters may be written in output: as itself,
+/// percent-encoded (a URL's query, a form), or escaped in a JSON string. An app echoing a
+/// request shows the secret in one of those forms, or a mix of them (`a%20b` and `a b` both).
+#[derive(Debug)]
+struct Secret {
+    value: String,
+    /// Per character: (form, compared ignoring ASCII case).
+    forms: Vec<Vec<(String, bool)>>,
+}
+
+impl Secret {
+    fn new(value: &str) -> Self {
+        let forms = value
+            .chars()
+            .map(|c| {
+                let mut forms = vec![(c.to_string(), false)];
+                let mut buf = [0u8; 4];
+                let mut percent = String::new();
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    let _ = write!(percent, "%{b:02X}");
+                }
+                forms.push((percent, true));
+                // A JSON string's escapes, and a form's space.
+                let escaped = match c {
+                    '"' => Some("\\\"".to_owned()),
+                    '\\' => Some("\\\\".to_owned()),
+                    '/' => Some("\\/".to_owned()),
+                    '\n' => Some("\\n".to_owned()),
+                    '\r' => Some("\\r".to_owned()),
+                    '\t' => Some("\\t".to_owned()),
+                    '\u{8}' => Some("\\b".to_owned()),
+                    '\u{c}' => Some("\\f".to_owned()),
+                    ' ' => Some("+".to_owned()),
+                    _ => None,
+                };
+                forms.extend(escaped.map(|e| (e, false)));
+                let mut units = [0u16; 2];
+                let mut unicode = String::new();
+                for u in c.encode_utf16(&mut units) {
+                    let _ = write!(unicode, "\\u{u:04X}");
+                }
+                forms.push((unicode, true));
+                forms
+            })
+            .collect();
+        Self {
+            value: value.to_owned(),
+            forms,
+        }
+    }
+
+    /// The length in bytes of the secret, in any of its forms, at the start of `text`.
+    fn match_at(&self, text: &str) -> Option<usize> {
+        let mut pos = 0;
+        for forms in &self.forms {
+            let rest = &text[pos..];
+            let len = forms.iter().find_map(|(form, fold)| {
+                let head = rest.get(..form.len())?;
+                let same = if *fold {
+                    head.eq_ignore_ascii_case(form)
+                } else {
+                    head == form
+                };
+                same.then_some(form.len())
+            })?;
+            pos += len;
+        }
+        Some(pos)
+    }
+
+    /// `text` with every occurrence replaced by `***`.
+    fn scrub(&self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(c) = rest.chars().next() {
+            if let Some(len) = self.match_at(rest) {
+                out.push_str("***");
+                rest = &rest[len..];
+            } else {
+                out.push(c);
+                rest = &rest[c.len_utf8()..];
+            }
+        }
+        out
+    }
+}
+
 /// The secret values of a run, scrubbed from everything shown. Cloning shares the list, so a
 /// token captured by one check is scrubbed from every later line.
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
-    secrets: Arc<RwLock<Vec<String>>>,
+    secrets: Arc<RwLock<Vec<Secret>>>,
 }
 
 impl Redactor {
-    /// Never show `value` again. Values shorter than 3 characters are not scrubbed: replacing
-    /// every `1` in the output would hide everything and protect nothing.
+    /// Never show `value` again, in any of its forms. A value shorter than
+    /// [`MIN_SECRET_CHARS`] is refused where it is read, before it gets here; it is ignored.
     pub fn add(&self, value: &str) {
-        if value.chars().count() < 3 {
+        if value.chars().count() < MIN_SECRET_CHARS {
             return;
         }
         let mut secrets = self
             .secrets
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !secrets.iter().any(|s| s == value) {
-            secrets.push(value.to_owned());
+        if !secrets.iter().any(|s| s.value == value) {
+            secrets.push(Secret::new(value));
             // Longest first, so that a secret containing another is replaced whole.
-            secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+            secrets.sort_by_key(|s| std::cmp::Reverse(s.value.len()));
         }
     }
 
-    /// `text` with every secret, and every password in a URL, replaced by `***`.
+    /// `text` with every secret (as written, percent-encoded or JSON-escaped), and every
+    /// password in a URL, replaced by `***`.
     pub fn scrub(&self, text: &str) -> String {
         let mut out = lifeboat::secret::redact_url(text);
         let secrets = self
@@ -162,9 +262,7 @@ impl Redactor {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         for s in secrets.iter() {
-            if out.contains(s.as_str()) {
-                out = out.replace(s.as_str(), "***");
-            }
+            out = s.scrub(&out);
         }
         out
     }
@@ -214,10 +312,36 @@ mod tests {
         let r = Redactor::default();
         r.add("hunter2");
         r.add("hunter2-long");
-        r.add("ab");
         assert_eq!(
             r.scrub("pw hunter2-long, hunter2, ab, postgres://u:p@h/d"),
             "pw ***, ***, ab, postgres://u:***@h/d"
         );
+    }
+
+    #[test]
+    fn percent_encoded_and_json_escaped_secrets_are_scrubbed() {
+        let r = Redactor::default();
+        r.add("s\u{e9}c\"r/t x&y");
+        for shown in [
+            "s\u{e9}c\"r/t x&y",
+            "s%C3%A9c%22r%2Ft%20x%26y",
+            "s%c3%a9c%22r/t%20x%26y",
+            "s\u{e9}c%22r/t+x%26y",
+            "s\u{e9}c\\\"r\\/t x&y",
+            "s\\u00e9c\\u0022r/t x\\u0026y",
+        ] {
+            assert_eq!(r.scrub(&format!("<{shown}>")), "<***>", "{shown}");
+        }
+        assert_eq!(
+            r.scrub("s\u{e9}c\"r/t x"),
+            "s\u{e9}c\"r/t x",
+            "a part is no secret"
+        );
+    }
+
+    #[test]
+    fn one_or_two_characters_are_too_short_to_scrub() {
+        assert!(too_short("ab") && too_short("1"));
+        assert!(!too_short("") && !too_short("abc"));
     }
 }

@@ -86,19 +86,120 @@ fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&text).expect("the JSON report is JSON")
 }
 
-/// No secret in stdout, stderr or any of `files`.
+/// The ways a secret may be written in output: as itself, escaped in a JSON string, in XML,
+/// and percent-encoded (every byte but letters and digits).
+fn forms_of(secret: &str) -> Vec<String> {
+    let json = serde_json::to_string(secret).expect("a string");
+    let xml = secret
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;");
+    let mut percent = String::new();
+    for b in secret.bytes() {
+        if b.is_ascii_alphanumeric() {
+            percent.push(char::from(b));
+        } else {
+            let _ = write!(percent, "%{b:02X}");
+        }
+    }
+    let mut forms = vec![
+        secret.to_owned(),
+        json[1..json.len() - 1].to_owned(),
+        xml,
+        percent,
+    ];
+    forms.dedup();
+    forms
+}
+
+/// No secret, in any of its forms, in stdout, stderr or any of `files`.
 fn assert_no_secret(ran: &Ran, files: &[&Path], secrets: &[&str]) {
     for secret in secrets {
-        assert!(!ran.stdout.contains(secret), "{secret} on stdout");
-        assert!(
-            !ran.stderr.contains(secret),
-            "{secret} on stderr:\n{}",
-            ran.stderr
-        );
-        for f in files {
-            let text = std::fs::read_to_string(f).unwrap_or_default();
-            assert!(!text.contains(secret), "{secret} in {}", f.display());
+        for form in forms_of(secret) {
+            assert!(!ran.stdout.contains(&form), "{form} on stdout");
+            assert!(
+                !ran.stderr.contains(&form),
+                "{form} on stderr:\n{}",
+                ran.stderr
+            );
+            for f in files {
+                let text = std::fs::read_to_string(f).expect("the report was written");
+                assert!(!text.contains(&form), "{form} in {}:\n{text}", f.display());
+            }
         }
+    }
+}
+
+/// A loopback HTTP server whose answer `reply` makes from each request (its head, a blank line
+/// and its body), for what a fixed reply cannot do (echo a request, count). It records every
+/// request before answering.
+struct Server {
+    port: u16,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Server {
+    fn start(reply: impl Fn(&str) -> String + Send + Sync + 'static) -> Self {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = std::sync::Arc::clone(&seen);
+        let reply = std::sync::Arc::new(reply);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let (record, reply) = (
+                    std::sync::Arc::clone(&record),
+                    std::sync::Arc::clone(&reply),
+                );
+                std::thread::spawn(move || {
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    let complete = |r: &[u8]| {
+                        let text = String::from_utf8_lossy(r);
+                        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                            return false;
+                        };
+                        let length = head
+                            .lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case("content-length")
+                                    .then(|| v.trim().parse::<usize>().ok())?
+                            })
+                            .unwrap_or(0);
+                        body.len() >= length
+                    };
+                    while !complete(&request) {
+                        match stream.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let request = String::from_utf8_lossy(&request).into_owned();
+                    record
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push(request.clone());
+                    let _ = stream.write_all(reply(&request).as_bytes());
+                });
+            }
+        });
+        Self { port, seen }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -273,6 +374,7 @@ expect.status = 404
     )
     .expect("write");
     let leak_json = dir.path().join("leak.json");
+    let leak_junit = dir.path().join("leak.xml");
     let ran = smoke(
         dir.path(),
         &[
@@ -280,6 +382,8 @@ expect.status = 404
             &leaky.to_string_lossy(),
             "--report",
             &format!("json:{}", leak_json.display()),
+            "--report",
+            &format!("junit:{}", leak_junit.display()),
         ],
         &env_refs(&env),
     );
@@ -292,7 +396,7 @@ expect.status = 404
         "the token is scrubbed: {login}"
     );
     assert!(checks["echo"].1.contains("key=***"), "{:?}", checks["echo"]);
-    assert_no_secret(&ran, &[&leak_json], &secrets);
+    assert_no_secret(&ran, &[&leak_json, &leak_junit], &secrets);
 
     // Production is read-only: the checks that write are skipped, and what they depend on too.
     // What only those need (the bucket, the mail server, the webhook's secret) is not asked for.
@@ -997,6 +1101,32 @@ fn spec_errors_name_their_line_and_send_nothing() {
 }
 
 #[test]
+fn a_secret_too_short_to_scrub_is_refused_naming_its_variable_and_line() {
+    let app = HttpFixture::start(Reply::Raw(http_response("200 OK", "", "{}")));
+    let base = format!("[environments.staging]\nbase-url = \"{}\"\n", app.url(""));
+    let text = format!("{base}\n[[check]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"/\"\nsecret = \"${{secret:SMOKE_SHORT}}\"\n");
+    let stderr = spec_error(&text, &[], &[("SMOKE_SHORT", "ab")]);
+    assert!(
+        stderr.contains("line 5")
+            && stderr.contains("the secret SMOKE_SHORT is shorter than 3 characters"),
+        "{stderr}"
+    );
+    let text = format!("[vars]\ntoken = \"${{secret:SMOKE_SHORT}}\"\n{base}[[check]]\nname = \"a\"\nurl = \"/${{token}}\"\n");
+    let stderr = spec_error(&text, &[], &[("SMOKE_SHORT", "x")]);
+    assert!(
+        stderr.contains("line 2: variable `token`: the secret SMOKE_SHORT is shorter"),
+        "{stderr}"
+    );
+    let ok = format!("{base}[[check]]\nname = \"a\"\nurl = \"/\"\n");
+    let stderr = spec_error(&ok, &[], &[("S3_SECRET_ACCESS_KEY", "k")]);
+    assert!(
+        stderr.contains("the secret S3_SECRET_ACCESS_KEY is shorter"),
+        "{stderr}"
+    );
+    assert!(app.requests().is_empty(), "nothing was sent");
+}
+
+#[test]
 fn production_sends_only_read_only_checks_unless_writes_are_allowed() {
     let app = HttpFixture::start(Reply::Raw(http_response("200 OK", "", "{}")));
     let text = format!(
@@ -1090,4 +1220,82 @@ fn the_readme_example_is_the_demo_spec_and_parses() {
         "seed 002's ten tests: {}",
         ran.stdout
     );
+}
+
+#[test]
+fn no_secret_in_any_form_reaches_the_output_or_a_report_at_any_verbosity() {
+    // An app that echoes the request into an error page: the secret comes back percent-encoded
+    // (from the query) and JSON-escaped (from the body), not as it was written.
+    let echo = Server::start(|request| {
+        let (head, body) = request.split_once("\r\n\r\n").unwrap_or((request, ""));
+        let line = head.lines().next().unwrap_or_default();
+        http_response("500 Internal Server Error", "", &format!("{body} {line}"))
+    });
+    let secret = format!("{}\"\u{e9}/x y&", unique("pw-"));
+    let spec = format!(
+        r#"
+[[check]]
+name = "query"
+url = "{query}"
+[[check]]
+name = "json"
+method = "POST"
+url = "{json}"
+json = {{ password = "${{secret:SMOKE_SECRET}}" }}
+"#,
+        query = echo.url("/search?key=${secret:SMOKE_SECRET}"),
+        json = echo.url("/login"),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("smoke.toml");
+    std::fs::write(&path, spec).expect("write");
+    for flags in [&[][..], &["-v"], &["-vv"], &["-vv", "--log-format", "json"]] {
+        let json = dir.path().join("r.json");
+        let junit = dir.path().join("r.xml");
+        let mut args = vec![
+            "--spec".to_owned(),
+            path.to_string_lossy().into_owned(),
+            "--report".to_owned(),
+            format!("json:{}", json.display()),
+            "--report".to_owned(),
+            format!("junit:{}", junit.display()),
+        ];
+        args.extend(flags.iter().map(|f| (*f).to_owned()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let ran = smoke(dir.path(), &args, &[("SMOKE_SECRET", secret.as_str())]);
+        assert_eq!(ran.code, 1, "{flags:?}: {}", ran.stderr);
+        let checks = by_name(&read_json(&json));
+        for name in ["query", "json"] {
+            assert!(
+                checks[name].1.contains("***") && checks[name].1.contains("status 500"),
+                "{flags:?}: the echo is shown, scrubbed: {:?}",
+                checks[name]
+            );
+        }
+        assert_no_secret(&ran, &[&json, &junit], &[&secret]);
+        // The forms the app really saw are scrubbed too, not only those computed above.
+        let seen = echo.requests();
+        let query = seen
+            .iter()
+            .find_map(|r| r.strip_prefix("GET /search?key="))
+            .and_then(|r| r.split(' ').next())
+            .expect("the query check was sent");
+        assert_ne!(
+            query, secret,
+            "the query carried the secret percent-encoded"
+        );
+        let body = seen
+            .iter()
+            .find(|r| r.starts_with("POST /login"))
+            .and_then(|r| r.split_once("\r\n\r\n"))
+            .map(|(_, b)| b)
+            .expect("the json check was sent");
+        assert!(
+            !body.contains(&secret),
+            "the body carried the secret JSON-escaped: {body}"
+        );
+        for text in [&ran.stdout, &ran.stderr] {
+            assert!(!text.contains(query), "{flags:?}: {text}");
+        }
+    }
 }

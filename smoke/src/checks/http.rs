@@ -201,6 +201,11 @@ pub fn judge(
                 .ok_or_else(|| format!("capture `{name}`: no {header} header"))
         };
         match value {
+            Ok(v) if table.secret && crate::vars::too_short(&v) => failures.push(format!(
+                "capture `{name}` is marked secret, but its value is shorter than {} characters: \
+                 too short to scrub from the output, so it is not used",
+                crate::vars::MIN_SECRET_CHARS
+            )),
             Ok(v) => {
                 if table.secret {
                     ctx.redactor.add(&v);
