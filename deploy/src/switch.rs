@@ -220,16 +220,16 @@ impl Switch<'_> {
         old_id: &str,
         new_id: Option<String>,
         was_running: bool,
-        mut e: anyhow::Error,
+        e: anyhow::Error,
     ) -> anyhow::Result<anyhow::Error> {
         if let Some(new_id) = new_id {
             if let Ok(tail) = self.docker.logs_tail(&new_id, 15).await {
-                let tail = tail.trim();
+                let tail = lifeboat::secret::redact_url(tail.trim());
                 if !tail.is_empty() {
-                    e = e.context(format!(
-                        "the last lines of its output:\n{}",
-                        lifeboat::secret::redact_url(tail)
-                    ));
+                    warn!("the last lines of the new {name}'s output:");
+                    for line in tail.lines() {
+                        warn!("  {line}");
+                    }
                 }
             }
             self.docker.remove(&new_id).await?;
