@@ -7,6 +7,11 @@
 //! running weeks ago must not end with an empty directory). Beyond that a backup stays when any
 //! rule keeps it: younger than `days`, or the newest of one of the last `daily` days, `weekly`
 //! ISO weeks or `monthly` months that have a backup (grandfather-father-son). The rest goes.
+//!
+//! lifeboat-restore's safety backups (their manifest names a `<db>__pre_restore_<time>`
+//! database) are not lifeboat-backup's to prune: each would be the newest of a database of its
+//! own and stay for ever. They are always kept here; lifeboat-restore deletes them with their
+//! pre-restore database, after `restore.keep-days` days.
 
 use std::collections::BTreeMap;
 
@@ -24,6 +29,8 @@ pub enum Keep {
     Weekly,
     Monthly,
     Minimum,
+    /// A safety backup of lifeboat-restore, which prunes it.
+    SafetyBackup,
 }
 
 /// One line of the plan.
@@ -38,7 +45,15 @@ pub struct Decision {
 /// their own, newest first.
 pub fn plan(entries: Vec<Entry>, now: DateTime<Utc>, rules: &Retention) -> Vec<Decision> {
     let mut by_database: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
+    let mut safety = Vec::new();
     for entry in entries {
+        if is_pre_restore(&entry.manifest.database) {
+            safety.push(Decision {
+                entry,
+                keep: Some(Keep::SafetyBackup),
+            });
+            continue;
+        }
         by_database
             .entry(entry.manifest.database.clone())
             .or_default()
@@ -47,7 +62,26 @@ pub fn plan(entries: Vec<Entry>, now: DateTime<Utc>, rules: &Retention) -> Vec<D
     by_database
         .into_values()
         .flat_map(|entries| plan_one(entries, now, rules))
+        .chain(safety)
         .collect()
+}
+
+/// Whether `database` is a pre-restore database of lifeboat-restore:
+/// `<db>__pre_restore_YYYYMMDD_HHMMSS`.
+pub fn is_pre_restore(database: &str) -> bool {
+    database
+        .rsplit_once("__pre_restore_")
+        .is_some_and(|(db, stamp)| {
+            !db.is_empty()
+                && stamp.len() == 15
+                && stamp.bytes().enumerate().all(|(i, b)| {
+                    if i == 8 {
+                        b == b'_'
+                    } else {
+                        b.is_ascii_digit()
+                    }
+                })
+        })
 }
 
 /// A GFS rule: keeps the newest backup of each of the last `count` periods that have one.
@@ -129,6 +163,10 @@ impl Decision {
                 format!("the last of its month ({} months kept)", rules.monthly)
             }
             Some(Keep::Minimum) => format!("one of the {} kept at least", rules.min),
+            Some(Keep::SafetyBackup) => {
+                "a safety backup of lifeboat-restore, which prunes it (restore.keep-days)"
+                    .to_owned()
+            }
             None => return format!("delete\t{name}\t{}", delete_reason(rules)),
         };
         format!("keep\t{name}\t{why}")
@@ -231,6 +269,32 @@ mod tests {
             &rules(7, 1),
         );
         assert_eq!(deleted(&p), ["backup_41.sql.gz"]);
+    }
+
+    #[test]
+    fn safety_backups_of_restores_are_left_to_lifeboat_restore() {
+        let now = Utc::now();
+        let mut safety = entry(90, now);
+        safety.manifest.database = "app__pre_restore_20261123_140509".into();
+        safety.manifest.file = "safety_before_restore_app_20261123_140509.sql.gz".into();
+        let mut second = safety.clone();
+        second.manifest.file = "safety_before_restore_app_20261123_140509_2.sql.gz".into();
+        let p = plan(
+            vec![entry(40, now), entry(41, now), safety, second],
+            now,
+            &rules(7, 1),
+        );
+        assert_eq!(deleted(&p), ["backup_41.sql.gz"]);
+        assert_eq!(
+            p.iter()
+                .filter(|d| d.keep == Some(Keep::SafetyBackup))
+                .count(),
+            2
+        );
+        assert!(is_pre_restore("a__pre_restore_20261123_140509"));
+        assert!(!is_pre_restore("a__pre_restore_2026112_1405091"));
+        assert!(!is_pre_restore("__pre_restore_20261123_140509"));
+        assert!(!is_pre_restore("app"));
     }
 
     #[test]

@@ -13,13 +13,14 @@ pub mod app;
 pub mod journal;
 pub mod pick;
 pub mod progress;
+pub mod safety;
 pub mod server;
 pub mod txn;
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
@@ -64,7 +65,7 @@ const MAX_NAME: usize = 63 - "__pre_restore_20261123_140509".len();
 ///   lifeboat-restore backup_20261123_020000 --yes  a given backup, no question (scripts)
 ///   lifeboat-restore s3://bucket/lifeboat/backups/backup_20261123_020000.sql.gz
 ///   lifeboat-restore list                         the backups, for scripts
-///   lifeboat-restore cleanup                      drop the kept pre-restore databases
+///   lifeboat-restore cleanup                      drop the kept pre-restore databases (and old safety backups)
 #[derive(Debug, Parser)]
 #[command(name = "lifeboat-restore", version, after_help = EXIT_CODES_HELP)]
 pub struct Cli {
@@ -109,7 +110,8 @@ pub enum Command {
     /// name, start, age, size in bytes, database, whether it matches its manifest
     List,
     /// Drop the pre-restore databases kept by earlier restores (<db>__pre_restore_…), and any
-    /// restore database a crash left; --dry-run only prints them
+    /// restore database a crash left; delete the safety backups older than restore.keep-days
+    /// whose pre-restore database is gone; --dry-run only prints them
     Cleanup {
         /// Print what would be dropped, drop nothing
         #[arg(long)]
@@ -205,6 +207,7 @@ async fn open(config: &Config) -> anyhow::Result<(Server, String, JobLock)> {
 /// The restore; `None` when a rerun only finished an interrupted restore of the same backup.
 async fn restore(config: &Config, cli: &Cli) -> anyhow::Result<Option<txn::Restored>> {
     let (server, db, _lock) = open(config).await?;
+    remove_stale_downloads(&config.backup.dir);
     let journal_path = journal::path(&config.backup.dir, &db);
     let recovered = match Journal::read(&journal_path)? {
         Some(j) => Some((
@@ -243,21 +246,32 @@ async fn restore(config: &Config, cli: &Cli) -> anyhow::Result<Option<txn::Resto
         );
     }
 
+    // From here a signal no longer kills the process: it ends the run, and the download is
+    // removed (Download's drop) before anything was touched.
+    let stop = Stop::install()?;
     let download = Download::new(&config.backup.dir, chosen.place == pick::Place::S3)?;
-    let entry = catalog.fetch(&chosen, &download.dir).await?;
+    let entry = before(&stop, async {
+        txn::pause_at("downloading").await;
+        Box::pin(catalog.fetch(&chosen, &download.dir)).await
+    })
+    .await?;
     let progress = cli.global.log_format == LogFormat::Human
         && !cli.no_progress
         && lifeboat::output::progress_enabled();
-    check_archive(&entry, progress)?;
-    check_room(&server, &db, entry.manifest.raw_size).await?;
-    let app = App::find(config, &server.source, &db).await?;
-    confirm(cli.yes, &db, &server, &entry, &app)?;
+    check_archive_interruptible(&stop, &entry, progress).await?;
+    before(&stop, check_room(&server, &db, entry.manifest.raw_size)).await?;
+    let app = before(&stop, App::find(config, &server.source, &db)).await?;
+    before(&stop, async {
+        txn::pause_at("confirming").await;
+        confirm(cli.yes, &db, &server, &entry, &app).await
+    })
+    .await?;
 
     let ctx = Ctx {
         config,
         server: &server,
         journal: journal_path,
-        stop: Stop::install()?,
+        stop,
         progress,
     };
     let done = txn::restore(&ctx, &entry, &app, !cli.no_safety_backup).await?;
@@ -270,15 +284,59 @@ async fn restore(config: &Config, cli: &Cli) -> anyhow::Result<Option<txn::Resto
     Ok(Some(done))
 }
 
-/// A directory for a backup downloaded from the bucket, removed when done.
+/// Run `f`, a step before anything is touched, unless a signal comes first.
+async fn before<T>(
+    stop: &Stop,
+    f: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::select! {
+        r = f => r,
+        name = stop.wait() => bail!("stopped by {name}; nothing was touched"),
+    }
+}
+
+/// What a download directory's name starts with, before the pid of the run that made it.
+const DOWNLOAD_PREFIX: &str = ".lifeboat-restore-download-";
+
+/// A directory for a backup downloaded from the bucket, removed when done, on an error and on
+/// a signal (the run ends through its drop); one that a killed run left is removed by the next
+/// run ([`remove_stale_downloads`]).
 struct Download {
     dir: PathBuf,
     remove: bool,
 }
 
+/// Remove the download directories in `backups` of runs that no longer exist (killed outright:
+/// SIGKILL, a power cut). A directory of a run still alive on this machine is left alone.
+fn remove_stale_downloads(backups: &std::path::Path) {
+    let Ok(read) = std::fs::read_dir(backups) else {
+        return;
+    };
+    for item in read.flatten() {
+        let name = item.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(DOWNLOAD_PREFIX))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        match std::fs::remove_dir_all(item.path()) {
+            Ok(()) => warn!(
+                "removed {}: a download left by a run that was killed (pid {pid})",
+                item.path().display()
+            ),
+            Err(e) => warn!("cannot remove {}: {e}", item.path().display()),
+        }
+    }
+}
+
 impl Download {
-    fn new(backups: &std::path::Path, needed: bool) -> anyhow::Result<Self> {
-        let dir = backups.join(format!(".lifeboat-restore-download-{}", std::process::id()));
+    fn new(backups: &Path, needed: bool) -> anyhow::Result<Self> {
+        let dir = backups.join(format!("{DOWNLOAD_PREFIX}{}", std::process::id()));
         if needed {
             use std::os::unix::fs::DirBuilderExt;
             std::fs::DirBuilder::new()
@@ -302,9 +360,48 @@ impl Drop for Download {
     }
 }
 
+/// [`check_archive`] on a thread of its own, given up at the next block read on a signal.
+async fn check_archive_interruptible(
+    stop: &Stop,
+    entry: &Entry,
+    progress: bool,
+) -> anyhow::Result<()> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let mut task = tokio::task::spawn_blocking({
+        let (entry, cancel) = (entry.clone(), Arc::clone(&cancel));
+        move || check_archive(&entry, progress, &cancel)
+    });
+    tokio::select! {
+        checked = &mut task => checked.context("checking the archive")?,
+        name = stop.wait() => {
+            cancel.store(true, Ordering::Relaxed);
+            let _ = task.await;
+            bail!("stopped by {name} while checking {}; nothing was touched", entry.manifest.file)
+        }
+    }
+}
+
+/// Reads through `inner`, failing once `cancel` is set.
+struct Cancellable<'a, R> {
+    inner: R,
+    cancel: &'a AtomicBool,
+}
+
+impl<R: std::io::Read> std::io::Read for Cancellable<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Interrupted,
+                "stopped by a signal",
+            ));
+        }
+        self.inner.read(buf)
+    }
+}
+
 /// Size and SHA-256 against the manifest, then the whole archive decompressed with every
 /// table's rows counted: a damaged backup is refused before anything is touched.
-fn check_archive(entry: &Entry, progress: bool) -> anyhow::Result<()> {
+fn check_archive(entry: &Entry, progress: bool, cancel: &AtomicBool) -> anyhow::Result<()> {
     let refused = |e: anyhow::Error| {
         e.context(format!(
             "{} is refused; nothing was touched",
@@ -321,8 +418,17 @@ fn check_archive(entry: &Entry, progress: bool) -> anyhow::Result<()> {
         progress,
     );
     let mut stream = SqlStream::open(&entry.archive)?.with_progress(counter);
-    let copied = std::io::copy(&mut stream, &mut std::io::sink());
+    let copied = std::io::copy(
+        &mut Cancellable {
+            inner: &mut stream,
+            cancel,
+        },
+        &mut std::io::sink(),
+    );
     bar.finish();
+    if cancel.load(Ordering::Relaxed) {
+        bail!("stopped by a signal");
+    }
     if let Err(e) = copied {
         let e = stream
             .failure(&entry.manifest.file)
@@ -361,8 +467,29 @@ async fn check_room(server: &Server, db: &str, raw_size: u64) -> anyhow::Result<
     Ok(())
 }
 
+/// A line from stdin, read on a thread of its own so that a signal can end the run meanwhile
+/// (the thread, blocked on the terminal, ends with the process).
+async fn read_answer() -> anyhow::Result<String> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut answer = String::new();
+        let read = std::io::stdin()
+            .lock()
+            .read_line(&mut answer)
+            .map(|_| answer);
+        let _ = tx.send(read);
+    });
+    Ok(rx.await.context("reading the answer")??)
+}
+
 /// The person types the database's name; `--yes` for scripts; no terminal and no --yes: exit 2.
-fn confirm(yes: bool, db: &str, server: &Server, entry: &Entry, app: &App) -> anyhow::Result<()> {
+async fn confirm(
+    yes: bool,
+    db: &str,
+    server: &Server,
+    entry: &Entry,
+    app: &App,
+) -> anyhow::Result<()> {
     if yes {
         return Ok(());
     }
@@ -391,8 +518,7 @@ fn confirm(yes: bool, db: &str, server: &Server, entry: &Entry, app: &App) -> an
     write!(err, "Type the database name ({db}) to continue: ")?;
     err.flush()?;
     drop(err);
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
+    let answer = read_answer().await?;
     if answer.trim() != db {
         bail!(UsageError::new(format!(
             "not confirmed (typed {:?}, not {db:?}); nothing was done",
@@ -403,7 +529,8 @@ fn confirm(yes: bool, db: &str, server: &Server, entry: &Entry, app: &App) -> an
 }
 
 /// `cleanup`: drop every pre-restore database of the database, and restore databases a crash
-/// left behind.
+/// left behind; then delete the safety backups older than `restore.keep-days` days whose
+/// pre-restore database is gone (a younger one stays until it is as old: see [`safety`]).
 async fn cleanup(config: &Config, cli: &Cli, dry_run: bool) -> anyhow::Result<()> {
     let (server, db, _lock) = open(config).await?;
     let journal_path = journal::path(&config.backup.dir, &db);
@@ -411,13 +538,21 @@ async fn cleanup(config: &Config, cli: &Cli, dry_run: bool) -> anyhow::Result<()
         txn::recover(config, &server, &j, &journal_path).await?;
     }
     let found = txn::leftovers(&server, &db).await?;
-    if found.is_empty() {
-        info!("no pre-restore databases of {db}");
+    let dropping: Vec<String> = found.iter().map(|(name, _, _)| name.clone()).collect();
+    let files = safety::expired(config, &server, &db, &dropping).await?;
+    if found.is_empty() && files.is_empty() {
+        info!(
+            "no pre-restore databases of {db}, and no safety backup of it older than {} days (restore.keep-days)",
+            config.restore.keep_days
+        );
         return Ok(());
     }
     if dry_run {
-        for (name, _, _) in &found {
+        for name in &dropping {
             println!("would drop\t{name}");
+        }
+        for e in &files {
+            println!("would delete\t{}", e.archive.display());
         }
         return Ok(());
     }
@@ -428,29 +563,37 @@ async fn cleanup(config: &Config, cli: &Cli, dry_run: bool) -> anyhow::Result<()
             ));
         }
         let mut err = std::io::stderr().lock();
-        for (name, _, _) in &found {
-            writeln!(err, "  {name}")?;
+        for name in &dropping {
+            writeln!(err, "  drop the database {name}")?;
+        }
+        for e in &files {
+            writeln!(err, "  delete the safety backup {}", e.archive.display())?;
         }
         write!(
             err,
-            "Drop these {} database(s)? Type the database name ({db}) to continue: ",
-            found.len()
+            "Drop {} database(s) and delete {} safety backup(s)? Type the database name ({db}) to continue: ",
+            dropping.len(),
+            files.len()
         )?;
         err.flush()?;
         drop(err);
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
+        let answer = read_answer().await?;
         if answer.trim() != db {
             bail!(UsageError::new("not confirmed; nothing was dropped"));
         }
     }
-    for (name, _, _) in found {
+    for name in dropping {
         server
             .drop_database(&name)
             .await
             .with_context(|| format!("cannot drop {name}"))?;
         info!("dropped {name}");
         println!("dropped\t{name}");
+    }
+    // Only now: every database these files are copies of is gone.
+    for e in files {
+        safety::delete(&e, config.restore.keep_days)?;
+        println!("deleted\t{}", e.archive.display());
     }
     Ok(())
 }

@@ -33,6 +33,12 @@ pub struct DbInfo {
     pub collate: String,
     pub ctype: String,
     pub connection_limit: String,
+    /// `datlocprovider` (PostgreSQL 15+): `c` libc, `i` ICU, `b` builtin (17+); `c` before 15.
+    pub locale_provider: String,
+    /// The ICU or builtin locale (`daticulocale` in 15 and 16, `datlocale` from 17).
+    pub locale: Option<String>,
+    /// ICU tailoring rules (`daticurules`, 16+).
+    pub icu_rules: Option<String>,
 }
 
 pub struct Server {
@@ -174,15 +180,36 @@ impl Server {
         Ok(!rows.is_empty())
     }
 
-    /// Owner, encoding, locale and connection limit of `db`, or `None` if it does not exist.
+    /// The server's `server_version_num` (`150004` for 15.4).
+    pub async fn version_num(&self) -> anyhow::Result<u32> {
+        let rows = self.query("SHOW server_version_num").await?;
+        rows.first()
+            .and_then(|r| r.first())
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| anyhow!("the server did not give its version number"))
+    }
+
+    /// Owner, encoding, locale (provider included) and connection limit of `db`, or `None` if
+    /// it does not exist.
     pub async fn info(&self, db: &str) -> anyhow::Result<Option<DbInfo>> {
+        // The locale provider's columns by version: none before 15 (libc only), ICU's locale
+        // from 15, its rules from 16, one column for ICU and builtin from 17.
+        let version = self.version_num().await?;
+        let provider = match version {
+            0..=149_999 => "'c', NULL, NULL",
+            150_000..=159_999 => "datlocprovider, daticulocale, NULL",
+            160_000..=169_999 => "datlocprovider, daticulocale, daticurules",
+            _ => "datlocprovider, datlocale, daticurules",
+        };
+        // NULL and '' both arrive as '' through psql's unaligned output; either means none.
         let rows = self
             .query(&format!(
                 "SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, \
-                 datctype, datconnlimit FROM pg_database WHERE datname = {}",
+                 datctype, datconnlimit, {provider} FROM pg_database WHERE datname = {}",
                 literal(db)
             ))
             .await?;
+        let some = |v: String| (!v.is_empty()).then_some(v);
         Ok(rows.into_iter().next().and_then(|r| {
             let mut r = r.into_iter();
             Some(DbInfo {
@@ -191,6 +218,9 @@ impl Server {
                 collate: r.next()?,
                 ctype: r.next()?,
                 connection_limit: r.next()?,
+                locale_provider: r.next()?,
+                locale: r.next().and_then(some),
+                icu_rules: r.next().and_then(some),
             })
         }))
     }
@@ -233,19 +263,11 @@ impl Server {
         Ok(Some(available * 1024))
     }
 
-    /// Create `db` as a sibling of the live database: same owner, encoding, locale and
-    /// connection limit (or the server's defaults when there is no live database).
+    /// Create `db` as a sibling of the live database: same owner, encoding, locale (and
+    /// locale provider: an ICU database stays ICU, with its ICU locale and rules) and
+    /// connection limit, or the server's defaults when there is no live database.
     pub async fn create(&self, db: &str, like: Option<&DbInfo>) -> anyhow::Result<()> {
-        let like = like.map_or_else(String::new, |i| {
-            format!(
-                " OWNER {} ENCODING {} LC_COLLATE {} LC_CTYPE {} CONNECTION LIMIT {}",
-                ident(&i.owner),
-                literal(&i.encoding),
-                literal(&i.collate),
-                literal(&i.ctype),
-                i.connection_limit.parse::<i32>().unwrap_or(-1)
-            )
-        });
+        let like = like.map_or_else(String::new, create_options);
         self.query(&format!(
             "CREATE DATABASE {} TEMPLATE template0{like}",
             ident(db)
@@ -404,9 +426,73 @@ impl Server {
     }
 }
 
+/// `CREATE DATABASE`'s options that make a database like `i`.
+fn create_options(i: &DbInfo) -> String {
+    use std::fmt::Write as _;
+    let mut options = format!(
+        " OWNER {} ENCODING {} LC_COLLATE {} LC_CTYPE {}",
+        ident(&i.owner),
+        literal(&i.encoding),
+        literal(&i.collate),
+        literal(&i.ctype),
+    );
+    match (i.locale_provider.as_str(), &i.locale) {
+        ("i", Some(locale)) => {
+            let _ = write!(
+                options,
+                " LOCALE_PROVIDER icu ICU_LOCALE {}",
+                literal(locale)
+            );
+            if let Some(rules) = &i.icu_rules {
+                let _ = write!(options, " ICU_RULES {}", literal(rules));
+            }
+        }
+        ("b", Some(locale)) => {
+            let _ = write!(
+                options,
+                " LOCALE_PROVIDER builtin BUILTIN_LOCALE {}",
+                literal(locale)
+            );
+        }
+        _ => {}
+    }
+    let _ = write!(
+        options,
+        " CONNECTION LIMIT {}",
+        i.connection_limit.parse::<i32>().unwrap_or(-1)
+    );
+    options
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_icu_database_is_created_with_its_provider_locale_and_rules() {
+        let mut info = DbInfo {
+            owner: "app".into(),
+            encoding: "UTF8".into(),
+            collate: "C.UTF-8".into(),
+            ctype: "C.UTF-8".into(),
+            connection_limit: "-1".into(),
+            locale_provider: "c".into(),
+            locale: None,
+            icu_rules: None,
+        };
+        assert!(!create_options(&info).contains("LOCALE_PROVIDER"));
+        info.locale_provider = "i".into();
+        info.locale = Some("de-DE".into());
+        info.icu_rules = Some("&a < b".into());
+        let options = create_options(&info);
+        assert!(
+            options.contains(" LOCALE_PROVIDER icu ICU_LOCALE 'de-DE' ICU_RULES '&a < b'"),
+            "{options}"
+        );
+        info.locale_provider = "b".into();
+        info.locale = Some("C.UTF-8".into());
+        assert!(create_options(&info).contains(" LOCALE_PROVIDER builtin BUILTIN_LOCALE 'C.UTF-8'"));
+    }
 
     #[test]
     fn names_and_texts_are_quoted_whatever_they_hold() {

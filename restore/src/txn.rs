@@ -33,6 +33,7 @@ use tracing::{error, info, warn};
 use crate::app::App;
 use crate::journal::{Journal, Step};
 use crate::progress::Bar;
+use crate::safety;
 use crate::server::Server;
 
 /// A test hook: the name of a step at which to stop and wait for a signal (SIGTERM, Ctrl-C,
@@ -147,12 +148,13 @@ pub fn made_at(db: &str, name: &str) -> Option<(bool, chrono::DateTime<Utc>)> {
 }
 
 async fn pause_if(step: Step) {
-    if std::env::var(PAUSE_VAR).is_ok_and(|v| v == step.name()) {
-        info!(
-            step = step.name(),
-            "paused at step {} ({PAUSE_VAR})",
-            step.name()
-        );
+    pause_at(step.name()).await;
+}
+
+/// Wait for ever (for a signal) if [`PAUSE_VAR`] names this point.
+pub async fn pause_at(point: &str) {
+    if std::env::var(PAUSE_VAR).is_ok_and(|v| v == point) {
+        info!(step = point, "paused at step {point} ({PAUSE_VAR})");
         std::future::pending::<()>().await;
     }
 }
@@ -268,13 +270,14 @@ pub async fn restore(
 
     let kept = live.is_some().then(|| pre_db.clone());
     let safety = match (&kept, safety_backup) {
-        (Some(pre), true) => Some(take_safety_backup(ctx.config, pre).await.map_err(|e| {
+        (Some(pre), true) => Some(safety::take(ctx.config, &db, pre).await.map_err(|e| {
             e.context(format!(
                 "the restore is complete and the app healthy, but the safety backup of {pre} failed; {pre} is kept on the server"
             ))
         })?),
         _ => None,
     };
+    pause_at("safety-backup-taken").await;
     expire(ctx.config, server, &db, kept.as_deref()).await;
     Journal::remove(&ctx.journal)?;
     Ok(Restored {
@@ -515,7 +518,7 @@ pub async fn recover(
 /// The last chores of a finished restore; their failures are reported, not fatal.
 async fn finish_done(config: &Config, server: &Server, j: &Journal) {
     if j.live_existed && j.safety_backup {
-        if let Err(e) = take_safety_backup(config, &j.pre_db).await {
+        if let Err(e) = safety::take(config, &j.database, &j.pre_db).await {
             error!(
                 "the safety backup of {} failed ({e:#}); it is kept on the server",
                 j.pre_db
@@ -529,18 +532,6 @@ async fn finish_done(config: &Config, server: &Server, j: &Journal) {
         j.live_existed.then_some(j.pre_db.as_str()),
     )
     .await;
-}
-
-/// A file backup of the pre-restore database, beside the others (seed 001's
-/// `safety_backup_before_restore_…`), with lifeboat-backup's own code and manifest.
-async fn take_safety_backup(config: &Config, pre_db: &str) -> anyhow::Result<PathBuf> {
-    let mut c = config.clone();
-    c.database.name = Some(pre_db.to_owned());
-    c.backup.all = false;
-    c.backup.name = "safety_before_restore_%Y%m%d_%H%M%S".into();
-    info!(step = "safety-backup", "safety backup of {pre_db}");
-    let done = lifeboat_backup::take(&c).await?;
-    Ok(done.archive)
 }
 
 /// The pre-restore databases of `db` (and restore databases left by a crash), oldest first.
@@ -561,17 +552,15 @@ pub async fn leftovers(
     Ok(found)
 }
 
-/// Drop pre-restore databases older than `restore.keep-days`, never `keep`.
+/// Drop pre-restore databases older than `restore.keep-days`, never `keep`; then delete the
+/// safety backups whose pre-restore database is gone and that are as old (see [`safety`]).
 async fn expire(config: &Config, server: &Server, db: &str, keep: Option<&str>) {
     let days = config.restore.keep_days;
     let limit = Utc::now() - TimeDelta::days(i64::from(days));
-    let old = match leftovers(server, db).await {
-        Ok(found) => found,
-        Err(e) => {
-            warn!("cannot list the old pre-restore databases: {e:#}");
-            return;
-        }
-    };
+    let old = leftovers(server, db).await.unwrap_or_else(|e| {
+        warn!("cannot list the old pre-restore databases: {e:#}");
+        Vec::new()
+    });
     for (name, pre, at) in old {
         if !pre || Some(name.as_str()) == keep || at >= limit {
             continue;
@@ -581,6 +570,7 @@ async fn expire(config: &Config, server: &Server, db: &str, keep: Option<&str>) 
             Err(e) => warn!("cannot drop {name}: {e:#}"),
         }
     }
+    safety::expire(config, server, db).await;
 }
 
 #[cfg(test)]

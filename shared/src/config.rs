@@ -96,7 +96,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("lock.dir", ev::LIFEBOAT_LOCK_DIR, "directory of job locks (default: <temp dir>/lifeboat-locks)"),
     setting("restore.app-services", ev::LIFEBOAT_RESTORE_APP_SERVICES, "compose services lifeboat-restore stops during the swap, comma-separated, or none (default: those whose environment names the database)"),
     with_default(setting("restore.health-timeout", ev::LIFEBOAT_RESTORE_HEALTH_TIMEOUT, "seconds the app has to become healthy after a restore before it is undone"), "120"),
-    with_default(setting("restore.keep-days", ev::LIFEBOAT_RESTORE_KEEP_DAYS, "days pre-restore databases are kept"), "7"),
+    with_default(setting("restore.keep-days", ev::LIFEBOAT_RESTORE_KEEP_DAYS, "days pre-restore databases are kept, and at least their safety backups"), "7"),
     setting("deploy.services", ev::LIFEBOAT_DEPLOY_SERVICES, "compose services that serve the app, comma-separated: switched first, each health-gated"),
     setting("deploy.workers", ev::LIFEBOAT_DEPLOY_WORKERS, "compose services of the app's workers, comma-separated: switched after the services"),
     setting("deploy.image", ev::LIFEBOAT_DEPLOY_IMAGE, "image repository of the releases, VERSION being the tag (default: the running service's image repository)"),

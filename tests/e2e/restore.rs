@@ -760,35 +760,12 @@ impl Stack {
 
     /// Start a restore paused at `step`; returns it once it says so.
     fn paused_at(&self, step: &str, backup: &str) -> std::process::Child {
-        let mut env = self.env();
-        env.push(("LBTEST_RESTORE_PAUSE_AT", step.into()));
-        let mut child = command(
-            "lifeboat-restore",
+        paused_at(
             self.work.path(),
             &["--dir", "backups", "--yes", backup],
-            &env,
+            &self.env(),
+            step,
         )
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let mut seen = String::new();
-        loop {
-            let line = lines.next().unwrap_or_else(|| {
-                panic!("lifeboat-restore ended before pausing at {step}: {seen}")
-            });
-            let line = line.expect("stderr line");
-            seen.push_str(&line);
-            seen.push('\n');
-            if line.contains(&format!("paused at step {step}")) {
-                break;
-            }
-        }
-        // Keep draining stderr so that the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        child
     }
 
     fn journal_left(&self) -> bool {
@@ -805,6 +782,35 @@ impl Stack {
     fn restore_databases(&self) -> Vec<String> {
         databases_like(&self.postgres, "demo", "demo__restore_")
     }
+}
+
+/// Start `lifeboat-restore ARGS` in `dir` paused at `step` (the test hook); returns it once it
+/// says so, its stderr drained from then on.
+fn paused_at(dir: &Path, args: &[&str], env: &[(&str, String)], step: &str) -> std::process::Child {
+    let mut env = env.to_vec();
+    env.push(("LBTEST_RESTORE_PAUSE_AT", step.into()));
+    let mut child = command("lifeboat-restore", dir, args, &env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let mut seen = String::new();
+    loop {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("lifeboat-restore ended before pausing at {step}: {seen}"));
+        let line = line.expect("stderr line");
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains(&format!("paused at step {step}")) {
+            break;
+        }
+    }
+    // Keep draining stderr so that the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    child
 }
 
 fn signal(child: &std::process::Child, sig: &str) {
@@ -977,4 +983,506 @@ fn a_signal_at_any_step_and_a_rerun_leave_one_consistent_database_live() {
     stack.wait_healthy();
     assert!(stack.restore_databases().is_empty());
     assert!(!stack.journal_left());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Safety backups, databases that are missing, ICU locales, downloads and --url with the app.
+
+/// `lifeboat-restore --dir backups --database DB ARGS` in `dir`.
+fn restore_db(dir: &Path, db: &str, args: &[&str], env: &[(&str, String)]) -> Output {
+    let mut full = vec!["--dir", "backups", "--database", db];
+    full.extend_from_slice(args);
+    lifeboat("lifeboat-restore", dir, &full, env)
+}
+
+/// The names in `dir/backups` that start with `prefix`, sorted.
+fn files_like(dir: &Path, prefix: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("backups"))
+        .expect("backups dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    names.sort();
+    names
+}
+
+/// The safety backups (archives, not their manifests) in `dir/backups`, and what each is of.
+fn safety_backups(dir: &Path) -> Vec<(String, String)> {
+    files_like(dir, "safety_before_restore_")
+        .into_iter()
+        .filter(|n| Path::new(n).extension().is_none_or(|e| e != "json"))
+        .map(|n| {
+            let archive = dir.join("backups").join(&n);
+            let of = if n.ends_with(".partial") {
+                "-".to_owned()
+            } else {
+                let manifest: serde_json::Value = serde_json::from_str(
+                    &std::fs::read_to_string(format!("{}.json", archive.display()))
+                        .unwrap_or_else(|e| panic!("{n} has no manifest: {e}")),
+                )
+                .expect("manifest JSON");
+                manifest["database"].as_str().expect("database").to_owned()
+            };
+            (n, of)
+        })
+        .collect()
+}
+
+/// The tab-separated fields of a restore's stdout line: database, backup, pre-restore
+/// database, safety backup, downtime.
+fn restored(out: &Output, what: &str) -> Vec<String> {
+    ok(out, what)
+        .trim()
+        .split('\t')
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn safety_backups_stay_while_their_pre_restore_database_does_then_go_after_the_days() {
+    let s = Shared::new("lbtest_rs_keep_");
+    s.sql("postgres", &format!("CREATE DATABASE {}", s.db));
+    s.sql(
+        &s.db,
+        "CREATE TABLE notes (id int PRIMARY KEY); INSERT INTO notes SELECT generate_series(1, 10)",
+    );
+    let work = tempfile::tempdir().expect("tempdir");
+    let env = s.env();
+    let b1 = name_of(&backup(work.path(), &s.db, &env));
+
+    let first = restored(
+        &restore_db(work.path(), &s.db, &["--yes", &b1], &env),
+        "restore 1",
+    );
+    // The paths are as the run printed them, relative to its directory.
+    let (pre1, safety1) = (first[2].clone(), work.path().join(&first[3]));
+    let safety1 = safety1.display().to_string();
+    assert!(Path::new(&safety1).exists(), "{safety1}");
+    assert!(
+        name_of(Path::new(&safety1)).starts_with(&format!("safety_before_restore_{}_", s.db)),
+        "{safety1}"
+    );
+    assert_eq!(
+        safety_backups(work.path()),
+        [(name_of(Path::new(&safety1)), pre1.clone())]
+    );
+    // lifeboat-backup's retention leaves it alone, and says whose it is.
+    let out = lifeboat(
+        "lifeboat-backup",
+        work.path(),
+        &["--dir", "backups", "prune", "--dry-run"],
+        &[("LIFEBOAT_BACKUP_KEEP_MIN", "1".into())],
+    );
+    let plan = ok(&out, "prune --dry-run");
+    assert!(
+        plan.lines()
+            .any(|l| l.starts_with("keep\tsafety_before_restore_")
+                && l.contains("a safety backup of lifeboat-restore")),
+        "{plan}"
+    );
+
+    // The names carry the second: the next restore must not share it.
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut no_days = env.clone();
+    no_days.push(("LIFEBOAT_RESTORE_KEEP_DAYS", "0".into()));
+    let second = restored(
+        &restore_db(work.path(), &s.db, &["--yes", &b1], &no_days),
+        "restore 2",
+    );
+    let (pre2, printed2) = (second[2].clone(), second[3].clone());
+    let safety2 = work.path().join(&printed2).display().to_string();
+    // restore 1's pre-restore database is older than 0 days: dropped, and its safety backup
+    // with it; restore 2's are kept (its database has not been cleaned up).
+    assert_eq!(
+        databases_like(&s.container, &s.user, &format!("{}__pre_restore_", s.db)),
+        std::slice::from_ref(&pre2)
+    );
+    assert!(!Path::new(&safety1).exists(), "{safety1} deleted");
+    assert!(!Path::new(&format!("{safety1}.json")).exists());
+    assert_eq!(
+        safety_backups(work.path()),
+        [(name_of(Path::new(&safety2)), pre2.clone())]
+    );
+
+    // cleanup within the days: the database goes, its file copy stays.
+    let out = restore_db(work.path(), &s.db, &["cleanup", "--dry-run"], &env);
+    assert_eq!(
+        ok(&out, "cleanup --dry-run"),
+        format!("would drop\t{pre2}\n")
+    );
+    let out = restore_db(work.path(), &s.db, &["--yes", "cleanup"], &env);
+    assert_eq!(ok(&out, "cleanup"), format!("dropped\t{pre2}\n"));
+    assert!(Path::new(&safety2).exists());
+    // Once older than the days, and its database gone: deleted by cleanup.
+    let out = restore_db(work.path(), &s.db, &["cleanup", "--dry-run"], &no_days);
+    assert_eq!(
+        ok(&out, "cleanup --dry-run"),
+        format!("would delete\t{printed2}\n")
+    );
+    assert!(Path::new(&safety2).exists(), "a dry run deletes nothing");
+    let out = restore_db(work.path(), &s.db, &["--yes", "cleanup"], &no_days);
+    assert_eq!(ok(&out, "cleanup"), format!("deleted\t{printed2}\n"));
+    assert!(safety_backups(work.path()).is_empty());
+    assert!(!Path::new(&format!("{safety2}.json")).exists());
+    // The ordinary backup is untouched.
+    assert!(work.path().join("backups").join(&b1).exists());
+    assert_eq!(s.sql(&s.db, "SELECT count(*) FROM notes"), "10");
+}
+
+#[test]
+fn a_crash_during_the_safety_backup_leaves_exactly_one_after_the_rerun() {
+    let s = Shared::new("lbtest_rs_crash_");
+    s.sql("postgres", &format!("CREATE DATABASE {}", s.db));
+    s.sql(
+        &s.db,
+        "CREATE TABLE notes (id int PRIMARY KEY); INSERT INTO notes SELECT generate_series(1, 10)",
+    );
+    let work = tempfile::tempdir().expect("tempdir");
+    let env = s.env();
+    let b1 = name_of(&backup(work.path(), &s.db, &env));
+    // The live database grows: its safety backup takes long enough to be killed midway.
+    s.sql(
+        &s.db,
+        "CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text) AS v \
+         FROM generate_series(1, 400000) g",
+    );
+
+    // SIGKILL while the safety backup is being written: a .partial file is left.
+    let mut child = command(
+        "lifeboat-restore",
+        work.path(),
+        &["--dir", "backups", "--database", &s.db, "--yes", &b1],
+        &env,
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("spawn");
+    let deadline = std::time::Instant::now() + Duration::from_mins(2);
+    let partial = loop {
+        let found = files_like(work.path(), "safety_before_restore_")
+            .into_iter()
+            .find(|n| n.ends_with(".partial"));
+        if let Some(found) = found {
+            signal(&child, "KILL");
+            break found;
+        }
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            panic!("the restore ended ({status}) before its safety backup was seen being written");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no safety backup being written"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    child.wait().expect("wait");
+    assert_eq!(
+        safety_backups(work.path()),
+        [(partial.clone(), "-".to_owned())],
+        "killed while it was being written"
+    );
+    let pre1 = databases_like(&s.container, &s.user, &format!("{}__pre_restore_", s.db));
+    assert_eq!(pre1.len(), 1, "the swap was done: {pre1:?}");
+
+    // The rerun finishes the restore, removes the partial file and takes it once.
+    let out = restore_db(work.path(), &s.db, &["--yes", &b1], &env);
+    ok(&out, "rerun after SIGKILL in the safety backup");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("finished the interrupted restore"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("an interrupted safety backup"),
+        "the partial file is named: {stderr}"
+    );
+    let after = safety_backups(work.path());
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0].1, pre1[0]);
+    assert!(!after[0].0.ends_with(".partial"));
+
+    // SIGKILL once the safety backup is complete, before the run ended: the rerun finds it and
+    // does not take another.
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut child = paused_at(
+        work.path(),
+        &["--dir", "backups", "--database", &s.db, "--yes", &b1],
+        &env,
+        "safety-backup-taken",
+    );
+    signal(&child, "KILL");
+    child.wait().expect("wait");
+    assert_eq!(safety_backups(work.path()).len(), 2);
+    let out = restore_db(work.path(), &s.db, &["--yes", &b1], &env);
+    ok(&out, "rerun after SIGKILL after the safety backup");
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("was already taken"), "{stderr}");
+    let after = safety_backups(work.path());
+    assert_eq!(after.len(), 2, "one per restore: {after:?}");
+    assert_ne!(after[0].1, after[1].1, "{after:?}");
+    assert!(files_like(work.path(), ".lifeboat-restore-").is_empty());
+}
+
+#[test]
+fn a_restore_into_a_database_that_does_not_exist_creates_it() {
+    let s = Shared::new("lbtest_rs_gone_");
+    s.sql("postgres", &format!("CREATE DATABASE {}", s.db));
+    s.sql(
+        &s.db,
+        "CREATE TABLE notes (id int PRIMARY KEY, body text); \
+         INSERT INTO notes SELECT g, 'nota ' || g FROM generate_series(1, 50) g",
+    );
+    let work = tempfile::tempdir().expect("tempdir");
+    let env = s.env();
+    let before = dump(&s.container, &s.user, &s.db);
+    backup(work.path(), &s.db, &env);
+    // The incident: the database was dropped.
+    s.sql("postgres", &format!("DROP DATABASE {}", s.db));
+
+    let out = restore_db(work.path(), &s.db, &["--yes", "latest"], &env);
+    let fields = restored(&out, "restore into a missing database");
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("the restore creates it"), "{stderr}");
+    assert_eq!(fields[2], "-", "no database from before to keep");
+    assert_eq!(fields[3], "-", "no safety backup of nothing");
+    assert_eq!(s.sql(&s.db, "SELECT count(*) FROM notes"), "50");
+    assert_eq!(dump(&s.container, &s.user, &s.db), before);
+    assert!(databases_like(&s.container, &s.user, &format!("{}__", s.db)).is_empty());
+    assert!(files_like(work.path(), "safety_before_restore_").is_empty());
+    assert!(files_like(work.path(), ".lifeboat-restore-").is_empty());
+}
+
+#[test]
+fn an_icu_database_is_restored_with_its_icu_locale() {
+    let s = Shared::new("lbtest_rs_icu_");
+    s.sql(
+        "postgres",
+        &format!(
+            "CREATE DATABASE {} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'de-DE'",
+            s.db
+        ),
+    );
+    let locale = format!(
+        "SELECT datlocprovider::text || ' ' || daticulocale FROM pg_database WHERE datname = '{}'",
+        s.db
+    );
+    assert_eq!(s.sql("postgres", &locale), "i de-DE");
+    s.sql(
+        &s.db,
+        "CREATE TABLE words (w text PRIMARY KEY); \
+         INSERT INTO words VALUES ('b'), ('B'), ('a'), ('A'), ('ä'), ('Z'), ('z')",
+    );
+    let order = "SELECT string_agg(w, ',' ORDER BY w) FROM words";
+    let icu_order = s.sql(&s.db, order);
+    // Not the byte order a libc C locale would give (A,B,Z,a,b,z,ä).
+    assert_eq!(icu_order, "a,A,ä,b,B,z,Z");
+    let work = tempfile::tempdir().expect("tempdir");
+    let env = s.env();
+    let b = name_of(&backup(work.path(), &s.db, &env));
+    s.sql(&s.db, "DELETE FROM words");
+
+    let out = restore_db(
+        work.path(),
+        &s.db,
+        &["--yes", "--no-safety-backup", &b],
+        &env,
+    );
+    ok(&out, "restore of an ICU database");
+    assert_eq!(s.sql("postgres", &locale), "i de-DE");
+    assert_eq!(s.sql(&s.db, order), icu_order);
+    // The index on the primary key sorts the ICU way too (an index scan gives its order).
+    assert_eq!(
+        s.sql(
+            &s.db,
+            "SET enable_seqscan = off; SELECT string_agg(w, ',') FROM (SELECT w FROM words ORDER BY w) t"
+        ),
+        icu_order
+    );
+}
+
+#[test]
+fn a_signal_during_the_download_or_at_the_confirmation_removes_the_download() {
+    let s = Shared::new("lbtest_rs_dl_");
+    s.sql("postgres", &format!("CREATE DATABASE {}", s.db));
+    s.sql(
+        &s.db,
+        "CREATE TABLE notes (id int PRIMARY KEY, body text); \
+         INSERT INTO notes SELECT g, 'nota ' || g FROM generate_series(1, 300) g",
+    );
+    let stack = lifeboat_testkit::s3();
+    let prefix = format!("{}/", unique("lbtest-restore-"));
+    let mut env = s.env();
+    env.extend([
+        ("S3_ENDPOINT", stack.endpoint.clone()),
+        ("S3_BUCKET", stack.bucket.clone()),
+        ("S3_ACCESS_KEY_ID", stack.access_key_id.clone()),
+        ("S3_SECRET_ACCESS_KEY", stack.secret_access_key.clone()),
+        ("LIFEBOAT_S3_PREFIX", prefix.clone()),
+    ]);
+    let work = tempfile::tempdir().expect("tempdir");
+    let archive = backup(work.path(), &s.db, &env);
+    let name = name_of(&archive);
+    std::fs::remove_file(&archive).expect("remove");
+    std::fs::remove_file(format!("{}.json", archive.display())).expect("remove");
+    s.sql(&s.db, "DELETE FROM notes WHERE id > 100");
+    let url = format!("s3://{}/{prefix}backups/{name}", stack.bucket);
+    let args = [
+        "--dir",
+        "backups",
+        "--database",
+        &s.db,
+        "--yes",
+        "--no-safety-backup",
+        &url,
+    ];
+    let downloads = || files_like(work.path(), ".lifeboat-restore-download-");
+
+    for (step, sig) in [
+        ("downloading", "INT"),
+        ("confirming", "TERM"),
+        ("confirming", "INT"),
+    ] {
+        let mut child = paused_at(work.path(), &args, &env, step);
+        let dir = format!(".lifeboat-restore-download-{}", child.id());
+        assert_eq!(downloads(), std::slice::from_ref(&dir), "{step}");
+        if step == "confirming" {
+            assert!(
+                work.path().join("backups").join(&dir).join(&name).exists(),
+                "downloaded before the confirmation"
+            );
+        }
+        signal(&child, sig);
+        assert_eq!(
+            child.wait().expect("wait").code(),
+            Some(1),
+            "SIG{sig} at {step}"
+        );
+        assert!(
+            downloads().is_empty(),
+            "SIG{sig} at {step}: {:?}",
+            downloads()
+        );
+        assert_eq!(s.sql(&s.db, "SELECT count(*) FROM notes"), "100");
+        assert!(databases_like(&s.container, &s.user, &format!("{}__", s.db)).is_empty());
+    }
+
+    // Killed outright at the confirmation: the directory stays, and the next run removes it,
+    // but not the directory of a run that is still alive (this test's pid stands for one).
+    let mut child = paused_at(work.path(), &args, &env, "confirming");
+    let killed = format!(".lifeboat-restore-download-{}", child.id());
+    signal(&child, "KILL");
+    child.wait().expect("wait");
+    let alive = format!(".lifeboat-restore-download-{}", std::process::id());
+    std::fs::create_dir(work.path().join("backups").join(&alive)).expect("mkdir");
+    assert_eq!(downloads(), {
+        let mut both = vec![killed.clone(), alive.clone()];
+        both.sort();
+        both
+    });
+    let out = lifeboat("lifeboat-restore", work.path(), &args, &env);
+    ok(&out, "the run after SIGKILL");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&killed) && stderr.contains("killed"),
+        "{stderr}"
+    );
+    assert_eq!(
+        downloads(),
+        [alive],
+        "the live run's directory is left alone"
+    );
+    assert_eq!(s.sql(&s.db, "SELECT count(*) FROM notes"), "300");
+}
+
+#[test]
+fn with_url_the_configured_app_services_are_stopped_and_started_around_the_swap() {
+    let stack = Stack::up();
+    stack
+        .project
+        .ok(&["run", "--rm", "-T", "app", "lifeboat-demo-app", "migrate"]);
+    stack
+        .project
+        .ok(&["run", "--rm", "-T", "app", "lifeboat-demo-app", "seed"]);
+    stack.wait_healthy();
+    stack.sql("INSERT INTO businesses (name) VALUES ('por URL')");
+    let good = stack.backup();
+    let good_data = stack.businesses();
+    stack.sql("DELETE FROM businesses; INSERT INTO businesses (name) VALUES ('damaged')");
+    let app_started = stack.started_at("app");
+    let worker_started = stack.started_at("worker");
+
+    // The database by URL (the container's address, as a managed server's would be), no
+    // database container configured: only the named services are the app.
+    let ip = docker_ok(&[
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+        &stack.postgres,
+    ]);
+    let ip = ip.split_whitespace().next().expect("an address").to_owned();
+    let mut env = stack.env();
+    env.extend([
+        (
+            "DATABASE_URL",
+            format!("postgres://demo:demo-password@{ip}:5432/demo"),
+        ),
+        ("LIFEBOAT_RESTORE_APP_SERVICES", "app,worker".into()),
+    ]);
+    let out = lifeboat(
+        "lifeboat-restore",
+        stack.work.path(),
+        &[
+            "--dir",
+            "backups",
+            "--yes",
+            "--no-safety-backup",
+            "--log-format",
+            "json",
+            &good,
+        ],
+        &env,
+    );
+    ok(&out, "restore with --url and restore.app-services");
+    let events: Vec<serde_json::Value> = text(&out.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let steps: Vec<&str> = events.iter().filter_map(|e| e["step"].as_str()).collect();
+    let at = |step: &str| {
+        steps
+            .iter()
+            .position(|s| *s == step)
+            .unwrap_or_else(|| panic!("{step} in {steps:?}"))
+    };
+    assert!(
+        at("stopping") < at("stopped")
+            && at("stopped") < at("swapped")
+            && at("swapped") < at("starting")
+            && at("starting") < at("healthy"),
+        "{steps:?}"
+    );
+    let stopped = events
+        .iter()
+        .find(|e| e["step"] == "stopped")
+        .and_then(|e| e["message"].as_str())
+        .expect("the stopped event");
+    assert!(
+        stopped.contains("app") && stopped.contains("worker"),
+        "{stopped}"
+    );
+    assert_ne!(
+        stack.started_at("app"),
+        app_started,
+        "the app was restarted"
+    );
+    assert_ne!(
+        stack.started_at("worker"),
+        worker_started,
+        "the worker was restarted"
+    );
+    assert_eq!(stack.health("app"), "healthy");
+    assert_eq!(stack.health("worker"), "running");
+    assert_eq!(stack.businesses(), good_data);
 }
