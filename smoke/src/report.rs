@@ -83,7 +83,17 @@ impl Printer {
         ));
     }
 
+    /// A cleanup's line; one that was not sent is shown even with `-q`: data may be left.
     pub fn cleanup(&self, c: &CleanupResult) {
+        if let Some(why) = &c.not_sent {
+            self.emit(&format!(
+                "{} cleanup of {}: {} {why}",
+                self.paint("33", "!"),
+                c.check,
+                c.what
+            ));
+            return;
+        }
         match &c.error {
             None if self.quiet => {}
             None => self.emit(&format!("  cleanup of {}: {}", c.check, c.what)),
@@ -104,6 +114,11 @@ impl Printer {
         let failed = report.count(Status::Failed);
         let skipped = report.count(Status::Skipped);
         let bad_cleanups = report.cleanups.iter().filter(|c| c.error.is_some()).count();
+        let not_sent = report
+            .cleanups
+            .iter()
+            .filter(|c| c.not_sent.is_some())
+            .count();
         let mut line = format!(
             "{} of {} checks passed",
             report.count(Status::Passed),
@@ -117,6 +132,9 @@ impl Printer {
         }
         if bad_cleanups > 0 {
             let _ = write!(line, ", {bad_cleanups} cleanup(s) failed");
+        }
+        if not_sent > 0 {
+            let _ = write!(line, ", {not_sent} cleanup(s) not sent");
         }
         let _ = write!(
             line,
@@ -204,8 +222,10 @@ pub fn json(report: &RunReport) -> serde_json::Value {
         "cleanups": report.cleanups.iter().map(|c| serde_json::json!({
             "check": c.check,
             "what": c.what,
-            "ok": c.error.is_none(),
+            "ok": c.error.is_none() && c.not_sent.is_none(),
+            "sent": c.not_sent.is_none(),
             "error": c.error,
+            "warning": c.not_sent,
         })).collect::<Vec<_>>(),
     })
 }
@@ -264,6 +284,22 @@ pub fn junit(report: &RunReport) -> String {
         xml_escape(&report.run_id)
     );
     for r in &report.results {
+        // A cleanup of this check that was not sent: said in the check's own test case.
+        let warnings: String = report
+            .cleanups
+            .iter()
+            .filter(|c| c.check == r.name)
+            .filter_map(|c| {
+                c.not_sent
+                    .as_ref()
+                    .map(|w| format!("warning: cleanup {} {w}\n", c.what))
+            })
+            .collect();
+        let system_err = if warnings.is_empty() {
+            String::new()
+        } else {
+            format!("<system-err>{}</system-err>", xml_escape(&warnings))
+        };
         let _ = write!(
             out,
             "    <testcase name=\"{}\" classname=\"smoke.{}\" time=\"{}\"",
@@ -275,14 +311,14 @@ pub fn junit(report: &RunReport) -> String {
             Status::Passed => {
                 let _ = writeln!(
                     out,
-                    "><system-out>{}</system-out></testcase>",
+                    "><system-out>{}</system-out>{system_err}</testcase>",
                     xml_escape(&r.message)
                 );
             }
             Status::Failed => {
                 let _ = writeln!(
                     out,
-                    "><failure message=\"{}\">{}</failure></testcase>",
+                    "><failure message=\"{}\">{}</failure>{system_err}</testcase>",
                     xml_escape(&r.message),
                     xml_escape(&r.message)
                 );
@@ -290,7 +326,7 @@ pub fn junit(report: &RunReport) -> String {
             Status::Skipped => {
                 let _ = writeln!(
                     out,
-                    "><skipped message=\"{}\"/></testcase>",
+                    "><skipped message=\"{}\"/>{system_err}</testcase>",
                     xml_escape(&r.message)
                 );
             }

@@ -58,7 +58,12 @@ pub struct CheckResult {
 pub struct CleanupResult {
     pub check: String,
     pub what: String,
+    /// Sent, and it failed: why.
     pub error: Option<String>,
+    /// Never sent, because an attempt of the check failed before capturing what the cleanup
+    /// needs: why, and that what the attempt created (if anything) is left behind. A warning,
+    /// not a failure of the run: the check itself failed.
+    pub not_sent: Option<String>,
 }
 
 /// A whole run.
@@ -151,21 +156,43 @@ fn prepare(
     Ok((spec, cleanup))
 }
 
+/// A check's `cleanup` as written, and the values it may use: those of the checks before it
+/// and, for each attempt, what that attempt captured.
+struct CleanupTemplate {
+    template: CleanupSpec,
+    values: HashMap<String, String>,
+    env: Arc<HashMap<String, String>>,
+    ca_file: Option<String>,
+}
+
 /// Attempts until the check passes, its retries are spent and its wait (until ready) is over.
-async fn attempts(check: Arc<Check>, spec: CheckSpec, ctx: Arc<Ctx>) -> (Outcome, u32, Duration) {
+/// Each attempt may create something (a retried POST creates again), so each one registers its
+/// own cleanup, filled in with what it captured.
+async fn attempts(
+    check: Arc<Check>,
+    spec: CheckSpec,
+    cleanup: Option<CleanupTemplate>,
+    ctx: Arc<Ctx>,
+) -> (Outcome, u32, Duration) {
     let started = Instant::now();
     let deadline = check.wait.map(|w| started + w);
     let mut n = 0;
     loop {
         n += 1;
-        let outcome =
+        let (outcome, timed_out) =
             match tokio::time::timeout(check.timeout, checks::run(&check, &spec, &ctx)).await {
-                Ok(o) => o,
-                Err(_) => Outcome::fail(format!(
-                    "no result within its timeout of {}",
-                    checks::ms(check.timeout)
-                )),
+                Ok(o) => (o, false),
+                Err(_) => (
+                    Outcome::fail(format!(
+                        "no result within its timeout of {}",
+                        checks::ms(check.timeout)
+                    )),
+                    true,
+                ),
             };
+        if let Some(cleanup) = &cleanup {
+            register_cleanup(&check, cleanup, &outcome, timed_out, &ctx);
+        }
         let more =
             n <= check.retries || deadline.is_some_and(|d| Instant::now() + check.retry_delay < d);
         if outcome.ok || !more {
@@ -190,9 +217,9 @@ pub async fn execute(plan: Plan, ctx: Arc<Ctx>, printer: &Printer) -> RunReport 
         .collect();
     let mut scope = Scope { values: plan.vars };
     scope.values.insert("run_id".into(), ctx.run_id.clone());
+    let env = Arc::new(plan.env);
     let mut results: Vec<Option<CheckResult>> = vec![None; checks.len()];
     let mut launched = vec![false; checks.len()];
-    let mut cleanups_of: HashMap<usize, (CheckSpec, CleanupSpec)> = HashMap::new();
     let mut tasks = JoinSet::new();
     let mut task_of = HashMap::new();
 
@@ -260,12 +287,16 @@ pub async fn execute(plan: Plan, ctx: Arc<Ctx>, printer: &Printer) -> RunReport 
                     results[i] = Some(r);
                     continue;
                 }
-                match prepare(c, &scope, &plan.env, &ctx.redactor) {
+                match prepare(c, &scope, &env, &ctx.redactor) {
                     Ok((spec, cleanup)) => {
-                        if let Some(cleanup) = cleanup {
-                            cleanups_of.insert(i, (spec.clone(), cleanup));
-                        }
-                        let handle = tasks.spawn(attempts(Arc::clone(c), spec, Arc::clone(&ctx)));
+                        let cleanup = cleanup.map(|template| CleanupTemplate {
+                            template,
+                            values: scope.values.clone(),
+                            env: Arc::clone(&env),
+                            ca_file: spec.ca_file.clone(),
+                        });
+                        let handle =
+                            tasks.spawn(attempts(Arc::clone(c), spec, cleanup, Arc::clone(&ctx)));
                         task_of.insert(handle.id(), i);
                     }
                     Err(e) => {
@@ -293,9 +324,6 @@ pub async fn execute(plan: Plan, ctx: Arc<Ctx>, printer: &Printer) -> RunReport 
         for cap in &outcome.captures {
             scope.values.insert(cap.name.clone(), cap.value.clone());
         }
-        if let Some((spec, template)) = cleanups_of.remove(&i) {
-            register_cleanup(&checks[i], &spec, &template, &scope, &plan.env, &ctx);
-        }
         let status = if outcome.ok {
             Status::Passed
         } else {
@@ -307,6 +335,24 @@ pub async fn execute(plan: Plan, ctx: Arc<Ctx>, printer: &Printer) -> RunReport 
     }
 
     let mut cleanups = Vec::new();
+    for n in ctx.cleanups.take_not_sent() {
+        let attempts = if n.attempts > 1 {
+            format!(" ({} attempts)", n.attempts)
+        } else {
+            String::new()
+        };
+        let result = CleanupResult {
+            check: n.check,
+            what: ctx.redactor.scrub(&n.what),
+            error: None,
+            not_sent: Some(ctx.redactor.scrub(&format!(
+                "{}{attempts}; what it created, if anything, is left behind",
+                n.why
+            ))),
+        };
+        printer.cleanup(&result);
+        cleanups.push(result);
+    }
     for cleanup in ctx.cleanups.take_all() {
         let result = CleanupResult {
             check: cleanup.check().to_owned(),
@@ -316,6 +362,7 @@ pub async fn execute(plan: Plan, ctx: Arc<Ctx>, printer: &Printer) -> RunReport 
                 .await
                 .err()
                 .map(|e| ctx.redactor.scrub(&e)),
+            not_sent: None,
         };
         printer.cleanup(&result);
         cleanups.push(result);
@@ -332,17 +379,30 @@ pub async fn execute(plan: Plan, ctx: Arc<Ctx>, printer: &Printer) -> RunReport 
     }
 }
 
-/// Fill in a check's cleanup with what it captured; one that cannot be filled in means the
-/// check created nothing to clean (it failed before).
+/// Fill in a check's cleanup with what one attempt captured, and register it. One that cannot
+/// be filled in means the attempt failed before its capture: when the app answered (or the
+/// attempt timed out, answered or not) it may have created something, and that is said; when
+/// the app never answered (the connection failed) it created nothing.
 fn register_cleanup(
     check: &Check,
-    spec: &CheckSpec,
-    template: &CleanupSpec,
-    scope: &Scope,
-    env: &HashMap<String, String>,
+    cleanup: &CleanupTemplate,
+    outcome: &Outcome,
+    timed_out: bool,
     ctx: &Ctx,
 ) {
-    let mut resolve = lookup(scope, env, &ctx.redactor);
+    let template = &cleanup.template;
+    let method = template
+        .method
+        .clone()
+        .unwrap_or_else(|| "DELETE".into())
+        .to_ascii_uppercase();
+    let mut scope = Scope {
+        values: cleanup.values.clone(),
+    };
+    for cap in &outcome.captures {
+        scope.values.insert(cap.name.clone(), cap.value.clone());
+    }
+    let mut resolve = lookup(&scope, &cleanup.env, &ctx.redactor);
     let filled = vars::interpolate(&template.url, &mut resolve)
         .and_then(|url| http::resolve_url(ctx, &url))
         .and_then(|url| {
@@ -357,16 +417,23 @@ fn register_cleanup(
         Ok((url, headers)) => {
             ctx.cleanups.add(Cleanup::Http {
                 check: check.name.clone(),
-                method: template
-                    .method
-                    .clone()
-                    .unwrap_or_else(|| "DELETE".into())
-                    .to_ascii_uppercase(),
+                method,
                 url,
                 headers,
-                ca_file: spec.ca_file.clone(),
+                ca_file: cleanup.ca_file.clone(),
             });
         }
-        Err(e) => tracing::debug!(check = %check.name, "no cleanup: {e}"),
+        Err(e) if outcome.answered || timed_out => ctx.cleanups.not_sent(
+            &check.name,
+            format!("{method} {}", template.url),
+            format!(
+                "not sent: {e}, as the attempt {} before its capture",
+                if timed_out { "timed out" } else { "failed" }
+            ),
+        ),
+        Err(e) => tracing::debug!(
+            check = %check.name,
+            "no cleanup: {e}; the app did not answer, so it created nothing"
+        ),
     }
 }

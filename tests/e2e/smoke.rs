@@ -1299,3 +1299,141 @@ json = {{ password = "${{secret:SMOKE_SECRET}}" }}
         }
     }
 }
+
+#[test]
+#[allow(clippy::too_many_lines)] // one spec, three ways a cleanup goes
+fn every_attempt_s_probe_data_is_cleaned_up_and_what_cannot_be_is_said() {
+    // An app that creates a thing with a new id on each POST /things, fails on POST /broken
+    // (perhaps after creating something), and deletes on DELETE.
+    let created = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = std::sync::Arc::clone(&created);
+    let app = Server::start(move |request| {
+        if request.starts_with("POST /things ") {
+            let id = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            http_response("201 Created", "", &format!("{{\"id\":{id}}}"))
+        } else if request.starts_with("DELETE ") {
+            http_response("204 No Content", "", "")
+        } else {
+            http_response("500 Internal Server Error", "", "{\"error\":\"oops\"}")
+        }
+    });
+    let closed = closed_port();
+    let spec = format!(
+        r#"
+[environments.staging]
+base-url = "{base}"
+
+[[check]]
+name = "retried-create"
+method = "POST"
+url = "/things"
+retries = 2
+retry-delay = "10ms"
+expect.status = 200 # the app answers 201: every attempt fails, after creating a thing
+capture.id = "/id"
+cleanup = {{ url = "/things/${{id}}" }}
+
+[[check]]
+name = "fails-before-capture"
+method = "POST"
+url = "/broken"
+capture.id2 = "/id"
+cleanup = {{ url = "/broken/${{id2}}" }}
+
+[[check]]
+name = "never-answered"
+method = "POST"
+url = "http://127.0.0.1:{closed}/things"
+capture.id3 = "/id"
+cleanup = {{ url = "http://127.0.0.1:{closed}/things/${{id3}}" }}
+"#,
+        base = app.url(""),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("smoke.toml");
+    std::fs::write(&path, spec).expect("write");
+    let json = dir.path().join("r.json");
+    let junit = dir.path().join("r.xml");
+    let ran = smoke(
+        dir.path(),
+        &[
+            "--spec",
+            &path.to_string_lossy(),
+            "--report",
+            &format!("json:{}", json.display()),
+            "--report",
+            &format!("junit:{}", junit.display()),
+        ],
+        &[],
+    );
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    let report = read_json(&json);
+    assert_eq!(by_name(&report)["retried-create"].2, 3, "three attempts");
+    assert_eq!(created.load(std::sync::atomic::Ordering::SeqCst), 3);
+
+    // Each attempt's thing is deleted, not only the last one's.
+    let deletes: Vec<String> = app
+        .requests()
+        .iter()
+        .filter_map(|r| r.lines().next().filter(|l| l.starts_with("DELETE ")))
+        .map(str::to_owned)
+        .collect();
+    for id in 1..=3 {
+        assert!(
+            deletes.contains(&format!("DELETE /things/{id} HTTP/1.1")),
+            "{id}: {deletes:?}"
+        );
+    }
+    assert_eq!(deletes.len(), 3, "{deletes:?}");
+    let cleanups = report["cleanups"].as_array().expect("cleanups");
+    let of = |check: &str| -> Vec<&serde_json::Value> {
+        cleanups.iter().filter(|c| c["check"] == check).collect()
+    };
+    assert_eq!(of("retried-create").len(), 3, "{cleanups:?}");
+    assert!(of("retried-create").iter().all(|c| c["ok"] == true));
+
+    // The check that failed before its capture: its cleanup could not be sent, and the output
+    // and both reports say so (what it may have created is left), without failing the run twice.
+    let unsent = of("fails-before-capture");
+    assert_eq!(unsent.len(), 1, "{cleanups:?}");
+    assert_eq!(unsent[0]["sent"], false);
+    assert_eq!(unsent[0]["what"], "DELETE /broken/${id2}");
+    let warning = unsent[0]["warning"].as_str().expect("a warning");
+    assert!(
+        warning.contains("`${id2}` has no value")
+            && warning.contains("failed before its capture")
+            && warning.contains("left behind"),
+        "{warning}"
+    );
+    assert!(
+        ran.stderr
+            .contains("! cleanup of fails-before-capture: DELETE /broken/${id2} not sent"),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        ran.stderr.contains("1 cleanup(s) not sent"),
+        "{}",
+        ran.stderr
+    );
+    let xml = std::fs::read_to_string(&junit).expect("junit");
+    let case = xml
+        .lines()
+        .find(|l| l.contains("<testcase name=\"fails-before-capture\""))
+        .expect("its test case");
+    assert!(
+        case.contains("<system-err>warning: cleanup DELETE /broken/${id2} not sent"),
+        "{case}"
+    );
+    // The app never answered the third: it created nothing, and nothing is said.
+    assert!(of("never-answered").is_empty(), "{cleanups:?}");
+
+    // With -q, the warning is still shown: data may be left.
+    let ran = smoke(dir.path(), &["--spec", &path.to_string_lossy(), "-q"], &[]);
+    assert_eq!(ran.code, 1);
+    assert!(
+        ran.stderr.contains("! cleanup of fails-before-capture"),
+        "{}",
+        ran.stderr
+    );
+}

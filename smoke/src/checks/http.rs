@@ -249,6 +249,7 @@ pub fn judge(
         Outcome::fail(message)
     };
     outcome.captures = captures;
+    outcome.answered = true;
     outcome
 }
 

@@ -46,6 +46,8 @@ pub struct Outcome {
     pub ok: bool,
     pub message: String,
     pub captures: Vec<Captured>,
+    /// The app answered (it may have created something, even when the check failed).
+    pub answered: bool,
 }
 
 impl Outcome {
@@ -54,6 +56,7 @@ impl Outcome {
             ok: true,
             message: message.into(),
             captures: Vec::new(),
+            answered: false,
         }
     }
 
@@ -62,6 +65,7 @@ impl Outcome {
             ok: false,
             message: message.into(),
             captures: Vec::new(),
+            answered: false,
         }
     }
 }
@@ -111,6 +115,29 @@ impl Cleanup {
             Cleanup::Http { check, .. }
             | Cleanup::S3 { check, .. }
             | Cleanup::Mail { check, .. } => check,
+        }
+    }
+
+    /// Whether both are the same HTTP request (two attempts that created the same thing).
+    fn same_request(&self, other: &Cleanup) -> bool {
+        match (self, other) {
+            (
+                Cleanup::Http {
+                    check,
+                    method,
+                    url,
+                    headers,
+                    ..
+                },
+                Cleanup::Http {
+                    check: c2,
+                    method: m2,
+                    url: u2,
+                    headers: h2,
+                    ..
+                },
+            ) => check == c2 && method == m2 && url == u2 && headers == h2,
+            _ => false,
         }
     }
 
@@ -167,19 +194,65 @@ impl Cleanup {
 /// The time a cleanup request has.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A cleanup that could not be filled in: what an attempt may have created stays.
+#[derive(Debug, Clone)]
+pub struct NotSent {
+    pub check: String,
+    /// The cleanup as written (`DELETE /api/businesses/${business_id}`).
+    pub what: String,
+    pub why: String,
+    /// How many attempts of the check it was for.
+    pub attempts: u32,
+}
+
 /// The run's pending cleanups. A check registers one before it creates something and removes it
 /// when it deleted the thing itself, so a timeout in between still leaves nothing behind.
 #[derive(Default)]
 pub struct Cleanups {
     items: Mutex<Vec<(u64, Cleanup)>>,
     next: AtomicU64,
+    not_sent: Mutex<Vec<NotSent>>,
 }
 
 impl Cleanups {
+    /// Register a cleanup; one already pending (a retry that created the same thing) is not
+    /// registered twice.
     pub fn add(&self, cleanup: Cleanup) -> u64 {
+        let mut items = self.lock();
+        if let Some((id, _)) = items.iter().find(|(_, c)| c.same_request(&cleanup)) {
+            return *id;
+        }
         let id = self.next.fetch_add(1, Ordering::Relaxed);
-        self.lock().push((id, cleanup));
+        items.push((id, cleanup));
         id
+    }
+
+    /// Record a cleanup an attempt needed but could not have (once per check and reason).
+    pub fn not_sent(&self, check: &str, what: String, why: String) {
+        let mut list = self
+            .not_sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = list.iter_mut().find(|n| n.check == check && n.why == why) {
+            n.attempts += 1;
+        } else {
+            list.push(NotSent {
+                check: check.to_owned(),
+                what,
+                why,
+                attempts: 1,
+            });
+        }
+    }
+
+    /// The cleanups that could not be sent, in the order they were met.
+    pub fn take_not_sent(&self) -> Vec<NotSent> {
+        std::mem::take(
+            &mut *self
+                .not_sent
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     pub fn remove(&self, id: u64) {
