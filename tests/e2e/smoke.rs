@@ -1437,3 +1437,192 @@ cleanup = {{ url = "http://127.0.0.1:{closed}/things/${{id3}}" }}
         ran.stderr
     );
 }
+
+#[test]
+#[allow(clippy::too_many_lines)] // the spec of every failure is most of it
+fn each_kind_fails_with_a_message_that_says_why() {
+    let no_retry_after = HttpFixture::start(Reply::Raw(http_response(
+        "429 Too Many Requests",
+        "",
+        "slow down",
+    )));
+    let accepts_anything = HttpFixture::start(Reply::Raw(http_response(
+        "200 OK",
+        "Content-Type: application/json\r\n",
+        "{\"received\":true}",
+    )));
+    let powered = HttpFixture::start(Reply::Raw(http_response(
+        "200 OK",
+        "X-Powered-By: Express\r\n",
+        "ok",
+    )));
+    let no_content = HttpFixture::start(Reply::Raw(http_response("204 No Content", "", "")));
+    let redirect = HttpFixture::start(Reply::Raw(http_response(
+        "302 Found",
+        "Location: /login\r\n",
+        "",
+    )));
+    let closed = closed_port();
+    let s3 = s3();
+    let no_such_bucket = unique("lbtest-no-such-bucket-");
+    let hook_secret = unique("hook-secret-");
+    let spec = format!(
+        r#"
+[[check]]
+name = "fail-rate-limit-without-retry-after"
+kind = "rate-limit"
+url = "{no_retry_after}"
+requests = 3
+[[check]]
+name = "pass-rate-limit-retry-after-not-required"
+kind = "rate-limit"
+url = "{no_retry_after}"
+requests = 3
+expect.retry-after = false
+[[check]]
+name = "fail-webhook-accepts-a-forged-signature"
+kind = "webhook"
+url = "{accepts_anything}"
+secret = "${{secret:SMOKE_HOOK}}"
+reject-forged = true
+[[check]]
+name = "fail-header-that-must-be-absent"
+url = "{powered}"
+expect.headers = {{ "x-powered-by" = false }}
+[[check]]
+name = "pass-status-class"
+url = "{no_content}"
+expect.status = "2xx"
+[[check]]
+name = "fail-status-class"
+url = "{redirect}"
+expect.status = "2xx"
+[[check]]
+name = "fail-default-status-is-2xx"
+url = "{redirect}"
+[[check]]
+name = "pass-postgres-at-most"
+kind = "postgres"
+url = "${{secret:SMOKE_DB}}"
+query = "SELECT 3"
+expect.at-most = 4
+[[check]]
+name = "fail-postgres-at-most"
+kind = "postgres"
+url = "${{secret:SMOKE_DB}}"
+query = "SELECT 5"
+expect.at-most = 4
+[[check]]
+name = "fail-postgres-max-ms"
+kind = "postgres"
+url = "${{secret:SMOKE_DB}}"
+query = "SELECT 1 FROM pg_sleep(0.3)"
+expect.max-ms = 100
+[[check]]
+name = "fail-redis-latency"
+kind = "redis"
+url = "${{env:SMOKE_REDIS}}"
+expect.max-ms = 0 # no PING answers in no time
+[[check]]
+name = "fail-s3-no-such-bucket"
+kind = "s3"
+[[check]]
+name = "fail-smtp-closed-port"
+kind = "smtp"
+to = "probe@demo.test"
+"#,
+        no_retry_after = no_retry_after.url("/api/auth/login"),
+        accepts_anything = accepts_anything.url("/api/webhooks/payment"),
+        powered = powered.url("/"),
+        no_content = no_content.url("/"),
+        redirect = redirect.url("/"),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("smoke.toml");
+    std::fs::write(&path, spec).expect("write");
+    let json = dir.path().join("r.json");
+    let db_url = lifeboat_testkit::database_url();
+    let closed_text = closed.to_string();
+    let ran = smoke(
+        dir.path(),
+        &[
+            "--spec",
+            &path.to_string_lossy(),
+            "--report",
+            &format!("json:{}", json.display()),
+        ],
+        &[
+            ("SMOKE_HOOK", hook_secret.as_str()),
+            ("SMOKE_DB", db_url.as_str()),
+            ("SMOKE_REDIS", lifeboat_testkit::redis_url().as_str()),
+            ("S3_ENDPOINT", s3.endpoint.as_str()),
+            ("S3_BUCKET", no_such_bucket.as_str()),
+            ("S3_ACCESS_KEY_ID", s3.access_key_id.as_str()),
+            ("S3_SECRET_ACCESS_KEY", s3.secret_access_key.as_str()),
+            ("SMTP_HOST", "127.0.0.1"),
+            ("SMTP_PORT", closed_text.as_str()),
+            ("SMTP_FROM", "lifeboat-smoke@demo.test"),
+        ],
+    );
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    let checks = by_name(&read_json(&json));
+    assert_eq!(checks.len(), 13, "{checks:?}");
+    for (name, (status, message, _)) in &checks {
+        let want = if name.starts_with("pass-") {
+            "passed"
+        } else {
+            "failed"
+        };
+        assert_eq!(status, want, "{name}: {message}");
+    }
+    let says = |name: &str, words: &str| {
+        let message = &checks[name].1;
+        assert!(
+            message.contains(words),
+            "{name}: {message:?} should say {words:?}"
+        );
+    };
+    says(
+        "fail-rate-limit-without-retry-after",
+        "/api/auth/login: 429 at request 1 of 3, but without Retry-After",
+    );
+    says(
+        "pass-rate-limit-retry-after-not-required",
+        "429 at request 1 of 3",
+    );
+    says(
+        "fail-webhook-accepts-a-forged-signature",
+        "a forged signature was answered 200, expected 4xx",
+    );
+    // Only the forged payload was sent: a check that already failed sends nothing more.
+    let seen = accepts_anything.requests();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(
+        seen[0].contains(&format!("sha256={}", "0".repeat(64))),
+        "{seen:?}"
+    );
+    says(
+        "fail-header-that-must-be-absent",
+        "a x-powered-by header, expected none",
+    );
+    says("pass-status-class", "→ 204");
+    says("fail-status-class", "status 302, expected 2xx");
+    says("fail-default-status-is-2xx", "status 302, expected 2xx");
+    says("fail-postgres-at-most", "SELECT 5: 5, expected at most 4");
+    says("fail-postgres-max-ms", "more than 100 ms");
+    says("fail-redis-latency", "more than 0 ms");
+    says(
+        "fail-s3-no-such-bucket",
+        &format!("S3 put s3://{no_such_bucket}/"),
+    );
+    says("fail-s3-no-such-bucket", "(NoSuchBucket)");
+    says(
+        "fail-s3-no-such-bucket",
+        "The specified bucket does not exist",
+    );
+    says(
+        "fail-smtp-closed-port",
+        &format!("sending mail through 127.0.0.1:{closed}: Connection error: Connection refused"),
+    );
+    assert_no_secret(&ran, &[&json], &[&hook_secret, &s3.secret_access_key]);
+}
