@@ -309,6 +309,10 @@ struct Download {
 /// Remove the download directories in `backups` of runs that no longer exist (killed outright:
 /// SIGKILL, a power cut). A directory of a run still alive on this machine is left alone.
 fn remove_stale_downloads(backups: &std::path::Path) {
+    // Whether a pid is alive is read from /proc (Linux); without it nothing is removed.
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
     let Ok(read) = std::fs::read_dir(backups) else {
         return;
     };

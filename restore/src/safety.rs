@@ -59,7 +59,8 @@ fn completed(dir: &Path, pre_db: &str) -> anyhow::Result<Vec<Entry>> {
 
 /// Take the safety backup of `pre_db` (a pre-restore database of `db`), unless a run that was
 /// killed afterwards already did: then that one's path. What a run killed midway left (a
-/// `.partial` file, or an archive whose manifest was never written) is removed first.
+/// `.partial` file, or an archive whose manifest was never written or does not match it) is
+/// removed first.
 pub async fn take(config: &Config, db: &str, pre_db: &str) -> anyhow::Result<PathBuf> {
     let dir = &config.backup.dir;
     if let Some(done) = completed(dir, pre_db)?.into_iter().next() {
@@ -74,7 +75,8 @@ pub async fn take(config: &Config, db: &str, pre_db: &str) -> anyhow::Result<Pat
     for ext in manifest::EXTENSIONS {
         let archive = dir.join(format!("{stem}{ext}"));
         let partial = dir.join(format!("{stem}{ext}.partial"));
-        for leftover in [partial, archive] {
+        // A manifest here is one that does not match its archive (damaged): both go.
+        for leftover in [partial, manifest::path_for(&archive), archive] {
             match std::fs::remove_file(&leftover) {
                 Ok(()) => warn!(
                     "removed {}: an interrupted safety backup of {pre_db}",
