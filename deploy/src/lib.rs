@@ -230,10 +230,6 @@ fn deploy(stack: &Stack, version: &str, cli: &Cli) -> anyhow::Result<ExitCode> {
         return roll_back(stack, &mut outcome, &current, e);
     }
 
-    stack
-        .history
-        .append(&outcome.entry(stack, "deployed", None))?;
-    stack.history.remove_journal()?;
     stack.prune_images();
     let elapsed = (chrono::Utc::now() - started)
         .to_std()
@@ -244,11 +240,8 @@ fn deploy(stack: &Stack, version: &str, cli: &Cli) -> anyhow::Result<ExitCode> {
         new.short_id(),
         elapsed.as_secs_f64()
     );
-    notify::send(
-        stack,
-        &format!("lifeboat-deploy: {version} deployed to {}", stack.project()),
-        &outcome.entry(stack, "deployed", None),
-    );
+    let subject = format!("lifeboat-deploy: {version} deployed to {}", stack.project());
+    outcome.finish(stack, "deployed", None, &subject, false)?;
     println!("deployed\t{version}\t{}", new.image_id);
     Ok(ExitCode::SUCCESS)
 }
@@ -334,18 +327,12 @@ fn fail_before_switch(
     e: anyhow::Error,
 ) -> anyhow::Result<ExitCode> {
     let e = restore_if_configured(stack, outcome, e);
-    let entry = outcome.entry(stack, "failed", Some(format!("{e:#}")));
-    stack.history.append(&entry)?;
-    stack.history.remove_journal()?;
-    notify::send(
-        stack,
-        &format!(
-            "lifeboat-deploy: {} FAILED on {}",
-            outcome.to.version,
-            stack.project()
-        ),
-        &entry,
+    let subject = format!(
+        "lifeboat-deploy: {} FAILED on {}",
+        outcome.to.version,
+        stack.project()
     );
+    outcome.finish(stack, "failed", Some(&e), &subject, false)?;
     Err(e)
 }
 
@@ -387,40 +374,29 @@ fn roll_back(
     match stack.switch_all(previous, false) {
         Ok(()) => {
             let e = restore_if_configured(stack, outcome, e);
-            let entry = outcome.entry(stack, "rolled-back", Some(format!("{e:#}")));
-            stack.history.append(&entry)?;
-            stack.history.remove_journal()?;
             tracing::error!(
                 step = "rolled-back",
                 "the deploy of {} failed; {} serves again",
                 outcome.to.version,
                 previous.version
             );
-            notify::send(
-                stack,
-                &format!(
-                    "lifeboat-deploy: {} FAILED on {}, rolled back to {}",
-                    outcome.to.version,
-                    stack.project(),
-                    previous.version
-                ),
-                &entry,
+            let subject = format!(
+                "lifeboat-deploy: {} FAILED on {}, rolled back to {}",
+                outcome.to.version,
+                stack.project(),
+                previous.version
             );
+            outcome.finish(stack, "rolled-back", Some(&e), &subject, false)?;
             Ok(ExitCode::from(ROLLED_BACK))
         }
         Err(r) => {
             let e = e.context(format!("rolling back to {} failed too: {r:#}; the journal {} is kept, run lifeboat-rollback {}", previous.version, stack.history.journal_path().display(), previous.version));
-            let entry = outcome.entry(stack, "failed", Some(format!("{e:#}")));
-            stack.history.append(&entry)?;
-            notify::send(
-                stack,
-                &format!(
-                    "lifeboat-deploy: {} FAILED on {}, and the rollback too",
-                    outcome.to.version,
-                    stack.project()
-                ),
-                &entry,
+            let subject = format!(
+                "lifeboat-deploy: {} FAILED on {}, and the rollback too",
+                outcome.to.version,
+                stack.project()
             );
+            outcome.finish(stack, "failed", Some(&e), &subject, true)?;
             Err(e)
         }
     }

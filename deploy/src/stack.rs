@@ -51,10 +51,14 @@ impl Stack {
             Stop::default()
         };
         let lock = if lock {
-            Some(JobLock::acquire(
+            let taken = JobLock::acquire(
                 &config.lock_dir,
                 &format!("deploy-{}", config.compose.project),
-            )?)
+            )?;
+            if let Some(dead) = taken.stale() {
+                warn!("the deploy lock was left by {dead}, which ended without releasing it (killed, or the machine stopped); taking it over");
+            }
+            Some(taken)
         } else {
             None
         };
@@ -326,6 +330,25 @@ pub struct Outcome<'a> {
 }
 
 impl Outcome<'_> {
+    /// Record how the run ended: its history line, the journal removed (kept when the stack
+    /// may not be as it should, for the next run), the mail and the webhook.
+    pub fn finish(
+        &self,
+        stack: &Stack,
+        outcome: &str,
+        error: Option<&anyhow::Error>,
+        subject: &str,
+        keep_journal: bool,
+    ) -> anyhow::Result<()> {
+        let entry = self.entry(stack, outcome, error.map(|e| format!("{e:#}")));
+        stack.history.append(&entry)?;
+        if !keep_journal {
+            stack.history.remove_journal()?;
+        }
+        crate::notify::send(stack, subject, &entry);
+        Ok(())
+    }
+
     pub fn entry(&self, stack: &Stack, outcome: &str, error: Option<String>) -> Entry {
         Entry {
             action: self.action.into(),

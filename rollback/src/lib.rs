@@ -205,40 +205,30 @@ fn rollback(stack: &Stack, cli: &Cli) -> anyhow::Result<ExitCode> {
     });
     match result {
         Ok(()) => {
-            stack.history.append(&outcome.entry(stack, "done", None))?;
-            stack.history.remove_journal()?;
             info!(
                 step = "done",
                 "rolled back to {} ({})",
                 to.version,
                 to.short_id()
             );
-            lifeboat_deploy::notify::send(
-                stack,
-                &format!(
-                    "lifeboat-rollback: {} serves on {}",
-                    to.version,
-                    stack.project()
-                ),
-                &outcome.entry(stack, "done", None),
+            let subject = format!(
+                "lifeboat-rollback: {} serves on {}",
+                to.version,
+                stack.project()
             );
+            outcome.finish(stack, "done", None, &subject, false)?;
             println!("rolled back\t{}\t{}", to.version, to.image_id);
             Ok(ExitCode::SUCCESS)
         }
         Err(e) if outcome.restored => {
-            // The data is back; the code must stay with it.
-            let entry = outcome.entry(stack, "failed", Some(format!("{e:#}")));
-            stack.history.append(&entry)?;
-            stack.history.remove_journal()?;
-            lifeboat_deploy::notify::send(
-                stack,
-                &format!(
-                    "lifeboat-rollback to {} FAILED its smoke tests on {}",
-                    to.version,
-                    stack.project()
-                ),
-                &entry,
+            // The data is back; the code must stay with it. The history says it serves (`done`),
+            // with the smoke tests' failure as its error.
+            let subject = format!(
+                "lifeboat-rollback to {} FAILED its smoke tests on {}",
+                to.version,
+                stack.project()
             );
+            outcome.finish(stack, "done", Some(&e), &subject, false)?;
             Err(e.context(format!(
                 "{} serves with its data restored, but its smoke tests failed",
                 to.version
@@ -250,22 +240,17 @@ fn rollback(stack: &Stack, cli: &Cli) -> anyhow::Result<ExitCode> {
                 "the rollback to {} failed: putting {} back", to.version, current.version
             );
             let back = stack.switch_all(&current, false);
+            let keep_journal = back.is_err();
             let e = match back {
                 Ok(()) => e.context(format!("the rollback to {} failed; {} serves again, as before", to.version, current.version)),
                 Err(r) => e.context(format!("the rollback to {} failed, and putting {} back failed too: {r:#}; run lifeboat-rollback again", to.version, current.version)),
             };
-            let entry = outcome.entry(stack, "failed", Some(format!("{e:#}")));
-            stack.history.append(&entry)?;
-            stack.history.remove_journal()?;
-            lifeboat_deploy::notify::send(
-                stack,
-                &format!(
-                    "lifeboat-rollback to {} FAILED on {}",
-                    to.version,
-                    stack.project()
-                ),
-                &entry,
+            let subject = format!(
+                "lifeboat-rollback to {} FAILED on {}",
+                to.version,
+                stack.project()
             );
+            outcome.finish(stack, "failed", Some(&e), &subject, keep_journal)?;
             Err(e)
         }
     }

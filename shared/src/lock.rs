@@ -57,6 +57,7 @@ impl std::fmt::Display for Holder {
 pub struct JobLock {
     file: File,
     path: PathBuf,
+    stale: Option<Holder>,
 }
 
 impl JobLock {
@@ -95,8 +96,14 @@ impl JobLock {
             .mode(0o600)
             .open(&path)
             .map_err(io)?;
-        match file.try_lock() {
-            Ok(()) => {}
+        let stale = match file.try_lock() {
+            Ok(()) => {
+                // A holder that released the lock emptied the file: a record still there was
+                // left by a run that died (SIGKILL, a crash, a reboot).
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                serde_json::from_str::<Holder>(&text).ok()
+            }
             Err(TryLockError::WouldBlock) => {
                 let mut text = String::new();
                 let _ = file.read_to_string(&mut text);
@@ -109,7 +116,7 @@ impl JobLock {
                 });
             }
             Err(TryLockError::Error(e)) => return Err(io(e)),
-        }
+        };
         let holder = Holder {
             pid: std::process::id(),
             host: hostname(),
@@ -125,11 +132,17 @@ impl JobLock {
         file.seek(SeekFrom::Start(0)).map_err(io)?;
         file.write_all(json.as_bytes()).map_err(io)?;
         file.sync_data().map_err(io)?;
-        Ok(Self { file, path })
+        Ok(Self { file, path, stale })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Who held the lock last without releasing it: a run that died, whose work may be half
+    /// done.
+    pub fn stale(&self) -> Option<&Holder> {
+        self.stale.as_ref()
     }
 }
 
@@ -167,7 +180,21 @@ mod tests {
         // Another job is independent.
         let _other = JobLock::acquire(dir.path(), "restore-app").expect("other job");
         drop(first);
-        JobLock::acquire(dir.path(), "backup-app").expect("free again after release");
+        let again = JobLock::acquire(dir.path(), "backup-app").expect("free again after release");
+        assert!(again.stale().is_none(), "a released lock is not stale");
+        // A holder that died (its record left behind, its flock gone with it) is told.
+        drop(again);
+        let path = dir.path().join("backup-app.lock");
+        let dead = Holder {
+            pid: 999_999,
+            host: "h".into(),
+            user: "u".into(),
+            command: "lifeboat-backup".into(),
+            since: chrono::Utc::now(),
+        };
+        std::fs::write(&path, serde_json::to_string(&dead).expect("json")).expect("write");
+        let taken = JobLock::acquire(dir.path(), "backup-app").expect("a dead holder's lock");
+        assert_eq!(taken.stale(), Some(&dead));
     }
 
     #[test]

@@ -409,22 +409,27 @@ fn rolls_back_with_data(stack: &Stack, backup: &str) {
     assert_eq!(history.stdout.lines().count(), 4, "{}", history.show());
 }
 
+/// `lifeboat-deploy VERSION --no-backup` in the background, a minute to become healthy.
+fn spawn_deploy(stack: &Stack, version: &str, stderr: Stdio) -> Background {
+    Background::spawn(
+        stack
+            .command(
+                "lifeboat-deploy",
+                &[version, "--no-backup"],
+                &[("LIFEBOAT_DEPLOY_HEALTH_TIMEOUT", "60")],
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr),
+    )
+}
+
 #[test]
 fn the_lock_refuses_a_second_deploy_and_sigterm_or_sigkill_mid_deploy_end_consistent() {
     let stack = Stack::up("lbtest-deploy-sig-");
 
     // A deploy of broken waits for its health; meanwhile a second deploy is refused.
-    let mut first = Background::spawn(
-        stack
-            .command(
-                "lifeboat-deploy",
-                &["broken", "--no-backup"],
-                &[("LIFEBOAT_DEPLOY_HEALTH_TIMEOUT", "60")],
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped()),
-    );
+    let mut first = spawn_deploy(&stack, "broken", Stdio::piped());
     stack.wait_switching();
     let second = stack.deploy(&["v2", "--no-backup"]);
     assert_eq!(second.code, 1, "{}", second.show());
@@ -450,17 +455,7 @@ fn the_lock_refuses_a_second_deploy_and_sigterm_or_sigkill_mid_deploy_end_consis
 
     // SIGKILL mid-switch: the journal stays; status says the stack is not right; the next
     // run brings v1 back first, records it, and then deploys.
-    let mut killed = Background::spawn(
-        stack
-            .command(
-                "lifeboat-deploy",
-                &["broken", "--no-backup"],
-                &[("LIFEBOAT_DEPLOY_HEALTH_TIMEOUT", "60")],
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
+    let mut killed = spawn_deploy(&stack, "broken", Stdio::null());
     stack.wait_switching();
     let pid = killed.0.id().to_string();
     assert!(run(Command::new("kill").args(["-KILL", &pid]))
@@ -474,7 +469,9 @@ fn the_lock_refuses_a_second_deploy_and_sigterm_or_sigkill_mid_deploy_end_consis
     let v2 = stack.deploy(&["v2", "--no-backup"]);
     assert_eq!(v2.code, 0, "{}", v2.show());
     assert!(
-        v2.stderr.contains("did not finish") && v2.stderr.contains("bringing the stack back to v1"),
+        v2.stderr.contains("the deploy lock was left by `")
+            && v2.stderr.contains("did not finish")
+            && v2.stderr.contains("bringing the stack back to v1"),
         "{}",
         v2.show()
     );
