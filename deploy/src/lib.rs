@@ -116,6 +116,7 @@ fn deploy(stack: &Stack, version: &str, cli: &Cli) -> anyhow::Result<ExitCode> {
     let config = &stack.config;
     stack.recover()?;
     let (current, _) = stack.live()?;
+    stack.check_services()?;
     let repo = release::repository(config, &current)?;
     let source = stack.block_on(release::locate(&stack.docker, config, &repo, version))?;
     let smoke_spec = stack.smoke_spec()?;
@@ -172,6 +173,10 @@ fn deploy(stack: &Stack, version: &str, cli: &Cli) -> anyhow::Result<ExitCode> {
         new.short_id()
     );
 
+    stack
+        .stop
+        .check()
+        .with_context(|| format!("nothing was switched, {} serves", current.version))?;
     let mut outcome = Outcome {
         action: "deploy",
         to: &new,

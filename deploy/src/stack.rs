@@ -117,6 +117,25 @@ impl Stack {
         }
     }
 
+    /// Every configured service has a container in the project: a misspelt service fails
+    /// here, before anything is done, not halfway through the switch.
+    pub fn check_services(&self) -> anyhow::Result<()> {
+        for service in self.services() {
+            let found = self.block_on(self.docker.compose_containers(
+                self.project(),
+                Some(&service),
+                true,
+            ))?;
+            if found.is_empty() {
+                bail!(UsageError::new(format!(
+                    "compose project {} has no container of service {service} (deploy.services, deploy.workers; LIFEBOAT_DEPLOY_SERVICES, LIFEBOAT_DEPLOY_WORKERS); is the stack up, and is COMPOSE_PROJECT_NAME right?",
+                    self.project()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Switch every app service, then every worker, to `release`.
     pub fn switch_all(&self, release: &Release, stoppable: bool) -> anyhow::Result<()> {
         let no_stop = Stop::default();

@@ -276,14 +276,19 @@ fn target<'a>(
                 .into()
             });
     }
+    // The release live before the current one (a redeploy of the same image does not count).
     let previous = entries
         .iter()
         .rev()
-        .find(|e| {
+        .filter(|e| {
             e.live_after()
                 .is_some_and(|r| r.image_id == current.image_id)
         })
-        .and_then(|e| e.previous.clone())
+        .find_map(|e| {
+            e.previous
+                .clone()
+                .filter(|p| p.image_id != current.image_id)
+        })
         .ok_or_else(|| {
             UsageError::new(format!(
                 "the history ({}) has no release before {}: name one (`lifeboat-rollback list`)",

@@ -246,6 +246,17 @@ fn deploy_rollback_on_failure_a_failing_migration_and_a_rollback_with_data() {
         "{}",
         unconfigured.show()
     );
+    let misspelt = stack.run(
+        "lifeboat-deploy",
+        &["v2"],
+        &[("LIFEBOAT_DEPLOY_WORKERS", "wrker")],
+    );
+    assert_eq!(misspelt.code, 2, "{}", misspelt.show());
+    assert!(
+        misspelt.stderr.contains("no container of service wrker"),
+        "{}",
+        misspelt.show()
+    );
     let before = stack.app_id();
 
     // --dry-run prints the plan and changes nothing.
