@@ -34,6 +34,9 @@ use crate::vars::Ref;
 /// Run the checks of a smoke.toml against an environment.
 #[derive(Debug, Parser)]
 #[command(name = "lifeboat-smoke", version, after_help = EXIT_CODES_HELP)]
+// `--env` is shared by every binary as lifeboat.toml's profile; here it first chooses the spec's
+// environment, which is what a person running smoke tests means by it.
+#[command(mut_arg("profile", |a| a.help(ENV_HELP)))]
 pub struct Cli {
     /// The spec file
     #[arg(long, value_name = "FILE", default_value = "smoke.toml")]
@@ -63,6 +66,10 @@ pub struct Cli {
     pub global: GlobalArgs,
 }
 
+/// `--env` as lifeboat-smoke reads it.
+const ENV_HELP: &str = "Environment: the spec's [environments.NAME] to run against (needed when \
+     it has several; e.g. staging, production); it also applies lifeboat.toml's [profile.NAME]";
+
 fn usage(message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(UsageError::new(message))
 }
@@ -89,6 +96,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     }
     let env = environment(&cli.global)?;
     let (planned, secrets) = plan(&spec, &config, cli, env)?;
+    for target in &cli.report {
+        writable(target.path())?;
+    }
     let redactor = vars::Redactor::default();
     // Scrubbed from everything shown: lifeboat's own secrets, and the values of `${secret:…}`
     // in variables and base-url (read while planning).
@@ -131,6 +141,29 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(lifeboat::exit::FAILED)
     })
+}
+
+/// Refuse (exit 2) a `--report` file that cannot be written before any check runs, rather than
+/// lose the report of a whole run at its end. A file made only to find out is removed again.
+fn writable(path: &Path) -> anyhow::Result<()> {
+    if path.as_os_str() == "-" {
+        return Ok(());
+    }
+    let existed = path.exists();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(|e| {
+            usage(format!(
+                "--report {}: cannot write it: {e}; nothing was run",
+                path.display()
+            ))
+        })?;
+    if !existed {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
 }
 
 /// The variables `${env:…}` reads: the stack's `.env` (when there is one), under the process
@@ -497,5 +530,20 @@ mod tests {
     #[test]
     fn the_command_line_is_well_formed() {
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn help_says_env_chooses_the_spec_s_environment() {
+        let help = super::Cli::command().render_help().to_string();
+        let env = help
+            .split("--env <NAME>")
+            .nth(1)
+            .expect("--env is in the help");
+        assert!(
+            env.trim_start()
+                .starts_with("Environment: the spec's [environments.NAME]"),
+            "{help}"
+        );
+        assert!(env.contains("lifeboat.toml's [profile.NAME]"), "{help}");
     }
 }

@@ -300,6 +300,11 @@ fn env_refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
 
 /// A Mailpit/Mailhog-style API over the test SMTP server's Maildir.
 fn mail_api() -> (Background, String) {
+    mail_api_below("")
+}
+
+/// The same API below a path (`/mailpit`), as behind a reverse proxy; its URL includes the path.
+fn mail_api_below(prefix: &str) -> (Background, String) {
     let port = closed_port();
     let server = Background::spawn(
         Command::new("python3").args([
@@ -309,12 +314,13 @@ fn mail_api() -> (Background, String) {
                 .as_ref(),
             &stack_var("LBTEST_MAILDIR"),
             &port.to_string(),
+            prefix,
         ]),
     );
     wait_for("the mail API listens", Duration::from_secs(10), || {
         std::net::TcpStream::connect(("127.0.0.1", port)).ok()
     });
-    (server, format!("http://127.0.0.1:{port}"))
+    (server, format!("http://127.0.0.1:{port}{prefix}"))
 }
 
 /// Whether any mail in the test Maildir contains `needle`.
@@ -653,6 +659,7 @@ fn every_assertion_and_check_kind_passes_and_fails_as_it_should() {
             .filter(|(s, _)| *s == 200)
     });
     let (_mail, api) = mail_api();
+    let (_proxied_mail, proxied_api) = mail_api_below("/mailpit");
     let (_https, tls_port, tls_dir) = https_server();
     let slow = HttpFixture::start(Reply::Dribble {
         head: "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\n".into(),
@@ -820,6 +827,11 @@ to = "probe@demo.test"
 mail-api = "{api}"
 mail-api-kind = "mailhog"
 [[check]]
+name = "pass-smtp-mail-api-below-a-path"
+kind = "smtp"
+to = "probe@demo.test"
+mail-api = "{proxied_api}"
+[[check]]
 name = "fail-smtp-mail-api-down"
 kind = "smtp"
 to = "probe@demo.test"
@@ -912,6 +924,7 @@ secret = "not-the-secret"
     says("fail-postgres-read-only", "read-only transaction");
     says("fail-redis-down", "Redis");
     says("fail-smtp-mail-api-down", "the mail API");
+    says("pass-smtp-mail-api-below-a-path", "arrived in the mail API");
     says("pass-rate-limit", "429 at request");
     says("fail-rate-limit", "no 429 in 3 requests (answers: 200×3)");
     says("fail-webhook-wrong-secret", "status 401");
@@ -1086,6 +1099,13 @@ fn spec_errors_name_their_line_and_send_nothing() {
     assert!(spec_error(&ok, &["--check", "b"], &[]).contains("--check b"));
     assert!(spec_error(&ok, &["--tag", "x"], &[]).contains("--tag x"));
     assert!(spec_error(&ok, &["--report", "xml:out"], &[]).contains("junit:FILE"));
+    // A report that cannot be written is refused before the run, not lost after it.
+    let stderr = spec_error(&ok, &["--report", "json:/nonexistent-dir/r.json"], &[]);
+    assert!(
+        stderr.contains("--report /nonexistent-dir/r.json: cannot write it")
+            && stderr.contains("nothing was run"),
+        "{stderr}"
+    );
     assert!(
         app.requests().is_empty(),
         "nothing was sent: {:?}",

@@ -1,5 +1,6 @@
 //! `kind = "rate-limit"`: a burst of `requests` requests must meet the limit's answer (429 by
-//! default) with a `Retry-After` before the burst ends, as seed 002's rate limiting test asked.
+//! default) with a `Retry-After` within the burst (its last request included), as seed 002's
+//! rate limiting test asked.
 //!
 //! The burst is sequential: a limiter counts requests, and a burst in parallel would only test
 //! how many connections the server accepts at once. The burst leaves the limiter full for the

@@ -90,14 +90,16 @@ async fn find_mail(
     token: &str,
 ) -> Result<Vec<String>, String> {
     let mut url = url::Url::parse(api).map_err(|e| format!("not a URL: {e}"))?;
+    // Below the API's own path (`http://host/mailpit`), as the delete is.
+    let base = url.path().trim_end_matches('/').to_owned();
     match kind {
         MailApiKind::Mailpit => {
-            url.set_path("/api/v1/search");
+            url.set_path(&format!("{base}/api/v1/search"));
             url.query_pairs_mut()
                 .append_pair("query", &format!("subject:\"{token}\""));
         }
         MailApiKind::Mailhog => {
-            url.set_path("/api/v2/search");
+            url.set_path(&format!("{base}/api/v2/search"));
             url.query_pairs_mut()
                 .append_pair("kind", "containing")
                 .append_pair("query", token);
