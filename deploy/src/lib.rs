@@ -141,17 +141,7 @@ fn deploy(stack: &Stack, version: &str, cli: &Cli) -> anyhow::Result<ExitCode> {
     }
 
     let started = chrono::Utc::now();
-    let backup = if backup_wanted {
-        info!(step = "backup", "backing up the database before deploying");
-        let done = stack
-            .block_on(lifeboat_backup::take(config))
-            .context("the pre-deploy backup failed; nothing was deployed")?;
-        Some(done.manifest.file)
-    } else {
-        warn!(step = "backup", "no backup before this deploy (--no-backup or deploy.backup = false): a failed migration cannot be undone by lifeboat");
-        None
-    };
-    stack.stop.check().context("nothing was deployed")?;
+    let backup = pre_deploy_backup(stack, backup_wanted)?;
     let new = stack
         .block_on(release::prepare(
             &stack.docker,
@@ -213,17 +203,31 @@ fn deploy(stack: &Stack, version: &str, cli: &Cli) -> anyhow::Result<ExitCode> {
         }
     }
 
-    // 5, 6: the switch and the smoke tests; a failure goes back to the previous release.
+    switch_and_smoke(stack, &mut outcome, &mut journal, smoke_spec.as_deref())
+}
+
+/// Steps 5 to 8: the switch and the smoke tests (a failure goes back to the previous
+/// release), then the history.
+fn switch_and_smoke(
+    stack: &Stack,
+    outcome: &mut Outcome,
+    journal: &mut Journal,
+    smoke_spec: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    let new = outcome.to;
+    let current = outcome.from.unwrap_or(new);
+    let version = &new.version;
+    let started = outcome.started;
     journal.step = "switching".into();
-    stack.write_journal(&journal)?;
+    stack.write_journal(journal)?;
     let switched = stack
         .stop
         .check()
-        .and_then(|()| stack.switch_all(&new, true))
-        .and_then(|()| match &smoke_spec {
+        .and_then(|()| stack.switch_all(new, true))
+        .and_then(|()| match smoke_spec {
             Some(spec) => {
                 journal.step = "smoke".into();
-                stack.write_journal(&journal)?;
+                stack.write_journal(journal)?;
                 stack.stop.check()?;
                 stack.smoke(spec)
             }
@@ -231,8 +235,8 @@ fn deploy(stack: &Stack, version: &str, cli: &Cli) -> anyhow::Result<ExitCode> {
         });
     if let Err(e) = switched {
         journal.step = "rolling-back".into();
-        stack.write_journal(&journal)?;
-        return roll_back(stack, &mut outcome, &current, e);
+        stack.write_journal(journal)?;
+        return roll_back(stack, outcome, current, e);
     }
 
     stack.prune_images();
@@ -249,6 +253,22 @@ fn deploy(stack: &Stack, version: &str, cli: &Cli) -> anyhow::Result<ExitCode> {
     outcome.finish(stack, "deployed", None, &subject, false)?;
     println!("deployed\t{version}\t{}", new.image_id);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Step 2: the backup through lifeboat-backup, unless skipped (with a warning).
+fn pre_deploy_backup(stack: &Stack, wanted: bool) -> anyhow::Result<Option<String>> {
+    let backup = if wanted {
+        info!(step = "backup", "backing up the database before deploying");
+        let done = stack
+            .block_on(lifeboat_backup::take(&stack.config))
+            .context("the pre-deploy backup failed; nothing was deployed")?;
+        Some(done.manifest.file)
+    } else {
+        warn!(step = "backup", "no backup before this deploy (--no-backup or deploy.backup = false): a failed migration cannot be undone by lifeboat");
+        None
+    };
+    stack.stop.check().context("nothing was deployed")?;
+    Ok(backup)
 }
 
 /// What a deploy will do, a line per step.

@@ -203,6 +203,17 @@ fn rollback(stack: &Stack, cli: &Cli) -> anyhow::Result<ExitCode> {
             None => Ok(()),
         }
     });
+    settle(stack, &outcome, result, &current)
+}
+
+/// How the rollback ended: recorded, told, and on a failure the release from before put back.
+fn settle(
+    stack: &Stack,
+    outcome: &Outcome,
+    result: anyhow::Result<()>,
+    current: &Release,
+) -> anyhow::Result<ExitCode> {
+    let to = outcome.to;
     match result {
         Ok(()) => {
             info!(
@@ -239,7 +250,7 @@ fn rollback(stack: &Stack, cli: &Cli) -> anyhow::Result<ExitCode> {
                 step = "undoing",
                 "the rollback to {} failed: putting {} back", to.version, current.version
             );
-            let back = stack.switch_all(&current, false);
+            let back = stack.switch_all(current, false);
             let keep_journal = back.is_err();
             let e = match back {
                 Ok(()) => e.context(format!("the rollback to {} failed; {} serves again, as before", to.version, current.version)),
