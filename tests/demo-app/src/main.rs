@@ -223,7 +223,7 @@ async fn run(command: Command) -> Result<ExitCode, ConfigError> {
             let (redis, redis_shown) = redis_client()?;
             eprintln!("worker: database {pg_shown}, redis {redis_shown}");
             let shutdown = shutdown_signal();
-            // BLPOP blocks for up to 5 s: commands may take longer than that to answer.
+            // BLPOP blocks for up to a second: commands may take longer than that to answer.
             worker::run(
                 &Db::new(pg),
                 &Cache::new(redis, Duration::from_secs(10)),

@@ -10,8 +10,9 @@ use tokio::sync::watch;
 
 use crate::store::{pg_reason, Cache, Db};
 
-/// How long one BLPOP waits for a job.
-const POP_TIMEOUT_SECONDS: u64 = 5;
+/// How long one BLPOP waits for a job: also the longest a `docker stop` waits for the worker
+/// (a restore's or a deploy's downtime), so short, as a well-behaved worker polls.
+const POP_TIMEOUT_SECONDS: u64 = 1;
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 /// Runs until `shutdown` turns true. A BLPOP in progress is let finish (at most
