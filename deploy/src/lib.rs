@@ -376,6 +376,7 @@ fn restore_if_configured(stack: &Stack, outcome: &mut Outcome, e: anyhow::Error)
     match stack.restore(&backup) {
         Ok(()) => {
             outcome.restored = true;
+            info!(step = "restored", "the pre-deploy backup {backup} was restored: the data is as it was before the deploy");
             e.context(format!("the pre-deploy backup {backup} was restored"))
         }
         Err(r) => e.context(format!(

@@ -143,7 +143,13 @@ impl Stack {
             docker: &self.docker,
             project: self.project(),
             health_timeout: Duration::from_secs(u64::from(self.config.deploy.health_timeout)),
-            health_url: self.config.deploy.health_url.as_deref(),
+            // The health URL gates a release going live; going back to the release that
+            // served before is gated on Docker's health alone, as it was before.
+            health_url: if stoppable {
+                self.config.deploy.health_url.as_deref()
+            } else {
+                None
+            },
             stop: if stoppable { &self.stop } else { &no_stop },
         };
         self.block_on(async {

@@ -275,13 +275,17 @@ impl Switch<'_> {
         self.wait(id, name, true).await
     }
 
-    /// While putting a previous container back, a signal must not cut the wait short.
+    /// A previous container put back: a signal must not cut the wait short, and Docker's
+    /// health is what it had before (the health URL gates new releases only).
     async fn wait_healthy_ignoring_stop(&self, id: &str, name: &str) -> anyhow::Result<()> {
         self.wait(id, name, false).await
     }
 
-    /// Docker's health (or running, without a HEALTHCHECK), then the health URL when set.
-    async fn wait(&self, id: &str, name: &str, stoppable: bool) -> anyhow::Result<()> {
+    /// Docker's health (or running, without a HEALTHCHECK), then, for a new container, the
+    /// health URL when set.
+    async fn wait(&self, id: &str, name: &str, new: bool) -> anyhow::Result<()> {
+        let stoppable = new;
+        let health_url = if new { self.health_url } else { None };
         let started = Instant::now();
         let deadline = self.health_timeout;
         let mut docker_ok = false;
@@ -307,7 +311,7 @@ impl Switch<'_> {
                 }
             }
             if docker_ok {
-                match self.health_url {
+                match health_url {
                     None => return Ok(()),
                     Some(url) => match probe(url).await {
                         Ok(()) => return Ok(()),

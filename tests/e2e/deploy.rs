@@ -333,8 +333,26 @@ fn broken_is_rolled_back(stack: &Stack) {
     stack.sql("INSERT INTO businesses (name, plan) VALUES ('after-v2', 'pro')");
 
     // broken never becomes healthy: rolled back to v2 by itself, exit 3.
-    let broken = stack.deploy(&["broken", "--no-backup"]);
+    // With deploy.restore-on-failure, the migrations having run, the pre-deploy backup is
+    // restored too.
+    let broken = stack.run(
+        "lifeboat-deploy",
+        &["broken"],
+        &[("LIFEBOAT_DEPLOY_RESTORE_ON_FAILURE", "true")],
+    );
     assert_eq!(broken.code, 3, "{}", broken.show());
+    assert!(
+        broken.stderr.contains("the pre-deploy backup backup_")
+            && broken.stderr.contains("was restored"),
+        "{}",
+        broken.show()
+    );
+    assert_eq!(
+        stack.sql("SELECT count(*) FROM businesses WHERE name = 'after-v2'"),
+        "1",
+        "the backup was taken after it"
+    );
+    assert_eq!(stack.history().last().expect("entry")["restored"], true);
     assert!(
         broken.stderr.contains("v2 serves again"),
         "{}",
@@ -623,6 +641,26 @@ fn a_release_is_built_from_a_clean_export_of_its_git_tag() {
         ("SMTP_FROM", "lifeboat@demo.test"),
         ("LIFEBOAT_MAIL_TO", "ops@demo.test"),
     ]);
+    // deploy.health-url is checked too: one that never answers fails the switch.
+    let closed = format!("http://127.0.0.1:{}/health", closed_port());
+    let unreachable = stack.run(
+        "lifeboat-deploy",
+        &["v2", "--no-backup"],
+        &[
+            ("LIFEBOAT_DEPLOY_HEALTH_URL", closed.as_str()),
+            ("LIFEBOAT_DEPLOY_HEALTH_TIMEOUT", "5"),
+        ],
+    );
+    assert_eq!(unreachable.code, 3, "{}", unreachable.show());
+    assert!(
+        unreachable
+            .stderr
+            .contains("did not become healthy within 5 s"),
+        "{}",
+        unreachable.show()
+    );
+    assert_serves(&stack, "v1", "after a health URL that never answered");
+
     let built = stack.run(
         "lifeboat-deploy",
         &["release-2", "--no-backup", "--log-format", "json"],
