@@ -114,8 +114,18 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
 /// The deploy, steps 1 to 8.
 fn deploy(stack: &Stack, version: &str, cli: &Cli) -> anyhow::Result<ExitCode> {
     let config = &stack.config;
-    stack.recover()?;
-    let (current, _) = stack.live()?;
+    // A dry run changes nothing: an interrupted run is only said, not undone.
+    let interrupted = if cli.dry_run {
+        stack.history.read_journal()?
+    } else {
+        stack.recover()?;
+        None
+    };
+    // After an interrupted run, what serves is what the next run brings back.
+    let current = match &interrupted {
+        Some(j) => j.from.clone(),
+        None => stack.live()?.0,
+    };
     stack.check_services()?;
     let repo = release::repository(config, &current)?;
     let source = stack.block_on(release::locate(&stack.docker, config, &repo, version))?;
@@ -134,6 +144,16 @@ fn deploy(stack: &Stack, version: &str, cli: &Cli) -> anyhow::Result<ExitCode> {
         info!(step = "plan", "{line}");
     }
     if cli.dry_run {
+        if let Some(j) = interrupted {
+            println!(
+                "first: the interrupted {} of {} (started {} by {}) would be undone, back to {}",
+                j.action,
+                j.to.version,
+                j.started.format("%Y-%m-%d %H:%M:%S UTC"),
+                j.by,
+                j.from.version
+            );
+        }
         for line in &plan {
             println!("{line}");
         }

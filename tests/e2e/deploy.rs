@@ -495,12 +495,23 @@ fn the_lock_refuses_a_second_deploy_and_sigterm_or_sigkill_mid_deploy_end_consis
         stack.work.path().join("state/journal.json").exists(),
         "the journal outlives a SIGKILL"
     );
+    // A dry run only says what the next run would undo first.
+    let plan = stack.deploy(&["v2", "--dry-run"]);
+    assert_eq!(plan.code, 0, "{}", plan.show());
+    assert!(
+        plan.stdout.contains("the interrupted deploy of broken")
+            && plan.stderr.contains("the deploy lock was left by `"),
+        "{}",
+        plan.show()
+    );
+    assert!(
+        stack.work.path().join("state/journal.json").exists(),
+        "a dry run undoes nothing"
+    );
     let v2 = stack.deploy(&["v2", "--no-backup"]);
     assert_eq!(v2.code, 0, "{}", v2.show());
     assert!(
-        v2.stderr.contains("the deploy lock was left by `")
-            && v2.stderr.contains("did not finish")
-            && v2.stderr.contains("bringing the stack back to v1"),
+        v2.stderr.contains("did not finish") && v2.stderr.contains("bringing the stack back to v1"),
         "{}",
         v2.show()
     );
