@@ -144,19 +144,7 @@ fn deploy(stack: &Stack, version: &str, cli: &Cli) -> anyhow::Result<ExitCode> {
         info!(step = "plan", "{line}");
     }
     if cli.dry_run {
-        if let Some(j) = interrupted {
-            println!(
-                "first: the interrupted {} of {} (started {} by {}) would be undone, back to {}",
-                j.action,
-                j.to.version,
-                j.started.format("%Y-%m-%d %H:%M:%S UTC"),
-                j.by,
-                j.from.version
-            );
-        }
-        for line in &plan {
-            println!("{line}");
-        }
+        print_dry_run(interrupted.as_ref(), &plan);
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -273,6 +261,23 @@ fn switch_and_smoke(
     outcome.finish(stack, "deployed", None, &subject, false)?;
     println!("deployed\t{version}\t{}", new.image_id);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--dry-run`'s output: what an interrupted run would be brought back to, then the plan.
+fn print_dry_run(interrupted: Option<&Journal>, plan: &[String]) {
+    if let Some(j) = interrupted {
+        println!(
+            "first: the interrupted {} of {} (started {} by {}) would be undone, back to {}",
+            j.action,
+            j.to.version,
+            j.started.format("%Y-%m-%d %H:%M:%S UTC"),
+            j.by,
+            j.from.version
+        );
+    }
+    for line in plan {
+        println!("{line}");
+    }
 }
 
 /// Step 2: the backup through lifeboat-backup, unless skipped (with a warning).
