@@ -175,14 +175,7 @@ impl Stack {
         let image = self
             .block_on(self.docker.image(info.image.as_deref()?))
             .ok()??;
-        let image_env = image.config.and_then(|c| c.env).unwrap_or_default();
-        let mut env: Vec<String> = info
-            .config
-            .and_then(|c| c.env)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|kv| !image_env.contains(kv))
-            .collect();
+        let mut env = switch::own_env(&info, &image);
         env.sort();
         let digest = sha2::Sha256::digest(env.join("\n").as_bytes());
         Some(lifeboat::output::hex(&digest[..8]))

@@ -442,6 +442,22 @@ fn keep_host_ports(old: &ContainerInspectResponse, body: &mut ContainerCreateBod
     }
 }
 
+/// A container's environment without what its image's `ENV` gave it.
+pub fn own_env(c: &ContainerInspectResponse, image: &ImageInspect) -> Vec<String> {
+    let image_env = image
+        .config
+        .as_ref()
+        .and_then(|i| i.env.clone())
+        .unwrap_or_default();
+    c.config
+        .as_ref()
+        .and_then(|c| c.env.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|kv| !image_env.contains(kv))
+        .collect()
+}
+
 /// Keep `value` only where it is the container's own, not what its image gave it.
 fn own<T: PartialEq>(value: Option<T>, from_image: Option<&T>) -> Option<T> {
     match (value, from_image) {
@@ -459,13 +475,7 @@ pub fn spec_from(
 ) -> (ContainerCreateBody, Vec<(String, EndpointSettings)>) {
     let config = old.config.clone().unwrap_or_default();
     let image_config = old_image.config.clone().unwrap_or_default();
-    let image_env = image_config.env.clone().unwrap_or_default();
-    let env: Vec<String> = config
-        .env
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|kv| !image_env.contains(kv))
-        .collect();
+    let env = own_env(old, old_image);
     let image_labels = image_config.labels.clone().unwrap_or_default();
     let mut labels: HashMap<String, String> = config
         .labels

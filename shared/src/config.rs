@@ -638,13 +638,7 @@ impl Layers {
         }
         let to = self
             .string("mail.to")
-            .map(|v| {
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
+            .map(|v| comma_list(&v))
             .unwrap_or_default();
         Ok(SmtpConfig {
             host: self.string("smtp.host"),
@@ -713,11 +707,9 @@ impl Layers {
             ),
             restore: RestoreConfig {
                 app_services: self.string("restore.app-services").map(|v| {
-                    v.split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty() && *s != "none")
-                        .map(str::to_owned)
-                        .collect()
+                    let mut services = comma_list(&v);
+                    services.retain(|s| s != "none");
+                    services
                 }),
                 health_timeout: self
                     .parse("restore.health-timeout", |v| parse_count(v, 1))?
@@ -732,17 +724,7 @@ impl Layers {
     }
 
     fn deploy(&self) -> Result<DeployConfig, ConfigError> {
-        let list = |key: &'static str| {
-            self.string(key)
-                .map(|v| {
-                    v.split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
+        let list = |key: &'static str| self.string(key).map(|v| comma_list(&v)).unwrap_or_default();
         Ok(DeployConfig {
             services: list("deploy.services"),
             workers: list("deploy.workers"),
@@ -1153,6 +1135,15 @@ fn parse_bucket(v: &str) -> Result<String, String> {
             "{v:?} is not a bucket name (3-63 lowercase letters, digits, '-' or '.')"
         ))
     }
+}
+
+/// `a, b,,c` → `["a", "b", "c"]`: a comma-separated list, blanks dropped.
+fn comma_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 fn parse_count(v: &str, min: u32) -> Result<u32, String> {
