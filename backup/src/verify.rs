@@ -201,9 +201,15 @@ pub fn check_size(entry: &Entry) -> anyhow::Result<()> {
 }
 
 pub fn check_sha256(entry: &Entry) -> anyhow::Result<()> {
-    let m = &entry.manifest;
     let mut file = std::fs::File::open(&entry.archive)
         .with_context(|| format!("cannot open {}", entry.archive.display()))?;
+    check_sha256_of(entry, &mut file)
+}
+
+/// The SHA-256 of the archive's bytes, read through `file` (which may count them for a
+/// progress line, or stop on a signal), against the manifest's.
+pub fn check_sha256_of(entry: &Entry, file: &mut dyn Read) -> anyhow::Result<()> {
+    let m = &entry.manifest;
     let mut hasher = Sha256::new();
     let mut buf = vec![0; 4 * CHUNK];
     loop {
@@ -492,9 +498,10 @@ async fn restore_and_count(source: &Source, scratch: &str, entry: &Entry) -> any
     if let Some(e) = stream.failure(&m.file) {
         return Err(e);
     }
-    restored?;
+    let copied = restored?;
     let scan = stream.finish();
     check_scan(entry, &scan)?;
+    check_copied(&m.file, &scan, &copied)?;
     info!("{scratch}: {} restored without an error", m.file);
 
     let counted = count_rows(source, scratch, &m.tables)
@@ -596,19 +603,25 @@ async fn drop_scratch(source: &Source, scratch: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Stream the SQL into `psql -X -q -v ON_ERROR_STOP=1` on the scratch database: the first error
-/// stops it, and is the reason given.
-pub async fn restore(source: &Source, scratch: &str, stream: &mut SqlStream) -> anyhow::Result<()> {
+/// Stream the SQL into `psql -X -v ON_ERROR_STOP=1` on the scratch database: the first error
+/// stops it, and is the reason given. Returns the rows the server took in, one number per
+/// `COPY … FROM stdin` block in the order of the script (psql's `COPY n` command tags).
+pub async fn restore(
+    source: &Source,
+    scratch: &str,
+    stream: &mut SqlStream,
+) -> anyhow::Result<Vec<u64>> {
     let db = format!("--dbname={scratch}");
+    // Not -q: the command tags on stdout carry each COPY's row count, as the server saw it.
     let psql = [
         "psql",
         "-X",
-        "-q",
         "-v",
         "ON_ERROR_STOP=1",
         "--no-password",
         db.as_str(),
     ];
+    let mut tags = CopyTags::default();
     let fed = match source {
         Source::Container {
             docker,
@@ -622,7 +635,7 @@ pub async fn restore(source: &Source, scratch: &str, stream: &mut SqlStream) -> 
                     &psql,
                     &credentials.client_env(),
                     stream,
-                    &mut tokio::io::sink(),
+                    &mut tags,
                 )
                 .await
             {
@@ -634,7 +647,7 @@ pub async fn restore(source: &Source, scratch: &str, stream: &mut SqlStream) -> 
             }
         }
         Source::Url { target, .. } => {
-            restore_local(&target.with_database(scratch), scratch, stream).await?
+            restore_local(&target.with_database(scratch), scratch, stream, &mut tags).await?
         }
     };
     // psql reads to the end of its input; one that stopped early restored only a part.
@@ -644,25 +657,119 @@ pub async fn restore(source: &Source, scratch: &str, stream: &mut SqlStream) -> 
             stream.raw_size
         );
     }
+    Ok(tags.finish())
+}
+
+/// psql's stdout read for its `COPY n` command tags; everything else (other tags, the result
+/// of `setval`) is dropped as it comes. Only the start of each line is kept.
+#[derive(Default)]
+pub struct CopyTags {
+    line: Vec<u8>,
+    counts: Vec<u64>,
+}
+
+impl CopyTags {
+    /// The longest line looked at: `COPY ` and a 64-bit count.
+    const HEAD: usize = 32;
+
+    pub fn feed(&mut self, mut bytes: &[u8]) {
+        while let Some(i) = memchr::memchr(b'\n', bytes) {
+            self.take(&bytes[..i]);
+            let line = std::mem::take(&mut self.line);
+            if let Some(n) = line
+                .strip_prefix(b"COPY ")
+                .and_then(|n| std::str::from_utf8(n).ok())
+                .and_then(|n| n.parse::<u64>().ok())
+            {
+                self.counts.push(n);
+            }
+            self.line = line;
+            self.line.clear();
+            bytes = &bytes[i + 1..];
+        }
+        self.take(bytes);
+    }
+
+    fn take(&mut self, part: &[u8]) {
+        // One byte over the head marks a longer line, which is no tag.
+        let room = (Self::HEAD + 1).saturating_sub(self.line.len());
+        self.line.extend_from_slice(&part[..part.len().min(room)]);
+    }
+
+    pub fn finish(self) -> Vec<u64> {
+        self.counts
+    }
+}
+
+impl tokio::io::AsyncWrite for CopyTags {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.get_mut().feed(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// The rows each COPY block of the archive held (`scan`) against those the server took in
+/// (`tags`, in the same order): a difference means the restored database is not the backup.
+pub fn check_copied(file: &str, scan: &Scan, tags: &[u64]) -> anyhow::Result<()> {
+    if scan.tables.len() != tags.len() {
+        bail!(
+            "{file} holds {} COPY blocks, and psql reported {}: the restore is incomplete",
+            scan.tables.len(),
+            tags.len()
+        );
+    }
+    let differences: Vec<String> = scan
+        .tables
+        .iter()
+        .zip(tags)
+        .filter(|(t, n)| u64::try_from(t.rows).ok() != Some(**n))
+        .map(|(t, n)| {
+            format!(
+                "table {}: {} rows in the archive, the server took {n}",
+                t.name, t.rows
+            )
+        })
+        .collect();
+    if !differences.is_empty() {
+        bail!(
+            "the rows restored from {file} differ from the archive's: {}",
+            differences.join("; ")
+        );
+    }
     Ok(())
 }
 
-/// The local psql, fed on its stdin; returns the bytes it was given.
+/// The local psql, fed on its stdin, its stdout read into `tags`; returns the bytes it was
+/// given.
 async fn restore_local(
     target: &DbTarget,
     scratch: &str,
     stream: &mut SqlStream,
+    tags: &mut CopyTags,
 ) -> anyhow::Result<u64> {
     let mut cmd = local_client("psql", target);
     cmd.arg(format!("--dbname={}", target.database()))
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
+        .args(["-X", "-v", "ON_ERROR_STOP=1"])
         .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().context(
         "cannot run the local psql (install postgresql-client, or verify through the container)",
     )?;
     let mut stdin = child.stdin.take().context("psql's stdin")?;
+    let mut stdout_pipe = child.stdout.take().context("psql's stdout")?;
     let mut stderr_pipe = child.stderr.take().context("psql's stderr")?;
     let feeding = async move {
         let mut buf = vec![0; CHUNK];
@@ -676,6 +783,15 @@ async fn restore_local(
             fed += n as u64;
         }
         // stdin is dropped here, closed: psql sees the end of its input.
+    };
+    let read_stdout = async {
+        let mut buf = vec![0; 8 * 1024];
+        while let Ok(n) = stdout_pipe.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            tags.feed(&buf[..n]);
+        }
     };
     let read_stderr = async move {
         let mut kept = Vec::new();
@@ -691,7 +807,7 @@ async fn restore_local(
         }
         String::from_utf8_lossy(&kept).into_owned()
     };
-    let (fed, stderr) = tokio::join!(feeding, read_stderr);
+    let (fed, (), stderr) = tokio::join!(feeding, read_stdout, read_stderr);
     let status = child.wait().await.context("waiting for psql")?;
     let fed = fed.context("reading the archive")?;
     if !status.success() {

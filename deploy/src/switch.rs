@@ -295,7 +295,7 @@ impl Switch<'_> {
                 self.stop.check()?;
             }
             if !docker_ok {
-                let status = self.docker.health(id).await?;
+                let status = self.docker.ready(id).await?;
                 match status {
                     Health::Healthy | Health::Running => docker_ok = true,
                     Health::NotRunning if started.elapsed() > Duration::from_secs(2) => {

@@ -3,10 +3,11 @@
 //!
 //! Replaces `restore-db.sh` (seed 001): list the backups, ask for confirmation, take a safety
 //! backup, stop the app, restore, restart, and roll back if it fails. It runs at the worst
-//! moment, by a tired person, so it checks everything it can before touching anything (the
-//! archive's SHA-256, a decompression to the end with every table's rows, the manifest, the
-//! room on the server), restores beside the live database while the app keeps running, and
-//! swaps the two in one transaction (see [`txn`]). The logic lives here so that
+//! moment, by a tired person, so it checks what it can before touching anything (the manifest,
+//! the archive's size and SHA-256, the room on the server), restores beside the live database
+//! while the app keeps running, checks what arrived there (the archive decompressed to its
+//! end, its length and every table's rows as the server counted them), and swaps the two in
+//! one transaction (see [`txn`]). The logic lives here so that
 //! lifeboat-deploy and lifeboat-rollback can restore a pre-deploy backup.
 
 pub mod app;
@@ -31,7 +32,7 @@ use lifeboat::exit::UsageError;
 use lifeboat::lock::JobLock;
 use lifeboat::output::{human_bytes, LogFormat};
 use lifeboat_backup::manifest::Entry;
-use lifeboat_backup::verify::{self, SqlStream};
+use lifeboat_backup::verify;
 use tracing::{info, warn};
 
 use crate::app::App;
@@ -48,10 +49,11 @@ const MAX_NAME: usize = 63 - "__pre_restore_20261123_140509".len();
 /// place, and the app running, until the restored one is complete and checked.
 ///
 /// Without BACKUP, on a terminal: the backups here and in the bucket, numbered, and a question.
-/// Before anything is touched the backup is checked (size and SHA-256 against its manifest, a
-/// decompression to the end with every table's rows) and so is the room on the server; then the
-/// person types the database's name (--yes for scripts). The backup is restored into
-/// <db>__restore_<time> while the app runs; the app's compose services are stopped, the live
+/// Before anything is touched the backup is checked (size and SHA-256 against its manifest)
+/// and so is the room on the server; then the person types the database's name (--yes for
+/// scripts). The backup is restored into <db>__restore_<time> while the app runs, and checked
+/// there (decompressed to its end, every table's rows as its manifest says; anything else drops
+/// it, the live database untouched); the app's compose services are stopped, the live
 /// database renamed <db>__pre_restore_<time> and the restored one renamed <db> in one
 /// transaction; the app is started and must become healthy, or everything is put back. A file
 /// safety backup of the database from before is written beside the others.
@@ -385,10 +387,11 @@ async fn check_archive_interruptible(
     }
 }
 
-/// Reads through `inner`, failing once `cancel` is set.
+/// Reads through `inner`, counting the bytes read and failing once `cancel` is set.
 struct Cancellable<'a, R> {
     inner: R,
     cancel: &'a AtomicBool,
+    counter: &'a AtomicU64,
 }
 
 impl<R: std::io::Read> std::io::Read for Cancellable<'_, R> {
@@ -399,12 +402,16 @@ impl<R: std::io::Read> std::io::Read for Cancellable<'_, R> {
                 "stopped by a signal",
             ));
         }
-        self.inner.read(buf)
+        let n = self.inner.read(buf)?;
+        self.counter.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
     }
 }
 
-/// Size and SHA-256 against the manifest, then the whole archive decompressed with every
-/// table's rows counted: a damaged backup is refused before anything is touched.
+/// Size and SHA-256 against the manifest: a damaged backup is refused before anything is
+/// touched. The archive is decompressed once, as it is restored beside the live database
+/// ([`txn`]): its end, its length and every table's rows are checked there, and a failure drops
+/// the restore database.
 fn check_archive(entry: &Entry, progress: bool, cancel: &AtomicBool) -> anyhow::Result<()> {
     let refused = |e: anyhow::Error| {
         e.context(format!(
@@ -413,35 +420,28 @@ fn check_archive(entry: &Entry, progress: bool, cancel: &AtomicBool) -> anyhow::
         ))
     };
     verify::check_size(entry).map_err(refused)?;
-    verify::check_sha256(entry).map_err(refused)?;
     let counter = Arc::new(AtomicU64::new(0));
     let bar = Bar::start(
         "checking",
-        entry.manifest.raw_size,
+        entry.manifest.size,
         Arc::clone(&counter),
         progress,
     );
-    let mut stream = SqlStream::open(&entry.archive)?.with_progress(counter);
-    let copied = std::io::copy(
+    let file = std::fs::File::open(&entry.archive)
+        .with_context(|| format!("cannot open {}", entry.archive.display()))?;
+    let checked = verify::check_sha256_of(
+        entry,
         &mut Cancellable {
-            inner: &mut stream,
+            inner: file,
             cancel,
+            counter: &counter,
         },
-        &mut std::io::sink(),
     );
     bar.finish();
     if cancel.load(Ordering::Relaxed) {
         bail!("stopped by a signal");
     }
-    if let Err(e) = copied {
-        let e = stream
-            .failure(&entry.manifest.file)
-            .unwrap_or_else(|| anyhow::anyhow!(e));
-        return Err(refused(e));
-    }
-    let scan = stream.finish();
-    verify::check_scan(entry, &scan).map_err(refused)?;
-    Ok(())
+    checked.map_err(refused)
 }
 
 /// Room for a second copy of the database on the server's disk.

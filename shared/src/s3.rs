@@ -7,8 +7,9 @@
 
 use std::time::Duration;
 
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_smithy_http_client::tls;
 
@@ -108,13 +109,28 @@ impl Bucket {
         format!("{}{name}", self.prefix)
     }
 
-    fn err(&self, op: &'static str, name: &str, e: impl std::error::Error) -> S3Error {
+    /// A request that failed, said in a line (see [`describe`]).
+    fn err<E: ProvideErrorMetadata + std::error::Error + 'static>(
+        &self,
+        op: &'static str,
+        name: &str,
+        e: &SdkError<E, HttpResponse>,
+    ) -> S3Error {
+        self.failed(op, name, describe(e))
+    }
+
+    /// A local read that failed (the file being uploaded, a body being downloaded).
+    fn read_err(&self, op: &'static str, name: &str, e: &dyn std::error::Error) -> S3Error {
+        self.failed(op, name, innermost(e))
+    }
+
+    fn failed(&self, op: &'static str, name: &str, message: String) -> S3Error {
         S3Error::Op {
             op,
             endpoint: self.endpoint.clone(),
             bucket: self.name.clone(),
             key: self.key(name),
-            message: DisplayErrorContext(e).to_string(),
+            message,
         }
     }
 
@@ -126,7 +142,7 @@ impl Bucket {
             .send()
             .await
             .map(drop)
-            .map_err(|e| self.err("head bucket", "", e))
+            .map_err(|e| self.err("head bucket", "", &e))
     }
 
     pub async fn put(&self, name: &str, body: Vec<u8>) -> Result<(), S3Error> {
@@ -138,7 +154,7 @@ impl Bucket {
             .send()
             .await
             .map(drop)
-            .map_err(|e| self.err("put", name, e))
+            .map_err(|e| self.err("put", name, &e))
     }
 
     pub async fn get(&self, name: &str) -> Result<Vec<u8>, S3Error> {
@@ -149,12 +165,12 @@ impl Bucket {
             .key(self.key(name))
             .send()
             .await
-            .map_err(|e| self.err("get", name, e))?;
+            .map_err(|e| self.err("get", name, &e))?;
         let data = out
             .body
             .collect()
             .await
-            .map_err(|e| self.err("get", name, e))?;
+            .map_err(|e| self.read_err("get", name, &e))?;
         Ok(data.into_bytes().to_vec())
     }
 
@@ -166,7 +182,7 @@ impl Bucket {
             .send()
             .await
             .map(drop)
-            .map_err(|e| self.err("delete", name, e))
+            .map_err(|e| self.err("delete", name, &e))
     }
 
     /// Upload a file of any size as a multipart upload, `part_size` bytes at a time (at least
@@ -188,12 +204,12 @@ impl Bucket {
             .key(&key)
             .send()
             .await
-            .map_err(|e| self.err("start upload", name, e))?;
+            .map_err(|e| self.err("start upload", name, &e))?;
         let upload_id = created.upload_id().unwrap_or_default().to_owned();
         let result: Result<u64, S3Error> = async {
             let mut file = tokio::fs::File::open(path)
                 .await
-                .map_err(|e| self.err("read", name, e))?;
+                .map_err(|e| self.read_err("read", name, &e))?;
             let mut parts = Vec::new();
             let mut total = 0u64;
             let mut buf = vec![0u8; part_size];
@@ -203,7 +219,7 @@ impl Bucket {
                     let n = file
                         .read(&mut buf[filled..])
                         .await
-                        .map_err(|e| self.err("read", name, e))?;
+                        .map_err(|e| self.read_err("read", name, &e))?;
                     if n == 0 {
                         break;
                     }
@@ -222,7 +238,7 @@ impl Bucket {
                     .body(ByteStream::from(buf[..filled].to_vec()))
                     .send()
                     .await
-                    .map_err(|e| self.err("upload part", name, e))?;
+                    .map_err(|e| self.err("upload part", name, &e))?;
                 parts.push(
                     aws_sdk_s3::types::CompletedPart::builder()
                         .part_number(number)
@@ -246,7 +262,7 @@ impl Bucket {
                 )
                 .send()
                 .await
-                .map_err(|e| self.err("complete upload", name, e))?;
+                .map_err(|e| self.err("complete upload", name, &e))?;
             Ok(total)
         }
         .await;
@@ -274,7 +290,7 @@ impl Bucket {
             .send();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| self.err("list", sub_prefix, e))?;
+            let page = page.map_err(|e| self.err("list", sub_prefix, &e))?;
             for o in page.contents() {
                 let Some(key) = o.key() else { continue };
                 out.push(Object {
@@ -288,4 +304,44 @@ impl Bucket {
         }
         Ok(out)
     }
+}
+
+/// A failed request in a line: the storage's status, error code and message (`403
+/// InvalidAccessKeyId: The AWS Access Key Id you provided does not exist in our records.`), or
+/// why no answer came (its innermost cause: `Connection refused`). The SDK's own rendering
+/// nests every layer's debug output, which is no reading for a person or a CI log.
+fn describe<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    e: &SdkError<E, HttpResponse>,
+) -> String {
+    match e {
+        SdkError::ServiceError(ctx) => {
+            let status = ctx.raw().status().as_u16();
+            let err = ctx.err();
+            let mut line = format!("answered {status}");
+            if let Some(code) = err.code() {
+                line.push_str(&format!(" ({code})"));
+            }
+            if let Some(message) = err.message().filter(|m| !m.is_empty()) {
+                line.push_str(&format!(": {message}"));
+            }
+            if status == 401 || status == 403 {
+                line.push_str(
+                    "; check S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY, and that they may use the bucket",
+                );
+            }
+            line
+        }
+        SdkError::TimeoutError(_) => "no answer in time".into(),
+        SdkError::DispatchFailure(_) => format!("cannot reach it: {}", innermost(e)),
+        _ => innermost(e),
+    }
+}
+
+/// The deepest cause of an error: the part a person can act on.
+fn innermost(e: &dyn std::error::Error) -> String {
+    let mut e = e;
+    while let Some(source) = e.source() {
+        e = source;
+    }
+    e.to_string()
 }

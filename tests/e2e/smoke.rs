@@ -305,6 +305,11 @@ fn mail_api() -> (Background, String) {
 
 /// The same API below a path (`/mailpit`), as behind a reverse proxy; its URL includes the path.
 fn mail_api_below(prefix: &str) -> (Background, String) {
+    mail_api_late(prefix, 0.0)
+}
+
+/// The API showing a mail only `late` seconds after it was received.
+fn mail_api_late(prefix: &str, late: f64) -> (Background, String) {
     let port = closed_port();
     let server = Background::spawn(
         Command::new("python3").args([
@@ -315,6 +320,7 @@ fn mail_api_below(prefix: &str) -> (Background, String) {
             &stack_var("LBTEST_MAILDIR"),
             &port.to_string(),
             prefix,
+            &late.to_string(),
         ]),
     );
     wait_for("the mail API listens", Duration::from_secs(10), || {
@@ -1640,9 +1646,66 @@ to = "probe@demo.test"
         "fail-s3-no-such-bucket",
         "The specified bucket does not exist",
     );
+    // The storage's own words in a line, not the SDK's nested debug output of every layer.
+    let s3_said = &checks["fail-s3-no-such-bucket"].1;
+    assert!(
+        s3_said.len() < 300 && !s3_said.contains("Error {") && !s3_said.contains("request_id"),
+        "{s3_said}"
+    );
     says(
         "fail-smtp-closed-port",
         &format!("sending mail through 127.0.0.1:{closed}: Connection error: Connection refused"),
     );
     assert_no_secret(&ran, &[&json], &[&hook_secret, &s3.secret_access_key]);
+}
+
+#[test]
+fn a_probe_mail_that_arrives_after_its_check_is_deleted_by_the_cleanup() {
+    // A mail catcher that shows a mail 3 s after it came, and a check that waits 1 s for it.
+    let (_mail, api) = mail_api_late("", 3.0);
+    let smtp = smtp();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("smoke.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[[check]]
+name = "late-mail"
+kind = "smtp"
+to = "probe@demo.test"
+mail-api = "{api}"
+timeout = "1s"
+"#
+        ),
+    )
+    .expect("write");
+    let json = dir.path().join("r.json");
+    let port = smtp.plain_port.to_string();
+    let ran = smoke(
+        dir.path(),
+        &[
+            "--spec",
+            &path.to_string_lossy(),
+            "--report",
+            &format!("json:{}", json.display()),
+        ],
+        &[
+            ("SMTP_HOST", "127.0.0.1"),
+            ("SMTP_PORT", port.as_str()),
+            ("SMTP_FROM", "lifeboat-smoke@demo.test"),
+        ],
+    );
+    assert_eq!(ran.code, 1, "the check timed out: {}", ran.stderr);
+    let report = read_json(&json);
+    let checks = by_name(&report);
+    assert_eq!(checks["late-mail"].0, "failed", "{checks:?}");
+    let cleanups = report["cleanups"].as_array().expect("cleanups");
+    assert_eq!(cleanups.len(), 1, "{cleanups:?}");
+    assert!(cleanups[0]["error"].is_null(), "{cleanups:?}");
+    let run_id = report["run_id"].as_str().expect("run id");
+    assert!(
+        !maildir_has(run_id),
+        "the late probe mail was found and deleted at the cleanup"
+    );
 }

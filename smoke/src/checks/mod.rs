@@ -100,12 +100,12 @@ pub enum Cleanup {
         settings: S3Settings,
         name: String,
     },
-    /// Probe mails in a Mailhog or Mailpit.
+    /// A probe mail in a Mailhog or Mailpit, found by the token in its subject.
     Mail {
         check: String,
         api: String,
         kind: MailApiKind,
-        ids: Vec<String>,
+        token: String,
     },
 }
 
@@ -118,7 +118,7 @@ impl Cleanup {
         }
     }
 
-    /// Whether both are the same HTTP request (two attempts that created the same thing).
+    /// Whether both remove the same thing (two attempts that created it).
     fn same_request(&self, other: &Cleanup) -> bool {
         match (self, other) {
             (
@@ -137,6 +137,8 @@ impl Cleanup {
                     ..
                 },
             ) => check == c2 && method == m2 && url == u2 && headers == h2,
+            // Every attempt's probe carries the same token: one search deletes them all.
+            (Cleanup::Mail { token, .. }, Cleanup::Mail { token: t2, .. }) => token == t2,
             _ => false,
         }
     }
@@ -147,7 +149,7 @@ impl Cleanup {
             Cleanup::S3 { settings, name, .. } => {
                 format!("delete s3://{}/{}{name}", settings.bucket, settings.prefix)
             }
-            Cleanup::Mail { ids, .. } => format!("delete {} probe mail(s)", ids.len()),
+            Cleanup::Mail { .. } => "delete the probe mail through the mail API".into(),
         }
     }
 
@@ -184,9 +186,9 @@ impl Cleanup {
                 .delete(name)
                 .await
                 .map_err(|e| e.to_string()),
-            Cleanup::Mail { api, kind, ids, .. } => {
-                smtp::delete_mail(&ctx.client, api, *kind, ids).await
-            }
+            Cleanup::Mail {
+                api, kind, token, ..
+            } => smtp::remove_probe(&ctx.client, api, *kind, token).await,
         }
     }
 }

@@ -15,6 +15,9 @@ use crate::spec::{Check, CheckSpec, MailApiKind};
 /// How often the mail API is asked whether the probe arrived.
 const POLL: Duration = Duration::from_millis(100);
 
+/// How long the cleanup waits for a probe mail the check did not see arrive.
+const LATE_WAIT: Duration = Duration::from_secs(5);
+
 pub async fn run(check: &Check, spec: &CheckSpec, ctx: &Ctx) -> Outcome {
     let mut cfg = ctx.config.smtp.clone();
     if let Some(to) = &spec.to {
@@ -52,16 +55,18 @@ pub async fn run(check: &Check, spec: &CheckSpec, ctx: &Ctx) -> Outcome {
     };
     let kind = spec.mail_api_kind.unwrap_or_default();
     let api = api.trim_end_matches('/').to_owned();
+    // Registered before the wait: a probe that arrives after the check's timeout is looked for
+    // again, and deleted, when the run cleans up.
+    let cleanup = ctx.cleanups.add(Cleanup::Mail {
+        check: check.name.clone(),
+        api: api.clone(),
+        kind,
+        token: token.clone(),
+    });
     // The check's own timeout bounds this loop.
     loop {
         match find_mail(&ctx.client, &api, kind, &token).await {
             Ok(ids) if !ids.is_empty() => {
-                let cleanup = ctx.cleanups.add(Cleanup::Mail {
-                    check: check.name.clone(),
-                    api: api.clone(),
-                    kind,
-                    ids: ids.clone(),
-                });
                 let arrived = ms(started.elapsed());
                 return match delete_mail(&ctx.client, &api, kind, &ids).await {
                     Ok(()) => {
@@ -77,6 +82,30 @@ pub async fn run(check: &Check, spec: &CheckSpec, ctx: &Ctx) -> Outcome {
             }
             Ok(_) => {}
             Err(e) => return Outcome::fail(format!("{sent}, but the mail API {api}: {e}")),
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// The cleanup of a probe mail: found by its token and deleted; one that is not there yet is
+/// waited for a while (it may be late), then said to be missing.
+pub async fn remove_probe(
+    client: &reqwest::Client,
+    api: &str,
+    kind: MailApiKind,
+    token: &str,
+) -> Result<(), String> {
+    let started = Instant::now();
+    loop {
+        let ids = find_mail(client, api, kind, token).await?;
+        if !ids.is_empty() {
+            return delete_mail(client, api, kind, &ids).await;
+        }
+        if started.elapsed() >= LATE_WAIT {
+            return Err(format!(
+                "the probe mail (subject `lifeboat-smoke probe {token}`) had not arrived in the mail API {} s after the check; if it arrives later it stays there",
+                LATE_WAIT.as_secs()
+            ));
         }
         tokio::time::sleep(POLL).await;
     }
@@ -143,7 +172,7 @@ async fn find_mail(
 }
 
 /// Delete probe messages through the mail API.
-pub async fn delete_mail(
+async fn delete_mail(
     client: &reqwest::Client,
     api: &str,
     kind: MailApiKind,

@@ -10,9 +10,10 @@ use tokio::sync::watch;
 
 use crate::store::{pg_reason, Cache, Db};
 
-/// How long one BLPOP waits for a job: also the longest a `docker stop` waits for the worker
-/// (a restore's or a deploy's downtime), so short, as a well-behaved worker polls.
-const POP_TIMEOUT_SECONDS: u64 = 1;
+/// How long one BLPOP waits for a job, in seconds (Redis 6+ takes a fraction): also the longest
+/// a `docker stop` waits for the worker (a restore's or a deploy's downtime), so short, as a
+/// well-behaved worker polls.
+const POP_TIMEOUT_SECONDS: f64 = 0.25;
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 /// Runs until `shutdown` turns true. A BLPOP in progress is let finish (at most
