@@ -10,7 +10,6 @@
 pub mod history;
 pub mod notify;
 pub mod release;
-pub mod signal;
 pub mod stack;
 pub mod status;
 pub mod switch;
@@ -485,7 +484,7 @@ async fn migrate(stack: &Stack, release: &Release) -> anyhow::Result<()> {
         let deadline = Duration::from_secs(u64::from(config.deploy.migrate_timeout));
         let waited = tokio::select! {
             w = docker.wait_exit(&id, deadline) => w?,
-            () = async { loop { if stack.stop.check().is_err() { break; } tokio::time::sleep(Duration::from_millis(200)).await; } } => {
+            _ = stack.stop.wait() => {
                 stack.stop.check()?;
                 None
             }
@@ -500,7 +499,11 @@ async fn migrate(stack: &Stack, release: &Release) -> anyhow::Result<()> {
                 Ok(())
             }
             Some(code) => anyhow::bail!("`{}` exited with code {code}:\n{tail}", command.join(" ")),
-            None => anyhow::bail!("`{}` did not finish within {} s (deploy.migrate-timeout)", command.join(" "), deadline.as_secs()),
+            None => anyhow::bail!(
+                "`{}` did not finish within {} s (deploy.migrate-timeout)",
+                command.join(" "),
+                deadline.as_secs()
+            ),
         }
     }
     .await;

@@ -18,8 +18,8 @@ use tracing::{info, warn};
 
 use crate::history::{who, Entry, History, Journal};
 use crate::release::{self, Release};
-use crate::signal::Stop;
 use crate::switch::{self, Switch};
+use lifeboat::signal::Stop;
 
 pub struct Stack {
     pub config: Config,
@@ -46,9 +46,9 @@ impl Stack {
             .context("starting the async runtime")?;
         let docker = rt.block_on(Docker::connect(config.docker_host.as_deref()))?;
         let stop = if lock {
-            rt.block_on(async { Stop::install("deploy") })?
+            rt.block_on(async { Stop::install("deploy", "one known release serving") })?
         } else {
-            Stop::default()
+            Stop::never()
         };
         let lock = if lock {
             let taken = JobLock::acquire(
@@ -138,7 +138,7 @@ impl Stack {
 
     /// Switch every app service, then every worker, to `release`.
     pub fn switch_all(&self, release: &Release, stoppable: bool) -> anyhow::Result<()> {
-        let no_stop = Stop::default();
+        let no_stop = Stop::never();
         let switch = Switch {
             docker: &self.docker,
             project: self.project(),

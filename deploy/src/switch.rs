@@ -32,7 +32,7 @@ use lifeboat::docker::{Docker, Health, LABEL_PROJECT, LABEL_SERVICE};
 use tracing::{info, warn};
 
 use crate::release::Release;
-use crate::signal::Stop;
+use lifeboat::signal::Stop;
 
 /// The label lifeboat puts on the containers it creates: the release they run.
 pub const LABEL_RELEASE: &str = "io.lifeboat.release";
@@ -325,7 +325,7 @@ impl Switch<'_> {
                     deadline.as_secs()
                 );
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 }

@@ -179,20 +179,21 @@ impl App {
         let Some(docker) = &self.docker else {
             return Ok(());
         };
-        for c in &self.containers {
+        // All at once, each waited on as soon as it started: the downtime is the slowest
+        // container's start, not their sum.
+        let started = Instant::now();
+        futures_util::future::try_join_all(self.containers.iter().map(|c| async move {
             docker
                 .start(&c.id)
                 .await
                 .with_context(|| format!("starting {}", c.name))?;
-        }
-        let started = Instant::now();
-        for c in &self.containers {
             let left = timeout.saturating_sub(started.elapsed());
             docker
                 .wait_healthy(&c.id, left.max(Duration::from_secs(1)))
                 .await
-                .with_context(|| format!("{} after the restore", c.name))?;
-        }
+                .with_context(|| format!("{} after the restore", c.name))
+        }))
+        .await?;
         if !self.containers.is_empty() {
             info!(
                 step = "healthy",

@@ -40,7 +40,8 @@ use crate::journal::Journal;
 use crate::pick::Catalog;
 use crate::progress::Bar;
 use crate::server::Server;
-use crate::txn::{Ctx, Recovered, Stop};
+use crate::txn::{Ctx, Recovered};
+use lifeboat::signal::Stop;
 
 /// The longest database name whose `<db>__pre_restore_YYYYMMDD_HHMMSS` fits PostgreSQL's 63 bytes.
 const MAX_NAME: usize = 63 - "__pre_restore_20261123_140509".len();
@@ -250,7 +251,7 @@ async fn restore(config: &Config, cli: &Cli) -> anyhow::Result<Option<txn::Resto
 
     // From here a signal no longer kills the process: it ends the run, and the download is
     // removed (Download's drop) before anything was touched.
-    let stop = Stop::install()?;
+    let stop = Stop::install("restore", "a consistent database")?;
     let download = Download::new(&config.backup.dir, chosen.place == pick::Place::S3)?;
     let entry = before(&stop, async {
         txn::pause_at("downloading").await;

@@ -3,7 +3,8 @@
 //! is not a terminal, with `--no-progress` or with `--log-format json`.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -11,34 +12,46 @@ use std::time::Duration;
 use lifeboat::output::human_bytes;
 
 pub struct Bar {
-    done: Arc<AtomicBool>,
+    /// Dropped to end the line at once (the thread is not left sleeping out its interval).
+    done: Option<Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Bar {
     pub fn start(what: &'static str, total: u64, counter: Arc<AtomicU64>, enabled: bool) -> Self {
-        let done = Arc::new(AtomicBool::new(false));
-        let thread = enabled.then(|| {
-            let done = Arc::clone(&done);
-            std::thread::spawn(move || {
-                let mut err = std::io::stderr();
-                while !done.load(Ordering::Relaxed) {
-                    let n = counter.load(Ordering::Relaxed);
-                    let percent = n.saturating_mul(100).checked_div(total).unwrap_or(100);
-                    let _ = write!(
-                        err,
-                        "\r\x1b[2K{what}: {} of {}, {percent}%",
-                        human_bytes(n),
-                        human_bytes(total)
-                    );
-                    let _ = err.flush();
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-                let _ = write!(err, "\r\x1b[2K");
-                let _ = err.flush();
-            })
+        if !enabled {
+            return Self {
+                done: None,
+                thread: None,
+            };
+        }
+        let draw = move || {
+            let n = counter.load(Ordering::Relaxed);
+            let percent = n.saturating_mul(100).checked_div(total).unwrap_or(100);
+            let mut err = std::io::stderr();
+            let _ = write!(
+                err,
+                "\r\x1b[2K{what}: {} of {}, {percent}%",
+                human_bytes(n),
+                human_bytes(total)
+            );
+            let _ = err.flush();
+        };
+        // Drawn once before the work starts, so that even a short step is seen.
+        draw();
+        let (tx, rx) = mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            while let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(Duration::from_millis(200)) {
+                draw();
+            }
+            let mut err = std::io::stderr();
+            let _ = write!(err, "\r\x1b[2K");
+            let _ = err.flush();
         });
-        Self { done, thread }
+        Self {
+            done: Some(tx),
+            thread: Some(thread),
+        }
     }
 
     pub fn finish(mut self) {
@@ -46,7 +59,7 @@ impl Bar {
     }
 
     fn stop(&mut self) {
-        self.done.store(true, Ordering::Relaxed);
+        drop(self.done.take());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

@@ -16,18 +16,17 @@
 //! the next one ([`recover`]). The swap is never cancelled halfway: signals are looked at
 //! between its statements, not during them.
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::Context;
 use chrono::{NaiveDateTime, TimeDelta, Utc};
 use lifeboat::config::Config;
+use lifeboat::signal::Stop;
 use lifeboat_backup::manifest::Entry;
 use lifeboat_backup::verify::{self, SqlStream};
-use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::app::App;
@@ -42,69 +41,6 @@ pub const PAUSE_VAR: &str = "LBTEST_RESTORE_PAUSE_AT";
 
 /// The pattern of the time in the names of restore's databases (UTC).
 const STAMP: &str = "%Y%m%d_%H%M%S";
-
-/// `SIGTERM` or `SIGINT`, once one arrived. Installed before the restore starts: from then
-/// on a signal no longer kills the process, it undoes the restore.
-#[derive(Clone)]
-pub struct Stop(watch::Receiver<Option<&'static str>>);
-
-impl Stop {
-    pub fn install() -> anyhow::Result<Self> {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        let (tx, rx) = watch::channel(None);
-        tokio::spawn(async move {
-            let name = tokio::select! {
-                _ = term.recv() => "SIGTERM",
-                _ = int.recv() => "SIGINT",
-            };
-            warn!("{name}: stopping the restore and leaving a consistent database");
-            let _ = tx.send(Some(name));
-            // Keep the handlers installed: a second signal must not kill the undo.
-            loop {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-                warn!("a signal again: the restore is being undone, wait for it to end");
-            }
-        });
-        Ok(Self(rx))
-    }
-
-    /// Wait for a signal.
-    pub async fn wait(&self) -> &'static str {
-        let mut rx = self.0.clone();
-        loop {
-            if let Some(name) = *rx.borrow_and_update() {
-                return name;
-            }
-            if rx.changed().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        }
-    }
-
-    /// Fail if a signal arrived.
-    pub fn check(&self) -> anyhow::Result<()> {
-        match *self.0.borrow() {
-            Some(name) => bail!("stopped by {name}"),
-            None => Ok(()),
-        }
-    }
-
-    /// Run `f` unless a signal comes first.
-    pub async fn interruptible<T>(
-        &self,
-        f: impl Future<Output = anyhow::Result<T>>,
-    ) -> anyhow::Result<T> {
-        tokio::select! {
-            r = f => r,
-            name = self.wait() => Err(anyhow!("stopped by {name}")),
-        }
-    }
-}
 
 /// What a restore needs besides the backup.
 pub struct Ctx<'a> {
@@ -342,30 +278,30 @@ async fn swap(ctx: &Ctx<'_>, j: &mut Journal, app: &App, live: bool) -> anyhow::
             Ok(())
         })
         .await?;
+    // One psql for the whole swap: each one started costs a tenth of a second of downtime.
     if live {
-        server.allow_connections(&db, false).await?;
-        let ended = server.terminate(&db).await?;
-        if ended > 0 {
-            info!("ended {ended} session(s) still on {db}");
-        }
-        server.terminate(&restore_db).await?;
-        server
-            .rename_all(&[
-                (db.as_str(), pre_db.as_str()),
-                (restore_db.as_str(), db.as_str()),
-            ])
+        let ended = server
+            .close_and_rename(
+                Some(&db),
+                &[&restore_db],
+                &[
+                    (db.as_str(), pre_db.as_str()),
+                    (restore_db.as_str(), db.as_str()),
+                ],
+            )
             .await
             .context("swapping the databases")?;
+        if ended > 0 {
+            info!("ended {ended} session(s) still on {db} or {restore_db}");
+        }
         checkpoint(ctx, j, Step::Starting)?;
-        server.allow_connections(&pre_db, true).await?;
         info!(
             step = "swapped",
             "swapped: {db} is the restored database; the one from before is {pre_db}"
         );
     } else {
-        server.terminate(&restore_db).await?;
         server
-            .rename_all(&[(restore_db.as_str(), db.as_str())])
+            .close_and_rename(None, &[&restore_db], &[(restore_db.as_str(), db.as_str())])
             .await?;
         checkpoint(ctx, j, Step::Starting)?;
         info!(step = "swapped", "{restore_db} renamed to {db}");
@@ -378,7 +314,13 @@ async fn swap(ctx: &Ctx<'_>, j: &mut Journal, app: &App, live: bool) -> anyhow::
         .await?;
     info!(step = "starting", "starting {}", app.describe());
     let timeout = Duration::from_secs(u64::from(ctx.config.restore.health_timeout));
-    ctx.stop.interruptible(app.start_and_wait(timeout)).await
+    ctx.stop.interruptible(app.start_and_wait(timeout)).await?;
+    // The database from before was closed for the swap; open again (its safety backup reads
+    // it), once the app is back: no part of the downtime.
+    if live {
+        server.allow_connections(&pre_db, true).await?;
+    }
+    Ok(())
 }
 
 /// Whether the swap of `j` committed (and was not reversed since).
@@ -396,20 +338,21 @@ pub async fn undo(config: &Config, server: &Server, j: &Journal, app: &App) -> a
     let db = &j.database;
     if is_swapped(server, j).await? {
         app.stop().await?;
-        server.allow_connections(db, false).await?;
-        server.terminate(db).await?;
         if j.live_existed {
-            server.terminate(&j.pre_db).await?;
             server
-                .rename_all(&[
-                    (db.as_str(), j.restore_db.as_str()),
-                    (j.pre_db.as_str(), db.as_str()),
-                ])
+                .close_and_rename(
+                    Some(db),
+                    &[&j.pre_db],
+                    &[
+                        (db.as_str(), j.restore_db.as_str()),
+                        (j.pre_db.as_str(), db.as_str()),
+                    ],
+                )
                 .await
                 .context("swapping the databases back")?;
         } else {
             server
-                .rename_all(&[(db.as_str(), j.restore_db.as_str())])
+                .close_and_rename(Some(db), &[], &[(db.as_str(), j.restore_db.as_str())])
                 .await?;
         }
         info!("{db} is the database from before again");

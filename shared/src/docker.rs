@@ -448,8 +448,10 @@ impl Docker {
                         stderr: out.stderr,
                     })
                 }
+                // Short: every psql a restore runs in the container waits here once, some
+                // while the app is down.
                 None if inspected.running == Some(true) && Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
                 }
                 None => {
                     return Err(DockerError::ExecFailed {
@@ -580,7 +582,7 @@ impl Docker {
                         waited: started.elapsed(),
                     })
                 }
-                _ => tokio::time::sleep(Duration::from_millis(250)).await,
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
     }

@@ -20,6 +20,7 @@
 //! | `s3` | `s3` | MinIO, Spaces and AWS alike (custom endpoint, path-style) |
 //! | `mail` | `mail` | SMTP plain, STARTTLS and TLS |
 //! | `http` | `http` | outgoing HTTP(S) with deadlines and lifeboat's user agent; errors without the URL |
+//! | `signal` | `runtime` | SIGTERM and Ctrl-C ask a job to stop at a safe point, never kill it halfway |
 
 pub mod cli;
 pub mod config;
@@ -42,3 +43,5 @@ pub mod mail;
 pub mod redis;
 #[cfg(feature = "s3")]
 pub mod s3;
+#[cfg(feature = "runtime")]
+pub mod signal;
