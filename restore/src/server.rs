@@ -1,8 +1,8 @@
 //! The database server as restore needs it: create, rename, drop, end sessions, copy what a
 //! plain dump does not carry (the database's owner, settings, grants, comment), and the room
-//! left on its disk. The same SQL goes through the container's psql (the default, as
-//! lifeboat-backup dumps) or a direct connection (`--url`, managed PostgreSQL), so both modes
-//! behave alike.
+//! left on its disk. The same SQL goes over a connection (`--url`, managed PostgreSQL; or the
+//! container's address on its Docker network, when this machine reaches it) or through the
+//! container's psql (as lifeboat-backup dumps), so every mode behaves alike.
 //!
 //! Renames and drops run from a maintenance database (`postgres`, else `template1`): never
 //! from one of the databases they rename.

@@ -4,9 +4,11 @@
 //!
 //! A check whose dependency failed or was skipped is skipped, and says which. In a read-only
 //! environment (production, unless `--allow-writes`) a check that writes is skipped before it
-//! sends anything. Values a check captured are there for the checks that depend on it. After the
-//! last check, the cleanups run, newest first, whatever happened: probe data never stays behind
-//! silently.
+//! sends anything. Values a check captured are there for the checks that depend on it (and only
+//! for them: the spec refuses any other use). So a check's cleanups run, newest first, as soon
+//! as it and every check that depends on it have ended, and their cleanups too, whatever
+//! happened: probe data is gone as soon as nothing can need it, never left behind silently, and
+//! the run does not wait for the slowest chain before it cleans up.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -220,7 +222,19 @@ pub async fn execute(plan: Plan, ctx: Arc<Ctx>, printer: &Printer) -> RunReport 
     let env = Arc::new(plan.env);
     let mut results: Vec<Option<CheckResult>> = vec![None; checks.len()];
     let mut launched = vec![false; checks.len()];
-    let mut tasks = JoinSet::new();
+    // Which checks depend on each one, and whether a check's cleanups were started and ended.
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); checks.len()];
+    for (j, c) in checks.iter().enumerate() {
+        for d in &c.depends_on {
+            if let Some(&i) = index.get(d.as_str()) {
+                dependents[i].push(j);
+            }
+        }
+    }
+    let mut cleaning = vec![false; checks.len()];
+    let mut cleaned = vec![false; checks.len()];
+    let mut cleanups = Vec::new();
+    let mut tasks: JoinSet<Done> = JoinSet::new();
     let mut task_of = HashMap::new();
 
     let finish = |i: usize, status: Status, duration: Duration, attempts: u32, message: &str| {
@@ -295,8 +309,11 @@ pub async fn execute(plan: Plan, ctx: Arc<Ctx>, printer: &Printer) -> RunReport 
                             env: Arc::clone(&env),
                             ca_file: spec.ca_file.clone(),
                         });
-                        let handle =
-                            tasks.spawn(attempts(Arc::clone(c), spec, cleanup, Arc::clone(&ctx)));
+                        let attempts = attempts(Arc::clone(c), spec, cleanup, Arc::clone(&ctx));
+                        let handle = tasks.spawn(async move {
+                            let (outcome, n, took) = attempts.await;
+                            Done::Check(outcome, n, took)
+                        });
                         task_of.insert(handle.id(), i);
                     }
                     Err(e) => {
@@ -307,19 +324,61 @@ pub async fn execute(plan: Plan, ctx: Arc<Ctx>, printer: &Printer) -> RunReport 
                 }
             }
         }
+        // Start the cleanups nothing can need any more; one with none is done at once, which
+        // may free the cleanups of what it depends on.
+        let mut freed = true;
+        while freed {
+            freed = false;
+            for i in 0..checks.len() {
+                if cleaning[i] || results[i].is_none() || dependents[i].iter().any(|j| !cleaned[*j])
+                {
+                    continue;
+                }
+                cleaning[i] = true;
+                let pending = ctx.cleanups.take_for(&checks[i].name);
+                if pending.is_empty() {
+                    cleaned[i] = true;
+                    freed = true;
+                    continue;
+                }
+                let ctx = Arc::clone(&ctx);
+                let handle = tasks.spawn(async move {
+                    let mut done = Vec::new();
+                    for cleanup in pending {
+                        done.push(run_cleanup(&cleanup, &ctx).await);
+                    }
+                    Done::Cleaned(done)
+                });
+                task_of.insert(handle.id(), i);
+            }
+        }
         let Some(joined) = tasks.join_next_with_id().await else {
             break;
         };
-        let (i, outcome, n, took) = match joined {
-            Ok((id, (outcome, n, took))) => (task_of[&id], outcome, n, took),
+        let (i, done) = match joined {
+            Ok((id, done)) => (task_of[&id], done),
+            Err(e) if cleaning[task_of[&e.id()]] => (task_of[&e.id()], Done::Cleaned(Vec::new())),
             Err(e) => (
                 task_of[&e.id()],
-                Outcome::fail(
-                    "the check stopped unexpectedly (a bug in lifeboat-smoke; please report it)",
+                Done::Check(
+                    Outcome::fail(
+                        "the check stopped unexpectedly (a bug in lifeboat-smoke; please report it)",
+                    ),
+                    1,
+                    Duration::ZERO,
                 ),
-                1,
-                Duration::ZERO,
             ),
+        };
+        let (outcome, n, took) = match done {
+            Done::Check(outcome, n, took) => (outcome, n, took),
+            Done::Cleaned(done) => {
+                for result in done {
+                    printer.cleanup(&result);
+                    cleanups.push(result);
+                }
+                cleaned[i] = true;
+                continue;
+            }
         };
         for cap in &outcome.captures {
             scope.values.insert(cap.name.clone(), cap.value.clone());
@@ -334,7 +393,6 @@ pub async fn execute(plan: Plan, ctx: Arc<Ctx>, printer: &Printer) -> RunReport 
         results[i] = Some(r);
     }
 
-    let mut cleanups = Vec::new();
     for n in ctx.cleanups.take_not_sent() {
         let attempts = if n.attempts > 1 {
             format!(" ({} attempts)", n.attempts)
@@ -353,17 +411,9 @@ pub async fn execute(plan: Plan, ctx: Arc<Ctx>, printer: &Printer) -> RunReport 
         printer.cleanup(&result);
         cleanups.push(result);
     }
+    // What no check's turn took (none, unless a cleanup registered late): now, newest first.
     for cleanup in ctx.cleanups.take_all() {
-        let result = CleanupResult {
-            check: cleanup.check().to_owned(),
-            what: ctx.redactor.scrub(&cleanup.describe()),
-            error: cleanup
-                .run(&ctx)
-                .await
-                .err()
-                .map(|e| ctx.redactor.scrub(&e)),
-            not_sent: None,
-        };
+        let result = run_cleanup(&cleanup, &ctx).await;
         printer.cleanup(&result);
         cleanups.push(result);
     }
@@ -376,6 +426,22 @@ pub async fn execute(plan: Plan, ctx: Arc<Ctx>, printer: &Printer) -> RunReport 
         duration: started.elapsed(),
         results: results.into_iter().flatten().collect(),
         cleanups,
+    }
+}
+
+/// What a task of the scheduler ended with: a check's attempts, or a check's cleanups.
+enum Done {
+    Check(Outcome, u32, Duration),
+    Cleaned(Vec<CleanupResult>),
+}
+
+/// Send one cleanup; its result, scrubbed of secrets.
+async fn run_cleanup(cleanup: &Cleanup, ctx: &Ctx) -> CleanupResult {
+    CleanupResult {
+        check: cleanup.check().to_owned(),
+        what: ctx.redactor.scrub(&cleanup.describe()),
+        error: cleanup.run(ctx).await.err().map(|e| ctx.redactor.scrub(&e)),
+        not_sent: None,
     }
 }
 

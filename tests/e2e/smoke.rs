@@ -1709,3 +1709,62 @@ timeout = "1s"
         "the late probe mail was found and deleted at the cleanup"
     );
 }
+
+#[test]
+fn a_check_s_cleanup_runs_once_what_depends_on_it_ended_not_after_the_slowest_check() {
+    // The app's own log of what happened, in order: a slow check answered last.
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let events = std::sync::Arc::clone(&log);
+    let app = Server::start(move |request| {
+        let first = request.lines().next().unwrap_or_default().to_owned();
+        if first.starts_with("GET /slow ") {
+            std::thread::sleep(Duration::from_millis(1500));
+        }
+        events.lock().expect("log").push(first.clone());
+        if first.starts_with("POST /things ") {
+            http_response("201 Created", "", "{\"id\":7}")
+        } else if first.starts_with("DELETE ") {
+            http_response("204 No Content", "", "")
+        } else {
+            http_response("200 OK", "", "{\"id\":7}")
+        }
+    });
+    let spec = format!(
+        r#"
+[environments.staging]
+base-url = "{base}"
+
+[[check]]
+name = "create"
+method = "POST"
+url = "/things"
+expect.status = 201
+capture.id = "/id"
+cleanup = {{ url = "/things/${{id}}" }}
+
+[[check]]
+name = "read"
+depends-on = ["create"]
+url = "/things/${{id}}"
+
+[[check]]
+name = "slow"
+url = "/slow"
+"#,
+        base = app.url(""),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("smoke.toml");
+    std::fs::write(&path, spec).expect("write");
+    let ran = smoke(dir.path(), &["--spec", &path.to_string_lossy()], &[]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let seen = log.lock().expect("log").clone();
+    let at = |line: &str| {
+        seen.iter()
+            .position(|l| l.starts_with(line))
+            .unwrap_or_else(|| panic!("{line}: {seen:?}"))
+    };
+    // After the check that uses the capture, and before the slow, unrelated check is done.
+    assert!(at("GET /things/7 ") < at("DELETE /things/7 "), "{seen:?}");
+    assert!(at("DELETE /things/7 ") < at("GET /slow "), "{seen:?}");
+}

@@ -261,6 +261,22 @@ impl Cleanups {
         self.lock().retain(|(i, _)| *i != id);
     }
 
+    /// The pending cleanups of one check, newest first.
+    pub fn take_for(&self, check: &str) -> Vec<Cleanup> {
+        let mut items = self.lock();
+        let mut taken = Vec::new();
+        items.retain(|(_, c)| {
+            if c.check() == check {
+                taken.push(c.clone());
+                false
+            } else {
+                true
+            }
+        });
+        taken.reverse();
+        taken
+    }
+
     /// Every pending cleanup, newest first (what was created last is removed first).
     pub fn take_all(&self) -> Vec<Cleanup> {
         let mut items = std::mem::take(&mut *self.lock());
