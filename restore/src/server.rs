@@ -41,6 +41,10 @@ pub struct DbInfo {
     pub icu_rules: Option<String>,
 }
 
+/// A test hook: set, the restore's SQL goes through psql in the container even where the
+/// container's address is reachable, so that the tests cover both ways.
+pub const VIA_EXEC_VAR: &str = "LBTEST_RESTORE_VIA_EXEC";
+
 pub struct Server {
     pub source: Source,
     maintenance: String,
@@ -494,6 +498,10 @@ async fn direct_target(
     container: &str,
     credentials: &db::ContainerCredentials,
 ) -> Option<db::DbTarget> {
+    if std::env::var_os(VIA_EXEC_VAR).is_some() {
+        debug!("{VIA_EXEC_VAR} is set: SQL goes through psql in the container");
+        return None;
+    }
     let info = docker.inspect(container).await.ok()?;
     let addresses: Vec<String> = info
         .network_settings?

@@ -1,6 +1,7 @@
 //! The scheduler: every check starts as soon as the checks it depends on have passed, so
 //! independent checks run at the same time and the whole run takes about as long as its
 //! longest chain, not the sum of its checks (seed 002's smoke_tests.sh ran them one by one).
+//! Of the checks ready at once, those with the longest chain waiting on them go first.
 //!
 //! A check whose dependency failed or was skipped is skipped, and says which. In a read-only
 //! environment (production, unless `--allow-writes`) a check that writes is skipped before it
@@ -231,6 +232,9 @@ pub async fn execute(plan: Plan, ctx: Arc<Ctx>, printer: &Printer) -> RunReport 
             }
         }
     }
+    // Ready checks start longest chain first: what others wait for reaches the app before
+    // what nothing waits for (as a build tool starts its critical path first).
+    let order = chain_first(&dependents);
     let mut cleaning = vec![false; checks.len()];
     let mut cleaned = vec![false; checks.len()];
     let mut cleanups = Vec::new();
@@ -258,7 +262,7 @@ pub async fn execute(plan: Plan, ctx: Arc<Ctx>, printer: &Printer) -> RunReport 
         let mut progressed = true;
         while progressed {
             progressed = false;
-            for i in 0..checks.len() {
+            for &i in &order {
                 let c = &checks[i];
                 if launched[i] {
                     continue;
@@ -429,6 +433,32 @@ pub async fn execute(plan: Plan, ctx: Arc<Ctx>, printer: &Printer) -> RunReport 
     }
 }
 
+/// Every check's index, those with the longest chain of checks waiting on them first (then in
+/// the spec's order).
+fn chain_first(dependents: &[Vec<usize>]) -> Vec<usize> {
+    fn height(i: usize, dependents: &[Vec<usize>], memo: &mut [Option<usize>]) -> usize {
+        if let Some(h) = memo[i] {
+            return h;
+        }
+        // The spec refuses dependency loops; the memo is set first so one could not recurse.
+        memo[i] = Some(1);
+        let h = 1 + dependents[i]
+            .iter()
+            .map(|&j| height(j, dependents, memo))
+            .max()
+            .unwrap_or(0);
+        memo[i] = Some(h);
+        h
+    }
+    let mut memo = vec![None; dependents.len()];
+    let heights: Vec<usize> = (0..dependents.len())
+        .map(|i| height(i, dependents, &mut memo))
+        .collect();
+    let mut order: Vec<usize> = (0..dependents.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(heights[i]));
+    order
+}
+
 /// What a task of the scheduler ended with: a check's attempts, or a check's cleanups.
 enum Done {
     Check(Outcome, u32, Duration),
@@ -501,5 +531,17 @@ fn register_cleanup(
             check = %check.name,
             "no cleanup: {e}; the app did not answer, so it created nothing"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chain_first;
+
+    #[test]
+    fn checks_that_others_wait_for_start_first_then_in_the_spec_s_order() {
+        // 0 alone; 1 <- 2 <- 3 (a chain of three); 4 <- 5.
+        let dependents = vec![vec![], vec![2], vec![3], vec![], vec![5], vec![]];
+        assert_eq!(chain_first(&dependents), vec![1, 2, 4, 0, 3, 5]);
     }
 }

@@ -15,25 +15,34 @@ use tokio_postgres::{Client, NoTls};
 /// Bound on one connection attempt to either service.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// One PostgreSQL client, reconnected on demand. Queries run concurrently on the shared
-/// client (tokio-postgres pipelines them); the lock is only held to check or replace it.
+/// A few PostgreSQL clients, as a real app's pool, each reconnected on demand; requests take
+/// them in turn. Queries run concurrently on a shared client (tokio-postgres pipelines them),
+/// but one connection runs them one after the other, each behind the commit (and its fsync)
+/// before it, and concurrent requests would wait in one line; a slot's lock is only held to
+/// check or replace its client.
 pub struct Db {
     config: tokio_postgres::Config,
-    client: Mutex<Option<Arc<Client>>>,
+    clients: Vec<Mutex<Option<Arc<Client>>>>,
+    next: std::sync::atomic::AtomicUsize,
 }
+
+/// Connections in the pool (node-postgres defaults to 10, Rails to 5).
+const POOL: usize = 4;
 
 impl Db {
     pub fn new(config: tokio_postgres::Config) -> Self {
         Self {
             config,
-            client: Mutex::new(None),
+            clients: (0..POOL).map(|_| Mutex::new(None)).collect(),
+            next: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
-    /// The current client, or a new one if there is none or it has been closed.
+    /// The next slot's client, or a new one if it has none or it has been closed.
     /// The error is a short, printable reason.
     pub async fn client(&self) -> Result<Arc<Client>, String> {
-        let mut slot = self.client.lock().await;
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % POOL;
+        let mut slot = self.clients[i].lock().await;
         if let Some(client) = slot.as_ref().filter(|c| !c.is_closed()) {
             return Ok(Arc::clone(client));
         }
@@ -43,10 +52,12 @@ impl Db {
         Ok(client)
     }
 
-    /// Forgets the current client, for when it stopped answering: a connection to a database
-    /// that vanished without closing it (container replaced, network cut) would hang for minutes.
+    /// Forgets every client, for when one stopped answering: a connection to a database that
+    /// vanished without closing it (container replaced, network cut) would hang for minutes.
     pub async fn reset(&self) {
-        *self.client.lock().await = None;
+        for slot in &self.clients {
+            *slot.lock().await = None;
+        }
     }
 }
 
