@@ -400,18 +400,7 @@ impl Server {
 
     /// End every session on `db` but ours; returns how many there were.
     pub async fn terminate(&self, db: &str) -> anyhow::Result<u64> {
-        let rows = self
-            .query(&format!(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-                 WHERE datname = {} AND pid <> pg_backend_pid()",
-                literal(db)
-            ))
-            .await?;
-        Ok(rows
-            .first()
-            .and_then(|r| r.first())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0))
+        Ok(first_count(&self.query(&terminate_sql(&[db])).await?))
     }
 
     /// The swap in one session: new sessions on `closed` refused, the sessions on `closed` and
@@ -425,26 +414,23 @@ impl Server {
     ) -> anyhow::Result<u64> {
         let close =
             closed.map(|db| format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false", ident(db)));
-        let names: Vec<String> = closed.iter().chain(ended).map(|db| literal(db)).collect();
-        let end = format!(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE datname IN ({}) AND pid <> pg_backend_pid()",
-            names.join(", ")
-        );
+        let dbs: Vec<&str> = closed
+            .iter()
+            .copied()
+            .chain(ended.iter().copied())
+            .collect();
+        let end = terminate_sql(&dbs);
         let rename = renames_sql(renames);
         let statements: Vec<&str> = close
             .iter()
             .map(String::as_str)
             .chain([end.as_str(), rename.as_str()])
             .collect();
-        let rows = self
-            .batch_on(&self.maintenance.clone(), &statements)
-            .await?;
-        Ok(rows
-            .first()
-            .and_then(|r| r.first())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0))
+        Ok(first_count(
+            &self
+                .batch_on(&self.maintenance.clone(), &statements)
+                .await?,
+        ))
     }
 
     /// Drop `db` if it exists, its sessions first.
@@ -533,6 +519,24 @@ async fn direct_target(
         }
     }
     None
+}
+
+/// Ends every session on `dbs` but ours, and counts them.
+fn terminate_sql(dbs: &[&str]) -> String {
+    let names: Vec<String> = dbs.iter().map(|db| literal(db)).collect();
+    format!(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname IN ({}) AND pid <> pg_backend_pid()",
+        names.join(", ")
+    )
+}
+
+/// The number in the first row's first column; 0 without one.
+fn first_count(rows: &[Vec<String>]) -> u64 {
+    rows.first()
+        .and_then(|r| r.first())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 /// `BEGIN; ALTER DATABASE a RENAME TO b; …; COMMIT;`

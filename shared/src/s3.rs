@@ -313,16 +313,17 @@ impl Bucket {
 fn describe<E: ProvideErrorMetadata + std::error::Error + 'static>(
     e: &SdkError<E, HttpResponse>,
 ) -> String {
+    use std::fmt::Write as _;
     match e {
         SdkError::ServiceError(ctx) => {
             let status = ctx.raw().status().as_u16();
             let err = ctx.err();
             let mut line = format!("answered {status}");
             if let Some(code) = err.code() {
-                line.push_str(&format!(" ({code})"));
+                let _ = write!(line, " ({code})");
             }
             if let Some(message) = err.message().filter(|m| !m.is_empty()) {
-                line.push_str(&format!(": {message}"));
+                let _ = write!(line, ": {message}");
             }
             if status == 401 || status == 403 {
                 line.push_str(

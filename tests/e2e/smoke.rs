@@ -86,6 +86,26 @@ fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&text).expect("the JSON report is JSON")
 }
 
+/// Run `spec` (written to a fresh directory) with `env`; the run and its JSON report.
+fn run_spec(spec: &str, env: &[(&str, &str)]) -> (Ran, serde_json::Value) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("smoke.toml");
+    std::fs::write(&path, spec).expect("write");
+    let json = dir.path().join("r.json");
+    let ran = smoke(
+        dir.path(),
+        &[
+            "--spec",
+            &path.to_string_lossy(),
+            "--report",
+            &format!("json:{}", json.display()),
+        ],
+        env,
+    );
+    let report = read_json(&json);
+    (ran, report)
+}
+
 /// The ways a secret may be written in output: as itself, escaped in a JSON string, in XML,
 /// and percent-encoded (every byte but letters and digits).
 fn forms_of(secret: &str) -> Vec<String> {
@@ -1663,12 +1683,9 @@ to = "probe@demo.test"
 fn a_probe_mail_that_arrives_after_its_check_is_deleted_by_the_cleanup() {
     // A mail catcher that shows a mail 3 s after it came, and a check that waits 1 s for it.
     let (_mail, api) = mail_api_late("", 3.0);
-    let smtp = smtp();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("smoke.toml");
-    std::fs::write(
-        &path,
-        format!(
+    let port = smtp().plain_port.to_string();
+    let (ran, report) = run_spec(
+        &format!(
             r#"
 [[check]]
 name = "late-mail"
@@ -1678,18 +1695,6 @@ mail-api = "{api}"
 timeout = "1s"
 "#
         ),
-    )
-    .expect("write");
-    let json = dir.path().join("r.json");
-    let port = smtp.plain_port.to_string();
-    let ran = smoke(
-        dir.path(),
-        &[
-            "--spec",
-            &path.to_string_lossy(),
-            "--report",
-            &format!("json:{}", json.display()),
-        ],
         &[
             ("SMTP_HOST", "127.0.0.1"),
             ("SMTP_PORT", port.as_str()),
@@ -1697,7 +1702,6 @@ timeout = "1s"
         ],
     );
     assert_eq!(ran.code, 1, "the check timed out: {}", ran.stderr);
-    let report = read_json(&json);
     let checks = by_name(&report);
     assert_eq!(checks["late-mail"].0, "failed", "{checks:?}");
     let cleanups = report["cleanups"].as_array().expect("cleanups");
@@ -1753,10 +1757,7 @@ url = "/slow"
 "#,
         base = app.url(""),
     );
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("smoke.toml");
-    std::fs::write(&path, spec).expect("write");
-    let ran = smoke(dir.path(), &["--spec", &path.to_string_lossy()], &[]);
+    let (ran, _) = run_spec(&spec, &[]);
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     let seen = log.lock().expect("log").clone();
     let at = |line: &str| {
