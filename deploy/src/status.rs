@@ -35,7 +35,7 @@ pub fn status(stack: &Stack) -> anyhow::Result<ExitCode> {
                 continue;
             }
             let release = Release::of_container(&info);
-            let health = stack.block_on(stack.docker.health(&c.id))?;
+            let health = stack.block_on(stack.docker.ready(&c.id))?;
             let worker = stack.config.deploy.workers.contains(&service);
             // A worker has no health check of its own: running is what it can say.
             let ok = matches!(health, Health::Healthy)

@@ -224,10 +224,18 @@ async fn stop_start_and_wait_until_healthy() {
         .wait_healthy(&c.name, Duration::from_secs(30))
         .await
         .expect("healthy");
-    assert_eq!(
-        docker.health(&c.name).await.expect("health"),
-        Health::Healthy
-    );
+    // Ready as soon as the HEALTHCHECK's command passes; Docker's own verdict follows at its
+    // next probe.
+    assert_eq!(docker.ready(&c.name).await.expect("ready"), Health::Healthy);
+    let mut docker_says = docker.health(&c.name).await.expect("health");
+    for _ in 0..100 {
+        if docker_says == Health::Healthy {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        docker_says = docker.health(&c.name).await.expect("health");
+    }
+    assert_eq!(docker_says, Health::Healthy);
     docker
         .stop(&c.name, Duration::from_secs(5))
         .await

@@ -438,6 +438,12 @@ async fn docker_health_follows_the_app_s_database() {
         .wait_healthy(&app.id, Duration::from_mins(1))
         .await
         .expect("healthy through lifeboat-healthcheck");
+    // lifeboat ran the HEALTHCHECK's command itself; Docker's own probe, whose log is read
+    // below, follows within its interval.
+    wait_for("Docker says healthy", Duration::from_secs(30), || {
+        let status = docker_ok(&["inspect", "-f", "{{.State.Health.Status}}", &app.id]);
+        (status == "healthy").then_some(())
+    });
     let log = docker_ok(&[
         "inspect",
         "-f",
