@@ -1212,22 +1212,8 @@ fn independent_checks_run_at_the_same_time() {
             silent.url(&format!("/{n}"))
         );
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("smoke.toml");
-    std::fs::write(&path, text).expect("write");
-    let json = dir.path().join("r.json");
-    let ran = smoke(
-        dir.path(),
-        &[
-            "--spec",
-            &path.to_string_lossy(),
-            "--report",
-            &format!("json:{}", json.display()),
-        ],
-        &[],
-    );
+    let (ran, report) = run_spec(&text, &[]);
     assert_eq!(ran.code, 1);
-    let report = read_json(&json);
     assert_eq!(report["failed"], 3);
     let ms = report["duration_ms"].as_u64().expect("duration");
     assert!(ms < 2500, "the three timeouts overlapped: {ms} ms");
