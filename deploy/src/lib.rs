@@ -126,6 +126,8 @@ fn deploy(stack: &Stack, version: &str, cli: &Cli) -> anyhow::Result<ExitCode> {
         None => stack.live()?.0,
     };
     stack.check_services()?;
+    let proxies = stack.proxies()?;
+    stack.check_proxies(&proxies, &current.version)?;
     let repo = release::repository(config, &current)?;
     let source = stack.block_on(release::locate(&stack.docker, config, &repo, version))?;
     let smoke_spec = stack.smoke_spec()?;
@@ -138,6 +140,7 @@ fn deploy(stack: &Stack, version: &str, cli: &Cli) -> anyhow::Result<ExitCode> {
         &source,
         smoke_spec.as_deref(),
         backup_wanted,
+        &proxies,
     );
     for line in &plan {
         info!(step = "plan", "{line}");
@@ -303,9 +306,10 @@ fn plan(
     source: &release::Source,
     smoke_spec: Option<&std::path::Path>,
     backup_wanted: bool,
+    proxies: &[lifeboat::proxy::Proxy],
 ) -> Vec<String> {
     let config = &stack.config;
-    vec![
+    let mut lines = vec![
         format!("deploy {version} to compose project {}", stack.project()),
         format!(
             "  live now:   {} ({}, image {})",
@@ -349,6 +353,9 @@ fn plan(
                 config.deploy.workers.join(", ")
             }
         ),
+    ];
+    lines.extend(proxy_lines(stack, proxies));
+    lines.extend([
         format!(
             "  smoke:      {}",
             smoke_spec.map_or_else(
@@ -365,7 +372,36 @@ fn plan(
                 ""
             }
         ),
-    ]
+    ]);
+    lines
+}
+
+/// The plan's lines on the reverse proxies: each, and what the switch does to it; or how a
+/// service that publishes its own port is switched.
+fn proxy_lines(stack: &Stack, proxies: &[lifeboat::proxy::Proxy]) -> Vec<String> {
+    let mut lines = Vec::new();
+    if proxies.is_empty() {
+        let how = if stack.config.deploy.proxies.iter().any(|p| p == "none") {
+            "none (deploy.proxies = none)"
+        } else {
+            "none found (deploy.proxies; a service that publishes its own port is switched stop first: its connections are refused while the new container starts)"
+        };
+        lines.push(format!("  proxies:    {how}"));
+    }
+    for p in proxies {
+        lines.push(format!(
+            "  proxy:      {} ({}{}): {}; drain at most {} s",
+            p.name,
+            p.kind.name(),
+            p.service
+                .as_deref()
+                .map(|s| format!(", service {s}"))
+                .unwrap_or_default(),
+            p.kind.action(),
+            stack.config.deploy.drain
+        ));
+    }
+    lines
 }
 
 /// The migrations failed: nothing was switched. Restore the backup when configured (a
@@ -421,7 +457,10 @@ fn roll_back(
         step = "rolling-back",
         "rolling back to {}", previous.version
     );
-    match stack.switch_all(previous, false) {
+    match stack
+        .switch_all(previous, false)
+        .and_then(|()| stack.check_public(previous))
+    {
         Ok(()) => {
             let e = restore_if_configured(stack, outcome, e);
             tracing::error!(

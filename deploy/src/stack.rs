@@ -13,6 +13,7 @@ use lifeboat::config::Config;
 use lifeboat::docker::Docker;
 use lifeboat::exit::UsageError;
 use lifeboat::lock::JobLock;
+use lifeboat::proxy::{self, Proxy, ProxyError};
 use tokio::runtime::Runtime;
 use tracing::{info, warn};
 
@@ -136,10 +137,35 @@ impl Stack {
         Ok(())
     }
 
+    /// The reverse proxies in front of the app services (deploy.proxies, or discovered).
+    pub fn proxies(&self) -> anyhow::Result<Vec<Proxy>> {
+        self.block_on(proxy::find(
+            &self.docker,
+            self.project(),
+            &self.config.deploy.proxies,
+            &self.config.deploy.services,
+        ))
+        .map_err(|e| match e {
+            ProxyError::NotAProxy { .. } => UsageError::new(e.to_string()).into(),
+            other => anyhow::Error::new(other),
+        })
+    }
+
+    /// Every proxy passes its own configuration test (`nginx -t`): one that fails it would
+    /// fail the reload at the switch. Checked before anything is done.
+    pub fn check_proxies(&self, proxies: &[Proxy], serving: &str) -> anyhow::Result<()> {
+        for p in proxies {
+            self.block_on(p.test(&self.docker))
+                .with_context(|| format!("nothing was switched, {serving} serves"))?;
+        }
+        Ok(())
+    }
+
     /// Switch every app service, then every worker, to `release`.
     pub fn switch_all(&self, release: &Release, stoppable: bool) -> anyhow::Result<()> {
         let no_stop = Stop::never();
-        let switch = Switch {
+        let proxies = self.proxies()?;
+        let switch = |proxies| Switch {
             docker: &self.docker,
             project: self.project(),
             health_timeout: Duration::from_secs(u64::from(self.config.deploy.health_timeout)),
@@ -151,13 +177,23 @@ impl Stack {
                 None
             },
             stop: if stoppable { &self.stop } else { &no_stop },
+            proxies,
+            drain: Duration::from_secs(u64::from(self.config.deploy.drain)),
         };
+        // Proxies front the app services; workers take no requests.
+        let front = switch(&proxies);
+        let back = switch(&[]);
         self.block_on(async {
             let release = release::resolve_image(&self.docker, release).await?;
             for service in self.services() {
                 if stoppable {
                     self.stop.check()?;
                 }
+                let switch = if self.config.deploy.services.contains(&service) {
+                    &front
+                } else {
+                    &back
+                };
                 switch
                     .converge(&service, &release)
                     .await
@@ -165,6 +201,29 @@ impl Stack {
             }
             anyhow::Ok(())
         })
+    }
+
+    /// "It serves" is said where users reach it: deploy.health-url (through the proxy) must
+    /// answer 2xx within deploy.health-timeout. Without one, Docker's health is all we know.
+    pub fn check_public(&self, release: &Release) -> anyhow::Result<()> {
+        let Some(url) = self.config.deploy.health_url.as_deref() else {
+            return Ok(());
+        };
+        let timeout = Duration::from_secs(u64::from(self.config.deploy.health_timeout));
+        self.block_on(lifeboat_restore::app::probe_until(url, timeout))
+            .map_err(|why| {
+                anyhow::anyhow!(
+                    "the containers of {} are healthy, but users do not reach it: {why} (deploy.health-url; is the proxy in front routing to them?)",
+                    release.version
+                )
+            })?;
+        info!(
+            step = "public",
+            "{} answers at {}",
+            release.version,
+            lifeboat::secret::redact_url(url)
+        );
+        Ok(())
     }
 
     /// A hash of the app's configuration: the environment of its first container, without

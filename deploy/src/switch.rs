@@ -29,10 +29,12 @@ use bollard::models::{
     NetworkingConfig,
 };
 use lifeboat::docker::{Docker, Health, LABEL_PROJECT, LABEL_SERVICE};
+use lifeboat::proxy::{self, Drained, Proxy};
 use tracing::{info, warn};
 
 use crate::release::Release;
 use lifeboat::signal::Stop;
+use lifeboat_restore::app::probe;
 
 /// The label lifeboat puts on the containers it creates: the release they run.
 pub const LABEL_RELEASE: &str = "io.lifeboat.release";
@@ -53,7 +55,42 @@ pub struct Switch<'a> {
     /// Also checked with lifeboat-healthcheck once Docker says healthy.
     pub health_url: Option<&'a str>,
     pub stop: &'a Stop,
+    /// The reverse proxies of the project (see [`lifeboat::proxy`]).
+    pub proxies: &'a [Proxy],
+    /// The most an old container behind a proxy gets to finish its requests.
+    pub drain: Duration,
 }
+
+/// A new container going live: the switch it is part of.
+struct Live<'a> {
+    service: &'a str,
+    name: &'a str,
+    old: &'a ContainerInspectResponse,
+    fronting: &'a [&'a Proxy],
+    /// Behind a proxy, start first: the proxies are steered from the old container to it.
+    steer: bool,
+    stop_first: bool,
+    /// Set once the proxies may send it requests (steering began).
+    steered: &'a std::cell::Cell<bool>,
+}
+
+/// What putting a previous container back needs to know of the switch.
+struct Back<'a> {
+    service: &'a str,
+    name: &'a str,
+    old_id: &'a str,
+    was_running: bool,
+    fronting: &'a [&'a Proxy],
+    steer: bool,
+    /// The proxies were steered to the new container: steer them back before removing it.
+    steered: bool,
+    stop_first: bool,
+}
+
+/// How long a resolver may keep an old `/etc/hosts` (Go's cache, in Caddy and Traefik).
+const HOSTS_CACHE: Duration = Duration::from_secs(5);
+/// How long a drained container must receive nothing before it is stopped.
+const DRAIN_QUIET: Duration = Duration::from_secs(1);
 
 /// One replica of a service: its containers (the live one, and leftovers of an interrupted
 /// switch), by compose's container number.
@@ -162,7 +199,13 @@ impl Switch<'_> {
             keep_host_ports(&old, &mut body);
         }
         let was_running = running(&old);
+        let fronting: Vec<&Proxy> = self.proxies.iter().filter(|p| p.fronts(&old)).collect();
+        // Behind a proxy, start first: the proxy is steered from the old container to the new.
+        let steer = !stop_first && was_running && !fronting.is_empty();
         let clock = Instant::now();
+        if steer {
+            self.hold(service, &fronting, &old).await?;
+        }
         if stop_first && was_running {
             info!(step = "stopping", service, "stopping {name} (it publishes a host port, so the new container can only start after it)");
             self.docker.stop(&old_id, STOP_GRACE).await?;
@@ -172,8 +215,18 @@ impl Switch<'_> {
             service, "starting {name} on {} ({})", release.version, release.image
         );
         let started = self.start_new(&name, body, &extra_networks).await;
+        let steered = std::cell::Cell::new(false);
+        let live = Live {
+            service,
+            name: &name,
+            old: &old,
+            fronting: &fronting,
+            steer,
+            stop_first,
+            steered: &steered,
+        };
         let result = match started {
-            Ok(new_id) => match self.wait_healthy(&new_id, &name).await {
+            Ok(new_id) => match self.go_live(&live, &new_id).await {
                 Ok(()) => Ok(new_id),
                 Err(e) => Err((Some(new_id), e)),
             },
@@ -182,9 +235,12 @@ impl Switch<'_> {
         match result {
             Ok(_) => {
                 if !stop_first {
-                    self.docker.stop(&old_id, STOP_GRACE).await?;
+                    self.docker.stop_own(&old_id).await?;
                 }
                 self.docker.remove(&old_id).await?;
+                if steer {
+                    self.unpin(&fronting).await?;
+                }
                 info!(
                     step = "switched",
                     service,
@@ -201,27 +257,190 @@ impl Switch<'_> {
                     "{name} on {} failed: putting the previous container back",
                     release.version
                 );
-                Err(self
-                    .put_back(&name, &old_id, new_id, was_running, e)
-                    .await?
-                    .context(format!(
-                        "{name} did not become healthy on {}; its previous container serves again",
-                        release.version
-                    )))
+                let back = Back {
+                    service,
+                    name: &name,
+                    old_id: &old_id,
+                    was_running,
+                    fronting: &fronting,
+                    steer,
+                    steered: steered.get(),
+                    stop_first,
+                };
+                Err(self.put_back(&back, new_id, e).await?.context(format!(
+                    "{name} did not become healthy on {}; its previous container serves again",
+                    release.version
+                )))
             }
         }
     }
 
+    /// The new container healthy, then serving: behind a proxy, the proxy steered to it (and
+    /// the health URL, reached through the proxy, checked there), the old one drained.
+    async fn go_live(&self, live: &Live<'_>, new_id: &str) -> anyhow::Result<()> {
+        let (service, name) = (live.service, live.name);
+        // Through a proxy, the health URL reaches the new container only once it is steered.
+        self.wait(new_id, name, true, !live.steer).await?;
+        if live.stop_first {
+            // The new container has a new address: the proxies resolve the name again.
+            for p in live.fronting {
+                p.reload(self.docker).await.with_context(|| {
+                    format!("{name} is healthy, but {} could not be reloaded", p.name)
+                })?;
+                info!(
+                    step = "proxy",
+                    service, "{} reloaded: it reaches the new {name}", p.name
+                );
+            }
+        }
+        if !live.steer {
+            return Ok(());
+        }
+        live.steered.set(true);
+        self.steer(service, live.fronting, live.old, name).await?;
+        if self.health_url.is_some() {
+            self.wait(new_id, name, true, true).await?;
+        }
+        self.drain(
+            service,
+            live.fronting,
+            &id_of(live.old),
+            &format!("the previous {name}"),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// Containers of `service` that run, but `except`.
+    async fn serving(
+        &self,
+        service: &str,
+        except: &str,
+    ) -> anyhow::Result<Vec<ContainerInspectResponse>> {
+        let mut out = Vec::new();
+        for c in self
+            .docker
+            .compose_containers(self.project, Some(service), false)
+            .await?
+        {
+            if c.id != except {
+                out.push(self.docker.inspect(&c.id).await?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Before a new container joins the service's name: proxies that resolve it at each
+    /// connection (Caddy) keep it on the containers that serve now, or they would send
+    /// requests to the new one before it listens.
+    async fn hold(
+        &self,
+        service: &str,
+        fronting: &[&Proxy],
+        old: &ContainerInspectResponse,
+    ) -> anyhow::Result<()> {
+        let per_connection: Vec<&&Proxy> = fronting
+            .iter()
+            .filter(|p| p.kind.resolves_per_connection())
+            .collect();
+        if per_connection.is_empty() {
+            return Ok(());
+        }
+        let serving = self.serving(service, "").await?;
+        let serving: Vec<&ContainerInspectResponse> = serving.iter().collect();
+        for p in per_connection {
+            let pins = proxy::pins_for(p, old, &serving)?;
+            p.pin(self.docker, &pins).await?;
+            info!(
+                step = "proxy",
+                service,
+                "{} keeps {service} on the serving container while the new one starts",
+                p.name
+            );
+        }
+        // A resolver may cache /etc/hosts for a few seconds (Go's: 5 s).
+        tokio::time::sleep(HOSTS_CACHE).await;
+        Ok(())
+    }
+
+    /// Point every proxy's names of `from` at the other serving containers of `service`, and
+    /// reload it. `from` is the old container at a switch, the new one when it is put back.
+    async fn steer(
+        &self,
+        service: &str,
+        fronting: &[&Proxy],
+        from: &ContainerInspectResponse,
+        name: &str,
+    ) -> anyhow::Result<()> {
+        let serving = self.serving(service, &id_of(from)).await?;
+        let serving: Vec<&ContainerInspectResponse> = serving.iter().collect();
+        for p in fronting {
+            let pins = proxy::pins_for(p, from, &serving)?;
+            p.pin(self.docker, &pins).await?;
+            p.reload(self.docker)
+                .await
+                .with_context(|| format!("steering {} to the new {name}", p.name))?;
+            let to: Vec<String> = pins.iter().map(|p| p.ip.to_string()).collect();
+            info!(
+                step = "proxy",
+                service,
+                "{} ({}) now sends {service} to {}",
+                p.name,
+                p.kind.name(),
+                to.join(", ")
+            );
+        }
+        Ok(())
+    }
+
+    /// Wait until a container the proxies no longer send to has finished its requests.
+    async fn drain(&self, service: &str, fronting: &[&Proxy], id: &str, what: &str) {
+        let per_connection = fronting.iter().any(|p| p.kind.resolves_per_connection());
+        let quiet = if per_connection {
+            HOSTS_CACHE + DRAIN_QUIET
+        } else {
+            DRAIN_QUIET
+        };
+        match proxy::drain(self.docker, id, self.drain, quiet).await {
+            Drained::Quiet(d) => info!(
+                step = "draining",
+                service,
+                "{what} receives nothing ({:.1} s)",
+                d.as_secs_f64()
+            ),
+            Drained::TimedOut { open } => warn!(
+                step = "draining",
+                service,
+                "{what} still had {open} open connection(s) after {} s (deploy.drain); stopping it with its own stop signal and grace period",
+                self.drain.as_secs()
+            ),
+            Drained::Unobserved => info!(
+                step = "draining",
+                service,
+                "{what} was given {} s (deploy.drain) to finish its requests (its connections cannot be seen from this host)",
+                self.drain.as_secs()
+            ),
+        }
+    }
+
+    /// Remove lifeboat's pins: Docker's DNS names exactly the containers that run again.
+    async fn unpin(&self, fronting: &[&Proxy]) -> anyhow::Result<()> {
+        for p in fronting {
+            p.unpin(self.docker).await?;
+        }
+        Ok(())
+    }
+
     /// After a failed switch: the new container removed (its last lines kept for the error),
-    /// the old one named and started again. Returns the error to report.
+    /// the old one named and started again (behind a proxy: the proxy steered back to it
+    /// first, and the new one drained). Returns the error to report.
     async fn put_back(
         &self,
-        name: &str,
-        old_id: &str,
+        back: &Back<'_>,
         new_id: Option<String>,
-        was_running: bool,
         e: anyhow::Error,
     ) -> anyhow::Result<anyhow::Error> {
+        let name = back.name;
         if let Some(new_id) = new_id {
             if let Ok(tail) = self.docker.logs_tail(&new_id, 15).await {
                 let tail = lifeboat::secret::redact_url(tail.trim());
@@ -232,14 +451,35 @@ impl Switch<'_> {
                     }
                 }
             }
+            if back.steered {
+                if let Ok(new) = self.docker.inspect(&new_id).await {
+                    self.steer(back.service, back.fronting, &new, name)
+                        .await
+                        .context("steering the proxies back to the previous container")?;
+                    self.drain(
+                        back.service,
+                        back.fronting,
+                        &new_id,
+                        &format!("the new {name}"),
+                    )
+                    .await;
+                }
+            }
             self.docker.remove(&new_id).await?;
         }
-        self.docker.rename(old_id, name).await?;
-        if was_running {
-            self.docker.start(old_id).await?;
-            self.wait_healthy_ignoring_stop(old_id, name)
+        self.docker.rename(back.old_id, name).await?;
+        if back.was_running {
+            self.docker.start(back.old_id).await?;
+            self.wait_healthy_ignoring_stop(back.old_id, name)
                 .await
                 .with_context(|| format!("{name} was put back, but is not healthy either"))?;
+        }
+        if back.steer {
+            self.unpin(back.fronting).await?;
+        } else if back.stop_first && back.was_running {
+            for p in back.fronting {
+                p.reload(self.docker).await?;
+            }
         }
         Ok(e)
     }
@@ -272,20 +512,20 @@ impl Switch<'_> {
     }
 
     async fn wait_healthy(&self, id: &str, name: &str) -> anyhow::Result<()> {
-        self.wait(id, name, true).await
+        self.wait(id, name, true, true).await
     }
 
     /// A previous container put back: a signal must not cut the wait short, and Docker's
     /// health is what it had before (the health URL gates new releases only).
     async fn wait_healthy_ignoring_stop(&self, id: &str, name: &str) -> anyhow::Result<()> {
-        self.wait(id, name, false).await
+        self.wait(id, name, false, false).await
     }
 
-    /// Docker's health (or running, without a HEALTHCHECK), then, for a new container, the
-    /// health URL when set.
-    async fn wait(&self, id: &str, name: &str, new: bool) -> anyhow::Result<()> {
+    /// Docker's health (or running, without a HEALTHCHECK), then, for a new container and
+    /// with `url`, the health URL when set.
+    async fn wait(&self, id: &str, name: &str, new: bool, url: bool) -> anyhow::Result<()> {
         let stoppable = new;
-        let health_url = if new { self.health_url } else { None };
+        let health_url = if new && url { self.health_url } else { None };
         let started = Instant::now();
         let deadline = self.health_timeout;
         let mut docker_ok = false;
@@ -330,39 +570,7 @@ impl Switch<'_> {
     }
 }
 
-/// One lifeboat-healthcheck probe of `url`, as the image's HEALTHCHECK would run it.
-async fn probe(url: &str) -> Result<(), String> {
-    let opts = lifeboat_healthcheck::Options {
-        targets: vec![url.to_owned()],
-        timeout: Duration::from_secs(5),
-        expect_status: lifeboat_healthcheck::StatusSpec::parse("2xx")?,
-        expect_body: None,
-        expect_json: Vec::new(),
-        headers: Vec::new(),
-        cert_min_days: None,
-        insecure: false,
-        follow_redirects: false,
-    };
-    let reports = tokio::task::spawn_blocking(move || lifeboat_healthcheck::check_all(&opts))
-        .await
-        .map_err(|e| e.to_string())?;
-    match reports.into_iter().find(|r| !r.healthy) {
-        None => Ok(()),
-        Some(r) => Err(format!(
-            "{}: {}",
-            lifeboat::secret::redact_url(&r.target),
-            r.detail
-        )),
-    }
-}
-
-pub fn container_name(c: &ContainerInspectResponse) -> String {
-    c.name
-        .as_deref()
-        .unwrap_or_default()
-        .trim_start_matches('/')
-        .to_owned()
-}
+pub use lifeboat::docker::container_name;
 
 pub fn id_of(c: &ContainerInspectResponse) -> String {
     c.id.clone().unwrap_or_default()

@@ -22,6 +22,27 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 pub struct App {
     docker: Option<Docker>,
     pub containers: Vec<Container>,
+    /// Where users reach the app: its proxies and public URL (see [`App::reach`]).
+    front: Front,
+}
+
+/// The app as users reach it: through the proxies in front of it (deploy.proxies, or
+/// discovered), at deploy.health-url.
+#[derive(Debug, Clone, Default)]
+struct Front {
+    project: String,
+    proxies: Vec<String>,
+    url: Option<String>,
+}
+
+impl Front {
+    fn of(config: &Config) -> Self {
+        Self {
+            project: config.compose.project.clone(),
+            proxies: config.deploy.proxies.clone(),
+            url: config.deploy.health_url.clone(),
+        }
+    }
 }
 
 /// Variables that name a database outright.
@@ -50,6 +71,7 @@ impl App {
         Self {
             docker: None,
             containers: Vec::new(),
+            front: Front::default(),
         }
     }
 
@@ -89,6 +111,7 @@ impl App {
                 Ok(Self {
                     docker: Some(docker),
                     containers,
+                    front: Front::of(config),
                 })
             }
             None => {
@@ -115,6 +138,7 @@ impl App {
                 Ok(Self {
                     docker: Some(docker),
                     containers,
+                    front: Front::of(config),
                 })
             }
         }
@@ -140,6 +164,7 @@ impl App {
         Ok(Self {
             docker: Some(docker),
             containers,
+            front: Front::of(config),
         })
     }
 
@@ -201,8 +226,103 @@ impl App {
                 self.describe(),
                 started.elapsed().as_secs_f64()
             );
+            self.reach(docker, timeout.saturating_sub(started.elapsed()))
+                .await?;
         }
         Ok(())
+    }
+
+    /// The containers came back with new addresses: the proxies in front of them resolve the
+    /// names again (nginx: `nginx -t`, graceful reload), and the public URL, when set, must
+    /// answer through them within what is left of `timeout`.
+    async fn reach(&self, docker: &Docker, timeout: Duration) -> anyhow::Result<()> {
+        let mut services: Vec<String> = Vec::new();
+        let mut infos = Vec::new();
+        for c in &self.containers {
+            let info = docker.inspect(&c.id).await?;
+            if let Some(s) = info
+                .config
+                .as_ref()
+                .and_then(|c| c.labels.as_ref())
+                .and_then(|l| l.get(lifeboat::docker::LABEL_SERVICE))
+            {
+                if !services.contains(s) {
+                    services.push(s.clone());
+                }
+            }
+            infos.push(info);
+        }
+        let proxies =
+            lifeboat::proxy::find(docker, &self.front.project, &self.front.proxies, &services)
+                .await
+                .context("finding the proxies in front of the app")?;
+        for p in proxies.iter().filter(|p| infos.iter().any(|i| p.fronts(i))) {
+            p.reload(docker).await.with_context(|| {
+                format!(
+                    "the app is healthy, but its proxy {} could not be reloaded",
+                    p.name
+                )
+            })?;
+            info!(
+                step = "proxy",
+                "{} ({}) reloaded: it reaches the restarted app",
+                p.name,
+                p.kind.name()
+            );
+        }
+        if let Some(url) = &self.front.url {
+            probe_until(url, timeout.max(Duration::from_secs(5)))
+                .await
+                .map_err(|why| {
+                    anyhow::anyhow!(
+                        "the app is healthy, but users do not reach it: {why} (deploy.health-url)"
+                    )
+                })?;
+            info!(
+                step = "public",
+                "the app answers at {}",
+                lifeboat::secret::redact_url(url)
+            );
+        }
+        Ok(())
+    }
+}
+
+/// [`probe`] every 0.2 s until it passes, at most `timeout`; the last failure otherwise.
+pub async fn probe_until(url: &str, timeout: Duration) -> Result<(), String> {
+    let started = Instant::now();
+    loop {
+        match probe(url).await {
+            Ok(()) => return Ok(()),
+            Err(why) if started.elapsed() >= timeout => return Err(why),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// One lifeboat-healthcheck probe of `url`, as the image's HEALTHCHECK would run it.
+pub async fn probe(url: &str) -> Result<(), String> {
+    let opts = lifeboat_healthcheck::Options {
+        targets: vec![url.to_owned()],
+        timeout: Duration::from_secs(5),
+        expect_status: lifeboat_healthcheck::StatusSpec::parse("2xx")?,
+        expect_body: None,
+        expect_json: Vec::new(),
+        headers: Vec::new(),
+        cert_min_days: None,
+        insecure: false,
+        follow_redirects: false,
+    };
+    let reports = tokio::task::spawn_blocking(move || lifeboat_healthcheck::check_all(&opts))
+        .await
+        .map_err(|e| e.to_string())?;
+    match reports.into_iter().find(|r| !r.healthy) {
+        None => Ok(()),
+        Some(r) => Err(format!(
+            "{}: {}",
+            lifeboat::secret::redact_url(&r.target),
+            r.detail
+        )),
     }
 }
 

@@ -158,6 +158,8 @@ fn rollback(stack: &Stack, cli: &Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let smoke_spec = stack.smoke_spec()?;
+    let proxies = stack.proxies()?;
+    stack.check_proxies(&proxies, &current.version)?;
     info!(
         step = "plan",
         "rolling back from {} to {}{}",
@@ -197,6 +199,7 @@ fn rollback(stack: &Stack, cli: &Cli) -> anyhow::Result<ExitCode> {
             stack.stop.check()?;
             stack.restore(b)?;
             outcome.restored = true;
+            stack.check_public(to)?;
         }
         match &smoke_spec {
             Some(spec) => stack.smoke(spec),
@@ -250,7 +253,9 @@ fn settle(
                 step = "undoing",
                 "the rollback to {} failed: putting {} back", to.version, current.version
             );
-            let back = stack.switch_all(current, false);
+            let back = stack
+                .switch_all(current, false)
+                .and_then(|()| stack.check_public(current));
             let keep_journal = back.is_err();
             let e = match back {
                 Ok(()) => e.context(format!("the rollback to {} failed; {} serves again, as before", to.version, current.version)),

@@ -105,7 +105,9 @@ pub const SETTINGS: &[Setting] = &[
     setting("deploy.migrate", ev::LIFEBOAT_DEPLOY_MIGRATE, "migration command run in a one-off container of the new image, words separated by spaces (e.g. `migrate`)"),
     with_default(setting("deploy.migrate-timeout", ev::LIFEBOAT_DEPLOY_MIGRATE_TIMEOUT, "seconds the migration may take"), "600"),
     with_default(setting("deploy.health-timeout", ev::LIFEBOAT_DEPLOY_HEALTH_TIMEOUT, "seconds a new container has to become healthy"), "60"),
-    setting("deploy.health-url", ev::LIFEBOAT_DEPLOY_HEALTH_URL, "URL also checked with lifeboat-healthcheck after each service's switch"),
+    setting("deploy.health-url", ev::LIFEBOAT_DEPLOY_HEALTH_URL, "the app's URL where users reach it (through the proxy): checked after each service's switch, after a rollback and after a restore"),
+    setting("deploy.proxies", ev::LIFEBOAT_DEPLOY_PROXIES, "compose services of the reverse proxies in front of the app, comma-separated, or none (default: discovered: nginx, Caddy, HAProxy or Traefik on the app's network)"),
+    with_default(setting("deploy.drain", ev::LIFEBOAT_DEPLOY_DRAIN, "the most seconds an old container behind a proxy gets to finish its requests before it is stopped (less when it receives nothing)"), "10"),
     setting("deploy.smoke-spec", ev::LIFEBOAT_DEPLOY_SMOKE_SPEC, "smoke.toml run after the switch (default: ./smoke.toml when present)"),
     with_default(setting("deploy.backup", ev::LIFEBOAT_DEPLOY_BACKUP, "take a backup before deploying"), "true"),
     with_default(setting("deploy.restore-on-failure", ev::LIFEBOAT_DEPLOY_RESTORE_ON_FAILURE, "when a deploy whose migrations ran is rolled back, also restore its pre-deploy backup"), "false"),
@@ -381,6 +383,10 @@ pub struct DeployConfig {
     pub migrate_timeout: u32,
     pub health_timeout: u32,
     pub health_url: Option<String>,
+    /// The proxies' compose services (empty: discovered; `none`: none).
+    pub proxies: Vec<String>,
+    /// Seconds an old container behind a proxy gets to finish its requests.
+    pub drain: u32,
     pub smoke_spec: Option<PathBuf>,
     pub backup: bool,
     pub restore_on_failure: bool,
@@ -746,6 +752,10 @@ impl Layers {
             health_url: self.parse("deploy.health-url", |v| {
                 parse_url(v, &["http", "https"]).map(|_| v.to_owned())
             })?,
+            proxies: list("deploy.proxies"),
+            drain: self
+                .parse("deploy.drain", |v| parse_count(v, 0))?
+                .unwrap_or(10),
             smoke_spec: self.string("deploy.smoke-spec").map(PathBuf::from),
             backup: self.parse("deploy.backup", parse_bool)?.unwrap_or(true),
             restore_on_failure: self

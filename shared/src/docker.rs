@@ -157,6 +157,15 @@ pub struct ExecOutput {
     pub stderr: String,
 }
 
+/// A container's name, without the leading `/` the engine gives it.
+pub fn container_name(info: &bollard::models::ContainerInspectResponse) -> String {
+    info.name
+        .as_deref()
+        .unwrap_or_default()
+        .trim_start_matches('/')
+        .to_owned()
+}
+
 /// A connection to the Docker engine.
 #[derive(Debug, Clone)]
 pub struct Docker {
@@ -300,7 +309,21 @@ impl Docker {
         env: &[String],
         stdout: &mut W,
     ) -> Result<ExecOutput, DockerError> {
-        self.run_exec(container, command, env, None, stdout).await
+        self.run_exec(container, command, env, None, None, stdout)
+            .await
+    }
+
+    /// [`Docker::exec`] as root (user 0) whatever the container's own user, with `input` on
+    /// its stdin when given: for editing a proxy container's `/etc/hosts`.
+    pub async fn exec_as_root<W: AsyncWrite + Unpin + ?Sized>(
+        &self,
+        container: &str,
+        command: &[&str],
+        input: Option<&mut (dyn AsyncRead + Unpin + Send)>,
+        stdout: &mut W,
+    ) -> Result<ExecOutput, DockerError> {
+        self.run_exec(container, command, &[], Some("0"), input, stdout)
+            .await
     }
 
     /// [`Docker::exec`] with `input` streamed into the command's stdin, which is closed at the
@@ -320,7 +343,7 @@ impl Docker {
         R: AsyncRead + Unpin + Send,
         W: AsyncWrite + Unpin + ?Sized,
     {
-        self.run_exec(container, command, env, Some(input), stdout)
+        self.run_exec(container, command, env, None, Some(input), stdout)
             .await
     }
 
@@ -329,6 +352,7 @@ impl Docker {
         container: &str,
         command: &[&str],
         env: &[String],
+        user: Option<&str>,
         input: Option<&mut (dyn AsyncRead + Unpin + Send)>,
         stdout: &mut W,
     ) -> Result<ExecOutput, DockerError> {
@@ -340,6 +364,7 @@ impl Docker {
                 CreateExecOptions {
                     cmd: Some(command.iter().map(|s| (*s).to_owned()).collect()),
                     env: Some(env.to_vec()),
+                    user: user.map(str::to_owned),
                     attach_stdin: Some(input.is_some()),
                     attach_stdout: Some(true),
                     attach_stderr: Some(true),
@@ -491,6 +516,22 @@ impl Docker {
             .await
         {
             // 304: already stopped, which is what was asked.
+            Ok(())
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(not_found_or(container, "stop container", e)),
+        }
+    }
+
+    /// Stop a container with its own stop signal and grace period (`stop_grace_period` in
+    /// compose, else Docker's 10 s) before SIGKILL.
+    pub async fn stop_own(&self, container: &str) -> Result<(), DockerError> {
+        match self
+            .api
+            .stop_container(container, None::<StopContainerOptions>)
+            .await
+        {
             Ok(())
             | Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 304, ..

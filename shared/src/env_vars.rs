@@ -140,6 +140,8 @@ pub const ALL: &[&str] = &[
     LIFEBOAT_DEPLOY_MIGRATE_TIMEOUT,
     LIFEBOAT_DEPLOY_HEALTH_TIMEOUT,
     LIFEBOAT_DEPLOY_HEALTH_URL,
+    LIFEBOAT_DEPLOY_PROXIES,
+    LIFEBOAT_DEPLOY_DRAIN,
     LIFEBOAT_DEPLOY_SMOKE_SPEC,
     LIFEBOAT_DEPLOY_BACKUP,
     LIFEBOAT_DEPLOY_RESTORE_ON_FAILURE,
@@ -173,6 +175,10 @@ pub const LIFEBOAT_DEPLOY_MIGRATE_TIMEOUT: &str = "LIFEBOAT_DEPLOY_MIGRATE_TIMEO
 pub const LIFEBOAT_DEPLOY_HEALTH_TIMEOUT: &str = "LIFEBOAT_DEPLOY_HEALTH_TIMEOUT";
 /// lifeboat-deploy: a URL checked by lifeboat-healthcheck after Docker's health check.
 pub const LIFEBOAT_DEPLOY_HEALTH_URL: &str = "LIFEBOAT_DEPLOY_HEALTH_URL";
+/// lifeboat-deploy: the compose services of the reverse proxies in front of the app (`none`: none; default: discovered).
+pub const LIFEBOAT_DEPLOY_PROXIES: &str = "LIFEBOAT_DEPLOY_PROXIES";
+/// lifeboat-deploy: the most seconds an old container behind a proxy is given to finish its requests.
+pub const LIFEBOAT_DEPLOY_DRAIN: &str = "LIFEBOAT_DEPLOY_DRAIN";
 /// lifeboat-deploy: the smoke.toml run after the switch.
 pub const LIFEBOAT_DEPLOY_SMOKE_SPEC: &str = "LIFEBOAT_DEPLOY_SMOKE_SPEC";
 /// lifeboat-deploy: take a backup before deploying.

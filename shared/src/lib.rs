@@ -15,6 +15,7 @@
 //! | [`output`] | – | story on stderr (human or JSON), data on stdout, colour only on a TTY |
 //! | [`cli`] | – | the options every binary shares |
 //! | `docker` | `docker` | compose containers by label, exec, stop/start, wait healthy, build |
+//! | `proxy` | `docker` | nginx, Caddy, HAProxy, Traefik in front of the app: found, steered at a switch, drained |
 //! | `db` | `db` | PostgreSQL from a URL (`sslmode=require` works) or a container's `POSTGRES_*` |
 //! | `redis` | `redis` | PING and latency |
 //! | `s3` | `s3` | MinIO, Spaces and AWS alike (custom endpoint, path-style) |
@@ -39,6 +40,8 @@ pub mod docker;
 pub mod http;
 #[cfg(feature = "mail")]
 pub mod mail;
+#[cfg(feature = "docker")]
+pub mod proxy;
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "s3")]
