@@ -550,3 +550,91 @@ pub fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
+
+/// Requests through a proxy while an operation runs: `GET path` every 10 ms, each on a new
+/// connection with a 5 s timeout, for at most `bound`, until [`RequestLoop::finish`].
+pub struct RequestLoop {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<Requests>>,
+}
+
+/// What a [`RequestLoop`] saw.
+#[derive(Debug, Default)]
+pub struct Requests {
+    pub sent: usize,
+    /// Each failure: its time since the start, and the status or the error.
+    pub failures: Vec<(Duration, String)>,
+    /// The answers' `"version"` fields (the demo app's /api/version), in order, each once
+    /// per run of the same value.
+    pub versions: Vec<String>,
+}
+
+impl Requests {
+    /// The failures, one per line, for an assertion's message.
+    pub fn show(&self) -> String {
+        let lines: Vec<String> = self
+            .failures
+            .iter()
+            .take(20)
+            .map(|(t, what)| format!("  at {:.3} s: {what}", t.as_secs_f64()))
+            .collect();
+        format!(
+            "{} of {} requests failed:\n{}\nversions seen: {:?}",
+            self.failures.len(),
+            self.sent,
+            lines.join("\n"),
+            self.versions
+        )
+    }
+}
+
+impl RequestLoop {
+    pub fn start(host_port: &str, path: &str, bound: Duration) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (host_port, path) = (host_port.to_owned(), path.to_owned());
+        let flag = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut seen = Requests::default();
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) && started.elapsed() < bound {
+                seen.sent += 1;
+                match http(&host_port, "GET", &path, &[], "") {
+                    Ok(r) if r.status == 200 => {
+                        let v = serde_json::from_str::<serde_json::Value>(&r.body)
+                            .ok()
+                            .and_then(|j| j["version"].as_str().map(str::to_owned))
+                            .unwrap_or_default();
+                        if seen.versions.last() != Some(&v) {
+                            seen.versions.push(v);
+                        }
+                    }
+                    Ok(r) => seen
+                        .failures
+                        .push((started.elapsed(), format!("HTTP {}", r.status))),
+                    Err(e) => seen.failures.push((started.elapsed(), e.to_string())),
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            seen
+        });
+        Self {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// Stop, and what was seen.
+    pub fn finish(mut self) -> Requests {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for RequestLoop {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,353 @@
+//! lifeboat-deploy, lifeboat-rollback and lifeboat-restore on the seeds' own topology: a reverse
+//! proxy (nginx, or Caddy) publishes the only port, the app publishes none
+//! (tests/compose/proxy.yml). A request every 10 ms goes through the proxy across each
+//! operation, and every test counts the failures: a deploy, a broken deploy rolled back, a
+//! rollback and a deploy stopped by SIGTERM lose none; a rollback with data fails requests only
+//! while the restore has the app down (502 from the proxy, never a hang). A proxy whose
+//! configuration fails `nginx -t` stops a deploy before anything is switched, and a stack whose
+//! public URL does not answer is never said to serve.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use lifeboat_testkit::{
+    bin, docker_ok, http_get, run, wait_for, workspace_root, Background, ComposeProject,
+    RequestLoop, Requests,
+};
+
+/// Variables of the machine that would change what the binaries read.
+const CLEARED: &[&str] = &[
+    "DATABASE_URL",
+    "REDIS_URL",
+    "S3_BUCKET",
+    "SMTP_HOST",
+    "LIFEBOAT_ENV",
+    "LIFEBOAT_MAIL_TO",
+    "LIFEBOAT_CONFIG",
+    "LIFEBOAT_ENV_FILE",
+    "APP_URL",
+];
+
+/// The longest any request loop runs, whatever happens to the test.
+const LOOP_BOUND: Duration = Duration::from_mins(4);
+
+struct Ran {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Ran {
+    fn show(&self) -> String {
+        format!(
+            "exit {}\nstdout:\n{}\nstderr:\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// The demo stack behind a proxy, migrated and seeded on v1, and a working directory.
+struct Stack {
+    project: ComposeProject,
+    work: tempfile::TempDir,
+    port: u16,
+}
+
+impl Stack {
+    fn up(prefix: &str, proxy_image: &str) -> Self {
+        let project = ComposeProject::new(
+            prefix,
+            &workspace_root().join("tests/compose/proxy.yml"),
+            &[("APP_VERSION", "v1"), ("PROXY_IMAGE", proxy_image)],
+        );
+        project.ok(&["up", "-d"]);
+        project.ok(&["run", "--rm", "-T", "app", "lifeboat-demo-app", "migrate"]);
+        project.ok(&["run", "--rm", "-T", "app", "lifeboat-demo-app", "seed"]);
+        let published = project.ok(&["port", "proxy", "80"]);
+        let port = published
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("the proxy's port: {published:?}"));
+        let stack = Self {
+            project,
+            work: tempfile::tempdir().expect("tempdir"),
+            port,
+        };
+        wait_for(
+            "the app reachable through the proxy",
+            Duration::from_mins(1),
+            || (stack.health() == Some(200)).then_some(()),
+        );
+        stack
+    }
+
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn health(&self) -> Option<u16> {
+        http_get(&self.address(), "/api/health")
+            .ok()
+            .map(|(s, _)| s)
+    }
+
+    /// The version the proxy serves.
+    fn version(&self) -> String {
+        let (status, body) = http_get(&self.address(), "/api/version").expect("GET /api/version");
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+        v["version"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// The names of the project's containers, each with its state.
+    fn containers(&self) -> String {
+        docker_ok(&[
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=com.docker.compose.project={}", self.project.name),
+            "--format",
+            "{{.Names}} {{.Image}} {{.State}}",
+        ])
+    }
+
+    fn command(&self, binary: &str, args: &[&str]) -> Command {
+        let work = self.work.path();
+        let mut cmd = Command::new(bin(binary));
+        cmd.args(args).current_dir(work);
+        for v in CLEARED {
+            cmd.env_remove(v);
+        }
+        cmd.env("COMPOSE_PROJECT_NAME", &self.project.name)
+            .env("LIFEBOAT_DEPLOY_SERVICES", "app")
+            .env("LIFEBOAT_DEPLOY_WORKERS", "worker")
+            .env("LIFEBOAT_DEPLOY_MIGRATE", "lifeboat-demo-app migrate")
+            .env("LIFEBOAT_DEPLOY_HEALTH_TIMEOUT", "30")
+            .env(
+                "LIFEBOAT_DEPLOY_HEALTH_URL",
+                format!("http://{}/api/health", self.address()),
+            )
+            .env("LIFEBOAT_DEPLOY_DIR", work.join("state"))
+            .env("LIFEBOAT_BACKUP_DIR", work.join("backups"))
+            .env("LIFEBOAT_LOCK_DIR", work.join("locks"))
+            .env("NO_COLOR", "1");
+        cmd
+    }
+
+    fn run(&self, binary: &str, args: &[&str]) -> Ran {
+        let out = run(self.command(binary, args).stdin(Stdio::null()));
+        Ran {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Run `binary args` with requests through the proxy all along; what they saw.
+    fn under_load(&self, binary: &str, args: &[&str]) -> (Ran, Requests) {
+        let requests = RequestLoop::start(&self.address(), "/api/version", LOOP_BOUND);
+        std::thread::sleep(Duration::from_millis(300));
+        let ran = self.run(binary, args);
+        std::thread::sleep(Duration::from_millis(300));
+        (ran, requests.finish())
+    }
+
+    fn journal_exists(&self) -> bool {
+        self.work.path().join("state/journal.json").exists()
+    }
+}
+
+/// No request failed, at least `min` were sent, and the proxy served `version` last.
+fn assert_lost_none(requests: &Requests, min: usize, version: &str, ran: &Ran) {
+    assert!(
+        requests.failures.is_empty(),
+        "{}\n{}",
+        requests.show(),
+        ran.show()
+    );
+    assert!(
+        requests.sent >= min,
+        "only {} requests were sent",
+        requests.sent
+    );
+    assert_eq!(
+        requests.versions.last().map(String::as_str),
+        Some(version),
+        "{}",
+        requests.show()
+    );
+}
+
+#[test]
+fn behind_nginx_a_deploy_a_failed_deploy_and_rollbacks_lose_no_request() {
+    let stack = Stack::up("lbtest-proxy-nginx-", "lifeboat-test/nginx:1.22");
+
+    // The plan names the proxy and what will be done to it.
+    let plan = stack.run("lifeboat-deploy", &["v2", "--dry-run"]);
+    assert_eq!(plan.code, 0, "{}", plan.show());
+    assert!(
+        plan.stdout.contains("proxy:") && plan.stdout.contains("(nginx, service proxy)"),
+        "{}",
+        plan.show()
+    );
+
+    // A good deploy: v1 then v2, not one request lost, and v2 is what users reach.
+    let (ran, requests) = stack.under_load("lifeboat-deploy", &["v2"]);
+    assert_eq!(ran.code, 0, "{}", ran.show());
+    assert!(ran.stderr.contains("now sends app to"), "{}", ran.show());
+    assert_lost_none(&requests, 100, "v2", &ran);
+    assert_eq!(requests.versions, ["v1", "v2"], "{}", requests.show());
+    assert_eq!(stack.version(), "v2");
+    assert!(!stack.containers().contains("_lifeboat_prev"));
+
+    // A broken release, rolled back by itself: exit 3, and v2 served all along.
+    let (ran, requests) = stack.under_load("lifeboat-deploy", &["broken", "--no-backup"]);
+    assert_eq!(ran.code, 3, "{}", ran.show());
+    assert!(ran.stderr.contains("v2 serves again"), "{}", ran.show());
+    assert!(ran.stderr.contains("v2 answers at"), "{}", ran.show());
+    assert_lost_none(&requests, 100, "v2", &ran);
+    assert_eq!(requests.versions, ["v2"], "{}", requests.show());
+
+    // lifeboat-rollback: back to v1, nothing lost.
+    let (ran, requests) = stack.under_load("lifeboat-rollback", &[]);
+    assert_eq!(ran.code, 0, "{}", ran.show());
+    assert_lost_none(&requests, 100, "v1", &ran);
+    assert_eq!(stack.version(), "v1");
+
+    // lifeboat-rollback --with-data: v1's data back through lifeboat-restore, which stops the
+    // app. Requests may fail only while it is down, and only as the proxy's 502; the proxy
+    // reaches the restarted app, which lifeboat checks at the public URL.
+    let (ran, requests) = stack.under_load("lifeboat-rollback", &["v1", "--with-data", "--yes"]);
+    assert_eq!(ran.code, 0, "{}", ran.show());
+    assert!(
+        ran.stderr
+            .contains("reloaded: it reaches the restarted app")
+            && ran.stderr.contains("the app answers at"),
+        "{}",
+        ran.show()
+    );
+    for (_, what) in &requests.failures {
+        assert_eq!(what, "HTTP 502", "{}", requests.show());
+    }
+    assert!(requests.sent >= 50, "{}", requests.show());
+    assert_eq!(requests.versions.last().map(String::as_str), Some("v1"));
+    let after = RequestLoop::start(&stack.address(), "/api/version", LOOP_BOUND);
+    std::thread::sleep(Duration::from_secs(2));
+    let after = after.finish();
+    assert!(after.failures.is_empty(), "{}", after.show());
+    assert_eq!(stack.version(), "v1");
+}
+
+#[test]
+fn behind_nginx_a_sigterm_at_the_switch_leaves_the_previous_release_reachable() {
+    let stack = Stack::up("lbtest-proxy-sig-", "lifeboat-test/nginx:1.22");
+    let requests = RequestLoop::start(&stack.address(), "/api/version", LOOP_BOUND);
+    // broken never becomes healthy: the deploy waits at the switch until the signal.
+    let mut deploy = Background::spawn(
+        stack
+            .command("lifeboat-deploy", &["broken", "--no-backup"])
+            .env("LIFEBOAT_DEPLOY_HEALTH_TIMEOUT", "60")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
+    wait_for("the switch under way", Duration::from_mins(2), || {
+        stack.containers().contains("_lifeboat_prev").then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = deploy.0.id().to_string();
+    assert!(run(Command::new("kill").args(["-TERM", &pid]))
+        .status
+        .success());
+    let status = deploy.0.wait().expect("wait");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut deploy.0.stderr.take().expect("stderr"), &mut stderr)
+        .expect("stderr");
+    std::thread::sleep(Duration::from_millis(300));
+    let requests = requests.finish();
+    assert_eq!(status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("SIGTERM"), "{stderr}");
+    assert!(
+        requests.failures.is_empty(),
+        "{}\n{stderr}",
+        requests.show()
+    );
+    assert_eq!(requests.versions, ["v1"], "{}", requests.show());
+    assert_eq!(stack.version(), "v1");
+    assert!(!stack.journal_exists());
+}
+
+#[test]
+fn a_proxy_failing_its_own_test_stops_a_deploy_and_an_unreachable_stack_never_serves() {
+    let stack = Stack::up("lbtest-proxy-bad-", "lifeboat-test/nginx:1.22");
+    let before = stack.containers();
+
+    // nginx still serves its loaded configuration, but the file on disk fails `nginx -t`: the
+    // reload at the switch would fail, so nothing is switched.
+    stack.project.ok(&[
+        "exec",
+        "-T",
+        "proxy",
+        "sh",
+        "-c",
+        "cp /etc/nginx/nginx.conf /tmp/good.conf && echo 'not nginx;' >> /etc/nginx/nginx.conf",
+    ]);
+    let ran = stack.run("lifeboat-deploy", &["v2", "--no-backup"]);
+    assert_eq!(ran.code, 1, "{}", ran.show());
+    assert!(
+        ran.stderr.contains("refuses its own configuration")
+            && ran.stderr.contains("nginx -t")
+            && ran.stderr.contains("nothing was switched, v1 serves"),
+        "{}",
+        ran.show()
+    );
+    assert_eq!(stack.containers(), before, "nothing was switched");
+    assert_eq!(stack.version(), "v1");
+    stack.project.ok(&[
+        "exec",
+        "-T",
+        "proxy",
+        "sh",
+        "-c",
+        "cp /tmp/good.conf /etc/nginx/nginx.conf",
+    ]);
+
+    // deploy.proxies naming a service that is no proxy is the user's mistake: exit 2.
+    let wrong = run(stack
+        .command("lifeboat-deploy", &["v2", "--dry-run"])
+        .env("LIFEBOAT_DEPLOY_PROXIES", "redis")
+        .stdin(Stdio::null()));
+    assert_eq!(wrong.status.code(), Some(2), "{wrong:?}");
+    assert!(String::from_utf8_lossy(&wrong.stderr)
+        .contains("deploy.proxies (LIFEBOAT_DEPLOY_PROXIES) names redis"));
+
+    // The proxy is down: the containers of v1 are put back healthy, but users cannot reach
+    // them, so lifeboat does not say v1 serves: exit 1, and the journal stays.
+    stack.project.ok(&["stop", "proxy"]);
+    let ran = stack.run("lifeboat-deploy", &["broken", "--no-backup"]);
+    assert_eq!(ran.code, 1, "{}", ran.show());
+    assert!(
+        ran.stderr
+            .contains("the containers of v1 are healthy, but users do not reach it")
+            && !ran.stderr.contains("v1 serves again"),
+        "{}",
+        ran.show()
+    );
+    assert!(stack.journal_exists());
+}
+
+#[test]
+fn behind_caddy_a_deploy_loses_no_request() {
+    let stack = Stack::up("lbtest-proxy-caddy-", "lifeboat-test/caddy:2.6");
+    let (ran, requests) = stack.under_load("lifeboat-deploy", &["v2", "--no-backup"]);
+    assert_eq!(ran.code, 0, "{}", ran.show());
+    assert!(
+        ran.stderr.contains("(Caddy) now sends app to"),
+        "{}",
+        ran.show()
+    );
+    assert_lost_none(&requests, 100, "v2", &ran);
+    assert_eq!(requests.versions, ["v1", "v2"], "{}", requests.show());
+    assert_eq!(stack.version(), "v2");
+}
