@@ -11,13 +11,17 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use bollard::models::ContainerInspectResponse;
 use lifeboat::config::Config;
 use lifeboat::docker::{Container, Docker};
+use lifeboat::proxy::{self, Proxy};
 use lifeboat_backup::source::Source;
 use tracing::{info, warn};
 
 /// How long a container has to stop before Docker kills it.
 const STOP_GRACE: Duration = Duration::from_secs(10);
+/// The most a container waits, around the maintenance page, for the proxies to stop using it.
+const MAINTENANCE_DRAIN: Duration = Duration::from_secs(3);
 
 pub struct App {
     docker: Option<Docker>,
@@ -33,6 +37,8 @@ struct Front {
     project: String,
     proxies: Vec<String>,
     url: Option<String>,
+    /// restore.maintenance: the proxies answer 503 while the app is down.
+    maintenance: bool,
 }
 
 impl Front {
@@ -41,6 +47,7 @@ impl Front {
             project: config.compose.project.clone(),
             proxies: config.deploy.proxies.clone(),
             url: config.deploy.health_url.clone(),
+            maintenance: config.restore.maintenance,
         }
     }
 }
@@ -184,6 +191,10 @@ impl App {
         let Some(docker) = &self.docker else {
             return Ok(());
         };
+        if self.front.maintenance && !self.containers.is_empty() {
+            // Boxed: its future is large, and a restore's stays small.
+            Box::pin(self.maintenance(docker)).await;
+        }
         // All at once: the downtime is the slowest container's stop, not their sum.
         futures_util::future::try_join_all(self.containers.iter().map(|c| async move {
             docker
@@ -226,16 +237,17 @@ impl App {
                 self.describe(),
                 started.elapsed().as_secs_f64()
             );
-            self.reach(docker, timeout.saturating_sub(started.elapsed()))
-                .await?;
+            Box::pin(self.reach(docker, timeout.saturating_sub(started.elapsed()))).await?;
         }
         Ok(())
     }
 
-    /// The containers came back with new addresses: the proxies in front of them resolve the
-    /// names again (nginx: `nginx -t`, graceful reload), and the public URL, when set, must
-    /// answer through them within what is left of `timeout`.
-    async fn reach(&self, docker: &Docker, timeout: Duration) -> anyhow::Result<()> {
+    /// The proxies in front of the app's containers (deploy.proxies, or discovered), and the
+    /// containers as the engine sees them now.
+    async fn fronts(
+        &self,
+        docker: &Docker,
+    ) -> anyhow::Result<(Vec<Proxy>, Vec<ContainerInspectResponse>)> {
         let mut services: Vec<String> = Vec::new();
         let mut infos = Vec::new();
         for c in &self.containers {
@@ -252,11 +264,57 @@ impl App {
             }
             infos.push(info);
         }
-        let proxies =
-            lifeboat::proxy::find(docker, &self.front.project, &self.front.proxies, &services)
-                .await
-                .context("finding the proxies in front of the app")?;
-        for p in proxies.iter().filter(|p| infos.iter().any(|i| p.fronts(i))) {
+        let proxies = proxy::find(docker, &self.front.project, &self.front.proxies, &services)
+            .await
+            .context("finding the proxies in front of the app")?
+            .into_iter()
+            .filter(|p| infos.iter().any(|i| p.fronts(i)))
+            .collect();
+        Ok((proxies, infos))
+    }
+
+    /// restore.maintenance: before the app stops, each proxy in front sends its requests to
+    /// a stand-in that answers 503 with `Retry-After`. Best effort: the restore goes on
+    /// without it, with a warning.
+    async fn maintenance(&self, docker: &Docker) {
+        let (proxies, infos) = match self.fronts(docker).await {
+            Ok(found) => found,
+            Err(e) => {
+                warn!("no maintenance page: {e:#}");
+                return;
+            }
+        };
+        if proxies.is_empty() {
+            warn!("restore.maintenance is on, but no proxy (nginx, Caddy) is in front of the app: users get refused connections while it is down");
+        }
+        let app: Vec<&ContainerInspectResponse> = infos.iter().collect();
+        let mut on = false;
+        for p in &proxies {
+            match p.maintenance(docker, &self.front.project, &app).await {
+                Ok(Some(name)) => {
+                    on = true;
+                    info!(step = "maintenance", "{} ({}) answers 503 with Retry-After from {name} while the app is down", p.name, p.kind.name());
+                }
+                Ok(None) => warn!("no maintenance page on {} ({}): lifeboat has a stand-in for nginx and Caddy only, and the app must EXPOSE its port", p.name, p.kind.name()),
+                Err(e) => warn!("no maintenance page on {}: {e}", p.name),
+            }
+        }
+        if on {
+            // The proxies' reload takes a moment: requests already sent to the app finish.
+            for c in &self.containers {
+                proxy::drain(docker, &c.id, MAINTENANCE_DRAIN, Duration::from_millis(500)).await;
+            }
+        }
+    }
+
+    /// The containers came back with new addresses: the proxies in front of them resolve the
+    /// names again (a maintenance pin removed first; nginx: `nginx -t`, graceful reload), the
+    /// maintenance stand-ins go, and the public URL, when set, must answer through them within
+    /// what is left of `timeout`.
+    async fn reach(&self, docker: &Docker, timeout: Duration) -> anyhow::Result<()> {
+        let (proxies, _) = self.fronts(docker).await?;
+        for p in &proxies {
+            let pinned = p.unpin(docker).await?;
             p.reload(docker).await.with_context(|| {
                 format!(
                     "the app is healthy, but its proxy {} could not be reloaded",
@@ -269,6 +327,21 @@ impl App {
                 p.name,
                 p.kind.name()
             );
+            if pinned && p.kind.resolves_per_connection() {
+                // Its resolver may keep the stand-in's address a few seconds more.
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+        // A request a proxy sent to a stand-in just before its reload gets its 503.
+        for id in docker
+            .labelled(proxy::LABEL_MAINTENANCE, &self.front.project)
+            .await?
+        {
+            proxy::drain(docker, &id, MAINTENANCE_DRAIN, Duration::from_millis(500)).await;
+        }
+        let removed = proxy::remove_maintenance(docker, &self.front.project).await?;
+        if removed > 0 {
+            info!(step = "maintenance", "the maintenance page is off");
         }
         if let Some(url) = &self.front.url {
             probe_until(url, timeout.max(Duration::from_secs(5)))

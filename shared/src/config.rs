@@ -97,6 +97,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("restore.app-services", ev::LIFEBOAT_RESTORE_APP_SERVICES, "compose services lifeboat-restore stops during the swap, comma-separated, or none (default: those whose environment names the database)"),
     with_default(setting("restore.health-timeout", ev::LIFEBOAT_RESTORE_HEALTH_TIMEOUT, "seconds the app has to become healthy after a restore before it is undone"), "120"),
     with_default(setting("restore.keep-days", ev::LIFEBOAT_RESTORE_KEEP_DAYS, "days pre-restore databases are kept, and at least their safety backups"), "7"),
+    with_default(setting("restore.maintenance", ev::LIFEBOAT_RESTORE_MAINTENANCE, "while the app is down, the proxy in front (nginx, Caddy) answers 503 with Retry-After instead of 502"), "false"),
     setting("deploy.services", ev::LIFEBOAT_DEPLOY_SERVICES, "compose services that serve the app, comma-separated: switched first, each health-gated"),
     setting("deploy.workers", ev::LIFEBOAT_DEPLOY_WORKERS, "compose services of the app's workers, comma-separated: switched after the services"),
     setting("deploy.image", ev::LIFEBOAT_DEPLOY_IMAGE, "image repository of the releases, VERSION being the tag (default: the running service's image repository)"),
@@ -366,6 +367,8 @@ pub struct RestoreConfig {
     pub health_timeout: u32,
     /// Days a pre-restore database is kept.
     pub keep_days: u32,
+    /// While the app is down, the proxies answer 503 with `Retry-After`.
+    pub maintenance: bool,
 }
 
 /// lifeboat-deploy's and lifeboat-rollback's settings.
@@ -723,6 +726,9 @@ impl Layers {
                 keep_days: self
                     .parse("restore.keep-days", |v| parse_count(v, 0))?
                     .unwrap_or(7),
+                maintenance: self
+                    .parse("restore.maintenance", parse_bool)?
+                    .unwrap_or(false),
             },
             deploy: self.deploy()?,
             sources,

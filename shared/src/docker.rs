@@ -250,6 +250,26 @@ impl Docker {
         Ok(out)
     }
 
+    /// The ids of the containers with label `key=value` (stopped ones too).
+    pub async fn labelled(&self, key: &str, value: &str) -> Result<Vec<String>, DockerError> {
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(HashMap::from([(
+                "label".to_owned(),
+                vec![format!("{key}={value}")],
+            )])),
+            ..ListContainersOptions::default()
+        };
+        Ok(self
+            .api
+            .list_containers(Some(options))
+            .await
+            .map_err(api_err("list containers"))?
+            .into_iter()
+            .filter_map(|c| c.id)
+            .collect())
+    }
+
     /// The one running container of a compose service.
     pub async fn service_container(
         &self,

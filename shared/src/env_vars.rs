@@ -131,6 +131,7 @@ pub const ALL: &[&str] = &[
     LIFEBOAT_RESTORE_APP_SERVICES,
     LIFEBOAT_RESTORE_HEALTH_TIMEOUT,
     LIFEBOAT_RESTORE_KEEP_DAYS,
+    LIFEBOAT_RESTORE_MAINTENANCE,
     LIFEBOAT_DEPLOY_SERVICES,
     LIFEBOAT_DEPLOY_WORKERS,
     LIFEBOAT_DEPLOY_IMAGE,
@@ -156,6 +157,8 @@ pub const LIFEBOAT_RESTORE_APP_SERVICES: &str = "LIFEBOAT_RESTORE_APP_SERVICES";
 pub const LIFEBOAT_RESTORE_HEALTH_TIMEOUT: &str = "LIFEBOAT_RESTORE_HEALTH_TIMEOUT";
 /// lifeboat-restore: days pre-restore databases are kept.
 pub const LIFEBOAT_RESTORE_KEEP_DAYS: &str = "LIFEBOAT_RESTORE_KEEP_DAYS";
+/// lifeboat-restore: while the app is down, the proxy in front answers 503 with Retry-After.
+pub const LIFEBOAT_RESTORE_MAINTENANCE: &str = "LIFEBOAT_RESTORE_MAINTENANCE";
 
 /// lifeboat-deploy: the compose services that serve the app, comma-separated (switched first, health-gated).
 pub const LIFEBOAT_DEPLOY_SERVICES: &str = "LIFEBOAT_DEPLOY_SERVICES";

@@ -20,6 +20,7 @@
 //! `/etc/hosts` is only ever an IP address and DNS names.
 
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
 use std::io::Read as _;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -115,6 +116,8 @@ pub struct Proxy {
     pub networks: BTreeSet<String>,
     /// `--config` and `--adapter` of its command line (Caddy), for a forced reload.
     config_args: Vec<String>,
+    /// Its image's id: a maintenance stand-in runs the same server.
+    image: String,
 }
 
 /// The proxies of `project` in front of the `served` compose services: the services named in
@@ -197,6 +200,7 @@ impl Proxy {
             kind,
             networks: networks_of(info),
             config_args,
+            image: info.image.clone().unwrap_or_default(),
         }
     }
 
@@ -208,7 +212,7 @@ impl Proxy {
     /// The proxy's own test of its configuration, where it has one: `nginx -t`, `haproxy -c`,
     /// `caddy validate`. A configuration that fails it would make the next reload fail.
     pub async fn test(&self, docker: &Docker) -> Result<(), ProxyError> {
-        let argv: Vec<String> = match self.kind {
+        let command: Vec<String> = match self.kind {
             Kind::Nginx => vec!["nginx".into(), "-t".into(), "-q".into()],
             Kind::Haproxy => vec![
                 "haproxy".into(),
@@ -224,27 +228,14 @@ impl Proxy {
             }
             Kind::Caddy | Kind::Traefik => return Ok(()),
         };
-        let args: Vec<&str> = argv.iter().map(String::as_str).collect();
-        match docker
-            .exec_as_root(&self.id, &args, None, &mut tokio::io::sink())
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(DockerError::ExecFailed { stderr, code, .. }) => Err(ProxyError::BadConfig {
-                kind: self.kind.name(),
-                name: self.name.clone(),
-                test: argv.join(" "),
-                detail: last_lines(&stderr, code),
-            }),
-            Err(e) => Err(e.into()),
-        }
+        self.run_in(docker, &command).await
     }
 
     /// Make the proxy route to where its configuration's names now point: nginx and HAProxy
     /// re-resolve at a graceful reload (after their own configuration test); Caddy drops its
     /// pooled connections at a forced reload; Traefik follows Docker by itself.
     pub async fn reload(&self, docker: &Docker) -> Result<(), ProxyError> {
-        let argv: Vec<String> = match self.kind {
+        let command: Vec<String> = match self.kind {
             Kind::Nginx => {
                 self.test(docker).await?;
                 vec!["nginx".into(), "-s".into(), "reload".into()]
@@ -260,16 +251,21 @@ impl Proxy {
             }
             Kind::Caddy | Kind::Traefik => return Ok(()),
         };
-        let args: Vec<&str> = argv.iter().map(String::as_str).collect();
+        self.run_in(docker, &command).await
+    }
+
+    /// Run `command` in the proxy as root; a failure is its configuration refused.
+    async fn run_in(&self, docker: &Docker, command: &[String]) -> Result<(), ProxyError> {
+        let words: Vec<&str> = command.iter().map(String::as_str).collect();
         match docker
-            .exec_as_root(&self.id, &args, None, &mut tokio::io::sink())
+            .exec_as_root(&self.id, &words, None, &mut tokio::io::sink())
             .await
         {
             Ok(_) => Ok(()),
             Err(DockerError::ExecFailed { stderr, code, .. }) => Err(ProxyError::BadConfig {
                 kind: self.kind.name(),
                 name: self.name.clone(),
-                test: argv.join(" "),
+                test: command.join(" "),
                 detail: last_lines(&stderr, code),
             }),
             Err(e) => Err(e.into()),
@@ -303,7 +299,7 @@ impl Proxy {
                 &mut out,
             )
             .await
-            .map_err(|e| self.hosts_error(e))?;
+            .map_err(|e| self.hosts_error(&e))?;
         Ok(String::from_utf8_lossy(&out).into_owned())
     }
 
@@ -318,16 +314,226 @@ impl Proxy {
                 &mut tokio::io::sink(),
             )
             .await
-            .map_err(|e| self.hosts_error(e))?;
+            .map_err(|e| self.hosts_error(&e))?;
         Ok(())
     }
 
-    fn hosts_error(&self, e: DockerError) -> ProxyError {
+    fn hosts_error(&self, e: &DockerError) -> ProxyError {
         ProxyError::Hosts {
             name: self.name.clone(),
             detail: e.to_string(),
         }
     }
+}
+
+/// The label of a maintenance stand-in; its value is the compose project.
+pub const LABEL_MAINTENANCE: &str = "io.lifeboat.maintenance";
+
+/// What a maintenance stand-in answers, and for how long clients should wait.
+const MAINTENANCE_BODY: &str = "Down for maintenance (a database restore); back in a moment.";
+const RETRY_AFTER: u32 = 10;
+
+impl Proxy {
+    /// While `app` is down: a stand-in container of the proxy's own image (nginx or Caddy) on
+    /// the proxy's networks answers 503 with `Retry-After` on the app's exposed ports, and the
+    /// app's names are pinned to it. `None` when this kind of proxy has no stand-in or the app
+    /// exposes no port. [`remove_maintenance`] takes it away.
+    pub async fn maintenance(
+        &self,
+        docker: &Docker,
+        project: &str,
+        app: &[&ContainerInspectResponse],
+    ) -> Result<Option<String>, ProxyError> {
+        let mut ports: BTreeSet<u16> = BTreeSet::new();
+        for c in app {
+            let exposed = c
+                .config
+                .as_ref()
+                .and_then(|c| c.exposed_ports.clone())
+                .unwrap_or_default();
+            ports.extend(exposed.iter().filter_map(|p| {
+                let (port, proto) = p.split_once('/').unwrap_or((p.as_str(), "tcp"));
+                (proto == "tcp").then(|| port.parse::<u16>().ok()).flatten()
+            }));
+        }
+        let Some((config, run)) = maintenance_config(self.kind, &ports) else {
+            return Ok(None);
+        };
+        // The configuration travels in the environment: no quoting of it in a command line.
+        let script = format!(
+            "printf '%s' \"$LIFEBOAT_MAINTENANCE\" > /tmp/lifeboat-maintenance.conf && exec {run}"
+        );
+        let shared: Vec<String> = app
+            .iter()
+            .flat_map(|c| networks_of(c))
+            .filter(|n| self.networks.contains(n))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let Some(first) = shared.first() else {
+            return Ok(None);
+        };
+        let name = format!("{}_lifeboat_maintenance", self.name);
+        docker.remove(&name).await?;
+        let body = bollard::models::ContainerCreateBody {
+            image: Some(self.image.clone()),
+            entrypoint: Some(vec!["sh".into(), "-c".into(), script]),
+            cmd: Some(Vec::new()),
+            env: Some(vec![format!("LIFEBOAT_MAINTENANCE={config}")]),
+            user: Some("0".into()),
+            labels: Some(std::collections::HashMap::from([(
+                LABEL_MAINTENANCE.to_owned(),
+                project.to_owned(),
+            )])),
+            healthcheck: Some(bollard::models::HealthConfig {
+                test: Some(vec!["NONE".into()]),
+                ..Default::default()
+            }),
+            host_config: Some(bollard::models::HostConfig {
+                network_mode: Some(first.clone()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let id = docker.create(Some(&name), body).await?;
+        for network in &shared[1..] {
+            docker
+                .connect_network(network, &id, bollard::models::EndpointSettings::default())
+                .await?;
+        }
+        docker.start(&id).await?;
+        // Serving once it listens on every port (a bounded wait).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let info = docker.inspect(&id).await?;
+            let pid = info.state.as_ref().and_then(|s| s.pid).unwrap_or(0);
+            if pid > 0 && listens(pid, &ports) {
+                let pins = maintenance_pins(self, app, &info)?;
+                self.pin(docker, &pins).await?;
+                self.reload(docker).await?;
+                if self.kind.resolves_per_connection() {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+                return Ok(Some(name));
+            }
+            if Instant::now() >= deadline || info.state.and_then(|s| s.running) != Some(true) {
+                let tail = docker.logs_tail(&id, 5).await.unwrap_or_default();
+                docker.remove(&id).await?;
+                return Err(ProxyError::Hosts {
+                    name: name.clone(),
+                    detail: format!("the maintenance stand-in did not start: {}", tail.trim()),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Remove every maintenance stand-in of `project`; how many there were.
+pub async fn remove_maintenance(docker: &Docker, project: &str) -> Result<usize, ProxyError> {
+    let ids = docker.labelled(LABEL_MAINTENANCE, project).await?;
+    for id in &ids {
+        docker.remove(id).await?;
+    }
+    Ok(ids.len())
+}
+
+/// The stand-in's server configuration, and the command that runs it from
+/// `/tmp/lifeboat-maintenance.conf`.
+fn maintenance_config(kind: Kind, ports: &BTreeSet<u16>) -> Option<(String, &'static str)> {
+    if ports.is_empty() {
+        return None;
+    }
+    match kind {
+        Kind::Nginx => {
+            let listen: String = ports.iter().fold(String::new(), |acc, p| {
+                acc + &format!("        listen {p};\n")
+            });
+            Some((
+                format!(
+                    "daemon off;\npid /tmp/lifeboat-maintenance.pid;\nerror_log stderr;\nevents {{}}\nhttp {{\n    access_log off;\n    server {{\n{listen}        location / {{\n            add_header Retry-After {RETRY_AFTER} always;\n            return 503 \"{MAINTENANCE_BODY}\";\n        }}\n    }}\n}}\n"
+                ),
+                "nginx -c /tmp/lifeboat-maintenance.conf",
+            ))
+        }
+        Kind::Caddy => {
+            let sites: Vec<String> = ports.iter().map(|p| format!(":{p}")).collect();
+            Some((
+                format!(
+                    "{{\n\tadmin off\n\tauto_https off\n}}\n{} {{\n\theader Retry-After {RETRY_AFTER}\n\trespond \"{MAINTENANCE_BODY}\" 503\n}}\n",
+                    sites.join(", ")
+                ),
+                "caddy run --adapter caddyfile --config /tmp/lifeboat-maintenance.conf",
+            ))
+        }
+        Kind::Haproxy | Kind::Traefik => None,
+    }
+}
+
+/// Pins of every app container's names (on the proxy's networks) to the stand-in.
+fn maintenance_pins(
+    proxy: &Proxy,
+    app: &[&ContainerInspectResponse],
+    stand_in: &ContainerInspectResponse,
+) -> Result<Vec<Pin>, ProxyError> {
+    let mut pins: Vec<Pin> = Vec::new();
+    let endpoints = stand_in
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.networks.clone())
+        .unwrap_or_default();
+    for c in app {
+        // The stand-in stands for `c`: the names `c` has, pointed at the stand-in's address.
+        let mut as_if = (*stand_in).clone();
+        let mut theirs = endpoints.clone();
+        for (network, e) in c
+            .network_settings
+            .as_ref()
+            .and_then(|n| n.networks.clone())
+            .unwrap_or_default()
+        {
+            if let Some(mine) = theirs.get_mut(&network) {
+                mine.aliases.clone_from(&e.aliases);
+            }
+        }
+        if let Some(n) = as_if.network_settings.as_mut() {
+            n.networks = Some(theirs);
+        }
+        for p in pins_for(proxy, c, &[&as_if])? {
+            match pins.iter_mut().find(|q| q.ip == p.ip) {
+                Some(q) => {
+                    for n in p.names {
+                        if !q.names.contains(&n) {
+                            q.names.push(n);
+                        }
+                    }
+                }
+                None => pins.push(p),
+            }
+        }
+    }
+    Ok(pins)
+}
+
+/// Whether the process `pid` (its network namespace) listens on every one of `ports`.
+fn listens(pid: i64, ports: &BTreeSet<u16>) -> bool {
+    let mut text = String::new();
+    let read = std::fs::File::open(format!("/proc/{pid}/net/tcp"))
+        .and_then(|f| f.take(8 << 20).read_to_string(&mut text));
+    if read.is_err() {
+        // Not on the engine's host: a moment for the server to start.
+        std::thread::sleep(Duration::from_millis(500));
+        return true;
+    }
+    let _ = std::fs::File::open(format!("/proc/{pid}/net/tcp6"))
+        .and_then(|f| f.take(8 << 20).read_to_string(&mut text));
+    ports.iter().all(|p| {
+        let hex = format!(":{p:04X}");
+        text.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(3) == Some(&"0A") && f.get(1).is_some_and(|a| a.ends_with(&hex))
+        })
+    })
 }
 
 fn last_lines(stderr: &str, code: i64) -> String {
@@ -467,7 +673,7 @@ pub fn with_pins(hosts: &str, pins: &[Pin]) -> String {
     out.push_str(BEGIN);
     out.push('\n');
     for p in pins {
-        out.push_str(&format!("{}\t{}\n", p.ip, p.names.join(" ")));
+        let _ = writeln!(out, "{}\t{}", p.ip, p.names.join(" "));
     }
     out.push_str(END);
     out.push('\n');
@@ -602,7 +808,7 @@ mod tests {
     fn pins_replace_lifeboats_block_and_only_it() {
         let docker = "127.0.0.1\tlocalhost\n172.18.0.4\tabc123\n";
         let pins = [Pin {
-            ip: "172.18.0.9".parse().unwrap(),
+            ip: "172.18.0.9".parse().expect("an address"),
             names: vec!["app".into(), "web".into()],
         }];
         let once = with_pins(docker, &pins);

@@ -2,8 +2,9 @@
 //! proxy (nginx, or Caddy) publishes the only port, the app publishes none
 //! (tests/compose/proxy.yml). A request every 10 ms goes through the proxy across each
 //! operation, and every test counts the failures: a deploy, a broken deploy rolled back, a
-//! rollback and a deploy stopped by SIGTERM lose none; a rollback with data fails requests only
-//! while the restore has the app down (502 from the proxy, never a hang). A proxy whose
+//! rollback and a deploy stopped by SIGTERM lose none; a rollback with data and a restore fail
+//! requests only while the app is down (503 with restore.maintenance, else 502 from the proxy,
+//! never a hang), and the proxy reaches the app again afterwards. A proxy whose
 //! configuration fails `nginx -t` stops a deploy before anything is switched, and a stack whose
 //! public URL does not answer is never said to serve.
 
@@ -136,7 +137,14 @@ impl Stack {
     }
 
     fn run(&self, binary: &str, args: &[&str]) -> Ran {
-        let out = run(self.command(binary, args).stdin(Stdio::null()));
+        self.run_with(binary, args, &[])
+    }
+
+    fn run_with(&self, binary: &str, args: &[&str], env: &[(&str, &str)]) -> Ran {
+        let out = run(self
+            .command(binary, args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null()));
         Ran {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -146,9 +154,18 @@ impl Stack {
 
     /// Run `binary args` with requests through the proxy all along; what they saw.
     fn under_load(&self, binary: &str, args: &[&str]) -> (Ran, Requests) {
+        self.under_load_with(binary, args, &[])
+    }
+
+    fn under_load_with(
+        &self,
+        binary: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> (Ran, Requests) {
         let requests = RequestLoop::start(&self.address(), "/api/version", LOOP_BOUND);
         std::thread::sleep(Duration::from_millis(300));
-        let ran = self.run(binary, args);
+        let ran = self.run_with(binary, args, env);
         std::thread::sleep(Duration::from_millis(300));
         (ran, requests.finish())
     }
@@ -215,23 +232,48 @@ fn behind_nginx_a_deploy_a_failed_deploy_and_rollbacks_lose_no_request() {
     assert_lost_none(&requests, 100, "v1", &ran);
     assert_eq!(stack.version(), "v1");
 
-    // lifeboat-rollback --with-data: v1's data back through lifeboat-restore, which stops the
-    // app. Requests may fail only while it is down, and only as the proxy's 502; the proxy
-    // reaches the restarted app, which lifeboat checks at the public URL.
-    let (ran, requests) = stack.under_load("lifeboat-rollback", &["v1", "--with-data", "--yes"]);
+    // lifeboat-rollback --with-data with restore.maintenance: v1's data back through
+    // lifeboat-restore, which stops the app. While it is down, nginx answers from lifeboat's
+    // stand-in: 503 (with Retry-After), never a 502 or a hang; then it reaches the restarted app,
+    // which lifeboat checks at the public URL.
+    let (ran, requests) = stack.under_load_with(
+        "lifeboat-rollback",
+        &["v1", "--with-data", "--yes"],
+        &[("LIFEBOAT_RESTORE_MAINTENANCE", "true")],
+    );
     assert_eq!(ran.code, 0, "{}", ran.show());
     assert!(
-        ran.stderr
-            .contains("reloaded: it reaches the restarted app")
+        ran.stderr.contains("answers 503 with Retry-After")
+            && ran
+                .stderr
+                .contains("reloaded: it reaches the restarted app")
+            && ran.stderr.contains("the maintenance page is off")
             && ran.stderr.contains("the app answers at"),
         "{}",
         ran.show()
     );
+    assert!(
+        !requests.failures.is_empty(),
+        "the app was down a moment: {}",
+        requests.show()
+    );
+    for (_, what) in &requests.failures {
+        assert_eq!(what, "HTTP 503", "{}", requests.show());
+    }
+    assert_eq!(requests.versions.last().map(String::as_str), Some("v1"));
+    assert!(!stack.containers().contains("_lifeboat_maintenance"));
+    let hosts = stack
+        .project
+        .ok(&["exec", "-T", "proxy", "cat", "/etc/hosts"]);
+    assert!(!hosts.contains("lifeboat"), "{hosts}");
+
+    // lifeboat-restore without it: the proxy's 502 while the app is down, then the app again.
+    let (ran, requests) = stack.under_load("lifeboat-restore", &["latest", "--yes"]);
+    assert_eq!(ran.code, 0, "{}", ran.show());
     for (_, what) in &requests.failures {
         assert_eq!(what, "HTTP 502", "{}", requests.show());
     }
     assert!(requests.sent >= 50, "{}", requests.show());
-    assert_eq!(requests.versions.last().map(String::as_str), Some("v1"));
     let after = RequestLoop::start(&stack.address(), "/api/version", LOOP_BOUND);
     std::thread::sleep(Duration::from_secs(2));
     let after = after.finish();
