@@ -76,15 +76,11 @@ struct Live<'a> {
 
 /// What putting a previous container back needs to know of the switch.
 struct Back<'a> {
-    service: &'a str,
-    name: &'a str,
+    live: &'a Live<'a>,
     old_id: &'a str,
     was_running: bool,
-    fronting: &'a [&'a Proxy],
-    steer: bool,
     /// The proxies were steered to the new container: steer them back before removing it.
     steered: bool,
-    stop_first: bool,
 }
 
 /// How long a resolver may keep an old `/etc/hosts` (Go's cache, in Caddy and Traefik).
@@ -187,24 +183,40 @@ impl Switch<'_> {
             info!(service, "{name} runs {} already", release.version);
             return Ok(());
         }
+        // Boxed: a switch's future is large.
+        Box::pin(self.replace(service, &name, &old, release)).await
+    }
 
+    /// Replace `old`, the container of one replica of `service`, by one of `release`.
+    async fn replace(
+        &self,
+        service: &str,
+        name: &str,
+        old: &ContainerInspectResponse,
+        release: &Release,
+    ) -> anyhow::Result<()> {
+        let old_id = id_of(old);
+        let old_image = old.image.clone().unwrap_or_default();
+        let running = |c: &ContainerInspectResponse| {
+            c.state.as_ref().and_then(|s| s.running).unwrap_or(false)
+        };
         let prev_name = format!("{name}{PREV_SUFFIX}");
-        if !named(&old, &prev_name) {
+        if container_name(old) != prev_name {
             self.docker.rename(&old_id, &prev_name).await?;
         }
         let image = self.docker.image(&old_image).await?.unwrap_or_default();
-        let (mut body, extra_networks) = spec_from(&old, &image, release);
-        let stop_first = needs_stop_first(&old);
+        let (mut body, extra_networks) = spec_from(old, &image, release);
+        let stop_first = needs_stop_first(old);
         if stop_first {
-            keep_host_ports(&old, &mut body);
+            keep_host_ports(old, &mut body);
         }
-        let was_running = running(&old);
-        let fronting: Vec<&Proxy> = self.proxies.iter().filter(|p| p.fronts(&old)).collect();
+        let was_running = running(old);
+        let fronting: Vec<&Proxy> = self.proxies.iter().filter(|p| p.fronts(old)).collect();
         // Behind a proxy, start first: the proxy is steered from the old container to the new.
         let steer = !stop_first && was_running && !fronting.is_empty();
         let clock = Instant::now();
         if steer {
-            self.hold(service, &fronting, &old).await?;
+            self.hold(service, &fronting, old).await?;
         }
         if stop_first && was_running {
             info!(step = "stopping", service, "stopping {name} (it publishes a host port, so the new container can only start after it)");
@@ -214,12 +226,12 @@ impl Switch<'_> {
             step = "switching",
             service, "starting {name} on {} ({})", release.version, release.image
         );
-        let started = self.start_new(&name, body, &extra_networks).await;
+        let started = self.start_new(name, body, &extra_networks).await;
         let steered = std::cell::Cell::new(false);
         let live = Live {
             service,
-            name: &name,
-            old: &old,
+            name,
+            old,
             fronting: &fronting,
             steer,
             stop_first,
@@ -258,14 +270,10 @@ impl Switch<'_> {
                     release.version
                 );
                 let back = Back {
-                    service,
-                    name: &name,
+                    live: &live,
                     old_id: &old_id,
                     was_running,
-                    fronting: &fronting,
-                    steer,
                     steered: steered.get(),
-                    stop_first,
                 };
                 Err(self.put_back(&back, new_id, e).await?.context(format!(
                     "{name} did not become healthy on {}; its previous container serves again",
@@ -440,7 +448,7 @@ impl Switch<'_> {
         new_id: Option<String>,
         e: anyhow::Error,
     ) -> anyhow::Result<anyhow::Error> {
-        let name = back.name;
+        let (name, live) = (back.live.name, back.live);
         if let Some(new_id) = new_id {
             if let Ok(tail) = self.docker.logs_tail(&new_id, 15).await {
                 let tail = lifeboat::secret::redact_url(tail.trim());
@@ -453,12 +461,12 @@ impl Switch<'_> {
             }
             if back.steered {
                 if let Ok(new) = self.docker.inspect(&new_id).await {
-                    self.steer(back.service, back.fronting, &new, name)
+                    self.steer(live.service, live.fronting, &new, name)
                         .await
                         .context("steering the proxies back to the previous container")?;
                     self.drain(
-                        back.service,
-                        back.fronting,
+                        live.service,
+                        live.fronting,
                         &new_id,
                         &format!("the new {name}"),
                     )
@@ -474,10 +482,10 @@ impl Switch<'_> {
                 .await
                 .with_context(|| format!("{name} was put back, but is not healthy either"))?;
         }
-        if back.steer {
-            self.unpin(back.fronting).await?;
-        } else if back.stop_first && back.was_running {
-            for p in back.fronting {
+        if live.steer {
+            self.unpin(live.fronting).await?;
+        } else if live.stop_first && back.was_running {
+            for p in live.fronting {
                 p.reload(self.docker).await?;
             }
         }
