@@ -376,10 +376,35 @@ fn plan(
     lines
 }
 
+/// The plan's lines on the app services that publish their own port: switched stop first.
+fn stop_first_lines(stack: &Stack) -> Vec<String> {
+    let mut lines = Vec::new();
+    for service in &stack.config.deploy.services {
+        let first = stack
+            .block_on(
+                stack
+                    .docker
+                    .compose_containers(stack.project(), Some(service), false),
+            )
+            .ok()
+            .and_then(|c| c.into_iter().next());
+        let Some(info) = first.and_then(|c| stack.block_on(stack.docker.inspect(&c.id)).ok())
+        else {
+            continue;
+        };
+        if switch::needs_stop_first(&info) {
+            lines.push(format!(
+                "  stop first: {service} publishes a host port (or has a fixed address): its connections are refused from its stop until the new container answers, about the app's start-up (0.2 s for the demo app); a proxy in front of an unpublished app avoids it"
+            ));
+        }
+    }
+    lines
+}
+
 /// The plan's lines on the reverse proxies: each, and what the switch does to it; or how a
 /// service that publishes its own port is switched.
 fn proxy_lines(stack: &Stack, proxies: &[lifeboat::proxy::Proxy]) -> Vec<String> {
-    let mut lines = Vec::new();
+    let mut lines = stop_first_lines(stack);
     if proxies.is_empty() {
         let how = if stack.config.deploy.proxies.iter().any(|p| p == "none") {
             "none (deploy.proxies = none)"

@@ -384,6 +384,12 @@ impl Switch<'_> {
         let serving: Vec<&ContainerInspectResponse> = serving.iter().collect();
         for p in fronting {
             let pins = proxy::pins_for(p, from, &serving)?;
+            if pins.is_empty() {
+                bail!(
+                    "no other container of {service} answers to {name}'s network names where {} reaches it; the proxy was left as it was",
+                    p.name
+                );
+            }
             p.pin(self.docker, &pins).await?;
             p.reload(self.docker)
                 .await
@@ -592,7 +598,7 @@ pub fn labels_of(c: &ContainerInspectResponse) -> HashMap<String, String> {
 }
 
 /// A service that publishes a host port or has a fixed address cannot run twice at once.
-fn needs_stop_first(old: &ContainerInspectResponse) -> bool {
+pub fn needs_stop_first(old: &ContainerInspectResponse) -> bool {
     let ports = old
         .host_config
         .as_ref()

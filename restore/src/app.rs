@@ -312,7 +312,13 @@ impl App {
     /// maintenance stand-ins go, and the public URL, when set, must answer through them within
     /// what is left of `timeout`.
     async fn reach(&self, docker: &Docker, timeout: Duration) -> anyhow::Result<()> {
-        let (proxies, _) = self.fronts(docker).await?;
+        let proxies = match self.fronts(docker).await {
+            Ok((proxies, _)) => proxies,
+            Err(e) => {
+                warn!("the proxies in front of the app were not reloaded: {e:#}");
+                Vec::new()
+            }
+        };
         for p in &proxies {
             let pinned = p.unpin(docker).await?;
             p.reload(docker).await.with_context(|| {

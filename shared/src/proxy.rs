@@ -144,11 +144,12 @@ pub async fn find(
                 candidates.push(Proxy::new(&info, kind));
             }
         }
-        found.extend(
-            candidates
-                .into_iter()
-                .filter(|p| !p.networks.is_disjoint(&served_networks)),
-        );
+        for p in candidates {
+            // A name is not a proxy (an `nginx-exporter`): its own binary must answer.
+            if !p.networks.is_disjoint(&served_networks) && p.answers(docker).await {
+                found.push(p);
+            }
+        }
     } else {
         for service in configured {
             let containers = docker
@@ -202,6 +203,21 @@ impl Proxy {
             config_args,
             image: info.image.clone().unwrap_or_default(),
         }
+    }
+
+    /// Whether the proxy's own binary runs in it (`nginx -v`, `caddy version`, `haproxy -v`);
+    /// Traefik is taken at its word (its images have no shell to ask).
+    async fn answers(&self, docker: &Docker) -> bool {
+        let command: &[&str] = match self.kind {
+            Kind::Nginx => &["nginx", "-v"],
+            Kind::Caddy => &["caddy", "version"],
+            Kind::Haproxy => &["haproxy", "-v"],
+            Kind::Traefik => return true,
+        };
+        docker
+            .exec_as_root(&self.id, command, None, &mut tokio::io::sink())
+            .await
+            .is_ok()
     }
 
     /// Whether it can reach `container` (they share a network).
