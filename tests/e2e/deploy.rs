@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use lifeboat_testkit::{
-    bin, closed_port, docker, docker_ok, http_get, http_response, run, smtp, unique, wait_for,
+    closed_port, docker, docker_ok, http_get, http_response, run, smtp, unique, wait_for,
     workspace_root, Background, ComposeProject, HttpFixture, Reply,
 };
 
