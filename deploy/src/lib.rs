@@ -394,7 +394,7 @@ fn stop_first_lines(stack: &Stack) -> Vec<String> {
         };
         if switch::needs_stop_first(&info) {
             lines.push(format!(
-                "  stop first: {service} publishes a host port (or has a fixed address): its connections are refused from its stop until the new container answers, about the app's start-up (0.2 s for the demo app); a proxy in front of an unpublished app avoids it"
+                "  stop first: {service} publishes a host port (or has a fixed address): its connections are refused from its stop until the new container answers, about the app's start-up time; a proxy in front of an unpublished app avoids it (README: Behind a reverse proxy)"
             ));
         }
     }
@@ -482,12 +482,16 @@ fn roll_back(
         step = "rolling-back",
         "rolling back to {}", previous.version
     );
-    match stack
-        .switch_all(previous, false)
-        .and_then(|()| stack.check_public(previous))
-    {
+    // The code back, then the data when configured, then "serves" checked where users are.
+    let (e, back) = match stack.switch_all(previous, false) {
         Ok(()) => {
             let e = restore_if_configured(stack, outcome, e);
+            (e, stack.check_public(previous))
+        }
+        Err(r) => (e, Err(r)),
+    };
+    match back {
+        Ok(()) => {
             tracing::error!(
                 step = "rolled-back",
                 "the deploy of {} failed; {} serves again",

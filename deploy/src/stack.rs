@@ -22,6 +22,9 @@ use crate::release::{self, Release};
 use crate::switch::{self, Switch};
 use lifeboat::signal::Stop;
 
+/// The smoke spec's check that says users reach the app, when deploy.health-url is not set.
+const PUBLIC_CHECK: &str = "health";
+
 pub struct Stack {
     pub config: Config,
     pub global: GlobalArgs,
@@ -204,10 +207,11 @@ impl Stack {
     }
 
     /// "It serves" is said where users reach it: deploy.health-url (through the proxy) must
-    /// answer 2xx within deploy.health-timeout. Without one, Docker's health is all we know.
+    /// answer 2xx within deploy.health-timeout; without one, the smoke spec's check named
+    /// `health`, when it has one. Without either, Docker's health is all we know.
     pub fn check_public(&self, release: &Release) -> anyhow::Result<()> {
         let Some(url) = self.config.deploy.health_url.as_deref() else {
-            return Ok(());
+            return self.check_public_by_smoke(release);
         };
         let timeout = Duration::from_secs(u64::from(self.config.deploy.health_timeout));
         self.block_on(lifeboat_restore::app::probe_until(url, timeout))
@@ -326,13 +330,46 @@ impl Stack {
         Ok(Some(path))
     }
 
+    /// [`Stack::check_public`] by the smoke spec's `health` check (its `wait` lets the app
+    /// come up), when there is a spec and it has one.
+    fn check_public_by_smoke(&self, release: &Release) -> anyhow::Result<()> {
+        let Some(spec) = self.smoke_spec()? else {
+            return Ok(());
+        };
+        let text = std::fs::read_to_string(&spec).unwrap_or_default();
+        let has_health = lifeboat_smoke::parse_spec(&spec, &text)
+            .is_ok_and(|s| s.checks.iter().any(|c| c.name == PUBLIC_CHECK));
+        if !has_health {
+            return Ok(());
+        }
+        self.smoke_checks(&spec, &[PUBLIC_CHECK]).map_err(|_| {
+            anyhow::anyhow!(
+                "the containers of {} are healthy, but users do not reach it: the `{PUBLIC_CHECK}` check of {} fails (is the proxy in front routing to them?)",
+                release.version,
+                spec.display()
+            )
+        })?;
+        info!(
+            step = "public",
+            "{} passes the `{PUBLIC_CHECK}` check of {}",
+            release.version,
+            spec.display()
+        );
+        Ok(())
+    }
+
     /// lifeboat-smoke for the environment (`--env`), as its own command would run it.
     pub fn smoke(&self, spec: &std::path::Path) -> anyhow::Result<()> {
         info!(step = "smoke", "smoke tests: {}", spec.display());
+        self.smoke_checks(spec, &[])
+    }
+
+    /// lifeboat-smoke's `checks` of `spec` (all when empty).
+    fn smoke_checks(&self, spec: &std::path::Path, checks: &[&str]) -> anyhow::Result<()> {
         let cli = lifeboat_smoke::Cli {
             spec: spec.to_path_buf(),
             allow_writes: false,
-            checks: Vec::new(),
+            checks: checks.iter().map(|c| (*c).to_owned()).collect(),
             tags: Vec::new(),
             report: Vec::new(),
             list: false,

@@ -310,8 +310,12 @@ fn broken_is_rolled_back(stack: &Stack) {
         "the backup was taken after it"
     );
     assert_eq!(stack.history().last().expect("entry")["restored"], true);
+    // Without deploy.health-url, "serves again" rests on the smoke spec's `health` check.
     assert!(
-        broken.stderr.contains("v2 serves again"),
+        broken
+            .stderr
+            .contains("v2 passes the `health` check of smoke.toml")
+            && broken.stderr.contains("v2 serves again"),
         "{}",
         broken.show()
     );
