@@ -269,6 +269,16 @@ impl Stack {
                 self.history.journal_path().display()
             )
         })?;
+        // A pin the dead run left in a proxy's /etc/hosts would outlive the containers it
+        // names at the proxy's next reload; Docker's DNS is right again.
+        for p in self.proxies()? {
+            if self.block_on(p.unpin(&self.docker))? {
+                info!(
+                    "removed the pin the interrupted run left in {}'s /etc/hosts",
+                    p.name
+                );
+            }
+        }
         if j.migrated {
             if let Some(b) = &j.backup {
                 warn!("the interrupted {} had run its migrations: {} serves on the newer schema. To put the data back too: lifeboat-rollback {} --with-data (backup {b})", j.action, j.from.version, j.from.version);

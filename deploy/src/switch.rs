@@ -29,7 +29,7 @@ use bollard::models::{
     NetworkingConfig,
 };
 use lifeboat::docker::{Docker, Health, LABEL_PROJECT, LABEL_SERVICE};
-use lifeboat::proxy::{self, Drained, Proxy};
+use lifeboat::proxy::{self, Drained, Proxy, HOSTS_CACHE};
 use tracing::{info, warn};
 
 use crate::release::Release;
@@ -83,8 +83,6 @@ struct Back<'a> {
     steered: bool,
 }
 
-/// How long a resolver may keep an old `/etc/hosts` (Go's cache, in Caddy and Traefik).
-const HOSTS_CACHE: Duration = Duration::from_secs(5);
 /// How long a drained container must receive nothing before it is stopped.
 const DRAIN_QUIET: Duration = Duration::from_secs(1);
 

@@ -335,7 +335,7 @@ impl App {
             );
             if pinned && p.kind.resolves_per_connection() {
                 // Its resolver may keep the stand-in's address a few seconds more.
-                tokio::time::sleep(Duration::from_secs(5)).await;
+                tokio::time::sleep(proxy::HOSTS_CACHE).await;
             }
         }
         // A request a proxy sent to a stand-in just before its reload gets its 503.

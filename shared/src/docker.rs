@@ -524,34 +524,29 @@ impl Docker {
     /// Stop a container, giving it `grace` before SIGKILL.
     pub async fn stop(&self, container: &str, grace: Duration) -> Result<(), DockerError> {
         let t = i32::try_from(grace.as_secs()).unwrap_or(i32::MAX);
-        match self
-            .api
-            .stop_container(
-                container,
-                Some(StopContainerOptions {
-                    t: Some(t),
-                    signal: None,
-                }),
-            )
-            .await
-        {
-            // 304: already stopped, which is what was asked.
-            Ok(())
-            | Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 304, ..
-            }) => Ok(()),
-            Err(e) => Err(not_found_or(container, "stop container", e)),
-        }
+        self.stop_with(
+            container,
+            Some(StopContainerOptions {
+                t: Some(t),
+                signal: None,
+            }),
+        )
+        .await
     }
 
     /// Stop a container with its own stop signal and grace period (`stop_grace_period` in
     /// compose, else Docker's 10 s) before SIGKILL.
     pub async fn stop_own(&self, container: &str) -> Result<(), DockerError> {
-        match self
-            .api
-            .stop_container(container, None::<StopContainerOptions>)
-            .await
-        {
+        self.stop_with(container, None).await
+    }
+
+    async fn stop_with(
+        &self,
+        container: &str,
+        options: Option<StopContainerOptions>,
+    ) -> Result<(), DockerError> {
+        match self.api.stop_container(container, options).await {
+            // 304: already stopped, which is what was asked.
             Ok(())
             | Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 304, ..

@@ -342,6 +342,9 @@ impl Proxy {
     }
 }
 
+/// How long a resolver may keep an old `/etc/hosts` (Go's cache, in Caddy and Traefik).
+pub const HOSTS_CACHE: Duration = Duration::from_secs(5);
+
 /// The label of a maintenance stand-in; its value is the compose project.
 pub const LABEL_MAINTENANCE: &str = "io.lifeboat.maintenance";
 
@@ -428,7 +431,7 @@ impl Proxy {
                 self.pin(docker, &pins).await?;
                 self.reload(docker).await?;
                 if self.kind.resolves_per_connection() {
-                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    tokio::time::sleep(HOSTS_CACHE).await;
                 }
                 return Ok(Some(name));
             }
