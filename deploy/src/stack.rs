@@ -272,11 +272,13 @@ impl Stack {
         // A pin the dead run left in a proxy's /etc/hosts would outlive the containers it
         // names at the proxy's next reload; Docker's DNS is right again.
         for p in self.proxies()? {
-            if self.block_on(p.unpin(&self.docker))? {
-                info!(
+            match self.block_on(p.unpin(&self.docker)) {
+                Ok(true) => info!(
                     "removed the pin the interrupted run left in {}'s /etc/hosts",
                     p.name
-                );
+                ),
+                Ok(false) => {}
+                Err(e) => warn!("{e}"),
             }
         }
         if j.migrated {

@@ -250,7 +250,7 @@ fn behind_nginx_a_deploy_a_failed_deploy_and_rollbacks_lose_no_request() {
 }
 
 #[test]
-fn behind_nginx_a_sigterm_at_the_switch_leaves_the_previous_release_reachable() {
+fn behind_nginx_a_sigterm_or_sigkill_at_the_switch_leaves_the_stack_reachable() {
     let stack = Stack::up("lbtest-proxy-sig-", "lifeboat-test/nginx:1.22");
     let requests = RequestLoop::start(&stack.address(), "/api/version", LOOP_BOUND);
     // broken never becomes healthy: the deploy waits at the switch until the signal.
@@ -285,6 +285,58 @@ fn behind_nginx_a_sigterm_at_the_switch_leaves_the_previous_release_reachable() 
     );
     assert_eq!(requests.versions, ["v1"], "{}", requests.show());
     assert_eq!(stack.version(), "v1");
+    assert!(!stack.journal_exists());
+
+    // SIGKILL once nginx is steered to the new container, while the old one drains: the pin
+    // stays in nginx's /etc/hosts and the journal on disk. The next run brings v1 back, removes
+    // the pin and deploys; users lose no request through all of it.
+    let requests = RequestLoop::start(&stack.address(), "/api/version", LOOP_BOUND);
+    let mut killed = Background::spawn(
+        stack
+            .command("lifeboat-deploy", &["v2", "--no-backup"])
+            .env("LIFEBOAT_DEPLOY_DRAIN", "60")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
+    let stderr = killed.0.stderr.take().expect("stderr");
+    let steered = std::io::BufRead::lines(std::io::BufReader::new(stderr))
+        .map_while(Result::ok)
+        .any(|l| l.contains("now sends app to"));
+    assert!(steered, "the deploy never steered nginx");
+    let pid = killed.0.id().to_string();
+    assert!(run(Command::new("kill").args(["-KILL", &pid]))
+        .status
+        .success());
+    let _ = killed.0.wait();
+    let hosts = stack
+        .project
+        .ok(&["exec", "-T", "proxy", "cat", "/etc/hosts"]);
+    assert!(hosts.contains("# lifeboat: begin"), "{hosts}");
+    assert!(stack.journal_exists());
+    let ran = stack.run("lifeboat-deploy", &["v2", "--no-backup"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let requests = requests.finish();
+    assert_eq!(ran.code, 0, "{}", ran.show());
+    assert!(
+        ran.stderr.contains("bringing the stack back to v1")
+            && ran
+                .stderr
+                .contains("removed the pin the interrupted run left"),
+        "{}",
+        ran.show()
+    );
+    assert!(
+        requests.failures.is_empty(),
+        "{}\n{}",
+        requests.show(),
+        ran.show()
+    );
+    assert_eq!(stack.version(), "v2");
+    let hosts = stack
+        .project
+        .ok(&["exec", "-T", "proxy", "cat", "/etc/hosts"]);
+    assert!(!hosts.contains("lifeboat"), "{hosts}");
     assert!(!stack.journal_exists());
 }
 
