@@ -300,11 +300,20 @@ fn behind_nginx_a_sigterm_or_sigkill_at_the_switch_leaves_the_stack_reachable() 
             .stdout(Stdio::null())
             .stderr(Stdio::piped()),
     );
+    // Read its stderr to the end (a closed pipe must not end it first), saying when nginx
+    // is steered.
     let stderr = killed.0.stderr.take().expect("stderr");
-    let steered = std::io::BufRead::lines(std::io::BufReader::new(stderr))
-        .map_while(Result::ok)
-        .any(|l| l.contains("now sends app to"));
-    assert!(steered, "the deploy never steered nginx");
+    let (tx, steered) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            if line.contains("now sends app to") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    steered
+        .recv_timeout(Duration::from_mins(2))
+        .expect("the deploy steers nginx to v2");
     let pid = killed.0.id().to_string();
     assert!(run(Command::new("kill").args(["-KILL", &pid]))
         .status
