@@ -391,7 +391,7 @@ impl Switch<'_> {
             p.pin(self.docker, &pins).await?;
             p.reload(self.docker)
                 .await
-                .with_context(|| format!("steering {} to the new {name}", p.name))?;
+                .with_context(|| format!("steering {} for {name}", p.name))?;
             let to: Vec<String> = pins.iter().map(|p| p.ip.to_string()).collect();
             info!(
                 step = "proxy",

@@ -496,38 +496,10 @@ fn maintenance_pins(
     stand_in: &ContainerInspectResponse,
 ) -> Result<Vec<Pin>, ProxyError> {
     let mut pins: Vec<Pin> = Vec::new();
-    let endpoints = stand_in
-        .network_settings
-        .as_ref()
-        .and_then(|n| n.networks.clone())
-        .unwrap_or_default();
     for c in app {
-        // The stand-in stands for `c`: the names `c` has, pointed at the stand-in's address.
-        let mut as_if = (*stand_in).clone();
-        let mut theirs = endpoints.clone();
-        for (network, e) in c
-            .network_settings
-            .as_ref()
-            .and_then(|n| n.networks.clone())
-            .unwrap_or_default()
-        {
-            if let Some(mine) = theirs.get_mut(&network) {
-                mine.aliases.clone_from(&e.aliases);
-            }
-        }
-        if let Some(n) = as_if.network_settings.as_mut() {
-            n.networks = Some(theirs);
-        }
-        for p in pins_for(proxy, c, &[&as_if])? {
-            match pins.iter_mut().find(|q| q.ip == p.ip) {
-                Some(q) => {
-                    for n in p.names {
-                        if !q.names.contains(&n) {
-                            q.names.push(n);
-                        }
-                    }
-                }
-                None => pins.push(p),
+        for (network, names) in names_on(proxy, c)? {
+            if let Some(e) = endpoint(stand_in, &network) {
+                add_pin(&mut pins, address(stand_in, &e)?, names);
             }
         }
     }
@@ -590,6 +562,32 @@ pub fn pins_for(
     serving: &[&ContainerInspectResponse],
 ) -> Result<Vec<Pin>, ProxyError> {
     let mut pins: Vec<Pin> = Vec::new();
+    for (network, names) in names_on(proxy, container)? {
+        for other in serving {
+            let Some(e) = endpoint(other, &network) else {
+                continue;
+            };
+            let theirs = e.aliases.clone().unwrap_or_default();
+            let shared: Vec<String> = names
+                .iter()
+                .filter(|n| theirs.contains(n))
+                .cloned()
+                .collect();
+            if !shared.is_empty() {
+                add_pin(&mut pins, address(other, &e)?, shared);
+            }
+        }
+    }
+    Ok(pins)
+}
+
+/// The names `container` answers to on each network it shares with `proxy`: its network
+/// aliases (the compose service's name, custom aliases, its name), but not its short id, which
+/// is its alone; each checked.
+fn names_on(
+    proxy: &Proxy,
+    container: &ContainerInspectResponse,
+) -> Result<Vec<(String, Vec<String>)>, ProxyError> {
     let name_of = crate::docker::container_name(container);
     let short: String = container
         .id
@@ -598,63 +596,70 @@ pub fn pins_for(
         .chars()
         .take(12)
         .collect();
-    let endpoints = |c: &ContainerInspectResponse| {
-        c.network_settings
-            .as_ref()
-            .and_then(|n| n.networks.clone())
-            .unwrap_or_default()
-    };
-    for (network, endpoint) in endpoints(container) {
+    let networks = container
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.networks.clone())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for (network, e) in networks {
         if !proxy.networks.contains(&network) {
             continue;
         }
-        let names: Vec<String> = endpoint
+        let names: Vec<String> = e
             .aliases
             .unwrap_or_default()
             .into_iter()
-            .filter(|a| *a != short && *a != name_of)
+            .filter(|a| *a != short)
             .collect();
-        for name in &names {
-            if !is_dns_name(name) {
-                return Err(ProxyError::Hostile {
-                    what: "the network alias",
-                    value: name.clone(),
-                    container: name_of.clone(),
-                });
-            }
+        if let Some(bad) = names.iter().find(|n| !is_dns_name(n)) {
+            return Err(ProxyError::Hostile {
+                what: "the network alias",
+                value: bad.clone(),
+                container: name_of,
+            });
         }
-        for other in serving {
-            let Some(e) = endpoints(other).remove(&network) else {
-                continue;
-            };
-            let theirs = e.aliases.unwrap_or_default();
-            let shared: Vec<String> = names
-                .iter()
-                .filter(|n| theirs.contains(n))
-                .cloned()
-                .collect();
-            if shared.is_empty() {
-                continue;
-            }
-            let raw = e.ip_address.unwrap_or_default();
-            let ip: IpAddr = raw.parse().map_err(|_| ProxyError::Hostile {
-                what: "the address",
-                value: raw.clone(),
-                container: crate::docker::container_name(other),
-            })?;
-            match pins.iter_mut().find(|p| p.ip == ip) {
-                Some(p) => {
-                    for n in shared {
-                        if !p.names.contains(&n) {
-                            p.names.push(n);
-                        }
-                    }
-                }
-                None => pins.push(Pin { ip, names: shared }),
-            }
-        }
+        out.push((network, names));
     }
-    Ok(pins)
+    Ok(out)
+}
+
+/// A container's endpoint on `network`.
+fn endpoint(
+    c: &ContainerInspectResponse,
+    network: &str,
+) -> Option<bollard::models::EndpointSettings> {
+    c.network_settings
+        .as_ref()
+        .and_then(|n| n.networks.as_ref())
+        .and_then(|n| n.get(network).cloned())
+}
+
+/// The address of `c`'s endpoint `e`, checked.
+fn address(
+    c: &ContainerInspectResponse,
+    e: &bollard::models::EndpointSettings,
+) -> Result<IpAddr, ProxyError> {
+    let raw = e.ip_address.clone().unwrap_or_default();
+    raw.parse().map_err(|_| ProxyError::Hostile {
+        what: "the address",
+        value: raw,
+        container: crate::docker::container_name(c),
+    })
+}
+
+/// `names` at `ip` in `pins`, each name once.
+fn add_pin(pins: &mut Vec<Pin>, ip: IpAddr, names: Vec<String>) {
+    match pins.iter_mut().find(|p| p.ip == ip) {
+        Some(p) => {
+            for n in names {
+                if !p.names.contains(&n) {
+                    p.names.push(n);
+                }
+            }
+        }
+        None => pins.push(Pin { ip, names }),
+    }
 }
 
 /// A name Docker could give as an alias and a resolver would read back unchanged.
@@ -852,6 +857,81 @@ mod tests {
         let t = inbound(tcp);
         assert_eq!(t.open, 1);
         assert_eq!(t.peers.len(), 2);
+    }
+
+    /// A container on network `demo` with `aliases` at `ip`.
+    fn on_demo(id: &str, name: &str, aliases: &[&str], ip: &str) -> ContainerInspectResponse {
+        let endpoint = bollard::models::EndpointSettings {
+            aliases: Some(aliases.iter().map(|a| (*a).to_owned()).collect()),
+            ip_address: Some(ip.to_owned()),
+            ..Default::default()
+        };
+        ContainerInspectResponse {
+            id: Some(id.to_owned()),
+            name: Some(format!("/{name}")),
+            network_settings: Some(bollard::models::NetworkSettings {
+                networks: Some(std::collections::HashMap::from([(
+                    "demo".to_owned(),
+                    endpoint,
+                )])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn nginx_on_demo() -> Proxy {
+        Proxy::new(
+            &on_demo("p0", "proxy", &["proxy"], "172.18.0.2"),
+            Kind::Nginx,
+        )
+    }
+
+    #[test]
+    fn the_old_containers_names_go_to_the_containers_that_share_them() {
+        let old = on_demo(
+            "abcdef1234567890",
+            "app_prev",
+            &["app", "abcdef123456", "web"],
+            "172.18.0.5",
+        );
+        let new = on_demo(
+            "0123456789abcdef",
+            "app",
+            &["app", "web", "0123456789ab"],
+            "172.18.0.9",
+        );
+        let worker = on_demo("fedcba", "worker", &["worker"], "172.18.0.7");
+        let pins = pins_for(&nginx_on_demo(), &old, &[&new, &worker]).expect("pins");
+        assert_eq!(
+            pins,
+            [Pin {
+                ip: "172.18.0.9".parse().expect("an address"),
+                names: vec!["app".into(), "web".into()],
+            }]
+        );
+        // The stand-in of a maintenance page takes every name of the app, whatever its own.
+        let stand_in = on_demo("5e", "proxy_lifeboat_maintenance", &[], "172.18.0.11");
+        let pins = maintenance_pins(&nginx_on_demo(), &[&new], &stand_in).expect("pins");
+        assert_eq!(pins.len(), 1);
+        assert_eq!(pins[0].ip.to_string(), "172.18.0.11");
+        assert_eq!(pins[0].names, ["app", "web"]);
+    }
+
+    #[test]
+    fn an_alias_or_address_that_is_not_one_is_refused() {
+        let hostile = on_demo("ab", "app", &["app\n10.0.0.1 bank.example"], "172.18.0.5");
+        let new = on_demo("cd", "app", &["app"], "172.18.0.9");
+        assert!(matches!(
+            pins_for(&nginx_on_demo(), &hostile, &[&new]),
+            Err(ProxyError::Hostile { .. })
+        ));
+        let old = on_demo("ab", "app", &["app"], "172.18.0.5");
+        let garbled = on_demo("cd", "app", &["app"], "172.18.0.9 evil");
+        assert!(matches!(
+            pins_for(&nginx_on_demo(), &old, &[&garbled]),
+            Err(ProxyError::Hostile { .. })
+        ));
     }
 
     #[test]
