@@ -57,6 +57,57 @@ pub fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// The elements of a list setting's value as the server stores it (`"$user", public`), split
+/// as PostgreSQL's `SplitGUCList` does: separated by commas, each bare (up to a space or comma)
+/// or double-quoted (`""` for a quote). `None` when it is not such a list.
+pub fn split_guc_list(raw: &str) -> Option<Vec<String>> {
+    let mut items = Vec::new();
+    let mut chars = raw.trim_start().chars().peekable();
+    if chars.peek().is_none() {
+        return Some(items);
+    }
+    loop {
+        let mut item = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next()? {
+                    '"' if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        item.push('"');
+                    }
+                    '"' => break,
+                    c => item.push(c),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == ',' || c.is_whitespace() {
+                    break;
+                }
+                item.push(c);
+                chars.next();
+            }
+            if item.is_empty() {
+                return None;
+            }
+        }
+        items.push(item);
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        match chars.next() {
+            None => return Some(items),
+            Some(',') => {
+                while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                    chars.next();
+                }
+            }
+            Some(_) => return None,
+        }
+    }
+}
+
 /// `'text'`, with any `'` doubled (standard_conforming_strings is on since PostgreSQL 9.1).
 pub fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
@@ -314,11 +365,21 @@ impl Server {
             let Some((name, value)) = setting.split_once('=') else {
                 continue;
             };
-            let value = if LIST_SETTINGS.contains(&name) {
-                value.to_owned()
-            } else {
-                literal(value)
+            // What the server holds comes back quoted, never pasted: a list setting's elements
+            // each a literal (as pg_dump writes them), the name's parts each an identifier.
+            let value = match LIST_SETTINGS
+                .contains(&name)
+                .then(|| split_guc_list(value))
+                .flatten()
+            {
+                Some(items) if !items.is_empty() => items
+                    .iter()
+                    .map(|i| literal(i))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                _ => literal(value),
             };
+            let name = name.split('.').map(ident).collect::<Vec<_>>().join(".");
             statements.push(if role.is_empty() {
                 format!("ALTER DATABASE {} SET {name} = {value}", ident(to))
             } else {
@@ -595,6 +656,27 @@ fn create_options(i: &DbInfo) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn list_settings_are_split_as_postgresql_splits_them() {
+        use super::split_guc_list as split;
+        assert_eq!(
+            split(r#""$user", public,extra"#),
+            Some(vec!["$user".into(), "public".into(), "extra".into()])
+        );
+        assert_eq!(
+            split("public;ALTER/**/ROLE/**/app/**/SUPERUSER"),
+            Some(vec!["public;ALTER/**/ROLE/**/app/**/SUPERUSER".into()])
+        );
+        assert_eq!(
+            split(r#""a""b", c"#),
+            Some(vec![r#"a"b"#.into(), "c".into()])
+        );
+        assert_eq!(split(""), Some(vec![]));
+        assert_eq!(split(r#""open"#), None);
+        assert_eq!(split("a b"), None);
+        assert_eq!(split("a,,b"), None);
+    }
+
     use super::*;
 
     #[test]

@@ -273,6 +273,12 @@ fn a_restore_gives_back_the_database_exactly_with_what_a_plain_restore_loses() {
         format!("ALTER DATABASE {db} SET work_mem = '8MB'"),
         format!("ALTER DATABASE {db} SET search_path = \"$user\", public, extra"),
         format!("ALTER ROLE {reader} IN DATABASE {db} SET statement_timeout = '5s'"),
+        // A role's own search_path that is SQL if pasted unquoted (issue 15): kept unquoted by
+        // the server when taken FROM CURRENT.
+        format!(
+            "SELECT set_config('search_path', 'public;ALTER/**/ROLE/**/{reader}/**/SUPERUSER', false); \
+             ALTER ROLE {reader} IN DATABASE {db} SET search_path FROM CURRENT"
+        ),
         format!("COMMENT ON DATABASE {db} IS 'la base de données de l''équipe'"),
         format!("REVOKE CONNECT ON DATABASE {db} FROM PUBLIC"),
         format!("GRANT CONNECT ON DATABASE {db} TO {reader}"),
@@ -335,6 +341,28 @@ fn a_restore_gives_back_the_database_exactly_with_what_a_plain_restore_loses() {
         after == before,
         "pg_dump after the restore differs from before:\n{}",
         diff(&before, &after)
+    );
+    // The hostile setting came back as a setting, and ran as nothing.
+    assert_eq!(
+        s.sql(
+            "postgres",
+            &format!("SELECT rolsuper FROM pg_roles WHERE rolname = '{reader}'")
+        ),
+        "f",
+        "a role's setting was executed by the restore"
+    );
+    let setting = s.sql(
+        "postgres",
+        &format!(
+            "SELECT array_to_string(setconfig, '|') FROM pg_db_role_setting s \
+             JOIN pg_roles r ON r.oid = s.setrole JOIN pg_database d ON d.oid = s.setdatabase \
+             WHERE r.rolname = '{reader}' AND d.datname = '{db}'"
+        ),
+    );
+    assert!(
+        setting.contains("search_path=\"public;ALTER/**/ROLE/**/")
+            && setting.contains("statement_timeout=5s"),
+        "{setting}"
     );
 
     // The database from before is kept, with the incident's data, and saved to a file too.
