@@ -109,6 +109,18 @@ impl Stack {
             .stdin(Stdio::null())))
     }
 
+    /// `lifeboat-deploy VERSION --no-backup` in the background with one more setting, its
+    /// stderr piped for the test to read.
+    fn spawn_deploy(&self, version: &str, (key, value): (&str, &str)) -> Background {
+        Background::spawn(
+            self.command("lifeboat-deploy", &[version, "--no-backup"])
+                .env(key, value)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped()),
+        )
+    }
+
     /// `sh -c script` in the proxy's container.
     fn in_proxy(&self, script: &str) {
         self.project
@@ -255,14 +267,7 @@ fn behind_nginx_a_sigterm_or_sigkill_at_the_switch_leaves_the_stack_reachable() 
     let stack = Stack::up("lbtest-proxy-sig-", "lifeboat-test/nginx:1.22");
     let requests = RequestLoop::start(&stack.address(), "/api/version", LOOP_BOUND);
     // broken never becomes healthy: the deploy waits at the switch until the signal.
-    let mut deploy = Background::spawn(
-        stack
-            .command("lifeboat-deploy", &["broken", "--no-backup"])
-            .env("LIFEBOAT_DEPLOY_HEALTH_TIMEOUT", "60")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped()),
-    );
+    let mut deploy = stack.spawn_deploy("broken", ("LIFEBOAT_DEPLOY_HEALTH_TIMEOUT", "60"));
     wait_for("the switch under way", Duration::from_mins(2), || {
         stack.containers().contains("_lifeboat_prev").then_some(())
     });
@@ -293,14 +298,7 @@ fn behind_nginx_a_sigterm_or_sigkill_at_the_switch_leaves_the_stack_reachable() 
     // switch steers nginx again, and no pin outlives it) and deploys; users lose no request
     // through all of it.
     let requests = RequestLoop::start(&stack.address(), "/api/version", LOOP_BOUND);
-    let mut killed = Background::spawn(
-        stack
-            .command("lifeboat-deploy", &["v2", "--no-backup"])
-            .env("LIFEBOAT_DEPLOY_DRAIN", "60")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped()),
-    );
+    let mut killed = stack.spawn_deploy("v2", ("LIFEBOAT_DEPLOY_DRAIN", "60"));
     // Read its stderr to the end (a closed pipe must not end it first), saying when nginx
     // is steered.
     let stderr = killed.0.stderr.take().expect("stderr");
