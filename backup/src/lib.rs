@@ -11,6 +11,7 @@ mod metrics;
 mod notify;
 pub mod offsite;
 pub mod retention;
+pub mod sign;
 pub mod source;
 pub mod sqlscan;
 pub mod verify;
@@ -164,6 +165,14 @@ fn run_backup(config: &Config, output: &OutputOptions) -> anyhow::Result<ExitCod
     let pinger = notify::Pinger::new(config);
     let result = runtime.block_on(async {
         let backup = async {
+            // The bucket and its keys are tried before the dump: a wrong key must not cost
+            // an hour of pg_dump first.
+            if let Some(settings) = &offsite {
+                lifeboat::s3::Bucket::new(settings)
+                    .check()
+                    .await
+                    .context("the bucket cannot be used with these settings (S3_BUCKET, S3_ENDPOINT and its keys); nothing was dumped")?;
+            }
             let done = take(config).await?;
             if let Some(settings) = &offsite {
                 offsite::copy(settings, config, &done).await.with_context(|| {
@@ -211,6 +220,8 @@ pub async fn take(config: &Config) -> anyhow::Result<Done> {
     let dir = &config.backup.dir;
     archive::ensure_dir(dir)
         .with_context(|| format!("cannot create the backup directory {}", dir.display()))?;
+    // Before the dump: a key that cannot be read or made stops the run with nothing written.
+    let key = sign::Key::for_backup(config)?;
 
     let started = Utc::now();
     let clock = Instant::now();
@@ -233,7 +244,7 @@ pub async fn take(config: &Config) -> anyhow::Result<Done> {
     let finished = sink
         .finish()
         .with_context(|| format!("cannot complete {} (is the disk full?)", path.display()))?;
-    let manifest = Manifest {
+    let mut manifest = Manifest {
         format: manifest::FORMAT,
         file,
         database: source.database().to_owned(),
@@ -249,7 +260,9 @@ pub async fn take(config: &Config) -> anyhow::Result<Done> {
         tool: format!("lifeboat-backup {}", env!("CARGO_PKG_VERSION")),
         tables: finished.tables.clone(),
         all: source.all(),
+        signature: None,
     };
+    manifest.signature = Some(key.sign(&manifest));
     if let Err(e) = manifest.write(&path) {
         let _ = std::fs::remove_file(&path);
         return Err(anyhow::Error::new(e).context(format!(

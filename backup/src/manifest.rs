@@ -44,6 +44,21 @@ pub struct Manifest {
     /// A backup of every database and the roles (`pg_dumpall`), restored into `postgres`.
     #[serde(default)]
     pub all: bool,
+    /// HMAC-SHA256 of the rest under this host's key ([`crate::sign`]); absent before 0.1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
+/// Whether `name` is a plain file name, as a manifest's `file` must be: not empty, no `/`, not
+/// `.` or `..`, no control characters, at most 255 bytes. A bucket writer's key with `..` or a
+/// leading `/` must never become a path outside the backup or download directory.
+pub fn plain_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && name != "."
+        && name != ".."
+        && !name.contains('/')
+        && !name.chars().any(char::is_control)
 }
 
 /// What an archive's name ends with, by compression.
@@ -95,7 +110,9 @@ pub fn list(dir: &Path) -> std::io::Result<(Vec<Entry>, usize)> {
             .ok()
             .and_then(|text| serde_json::from_str::<Manifest>(&text).ok())
             .filter(|m| {
-                m.file == name && std::fs::metadata(&path).is_ok_and(|meta| meta.len() == m.size)
+                m.file == name
+                    && plain_file_name(&m.file)
+                    && std::fs::metadata(&path).is_ok_and(|meta| meta.len() == m.size)
             });
         match manifest {
             Some(manifest) => entries.push(Entry {

@@ -5,7 +5,7 @@
 use anyhow::Context;
 use lifeboat::config::{Config, S3Settings};
 use lifeboat::s3::Bucket;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::manifest::{self, Entry, Manifest};
 use crate::{retention, Done};
@@ -44,6 +44,12 @@ pub async fn entries(settings: &S3Settings) -> anyhow::Result<(Bucket, Vec<Entry
     Ok((bucket, entries))
 }
 
+/// A manifest is a few KiB, a few MiB with tens of thousands of tables: more is not ours.
+const MAX_MANIFEST: usize = 64 * 1024 * 1024;
+
+/// The backups in the bucket. What is there is whoever wrote it's choice: a manifest that does
+/// not parse, names another file than its key, or whose key is not a plain name directly under
+/// `backups/` (`..`, `//`, a sub-folder) is no backup, and is named in a warning.
 async fn remote_entries(bucket: &Bucket) -> anyhow::Result<Vec<Entry>> {
     let objects = bucket.list(FOLDER).await?;
     let mut entries = Vec::new();
@@ -52,17 +58,48 @@ async fn remote_entries(bucket: &Bucket) -> anyhow::Result<Vec<Entry>> {
             .iter()
             .any(|ext| o.name.ends_with(&format!("{ext}.json")))
     });
+    let refuse = |name: &str, why: &str| {
+        warn!(
+            "s3://{}/{}: {why}; it is not listed as a backup",
+            bucket.bucket(),
+            bucket.key(name).escape_debug()
+        );
+    };
     for manifest_object in manifests {
         let archive = manifest_object.name.trim_end_matches(".json");
-        let Ok(parsed) =
-            serde_json::from_slice::<Manifest>(&bucket.get(&manifest_object.name).await?)
-        else {
+        let file = archive.strip_prefix(FOLDER).unwrap_or_default();
+        if !manifest::plain_file_name(file) {
+            refuse(
+                &manifest_object.name,
+                "its name is not a plain file name under backups/",
+            );
             continue;
+        }
+        let parsed = match bucket.get(&manifest_object.name, MAX_MANIFEST).await {
+            Ok(bytes) => serde_json::from_slice::<Manifest>(&bytes).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
         };
+        let parsed = match parsed {
+            Ok(m) => m,
+            Err(e) => {
+                refuse(
+                    &manifest_object.name,
+                    &format!("the manifest cannot be read ({e})"),
+                );
+                continue;
+            }
+        };
+        if parsed.file != file {
+            refuse(
+                &manifest_object.name,
+                "the manifest names another file than its own",
+            );
+            continue;
+        }
         let complete = objects
             .iter()
             .any(|o| o.name == archive && o.size == parsed.size);
-        if complete && format!("{FOLDER}{}", parsed.file) == archive {
+        if complete {
             entries.push(Entry {
                 archive: archive.into(),
                 manifest: parsed,

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Datelike, Duration, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use lifeboat::config::Retention;
 
 use crate::manifest::Entry;
@@ -114,7 +114,7 @@ impl Slots {
 
 fn plan_one(mut entries: Vec<Entry>, now: DateTime<Utc>, rules: &Retention) -> Vec<Decision> {
     entries.sort_by_key(|e| std::cmp::Reverse(e.manifest.started));
-    let cutoff = now - Duration::days(i64::from(rules.days));
+    let cutoff = lifeboat::config::days_before(now, rules.days);
     let min = usize::try_from(rules.min).unwrap_or(usize::MAX);
     let mut daily = Slots::new(rules.daily, |t| (t.year(), t.ordinal()));
     let mut weekly = Slots::new(rules.weekly, |t| {
@@ -201,7 +201,7 @@ mod tests {
     }
 
     fn entry(days_ago: i64, now: DateTime<Utc>) -> Entry {
-        let started = now - Duration::days(days_ago);
+        let started = now - chrono::Duration::days(days_ago);
         Entry {
             archive: format!("backup_{days_ago}.sql.gz").into(),
             manifest: Manifest {
@@ -220,6 +220,7 @@ mod tests {
                 tool: "test".into(),
                 tables: Vec::new(),
                 all: false,
+                signature: None,
             },
         }
     }
@@ -306,7 +307,7 @@ mod tests {
         let entries: Vec<Entry> = (0..240)
             .map(|i| {
                 let mut e = entry(0, now);
-                e.manifest.started = now - Duration::hours(12 * i);
+                e.manifest.started = now - chrono::Duration::hours(12 * i);
                 e.manifest.file = format!("b{i}");
                 e
             })

@@ -406,6 +406,8 @@ impl Stack {
             yes: true,
             no_safety_backup: false,
             no_progress: true,
+            // The deploy's own backup, on this host; nothing from the bucket is trusted blindly.
+            trust_unsigned: false,
             global: self.global.clone(),
         };
         lifeboat_restore::restore_now(&cli).with_context(|| format!("restoring {backup}"))?;

@@ -59,8 +59,18 @@ pub struct Journal {
     pub updated: DateTime<Utc>,
 }
 
-/// The journal's path for database `db` in the backup directory.
+/// The journal's path for database `db` in the backup directory: one name per database, never
+/// shared (the same rule as the lock's, [`lifeboat::files::safe_name`]).
 pub fn path(dir: &Path, db: &str) -> PathBuf {
+    dir.join(format!(
+        ".lifeboat-restore-{}.json",
+        lifeboat::files::safe_name(db)
+    ))
+}
+
+/// Where versions before 0.1 wrote it (`app.db` and `app_db` shared `app_db`'s): still read, so
+/// that an upgrade in the middle of an incident finds the interrupted restore.
+fn legacy_path(dir: &Path, db: &str) -> PathBuf {
     let safe: String = db
         .chars()
         .map(|c| {
@@ -74,19 +84,56 @@ pub fn path(dir: &Path, db: &str) -> PathBuf {
     dir.join(format!(".lifeboat-restore-{safe}.json"))
 }
 
+/// A journal is a few hundred bytes; anything larger is not one of ours.
+const MAX_JOURNAL: u64 = 1024 * 1024;
+
 impl Journal {
-    /// The journal at `path`, if a restore left one.
-    pub fn read(path: &Path) -> anyhow::Result<Option<Self>> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => Ok(Some(serde_json::from_str(&text).with_context(|| {
-                format!(
-                    "the restore journal {} cannot be read; look at it, and remove it once the databases are as they should be",
-                    path.display()
-                )
-            })?)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    /// The journal a restore of `db` left in `dir`, if any, and the path to write it at. A
+    /// journal of another database under that name (an older version's shared name) is refused.
+    pub fn find(dir: &Path, db: &str) -> anyhow::Result<(PathBuf, Option<Self>)> {
+        let current = path(dir, db);
+        for at in [current.clone(), legacy_path(dir, db)] {
+            if let Some(j) = Self::read(&at)? {
+                if j.database != db {
+                    anyhow::bail!(
+                        "the restore journal {} belongs to database {}, not {db}: finish that restore first (lifeboat-restore with the database {}), or remove the journal once the databases are as they should be",
+                        at.display(),
+                        j.database,
+                        j.database
+                    );
+                }
+                return Ok((at, Some(j)));
+            }
         }
+        Ok((current, None))
+    }
+
+    /// The journal at `path`, if a restore left one: a regular file of ours, read without
+    /// following a symbolic link, at most [`MAX_JOURNAL`] bytes.
+    pub fn read(path: &Path) -> anyhow::Result<Option<Self>> {
+        use std::io::Read;
+        use std::os::unix::fs::MetadataExt;
+        let meta = match std::fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        if !meta.file_type().is_file() || meta.uid() != lifeboat::files::euid() {
+            anyhow::bail!(
+                "the restore journal {} is not a regular file of this user's; another user may have put it there: look at it, and remove it",
+                path.display()
+            );
+        }
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_JOURNAL).read_to_string(&mut text))
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        Ok(Some(serde_json::from_str(&text).with_context(|| {
+            format!(
+                "the restore journal {} cannot be read; look at it, and remove it once the databases are as they should be",
+                path.display()
+            )
+        })?))
     }
 
     /// Record `step`, durably, before doing it.
@@ -124,7 +171,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("tempdir");
         let p = path(dir.path(), "app db");
-        assert!(p.ends_with(".lifeboat-restore-app_db.json"));
+        assert!(p.ends_with(".lifeboat-restore-app%20db.json"));
         let mut j = Journal {
             step: Step::Restoring,
             pid: 1,
@@ -146,5 +193,44 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         Journal::remove(&p).expect("remove");
         assert!(Journal::read(&p).expect("read").is_none());
+    }
+
+    #[test]
+    fn two_databases_never_share_a_journal_and_a_journal_is_checked_against_its_database() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_ne!(path(dir.path(), "app.db"), path(dir.path(), "app_db"));
+        let mut j = Journal {
+            step: Step::Restoring,
+            pid: 1,
+            backup: "b.sql.gz".into(),
+            database: "app.db".into(),
+            restore_db: "r".into(),
+            pre_db: "p".into(),
+            live_existed: true,
+            containers: vec![],
+            safety_backup: false,
+            started: Utc::now(),
+            updated: Utc::now(),
+        };
+        // An older version wrote app.db's journal under app_db's name.
+        let legacy = dir.path().join(".lifeboat-restore-app_db.json");
+        j.write(&legacy, Step::Swapping).expect("write");
+        let (at, found) = Journal::find(dir.path(), "app.db").expect("app.db finds its own");
+        assert_eq!(at, legacy);
+        assert_eq!(found.expect("found").step, Step::Swapping);
+        let err = Journal::find(dir.path(), "app_db")
+            .expect_err("app_db must not replay app.db's journal")
+            .to_string();
+        assert!(
+            err.contains("belongs to database app.db, not app_db"),
+            "{err}"
+        );
+        // A journal someone planted as a link is not read.
+        let planted = path(dir.path(), "other");
+        std::os::unix::fs::symlink(&legacy, &planted).expect("symlink");
+        let err = Journal::find(dir.path(), "other")
+            .expect_err("a link is refused")
+            .to_string();
+        assert!(err.contains("not a regular file"), "{err}");
     }
 }

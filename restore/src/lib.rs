@@ -71,6 +71,7 @@ const MAX_NAME: usize = 63 - "__pre_restore_20261123_140509".len();
 ///   lifeboat-restore cleanup                      drop the kept pre-restore databases (and old safety backups)
 #[derive(Debug, Parser)]
 #[command(name = "lifeboat-restore", version, after_help = EXIT_CODES_HELP)]
+#[allow(clippy::struct_excessive_bools)] // each is a command-line switch, as clap reads them
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -103,6 +104,10 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub no_progress: bool,
 
+    /// Offer backups in the bucket that this host did not sign (an older lifeboat's, another host's); check them first: a restore runs them as the database superuser
+    #[arg(long, global = true)]
+    pub trust_unsigned: bool,
+
     #[command(flatten)]
     pub global: GlobalArgs,
 }
@@ -127,7 +132,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let (config, runtime) = load(cli)?;
     match &cli.command {
         Some(Command::List) => runtime.block_on(async {
-            let catalog = Catalog::load(&config).await?;
+            let catalog = Catalog::load(&config, cli.trust_unsigned).await?;
             if catalog.candidates.is_empty() {
                 info!("no backups in {}", config.backup.dir.display());
             }
@@ -211,8 +216,8 @@ async fn open(config: &Config) -> anyhow::Result<(Server, String, JobLock)> {
 async fn restore(config: &Config, cli: &Cli) -> anyhow::Result<Option<txn::Restored>> {
     let (server, db, _lock) = open(config).await?;
     remove_stale_downloads(&config.backup.dir);
-    let journal_path = journal::path(&config.backup.dir, &db);
-    let recovered = match Journal::read(&journal_path)? {
+    let (journal_path, journal) = Journal::find(&config.backup.dir, &db)?;
+    let recovered = match journal {
         Some(j) => Some((
             txn::recover(config, &server, &j, &journal_path).await?,
             j.backup,
@@ -220,7 +225,7 @@ async fn restore(config: &Config, cli: &Cli) -> anyhow::Result<Option<txn::Resto
         None => None,
     };
 
-    let catalog = Catalog::load(config).await?;
+    let catalog = Catalog::load(config, cli.trust_unsigned).await?;
     let chosen = match &cli.backup {
         Some(wanted) => catalog.pick(config, wanted, &db)?,
         None if recovered.is_some() => {
@@ -538,8 +543,8 @@ async fn confirm(
 /// pre-restore database is gone (a younger one stays until it is as old: see [`safety`]).
 async fn cleanup(config: &Config, cli: &Cli, dry_run: bool) -> anyhow::Result<()> {
     let (server, db, _lock) = open(config).await?;
-    let journal_path = journal::path(&config.backup.dir, &db);
-    if let Some(j) = Journal::read(&journal_path)? {
+    let (journal_path, journal) = Journal::find(&config.backup.dir, &db)?;
+    if let Some(j) = journal {
         txn::recover(config, &server, &j, &journal_path).await?;
     }
     let found = txn::leftovers(&server, &db).await?;

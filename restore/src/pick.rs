@@ -13,6 +13,7 @@ use lifeboat::exit::UsageError;
 use lifeboat::output::human_bytes;
 use lifeboat::s3::Bucket;
 use lifeboat_backup::manifest::{self, Entry};
+use lifeboat_backup::sign::{self, Signed};
 use lifeboat_backup::{offsite, verify};
 use tracing::{info, warn};
 
@@ -32,19 +33,26 @@ impl Place {
 }
 
 /// A backup that can be chosen.
+#[derive(Clone)]
 pub struct Candidate {
     pub place: Place,
     pub entry: Entry,
+    /// For a backup in the bucket, whether this host signed it (see [`sign`]).
+    pub signed: Option<Signed>,
 }
 
 /// The backups here and in the bucket (when one is configured), oldest first.
 pub struct Catalog {
     pub candidates: Vec<Candidate>,
     bucket: Option<Bucket>,
+    /// Backups in the bucket not offered: not signed with this host's key.
+    refused: Vec<(String, Signed)>,
 }
 
 impl Catalog {
-    pub async fn load(config: &Config) -> anyhow::Result<Self> {
+    /// The backups; one in the bucket only when signed with this host's key, or with
+    /// `trust_unsigned` (`--trust-unsigned`).
+    pub async fn load(config: &Config, trust_unsigned: bool) -> anyhow::Result<Self> {
         let dir = &config.backup.dir;
         let mut candidates: Vec<Candidate> = verify::manifests(dir)
             .with_context(|| format!("cannot read {}", dir.display()))?
@@ -52,19 +60,44 @@ impl Catalog {
             .map(|entry| Candidate {
                 place: Place::Local,
                 entry,
+                signed: None,
             })
             .collect();
         let mut bucket = None;
+        let mut refused = Vec::new();
         if config.s3.bucket.is_some() {
             let settings = config.require_s3("to list the off-site backups")?;
             // A bucket out of reach must not stand between a person and a local backup.
             match offsite::entries(&settings).await {
                 Ok((b, remote)) => {
-                    candidates.extend(remote.into_iter().map(|entry| Candidate {
-                        place: Place::S3,
-                        entry,
-                    }));
+                    let key = sign::Key::for_restore(config)?;
+                    for entry in remote {
+                        let signed = key
+                            .as_ref()
+                            .map_or(Signed::NoKey, |k| k.check(&entry.manifest));
+                        if signed == Signed::Yes || trust_unsigned {
+                            candidates.push(Candidate {
+                                place: Place::S3,
+                                entry,
+                                signed: Some(signed),
+                            });
+                        } else {
+                            refused.push((entry.manifest.file, signed));
+                        }
+                    }
                     bucket = Some(b);
+                    if !refused.is_empty() {
+                        warn!(
+                            "{} backup(s) in the bucket are not offered: {}. {}",
+                            refused.len(),
+                            refused
+                                .iter()
+                                .map(|(f, s)| format!("{f} ({})", s.describe()))
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            untrusted_hint(config, key.is_some())
+                        );
+                    }
                 }
                 Err(e) => {
                     warn!("cannot list the off-site backups ({e:#}); only local ones are shown");
@@ -72,7 +105,11 @@ impl Catalog {
             }
         }
         candidates.sort_by_key(|c| (c.entry.manifest.started, c.place == Place::S3));
-        Ok(Self { candidates, bucket })
+        Ok(Self {
+            candidates,
+            bucket,
+            refused,
+        })
     }
 
     /// One line per backup, numbered from 1: number, where, name, start, age, size in bytes,
@@ -85,7 +122,10 @@ impl Catalog {
             .map(|(i, c)| {
                 let m = &c.entry.manifest;
                 let verified = match c.place {
-                    Place::S3 => "size ok".to_owned(),
+                    Place::S3 => format!(
+                        "size ok, {}",
+                        c.signed.map_or("signature not checked", Signed::describe)
+                    ),
                     Place::Local => match c.entry.intact() {
                         Ok(true) => "sha256 ok".to_owned(),
                         Ok(false) => "DAMAGED: sha256 differs from the manifest".to_owned(),
@@ -114,10 +154,7 @@ impl Catalog {
                 .iter()
                 .rev()
                 .find(|c| c.entry.manifest.database == db && !c.entry.manifest.all)
-                .map(|c| Candidate {
-                    place: c.place,
-                    entry: c.entry.clone(),
-                })
+                .cloned()
                 .ok_or_else(|| {
                     anyhow!(UsageError::new(format!(
                         "there is no backup of database {db} in {}{}; name one (`lifeboat-restore list` shows them all)",
@@ -140,6 +177,7 @@ impl Catalog {
                 )));
             }
             let file = key.rsplit('/').next().unwrap_or_default();
+            self.refuse_untrusted(config, file)?;
             return self.find_remote(file).ok_or_else(|| {
                 anyhow!(UsageError::new(format!(
                     "there is no backup {file} (with its manifest) under s3://{}/{}",
@@ -152,9 +190,11 @@ impl Catalog {
             Ok(entry) => Ok(Candidate {
                 place: Place::Local,
                 entry,
+                signed: None,
             }),
             Err(e) if lifeboat::exit::code_for(&e) == lifeboat::exit::USAGE => {
                 let file = wanted.rsplit('/').next().unwrap_or(wanted);
+                self.refuse_untrusted(config, file)?;
                 self.find_remote(file).ok_or(e)
             }
             Err(e) => Err(e),
@@ -162,21 +202,23 @@ impl Catalog {
     }
 
     fn find_remote(&self, file: &str) -> Option<Candidate> {
-        let file = file.strip_suffix(".json").unwrap_or(file);
         self.candidates
             .iter()
             .filter(|c| c.place == Place::S3)
-            .find(|c| {
-                let m = &c.entry.manifest.file;
-                m == file
-                    || manifest::EXTENSIONS
-                        .iter()
-                        .any(|ext| *m == format!("{file}{ext}"))
-            })
-            .map(|c| Candidate {
-                place: c.place,
-                entry: c.entry.clone(),
-            })
+            .find(|c| names(&c.entry.manifest.file, file))
+            .cloned()
+    }
+
+    /// A backup named by hand that is in the bucket but not signed by this host: said so.
+    fn refuse_untrusted(&self, config: &Config, file: &str) -> anyhow::Result<()> {
+        match self.refused.iter().find(|(f, _)| names(f, file)) {
+            Some((f, signed)) => bail!(UsageError::new(format!(
+                "{f} in the bucket is {}: {}",
+                signed.describe(),
+                untrusted_hint(config, *signed != Signed::NoKey)
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Show the list on stderr and ask for a number (Enter: the newest of `db`).
@@ -232,11 +274,7 @@ impl Catalog {
                     "{answer:?} is not a number from the list; nothing was done"
                 ))
             })?;
-        let c = &self.candidates[n - 1];
-        Ok(Candidate {
-            place: c.place,
-            entry: c.entry.clone(),
-        })
+        Ok(self.candidates[n - 1].clone())
     }
 
     /// A local copy of the chosen backup: itself, or downloaded from the bucket into `into`.
@@ -247,7 +285,15 @@ impl Catalog {
         let bucket = self.bucket.as_ref().context("no bucket")?;
         let name = chosen.entry.archive.to_string_lossy().into_owned();
         let key = bucket.key(&name);
-        let local: PathBuf = into.join(&chosen.entry.manifest.file);
+        let file = &chosen.entry.manifest.file;
+        anyhow::ensure!(
+            manifest::plain_file_name(file),
+            "the manifest names {:?}, not a plain file name; not downloaded",
+            file.escape_debug().to_string()
+        );
+        let local: PathBuf = into.join(file);
+        let limit = chosen.entry.manifest.size;
+        let mut written: u64 = 0;
         info!(
             "downloading s3://{}/{key} ({})",
             bucket.bucket(),
@@ -267,6 +313,12 @@ impl Catalog {
         while let Some(chunk) = object.body.next().await {
             let chunk =
                 chunk.map_err(|e| anyhow!("downloading s3://{}/{key}: {e}", bucket.bucket()))?;
+            written += chunk.len() as u64;
+            anyhow::ensure!(
+                written <= limit,
+                "s3://{}/{key} is larger than the {limit} bytes its manifest says; not restored",
+                bucket.bucket()
+            );
             tokio::io::AsyncWriteExt::write_all(&mut file, &chunk)
                 .await
                 .with_context(|| format!("writing {}", local.display()))?;
@@ -276,6 +328,27 @@ impl Catalog {
             archive: local,
             manifest: chosen.entry.manifest.clone(),
         })
+    }
+}
+
+/// Whether `file`, as a person names it (with or without its extension or `.json`), is `name`.
+fn names(name: &str, file: &str) -> bool {
+    let file = file.strip_suffix(".json").unwrap_or(file);
+    name == file
+        || manifest::EXTENSIONS
+            .iter()
+            .any(|ext| name == format!("{file}{ext}"))
+}
+
+/// What to do about a backup in the bucket this host did not sign.
+fn untrusted_hint(config: &Config, have_key: bool) -> String {
+    if have_key {
+        "Whoever can write the bucket could have put it there, and a restore runs it as the database superuser. If you know where it comes from (an older lifeboat, another host), check it (`age`, `database`, size) and pass --trust-unsigned".to_owned()
+    } else {
+        format!(
+            "This host has no signing key to check them with (LIFEBOAT_BACKUP_KEY, or {} from the host that made the backups); copy it here, or check the backup and pass --trust-unsigned",
+            sign::key_path(config).display()
+        )
     }
 }
 

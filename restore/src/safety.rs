@@ -17,7 +17,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use chrono::{TimeDelta, Utc};
+use chrono::Utc;
 use lifeboat::config::Config;
 use lifeboat_backup::manifest::{self, Entry};
 use tracing::{info, warn};
@@ -109,7 +109,7 @@ pub async fn expired(
     let dir = &config.backup.dir;
     let (entries, _) =
         manifest::list(dir).with_context(|| format!("cannot read {}", dir.display()))?;
-    let limit = Utc::now() - TimeDelta::days(i64::from(config.restore.keep_days));
+    let limit = lifeboat::config::days_before(Utc::now(), config.restore.keep_days);
     let mut old = Vec::new();
     for e in entries {
         let Some((true, at)) = made_at(db, &e.manifest.database) else {

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use chrono::{NaiveDateTime, TimeDelta, Utc};
+use chrono::{NaiveDateTime, Utc};
 use lifeboat::config::Config;
 use lifeboat::signal::Stop;
 use lifeboat_backup::manifest::Entry;
@@ -412,6 +412,9 @@ pub async fn recover(
             let timeout = Duration::from_secs(u64::from(config.restore.health_timeout));
             match app.start_and_wait(timeout).await {
                 Ok(()) => {
+                    // The journal goes first: a chore that fails (or worse) must not be replayed
+                    // by every later run.
+                    Journal::remove(journal)?;
                     finish_done(config, server, j).await;
                     Recovered::Finished
                 }
@@ -423,6 +426,7 @@ pub async fn recover(
             }
         }
         Step::Done => {
+            Journal::remove(journal)?;
             finish_done(config, server, j).await;
             Recovered::Finished
         }
@@ -491,7 +495,7 @@ pub async fn leftovers(
 /// safety backups whose pre-restore database is gone and that are as old (see [`safety`]).
 async fn expire(config: &Config, server: &Server, db: &str, keep: Option<&str>) {
     let days = config.restore.keep_days;
-    let limit = Utc::now() - TimeDelta::days(i64::from(days));
+    let limit = lifeboat::config::days_before(Utc::now(), days);
     let old = leftovers(server, db).await.unwrap_or_else(|e| {
         warn!("cannot list the old pre-restore databases: {e:#}");
         Vec::new()

@@ -92,8 +92,9 @@ pub const SETTINGS: &[Setting] = &[
     with_default(setting("backup.keep-min", ev::LIFEBOAT_BACKUP_KEEP_MIN, "retention: never keep fewer backups than this"), "3"),
     setting("backup.metrics-file", ev::LIFEBOAT_BACKUP_METRICS_FILE, "Prometheus textfile written after each backup run"),
     with_default(setting("backup.mail", ev::LIFEBOAT_BACKUP_MAIL, "when to mail: failure, always, weekly or never (needs SMTP_HOST)"), "failure"),
+    secret(setting("backup.key", ev::LIFEBOAT_BACKUP_KEY, "key that signs manifests, so that lifeboat-restore trusts only this host's off-site backups (default: <backup dir>/.lifeboat-signing-key, made at first use)")),
     secret(setting("backup.ping-url", ev::LIFEBOAT_BACKUP_PING_URL, "dead-man switch URL called on start, success and failure")),
-    setting("lock.dir", ev::LIFEBOAT_LOCK_DIR, "directory of job locks (default: <temp dir>/lifeboat-locks)"),
+    setting("lock.dir", ev::LIFEBOAT_LOCK_DIR, "directory of job locks, ours alone (default: /run/lock/lifeboat for root, else $XDG_RUNTIME_DIR/lifeboat or <backup dir>/.lifeboat-locks)"),
     setting("restore.app-services", ev::LIFEBOAT_RESTORE_APP_SERVICES, "compose services lifeboat-restore stops during the swap, comma-separated, or none (default: those whose environment names the database)"),
     with_default(setting("restore.health-timeout", ev::LIFEBOAT_RESTORE_HEALTH_TIMEOUT, "seconds the app has to become healthy after a restore before it is undone"), "120"),
     with_default(setting("restore.keep-days", ev::LIFEBOAT_RESTORE_KEEP_DAYS, "days pre-restore databases are kept, and at least their safety backups"), "7"),
@@ -302,6 +303,8 @@ pub struct BackupConfig {
     pub mail: MailWhen,
     /// Dead-man switch: called on start (`/start`), success, and failure (`/fail`).
     pub ping_url: Option<SecretUrl>,
+    /// The key that signs manifests (else the key file in `dir`).
+    pub key: Option<Secret>,
 }
 
 /// The TLS mode of the SMTP connection.
@@ -645,6 +648,18 @@ impl Layers {
                 ));
             }
         }
+        // A login over a plain connection hands the password to anyone on the path: only when
+        // the user asked for no TLS in so many words.
+        if tls == SmtpTls::None && self.raw("smtp.user").is_some() && self.raw("smtp.tls").is_none()
+        {
+            return Err(ConfigError::Invalid {
+                key: "smtp.tls",
+                origin: self.raw("smtp.user").map_or(Origin::Default, |(_, o)| o.clone()),
+                reason: format!(
+                    "an SMTP user and password would be sent in clear on port {port}: set LIFEBOAT_SMTP_TLS=starttls (port 587) or tls (port 465), or LIFEBOAT_SMTP_TLS=none to send them in clear anyway"
+                ),
+            });
+        }
         let to = self
             .string("mail.to")
             .map(|v| comma_list(&v))
@@ -669,6 +684,7 @@ impl Layers {
             Some(p) => p,
             None => default_compose_project(),
         };
+        let backup = self.backup()?;
         Ok(Config {
             profile,
             database: DatabaseConfig {
@@ -709,11 +725,10 @@ impl Layers {
                     .unwrap_or_default(),
             },
             docker_host: self.string("docker.host"),
-            backup: self.backup()?,
-            lock_dir: self.string("lock.dir").map_or_else(
-                || std::env::temp_dir().join("lifeboat-locks"),
-                PathBuf::from,
-            ),
+            lock_dir: self
+                .string("lock.dir")
+                .map_or_else(|| crate::lock::default_dir(&backup.dir), PathBuf::from),
+            backup,
             restore: RestoreConfig {
                 app_services: self.string("restore.app-services").map(|v| {
                     let mut services = comma_list(&v);
@@ -724,7 +739,7 @@ impl Layers {
                     .parse("restore.health-timeout", |v| parse_count(v, 1))?
                     .unwrap_or(120),
                 keep_days: self
-                    .parse("restore.keep-days", |v| parse_count(v, 0))?
+                    .parse("restore.keep-days", |v| parse_days(v, 0))?
                     .unwrap_or(7),
                 maintenance: self
                     .parse("restore.maintenance", parse_bool)?
@@ -812,7 +827,7 @@ impl Layers {
             all: self.parse("backup.all", parse_bool)?.unwrap_or(false),
             keep: Retention {
                 days: self
-                    .parse("backup.keep-days", |v| parse_count(v, 1))?
+                    .parse("backup.keep-days", |v| parse_days(v, 1))?
                     .unwrap_or(7),
                 daily: count("backup.keep-daily")?,
                 weekly: count("backup.keep-weekly")?,
@@ -828,6 +843,7 @@ impl Layers {
             ping_url: self
                 .parse("backup.ping-url", |v| parse_url(v, &["http", "https"]))?
                 .map(SecretUrl::new),
+            key: self.string("backup.key").map(Secret::new),
         })
     }
 }
@@ -1171,6 +1187,28 @@ fn parse_count(v: &str, min: u32) -> Result<u32, String> {
     }
 }
 
+/// The most days a day count may say: about 270 years, "keep forever" in practice, and far inside
+/// the dates chrono can hold (99999999 days would not be).
+pub const MAX_DAYS: u32 = 100_000;
+
+fn parse_days(v: &str, min: u32) -> Result<u32, String> {
+    match v.trim().parse::<u64>() {
+        Ok(n) if n >= u64::from(min) && n <= u64::from(MAX_DAYS) => {
+            Ok(u32::try_from(n).unwrap_or(MAX_DAYS))
+        }
+        _ => Err(format!(
+            "expected a number of days from {min} to {MAX_DAYS} (about 270 years: keep forever), got {v:?}"
+        )),
+    }
+}
+
+/// `days` days before `now`, or the earliest date there is: never a panic, whatever the count.
+pub fn days_before(now: chrono::DateTime<chrono::Utc>, days: u32) -> chrono::DateTime<chrono::Utc> {
+    chrono::TimeDelta::try_days(i64::from(days))
+        .and_then(|d| now.checked_sub_signed(d))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
+}
+
 fn parse_level(v: &str, compress: Compress) -> Result<u32, String> {
     let max = compress.max_level();
     match v.trim().parse::<u32>() {
@@ -1453,6 +1491,66 @@ mod tests {
             .expect_err("must fail")
             .to_string();
         assert!(err.contains(".env line 2"), "{err}");
+    }
+
+    #[test]
+    fn day_counts_are_bounded_and_never_overflow_a_date() {
+        let load = |pairs: &[(&str, &str)]| {
+            Config::load_with_env(
+                &LoadOptions {
+                    env_file: None,
+                    ..LoadOptions::default()
+                },
+                &env(pairs),
+            )
+        };
+        for key in ["LIFEBOAT_BACKUP_KEEP_DAYS", "LIFEBOAT_RESTORE_KEEP_DAYS"] {
+            let err = load(&[(key, "99999999")])
+                .expect_err("beyond chrono's dates")
+                .to_string();
+            assert!(err.contains(key) && err.contains("100000"), "{err}");
+            assert!(load(&[(key, "100000")]).is_ok(), "{key}: keep forever");
+        }
+        let now = chrono::Utc::now();
+        assert_eq!(
+            days_before(now, u32::MAX),
+            chrono::DateTime::<chrono::Utc>::MIN_UTC
+        );
+        assert_eq!(days_before(now, 1), now - chrono::TimeDelta::days(1));
+    }
+
+    #[test]
+    fn an_smtp_login_needs_tls_or_a_plain_no() {
+        let load = |pairs: &[(&str, &str)]| {
+            Config::load_with_env(
+                &LoadOptions {
+                    env_file: None,
+                    ..LoadOptions::default()
+                },
+                &env(pairs),
+            )
+        };
+        let login = [("SMTP_USER", "u"), ("SMTP_PASSWORD", "hunter2")];
+        for port in ["25", "2525"] {
+            let mut pairs = login.to_vec();
+            pairs.push(("SMTP_PORT", port));
+            let err = load(&pairs).expect_err("in clear").to_string();
+            assert!(
+                err.contains("LIFEBOAT_SMTP_TLS=starttls") && err.contains(port),
+                "{err}"
+            );
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+        let mut pairs = login.to_vec();
+        pairs.push(("LIFEBOAT_SMTP_TLS", "none"));
+        assert!(load(&pairs).is_ok(), "explicitly in clear");
+        let mut pairs = login.to_vec();
+        pairs.push(("SMTP_PORT", "587"));
+        assert!(load(&pairs).is_ok(), "STARTTLS by port");
+        assert!(
+            load(&[("SMTP_PORT", "25")]).is_ok(),
+            "no login, no TLS needed"
+        );
     }
 
     #[test]

@@ -67,6 +67,9 @@ pub const LIFEBOAT_BACKUP_KEEP_MIN: &str = "LIFEBOAT_BACKUP_KEEP_MIN";
 pub const LIFEBOAT_BACKUP_METRICS_FILE: &str = "LIFEBOAT_BACKUP_METRICS_FILE";
 /// When lifeboat-backup mails `LIFEBOAT_MAIL_TO`: `failure` (default), `always`, `weekly` (failures, and a digest once a week) or `never`.
 pub const LIFEBOAT_BACKUP_MAIL: &str = "LIFEBOAT_BACKUP_MAIL";
+/// The key that signs backup manifests (default: the file `<backup dir>/.lifeboat-signing-key`,
+/// made at first use); lifeboat-restore trusts an off-site backup only when signed with it.
+pub const LIFEBOAT_BACKUP_KEY: &str = "LIFEBOAT_BACKUP_KEY";
 /// Where local backups live (default `./backups`).
 pub const LIFEBOAT_BACKUP_DIR: &str = "LIFEBOAT_BACKUP_DIR";
 /// A prefix for every object lifeboat writes to the bucket (default `lifeboat/`).
@@ -79,7 +82,8 @@ pub const LIFEBOAT_SMTP_TLS: &str = "LIFEBOAT_SMTP_TLS";
 pub const LIFEBOAT_SMTP_CA_FILE: &str = "LIFEBOAT_SMTP_CA_FILE";
 /// Who gets lifeboat's mails (comma-separated addresses).
 pub const LIFEBOAT_MAIL_TO: &str = "LIFEBOAT_MAIL_TO";
-/// Where job locks live (default: the system's temporary directory, `lifeboat-locks/`).
+/// Where job locks live: a directory of ours that no one else can write (default:
+/// `/run/lock/lifeboat` for root, else `$XDG_RUNTIME_DIR/lifeboat` or `<backup dir>/.lifeboat-locks`).
 pub const LIFEBOAT_LOCK_DIR: &str = "LIFEBOAT_LOCK_DIR";
 
 /// Every variable above, for the README check and for telling typos from settings.
@@ -122,6 +126,7 @@ pub const ALL: &[&str] = &[
     LIFEBOAT_BACKUP_KEEP_MIN,
     LIFEBOAT_BACKUP_METRICS_FILE,
     LIFEBOAT_BACKUP_MAIL,
+    LIFEBOAT_BACKUP_KEY,
     LIFEBOAT_S3_PREFIX,
     LIFEBOAT_S3_PATH_STYLE,
     LIFEBOAT_SMTP_TLS,

@@ -27,9 +27,14 @@ impl UsageError {
 
 /// The exit code for an error chain: 2 when any cause is a user's mistake, else 1.
 pub fn code_for(err: &anyhow::Error) -> u8 {
-    let usage = err
-        .chain()
-        .any(|cause| cause.is::<UsageError>() || cause.is::<ConfigError>());
+    let usage = err.chain().any(|cause| {
+        cause.is::<UsageError>()
+            || cause.is::<ConfigError>()
+            || matches!(
+                cause.downcast_ref::<crate::lock::LockError>(),
+                Some(crate::lock::LockError::Dir { .. })
+            )
+    });
     if usage {
         USAGE
     } else {

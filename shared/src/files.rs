@@ -1,8 +1,103 @@
-//! Small files that must never be half-written: a manifest, a journal, a state file.
+//! Small files that must never be half-written (a manifest, a journal, a state file), and the
+//! rules for files in directories other users may share: never through a symlink, never in a
+//! directory someone else can write.
 
+use std::fmt::Write as _;
+use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags};
+
+/// A file name made from any string (a database's name may hold any character), that two
+/// different strings never share: ASCII letters, digits, `-` and `_` stay, every other byte is
+/// written `%XX`. So `app.db` and `app_db` get two journals and two locks, not one.
+pub fn safe_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// The user this process acts as (its effective uid).
+pub fn euid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// Make `dir` if it is missing (mode 0700), then check that it is fit for files another user
+/// must not touch: a real directory (not a symlink), owned by us, writable by no one else. The
+/// error says what is wrong and how to fix it.
+pub fn private_dir(dir: &Path) -> Result<(), String> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let meta = std::fs::symlink_metadata(dir)
+        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    if meta.file_type().is_symlink() {
+        return Err(format!(
+            "{} is a symbolic link; name the directory itself",
+            dir.display()
+        ));
+    }
+    if !meta.is_dir() {
+        return Err(format!("{} is not a directory", dir.display()));
+    }
+    let me = euid();
+    if meta.uid() != me {
+        return Err(format!(
+            "{} belongs to uid {}, not to this user (uid {me}); another user could replace its files. Remove it, or choose a directory of your own",
+            dir.display(),
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "{} is writable by other users (mode {:o}); run `chmod go-w {}`",
+            dir.display(),
+            meta.mode() & 0o7777,
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Open `path` for reading and writing, created with mode 0600 when missing, never truncated, and
+/// never through a symbolic link (`O_NOFOLLOW`): in a directory a local user could write, a
+/// planted link must not turn our write into theirs. It must be a regular file of ours.
+pub fn open_private(path: &Path) -> std::io::Result<File> {
+    let fd = rustix::fs::open(
+        path,
+        OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::from_raw_mode(0o600),
+    )
+    .map_err(|e| {
+        if e == rustix::io::Errno::LOOP {
+            std::io::Error::other("it is a symbolic link, which is never followed here")
+        } else {
+            std::io::Error::from(e)
+        }
+    })?;
+    let file = File::from(fd);
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(std::io::Error::other("it is not a regular file"));
+    }
+    if meta.uid() != euid() {
+        return Err(std::io::Error::other(format!(
+            "it belongs to uid {}, not to this user",
+            meta.uid()
+        )));
+    }
+    Ok(file)
+}
 
 /// Replace `path` with `bytes` atomically: written to `path.partial` (mode 0600), fsynced,
 /// renamed over `path`, and the directory fsynced. A crash leaves the old file or the new one,
@@ -12,10 +107,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     tmp.push(".partial");
     let tmp = PathBuf::from(tmp);
     let written = (|| {
+        // A `.partial` left by a crash is removed, and the new one made afresh (`O_EXCL`): a
+        // symbolic link planted under that name is removed, never written through.
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
         let mut f = std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .open(&tmp)?;
         f.write_all(bytes)?;
@@ -36,6 +136,55 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn safe_names_keep_every_name_apart() {
+        assert_eq!(super::safe_name("app_db"), "app_db");
+        assert_eq!(super::safe_name("app.db"), "app%2Edb");
+        assert_eq!(super::safe_name("../a/b"), "%2E%2E%2Fa%2Fb");
+        assert_eq!(super::safe_name("x%2E"), "x%252E");
+        assert_eq!(super::safe_name("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn a_symlink_is_never_written_through() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"precious").expect("victim");
+        // The lock's open.
+        let link = dir.path().join("job.lock");
+        std::os::unix::fs::symlink(&victim, &link).expect("symlink");
+        let err = super::open_private(&link).expect_err("a symlink is refused");
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        // The atomic write's temporary file.
+        let state = dir.path().join("state");
+        std::os::unix::fs::symlink(&victim, dir.path().join("state.partial")).expect("symlink");
+        super::write_atomic(&state, b"new").expect("write");
+        assert_eq!(std::fs::read(&victim).expect("read"), b"precious");
+        assert_eq!(std::fs::read(&state).expect("read"), b"new");
+    }
+
+    #[test]
+    fn a_directory_others_can_write_or_a_link_to_one_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let locks = dir.path().join("locks");
+        super::private_dir(&locks).expect("made 0700");
+        let mode = std::fs::metadata(&locks)
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        std::fs::set_permissions(&locks, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+        let err = super::private_dir(&locks).expect_err("world-writable");
+        assert!(
+            err.contains("writable by other users") && err.contains("chmod go-w"),
+            "{err}"
+        );
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&locks, &link).expect("symlink");
+        let err = super::private_dir(&link).expect_err("a link");
+        assert!(err.contains("symbolic link"), "{err}");
+    }
 
     #[test]
     fn a_file_is_replaced_whole_and_private() {

@@ -4,10 +4,16 @@
 //! jobs, must not interleave. The lock is an OS file lock (`flock`): the kernel releases it when
 //! the process dies, so a crashed run never leaves a stale lock behind. The file also holds who
 //! took it and when, so that the error says who holds it and since when.
+//!
+//! Root's nightly backup takes its lock in a directory no other user can write: by default
+//! `/run/lock/lifeboat` for root, `$XDG_RUNTIME_DIR/lifeboat` for another user who has one, and
+//! `<backup dir>/.lifeboat-locks` otherwise, made 0700. A directory (default or `lock.dir`) that
+//! is not ours or that others can write is refused, and a lock file is never opened through a
+//! symbolic link nor truncated: a local user's planted link cannot make root's cron overwrite a
+//! file.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -20,6 +26,8 @@ pub enum LockError {
         holder: String,
         path: PathBuf,
     },
+    #[error("the lock directory cannot be used: {reason} (lock.dir, LIFEBOAT_LOCK_DIR)")]
+    Dir { reason: String },
     #[error("cannot use lock file {}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -63,51 +71,22 @@ pub struct JobLock {
 impl JobLock {
     /// Take the lock for `job` (e.g. `backup-myapp`) in `dir`, or say who holds it.
     pub fn acquire(dir: &Path, job: &str) -> Result<Self, LockError> {
-        // A job is named after a database, which may hold any character: only safe ones go
-        // into the file name.
-        let file: String = job
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let path = dir.join(format!("{file}.lock"));
+        // A job is named after a database, which may hold any character.
+        let path = dir.join(format!("{}.lock", crate::files::safe_name(job)));
         let io = |source| LockError::Io {
             path: path.clone(),
             source,
         };
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|source| LockError::Io {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io)?;
+        crate::files::private_dir(dir).map_err(|reason| LockError::Dir { reason })?;
+        let mut file = crate::files::open_private(&path).map_err(io)?;
         let stale = match file.try_lock() {
             Ok(()) => {
                 // A holder that released the lock emptied the file: a record still there was
                 // left by a run that died (SIGKILL, a crash, a reboot).
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
-                serde_json::from_str::<Holder>(&text).ok()
+                serde_json::from_str::<Holder>(&read_record(&mut file)).ok()
             }
             Err(TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
-                let holder = serde_json::from_str::<Holder>(&text)
+                let holder = serde_json::from_str::<Holder>(&read_record(&mut file))
                     .map_or_else(|_| "another process".to_owned(), |h| h.to_string());
                 return Err(LockError::Held {
                     job: job.to_owned(),
@@ -154,6 +133,24 @@ impl Drop for JobLock {
     }
 }
 
+/// The holder record, read up to 64 KiB (ours are a few hundred bytes).
+fn read_record(file: &mut File) -> String {
+    let mut text = String::new();
+    let _ = Read::by_ref(file).take(64 * 1024).read_to_string(&mut text);
+    text
+}
+
+/// Where locks live when `lock.dir` is not set: see the module's documentation.
+pub fn default_dir(backup_dir: &Path) -> PathBuf {
+    if crate::files::euid() == 0 {
+        return PathBuf::from("/run/lock/lifeboat");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
+        Some(run) if run.is_absolute() && run.is_dir() => run.join("lifeboat"),
+        _ => backup_dir.join(".lifeboat-locks"),
+    }
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
@@ -163,6 +160,7 @@ fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn a_second_run_is_refused_and_told_who_holds_the_lock() {
@@ -207,6 +205,59 @@ mod tests {
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
-        assert_eq!(names, ["backup-.._a_b.lock", "backup-_all_databases_.lock"]);
+        assert_eq!(
+            names,
+            [
+                "backup-%28all%20databases%29.lock",
+                "backup-%2E%2E%2Fa%2Fb.lock"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_planted_symlink_is_refused_and_its_target_untouched() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let locks = dir.path().join("locks");
+        crate::files::private_dir(&locks).expect("locks");
+        let victim = dir.path().join("shadow");
+        std::fs::write(&victim, b"root:secret").expect("victim");
+        std::os::unix::fs::symlink(&victim, locks.join("backup-app.lock")).expect("plant");
+        let err = JobLock::acquire(&locks, "backup-app")
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        assert_eq!(std::fs::read(&victim).expect("read"), b"root:secret");
+        // And a lock directory others may write is refused whole, naming the setting.
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).expect("mkdir");
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+        let err = JobLock::acquire(&shared, "backup-app")
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            err.contains("writable by other users") && err.contains("LIFEBOAT_LOCK_DIR"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_directory_of_another_user_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let theirs = dir.path().join("theirs");
+        std::fs::create_dir(&theirs).expect("mkdir");
+        std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+        let other = if crate::files::euid() == 0 { 65534 } else { 0 };
+        if std::os::unix::fs::chown(&theirs, Some(other), None).is_err() {
+            // Only root can give a directory away; a user can still meet root's directory.
+            let err = JobLock::acquire(Path::new("/"), "x")
+                .expect_err("/ is root's")
+                .to_string();
+            assert!(err.contains("belongs to uid 0"), "{err}");
+            return;
+        }
+        let err = JobLock::acquire(&theirs, "backup-app")
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains(&format!("belongs to uid {other}")), "{err}");
     }
 }

@@ -157,8 +157,10 @@ impl Bucket {
             .map_err(|e| self.err("put", name, &e))
     }
 
-    pub async fn get(&self, name: &str) -> Result<Vec<u8>, S3Error> {
-        let out = self
+    /// A small object whole, at most `max` bytes: a larger one is an error, never read into
+    /// memory (what is in a bucket is whoever wrote it's choice).
+    pub async fn get(&self, name: &str, max: usize) -> Result<Vec<u8>, S3Error> {
+        let mut out = self
             .client
             .get_object()
             .bucket(&self.name)
@@ -166,12 +168,20 @@ impl Bucket {
             .send()
             .await
             .map_err(|e| self.err("get", name, &e))?;
-        let data = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| self.read_err("get", name, &e))?;
-        Ok(data.into_bytes().to_vec())
+        let too_big = || self.failed("get", name, format!("larger than {max} bytes; not read"));
+        let claimed = out.content_length.and_then(|n| usize::try_from(n).ok());
+        if claimed.is_some_and(|n| n > max) {
+            return Err(too_big());
+        }
+        let mut data = Vec::with_capacity(claimed.unwrap_or(0).min(max));
+        while let Some(chunk) = out.body.next().await {
+            let chunk = chunk.map_err(|e| self.read_err("get", name, &e))?;
+            if data.len() + chunk.len() > max {
+                return Err(too_big());
+            }
+            data.extend_from_slice(&chunk);
+        }
+        Ok(data)
     }
 
     pub async fn delete(&self, name: &str) -> Result<(), S3Error> {

@@ -38,7 +38,10 @@ async fn objects_are_put_listed_read_and_deleted_under_the_prefix() {
         [("backups/a.sql.gz", 5), ("backups/b.sql.gz", 100_000)]
     );
     assert!(listed[0].modified.is_some());
-    assert_eq!(bucket.get("backups/a.sql.gz").await.expect("get"), b"first");
+    assert_eq!(
+        bucket.get("backups/a.sql.gz", 1024).await.expect("get"),
+        b"first"
+    );
     for name in ["backups/a.sql.gz", "backups/b.sql.gz", "other/c"] {
         bucket.delete(name).await.expect("delete");
     }
@@ -48,7 +51,11 @@ async fn objects_are_put_listed_read_and_deleted_under_the_prefix() {
 #[tokio::test]
 async fn a_missing_object_or_bucket_is_an_error_naming_it() {
     let bucket = Bucket::new(&settings());
-    let err = bucket.get("nope").await.expect_err("must fail").to_string();
+    let err = bucket
+        .get("nope", 1024)
+        .await
+        .expect_err("must fail")
+        .to_string();
     assert!(
         err.contains("s3://lifeboat-test/lifeboat-test/") && err.contains("nope"),
         "{err}"
@@ -69,7 +76,7 @@ async fn errors_never_show_the_secret_key() {
     let secret = s.secret_access_key.expose().to_owned();
     // Errors the server answers (a missing object, a missing bucket) ...
     let bucket = Bucket::new(&s);
-    let missing = bucket.get("nope").await.expect_err("no such object");
+    let missing = bucket.get("nope", 1024).await.expect_err("no such object");
     let mut other = settings();
     other.bucket = "no-such-bucket".into();
     let no_bucket = Bucket::new(&other)

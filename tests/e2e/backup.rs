@@ -407,7 +407,7 @@ async fn the_off_site_copy_lands_in_the_bucket_and_a_failed_upload_keeps_the_loc
         path_style: true,
     });
     let remote = bucket
-        .get(&format!("backups/{file}"))
+        .get(&format!("backups/{file}"), 1 << 30)
         .await
         .expect("the archive is in the bucket");
     assert_eq!(
@@ -416,7 +416,7 @@ async fn the_off_site_copy_lands_in_the_bucket_and_a_failed_upload_keeps_the_loc
         "the same bytes"
     );
     let manifest = bucket
-        .get(&format!("backups/{file}.json"))
+        .get(&format!("backups/{file}.json"), 1 << 20)
         .await
         .expect("and its manifest");
     assert!(String::from_utf8_lossy(&manifest).contains(&file));

@@ -708,6 +708,184 @@ fn a_backup_in_the_bucket_restores() {
     assert!(left.is_empty(), "the download is removed: {left:?}");
 }
 
+/// Put `file` (a path here) into the bucket as `key` (under the test's prefix), as a bucket
+/// writer would.
+fn plant(stack: &lifeboat_testkit::S3Stack, prefix: &str, key: &str, file: &Path) {
+    let bucket = lifeboat::s3::Bucket::new(&lifeboat::config::S3Settings {
+        endpoint: Some(stack.endpoint.clone()),
+        region: "us-east-1".into(),
+        access_key_id: stack.access_key_id.clone(),
+        secret_access_key: lifeboat::secret::Secret::new(stack.secret_access_key.clone()),
+        bucket: stack.bucket.clone(),
+        prefix: prefix.to_owned(),
+        path_style: true,
+    });
+    let body = std::fs::read(file).expect("read");
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(bucket.put(key, body))
+        .expect("put");
+}
+
+#[test]
+#[allow(clippy::too_many_lines)] // one story: three plants, then what list, latest and a name do
+fn a_bucket_writer_can_plant_neither_a_file_outside_the_directory_nor_a_newer_backup() {
+    let s = Shared::new("lbtest_restore_plant_");
+    s.sql("postgres", &format!("CREATE DATABASE {}", s.db));
+    s.sql(
+        &s.db,
+        "CREATE TABLE notes (id int PRIMARY KEY, body text); \
+         INSERT INTO notes SELECT g, 'nota ' || g FROM generate_series(1, 300) g",
+    );
+    let stack = lifeboat_testkit::s3();
+    let prefix = format!("{}/", unique("lbtest-plant-"));
+    let mut env = s.env();
+    env.extend([
+        ("S3_ENDPOINT", stack.endpoint.clone()),
+        ("S3_BUCKET", stack.bucket.clone()),
+        ("S3_ACCESS_KEY_ID", stack.access_key_id.clone()),
+        ("S3_SECRET_ACCESS_KEY", stack.secret_access_key.clone()),
+        ("LIFEBOAT_S3_PREFIX", prefix.clone()),
+    ]);
+    let work = tempfile::tempdir().expect("tempdir");
+    let archive = backup(work.path(), &s.db, &env);
+    let good = name_of(&archive);
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{}.json", archive.display())).expect("manifest"),
+    )
+    .expect("JSON");
+    assert!(
+        manifest["signature"]
+            .as_str()
+            .is_some_and(|s| s.len() == 64),
+        "lifeboat-backup signs its manifests: {manifest}"
+    );
+
+    // 1. A newer "backup" that adds a table, unsigned; 2. the same with a forged signature;
+    // 3. one whose key and manifest name an absolute path outside the download directory.
+    let planted = |name: &str, started: &str, signature: Option<&str>| {
+        let copy = edited_copy(&archive, name, |sql| {
+            format!("{sql}\nCREATE TABLE public.planted (x int);\n")
+        });
+        patch_manifest(&copy, |m| {
+            m["started"] = started.into();
+            m["finished"] = started.into();
+            match signature {
+                Some(sig) => m["signature"] = sig.into(),
+                None => drop(m.as_object_mut().expect("object").remove("signature")),
+            }
+        });
+        copy
+    };
+    let unsigned = planted(
+        "backup_29991231_000000.sql.gz",
+        "2999-12-31T00:00:00Z",
+        None,
+    );
+    let forged = planted(
+        "backup_29991230_000000.sql.gz",
+        "2999-12-30T00:00:00Z",
+        Some(&"ab".repeat(32)),
+    );
+    let outside = std::env::temp_dir().join(format!("{}.sql.gz", unique("lbtest-outside-")));
+    let escape = planted("escape.sql.gz", "2999-12-29T00:00:00Z", None);
+    patch_manifest(&escape, |m| {
+        m["file"] = outside.display().to_string().into();
+    });
+    for copy in [&unsigned, &forged] {
+        let name = name_of(copy);
+        plant(&stack, &prefix, &format!("backups/{name}"), copy);
+        plant(
+            &stack,
+            &prefix,
+            &format!("backups/{name}.json"),
+            Path::new(&format!("{}.json", copy.display())),
+        );
+    }
+    // `backups/` + `/tmp/…`: the key's last part after `backups/` is an absolute path.
+    let escape_key = format!("backups/{}", outside.display());
+    plant(&stack, &prefix, &escape_key, &escape);
+    plant(
+        &stack,
+        &prefix,
+        &format!("{escape_key}.json"),
+        Path::new(&format!("{}.json", escape.display())),
+    );
+    // Only the bucket has them now (local backups are this host's own).
+    for f in [&archive, &unsigned, &forged, &escape] {
+        std::fs::remove_file(f).expect("remove");
+        std::fs::remove_file(format!("{}.json", f.display())).expect("remove");
+    }
+    s.sql(&s.db, "TRUNCATE notes");
+
+    let out = lifeboat(
+        "lifeboat-restore",
+        work.path(),
+        &["--dir", "backups", "list"],
+        &env,
+    );
+    let list = ok(&out, "list");
+    let err = text(&out.stderr);
+    assert!(list.contains(&good) && list.contains("signed"), "{list}");
+    for name in [
+        "backup_29991231",
+        "backup_29991230",
+        "escape",
+        "lbtest-outside-",
+    ] {
+        assert!(!list.contains(name), "{name} is not offered: {list}");
+    }
+    assert!(
+        err.contains("backup_29991231_000000.sql.gz (NOT SIGNED)")
+            && err.contains("backup_29991230_000000.sql.gz (WRONG SIGNATURE)")
+            && err.contains("not a plain file name")
+            && err.contains("--trust-unsigned"),
+        "{err}"
+    );
+
+    // The 3 a.m. runbook restores the real newest backup.
+    let restore = |args: &[&str]| {
+        let mut all = vec![
+            "--dir",
+            "backups",
+            "--database",
+            &s.db,
+            "--yes",
+            "--no-safety-backup",
+        ];
+        all.extend_from_slice(args);
+        lifeboat("lifeboat-restore", work.path(), &all, &env)
+    };
+    let out = restore(&["latest"]);
+    let err = ok(&out, "restore latest");
+    assert!(
+        text(&out.stderr).contains(&good),
+        "{err}{}",
+        text(&out.stderr)
+    );
+    assert_eq!(s.sql(&s.db, "SELECT count(*) FROM notes"), "300");
+    assert_eq!(s.sql(&s.db, "SELECT to_regclass('planted') IS NULL"), "t");
+    assert!(!outside.exists(), "nothing written outside the directory");
+
+    // Named by hand: refused, saying why and what to do.
+    let out = restore(&["backup_29991231_000000.sql.gz"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("NOT SIGNED") && text(&out.stderr).contains("--trust-unsigned"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(s.sql(&s.db, "SELECT to_regclass('planted') IS NULL"), "t");
+
+    // Trusted by hand, the newest unsigned one restores; the escaping one is never offered.
+    let out = restore(&["--trust-unsigned", "latest"]);
+    ok(&out, "restore --trust-unsigned latest");
+    assert_eq!(s.sql(&s.db, "SELECT to_regclass('planted') IS NULL"), "f");
+    assert!(!outside.exists(), "nothing written outside the directory");
+}
+
 // ---------------------------------------------------------------------------------------------
 // With the demo compose stack: the app and its worker are stopped and started around the swap.
 

@@ -30,7 +30,8 @@ pub async fn run(check: &Check, ctx: &Ctx) -> Outcome {
         ctx.cleanups.remove(pending);
         return Outcome::fail(e.to_string());
     }
-    let read = bucket.get(&name).await;
+    // Twice what was written: more is a wrong answer, not something to hold in memory.
+    let read = bucket.get(&name, body.len() * 2 + 1024).await;
     let deleted = bucket.delete(&name).await;
     if deleted.is_ok() {
         ctx.cleanups.remove(pending);
