@@ -36,6 +36,7 @@ pub mod env {
     pub const INSECURE: &str = "HEALTHCHECK_INSECURE";
     pub const FOLLOW_REDIRECTS: &str = "HEALTHCHECK_FOLLOW_REDIRECTS";
     pub const LISTEN: &str = "HEALTHCHECK_LISTEN";
+    pub const HEAD: &str = "HEALTHCHECK_HEAD";
     pub const ALL: &[&str] = &[
         URL,
         PORT,
@@ -48,6 +49,7 @@ pub mod env {
         INSECURE,
         FOLLOW_REDIRECTS,
         LISTEN,
+        HEAD,
     ];
 }
 
@@ -79,12 +81,17 @@ Options (each also an environment variable, for exec-form HEALTHCHECK):
   --cert-min-days N        https: the certificate is valid N more days [HEALTHCHECK_CERT_MIN_DAYS]
   --insecure               https: do not verify the certificate (said in the report)
                                                                 [HEALTHCHECK_INSECURE=1]
-  --follow-redirects       follow up to 5 redirects             [HEALTHCHECK_FOLLOW_REDIRECTS=1]
-  --listen ADDR            serve: where to listen               [HEALTHCHECK_LISTEN, default 0.0.0.0:8080]
+  --follow-redirects       follow up to 5 redirects; --header values never go to another
+                           host, port or scheme                 [HEALTHCHECK_FOLLOW_REDIRECTS=1]
+  --head                   send HEAD: the status alone decides (by default the whole
+                           body must arrive before the timeout) [HEALTHCHECK_HEAD=1]
+  --listen ADDR            serve: where to listen; 0.0.0.0:8080 for other containers
+                                                                [HEALTHCHECK_LISTEN, default 127.0.0.1:8080]
   -h, --help               this help
   -V, --version            the version
 
-serve answers GET / with JSON (status and latency of each target): 200 healthy, 503 not.
+serve answers GET / with JSON (status and latency of each target): 200 healthy, 503 not;
+a client has 5 seconds for its whole request.
 
 Exit codes:
   0  healthy
@@ -164,6 +171,8 @@ pub struct Options {
     pub cert_min_days: Option<u32>,
     pub insecure: bool,
     pub follow_redirects: bool,
+    /// HEAD instead of GET: the status and headers alone.
+    pub head: bool,
 }
 
 /// What the command line asks for.
@@ -178,6 +187,7 @@ pub enum Command {
 /// Option values as given, before they are checked: the environment's, then the flags'.
 /// Each value keeps the name of the flag or variable it came from, for error messages.
 #[derive(Default)]
+#[allow(clippy::struct_excessive_bools)] // each is a switch of the command line
 struct Raw {
     targets: Vec<String>,
     timeout: Option<(String, String)>,
@@ -188,6 +198,7 @@ struct Raw {
     cert_min_days: Option<(String, String)>,
     insecure: bool,
     follow_redirects: bool,
+    head: bool,
     listen: Option<String>,
     serve: bool,
 }
@@ -216,6 +227,7 @@ impl Raw {
             cert_min_days: named(env::CERT_MIN_DAYS),
             insecure: truthy(env::INSECURE),
             follow_redirects: truthy(env::FOLLOW_REDIRECTS),
+            head: truthy(env::HEAD),
             listen: getenv(env::LISTEN),
             ..Self::default()
         }
@@ -282,6 +294,7 @@ pub fn parse_args(
             }
             "--insecure" | "-k" => raw.insecure = true,
             "--follow-redirects" | "-L" => raw.follow_redirects = true,
+            "--head" | "-I" => raw.head = true,
             "--listen" => {
                 raw.listen = Some(value("--listen")?);
                 listen_given = true;
@@ -322,11 +335,15 @@ fn check_raw(raw: Raw) -> Result<Command, String> {
         ("--header", !raw.headers.is_empty()),
         ("--cert-min-days", raw.cert_min_days.is_some()),
         ("--follow-redirects", raw.follow_redirects),
+        ("--head", raw.head),
     ];
     if let Some((flag, _)) = http_only.iter().find(|(_, set)| *set).filter(|_| !any_http) {
         return Err(format!(
             "{flag} applies to http(s) targets, and none is given"
         ));
+    }
+    if raw.head && (raw.expect_body.is_some() || !raw.expect_json.is_empty()) {
+        return Err("--head reads no body: --expect-body and --expect-json need a GET".into());
     }
     let timeout = match raw.timeout {
         Some((from, v)) => parse_duration(&v)
@@ -378,10 +395,12 @@ fn check_raw(raw: Raw) -> Result<Command, String> {
         cert_min_days,
         insecure: raw.insecure,
         follow_redirects: raw.follow_redirects,
+        head: raw.head,
     };
     Ok(if raw.serve {
         Command::Serve {
-            listen: raw.listen.unwrap_or_else(|| "0.0.0.0:8080".into()),
+            // Loopback unless asked: a health report names the app's services.
+            listen: raw.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
             options,
         }
     } else {
@@ -595,6 +614,27 @@ mod tests {
             Command::Check(o) => o,
             other => panic!("expected a check, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn serve_listens_on_loopback_unless_told_and_head_reads_no_body() {
+        match parse(&["serve", "tcp://db:5432"], &[]).expect("parse") {
+            Command::Serve { listen, .. } => assert_eq!(listen, "127.0.0.1:8080"),
+            other => panic!("expected serve, got {other:?}"),
+        }
+        match parse(
+            &["serve", "tcp://db:5432"],
+            &[("HEALTHCHECK_LISTEN", "0.0.0.0:9")],
+        )
+        .expect("parse")
+        {
+            Command::Serve { listen, .. } => assert_eq!(listen, "0.0.0.0:9"),
+            other => panic!("expected serve, got {other:?}"),
+        }
+        assert!(options(&["--head", "http://a/"], &[]).head);
+        assert!(options(&["http://a/"], &[("HEALTHCHECK_HEAD", "1")]).head);
+        let err = parse(&["--head", "--expect-body", "ok", "http://a/"], &[]).expect_err("no body");
+        assert!(err.contains("--head reads no body"), "{err}");
     }
 
     #[test]

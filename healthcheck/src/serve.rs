@@ -2,18 +2,22 @@
 //! services that have no health route of their own (a worker, Redis, a managed database).
 //!
 //! `GET /` (or any path) runs every check now and answers 200 when all pass, 503 otherwise, with
-//! the status and latency of each. One thread per connection; no keep-alive.
+//! the status and latency of each. One thread per connection; no keep-alive. A client has
+//! [`REQUEST_DEADLINE`] for its whole request, however it dribbles it: slow clients cannot hold
+//! the [`MAX_CONCURRENT`] slots for longer.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::{check_all, Options};
 
 /// Requests answered at once; more get 503 at once.
 const MAX_CONCURRENT: usize = 16;
+/// The time a client has to send its whole request.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
 const BUSY: &str = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: 16\r\nConnection: close\r\n\r\n{\"error\":\"busy\"}";
 
 pub fn serve(listen: &str, opts: &Options) -> Result<(), String> {
@@ -45,15 +49,21 @@ pub fn serve(listen: &str, opts: &Options) -> Result<(), String> {
 }
 
 fn answer(mut stream: TcpStream, opts: &Options) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let deadline = Instant::now() + REQUEST_DEADLINE;
     let mut buf = [0u8; 4096];
     let mut request = Vec::new();
     while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 16 * 1024 {
+        // The time left of the whole request's, not a fresh timeout per read.
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
         match stream.read(&mut buf) {
             Ok(0) | Err(_) => return,
             Ok(n) => request.extend_from_slice(&buf[..n]),
         }
     }
+    let _ = stream.set_write_timeout(Some(REQUEST_DEADLINE));
     let head = String::from_utf8_lossy(&request);
     let method = head.split_whitespace().next().unwrap_or_default();
     let (status, body) = if method == "GET" || method == "HEAD" {

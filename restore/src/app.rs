@@ -391,6 +391,7 @@ pub async fn probe(url: &str) -> Result<(), String> {
         cert_min_days: None,
         insecure: false,
         follow_redirects: false,
+        head: false,
     };
     let reports = tokio::task::spawn_blocking(move || lifeboat_healthcheck::check_all(&opts))
         .await

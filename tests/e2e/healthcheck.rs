@@ -95,14 +95,16 @@ fn a_server_that_never_answers_is_unhealthy_before_the_timeout() {
 }
 
 #[test]
-fn a_slow_body_matters_only_when_the_body_is_checked() {
+fn a_body_that_does_not_arrive_in_time_is_unhealthy_unless_head_is_asked() {
     let slow = HttpFixture::start(Reply::Dribble {
         head: "HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n".into(),
         body: "status: healthy ....".into(),
         gap: Duration::from_millis(200),
     });
+    // A 200 whose body stops arriving is an app that is stuck mid-answer.
     let (code, line) = probe(&["--timeout", "1s", &slow.url("/")]);
-    assert_eq!(code, 0, "the status arrived in time: {line}");
+    assert_eq!(code, 1, "the body did not arrive in time: {line}");
+    assert!(line.contains("timed out"), "{line}");
     let (code, line) = probe(&[
         "--timeout",
         "1s",
@@ -112,6 +114,48 @@ fn a_slow_body_matters_only_when_the_body_is_checked() {
     ]);
     assert_eq!(code, 1, "{line}");
     assert!(line.contains("timed out"), "{line}");
+    // With --head the status alone decides, and the request was a HEAD.
+    let (code, line) = probe(&["--timeout", "1s", "--head", &slow.url("/")]);
+    assert_eq!(code, 0, "{line}");
+    assert!(
+        slow.requests()
+            .last()
+            .is_some_and(|r| r.starts_with("HEAD / ")),
+        "{:?}",
+        slow.requests()
+    );
+    // A body that arrives whole in time is healthy.
+    let fast = fixture("200 OK", "", "status: healthy");
+    let (code, line) = probe(&["--timeout", "1s", &fast.url("/")]);
+    assert_eq!(code, 0, "{line}");
+}
+
+#[test]
+fn a_header_is_not_sent_on_to_another_host_by_a_redirect() {
+    let elsewhere = fixture("200 OK", "", "ok");
+    let redirect = fixture(
+        "302 Found",
+        &format!("Location: {}\r\n", elsewhere.url("/collect")),
+        "",
+    );
+    let (code, line) = probe(&[
+        "--follow-redirects",
+        "--header",
+        "Authorization: Bearer s3cr3t-token",
+        &redirect.url("/api/health"),
+    ]);
+    assert_eq!(code, 0, "{line}");
+    let asked = redirect.requests().join("\n");
+    assert!(
+        asked.contains("Authorization: Bearer s3cr3t-token"),
+        "{asked}"
+    );
+    let followed = elsewhere.requests().join("\n");
+    assert!(followed.starts_with("GET /collect "), "{followed}");
+    assert!(
+        !followed.contains("s3cr3t"),
+        "the token went on: {followed}"
+    );
 }
 
 #[test]
@@ -380,6 +424,66 @@ fn serve_aggregates_targets_as_json() {
     assert_eq!(bad_status, 503, "{bad_body}");
     assert_eq!(bad["status"], "unhealthy");
     assert_eq!(bad["checks"][1]["status"], "unhealthy");
+}
+
+#[test]
+fn serve_listens_on_loopback_by_default_and_slow_clients_cannot_starve_it() {
+    use std::io::{Read, Write};
+    let port = lifeboat_testkit::closed_port();
+    let listen = format!("127.0.0.1:{port}");
+    let _serve = Background::spawn(Command::new(bin("lifeboat-healthcheck")).args([
+        "serve",
+        "--listen",
+        &listen,
+        &lifeboat_testkit::redis_url(),
+    ]));
+    wait_for("serve answers", Duration::from_secs(10), || {
+        lifeboat_testkit::http_get(&listen, "/").ok()
+    });
+    // Sixteen clients that send a byte of their request every 200 ms, forever.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let closed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let slow: Vec<_> = (0..16)
+        .map(|_| {
+            let (stop, closed, listen) = (stop.clone(), closed.clone(), listen.clone());
+            std::thread::spawn(move || {
+                let mut s = std::net::TcpStream::connect(&listen).expect("connect");
+                s.set_read_timeout(Some(Duration::from_millis(200)))
+                    .expect("timeout");
+                let mut b = [0u8; 64];
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    // Never the end of a request head.
+                    if s.write_all(b"X").is_err() || matches!(s.read(&mut b), Ok(0)) {
+                        closed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+    // Every slow client is cut off at its request's deadline, although it keeps sending; then
+    // the server answers again.
+    wait_for("the slow clients cut off", Duration::from_secs(30), || {
+        (closed.load(std::sync::atomic::Ordering::SeqCst) == 16).then_some(())
+    });
+    let (status, body) = wait_for("serve answers again", Duration::from_secs(30), || {
+        lifeboat_testkit::http_get(&listen, "/")
+            .ok()
+            .filter(|(s, _)| *s == 200)
+    });
+    assert!(body.contains("healthy"), "{status} {body}");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for t in slow {
+        t.join().expect("slow client");
+    }
+
+    // Without --listen: loopback only, port 8080 (the default), never every interface.
+    let help = lifeboat_testkit::run(Command::new(bin("lifeboat-healthcheck")).arg("--help"));
+    assert!(
+        String::from_utf8_lossy(&help.stdout).contains("default 127.0.0.1:8080"),
+        "{}",
+        String::from_utf8_lossy(&help.stdout)
+    );
 }
 
 /// The app image with this probe as its HEALTHCHECK: the base has no wget or curl, and Docker's
