@@ -128,7 +128,12 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             redactor,
             cleanups: checks::Cleanups::default(),
         });
-        anyhow::Ok(run::execute(planned.run, ctx, &printer).await)
+        // From here a signal stops the checks and runs the cleanups, then the run fails.
+        let stop = lifeboat::signal::Stop::install(
+            "smoke tests",
+            "no probe data behind: the cleanups registered so far run",
+        )?;
+        anyhow::Ok(run::execute(planned.run, ctx, &printer, &stop).await)
     })?;
     printer.summary(&report);
     for target in &cli.report {
@@ -136,10 +141,11 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             .write(&report)
             .with_context(|| format!("writing the report {}", target.path().display()))?;
     }
-    Ok(if report.success() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(lifeboat::exit::FAILED)
+    Ok(match report.stopped {
+        // As a shell reports a job Ctrl-C ended.
+        Some("SIGINT") => ExitCode::from(130),
+        _ if report.success() => ExitCode::SUCCESS,
+        _ => ExitCode::from(lifeboat::exit::FAILED),
     })
 }
 
@@ -199,6 +205,12 @@ fn config_secrets(config: &Config) -> anyhow::Result<Vec<String>> {
     {
         if let Ok(u) = url::Url::parse(url.expose()) {
             if let Some(p) = u.password() {
+                // As written in the URL (`p%40ss`) and as the server and its errors see it
+                // (`p@ss`).
+                let decoded = vars::percent_decode(p);
+                if decoded != p {
+                    out.push(decoded);
+                }
                 out.push(p.to_owned());
             }
         }

@@ -136,16 +136,24 @@ impl Printer {
         if not_sent > 0 {
             let _ = write!(line, ", {not_sent} cleanup(s) not sent");
         }
+        if let Some(signal) = report.stopped {
+            let _ = write!(line, ", stopped by {signal}");
+        }
+        // Said plainly in every run: whether this run could write to the app.
         let _ = write!(
             line,
-            " in {} (run {}{})",
+            " in {} (run {}, {}; {})",
             crate::checks::ms(report.duration),
             report.run_id,
-            report
-                .environment
-                .as_deref()
-                .map(|e| format!(", environment {e}"))
-                .unwrap_or_default()
+            report.environment.as_deref().map_or_else(
+                || "no environment".to_owned(),
+                |e| format!("environment {e}")
+            ),
+            if report.read_only {
+                "read-only, checks that write are skipped"
+            } else {
+                "writes allowed"
+            }
         );
         let line = if report.success() {
             self.paint("1;32", &line)

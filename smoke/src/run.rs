@@ -10,6 +10,10 @@
 //! as it and every check that depends on it have ended, and their cleanups too, whatever
 //! happened: probe data is gone as soon as nothing can need it, never left behind silently, and
 //! the run does not wait for the slowest chain before it cleans up.
+//!
+//! SIGTERM or Ctrl-C (a cancelled CI job, `timeout`) stops the checks under way, starts no more,
+//! and runs every cleanup registered so far (each bounded by [`CLEANUP_LIMIT`]) before the run
+//! ends failed: probe data is not left in production because a job was cancelled.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -22,6 +26,9 @@ use crate::checks::{self, http, Cleanup, Ctx, Outcome};
 use crate::report::Printer;
 use crate::spec::{Check, CheckSpec, CleanupSpec, Kind};
 use crate::vars::{self, Ref};
+
+/// The longest a cleanup may take.
+pub const CLEANUP_LIMIT: Duration = Duration::from_secs(30);
 
 /// How a check ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +87,10 @@ pub struct RunReport {
     /// In the spec's order.
     pub results: Vec<CheckResult>,
     pub cleanups: Vec<CleanupResult>,
+    /// The signal that stopped the run, if one did.
+    pub stopped: Option<&'static str>,
+    /// Whether checks that write were skipped (a read-only environment).
+    pub read_only: bool,
 }
 
 impl RunReport {
@@ -87,9 +98,12 @@ impl RunReport {
         self.results.iter().filter(|r| r.status == status).count()
     }
 
-    /// Every check passed or was skipped by choice, and every cleanup worked.
+    /// Every check passed or was skipped by choice, every cleanup worked, and no signal
+    /// stopped the run.
     pub fn success(&self) -> bool {
-        self.count(Status::Failed) == 0 && self.cleanups.iter().all(|c| c.error.is_none())
+        self.stopped.is_none()
+            && self.count(Status::Failed) == 0
+            && self.cleanups.iter().all(|c| c.error.is_none())
     }
 }
 
@@ -209,7 +223,12 @@ async fn attempts(
 /// Run the plan; never fails (every failure is a check's result).
 // The scheduler's loop reads best whole: start what is ready, wait for one, record it.
 #[allow(clippy::too_many_lines)]
-pub async fn execute(plan: Plan, ctx: Arc<Ctx>, printer: &Printer) -> RunReport {
+pub async fn execute(
+    plan: Plan,
+    ctx: Arc<Ctx>,
+    printer: &Printer,
+    stop: &lifeboat::signal::Stop,
+) -> RunReport {
     let started_at = chrono::Utc::now();
     let started = Instant::now();
     let checks: Vec<Arc<Check>> = plan.checks.into_iter().map(Arc::new).collect();
@@ -240,6 +259,9 @@ pub async fn execute(plan: Plan, ctx: Arc<Ctx>, printer: &Printer) -> RunReport 
     let mut cleanups = Vec::new();
     let mut tasks: JoinSet<Done> = JoinSet::new();
     let mut task_of = HashMap::new();
+    // The check tasks under way, to abort on a signal (cleanup tasks are left to finish).
+    let mut running = HashMap::new();
+    let mut stopped: Option<&'static str> = None;
 
     let finish = |i: usize, status: Status, duration: Duration, attempts: u32, message: &str| {
         let c = &checks[i];
@@ -281,7 +303,9 @@ pub async fn execute(plan: Plan, ctx: Arc<Ctx>, printer: &Printer) -> RunReport 
                     .iter()
                     .map(|d| results[*d].as_ref().expect("finished"))
                     .find(|r| r.status != Status::Passed);
-                let skip = if let Some(dep) = blocked {
+                let skip = if let Some(signal) = stopped {
+                    Some(format!("not run: the run was stopped by {signal}"))
+                } else if let Some(dep) = blocked {
                     Some(format!(
                         "skipped: it depends on `{}`, which {}",
                         dep.name,
@@ -319,6 +343,7 @@ pub async fn execute(plan: Plan, ctx: Arc<Ctx>, printer: &Printer) -> RunReport 
                             Done::Check(outcome, n, took)
                         });
                         task_of.insert(handle.id(), i);
+                        running.insert(handle.id(), handle);
                     }
                     Err(e) => {
                         let r = finish(i, Status::Failed, Duration::ZERO, 0, &e);
@@ -356,12 +381,38 @@ pub async fn execute(plan: Plan, ctx: Arc<Ctx>, printer: &Printer) -> RunReport 
                 task_of.insert(handle.id(), i);
             }
         }
-        let Some(joined) = tasks.join_next_with_id().await else {
+        let joined = tokio::select! {
+            joined = tasks.join_next_with_id() => joined,
+            signal = stop.wait(), if stopped.is_none() => {
+                stopped = Some(signal);
+                for handle in running.values() {
+                    handle.abort();
+                }
+                continue;
+            }
+        };
+        let Some(joined) = joined else {
             break;
         };
+        let id = match &joined {
+            Ok((id, _)) => *id,
+            Err(e) => e.id(),
+        };
+        running.remove(&id);
         let (i, done) = match joined {
             Ok((id, done)) => (task_of[&id], done),
             Err(e) if cleaning[task_of[&e.id()]] => (task_of[&e.id()], Done::Cleaned(Vec::new())),
+            Err(e) if e.is_cancelled() => (
+                task_of[&e.id()],
+                Done::Check(
+                    Outcome::fail(format!(
+                        "stopped by {}; what it sent before, if anything, is cleaned up only when the check had captured what its cleanup needs",
+                        stopped.unwrap_or("a signal")
+                    )),
+                    1,
+                    Duration::ZERO,
+                ),
+            ),
             Err(e) => (
                 task_of[&e.id()],
                 Done::Check(
@@ -430,6 +481,8 @@ pub async fn execute(plan: Plan, ctx: Arc<Ctx>, printer: &Printer) -> RunReport 
         duration: started.elapsed(),
         results: results.into_iter().flatten().collect(),
         cleanups,
+        stopped,
+        read_only: plan.read_only,
     }
 }
 
@@ -470,7 +523,13 @@ async fn run_cleanup(cleanup: &Cleanup, ctx: &Ctx) -> CleanupResult {
     CleanupResult {
         check: cleanup.check().to_owned(),
         what: ctx.redactor.scrub(&cleanup.describe()),
-        error: cleanup.run(ctx).await.err().map(|e| ctx.redactor.scrub(&e)),
+        error: match tokio::time::timeout(CLEANUP_LIMIT, cleanup.run(ctx)).await {
+            Ok(ran) => ran.err().map(|e| ctx.redactor.scrub(&e)),
+            Err(_) => Some(format!(
+                "it did not end within {} s; what it should remove may be left",
+                CLEANUP_LIMIT.as_secs()
+            )),
+        },
         not_sent: None,
     }
 }

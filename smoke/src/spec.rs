@@ -486,13 +486,19 @@ pub struct Located {
     pub line: usize,
 }
 
+/// The environments whose checks may write unless the spec says otherwise: every other name
+/// (`production`, `prod`, `live`, `main`, a customer's name) is read-only by default, so that a
+/// production named any other way is never written to by accident.
+pub const WRITABLE_BY_NAME: &[&str] = &["dev", "development", "local", "test", "staging", "ci"];
+
 /// An environment (`staging`, `production`): where the app is, its variables, and whether
 /// writes are allowed.
 #[derive(Debug, Clone)]
 pub struct Environment {
     pub name: String,
     pub base_url: Option<Located>,
-    /// Only read-only checks run, unless `--allow-writes` (default: true for `production`).
+    /// Only read-only checks run, unless `--allow-writes` (default: true for every environment
+    /// not named as one that may be written to, [`WRITABLE_BY_NAME`]).
     pub read_only: bool,
     pub vars: BTreeMap<String, Located>,
 }
@@ -645,6 +651,33 @@ impl Spec {
         };
         let top_vars = located(raw.vars)?;
         let mut environments = BTreeMap::new();
+        // Two environments at the same base-url, one read-only and one not: which is it? A
+        // `staging` that points at production's URL would write to production.
+        let mut seen: Vec<(String, String, bool, std::ops::Range<usize>)> = Vec::new();
+        for (name, env) in &raw.environments {
+            let Some(b) = &env.base_url else { continue };
+            let url = b.get_ref().trim().trim_end_matches('/').to_owned();
+            let read_only = env
+                .read_only
+                .unwrap_or(!WRITABLE_BY_NAME.contains(&name.as_str()));
+            if let Some((other, _, _, _)) = seen
+                .iter()
+                .find(|(_, u, ro, _)| *u == url && *ro != read_only)
+            {
+                let (ro, rw) = if read_only {
+                    (name, other)
+                } else {
+                    (other, name)
+                };
+                return Err(err(
+                    Some(b.span()),
+                    format!(
+                        "environments `{ro}` (read-only) and `{rw}` (writes allowed) have the same base-url, so a run could write to the read-only one under the other's name: give each its own base-url, or set `read-only` alike"
+                    ),
+                ));
+            }
+            seen.push((name.clone(), url, read_only, b.span()));
+        }
         for (name, env) in raw.environments {
             let base_url = env.base_url.map(|b| Located {
                 line: line_of(text, b.span().start),
@@ -653,7 +686,9 @@ impl Spec {
             environments.insert(
                 name.clone(),
                 Environment {
-                    read_only: env.read_only.unwrap_or(name == "production"),
+                    read_only: env
+                        .read_only
+                        .unwrap_or(!WRITABLE_BY_NAME.contains(&name.as_str())),
                     name,
                     base_url,
                     vars: located(env.vars)?,
@@ -1108,6 +1143,37 @@ mod tests {
         assert_eq!(
             spec.check("read-business").expect("check").depends_on,
             ["create-business"]
+        );
+    }
+
+    #[test]
+    fn only_environments_named_for_it_are_written_to_by_default() {
+        let spec = parse(
+            "[environments.prod]\nbase-url = \"https://app.example\"\n\
+             [environments.live]\nbase-url = \"https://live.example\"\n\
+             [environments.staging]\nbase-url = \"https://staging.example\"\n\
+             [environments.dev]\nbase-url = \"http://127.0.0.1:3000\"\n\
+             [environments.customer-a]\nbase-url = \"https://a.example\"\nread-only = false\n\
+             [[check]]\nname = \"h\"\nurl = \"/\"\n",
+        )
+        .expect("parses");
+        let ro = |n: &str| spec.environments[n].read_only;
+        assert!(ro("prod") && ro("live"), "not named writable: read-only");
+        assert!(!ro("staging") && !ro("dev"));
+        assert!(!ro("customer-a"), "declared");
+        // A writable name at a read-only environment's URL is refused, on its line.
+        let e = parse(
+            "[environments.production]\nbase-url = \"https://app.example/\"\n\
+             [environments.staging]\nbase-url = \"https://app.example\"\n\
+             [[check]]\nname = \"h\"\nurl = \"/\"\n",
+        )
+        .expect_err("ambiguous")
+        .to_string();
+        assert!(
+            e.contains(
+                "`production` (read-only) and `staging` (writes allowed) have the same base-url"
+            ),
+            "{e}"
         );
     }
 

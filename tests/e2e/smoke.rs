@@ -1755,3 +1755,88 @@ url = "/slow"
     assert!(at("GET /things/7 ") < at("DELETE /things/7 "), "{seen:?}");
     assert!(at("DELETE /things/7 ") < at("GET /slow "), "{seen:?}");
 }
+
+#[test]
+fn a_signal_stops_the_checks_and_removes_the_probe_data_before_the_run_ends() {
+    for (signal, code) in [("TERM", 1), ("INT", 130)] {
+        // The app answers the read that depends on the created thing only after a minute.
+        let app = Server::start(|request| {
+            let first = request.lines().next().unwrap_or_default();
+            if first.starts_with("POST /things ") {
+                http_response("201 Created", "", "{\"id\":7}")
+            } else if first.starts_with("DELETE ") {
+                http_response("204 No Content", "", "")
+            } else {
+                std::thread::sleep(Duration::from_mins(1));
+                http_response("200 OK", "", "{}")
+            }
+        });
+        let spec = format!(
+            r#"
+[environments.staging]
+base-url = "{base}"
+
+[[check]]
+name = "create"
+method = "POST"
+url = "/things"
+expect.status = 201
+capture.id = "/id"
+cleanup = {{ url = "/things/${{id}}" }}
+
+[[check]]
+name = "read"
+depends-on = ["create"]
+url = "/things/${{id}}"
+timeout = "90s"
+
+[[check]]
+name = "after"
+depends-on = ["read"]
+url = "/after"
+"#,
+            base = app.url(""),
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("smoke.toml");
+        std::fs::write(&path, spec).expect("write");
+        let mut cmd = Command::new(bin("lifeboat-smoke"));
+        cmd.current_dir(dir.path())
+            .args(["--spec", &path.to_string_lossy()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for var in CLEARED {
+            cmd.env_remove(var);
+        }
+        let child = cmd.spawn().expect("spawn lifeboat-smoke");
+        // Once the slow read is under way (its cleanup registered), the CI job is cancelled.
+        wait_for("the read reaches the app", Duration::from_secs(30), || {
+            app.requests()
+                .iter()
+                .any(|r| r.starts_with("GET /things/7 "))
+                .then_some(())
+        });
+        let kill = run(Command::new("kill").args(["-s", signal, &child.id().to_string()]));
+        assert!(kill.status.success(), "kill -s {signal}");
+        let out = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "SIG{signal}: {stderr}");
+        let seen: Vec<String> = app
+            .requests()
+            .iter()
+            .map(|r| r.lines().next().unwrap_or_default().to_owned())
+            .collect();
+        assert!(
+            seen.iter().any(|l| l.starts_with("DELETE /things/7 ")),
+            "SIG{signal}: the probe data is removed: {seen:?}\n{stderr}"
+        );
+        assert!(
+            !seen.iter().any(|l| l.starts_with("GET /after ")),
+            "SIG{signal}: nothing new starts: {seen:?}"
+        );
+        assert!(
+            stderr.contains(&format!("stopped by SIG{signal}")),
+            "SIG{signal}: {stderr}"
+        );
+    }
+}

@@ -237,6 +237,7 @@ pub fn judge(
         check.regex.as_ref(),
         response,
         json.as_ref(),
+        &ctx.redactor,
     ));
     let what = format!("{method} {} → {}", url_of(spec), response.status);
     let mut outcome = if failures.is_empty() {
@@ -244,7 +245,11 @@ pub fn judge(
     } else {
         let mut message = format!("{what}: {}", failures.join("; "));
         if !status_ok && !response.body.is_empty() {
-            let _ = write!(message, " (body: {})", excerpt(&response.body));
+            let _ = write!(
+                message,
+                " (body: {})",
+                excerpt(&ctx.redactor.scrub(&response.body))
+            );
         }
         Outcome::fail(message)
     };
@@ -253,7 +258,8 @@ pub fn judge(
     outcome
 }
 
-/// The first 160 characters of a body, on one line.
+/// The first 160 characters of a body, on one line. Scrub first: a secret across the cut would
+/// show in part.
 pub fn excerpt(body: &str) -> String {
     let flat: String = body
         .chars()
@@ -268,11 +274,13 @@ pub fn excerpt(body: &str) -> String {
 }
 
 /// Every assertion but the status.
+#[allow(clippy::too_many_lines)] // one assertion after another, each with its own message
 fn assert_response(
     expect: &Expect,
     regex: Option<&regex_lite::Regex>,
     response: &Response,
     json: Option<&serde_json::Value>,
+    redactor: &crate::vars::Redactor,
 ) -> Vec<String> {
     let mut failures = Vec::new();
     for (name, want) in &expect.headers {
@@ -315,7 +323,7 @@ fn assert_response(
                     Some(v) => failures.push(format!(
                         "{} is {}, expected a{} {}",
                         j.pointer,
-                        short(v),
+                        short(v, redactor),
                         if t.name().starts_with(['a', 'i', 'o']) {
                             "n"
                         } else {
@@ -333,7 +341,11 @@ fn assert_response(
                 match got {
                     Some(v) if json_eq(v, &want) => {}
                     Some(v) => {
-                        failures.push(format!("{} is {}, expected {want}", j.pointer, short(v)));
+                        failures.push(format!(
+                            "{} is {}, expected {want}",
+                            j.pointer,
+                            short(v, redactor)
+                        ));
                     }
                     None => failures.push(format!("nothing at {}, expected {want}", j.pointer)),
                 }
@@ -376,9 +388,9 @@ fn assert_response(
     failures
 }
 
-/// A value for a message, cut short.
-fn short(v: &serde_json::Value) -> String {
-    let s = v.to_string();
+/// A value for a message, scrubbed of secrets, then cut short.
+fn short(v: &serde_json::Value, redactor: &crate::vars::Redactor) -> String {
+    let s = redactor.scrub(&v.to_string());
     if s.chars().count() > 80 {
         format!("{}…", s.chars().take(80).collect::<String>())
     } else {
