@@ -264,6 +264,58 @@ pub fn ensure_dir(dir: &Path) -> io::Result<()> {
         .create(dir)
 }
 
+/// Remove what killed runs left in `dir` (SIGKILL, the OOM killer, a power cut): `.partial`
+/// archives and manifests that no running backup holds, and manifests whose archive never got
+/// its name. Called under the backup lock; files of a backup of another database that is
+/// running are held by it and stay, and nothing else (a file of the user's) is touched. The
+/// names removed.
+pub fn remove_stale(dir: &Path) -> Vec<String> {
+    let Ok(read) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let is_archive = |n: &str| crate::manifest::EXTENSIONS.iter().any(|e| n.ends_with(e));
+    let mut removed = Vec::new();
+    for entry in read.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        // Only regular files, never through a link.
+        if !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        // A running backup holds its archive's `.partial` from start to rename.
+        let held = |partial: &Path| File::open(partial).is_ok_and(|f| f.try_lock().is_err());
+        let stale = if let Some(base) = name.strip_suffix(".partial") {
+            if is_archive(base) {
+                !held(&path)
+            } else if let Some(archive) = base.strip_suffix(".json").filter(|a| is_archive(a)) {
+                // A manifest being written: its archive's `.partial` is still held.
+                !held(&dir.join(format!("{archive}.partial")))
+            } else {
+                false
+            }
+        } else if let Some(archive) = name.strip_suffix(".json").filter(|a| is_archive(a)) {
+            let archive_path = dir.join(archive);
+            let mut partial = archive_path.as_os_str().to_owned();
+            partial.push(".partial");
+            // Written before its archive is renamed: stale only when neither is there, and
+            // only a manifest of ours for that very archive.
+            !archive_path.exists()
+                && !Path::new(&partial).exists()
+                && std::fs::read(&path)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<crate::manifest::Manifest>(&b).ok())
+                    .is_some_and(|m| m.file == archive)
+        } else {
+            false
+        };
+        if stale && std::fs::remove_file(&path).is_ok() {
+            removed.push(name);
+        }
+    }
+    removed.sort();
+    removed
+}
+
 /// Read an archive back as SQL, by its extension: `.sql.gz` (one or many gzip members) or
 /// `.sql.zst`.
 pub fn open_reader(path: &Path) -> io::Result<Box<dyn Read + Send>> {
@@ -293,6 +345,12 @@ impl ArchiveWriter {
             .create_new(true)
             .mode(0o600)
             .open(&partial)?;
+        // Held while the file is written: a partial file nobody holds is what a killed run
+        // left ([`remove_stale`]); one a run of another database is writing is not.
+        if let Err(e) = file.try_lock() {
+            let _ = std::fs::remove_file(&partial);
+            return Err(io::Error::other(e.to_string()));
+        }
         let syncer = match Syncer::start(&file) {
             Ok(syncer) => syncer,
             Err(e) => {
@@ -328,7 +386,17 @@ impl ArchiveWriter {
     }
 
     /// End the stream, fsync the file, give it its final name and fsync the directory.
-    pub fn finish(mut self) -> io::Result<Finished> {
+    pub fn finish(self) -> io::Result<Finished> {
+        self.finish_with(|_| Ok(())).map(|(finished, ())| finished)
+    }
+
+    /// End the stream and fsync the file; then `before_rename` (which writes the manifest), and
+    /// only then the final name: a run killed at any point leaves a `.partial` file (removed by
+    /// the next run, [`remove_stale`]), never an archive without its manifest.
+    pub fn finish_with<T>(
+        mut self,
+        before_rename: impl FnOnce(&Finished) -> io::Result<T>,
+    ) -> io::Result<(Finished, T)> {
         let encoder = self
             .encoder
             .take()
@@ -346,26 +414,39 @@ impl ArchiveWriter {
             }
             let file = inner.into_inner().map_err(io::IntoInnerError::into_error)?;
             file.sync_all()?;
-            drop(file);
-            std::fs::rename(&self.partial, &self.path)?;
-            Ok((written, hex(&hasher.finalize())))
+            Ok((written, hex(&hasher.finalize()), file))
         })();
-        let (size, sha256) = match result {
+        let (size, sha256, file) = match result {
             Ok(done) => done,
             Err(e) => {
                 let _ = std::fs::remove_file(&self.partial);
                 return Err(e);
             }
         };
-        if let Some(dir) = self.path.parent() {
-            File::open(dir)?.sync_all()?;
-        }
-        Ok(Finished {
+        let finished = Finished {
             size,
             raw_size: self.raw_size,
             sha256,
             tables: std::mem::take(&mut self.rows).finish(),
-        })
+        };
+        let extra = match before_rename(&finished) {
+            Ok(extra) => extra,
+            Err(e) => {
+                let _ = std::fs::remove_file(&self.partial);
+                return Err(e);
+            }
+        };
+        if let Err(e) = std::fs::rename(&self.partial, &self.path) {
+            let _ = std::fs::remove_file(&self.partial);
+            let _ = std::fs::remove_file(crate::manifest::path_for(&self.path));
+            return Err(e);
+        }
+        // The lock goes with the handle, once the file has its name.
+        drop(file);
+        if let Some(dir) = self.path.parent() {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok((finished, extra))
     }
 }
 

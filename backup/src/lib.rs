@@ -165,13 +165,21 @@ fn run_backup(config: &Config, output: &OutputOptions) -> anyhow::Result<ExitCod
     let pinger = notify::Pinger::new(config);
     let result = runtime.block_on(async {
         let backup = async {
-            // The bucket and its keys are tried before the dump: a wrong key must not cost
-            // an hour of pg_dump first.
+            // The bucket and its keys are tried before the dump: a wrong key or bucket must
+            // not cost an hour of pg_dump first. A storage out of reach is another matter: the
+            // local backup is still worth taking, and its upload is tried (and retried) after.
             if let Some(settings) = &offsite {
-                lifeboat::s3::Bucket::new(settings)
-                    .check()
-                    .await
-                    .context("the bucket cannot be used with these settings (S3_BUCKET, S3_ENDPOINT and its keys); nothing was dumped")?;
+                match lifeboat::s3::Bucket::new(settings).check().await {
+                    Ok(()) => {}
+                    Err(e) if e.refused() => {
+                        return Err(anyhow::Error::new(e).context(
+                            "the bucket refuses these settings (S3_BUCKET, S3_ENDPOINT and its keys); nothing was dumped",
+                        ));
+                    }
+                    Err(e) => warn!(
+                        "the bucket cannot be reached now ({e}); the backup is taken here first and its upload tried after"
+                    ),
+                }
             }
             let done = take(config).await?;
             if let Some(settings) = &offsite {
@@ -222,6 +230,13 @@ pub async fn take(config: &Config) -> anyhow::Result<Done> {
         .with_context(|| format!("cannot create the backup directory {}", dir.display()))?;
     // Before the dump: a key that cannot be read or made stops the run with nothing written.
     let key = sign::Key::for_backup(config)?;
+    // What runs killed outright left (SIGKILL, the OOM killer): removed under the lock.
+    for name in archive::remove_stale(dir) {
+        warn!(
+            "removed {name}: left in {} by a backup that was killed",
+            dir.display()
+        );
+    }
 
     let started = Utc::now();
     let clock = Instant::now();
@@ -241,35 +256,40 @@ pub async fn take(config: &Config) -> anyhow::Result<Done> {
         dumped = source.dump(&mut sink) => dumped?,
         signal = shutdown_signal() => bail!("stopped by {signal}; the partial file was removed and earlier backups are untouched"),
     }
-    let finished = sink
-        .finish()
-        .with_context(|| format!("cannot complete {} (is the disk full?)", path.display()))?;
-    let mut manifest = Manifest {
-        format: manifest::FORMAT,
-        file,
-        database: source.database().to_owned(),
-        server_version,
-        source: source.describe(),
-        size: finished.size,
-        raw_size: finished.raw_size,
-        sha256: finished.sha256.clone(),
-        compression: format!("{} level {}", settings.compress, settings.level),
-        started,
-        finished: Utc::now(),
-        duration_ms: u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
-        tool: format!("lifeboat-backup {}", env!("CARGO_PKG_VERSION")),
-        tables: finished.tables.clone(),
-        all: source.all(),
-        signature: None,
-    };
-    manifest.signature = Some(key.sign(&manifest));
-    if let Err(e) = manifest.write(&path) {
-        let _ = std::fs::remove_file(&path);
-        return Err(anyhow::Error::new(e).context(format!(
-            "cannot write the manifest of {}; the archive was removed",
-            path.display()
-        )));
-    }
+    let database = source.database().to_owned();
+    let (source_text, all) = (source.describe(), source.all());
+    // The manifest is written before the archive gets its name: a run killed in between
+    // leaves a `.partial` file the next run removes, never an archive without its manifest.
+    let (finished, manifest) = sink
+        .finish_with(|finished| {
+            let mut manifest = Manifest {
+                format: manifest::FORMAT,
+                file,
+                database,
+                server_version,
+                source: source_text,
+                size: finished.size,
+                raw_size: finished.raw_size,
+                sha256: finished.sha256.clone(),
+                compression: format!("{} level {}", settings.compress, settings.level),
+                started,
+                finished: Utc::now(),
+                duration_ms: u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
+                tool: format!("lifeboat-backup {}", env!("CARGO_PKG_VERSION")),
+                tables: finished.tables.clone(),
+                all,
+                signature: None,
+            };
+            manifest.signature = Some(key.sign(&manifest));
+            manifest.write(&path)?;
+            Ok(manifest)
+        })
+        .with_context(|| {
+            format!(
+                "cannot complete {} or its manifest (is the disk full?); the partial file was removed",
+                path.display()
+            )
+        })?;
     info!(
         size = finished.size,
         sha256 = %finished.sha256,
@@ -293,7 +313,12 @@ fn free_name(dir: &Path, pattern: &str, compress: Compress, at: DateTime<Utc>) -
     let ext = compress.extension();
     let mut path = dir.join(format!("{stem}.{ext}"));
     let mut n = 2;
-    while path.exists() || manifest::path_for(&path).exists() {
+    let partial = |p: &Path| {
+        let mut s = p.as_os_str().to_owned();
+        s.push(".partial");
+        PathBuf::from(s).exists()
+    };
+    while path.exists() || manifest::path_for(&path).exists() || partial(&path) {
         path = dir.join(format!("{stem}_{n}.{ext}"));
         n += 1;
     }

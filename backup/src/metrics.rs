@@ -2,11 +2,14 @@
 //! the seed's `BackupFailed` fires when a backup fails, and `time() - last_success > 26h` when
 //! backups silently stopped running at all.
 //!
-//! The file is replaced atomically; a failure keeps the last success's time, size and duration
-//! and counts one more failure.
+//! The file is replaced atomically, mode 0644 whatever the umask (node_exporter often runs as
+//! another user; the file holds no secret); a failure keeps the last success's time, size and
+//! duration and counts one more failure. A job that never succeeded says its last success was at
+//! 0 (1970), so that the "stopped running" alert fires for it too.
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{Read as _, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use crate::manifest::Manifest;
@@ -31,6 +34,7 @@ pub fn record(path: &Path, outcome: Option<&Manifest>) -> std::io::Result<()> {
         values.entry(FAILURES).or_insert(0.0);
     } else {
         values.insert(LAST_OK, 0.0);
+        values.entry(LAST_SUCCESS).or_insert(0.0);
         *values.entry(FAILURES).or_insert(0.0) += 1.0;
     }
     let help = [
@@ -76,7 +80,17 @@ pub fn record(path: &Path, outcome: Option<&Manifest>) -> std::io::Result<()> {
     }
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
-    let mut f = std::fs::File::create(&tmp)?;
+    // Made afresh (a link planted under the name is removed, never written through), then
+    // 0644 on the open file: the umask does not decide who may read it.
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
     f.write_all(text.as_bytes())?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)
@@ -88,7 +102,11 @@ fn seconds(t: chrono::DateTime<chrono::Utc>) -> f64 {
 
 /// The values of the previous file, by metric name.
 fn previous(path: &Path) -> HashMap<&'static str, f64> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut text = String::new();
+    if let Ok(f) = std::fs::File::open(path) {
+        // Ours is a few hundred bytes.
+        let _ = std::io::Read::take(f, 64 * 1024).read_to_string(&mut text);
+    }
     let known = [LAST_SUCCESS, LAST_RUN, LAST_OK, DURATION, SIZE, FAILURES];
     text.lines()
         .filter(|l| !l.starts_with('#'))
@@ -98,4 +116,27 @@ fn previous(path: &Path) -> HashMap<&'static str, f64> {
             Some((name, value.trim().parse().ok()?))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_job_that_never_succeeded_says_so_and_anyone_may_read_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("backup.prom");
+        super::record(&path, None).expect("record");
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(
+            text.contains("\nlifeboat_backup_last_success_timestamp_seconds 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nlifeboat_backup_failures_total 1\n"),
+            "{text}"
+        );
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
+    }
 }

@@ -114,7 +114,16 @@ pub async fn restore(
     let db = server.database().to_owned();
     let clock = Instant::now();
     let started = Utc::now();
-    let (restore_db, pre_db) = names(&db, started);
+    // Names of that second, or of the next free one: a restore a second after another (or one
+    // whose names someone took) must not meet its databases.
+    let mut at = started;
+    let (restore_db, pre_db) = loop {
+        let (r, p) = names(&db, at);
+        if !server.exists(&r).await? && !server.exists(&p).await? {
+            break (r, p);
+        }
+        at += chrono::TimeDelta::seconds(1);
+    };
     let live = server.info(&db).await?;
     let mut j = Journal {
         step: Step::Restoring,

@@ -24,7 +24,18 @@ pub enum S3Error {
         bucket: String,
         key: String,
         message: String,
+        /// The HTTP status the storage answered with, when it answered.
+        status: Option<u16>,
     },
+}
+
+impl S3Error {
+    /// The storage answered, and said no (4xx: wrong keys, no such bucket, no permission): a
+    /// setting to fix, not an outage to wait out.
+    pub fn refused(&self) -> bool {
+        let S3Error::Op { status, .. } = self;
+        status.is_some_and(|s| (400..500).contains(&s))
+    }
 }
 
 /// An object as listed.
@@ -116,7 +127,14 @@ impl Bucket {
         name: &str,
         e: &SdkError<E, HttpResponse>,
     ) -> S3Error {
-        self.failed(op, name, describe(e))
+        let status = match e {
+            SdkError::ServiceError(ctx) => Some(ctx.raw().status().as_u16()),
+            _ => None,
+        };
+        let mut err = self.failed(op, name, describe(e));
+        let S3Error::Op { status: s, .. } = &mut err;
+        *s = status;
+        err
     }
 
     /// A local read that failed (the file being uploaded, a body being downloaded).
@@ -131,6 +149,7 @@ impl Bucket {
             bucket: self.name.clone(),
             key: self.key(name),
             message,
+            status: None,
         }
     }
 
@@ -340,10 +359,19 @@ fn describe<E: ProvideErrorMetadata + std::error::Error + 'static>(
                     "; check S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY, and that they may use the bucket",
                 );
             }
+            // What the retry policy retries: so many tries were made.
+            if status >= 500 || status == 429 {
+                let _ = write!(line, " ({ATTEMPTS} tries, backoff about 1, 2, 4, 8 s)");
+            }
             line
         }
-        SdkError::TimeoutError(_) => "no answer in time".into(),
-        SdkError::DispatchFailure(_) => format!("cannot reach it: {}", innermost(e)),
+        SdkError::TimeoutError(_) => {
+            format!("no answer in time ({ATTEMPTS} tries, backoff about 1, 2, 4, 8 s)")
+        }
+        SdkError::DispatchFailure(_) => format!(
+            "cannot reach it: {} ({ATTEMPTS} tries, backoff about 1, 2, 4, 8 s)",
+            innermost(e)
+        ),
         _ => innermost(e),
     }
 }

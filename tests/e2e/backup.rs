@@ -2,6 +2,7 @@
 //! manifest, and every failure (pg_dump error, SIGTERM, the container killed) leaving nothing
 //! new behind and earlier backups untouched.
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -12,11 +13,13 @@ use lifeboat_testkit::{bin, docker_ok, run, unique, wait_for, TestContainer};
 mod support;
 use support::{archive_of, backup, database_with_rows, file_name, manifest_of};
 
+/// The files in `dir`, but for hidden ones (the signing key, a lock directory): not backups.
 fn files(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|r| {
             r.flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
                 .collect()
         })
         .unwrap_or_default();
@@ -264,6 +267,47 @@ async fn sigterm_or_a_killed_container_mid_dump_leaves_nothing_behind() {
         "the partial file is gone"
     );
 
+    // SIGKILL (the OOM killer) leaves the partial file; the next run removes it, under its lock,
+    // and says so.
+    let mut cmd = Command::new(bin("lifeboat-backup"));
+    env(&mut cmd);
+    let mut child = cmd.spawn().expect("spawn");
+    wait_for_partial(&dir);
+    run(Command::new("kill").args(["-KILL", &child.id().to_string()]));
+    child.wait().expect("wait");
+    let left = files(&dir);
+    assert!(
+        left.len() == 1 && left[0].ends_with(".sql.gz.partial"),
+        "{left:?}"
+    );
+    // The next run may start within the same second and reuse the name: it is another file.
+    let id = |m: &std::fs::Metadata| (m.ino(), m.ctime(), m.ctime_nsec());
+    let stale = id(&std::fs::metadata(dir.join(&left[0])).expect("stale"));
+    let mut cmd = Command::new(bin("lifeboat-backup"));
+    env(&mut cmd);
+    let child = cmd.spawn().expect("spawn");
+    wait_for(
+        "the next run's own partial file",
+        Duration::from_secs(30),
+        || {
+            let now = files(&dir);
+            let fresh = |f: &String| {
+                f.ends_with(".partial")
+                    && std::fs::metadata(dir.join(f)).is_ok_and(|m| id(&m) != stale)
+            };
+            now.iter().any(fresh).then_some(())
+        },
+    );
+    run(Command::new("kill").args(["-TERM", &child.id().to_string()]));
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("removed {}", left[0]))
+            && stderr.contains("by a backup that was killed"),
+        "{stderr}"
+    );
+    assert_eq!(files(&dir), Vec::<String>::new(), "{stderr}");
+
     // The database container dies mid-dump.
     let mut cmd = Command::new(bin("lifeboat-backup"));
     env(&mut cmd);
@@ -373,6 +417,7 @@ fn prune_plans_and_applies_retention_touching_only_backups() {
 }
 
 #[tokio::test]
+#[allow(clippy::too_many_lines)] // one story: a copy, an outage, a wrong bucket, no keys
 async fn the_off_site_copy_lands_in_the_bucket_and_a_failed_upload_keeps_the_local_copy() {
     let db = database_with_rows(&lifeboat_testkit::database_url(), 100).await;
     let work = tempfile::tempdir().expect("tempdir");
@@ -434,7 +479,8 @@ async fn the_off_site_copy_lands_in_the_bucket_and_a_failed_upload_keeps_the_loc
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("off-site copy failed; the local copy is kept"),
+        stderr.contains("off-site copy failed; the local copy is kept")
+            && stderr.contains("cannot be reached now"),
         "{stderr}"
     );
     assert_eq!(
@@ -443,6 +489,28 @@ async fn the_off_site_copy_lands_in_the_bucket_and_a_failed_upload_keeps_the_loc
             .filter(|f| f.ends_with(".sql.gz"))
             .count(),
         2
+    );
+
+    // A bucket the storage says does not exist: refused before the dump (HEAD of the bucket),
+    // nothing dumped.
+    let mut wrong = env.clone();
+    wrong[1].1 = s3.endpoint.clone();
+    wrong[2].1 = unique("lbtest-no-such-bucket-");
+    let out = run_with(&wrong, &["--database", &db]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the bucket refuses these settings")
+            && stderr.contains("nothing was dumped"),
+        "{stderr}"
+    );
+    assert_eq!(
+        files(&work.path().join("backups"))
+            .iter()
+            .filter(|f| f.ends_with(".sql.gz"))
+            .count(),
+        2,
+        "no dump was taken"
     );
 
     // A bucket without credentials is refused before anything is done.
@@ -786,10 +854,22 @@ async fn a_storage_answering_503_is_retried_with_backoff_and_the_local_copy_kept
         "{stderr}"
     );
     assert!(!stderr.contains("secret-never-shown"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} tries", lifeboat::s3::ATTEMPTS)),
+        "the error says how often it tried: {stderr}"
+    );
+    // The bucket is tried before the dump (HEAD), the upload after; each request as often.
+    let requests = flaky.requests();
+    let heads = requests.iter().filter(|r| r.starts_with("HEAD ")).count();
+    assert_eq!(heads, lifeboat::s3::ATTEMPTS as usize, "{requests:?}");
     assert_eq!(
-        flaky.requests().len(),
+        requests.len() - heads,
         lifeboat::s3::ATTEMPTS as usize,
-        "every attempt reached the storage"
+        "every attempt of the upload reached the storage"
+    );
+    assert!(
+        stderr.contains("cannot be reached now"),
+        "a storage that answers 503 does not stop the local backup: {stderr}"
     );
     let local = files(&work.path().join("backups"));
     assert_eq!(
@@ -867,4 +947,57 @@ fn gfs_retention_keeps_exactly_the_newest_of_each_kept_day_week_and_month() {
         .filter(|f| f.ends_with(".sql.gz"))
         .collect();
     assert_eq!(left, expected, "and the run keeps exactly those");
+}
+
+#[test]
+fn a_job_that_never_succeeded_exports_a_zero_success_time_anyone_may_read_and_locks_stay_private() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let metrics = work.path().join("backup.prom");
+    let dead = format!(
+        "postgres://app:secret-pw@127.0.0.1:{}/app",
+        lifeboat_testkit::closed_port()
+    );
+    // Under cron's umask 077, as root's nightly job often runs.
+    let run_with_umask = |extra: &[(&str, &str)]| {
+        let mut cmd = Command::new("sh");
+        cmd.current_dir(work.path())
+            .args(["-c", "umask 077 && exec \"$0\" \"$@\""])
+            .arg(bin("lifeboat-backup"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &dead)
+            .env("LIFEBOAT_BACKUP_METRICS_FILE", &metrics)
+            .envs(extra.iter().copied());
+        run(&mut cmd)
+    };
+    let out = run_with_umask(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let text = std::fs::read_to_string(&metrics).expect("metrics");
+    assert!(
+        text.contains("\nlifeboat_backup_last_success_timestamp_seconds 0\n"),
+        "the 'stopped running' alert fires for a job that never worked: {text}"
+    );
+    let mode = std::fs::metadata(&metrics)
+        .expect("meta")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o644, "node_exporter must read it");
+
+    // A lock directory anyone can write (/tmp itself) is refused before anything is done.
+    let shared = work.path().join("shared");
+    std::fs::create_dir(&shared).expect("mkdir");
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
+    let out = run_with_umask(&[("LIFEBOAT_LOCK_DIR", shared.to_str().expect("utf-8"))]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("LIFEBOAT_LOCK_DIR") && stderr.contains("writable by other users"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&shared).expect("ls").count(),
+        0,
+        "no lock file made there"
+    );
 }
