@@ -219,6 +219,17 @@ pub fn local_client(program: &str, target: &DbTarget) -> tokio::process::Command
     if let Some(pw) = cfg.get_password() {
         cmd.env("PGPASSWORD", String::from_utf8_lossy(pw).into_owned());
     }
+    // The same root certificate as lifeboat's own connection (the URL's `sslrootcert` would
+    // otherwise be lost on the way), so that pg_dump checks what lifeboat checked.
+    match target.root_cert() {
+        Some(lifeboat::db::RootCert::File(path)) => {
+            cmd.env("PGSSLROOTCERT", path);
+        }
+        Some(lifeboat::db::RootCert::System) => {
+            cmd.env("PGSSLROOTCERT", "system");
+        }
+        None => {}
+    }
     cmd
 }
 

@@ -1,9 +1,17 @@
 //! PostgreSQL: from a URL, or from a database container's own `POSTGRES_*` environment.
 //!
-//! Managed PostgreSQL (seed 003) gives `postgres://…?sslmode=require`; libpq's modes are honoured
-//! over rustls with no OpenSSL: `disable`, `prefer` (the default: TLS when offered), `require`
-//! (encrypted, certificate not checked, as libpq does), and `verify-ca`/`verify-full` (certificate
-//! checked against `sslrootcert` or the public roots, host name included).
+//! Managed PostgreSQL (seed 003) gives `postgres://…?sslmode=require`; libpq's rules are honoured
+//! over rustls with no OpenSSL:
+//! - `disable`; `prefer` (the default: TLS when offered, the certificate not checked);
+//! - `require`: encrypted; the certificate is not checked, unless a root certificate is there
+//!   (`sslrootcert`, or `~/.postgresql/root.crt`), and then its chain is, as `verify-ca`;
+//! - `verify-ca`: the chain is checked against the root certificate, not the host name;
+//! - `verify-full`: the chain and the host name.
+//!
+//! The root certificate is the URL's `sslrootcert`, else `PGSSLROOTCERT`, else
+//! `~/.postgresql/root.crt`; `sslrootcert=system` means the public roots. `verify-ca` and
+//! `verify-full` with none of them is an error, as in libpq. `PGSSLMODE` applies when the URL has
+//! no `sslmode`. The local pg_dump and psql get the same mode and root certificate.
 //!
 //! A URL is shown only redacted, in errors too.
 
@@ -44,12 +52,21 @@ pub enum SslMode {
     VerifyFull,
 }
 
+/// The certificates a server's chain is checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootCert {
+    /// A PEM file.
+    File(std::path::PathBuf),
+    /// The public roots (`sslrootcert=system`).
+    System,
+}
+
 /// Where and how to connect; displays without the password.
 #[derive(Clone)]
 pub struct DbTarget {
     config: tokio_postgres::Config,
     ssl: SslMode,
-    root_cert: Option<String>,
+    root_cert: Option<RootCert>,
     shown: String,
 }
 
@@ -74,24 +91,39 @@ impl DbTarget {
             reason,
         };
         let mut parsed = url::Url::parse(url.expose()).map_err(|e| invalid(e.to_string()))?;
-        let mut ssl = SslMode::Prefer;
-        let mut root_cert = None;
+        let mut mode = None;
+        let mut root = None;
         let mut kept = Vec::new();
         for (k, v) in parsed.query_pairs() {
             match k.as_ref() {
-                "sslmode" => {
-                    ssl = match v.as_ref() {
-                        "disable" => SslMode::Disable,
-                        "allow" | "prefer" => SslMode::Prefer,
-                        "require" => SslMode::Require,
-                        "verify-ca" => SslMode::VerifyCa,
-                        "verify-full" => SslMode::VerifyFull,
-                        other => return Err(invalid(format!("unknown sslmode `{other}`"))),
-                    }
-                }
-                "sslrootcert" => root_cert = Some(v.into_owned()),
+                "sslmode" => mode = Some(v.into_owned()),
+                "sslrootcert" => root = Some(v.into_owned()),
                 _ => kept.push((k.into_owned(), v.into_owned())),
             }
+        }
+        // libpq's environment fills in what the URL does not say.
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let ssl = match mode.or_else(|| env("PGSSLMODE")).as_deref() {
+            None | Some("allow" | "prefer") => SslMode::Prefer,
+            Some("disable") => SslMode::Disable,
+            Some("require") => SslMode::Require,
+            Some("verify-ca") => SslMode::VerifyCa,
+            Some("verify-full") => SslMode::VerifyFull,
+            Some(other) => return Err(invalid(format!("unknown sslmode `{other}`"))),
+        };
+        let default_root = env("HOME")
+            .map(|home| std::path::Path::new(&home).join(".postgresql/root.crt"))
+            .filter(|p| p.is_file());
+        let root_cert = match root.or_else(|| env("PGSSLROOTCERT")) {
+            Some(r) if r == "system" => Some(RootCert::System),
+            Some(r) => Some(RootCert::File(r.into())),
+            None => default_root.map(RootCert::File),
+        };
+        if matches!(ssl, SslMode::VerifyCa | SslMode::VerifyFull) && root_cert.is_none() {
+            return Err(DbError::RootCert {
+                path: "~/.postgresql/root.crt".into(),
+                reason: "it does not exist, and sslrootcert is not given: give the server's CA with sslrootcert=FILE (or PGSSLROOTCERT), or sslrootcert=system for the public roots, or use sslmode=require".into(),
+            });
         }
         if kept.is_empty() {
             parsed.set_query(None);
@@ -173,6 +205,11 @@ impl DbTarget {
         self.ssl
     }
 
+    /// The root certificate the chain is checked against, if any (see the module's rules).
+    pub fn root_cert(&self) -> Option<&RootCert> {
+        self.root_cert.as_ref()
+    }
+
     /// The driver's configuration (for tools that need host, port and user).
     pub fn config(&self) -> &tokio_postgres::Config {
         &self.config
@@ -208,36 +245,117 @@ impl DbTarget {
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(tls_err)?;
-        let config = match self.ssl {
-            SslMode::Prefer | SslMode::Require => builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert(provider)))
-                .with_no_client_auth(),
-            SslMode::Disable | SslMode::VerifyCa | SslMode::VerifyFull => {
-                let mut roots = rustls::RootCertStore::empty();
-                match &self.root_cert {
-                    Some(path) => {
-                        let pem = std::fs::read(path).map_err(|e| DbError::RootCert {
-                            path: path.clone(),
-                            reason: e.to_string(),
-                        })?;
-                        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-                            let cert = cert.map_err(|e| DbError::RootCert {
-                                path: path.clone(),
-                                reason: e.to_string(),
-                            })?;
-                            roots.add(cert).map_err(|e| DbError::RootCert {
-                                path: path.clone(),
-                                reason: e.to_string(),
-                            })?;
-                        }
-                    }
-                    None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-                }
-                builder.with_root_certificates(roots).with_no_client_auth()
+        // libpq: `require` checks the chain when a root certificate is there.
+        let check = match (self.ssl, &self.root_cert) {
+            (SslMode::Disable | SslMode::Prefer, _) | (SslMode::Require, None) => None,
+            (SslMode::Require | SslMode::VerifyCa, Some(root)) => Some((root, false)),
+            (SslMode::VerifyFull, Some(root)) => Some((root, true)),
+            (SslMode::VerifyCa | SslMode::VerifyFull, None) => {
+                return Err(DbError::RootCert {
+                    path: "~/.postgresql/root.crt".into(),
+                    reason: "it does not exist".into(),
+                })
             }
         };
-        Ok(config)
+        let Some((root, host_name)) = check else {
+            return Ok(builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AcceptAnyServerCert(provider)))
+                .with_no_client_auth());
+        };
+        let roots = Arc::new(root_store(root)?);
+        if host_name {
+            return Ok(builder.with_root_certificates(roots).with_no_client_auth());
+        }
+        let chain = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider)
+            .build()
+            .map_err(|e| DbError::Tls {
+                target: self.shown.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(ChainOnly(chain)))
+            .with_no_client_auth())
+    }
+}
+
+/// The certificates of `root`.
+fn root_store(root: &RootCert) -> Result<rustls::RootCertStore, DbError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let path = match root {
+        RootCert::System => {
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            return Ok(roots);
+        }
+        RootCert::File(path) => path,
+    };
+    let bad = |reason: String| DbError::RootCert {
+        path: path.display().to_string(),
+        reason,
+    };
+    // A CA bundle is a few hundred KiB at most.
+    let mut pem = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, 16 << 20), &mut pem))
+        .map_err(|e| bad(e.to_string()))?;
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        let cert = cert.map_err(|e| bad(e.to_string()))?;
+        roots.add(cert).map_err(|e| bad(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(bad("it holds no PEM certificate".into()));
+    }
+    Ok(roots)
+}
+
+/// `verify-ca` (and `require` with a root certificate): the chain must lead to the root
+/// certificate; the host name is not checked (libpq's documented behaviour).
+#[derive(Debug)]
+struct ChainOnly(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        use rustls::{CertificateError, Error};
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            // The name is checked after the chain: this error means the chain is good.
+            Err(Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
     }
 }
 
@@ -402,7 +520,12 @@ mod tests {
         ))
         .expect("parse");
         assert_eq!(t.ssl_mode(), SslMode::VerifyFull);
-        assert_eq!(t.root_cert.as_deref(), Some("/ca.pem"));
+        assert_eq!(t.root_cert(), Some(&RootCert::File("/ca.pem".into())));
+        let t = DbTarget::from_url(&SecretUrl::new(
+            "postgresql://app:pw@db/app?sslmode=verify-ca&sslrootcert=system",
+        ))
+        .expect("parse");
+        assert_eq!(t.root_cert(), Some(&RootCert::System));
     }
 
     #[test]

@@ -1001,3 +1001,190 @@ fn a_job_that_never_succeeded_exports_a_zero_success_time_anyone_may_read_and_lo
         "no lock file made there"
     );
 }
+
+/// `openssl` in `dir`.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = run(Command::new("openssl").current_dir(dir).args(args));
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA, another CA, and a server certificate the first signed for `localhost` and
+/// `db.example` only (not 127.0.0.1).
+fn test_certificates(dir: &Path) {
+    for ca in ["ca", "wrong-ca"] {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN=lifeboat {ca}"),
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.pem"),
+            ],
+        );
+    }
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=db.example",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+    );
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:db.example,DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("ext");
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "server.crt",
+        ],
+    );
+}
+
+#[tokio::test]
+#[allow(clippy::too_many_lines)] // one server, every sslmode rule of libpq against it
+async fn sslmode_follows_libpq_for_lifeboat_and_the_local_pg_dump() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let certs = work.path().join("certs");
+    std::fs::create_dir(&certs).expect("mkdir");
+    test_certificates(&certs);
+    let pg = TestContainer::run(
+        "lbtest-tls-",
+        &[
+            "-e",
+            "POSTGRES_PASSWORD=tls-test-pw",
+            "-p",
+            "127.0.0.1::5432",
+            "lifeboat-test/postgres:15",
+        ],
+    );
+    wait_for("postgres ready", Duration::from_mins(1), || {
+        let ready = docker_ok(&["inspect", "-f", "{{.State.Health.Status}}", &pg.name]);
+        (ready == "healthy").then_some(())
+    });
+    // The server's certificate becomes the one the test CA signed; a reload takes it.
+    let data = "/var/lib/postgresql/data";
+    for file in ["server.crt", "server.key"] {
+        docker_ok(&[
+            "cp",
+            &certs.join(file).display().to_string(),
+            &format!("{}:{data}/{file}", pg.name),
+        ]);
+    }
+    docker_ok(&[
+        "exec",
+        &pg.name,
+        "sh",
+        "-c",
+        &format!("chown postgres:postgres {data}/server.* && chmod 600 {data}/server.key"),
+    ]);
+    docker_ok(&[
+        "exec",
+        "-u",
+        "postgres",
+        &pg.name,
+        "psql",
+        "-qtA",
+        "-c",
+        "SELECT pg_reload_conf()",
+    ]);
+    let port = pg.host_port("5432");
+    let url = |host: &str| format!("postgres://postgres:tls-test-pw@{host}:{port}/postgres");
+    let db = database_with_rows(&format!("{}?sslmode=require", url("127.0.0.1")), 10).await;
+    let home = work.path().join("home");
+    std::fs::create_dir_all(home.join(".postgresql")).expect("home");
+    let ca = certs.join("ca.pem").display().to_string();
+    let wrong = certs.join("wrong-ca.pem").display().to_string();
+    let attempt = |host: &str, query: &str| {
+        let full = format!("postgres://postgres:tls-test-pw@{host}:{port}/{db}?{query}");
+        let out = backup(
+            work.path(),
+            &["--url", &full],
+            &[
+                ("HOME", home.to_str().expect("utf-8")),
+                ("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!stderr.contains("tls-test-pw"), "{stderr}");
+        (out.status.code().expect("exited"), stderr)
+    };
+    let ok = |host: &str, query: &str| {
+        let (code, stderr) = attempt(host, query);
+        assert_eq!(code, 0, "{host} {query}: {stderr}");
+    };
+    let refused = |host: &str, query: &str, why: &str| {
+        let (code, stderr) = attempt(host, query);
+        assert_ne!(code, 0, "{host} {query} must be refused: {stderr}");
+        assert!(stderr.contains(why), "{host} {query}: {stderr}");
+    };
+
+    // verify-ca: the chain, not the name (the certificate does not name 127.0.0.1); pg_dump
+    // gets the root certificate too (it would fail without it).
+    ok("127.0.0.1", &format!("sslmode=verify-ca&sslrootcert={ca}"));
+    refused(
+        "127.0.0.1",
+        &format!("sslmode=verify-ca&sslrootcert={wrong}"),
+        "certificate",
+    );
+    // verify-full: the chain and the name.
+    ok(
+        "localhost",
+        &format!("sslmode=verify-full&sslrootcert={ca}"),
+    );
+    refused(
+        "127.0.0.1",
+        &format!("sslmode=verify-full&sslrootcert={ca}"),
+        "not valid for name",
+    );
+    // require: no check without a root certificate, the chain with one.
+    ok("127.0.0.1", "sslmode=require");
+    refused(
+        "127.0.0.1",
+        &format!("sslmode=require&sslrootcert={wrong}"),
+        "certificate",
+    );
+    // No sslrootcert: ~/.postgresql/root.crt, as libpq.
+    refused("127.0.0.1", "sslmode=verify-ca", "sslrootcert=system");
+    std::fs::copy(&ca, home.join(".postgresql/root.crt")).expect("root.crt");
+    ok("127.0.0.1", "sslmode=verify-ca");
+    std::fs::copy(&wrong, home.join(".postgresql/root.crt")).expect("root.crt");
+    refused("127.0.0.1", "sslmode=verify-ca", "certificate");
+    refused("127.0.0.1", "sslmode=require", "certificate");
+}
