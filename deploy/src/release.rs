@@ -235,11 +235,29 @@ async fn build(
         "building {image} from commit {commit} of {}",
         repo.display()
     );
-    let out = Command::new("git")
+    // The export streams to the engine as git writes it: a large repository is never held
+    // in memory whole.
+    let mut git = tokio::process::Command::new("git")
         .arg("-C")
         .arg(repo)
         .args(["archive", "--format=tar", commit])
-        .output()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot run git archive")?;
+    let tar = git.stdout.take().context("git archive's output")?;
+    let labels = HashMap::from([
+        (LABEL_REVISION.to_owned(), commit.to_owned()),
+        (crate::switch::LABEL_RELEASE.to_owned(), version.to_owned()),
+    ]);
+    let built = docker
+        .build_image_stream(tar, &config.deploy.dockerfile, image, labels)
+        .await;
+    let out = git
+        .wait_with_output()
+        .await
         .context("cannot run git archive")?;
     if !out.status.success() {
         bail!(
@@ -247,13 +265,7 @@ async fn build(
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    let labels = HashMap::from([
-        (LABEL_REVISION.to_owned(), commit.to_owned()),
-        (crate::switch::LABEL_RELEASE.to_owned(), version.to_owned()),
-    ]);
-    let id = docker
-        .build_image_tar(out.stdout, &config.deploy.dockerfile, image, labels)
-        .await?;
+    let id = built?;
     info!("built {image} ({id})");
     Ok(())
 }

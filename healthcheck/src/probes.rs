@@ -235,8 +235,20 @@ mod pg {
         result
     }
 
+    /// The largest message the login exchange may bring (an error, a parameter, SCRAM's data):
+    /// a server that announces more is not one to believe, nor to allocate for.
+    const MAX_MESSAGE: usize = 64 * 1024;
+
     fn next(stream: &mut dyn Stream, incoming: &mut BytesMut) -> Result<Message, String> {
         loop {
+            if let Some(len) = incoming.get(1..5) {
+                let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+                if len > MAX_MESSAGE {
+                    return Err(format!(
+                        "the server announced a message of {len} bytes (at most {MAX_MESSAGE} expected): not a PostgreSQL server?"
+                    ));
+                }
+            }
             if let Some(message) =
                 Message::parse(incoming).map_err(|e| format!("bad message: {e}"))?
             {
@@ -249,6 +261,19 @@ mod pg {
                 Err(e) => return Err(net::describe(&e)),
             }
         }
+    }
+
+    #[cfg(test)]
+    #[test]
+    fn a_huge_announced_message_is_refused_before_any_allocation() {
+        // 'R' (authentication) announcing 4 GiB.
+        let mut stream = std::io::Cursor::new(vec![b'R', 0xff, 0xff, 0xff, 0xf0, 0, 0, 0, 0]);
+        let mut incoming = BytesMut::new();
+        let Err(err) = next(&mut stream, &mut incoming) else {
+            panic!("a 4 GiB message must be refused");
+        };
+        assert!(err.contains("announced a message of"), "{err}");
+        assert!(incoming.capacity() < 1 << 20, "{}", incoming.capacity());
     }
 
     fn error_text(body: &postgres_protocol::message::backend::ErrorResponseBody) -> String {

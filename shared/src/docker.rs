@@ -805,11 +805,45 @@ impl Docker {
             .await
     }
 
-    /// Build an image from a context given as a tar archive (e.g. `git archive`'s), with the
-    /// Dockerfile at `dockerfile` inside it, tagged `tag` and labelled; returns the image id.
+    /// Build an image from a context given as a tar archive in memory, with the Dockerfile at
+    /// `dockerfile` inside it, tagged `tag` and labelled; returns the image id.
     pub async fn build_image_tar(
         &self,
         tarball: Vec<u8>,
+        dockerfile: &str,
+        tag: &str,
+        labels: HashMap<String, String>,
+    ) -> Result<String, DockerError> {
+        let whole = futures_util::stream::once(async { Ok(bytes::Bytes::from(tarball)) });
+        self.build(whole, dockerfile, tag, labels).await
+    }
+
+    /// The same from a tar stream (`git archive`'s output), sent as it is read, 64 KiB at a
+    /// time: a large repository never sits in memory whole.
+    pub async fn build_image_stream(
+        &self,
+        tar: impl AsyncRead + Send + Unpin + 'static,
+        dockerfile: &str,
+        tag: &str,
+        labels: HashMap<String, String>,
+    ) -> Result<String, DockerError> {
+        let chunks = futures_util::stream::unfold(tar, |mut tar| async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            match tar.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(bytes::Bytes::from(buf)), tar))
+                }
+                Err(e) => Some((Err(e), tar)),
+            }
+        });
+        self.build(chunks, dockerfile, tag, labels).await
+    }
+
+    async fn build(
+        &self,
+        body: impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static,
         dockerfile: &str,
         tag: &str,
         labels: HashMap<String, String>,
@@ -822,7 +856,7 @@ impl Docker {
             labels: (!labels.is_empty()).then_some(labels),
             ..BuildImageOptions::default()
         };
-        let body = bollard::body_full(tarball.into());
+        let body = bollard::body_try_stream(body);
         let mut stream = self.api.build_image(options, None, Some(body));
         let mut id = None;
         let mut log = String::new();
