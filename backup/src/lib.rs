@@ -10,6 +10,7 @@ pub mod manifest;
 mod metrics;
 mod notify;
 pub mod offsite;
+pub mod properties;
 pub mod retention;
 pub mod sign;
 pub mod source;
@@ -241,6 +242,14 @@ pub async fn take(config: &Config) -> anyhow::Result<Done> {
     let started = Utc::now();
     let clock = Instant::now();
     let server_version = source.server_version().await?;
+    // Recorded for the restore: it applies the backup's, not what the live database has then.
+    let properties = match source.properties().await {
+        Ok(p) => p,
+        Err(e) => {
+            warn!("cannot read the database's own properties (owner, locale, settings, grants, comment): {e:#}; a restore of this backup copies the live database's instead");
+            None
+        }
+    };
     let settings = &config.backup;
     let path = free_name(dir, &settings.name, settings.compress, started);
     let file = path
@@ -278,6 +287,7 @@ pub async fn take(config: &Config) -> anyhow::Result<Done> {
                 tool: format!("lifeboat-backup {}", env!("CARGO_PKG_VERSION")),
                 tables: finished.tables.clone(),
                 all,
+                properties,
                 signature: None,
             };
             manifest.signature = Some(key.sign(&manifest));

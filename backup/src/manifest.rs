@@ -44,6 +44,10 @@ pub struct Manifest {
     /// A backup of every database and the roles (`pg_dumpall`), restored into `postgres`.
     #[serde(default)]
     pub all: bool,
+    /// The database's own properties at backup time ([`crate::properties`]), which the restore
+    /// applies; absent in a backup of every database, and before 0.1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub properties: Option<crate::properties::DatabaseProperties>,
     /// HMAC-SHA256 of the rest under this host's key ([`crate::sign`]); absent before 0.1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,

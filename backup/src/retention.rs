@@ -220,6 +220,7 @@ mod tests {
                 tool: "test".into(),
                 tables: Vec::new(),
                 all: false,
+                properties: None,
                 signature: None,
             },
         }

@@ -115,6 +115,52 @@ impl Source {
             .to_owned())
     }
 
+    /// The first column of the first row of `sql`'s answer, as text, on the database dumped.
+    async fn one_text(&self, sql: &str) -> anyhow::Result<String> {
+        match self {
+            Self::Container {
+                docker,
+                container,
+                credentials,
+                ..
+            } => psql(docker, container, credentials, &credentials.database, sql).await,
+            Self::Url { target, .. } => {
+                let client = target.connect().await?;
+                let rows = client
+                    .simple_query(sql)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}", db::describe(&e)))?;
+                Ok(rows
+                    .iter()
+                    .find_map(|m| match m {
+                        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+                        _ => None,
+                    })
+                    .unwrap_or_default())
+            }
+        }
+    }
+
+    /// The database's own properties (owner, locale, settings, grants, comment), recorded in
+    /// the manifest; none for a backup of every database.
+    pub async fn properties(
+        &self,
+    ) -> anyhow::Result<Option<crate::properties::DatabaseProperties>> {
+        if self.all() {
+            return Ok(None);
+        }
+        let version: u32 = self
+            .one_text("SHOW server_version_num")
+            .await?
+            .trim()
+            .parse()
+            .context("the server did not give its version number")?;
+        let json = self
+            .one_text(&crate::properties::query(self.database(), version))
+            .await?;
+        crate::properties::parse(&json).map(Some)
+    }
+
     /// Stream the dump into `sink`. Fails on a non-zero exit and on an error line on stderr, so
     /// that a dump cut short is never taken for a complete one.
     pub async fn dump(&self, sink: &mut ArchiveWriter) -> anyhow::Result<()> {

@@ -11,6 +11,7 @@ use anyhow::{anyhow, bail, Context};
 use lifeboat::config::Config;
 use lifeboat::db;
 use lifeboat::docker::DockerError;
+use lifeboat_backup::properties::{self, DatabaseProperties};
 use lifeboat_backup::source::Source;
 use tracing::debug;
 
@@ -343,108 +344,46 @@ impl Server {
         .map(drop)
     }
 
-    /// What a dump without `--create` loses, from `from` onto `to`: `ALTER DATABASE … SET` and
-    /// `ALTER ROLE … IN DATABASE … SET` settings, the database's grants and its comment. They
-    /// belong to the database object, so a rename would leave them on the old one.
+    /// `db`'s own properties (owner, locale, settings, grants, comment), as a backup records
+    /// them; `None` if it does not exist.
+    pub async fn properties(&self, db: &str) -> anyhow::Result<Option<DatabaseProperties>> {
+        let version = self.version_num().await?;
+        let rows = self.query(&properties::query(db, version)).await?;
+        match rows.first().and_then(|r| r.first()) {
+            Some(json) if !json.is_empty() => properties::parse(json).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// What a dump without `--create` loses, from the live `from` onto `to`: for a backup that
+    /// did not record them (see [`Self::apply_properties`]).
     pub async fn copy_database_properties(&self, from: &str, to: &str) -> anyhow::Result<usize> {
-        let mut statements = Vec::new();
-        let settings = self
+        match self.properties(from).await? {
+            Some(p) => self.apply_properties(to, &p).await,
+            None => Ok(0),
+        }
+    }
+
+    /// `ALTER DATABASE … SET` and `ALTER ROLE … IN DATABASE … SET` settings, the grants and the
+    /// comment of `props` onto `to`. They belong to the database object, so a rename would leave
+    /// them on the old one. Every value arrives quoted, never pasted.
+    pub async fn apply_properties(
+        &self,
+        to: &str,
+        props: &DatabaseProperties,
+    ) -> anyhow::Result<usize> {
+        let owner = self
             .query(&format!(
-                "SELECT COALESCE(quote_ident(r.rolname), ''), c.setting \
-                 FROM pg_db_role_setting s \
-                 LEFT JOIN pg_roles r ON r.oid = s.setrole \
-                 CROSS JOIN LATERAL unnest(s.setconfig) AS c(setting) \
-                 WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = {})",
-                literal(from)
+                "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = {}",
+                literal(to)
             ))
             .await?;
-        for row in settings {
-            let [role, setting] = row.as_slice() else {
-                continue;
-            };
-            let Some((name, value)) = setting.split_once('=') else {
-                continue;
-            };
-            // What the server holds comes back quoted, never pasted: a list setting's elements
-            // each a literal (as pg_dump writes them), the name's parts each an identifier.
-            let value = match LIST_SETTINGS
-                .contains(&name)
-                .then(|| split_guc_list(value))
-                .flatten()
-            {
-                Some(items) if !items.is_empty() => items
-                    .iter()
-                    .map(|i| literal(i))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                _ => literal(value),
-            };
-            let name = name.split('.').map(ident).collect::<Vec<_>>().join(".");
-            statements.push(if role.is_empty() {
-                format!("ALTER DATABASE {} SET {name} = {value}", ident(to))
-            } else {
-                format!(
-                    "ALTER ROLE {role} IN DATABASE {} SET {name} = {value}",
-                    ident(to)
-                )
-            });
-        }
-        let grants = self
-            .query(&format!(
-                "SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' \
-                 ELSE quote_ident(pg_get_userbyid(a.grantee)) END, a.privilege_type, \
-                 a.is_grantable FROM pg_database d CROSS JOIN LATERAL aclexplode(d.datacl) a \
-                 WHERE d.datname = {}",
-                literal(from)
-            ))
-            .await?;
-        if !grants.is_empty() {
-            // An explicit ACL replaces the default one (PUBLIC may connect and use TEMP). From
-            // an empty one, grants in the live ACL's order rebuild it item for item.
-            let owner = self
-                .query(&format!(
-                    "SELECT quote_ident(pg_get_userbyid(datdba)) FROM pg_database WHERE datname = {}",
-                    literal(to)
-                ))
-                .await?;
-            statements.push(format!("REVOKE ALL ON DATABASE {} FROM PUBLIC", ident(to)));
-            if let Some(owner) = owner.first().and_then(|r| r.first()) {
-                statements.push(format!("REVOKE ALL ON DATABASE {} FROM {owner}", ident(to)));
-            }
-            for row in grants {
-                let [grantee, privilege, grantable] = row.as_slice() else {
-                    continue;
-                };
-                let with = if grantable == "t" || grantable == "true" {
-                    " WITH GRANT OPTION"
-                } else {
-                    ""
-                };
-                statements.push(format!(
-                    "GRANT {privilege} ON DATABASE {} TO {grantee}{with}",
-                    ident(to)
-                ));
-            }
-        }
-        let comment = self
-            .query(&format!(
-                "SELECT shobj_description(oid, 'pg_database') FROM pg_database \
-                 WHERE datname = {} AND shobj_description(oid, 'pg_database') IS NOT NULL",
-                literal(from)
-            ))
-            .await?;
-        if let Some(text) = comment.first().and_then(|r| r.first()) {
-            statements.push(format!(
-                "COMMENT ON DATABASE {} IS {}",
-                ident(to),
-                literal(text)
-            ));
-        }
+        let statements = property_statements(to, props, owner.first().and_then(|r| r.first()));
         let count = statements.len();
         for statement in statements {
             self.query(&statement)
                 .await
-                .with_context(|| format!("copying a database property: {statement}"))?;
+                .with_context(|| format!("applying a database property: {statement}"))?;
         }
         Ok(count)
     }
@@ -614,6 +553,103 @@ fn renames_sql(renames: &[(&str, &str)]) -> String {
     }
     sql.push_str(" COMMIT;");
     sql
+}
+
+/// The statements that give database `to` (owned by `owner`) the settings, grants and comment
+/// of `props`.
+fn property_statements(
+    to: &str,
+    props: &DatabaseProperties,
+    owner: Option<&String>,
+) -> Vec<String> {
+    let mut statements = Vec::new();
+    for s in &props.settings {
+        let Some((name, value)) = s.setting.split_once('=') else {
+            continue;
+        };
+        // A list setting's elements each a literal (as pg_dump writes them), the name's parts
+        // each an identifier.
+        let value = match LIST_SETTINGS
+            .contains(&name)
+            .then(|| split_guc_list(value))
+            .flatten()
+        {
+            Some(items) if !items.is_empty() => items
+                .iter()
+                .map(|i| literal(i))
+                .collect::<Vec<_>>()
+                .join(", "),
+            _ => literal(value),
+        };
+        let name = name.split('.').map(ident).collect::<Vec<_>>().join(".");
+        statements.push(match &s.role {
+            None => format!("ALTER DATABASE {} SET {name} = {value}", ident(to)),
+            Some(role) => format!(
+                "ALTER ROLE {} IN DATABASE {} SET {name} = {value}",
+                ident(role),
+                ident(to)
+            ),
+        });
+    }
+    if let Some(grants) = &props.grants {
+        // An explicit ACL replaces the default one (PUBLIC may connect and use TEMP). From an
+        // empty one, grants in the ACL's order rebuild it item for item.
+        statements.push(format!("REVOKE ALL ON DATABASE {} FROM PUBLIC", ident(to)));
+        if let Some(owner) = owner {
+            statements.push(format!(
+                "REVOKE ALL ON DATABASE {} FROM {}",
+                ident(to),
+                ident(owner)
+            ));
+        }
+        for g in grants {
+            let grantee = g
+                .grantee
+                .as_deref()
+                .map_or_else(|| "PUBLIC".to_owned(), ident);
+            let with = if g.grantable {
+                " WITH GRANT OPTION"
+            } else {
+                ""
+            };
+            // The privilege is one of PostgreSQL's keywords; anything else is not pasted.
+            if !g
+                .privilege
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c == ' ')
+            {
+                continue;
+            }
+            statements.push(format!(
+                "GRANT {} ON DATABASE {} TO {grantee}{with}",
+                g.privilege,
+                ident(to)
+            ));
+        }
+    }
+    if let Some(text) = &props.comment {
+        statements.push(format!(
+            "COMMENT ON DATABASE {} IS {}",
+            ident(to),
+            literal(text)
+        ));
+    }
+    statements
+}
+
+impl From<&DatabaseProperties> for DbInfo {
+    fn from(p: &DatabaseProperties) -> Self {
+        Self {
+            owner: p.owner.clone(),
+            encoding: p.encoding.clone(),
+            collate: p.collate.clone(),
+            ctype: p.ctype.clone(),
+            connection_limit: p.connection_limit.to_string(),
+            locale_provider: p.locale_provider.clone(),
+            locale: p.locale.clone(),
+            icu_rules: p.icu_rules.clone(),
+        }
+    }
 }
 
 /// `CREATE DATABASE`'s options that make a database like `i`.

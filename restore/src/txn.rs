@@ -33,7 +33,7 @@ use crate::app::App;
 use crate::journal::{Journal, Step};
 use crate::progress::Bar;
 use crate::safety;
-use crate::server::Server;
+use crate::server::{DbInfo, Server};
 
 /// A test hook: the name of a step at which to stop and wait for a signal (SIGTERM, Ctrl-C,
 /// or SIGKILL from the test), so that tests can interrupt every step for sure.
@@ -141,6 +141,28 @@ pub async fn restore(
     if live.is_none() {
         warn!("there is no database {db} on the server: the restore creates it");
     }
+    // The database as it was at backup time: its owner, locale, settings, grants and comment
+    // from the manifest; what differs from the live database is said.
+    let recorded = entry.manifest.properties.as_ref();
+    match (recorded, live.is_some()) {
+        (Some(p), true) => {
+            if let Some(now) = server.properties(&db).await? {
+                for d in p.differences(&now) {
+                    warn!("{db} differs from the backup: {d}");
+                }
+            }
+        }
+        (None, true) => warn!(
+            "{} does not record the database's own properties (made before lifeboat 0.1, or they could not be read): owner, locale, settings, grants and comment are copied from the live {db}, as they are now",
+            entry.manifest.file
+        ),
+        (None, false) => warn!(
+            "{} does not record the database's own properties, and there is no live {db} to copy them from: {db} gets the server's defaults",
+            entry.manifest.file
+        ),
+        (Some(_), false) => {}
+    }
+    let shape = recorded.map(DbInfo::from).or_else(|| live.clone());
 
     // Step 1, the app running.
     checkpoint(ctx, &mut j, Step::Restoring)?;
@@ -150,10 +172,13 @@ pub async fn restore(
         .interruptible(async {
             pause_if(Step::Restoring).await;
             server
-                .create(&restore_db, live.as_ref())
+                .create(&restore_db, shape.as_ref())
                 .await
                 .with_context(|| format!("cannot create the database {restore_db}"))?;
-            if live.is_some() {
+            if let Some(p) = recorded {
+                let n = server.apply_properties(&restore_db, p).await?;
+                info!("gave {restore_db} the backup's {n} database-level setting(s), grant(s) and comment");
+            } else if live.is_some() {
                 let n = server
                     .copy_database_properties(&db, &restore_db)
                     .await?;

@@ -1704,3 +1704,130 @@ fn with_url_the_configured_app_services_are_stopped_and_started_around_the_swap(
     assert_eq!(stack.health("worker"), "running");
     assert_eq!(stack.businesses(), good_data);
 }
+
+/// The database-level settings of `db` (its own, and its roles' in it), sorted.
+fn settings_of(s: &Shared, db: &str) -> String {
+    s.sql(
+        "postgres",
+        &format!(
+            "SELECT string_agg(COALESCE(r.rolname, '-') || ' ' || c, '; ' ORDER BY 1) \
+             FROM pg_db_role_setting x LEFT JOIN pg_roles r ON r.oid = x.setrole \
+             CROSS JOIN LATERAL unnest(x.setconfig) c \
+             WHERE x.setdatabase = (SELECT oid FROM pg_database WHERE datname = '{db}')"
+        ),
+    )
+}
+
+#[test]
+#[allow(clippy::too_many_lines)] // one story: backed up, changed, restored, dropped, restored
+fn a_restore_gives_back_the_database_s_own_properties_as_they_were_at_backup_time() {
+    let mut s = Shared::new("lbtest_restore_props_");
+    let reader = unique("lbtest_preader_");
+    s.roles = vec![reader.clone()];
+    let db = s.db.clone();
+    s.sql("postgres", &format!("CREATE ROLE {reader} NOLOGIN"));
+    s.sql("postgres", &format!("CREATE DATABASE {db}"));
+    for statement in [
+        format!("ALTER DATABASE {db} SET work_mem = '8MB'"),
+        format!("ALTER ROLE {reader} IN DATABASE {db} SET search_path = public, extra"),
+        format!("COMMENT ON DATABASE {db} IS 'as backed up'"),
+        format!("REVOKE CONNECT ON DATABASE {db} FROM PUBLIC"),
+        format!("GRANT CONNECT ON DATABASE {db} TO {reader}"),
+    ] {
+        s.sql("postgres", &statement);
+    }
+    s.sql(&db, "CREATE TABLE t (id int); INSERT INTO t VALUES (1)");
+    let work = tempfile::tempdir().expect("tempdir");
+    let archive = backup(work.path(), &db, &s.env());
+    let expected = settings_of(&s, &db);
+    assert!(expected.contains("work_mem=8MB"), "{expected}");
+    let acl = |s: &Shared| {
+        s.sql(
+            "postgres",
+            &format!("SELECT datacl::text FROM pg_database WHERE datname = '{db}'"),
+        )
+    };
+    let comment = |s: &Shared| {
+        s.sql(
+            "postgres",
+            &format!(
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = '{db}'"
+            ),
+        )
+    };
+    let acl_before = acl(&s);
+
+    // The incident: someone changes the database's settings and comment, then restores.
+    for statement in [
+        format!("ALTER DATABASE {db} SET work_mem = '64MB'"),
+        format!("ALTER DATABASE {db} SET statement_timeout = '1s'"),
+        format!("COMMENT ON DATABASE {db} IS 'changed in the incident'"),
+        format!("GRANT CONNECT ON DATABASE {db} TO PUBLIC"),
+    ] {
+        s.sql("postgres", &statement);
+    }
+    let restore = |what: &str| {
+        lifeboat(
+            "lifeboat-restore",
+            work.path(),
+            &[
+                "--dir",
+                "backups",
+                "--database",
+                &db,
+                "--yes",
+                "--no-safety-backup",
+                what,
+            ],
+            &s.env(),
+        )
+    };
+    let out = restore("latest");
+    ok(&out, "restore");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("differs from the backup") && err.contains("statement_timeout=1s only now"),
+        "{err}"
+    );
+    assert_eq!(
+        settings_of(&s, &db),
+        expected,
+        "the backup's settings, not the live ones"
+    );
+    assert_eq!(comment(&s), "as backed up");
+    assert_eq!(acl(&s), acl_before);
+
+    // The database is gone (or the server is new): the restore still gives it all back.
+    for name in databases_like(&s.container, &s.user, &db) {
+        s.sql(
+            "postgres",
+            &format!("DROP DATABASE \"{name}\" WITH (FORCE)"),
+        );
+    }
+    let out = restore(&name_of(&archive));
+    ok(&out, "restore onto nothing");
+    assert_eq!(settings_of(&s, &db), expected);
+    assert_eq!(comment(&s), "as backed up");
+    assert_eq!(acl(&s), acl_before);
+    assert_eq!(s.sql(&db, "SELECT count(*) FROM t"), "1");
+
+    // A backup from before: today's behaviour, said.
+    patch_manifest(&archive, |m| {
+        m.as_object_mut().expect("object").remove("properties");
+    });
+    s.sql(
+        "postgres",
+        &format!("ALTER DATABASE {db} SET work_mem = '64MB'"),
+    );
+    let out = restore(&name_of(&archive));
+    ok(&out, "restore of an older backup");
+    assert!(
+        text(&out.stderr).contains("does not record the database's own properties"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        settings_of(&s, &db).contains("work_mem=64MB"),
+        "copied from the live database"
+    );
+}
