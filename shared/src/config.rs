@@ -1240,6 +1240,16 @@ fn parse_backup_name(v: &str) -> Result<String, String> {
         return Err(format!("{v:?} is not a valid strftime pattern"));
     }
     let probe = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap_or_default();
+    // What it makes must be a plain file name too: `%D` writes `11/14/23`, `%n` a newline.
+    let made = probe.format(v).to_string();
+    if made.contains('/') || made.starts_with('.') || made.chars().any(char::is_control) {
+        return Err(format!(
+            "{v:?} makes names like {made:?}, not a plain file name (no '/', no leading '.', no control characters; `%D` has slashes: use %Y%m%d)"
+        ));
+    }
+    if made.len() > 200 {
+        return Err(format!("{v:?} makes names longer than 200 bytes"));
+    }
     let later = probe + chrono::Duration::seconds(1);
     if probe.format(v).to_string() == later.format(v).to_string() {
         return Err(format!(
@@ -1517,6 +1527,16 @@ mod tests {
             chrono::DateTime::<chrono::Utc>::MIN_UTC
         );
         assert_eq!(days_before(now, 1), now - chrono::TimeDelta::days(1));
+    }
+
+    #[test]
+    fn a_backup_name_must_make_a_plain_file_name() {
+        for bad in ["backup_%D_%S", "b%n%S", ".hidden_%s", "a/b_%S"] {
+            let err = parse_backup_name(bad).expect_err(bad);
+            assert!(err.contains(bad) || err.contains("file name"), "{err}");
+        }
+        assert!(parse_backup_name("backup_%Y%m%d_%H%M%S").is_ok());
+        assert!(parse_backup_name("app-%s").is_ok());
     }
 
     #[test]

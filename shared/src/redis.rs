@@ -47,12 +47,28 @@ impl std::fmt::Debug for Redis {
 
 impl Redis {
     pub fn new(url: &SecretUrl) -> Result<Self, RedisError> {
+        Self::with_ca(url, None)
+    }
+
+    /// The same, and for `rediss://`, the server's certificate checked against the PEM
+    /// certificates `ca` (a private CA) instead of the public roots.
+    pub fn with_ca(url: &SecretUrl, ca: Option<Vec<u8>>) -> Result<Self, RedisError> {
         let shown = url.redacted();
-        let client =
-            redis::Client::open(url.expose()).map_err(|source| RedisError::InvalidUrl {
-                url: shown.clone(),
-                source,
-            })?;
+        let invalid = |source| RedisError::InvalidUrl {
+            url: shown.clone(),
+            source,
+        };
+        let client = match ca {
+            Some(root) if url.expose().starts_with("rediss://") => redis::Client::build_with_tls(
+                url.expose(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root),
+                },
+            )
+            .map_err(invalid)?,
+            _ => redis::Client::open(url.expose()).map_err(invalid)?,
+        };
         Ok(Self { client, shown })
     }
 

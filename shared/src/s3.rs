@@ -56,6 +56,18 @@ pub struct Bucket {
     endpoint: String,
 }
 
+/// S3's most parts in one multipart upload.
+pub const MAX_PARTS: u64 = 10_000;
+
+/// The part size for a file of `size` bytes: `wanted`, at least 5 MiB (S3's minimum), and
+/// large enough (whole MiB) that the file fits in [`MAX_PARTS`] parts.
+pub fn part_size_for(size: u64, wanted: usize) -> usize {
+    const MIB: u64 = 1024 * 1024;
+    let needed = size.div_ceil(MAX_PARTS).div_ceil(MIB) * MIB;
+    let wanted = u64::try_from(wanted).unwrap_or(u64::MAX);
+    usize::try_from(wanted.max(5 * MIB).max(needed)).unwrap_or(usize::MAX)
+}
+
 /// Attempts of each request (the first and the retries) before an upload gives up.
 pub const ATTEMPTS: u32 = 5;
 
@@ -215,8 +227,9 @@ impl Bucket {
     }
 
     /// Upload a file of any size as a multipart upload, `part_size` bytes at a time (at least
-    /// 5 MiB, S3's minimum), so memory stays bounded. An upload that fails is aborted, leaving no
-    /// half object (and no stored parts) behind. Each part is retried by the SDK with backoff.
+    /// 5 MiB, S3's minimum, and more for a file that would need over [`MAX_PARTS`] parts), so
+    /// memory stays bounded. An upload that fails is aborted, leaving no half object (and no
+    /// stored parts) behind. Each part is retried by the SDK with backoff.
     pub async fn upload_file(
         &self,
         name: &str,
@@ -225,7 +238,11 @@ impl Bucket {
     ) -> Result<u64, S3Error> {
         use tokio::io::AsyncReadExt;
         let key = self.key(name);
-        let part_size = part_size.max(5 * 1024 * 1024);
+        let size = tokio::fs::metadata(path)
+            .await
+            .map_err(|e| self.read_err("read", name, &e))?
+            .len();
+        let part_size = part_size_for(size, part_size);
         let created = self
             .client
             .create_multipart_upload()
@@ -383,4 +400,19 @@ fn innermost(e: &dyn std::error::Error) -> String {
         e = source;
     }
     e.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parts_grow_with_the_file_so_it_fits_in_ten_thousand() {
+        const MIB: usize = 1024 * 1024;
+        assert_eq!(super::part_size_for(100, 16 * MIB), 16 * MIB);
+        assert_eq!(super::part_size_for(100, MIB), 5 * MIB, "S3's minimum");
+        // 500 GiB: 16 MiB parts would be 32,000 of them.
+        let size = 500 * 1024 * MIB as u64;
+        let part = super::part_size_for(size, 16 * MIB);
+        assert!(size.div_ceil(part as u64) <= super::MAX_PARTS, "{part}");
+        assert_eq!(part % MIB, 0);
+    }
 }

@@ -76,7 +76,7 @@ impl Kind {
                 "method", "url", "headers", "body", "json", "ca-file", "expect", "requests",
             ],
             Kind::Postgres => &["url", "query", "expect"],
-            Kind::Redis => &["url", "expect"],
+            Kind::Redis => &["url", "ca-file", "expect"],
             Kind::S3 => &["expect"],
             Kind::Smtp => &["to", "from", "mail-api", "mail-api-kind", "expect"],
         }

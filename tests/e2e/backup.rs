@@ -1002,88 +1002,13 @@ fn a_job_that_never_succeeded_exports_a_zero_success_time_anyone_may_read_and_lo
     );
 }
 
-/// `openssl` in `dir`.
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = run(Command::new("openssl").current_dir(dir).args(args));
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A CA, another CA, and a server certificate the first signed for `localhost` and
-/// `db.example` only (not 127.0.0.1).
-fn test_certificates(dir: &Path) {
-    for ca in ["ca", "wrong-ca"] {
-        openssl(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                &format!("/CN=lifeboat {ca}"),
-                "-keyout",
-                &format!("{ca}.key"),
-                "-out",
-                &format!("{ca}.pem"),
-            ],
-        );
-    }
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=db.example",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ],
-    );
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=DNS:db.example,DNS:localhost\nbasicConstraints=CA:FALSE\n",
-    )
-    .expect("ext");
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-            "-out",
-            "server.crt",
-        ],
-    );
-}
-
 #[tokio::test]
 #[allow(clippy::too_many_lines)] // one server, every sslmode rule of libpq against it
 async fn sslmode_follows_libpq_for_lifeboat_and_the_local_pg_dump() {
     let work = tempfile::tempdir().expect("tempdir");
     let certs = work.path().join("certs");
     std::fs::create_dir(&certs).expect("mkdir");
-    test_certificates(&certs);
+    lifeboat_testkit::test_certificates(&certs);
     let pg = TestContainer::run(
         "lbtest-tls-",
         &[

@@ -1840,3 +1840,85 @@ url = "/after"
         );
     }
 }
+
+#[test]
+fn a_redis_check_speaks_tls_to_managed_redis_and_checks_its_certificate() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    lifeboat_testkit::test_certificates(certs.path());
+    // The server runs as the image's redis user: it must read its key.
+    for f in ["server.key", "server.crt", "ca.pem"] {
+        let all_read =
+            <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o644);
+        std::fs::set_permissions(certs.path().join(f), all_read).expect("chmod");
+    }
+    let mount = format!("{}:/tls:ro", certs.path().display());
+    let redis = lifeboat_testkit::TestContainer::run(
+        "lbtest-rediss-",
+        &[
+            "-v",
+            &mount,
+            "-p",
+            "127.0.0.1::6380",
+            "lifeboat-test/redis:7",
+            "redis-server",
+            "--port",
+            "0",
+            "--tls-port",
+            "6380",
+            "--tls-cert-file",
+            "/tls/server.crt",
+            "--tls-key-file",
+            "/tls/server.key",
+            "--tls-ca-cert-file",
+            "/tls/ca.pem",
+            "--tls-auth-clients",
+            "no",
+            "--requirepass",
+            "tls-redis-pw",
+            "--bind",
+            "0.0.0.0",
+            "--protected-mode",
+            "no",
+            "--save",
+            "",
+        ],
+    );
+    let url = format!(
+        "rediss://:tls-redis-pw@localhost:{}",
+        redis.host_port("6380")
+    );
+    let ca = certs.path().join("ca.pem");
+    let wrong = certs.path().join("wrong-ca.pem");
+    let spec = format!(
+        r#"
+[[check]]
+name = "tls"
+kind = "redis"
+url = "{url}"
+ca-file = "{ca}"
+wait = "20s"
+
+[[check]]
+name = "wrong-ca"
+kind = "redis"
+depends-on = ["tls"]
+url = "{url}"
+ca-file = "{wrong}"
+
+[[check]]
+name = "public-roots"
+kind = "redis"
+depends-on = ["tls"]
+url = "{url}"
+"#,
+        ca = ca.display(),
+        wrong = wrong.display(),
+    );
+    let (ran, report) = run_spec(&spec, &[]);
+    let checks = by_name(&report);
+    assert_eq!(checks["tls"].0, "passed", "{}", ran.stderr);
+    assert_eq!(checks["wrong-ca"].0, "failed", "{}", ran.stderr);
+    assert_eq!(checks["public-roots"].0, "failed", "{}", ran.stderr);
+    assert!(!ran.stderr.contains("tls-redis-pw"), "{}", ran.stderr);
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+}
