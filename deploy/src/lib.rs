@@ -238,6 +238,7 @@ fn switch_and_smoke(
             Some(spec) => {
                 journal.step = "smoke".into();
                 stack.write_journal(journal)?;
+                stack.block_on(pause_at(&stack.stop, "smoke"))?;
                 stack.stop.check()?;
                 stack.smoke(spec)
             }
@@ -522,6 +523,18 @@ fn roll_back(
 
 /// The migration command in a one-off container of the new image, configured as the first app
 /// service's container; removed afterwards, whatever happened.
+/// A test hook: the step (`migrating`, `switching`, `smoke`) at which a deploy stops and waits
+/// for a signal, so that tests can interrupt each step for sure.
+pub const PAUSE_VAR: &str = "LBTEST_DEPLOY_PAUSE_AT";
+
+/// Wait at `point` if [`PAUSE_VAR`] names it, until a signal comes (then say it).
+pub async fn pause_at(stop: &lifeboat::signal::Stop, point: &str) -> anyhow::Result<()> {
+    tokio::select! {
+        () = lifeboat::signal::pause_at(PAUSE_VAR, point) => Ok(()),
+        _ = stop.wait() => stop.check(),
+    }
+}
+
 async fn migrate(stack: &Stack, release: &Release) -> anyhow::Result<()> {
     let config = &stack.config;
     let command = &config.deploy.migrate;
@@ -548,6 +561,7 @@ async fn migrate(stack: &Stack, release: &Release) -> anyhow::Result<()> {
         for (network, endpoint) in extra {
             docker.connect_network(&network, &id, endpoint).await?;
         }
+        pause_at(&stack.stop, "migrating").await?;
         docker.start(&id).await?;
         let deadline = Duration::from_secs(u64::from(config.deploy.migrate_timeout));
         let waited = tokio::select! {

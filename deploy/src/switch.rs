@@ -537,6 +537,9 @@ impl Switch<'_> {
     /// with `url`, the health URL when set.
     async fn wait(&self, id: &str, name: &str, new: bool, url: bool) -> anyhow::Result<()> {
         let stoppable = new;
+        if stoppable {
+            crate::pause_at(self.stop, "switching").await?;
+        }
         let health_url = if new && url { self.health_url } else { None };
         let started = Instant::now();
         let deadline = self.health_timeout;

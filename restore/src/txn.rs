@@ -89,10 +89,7 @@ async fn pause_if(step: Step) {
 
 /// Wait for ever (for a signal) if [`PAUSE_VAR`] names this point.
 pub async fn pause_at(point: &str) {
-    if std::env::var(PAUSE_VAR).is_ok_and(|v| v == point) {
-        info!(step = point, "paused at step {point} ({PAUSE_VAR})");
-        std::future::pending::<()>().await;
-    }
+    lifeboat::signal::pause_at(PAUSE_VAR, point).await;
 }
 
 fn checkpoint(ctx: &Ctx<'_>, j: &mut Journal, step: Step) -> anyhow::Result<()> {

@@ -78,3 +78,13 @@ impl Stop {
         }
     }
 }
+
+/// A test hook: wait for ever (for a signal) when the environment variable `var` names `point`,
+/// saying so first, so that tests can interrupt a job at a step for sure. A job selects this
+/// against [`Stop::wait`] where a signal must be obeyed.
+pub async fn pause_at(var: &str, point: &str) {
+    if std::env::var(var).is_ok_and(|v| v == point) {
+        tracing::info!(step = point, "paused at step {point} ({var})");
+        std::future::pending::<()>().await;
+    }
+}

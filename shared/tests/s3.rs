@@ -99,3 +99,45 @@ async fn errors_never_show_the_secret_key() {
         "settings print *** for the secret"
     );
 }
+
+#[tokio::test]
+async fn a_file_of_several_parts_arrives_whole_and_no_upload_is_left_pending() {
+    let bucket = Bucket::new(&settings());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("big.sql.gz");
+    // 12 MiB and a bit, of varied bytes: three parts of 5 MiB (S3's smallest).
+    let body: Vec<u8> = (0..12 * 1024 * 1024 + 12_345u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(&path, &body).expect("write");
+    let sent = bucket
+        .upload_file("backups/big.sql.gz", &path, 5 * 1024 * 1024)
+        .await
+        .expect("upload");
+    assert_eq!(sent, body.len() as u64);
+    let back = bucket
+        .get("backups/big.sql.gz", 64 << 20)
+        .await
+        .expect("get");
+    assert!(back == body, "the same bytes, in order");
+    let pending = bucket
+        .client()
+        .list_multipart_uploads()
+        .bucket(bucket.bucket())
+        .prefix(bucket.key("backups/"))
+        .send()
+        .await
+        .expect("list uploads");
+    assert!(pending.uploads().is_empty(), "{:?}", pending.uploads());
+    // A file that is not there: the upload fails; nothing is left behind, no pending upload.
+    let err = bucket
+        .upload_file("backups/missing.sql.gz", &dir.path().join("missing"), 5 << 20)
+        .await
+        .expect_err("no such file");
+    assert!(err.to_string().contains("missing.sql.gz"), "{err}");
+    let listed = bucket.list("backups/").await.expect("list");
+    assert!(
+        listed.iter().all(|o| o.name != "backups/missing.sql.gz"),
+        "{listed:?}"
+    );
+}

@@ -267,6 +267,26 @@ async fn sigterm_or_a_killed_container_mid_dump_leaves_nothing_behind() {
         "the partial file is gone"
     );
 
+    // SIGINT (Ctrl-C) the same; and a second run meanwhile is refused by the lock, touching
+    // nothing of the first's.
+    let mut cmd = Command::new(bin("lifeboat-backup"));
+    env(&mut cmd);
+    let child = cmd.spawn().expect("spawn");
+    wait_for_partial(&dir);
+    let mut second = Command::new(bin("lifeboat-backup"));
+    env(&mut second);
+    let second = second.output().expect("second run");
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{said}");
+    assert!(said.contains("already running"), "{said}");
+    assert_eq!(files(&dir).len(), 1, "only the first run's partial file");
+    run(Command::new("kill").args(["-INT", &child.id().to_string()]));
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("stopped by SIGINT"), "{stderr}");
+    assert_eq!(files(&dir), Vec::<String>::new(), "{stderr}");
+
     // SIGKILL (the OOM killer) leaves the partial file; the next run removes it, under its lock,
     // and says so.
     let mut cmd = Command::new(bin("lifeboat-backup"));
@@ -1112,4 +1132,42 @@ async fn sslmode_follows_libpq_for_lifeboat_and_the_local_pg_dump() {
     std::fs::copy(&wrong, home.join(".postgresql/root.crt")).expect("root.crt");
     refused("127.0.0.1", "sslmode=verify-ca", "certificate");
     refused("127.0.0.1", "sslmode=require", "certificate");
+}
+
+#[test]
+fn a_pg_dump_that_exits_0_but_says_error_is_a_failure_and_leaves_nothing() {
+    let work = tempfile::tempdir().expect("tempdir");
+    // A pg_dump that writes a dump, complains on stderr and exits 0 (as a dump cut short by a
+    // lost connection has been seen to).
+    let bin_dir = work.path().join("bin");
+    std::fs::create_dir(&bin_dir).expect("mkdir");
+    let fake = bin_dir.join("pg_dump");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'CREATE TABLE t (id int);'\necho 'pg_dump: error: query failed: server closed the connection unexpectedly' >&2\nexit 0\n",
+    )
+    .expect("fake");
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = backup(
+        work.path(),
+        &[],
+        &[
+            ("PATH", &path),
+            ("DATABASE_URL", &lifeboat_testkit::database_url()),
+            ("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("server closed the connection"), "{stderr}");
+    assert_eq!(
+        files(&work.path().join("backups")),
+        Vec::<String>::new(),
+        "no archive, no manifest, no partial file"
+    );
 }

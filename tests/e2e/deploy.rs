@@ -680,3 +680,189 @@ fn a_release_is_built_from_a_clean_export_of_its_git_tag() {
         "the release's image is kept under lifeboat's own tag"
     );
 }
+
+/// `lifeboat-deploy v2 --no-backup` paused at `step` (the test hook), once it says so; what it
+/// says on stderr is collected as it comes. Its health timeout is ten minutes: a deploy that
+/// ignored a signal would take that long.
+fn paused_deploy(
+    stack: &Stack,
+    step: &str,
+) -> (Background, std::sync::Arc<std::sync::Mutex<String>>) {
+    let mut child = Background::spawn(
+        stack
+            .command(
+                "lifeboat-deploy",
+                &["v2", "--no-backup"],
+                &[
+                    ("LBTEST_DEPLOY_PAUSE_AT", step),
+                    ("LIFEBOAT_DEPLOY_HEALTH_TIMEOUT", "600"),
+                ],
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
+    let said = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let stderr = child.0.stderr.take().expect("stderr");
+    let into = std::sync::Arc::clone(&said);
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let mut s = into
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
+    let marker = format!("paused at step {step}");
+    wait_for(&marker, Duration::from_mins(2), || {
+        said.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(&marker)
+            .then_some(())
+    });
+    (child, said)
+}
+
+#[test]
+fn a_signal_at_each_step_of_a_deploy_is_obeyed_and_the_previous_release_serves() {
+    let stack = Stack::up("lbtest-deploy-steps-");
+    // Before the migration runs: nothing deployed (1); during the switch and at the smoke
+    // tests: rolled back (3). SIGINT as from Ctrl-C, SIGTERM as from CI or docker stop.
+    for (step, signal, code) in [
+        ("migrating", "TERM", 1),
+        ("switching", "INT", 3),
+        ("smoke", "TERM", 3),
+    ] {
+        let app_before = stack.app_id();
+        let (mut deploy, said) = paused_deploy(&stack, step);
+        let pid = deploy.0.id().to_string();
+        assert!(run(Command::new("kill").args(["-s", signal, &pid]))
+            .status
+            .success());
+        // Obeyed, not waited out: far sooner than the ten-minute health timeout.
+        let status = wait_for("the deploy to end", Duration::from_mins(2), || {
+            deploy.0.try_wait().ok().flatten()
+        });
+        let said = said
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        assert_eq!(status.code(), Some(code), "{step} SIG{signal}: {said}");
+        assert!(
+            said.contains(&format!("stopped by SIG{signal}")),
+            "{step}: {said}"
+        );
+        assert_serves(&stack, "v1", &format!("after SIG{signal} at {step}"));
+        assert_eq!(
+            stack.app_id(),
+            app_before,
+            "{step}: the v1 container serves again, not another one"
+        );
+        if step == "migrating" {
+            assert_eq!(stack.version().1, 3, "the migration never ran");
+        }
+        assert!(
+            !stack.work.path().join("state/journal.json").exists(),
+            "{step}"
+        );
+    }
+    let outcomes: Vec<String> = stack
+        .history()
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["failed", "rolled-back", "rolled-back"],
+        "{outcomes:?}"
+    );
+}
+
+#[test]
+fn a_failed_backup_or_smoke_test_leaves_v1_and_a_rollback_goes_to_a_named_release() {
+    let stack = Stack::up("lbtest-deploy-fail-");
+    let app = stack.app_id();
+
+    // The pre-deploy backup fails (its directory is a file): nothing deployed, exit 1.
+    let not_a_dir = stack.work.path().join("not-a-dir");
+    std::fs::write(&not_a_dir, "a file").expect("file");
+    let failed = stack.run(
+        "lifeboat-deploy",
+        &["v2"],
+        &[("LIFEBOAT_BACKUP_DIR", not_a_dir.to_str().expect("utf-8"))],
+    );
+    assert_eq!(failed.code, 1, "{}", failed.show());
+    assert!(
+        failed
+            .stderr
+            .contains("the pre-deploy backup failed; nothing was deployed"),
+        "{}",
+        failed.show()
+    );
+    assert_eq!(stack.app_id(), app, "not touched");
+    assert_eq!(stack.version(), ("v1".to_owned(), 3), "no migration either");
+
+    // The smoke tests fail after the switch: rolled back to v1, exit 3.
+    let spec = stack.work.path().join("failing-smoke.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            "[environments.test]\nbase-url = \"http://127.0.0.1:{}\"\n\n\
+             [[check]]\nname = \"teapot\"\nurl = \"/api/health\"\nexpect.status = 418\n",
+            stack.port
+        ),
+    )
+    .expect("spec");
+    let smoked = stack.run(
+        "lifeboat-deploy",
+        &["v2", "--no-backup"],
+        &[("LIFEBOAT_DEPLOY_SMOKE_SPEC", spec.to_str().expect("utf-8"))],
+    );
+    assert_eq!(smoked.code, 3, "{}", smoked.show());
+    assert!(smoked.stderr.contains("teapot"), "{}", smoked.show());
+    assert_serves(&stack, "v1", "after the failed smoke tests");
+    assert_eq!(stack.app_id(), app, "the v1 container is back");
+    assert_eq!(
+        stack.history().last().expect("entry")["outcome"],
+        "rolled-back"
+    );
+
+    // A good deploy, then back to v1 by name, without data: the schema stays.
+    let v2 = stack.deploy(&["v2", "--no-backup"]);
+    assert_eq!(v2.code, 0, "{}", v2.show());
+    assert_serves(&stack, "v2", "after deploying v2");
+    let back = stack.run("lifeboat-rollback", &["v1"], &[]);
+    assert_eq!(back.code, 0, "{}", back.show());
+    assert!(
+        back.stdout.starts_with("rolled back\tv1\t"),
+        "{}",
+        back.show()
+    );
+    assert_serves(&stack, "v1", "after the rollback by name");
+    assert_eq!(
+        stack.version().1,
+        4,
+        "without --with-data the data stays as it is"
+    );
+    let entry = stack.history().last().cloned().expect("entry");
+    assert_eq!(entry["action"], "rollback");
+    assert_eq!(entry["restored"], false);
+
+    // A release that is not in the history: exit 2, naming it, nothing done.
+    let app = stack.app_id();
+    let unknown = stack.run("lifeboat-rollback", &["v9"], &[]);
+    assert_eq!(unknown.code, 2, "{}", unknown.show());
+    assert!(
+        unknown
+            .stderr
+            .contains("v9 is not a release in the history"),
+        "{}",
+        unknown.show()
+    );
+    assert_eq!(stack.app_id(), app);
+}
