@@ -71,6 +71,8 @@ start_services() {
     smtp_port=$(free_port)
     starttls_port=$(free_port)
     tls_port=$(free_port)
+    LBTEST_SMTP_PASSWORD=$(python3 -c 'import secrets; print(secrets.token_hex(12))')
+    export LBTEST_SMTP_PASSWORD
     "$VENV/bin/python" "$ROOT/tests/fixtures/smtp_server.py" "$logs/maildir" "$tls/smtp.pem" "$tls/smtp.key" \
         "$smtp_port" "$starttls_port" "$tls_port" >"$logs/smtp.log" 2>&1 &
     on_exit "kill $!"

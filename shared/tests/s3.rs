@@ -131,7 +131,11 @@ async fn a_file_of_several_parts_arrives_whole_and_no_upload_is_left_pending() {
     assert!(pending.uploads().is_empty(), "{:?}", pending.uploads());
     // A file that is not there: the upload fails; nothing is left behind, no pending upload.
     let err = bucket
-        .upload_file("backups/missing.sql.gz", &dir.path().join("missing"), 5 << 20)
+        .upload_file(
+            "backups/missing.sql.gz",
+            &dir.path().join("missing"),
+            5 << 20,
+        )
         .await
         .expect_err("no such file");
     assert!(err.to_string().contains("missing.sql.gz"), "{err}");

@@ -1171,3 +1171,71 @@ fn a_pg_dump_that_exits_0_but_says_error_is_a_failure_and_leaves_nothing() {
         "no archive, no manifest, no partial file"
     );
 }
+
+#[test]
+fn an_smtp_login_works_over_starttls_and_no_password_is_ever_shown() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let smtp = lifeboat_testkit::smtp();
+    let smtp_password = lifeboat_testkit::stack_var("LBTEST_SMTP_PASSWORD");
+    let db_url = lifeboat_testkit::database_url();
+    let db_password = db_url
+        .split_once("://")
+        .and_then(|(_, r)| r.split_once('@'))
+        .and_then(|(u, _)| u.split_once(':'))
+        .expect("a password in the URL")
+        .1
+        .to_owned();
+    let missing = unique("lbtest_nologin_");
+    let starttls = smtp.starttls_port.to_string();
+    let ca = smtp.ca_file.display().to_string();
+    let url = format!("{}/{missing}", db_url.rsplit_once('/').expect("db").0);
+    let run_with = |port: &str, password: &str, extra: &[(&str, &str)]| {
+        let mut env = vec![
+            ("DATABASE_URL", url.as_str()),
+            ("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
+            ("SMTP_HOST", "localhost"),
+            ("SMTP_PORT", port),
+            ("SMTP_USER", "lifeboat"),
+            ("SMTP_PASSWORD", password),
+            ("SMTP_FROM", "lifeboat@demo.test"),
+            ("LIFEBOAT_MAIL_TO", "ops@demo.test"),
+            ("LIFEBOAT_SMTP_CA_FILE", ca.as_str()),
+        ];
+        env.extend_from_slice(extra);
+        let out = backup(work.path(), &["--log-format", "json"], &env);
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for secret in [smtp_password.as_str(), db_password.as_str()] {
+            assert!(!said.contains(secret), "a password was shown: {said}");
+        }
+        (out.status.code(), said)
+    };
+
+    // The database does not exist: the failure is mailed with a real login over STARTTLS.
+    let tls = [("LIFEBOAT_SMTP_TLS", "starttls")];
+    let (code, said) = run_with(&starttls, &smtp_password, &tls);
+    assert_eq!(code, Some(1), "{said}");
+    let mail = smtp.wait_for_message(&missing);
+    assert!(mail.contains("lifeboat-backup FAILED"), "{mail}");
+    for secret in [smtp_password.as_str(), db_password.as_str()] {
+        assert!(!mail.contains(secret), "a password in the mail: {mail}");
+    }
+
+    // A wrong password: the server refuses the login, said without either password.
+    let (code, said) = run_with(&starttls, "not-the-password-123", &tls);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(!said.contains("not-the-password-123"), "{said}");
+    assert!(
+        said.to_lowercase().contains("mail"),
+        "the failed mail is said: {said}"
+    );
+
+    // A login over a plain connection is refused before anything is done (exit 2).
+    let plain = smtp.plain_port.to_string();
+    let (code, said) = run_with(&plain, &smtp_password, &[]);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(said.contains("LIFEBOAT_SMTP_TLS"), "{said}");
+}
