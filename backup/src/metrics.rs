@@ -8,8 +8,7 @@
 //! 0 (1970), so that the "stopped running" alert fires for it too.
 
 use std::collections::HashMap;
-use std::io::{Read as _, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::io::Read as _;
 use std::path::Path;
 
 use crate::manifest::Manifest;
@@ -78,22 +77,8 @@ pub fn record(path: &Path, outcome: Option<&Manifest>) -> std::io::Result<()> {
             );
         }
     }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    // Made afresh (a link planted under the name is removed, never written through), then
     // 0644 on the open file: the umask does not decide who may read it.
-    match std::fs::remove_file(&tmp) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)?;
-    f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    lifeboat::files::write_atomic_mode(path, text.as_bytes(), 0o644)
 }
 
 fn seconds(t: chrono::DateTime<chrono::Utc>) -> f64 {

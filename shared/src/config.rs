@@ -1324,6 +1324,17 @@ mod tests {
             .collect()
     }
 
+    /// Load from `pairs` alone: no files.
+    fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::load_with_env(
+            &LoadOptions {
+                env_file: None,
+                ..LoadOptions::default()
+            },
+            &env(pairs),
+        )
+    }
+
     fn opts_in(dir: &Path) -> LoadOptions {
         LoadOptions {
             config_file: Some(dir.join("lifeboat.toml")).filter(|p| p.exists()),
@@ -1505,15 +1516,6 @@ mod tests {
 
     #[test]
     fn day_counts_are_bounded_and_never_overflow_a_date() {
-        let load = |pairs: &[(&str, &str)]| {
-            Config::load_with_env(
-                &LoadOptions {
-                    env_file: None,
-                    ..LoadOptions::default()
-                },
-                &env(pairs),
-            )
-        };
         for key in ["LIFEBOAT_BACKUP_KEEP_DAYS", "LIFEBOAT_RESTORE_KEEP_DAYS"] {
             let err = load(&[(key, "99999999")])
                 .expect_err("beyond chrono's dates")
@@ -1541,15 +1543,6 @@ mod tests {
 
     #[test]
     fn an_smtp_login_needs_tls_or_a_plain_no() {
-        let load = |pairs: &[(&str, &str)]| {
-            Config::load_with_env(
-                &LoadOptions {
-                    env_file: None,
-                    ..LoadOptions::default()
-                },
-                &env(pairs),
-            )
-        };
         let login = [("SMTP_USER", "u"), ("SMTP_PASSWORD", "hunter2")];
         for port in ["25", "2525"] {
             let mut pairs = login.to_vec();
@@ -1576,14 +1569,7 @@ mod tests {
     #[test]
     fn smtp_tls_and_port_default_from_each_other() {
         let load = |pairs: &[(&str, &str)]| {
-            let cfg = Config::load_with_env(
-                &LoadOptions {
-                    env_file: None,
-                    ..LoadOptions::default()
-                },
-                &env(pairs),
-            )
-            .expect("load");
+            let cfg = load(pairs).expect("load");
             (cfg.smtp.tls, cfg.smtp.port)
         };
         assert_eq!(load(&[("SMTP_PORT", "465")]), (SmtpTls::Tls, 465));

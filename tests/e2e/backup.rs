@@ -13,6 +13,11 @@ use lifeboat_testkit::{bin, docker_ok, run, unique, wait_for, TestContainer};
 mod support;
 use support::{archive_of, backup, database_with_rows, file_name, manifest_of};
 
+/// How many archives are in `dir`.
+fn archives(dir: &Path) -> usize {
+    files(dir).iter().filter(|f| f.ends_with(".sql.gz")).count()
+}
+
 /// The files in `dir`, but for hidden ones (the signing key, a lock directory): not backups.
 fn files(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -503,13 +508,7 @@ async fn the_off_site_copy_lands_in_the_bucket_and_a_failed_upload_keeps_the_loc
             && stderr.contains("cannot be reached now"),
         "{stderr}"
     );
-    assert_eq!(
-        files(&work.path().join("backups"))
-            .iter()
-            .filter(|f| f.ends_with(".sql.gz"))
-            .count(),
-        2
-    );
+    assert_eq!(archives(&work.path().join("backups")), 2);
 
     // A bucket the storage says does not exist: refused before the dump (HEAD of the bucket),
     // nothing dumped.
@@ -525,10 +524,7 @@ async fn the_off_site_copy_lands_in_the_bucket_and_a_failed_upload_keeps_the_loc
         "{stderr}"
     );
     assert_eq!(
-        files(&work.path().join("backups"))
-            .iter()
-            .filter(|f| f.ends_with(".sql.gz"))
-            .count(),
+        archives(&work.path().join("backups")),
         2,
         "no dump was taken"
     );
@@ -547,14 +543,7 @@ async fn the_off_site_copy_lands_in_the_bucket_and_a_failed_upload_keeps_the_loc
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("S3_ACCESS_KEY_ID"));
-    assert_eq!(
-        files(&work.path().join("backups"))
-            .iter()
-            .filter(|f| f.ends_with(".sql.gz"))
-            .count(),
-        2,
-        "no new backup"
-    );
+    assert_eq!(archives(&work.path().join("backups")), 2, "no new backup");
 }
 
 #[tokio::test]

@@ -615,16 +615,7 @@ fn a_backup_in_the_bucket_restores() {
         "CREATE TABLE notes (id int PRIMARY KEY, body text); \
          INSERT INTO notes SELECT g, 'nota ' || g FROM generate_series(1, 300) g",
     );
-    let stack = lifeboat_testkit::s3();
-    let prefix = format!("{}/", unique("lbtest-restore-"));
-    let mut env = s.env();
-    env.extend([
-        ("S3_ENDPOINT", stack.endpoint.clone()),
-        ("S3_BUCKET", stack.bucket.clone()),
-        ("S3_ACCESS_KEY_ID", stack.access_key_id.clone()),
-        ("S3_SECRET_ACCESS_KEY", stack.secret_access_key.clone()),
-        ("LIFEBOAT_S3_PREFIX", prefix.clone()),
-    ]);
+    let (stack, prefix, env) = with_bucket(&s, "lbtest-restore-");
     let work = tempfile::tempdir().expect("tempdir");
     let archive = backup(work.path(), &s.db, &env);
     let name = name_of(&archive);
@@ -708,6 +699,28 @@ fn a_backup_in_the_bucket_restores() {
     assert!(left.is_empty(), "the download is removed: {left:?}");
 }
 
+/// The test bucket under a prefix of its own, and `s`'s settings with it.
+fn with_bucket(
+    s: &Shared,
+    prefix: &str,
+) -> (
+    lifeboat_testkit::S3Stack,
+    String,
+    Vec<(&'static str, String)>,
+) {
+    let stack = lifeboat_testkit::s3();
+    let prefix = format!("{}/", unique(prefix));
+    let mut env = s.env();
+    env.extend([
+        ("S3_ENDPOINT", stack.endpoint.clone()),
+        ("S3_BUCKET", stack.bucket.clone()),
+        ("S3_ACCESS_KEY_ID", stack.access_key_id.clone()),
+        ("S3_SECRET_ACCESS_KEY", stack.secret_access_key.clone()),
+        ("LIFEBOAT_S3_PREFIX", prefix.clone()),
+    ]);
+    (stack, prefix, env)
+}
+
 /// Put `file` (a path here) into the bucket as `key` (under the test's prefix), as a bucket
 /// writer would.
 fn plant(stack: &lifeboat_testkit::S3Stack, prefix: &str, key: &str, file: &Path) {
@@ -739,16 +752,7 @@ fn a_bucket_writer_can_plant_neither_a_file_outside_the_directory_nor_a_newer_ba
         "CREATE TABLE notes (id int PRIMARY KEY, body text); \
          INSERT INTO notes SELECT g, 'nota ' || g FROM generate_series(1, 300) g",
     );
-    let stack = lifeboat_testkit::s3();
-    let prefix = format!("{}/", unique("lbtest-plant-"));
-    let mut env = s.env();
-    env.extend([
-        ("S3_ENDPOINT", stack.endpoint.clone()),
-        ("S3_BUCKET", stack.bucket.clone()),
-        ("S3_ACCESS_KEY_ID", stack.access_key_id.clone()),
-        ("S3_SECRET_ACCESS_KEY", stack.secret_access_key.clone()),
-        ("LIFEBOAT_S3_PREFIX", prefix.clone()),
-    ]);
+    let (stack, prefix, env) = with_bucket(&s, "lbtest-plant-");
     let work = tempfile::tempdir().expect("tempdir");
     let archive = backup(work.path(), &s.db, &env);
     let good = name_of(&archive);
@@ -1528,16 +1532,7 @@ fn a_signal_during_the_download_or_at_the_confirmation_removes_the_download() {
         "CREATE TABLE notes (id int PRIMARY KEY, body text); \
          INSERT INTO notes SELECT g, 'nota ' || g FROM generate_series(1, 300) g",
     );
-    let stack = lifeboat_testkit::s3();
-    let prefix = format!("{}/", unique("lbtest-restore-"));
-    let mut env = s.env();
-    env.extend([
-        ("S3_ENDPOINT", stack.endpoint.clone()),
-        ("S3_BUCKET", stack.bucket.clone()),
-        ("S3_ACCESS_KEY_ID", stack.access_key_id.clone()),
-        ("S3_SECRET_ACCESS_KEY", stack.secret_access_key.clone()),
-        ("LIFEBOAT_S3_PREFIX", prefix.clone()),
-    ]);
+    let (stack, prefix, env) = with_bucket(&s, "lbtest-restore-");
     let work = tempfile::tempdir().expect("tempdir");
     let archive = backup(work.path(), &s.db, &env);
     let name = name_of(&archive);
