@@ -1826,3 +1826,67 @@ fn a_restore_gives_back_the_database_s_own_properties_as_they_were_at_backup_tim
         "copied from the live database"
     );
 }
+
+#[test]
+fn no_room_on_the_server_or_a_restore_under_way_leave_the_live_database_alone() {
+    let s = Shared::new("lbtest_restore_room_");
+    s.sql("postgres", &format!("CREATE DATABASE {}", s.db));
+    s.sql(
+        &s.db,
+        "CREATE TABLE notes (id int PRIMARY KEY); INSERT INTO notes SELECT generate_series(1, 50)",
+    );
+    let work = tempfile::tempdir().expect("tempdir");
+    let archive = backup(work.path(), &s.db, &s.env());
+    s.sql(&s.db, "DELETE FROM notes WHERE id > 10");
+    let restore_args = [
+        "--dir",
+        "backups",
+        "--database",
+        &s.db,
+        "--yes",
+        "--no-safety-backup",
+    ];
+    let scratch = || databases_like(&s.container, &s.user, &format!("{}__", s.db));
+
+    // A backup whose SQL would not fit on the server's disk (its manifest says a petabyte).
+    let big = edited_copy(&archive, "backup_big.sql.gz", |sql| sql);
+    patch_manifest(&big, |m| m["raw_size"] = (1u64 << 50).into());
+    let mut args = restore_args.to_vec();
+    args.push("backup_big.sql.gz");
+    let out = lifeboat("lifeboat-restore", work.path(), &args, &s.env());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("the restore needs about")
+            && text(&out.stderr).contains("nothing was touched"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        s.sql(&s.db, "SELECT count(*) FROM notes"),
+        "10",
+        "live, as it was"
+    );
+    assert!(scratch().is_empty(), "no scratch database: {:?}", scratch());
+
+    // A restore paused at its first step holds the lock: a second one is refused.
+    let mut args = restore_args.to_vec();
+    let name = name_of(&archive);
+    args.push(&name);
+    let mut first = paused_at(work.path(), &args, &s.env(), "restoring");
+    let second = lifeboat("lifeboat-restore", work.path(), &args, &s.env());
+    assert_eq!(second.status.code(), Some(1), "{}", text(&second.stderr));
+    assert!(
+        text(&second.stderr).contains("already running"),
+        "{}",
+        text(&second.stderr)
+    );
+    signal(&first, "TERM");
+    let status = first.wait().expect("wait");
+    assert_eq!(status.code(), Some(1), "the first stops on SIGTERM");
+    assert_eq!(
+        s.sql(&s.db, "SELECT count(*) FROM notes"),
+        "10",
+        "live, as it was"
+    );
+    assert!(scratch().is_empty(), "no scratch database: {:?}", scratch());
+}
