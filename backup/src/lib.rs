@@ -214,6 +214,10 @@ fn run_backup(config: &Config, output: &OutputOptions) -> anyhow::Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
+/// A test hook: `dumping` makes a backup wait, its `.partial` file made, until a signal comes
+/// (or SIGKILL), so that tests interrupt it there for sure.
+pub const PAUSE_VAR: &str = "LBTEST_BACKUP_PAUSE_AT";
+
 /// A backup that was taken.
 #[derive(Debug, Clone)]
 pub struct Done {
@@ -262,7 +266,10 @@ pub async fn take(config: &Config) -> anyhow::Result<Done> {
         ArchiveWriter::create(&path, settings.compress, settings.level, settings.threads)
             .with_context(|| format!("cannot create {}", path.display()))?;
     tokio::select! {
-        dumped = source.dump(&mut sink) => dumped?,
+        dumped = async {
+            lifeboat::signal::pause_at(PAUSE_VAR, "dumping").await;
+            source.dump(&mut sink).await
+        } => dumped?,
         signal = shutdown_signal() => bail!("stopped by {signal}; the partial file was removed and earlier backups are untouched"),
     }
     let database = source.database().to_owned();

@@ -369,13 +369,21 @@ async fn sigterm_during_a_restore_test_drops_the_scratch_database() {
         assert!(n > 0, "the run ended before the restore: {seen}");
         seen.push_str(&line);
     }
-    std::thread::sleep(Duration::from_millis(300));
+    // Under way means its scratch database exists: the event, not a guess of time.
+    let scratch = scratch_in(&seen);
+    let deadline = std::time::Instant::now() + Duration::from_mins(1);
+    while !database_exists(&scratch).await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{scratch} never appeared: {seen}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     run(Command::new("kill").args(["-TERM", &child.id().to_string()]));
     stderr.read_to_string(&mut seen).expect("read stderr");
     let status = child.wait().expect("wait");
     assert_eq!(status.code(), Some(1), "{seen}");
     assert!(seen.contains("stopped by SIGTERM"), "{seen}");
-    let scratch = scratch_in(&seen);
     assert!(
         seen.contains(&format!("dropped the scratch database {scratch}")),
         "{seen}"

@@ -139,9 +139,9 @@ impl Stack {
         env: &[(&str, &str)],
     ) -> (Ran, Requests) {
         let requests = RequestLoop::start(&self.address(), "/api/version", LOOP_BOUND);
-        std::thread::sleep(Duration::from_millis(300));
+        requests.settle(10);
         let ran = self.run_with(binary, args, env);
-        std::thread::sleep(Duration::from_millis(300));
+        requests.settle(10);
         (ran, requests.finish())
     }
 
@@ -280,7 +280,7 @@ fn behind_nginx_a_sigterm_or_sigkill_at_the_switch_leaves_the_stack_reachable() 
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut deploy.0.stderr.take().expect("stderr"), &mut stderr)
         .expect("stderr");
-    std::thread::sleep(Duration::from_millis(300));
+    requests.settle(10);
     let requests = requests.finish();
     assert_eq!(status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("SIGTERM"), "{stderr}");
@@ -324,7 +324,7 @@ fn behind_nginx_a_sigterm_or_sigkill_at_the_switch_leaves_the_stack_reachable() 
     assert!(hosts.contains("# lifeboat: begin"), "{hosts}");
     assert!(stack.journal_exists());
     let ran = stack.run("lifeboat-deploy", &["v2", "--no-backup"]);
-    std::thread::sleep(Duration::from_millis(300));
+    requests.settle(10);
     let requests = requests.finish();
     assert_eq!(ran.code, 0, "{}", ran.show());
     assert!(

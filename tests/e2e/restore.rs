@@ -1362,42 +1362,35 @@ fn a_crash_during_the_safety_backup_leaves_exactly_one_after_the_rerun() {
     let work = tempfile::tempdir().expect("tempdir");
     let env = s.env();
     let b1 = name_of(&backup(work.path(), &s.db, &env));
-    // The live database grows: its safety backup takes long enough to be killed midway.
-    s.sql(
-        &s.db,
-        "CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) || md5((g * 13)::text) AS v \
-         FROM generate_series(1, 400000) g",
-    );
-
-    // SIGKILL while the safety backup is being written: a .partial file is left.
+    // SIGKILL while the safety backup is being written (held there by the backup's test hook,
+    // its partial file made): a .partial file is left.
+    let mut env_paused = env.clone();
+    env_paused.push(("LBTEST_BACKUP_PAUSE_AT", "dumping".to_owned()));
     let mut child = command(
         "lifeboat-restore",
         work.path(),
         &["--dir", "backups", "--database", &s.db, "--yes", &b1],
-        &env,
+        &env_paused,
     )
     .stdout(Stdio::null())
     .stderr(Stdio::null())
     .spawn()
     .expect("spawn");
-    let deadline = std::time::Instant::now() + Duration::from_mins(2);
-    let partial = loop {
-        let found = files_like(work.path(), "safety_before_restore_")
-            .into_iter()
-            .find(|n| n.ends_with(".partial"));
-        if let Some(found) = found {
-            signal(&child, "KILL");
-            break found;
-        }
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            panic!("the restore ended ({status}) before its safety backup was seen being written");
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no safety backup being written"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    };
+    let partial = wait_for(
+        "the safety backup being written",
+        Duration::from_mins(2),
+        || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "the restore ended ({status}) before its safety backup was seen being written"
+                );
+            }
+            files_like(work.path(), "safety_before_restore_")
+                .into_iter()
+                .find(|n| n.ends_with(".partial"))
+        },
+    );
+    signal(&child, "KILL");
     child.wait().expect("wait");
     assert_eq!(
         safety_backups(work.path()),

@@ -555,6 +555,8 @@ pub fn is_root() -> bool {
 /// connection with a 5 s timeout, for at most `bound`, until [`RequestLoop::finish`].
 pub struct RequestLoop {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Requests that got an answer (or an error) so far.
+    done: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     handle: Option<std::thread::JoinHandle<Requests>>,
 }
 
@@ -591,8 +593,10 @@ impl Requests {
 impl RequestLoop {
     pub fn start(host_port: &str, path: &str, bound: Duration) -> Self {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let (host_port, path) = (host_port.to_owned(), path.to_owned());
         let flag = stop.clone();
+        let count = done.clone();
         let handle = std::thread::spawn(move || {
             let started = Instant::now();
             let mut seen = Requests::default();
@@ -613,14 +617,24 @@ impl RequestLoop {
                         .push((started.elapsed(), format!("HTTP {}", r.status))),
                     Err(e) => seen.failures.push((started.elapsed(), e.to_string())),
                 }
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(10));
             }
             seen
         });
         Self {
             stop,
+            done,
             handle: Some(handle),
         }
+    }
+
+    /// Wait until `n` more requests have been answered: users were there, before or after.
+    pub fn settle(&self, n: usize) {
+        let target = self.done.load(std::sync::atomic::Ordering::SeqCst) + n;
+        wait_for("requests answered", Duration::from_mins(1), || {
+            (self.done.load(std::sync::atomic::Ordering::SeqCst) >= target).then_some(())
+        });
     }
 
     /// Stop, and what was seen.
