@@ -430,8 +430,13 @@ async fn list(config: &Config) -> anyhow::Result<()> {
         let (bucket, remote) = offsite::entries(&settings)
             .await
             .context("cannot list the off-site backups")?;
+        // Whether this host signed each (lifeboat-restore offers only those).
+        let key = sign::Key::for_restore(config)?;
         for e in &remote {
-            line("s3", e, "size ok");
+            let signed = key
+                .as_ref()
+                .map_or(sign::Signed::NoKey, |k| k.check(&e.manifest));
+            line("s3", e, &format!("size ok, {}", signed.describe()));
         }
         if remote.is_empty() {
             info!(
