@@ -39,7 +39,16 @@ async fn sslmode_require_encrypts_and_disable_does_not() {
 
 #[tokio::test]
 async fn verify_full_refuses_a_certificate_no_trusted_ca_signed() {
-    let target = DbTarget::from_url(&url_with("sslmode=verify-full")).expect("url");
+    // As libpq: no root certificate anywhere is refused before connecting.
+    let err = DbTarget::from_url(&url_with("sslmode=verify-full"))
+        .expect_err("no root certificate")
+        .to_string();
+    assert!(
+        err.contains("root.crt") && err.contains("sslrootcert=system"),
+        "{err}"
+    );
+    let target =
+        DbTarget::from_url(&url_with("sslmode=verify-full&sslrootcert=system")).expect("url");
     let err = target
         .connect()
         .await
