@@ -310,6 +310,10 @@ fn broken_is_rolled_back(stack: &Stack) {
         "the backup was taken after it"
     );
     assert_eq!(stack.history().last().expect("entry")["restored"], true);
+    // The database from before the restore is kept on the server, as a restore keeps it.
+    let kept = stack
+        .sql("SELECT count(*) FROM pg_database WHERE datname LIKE 'demo\\_\\_pre\\_restore\\_%'");
+    assert_eq!(kept, "1", "one <db>__pre_restore_* database");
     // Without deploy.health-url, "serves again" rests on the smoke spec's `health` check.
     assert!(
         broken

@@ -669,6 +669,19 @@ fn a_backup_in_the_bucket_restores() {
         &no_docker,
     );
     ok(&out, "restore from s3 with --url");
+    // The database's password is in DATABASE_URL: never in what the restore says, nor its mail.
+    let url = lifeboat_testkit::database_url();
+    let password = url
+        .split_once("://")
+        .and_then(|(_, r)| r.split_once('@'))
+        .and_then(|(u, _)| u.split_once(':'))
+        .expect("a password in the URL")
+        .1;
+    assert!(
+        !text(&out.stderr).contains(password) && !text(&out.stdout).contains(password),
+        "{}",
+        text(&out.stderr)
+    );
     // One JSON object per event, the steps named.
     let events: Vec<serde_json::Value> = text(&out.stderr)
         .lines()
@@ -689,6 +702,7 @@ fn a_backup_in_the_bucket_restores() {
         mail.contains("restored") && mail.contains("The app was down"),
         "{mail}"
     );
+    assert!(!mail.contains(password), "no password in the mail: {mail}");
     assert_eq!(s.sql(&s.db, "SELECT count(*) FROM notes"), "300");
     let left: Vec<_> = std::fs::read_dir(work.path().join("backups"))
         .expect("dir")
