@@ -1897,3 +1897,74 @@ fn no_room_on_the_server_or_a_restore_under_way_leave_the_live_database_alone() 
     );
     assert!(scratch().is_empty(), "no scratch database: {:?}", scratch());
 }
+
+#[test]
+fn sigterm_in_the_middle_of_loading_a_large_archive_leaves_the_live_database_alone() {
+    let s = Shared::new("lbtest_restore_load_");
+    s.sql("postgres", &format!("CREATE DATABASE {}", s.db));
+    s.sql(
+        &s.db,
+        "CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS v \
+         FROM generate_series(1, 600000) g",
+    );
+    let work = tempfile::tempdir().expect("tempdir");
+    let archive = backup(work.path(), &s.db, &s.env());
+    s.sql(&s.db, "DELETE FROM big WHERE id > 100");
+    let name = name_of(&archive);
+    let mut child = command(
+        "lifeboat-restore",
+        work.path(),
+        &[
+            "--dir",
+            "backups",
+            "--database",
+            &s.db,
+            "--yes",
+            "--no-safety-backup",
+            &name,
+        ],
+        &s.env(),
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn");
+    // Under way: the server is taking in a COPY into the scratch database.
+    wait_for("the load under way", Duration::from_mins(2), || {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the restore ended ({status}) before its load was seen");
+        }
+        let copying = s.sql(
+            "postgres",
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname LIKE '{}\\_\\_restore\\_%' \
+                 AND query ILIKE 'COPY%'",
+                s.db
+            ),
+        );
+        (copying != "0").then_some(())
+    });
+    signal(&child, "TERM");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("stderr");
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("stopped by SIGTERM"), "{stderr}");
+    assert_eq!(
+        s.sql(&s.db, "SELECT count(*) FROM big"),
+        "100",
+        "live, as it was"
+    );
+    let scratch = databases_like(&s.container, &s.user, &format!("{}__", s.db));
+    assert!(scratch.is_empty(), "no scratch database left: {scratch:?}");
+    assert_eq!(
+        files_like(work.path(), ".lifeboat-restore-"),
+        Vec::<String>::new(),
+        "no journal left"
+    );
+}

@@ -1922,3 +1922,53 @@ url = "{url}"
     assert!(!ran.stderr.contains("tls-redis-pw"), "{}", ran.stderr);
     assert_eq!(ran.code, 1, "{}", ran.stderr);
 }
+
+#[test]
+fn a_cleanup_that_fails_makes_the_run_fail() {
+    let app = Server::start(|request| {
+        let first = request.lines().next().unwrap_or_default();
+        if first.starts_with("POST /things ") {
+            http_response("201 Created", "", "{\"id\":7}")
+        } else if first.starts_with("DELETE ") {
+            http_response("500 Internal Server Error", "", "cannot delete")
+        } else {
+            http_response("200 OK", "", "{}")
+        }
+    });
+    let spec = format!(
+        r#"
+[environments.staging]
+base-url = "{base}"
+
+[[check]]
+name = "create"
+method = "POST"
+url = "/things"
+expect.status = 201
+capture.id = "/id"
+cleanup = {{ url = "/things/${{id}}" }}
+"#,
+        base = app.url(""),
+    );
+    let (ran, report) = run_spec(&spec, &[]);
+    assert_eq!(
+        ran.code, 1,
+        "every check passed, but the probe data stays: {}",
+        ran.stderr
+    );
+    assert!(ran.stderr.contains("1 cleanup(s) failed"), "{}", ran.stderr);
+    assert_eq!(by_name(&report)["create"].0, "passed");
+    let cleanups = report["cleanups"].as_array().expect("cleanups");
+    assert!(
+        cleanups[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("500")),
+        "{cleanups:?}"
+    );
+    assert!(
+        app.requests()
+            .iter()
+            .any(|r| r.starts_with("DELETE /things/7 ")),
+        "the cleanup was sent"
+    );
+}
