@@ -499,7 +499,8 @@ async fn the_off_site_copy_lands_in_the_bucket_and_a_failed_upload_keeps_the_loc
 
     // The storage is unreachable: exit 1, and the new local backup stays.
     std::thread::sleep(Duration::from_millis(1100));
-    env[1].1 = format!("http://127.0.0.1:{}", lifeboat_testkit::closed_port());
+    let refused = lifeboat_testkit::refused_port();
+    env[1].1 = format!("http://127.0.0.1:{}", refused.port);
     let out = run_with(&env, &["--database", &db]);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -962,10 +963,8 @@ fn gfs_retention_keeps_exactly_the_newest_of_each_kept_day_week_and_month() {
 fn a_job_that_never_succeeded_exports_a_zero_success_time_anyone_may_read_and_locks_stay_private() {
     let work = tempfile::tempdir().expect("tempdir");
     let metrics = work.path().join("backup.prom");
-    let dead = format!(
-        "postgres://app:secret-pw@127.0.0.1:{}/app",
-        lifeboat_testkit::closed_port()
-    );
+    let refused = lifeboat_testkit::refused_port();
+    let dead = format!("postgres://app:secret-pw@127.0.0.1:{}/app", refused.port);
     // Under cron's umask 077, as root's nightly job often runs.
     let run_with_umask = |extra: &[(&str, &str)]| {
         let mut cmd = Command::new("sh");

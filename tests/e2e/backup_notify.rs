@@ -6,9 +6,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use lifeboat_testkit::{
-    bin, closed_port, http_response, run, stack_var, unique, HttpFixture, Reply,
-};
+use lifeboat_testkit::{bin, http_response, run, stack_var, unique, HttpFixture, Reply};
 
 mod support;
 use support::{archive_of as archive, backup, file_name, text};
@@ -130,7 +128,8 @@ async fn a_ping_server_that_is_down_or_refuses_warns_but_the_backup_exits_0() {
     let container = stack_var("LBTEST_POSTGRES_CONTAINER");
 
     // Nothing listens: every ping is tried 3 times, then warned about.
-    let down = format!("http://127.0.0.1:{}/ping/{TOKEN}", closed_port());
+    let refused = lifeboat_testkit::refused_port();
+    let down = format!("http://127.0.0.1:{}/ping/{TOKEN}", refused.port);
     let out = backup(
         work.path(),
         &["--database", &db],

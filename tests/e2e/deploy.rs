@@ -620,7 +620,8 @@ fn a_release_is_built_from_a_clean_export_of_its_git_tag() {
     // deploy.health-url is checked too: one that never answers fails the switch. v1's
     // containers are put back healthy, but the URL where users reach the app does not answer
     // either, so lifeboat does not say v1 serves: exit 1, the journal kept for the next run.
-    let closed = format!("http://127.0.0.1:{}/health", closed_port());
+    let refused = lifeboat_testkit::refused_port();
+    let closed = format!("http://127.0.0.1:{}/health", refused.port);
     let unreachable = stack.run(
         "lifeboat-deploy",
         &["v2", "--no-backup"],

@@ -73,7 +73,8 @@ fn the_default_target_comes_from_healthcheck_url_or_port() {
 
 #[test]
 fn connection_refused_is_unhealthy() {
-    let port = lifeboat_testkit::closed_port();
+    let refused = lifeboat_testkit::refused_port();
+    let port = refused.port;
     let (code, line) = probe(&[&format!("http://127.0.0.1:{port}/api/health")]);
     assert_eq!(code, 1);
     assert!(line.contains("connection refused"), "{line}");
@@ -266,7 +267,8 @@ fn postgres_with_scram_up_wrong_password_and_down() {
     assert!(line.contains("password authentication failed"), "{line}");
     assert!(!line.contains("wrong-password"), "{line}");
 
-    let port = lifeboat_testkit::closed_port();
+    let refused = lifeboat_testkit::refused_port();
+    let port = refused.port;
     let (code, line) = probe(&[&format!("postgres://app:pw@127.0.0.1:{port}/app")]);
     assert_eq!(code, 1);
     assert!(line.contains("connection refused"), "{line}");
@@ -384,7 +386,8 @@ fn several_targets_must_all_pass() {
 fn serve_aggregates_targets_as_json() {
     let port = lifeboat_testkit::closed_port();
     let closed = lifeboat_testkit::closed_port();
-    let dead = lifeboat_testkit::closed_port();
+    let refused = lifeboat_testkit::refused_port();
+    let dead = refused.port;
     let listen = format!("127.0.0.1:{port}");
     let _serve = Background::spawn(Command::new(bin("lifeboat-healthcheck")).args([
         "serve",

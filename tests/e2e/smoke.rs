@@ -693,7 +693,8 @@ fn every_assertion_and_check_kind_passes_and_fails_as_it_should() {
         gap: Duration::from_millis(60),
     });
     let silent = HttpFixture::start(Reply::Silent);
-    let closed = closed_port();
+    let refused = lifeboat_testkit::refused_port();
+    let closed = refused.port;
     let spec = format!(
         r#"
 [environments.staging]
@@ -1349,7 +1350,8 @@ fn every_attempt_s_probe_data_is_cleaned_up_and_what_cannot_be_is_said() {
             http_response("500 Internal Server Error", "", "{\"error\":\"oops\"}")
         }
     });
-    let closed = closed_port();
+    let refused = lifeboat_testkit::refused_port();
+    let closed = refused.port;
     let spec = format!(
         r#"
 [environments.staging]
@@ -1494,7 +1496,8 @@ fn each_kind_fails_with_a_message_that_says_why() {
         "Location: /login\r\n",
         "",
     )));
-    let closed = closed_port();
+    let refused = lifeboat_testkit::refused_port();
+    let closed = refused.port;
     let s3 = s3();
     let no_such_bucket = unique("lbtest-no-such-bucket-");
     let hook_secret = unique("hook-secret-");

@@ -537,7 +537,35 @@ impl Drop for Background {
     }
 }
 
-/// A loopback port nothing listens on (bound, then released).
+/// A loopback port that refuses every connection while this is alive: bound (so no one else
+/// takes it), never listening (so the kernel answers a connection with a reset).
+pub struct Refused {
+    pub port: u16,
+    _socket: rustix::fd::OwnedFd,
+}
+
+pub fn refused_port() -> Refused {
+    use rustix::net::{
+        bind, getsockname, ipproto, socket, AddressFamily, SocketAddrAny, SocketAddrV4, SocketType,
+    };
+    let socket =
+        socket(AddressFamily::INET, SocketType::STREAM, Some(ipproto::TCP)).expect("a socket");
+    bind(
+        &socket,
+        &SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 0),
+    )
+    .expect("bind");
+    let addr: SocketAddrAny = getsockname(&socket).expect("its address");
+    let port = std::net::SocketAddr::try_from(addr)
+        .expect("an IP address")
+        .port();
+    Refused {
+        port,
+        _socket: socket,
+    }
+}
+
+/// A free loopback port for a server a test starts next (bound, then released).
 pub fn closed_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
