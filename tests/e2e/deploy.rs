@@ -871,3 +871,45 @@ fn a_failed_backup_or_smoke_test_leaves_v1_and_a_rollback_goes_to_a_named_releas
     );
     assert_eq!(stack.app_id(), app);
 }
+
+#[test]
+fn a_rollback_to_a_release_whose_image_is_gone_says_so_and_touches_nothing() {
+    let stack = Stack::up("lbtest-deploy-gone-");
+    // A release of its own (v1's files, another image id), so that removing it harms no
+    // other test.
+    let version = unique("gone-");
+    let image = format!("lifeboat-demo/app:{version}");
+    let mut build = Command::new("docker");
+    build
+        .args(["build", "-q", "-t", &image, "-"])
+        .stdin(Stdio::piped());
+    let mut child = build.spawn().expect("docker build");
+    std::io::Write::write_all(
+        &mut child.stdin.take().expect("stdin"),
+        format!("FROM lifeboat-demo/app:v1\nLABEL lbtest.release=\"{version}\"\n").as_bytes(),
+    )
+    .expect("Dockerfile");
+    assert!(child.wait().expect("build").success(), "docker build");
+    let deployed = stack.deploy(&[&version, "--no-backup"]);
+    assert_eq!(deployed.code, 0, "{}", deployed.show());
+    let back = stack.deploy(&["v1", "--no-backup"]);
+    assert_eq!(back.code, 0, "{}", back.show());
+    let app = stack.app_id();
+    // The image and lifeboat's own tag of it are removed.
+    for tag in [
+        image.clone(),
+        format!("lifeboat-demo/app:lifeboat-{version}"),
+    ] {
+        let _ = docker(&["rmi", "-f", &tag]);
+    }
+    let gone = stack.run("lifeboat-rollback", &[&version], &[]);
+    assert_eq!(gone.code, 1, "{}", gone.show());
+    assert!(
+        gone.stderr.contains("is no longer on this engine")
+            && gone.stderr.contains(&format!("lifeboat-deploy {version}")),
+        "{}",
+        gone.show()
+    );
+    assert_serves(&stack, "v1", "after the refused rollback");
+    assert_eq!(stack.app_id(), app, "nothing was touched");
+}
