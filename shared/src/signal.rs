@@ -83,7 +83,12 @@ impl Stop {
 /// saying so first, so that tests can interrupt a job at a step for sure. A job selects this
 /// against [`Stop::wait`] where a signal must be obeyed.
 pub async fn pause_at(var: &str, point: &str) {
-    if std::env::var(var).is_ok_and(|v| v == point) {
+    // Once per process: the undo that follows a signal passes the same points, and must not
+    // wait there for a signal that already came.
+    static PAUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if std::env::var(var).is_ok_and(|v| v == point)
+        && !PAUSED.swap(true, std::sync::atomic::Ordering::SeqCst)
+    {
         tracing::info!(step = point, "paused at step {point} ({var})");
         std::future::pending::<()>().await;
     }
