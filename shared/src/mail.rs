@@ -60,6 +60,9 @@ fn mailbox(field: &'static str, address: &str) -> Result<Mailbox, MailError> {
         })
 }
 
+/// The longest a mail may take to send, login and all.
+const SEND_DEADLINE: Duration = Duration::from_secs(30);
+
 impl Mailer {
     /// A mailer for a complete configuration (see [`crate::config::Config::require_smtp`]).
     pub fn new(cfg: &SmtpConfig) -> Result<Self, MailError> {
@@ -124,14 +127,19 @@ impl Mailer {
         let message = message
             .body(body.to_owned())
             .map_err(|e| MailError::Build(e.to_string()))?;
-        self.transport
-            .send(message)
-            .await
-            .map(drop)
-            .map_err(|e| MailError::Send {
-                host: self.host.clone(),
-                port: self.port,
-                reason: e.to_string(),
-            })
+        let failed = |reason: String| MailError::Send {
+            host: self.host.clone(),
+            port: self.port,
+            reason,
+        };
+        // The whole exchange, not each read: a server that stops answering mid-conversation
+        // (seen after a refused login) must not hold a nightly job for minutes.
+        match tokio::time::timeout(SEND_DEADLINE, self.transport.send(message)).await {
+            Ok(sent) => sent.map(drop).map_err(|e| failed(e.to_string())),
+            Err(_) => Err(failed(format!(
+                "no answer within {} s",
+                SEND_DEADLINE.as_secs()
+            ))),
+        }
     }
 }
