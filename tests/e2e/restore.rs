@@ -1968,3 +1968,80 @@ fn sigterm_in_the_middle_of_loading_a_large_archive_leaves_the_live_database_alo
         "no journal left"
     );
 }
+
+#[test]
+fn a_failed_safety_backup_keeps_the_database_from_before_and_the_rerun_takes_it() {
+    let s = Shared::new("lbtest_rs_safefail_");
+    s.sql("postgres", &format!("CREATE DATABASE {}", s.db));
+    s.sql(
+        &s.db,
+        "CREATE TABLE notes (id int PRIMARY KEY); INSERT INTO notes SELECT generate_series(1, 10)",
+    );
+    let work = tempfile::tempdir().expect("tempdir");
+    let env = s.env();
+    let b1 = name_of(&backup(work.path(), &s.db, &env));
+    s.sql(&s.db, "INSERT INTO notes VALUES (11)");
+
+    // The safety backup is held once its partial file is made, then stopped by SIGTERM: it
+    // fails, after the swap.
+    let mut paused = env.clone();
+    paused.push(("LBTEST_BACKUP_PAUSE_AT", "dumping".to_owned()));
+    let mut child = command(
+        "lifeboat-restore",
+        work.path(),
+        &["--dir", "backups", "--database", &s.db, "--yes", &b1],
+        &paused,
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn");
+    wait_for(
+        "the safety backup being written",
+        Duration::from_mins(2),
+        || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("the restore ended ({status}) before its safety backup was seen");
+            }
+            files_like(work.path(), "safety_before_restore_")
+                .into_iter()
+                .find(|n| n.ends_with(".partial"))
+        },
+    );
+    signal(&child, "TERM");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("stderr");
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the restore is complete and the app healthy, but the safety backup of")
+            && stderr.contains("is kept on the server"),
+        "{stderr}"
+    );
+    // The restore stands; the database from before is kept; no half safety backup is left.
+    assert_eq!(s.sql(&s.db, "SELECT count(*) FROM notes"), "10");
+    let pre = databases_like(&s.container, &s.user, &format!("{}__pre_restore_", s.db));
+    assert_eq!(pre.len(), 1, "{pre:?}");
+    assert!(
+        safety_backups(work.path()).is_empty(),
+        "{:?}",
+        safety_backups(work.path())
+    );
+
+    // The rerun finishes what was left: the safety backup, once.
+    let out = restore_db(work.path(), &s.db, &["--yes", &b1], &env);
+    ok(&out, "rerun after the failed safety backup");
+    assert!(
+        text(&out.stderr).contains("finished the interrupted restore"),
+        "{}",
+        text(&out.stderr)
+    );
+    let after = safety_backups(work.path());
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0].1, pre[0]);
+}
