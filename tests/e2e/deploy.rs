@@ -876,17 +876,27 @@ fn a_failed_backup_or_smoke_test_leaves_v1_and_a_rollback_goes_to_a_named_releas
     assert_eq!(stack.app_id(), app);
 }
 
-#[test]
-fn a_rollback_to_a_release_whose_image_is_gone_says_so_and_touches_nothing() {
-    let stack = Stack::up("lbtest-deploy-gone-");
-    // A release of its own (v1's files, another image id), so that removing it harms no
-    // other test.
-    let version = unique("gone-");
+/// Image references removed when dropped: declared before the stack, dropped after it (its
+/// containers gone), so that the images really go.
+struct Untag(Vec<String>);
+
+impl Drop for Untag {
+    fn drop(&mut self) {
+        for image in &self.0 {
+            let _ = docker(&["rmi", "-f", image]);
+        }
+    }
+}
+
+/// A release of the test's own: v1's files under another image id (a label), tagged
+/// `lifeboat-demo/app:VERSION`, so that removing it harms no other test; its reference.
+fn own_release(version: &str) -> String {
     let image = format!("lifeboat-demo/app:{version}");
     let mut build = Command::new("docker");
     build
         .args(["build", "-q", "-t", &image, "-"])
-        .stdin(Stdio::piped());
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null());
     let mut child = build.spawn().expect("docker build");
     std::io::Write::write_all(
         &mut child.stdin.take().expect("stdin"),
@@ -894,6 +904,75 @@ fn a_rollback_to_a_release_whose_image_is_gone_says_so_and_touches_nothing() {
     )
     .expect("Dockerfile");
     assert!(child.wait().expect("build").success(), "docker build");
+    image
+}
+
+#[test]
+fn keep_releases_removes_the_tags_of_older_releases_only() {
+    let versions: Vec<String> = (0..3).map(|_| unique("keep-")).collect();
+    let images: Vec<String> = versions.iter().map(|v| own_release(v)).collect();
+    let _untag = Untag(
+        versions
+            .iter()
+            .map(|v| format!("lifeboat-demo/app:lifeboat-{v}"))
+            .chain(images.iter().cloned())
+            .collect(),
+    );
+    let stack = Stack::up("lbtest-deploy-keep-");
+    let kept = |v: &str| {
+        docker(&[
+            "image",
+            "inspect",
+            &format!("lifeboat-demo/app:lifeboat-{v}"),
+        ])
+        .status
+        .success()
+    };
+    for (i, v) in versions.iter().enumerate() {
+        let keep = if i == 2 { "2" } else { "5" };
+        let ran = stack.run(
+            "lifeboat-deploy",
+            &[v, "--no-backup"],
+            &[("LIFEBOAT_DEPLOY_KEEP_RELEASES", keep)],
+        );
+        assert_eq!(ran.code, 0, "{}", ran.show());
+        if i == 2 {
+            assert!(
+                ran.stderr.contains(&format!(
+                    "removed the tag lifeboat-demo/app:lifeboat-{}",
+                    versions[0]
+                )),
+                "{}",
+                ran.show()
+            );
+        }
+    }
+    // The last two releases keep lifeboat's tag (what a rollback needs); the oldest lost it,
+    // and its image is still there under its own tag.
+    assert!(!kept(&versions[0]), "the oldest release's tag is removed");
+    assert!(
+        kept(&versions[1]) && kept(&versions[2]),
+        "the last two keep theirs"
+    );
+    assert!(docker(&["image", "inspect", &images[0]]).status.success());
+    assert_serves(&stack, "v1", "the last release (v1's files)");
+    for (v, image) in versions.iter().zip(&images) {
+        let _ = docker(&[
+            "rmi",
+            "-f",
+            image,
+            &format!("lifeboat-demo/app:lifeboat-{v}"),
+        ]);
+    }
+}
+
+#[test]
+fn a_rollback_to_a_release_whose_image_is_gone_says_so_and_touches_nothing() {
+    // A release of its own (v1's files, another image id), so that removing it harms no
+    // other test.
+    let version = unique("gone-");
+    let image = own_release(&version);
+    let stack = Stack::up("lbtest-deploy-gone-");
     let deployed = stack.deploy(&[&version, "--no-backup"]);
     assert_eq!(deployed.code, 0, "{}", deployed.show());
     let back = stack.deploy(&["v1", "--no-backup"]);
