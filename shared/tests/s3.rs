@@ -145,3 +145,46 @@ async fn a_file_of_several_parts_arrives_whole_and_no_upload_is_left_pending() {
         "{listed:?}"
     );
 }
+
+#[tokio::test]
+async fn a_part_that_never_uploads_aborts_the_whole_upload_and_leaves_nothing() {
+    let direct = settings();
+    // The storage refuses the second part, every time.
+    let proxy = lifeboat_testkit::FaultyProxy::start(
+        direct.endpoint.as_deref().expect("endpoint"),
+        |head| {
+            if head.contains("partNumber=2") {
+                lifeboat_testkit::Fault::Fail(500)
+            } else {
+                lifeboat_testkit::Fault::Forward
+            }
+        },
+    );
+    let mut through = direct.clone();
+    through.endpoint = Some(proxy.url());
+    let bucket = Bucket::new(&through);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("big.sql.gz");
+    std::fs::write(&path, vec![42u8; 11 * 1024 * 1024]).expect("write");
+    let err = bucket
+        .upload_file("backups/big.sql.gz", &path, 5 * 1024 * 1024)
+        .await
+        .expect_err("part 2 never uploads")
+        .to_string();
+    assert!(err.contains("tries"), "{err}");
+    // Straight to the storage: no object, and no upload left pending with its parts.
+    let plain = Bucket::new(&direct);
+    assert!(
+        plain.get("backups/big.sql.gz", 1024).await.is_err(),
+        "no object"
+    );
+    let pending = plain
+        .client()
+        .list_multipart_uploads()
+        .bucket(plain.bucket())
+        .prefix(plain.key("backups/"))
+        .send()
+        .await
+        .expect("list uploads");
+    assert!(pending.uploads().is_empty(), "{:?}", pending.uploads());
+}

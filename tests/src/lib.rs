@@ -757,3 +757,106 @@ pub fn test_certificates(dir: &Path) {
         ],
     );
 }
+
+/// What a [`FaultyProxy`] does with a request, by its head (request line and headers).
+pub enum Fault {
+    /// Pass it on.
+    Forward,
+    /// Answer this status instead, without passing it on.
+    Fail(u16),
+    /// Pass it on after this long.
+    Delay(Duration),
+}
+
+/// An HTTP proxy on loopback in front of `upstream` (an S3 server), request by request, that
+/// fails or delays the requests a rule picks: the storage faults (a part that never uploads, a
+/// slow answer) no real server shows on demand. Bodies must have a Content-Length.
+pub struct FaultyProxy {
+    pub port: u16,
+}
+
+impl FaultyProxy {
+    pub fn start(upstream: &str, rule: impl Fn(&str) -> Fault + Send + Sync + 'static) -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let rule = std::sync::Arc::new(rule);
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let (upstream, rule) = (upstream.clone(), std::sync::Arc::clone(&rule));
+                std::thread::spawn(move || {
+                    let _ = proxy_connection(client, &upstream, &*rule);
+                });
+            }
+        });
+        Self { port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+fn proxy_connection(
+    mut client: std::net::TcpStream,
+    upstream: &str,
+    rule: &dyn Fn(&str) -> Fault,
+) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        // One request: its head, then its body by Content-Length.
+        let head_end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let n = client.read(&mut chunk)?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        let length: usize = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse().ok())?
+            })
+            .unwrap_or(0);
+        while buf.len() < head_end + length {
+            let n = client.read(&mut chunk)?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let request: Vec<u8> = buf.drain(..head_end + length).collect();
+        match rule(&head) {
+            Fault::Fail(status) => {
+                client.write_all(
+                    format!(
+                        "HTTP/1.1 {status} Fault\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    )
+                    .as_bytes(),
+                )?;
+                return Ok(());
+            }
+            Fault::Delay(d) => std::thread::sleep(d),
+            Fault::Forward => {}
+        }
+        // Upstream, one request per connection: the answer is what comes until it closes.
+        let head = head.replacen("\r\n", "\r\nConnection: close\r\n", 1);
+        let mut up = std::net::TcpStream::connect(upstream)?;
+        up.write_all(head.as_bytes())?;
+        up.write_all(&request[head_end..])?;
+        let mut answer = Vec::new();
+        up.read_to_end(&mut answer)?;
+        client.write_all(&answer)?;
+    }
+}
