@@ -1124,6 +1124,26 @@ fn with_the_app_a_failed_step_one_or_an_unhealthy_app_leave_the_old_data_live() 
     assert!(databases_like(&stack.postgres, "demo", "demo__pre_restore_").is_empty());
     assert!(!stack.journal_left());
 
+    // SIGKILL after the swap, with a backup the app cannot be healthy on: the journal stays,
+    // and the next run starts the app, sees it unhealthy, and undoes the swap.
+    let mut child = stack.paused_at("starting", &empty);
+    signal(&child, "KILL");
+    child.wait().expect("wait");
+    assert!(stack.journal_left(), "the journal outlives SIGKILL");
+    let out = stack.restore(&["cleanup", "--dry-run"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("undid the interrupted restore"), "{stderr}");
+    stack.wait_healthy();
+    assert_eq!(
+        stack.businesses(),
+        "damaged",
+        "the data from before is live again"
+    );
+    assert!(stack.restore_databases().is_empty());
+    assert!(databases_like(&stack.postgres, "demo", "demo__pre_restore_").is_empty());
+    assert!(!stack.journal_left());
+
     // The real restore: the data back, app and worker started again, the app healthy.
     let out = stack.restore(&[&good]);
     let stdout = ok(&out, "restore");
