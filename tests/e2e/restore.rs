@@ -1053,6 +1053,7 @@ fn signal(child: &std::process::Child, sig: &str) {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // one incident, each way it can go wrong in turn
 fn with_the_app_a_failed_step_one_or_an_unhealthy_app_leave_the_old_data_live() {
     let stack = Stack::up();
     // A backup of the database before its migrations: restored, the app cannot be healthy.
