@@ -1023,7 +1023,18 @@ impl Stack {
 fn paused_at(dir: &Path, args: &[&str], env: &[(&str, String)], step: &str) -> std::process::Child {
     let mut env = env.to_vec();
     env.push(("LBTEST_RESTORE_PAUSE_AT", step.into()));
-    let mut child = command("lifeboat-restore", dir, args, &env)
+    running_until(dir, args, &env, &format!("paused at step {step}"))
+}
+
+/// Start `lifeboat-restore ARGS` in `dir`; returns it once a line of its stderr contains
+/// `marker`, its stderr drained from then on.
+fn running_until(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, String)],
+    marker: &str,
+) -> std::process::Child {
+    let mut child = command("lifeboat-restore", dir, args, env)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -1034,11 +1045,11 @@ fn paused_at(dir: &Path, args: &[&str], env: &[(&str, String)], step: &str) -> s
     loop {
         let line = lines
             .next()
-            .unwrap_or_else(|| panic!("lifeboat-restore ended before pausing at {step}: {seen}"));
+            .unwrap_or_else(|| panic!("lifeboat-restore ended before saying {marker:?}: {seen}"));
         let line = line.expect("stderr line");
         seen.push_str(&line);
         seen.push('\n');
-        if line.contains(&format!("paused at step {step}")) {
+        if line.contains(marker) {
             break;
         }
     }
@@ -1143,6 +1154,30 @@ fn with_the_app_a_failed_step_one_or_an_unhealthy_app_leave_the_old_data_live() 
     );
     assert!(stack.restore_databases().is_empty());
     assert!(databases_like(&stack.postgres, "demo", "demo__pre_restore_").is_empty());
+    assert!(!stack.journal_left());
+
+    // SIGTERM while the restore waits for the app to become healthy (it never will on that
+    // backup, and the timeout is ten minutes): obeyed at once, the swap undone.
+    let mut env = stack.env();
+    env.push(("LIFEBOAT_RESTORE_HEALTH_TIMEOUT", "600".into()));
+    let mut child = running_until(
+        stack.work.path(),
+        &["--dir", "backups", "--yes", &empty],
+        &env,
+        "step=\"starting\"",
+    );
+    signal(&child, "TERM");
+    let status = wait_for("the restore to end", Duration::from_mins(2), || {
+        child.try_wait().ok().flatten()
+    });
+    assert_eq!(status.code(), Some(1), "SIGTERM during the health wait");
+    stack.wait_healthy();
+    assert_eq!(
+        stack.businesses(),
+        "damaged",
+        "the data from before is live again"
+    );
+    assert!(stack.restore_databases().is_empty());
     assert!(!stack.journal_left());
 
     // The real restore: the data back, app and worker started again, the app healthy.
