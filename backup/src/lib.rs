@@ -431,7 +431,10 @@ async fn list(config: &Config) -> anyhow::Result<()> {
             .await
             .context("cannot list the off-site backups")?;
         // Whether this host signed each (lifeboat-restore offers only those).
-        let key = sign::Key::for_restore(config)?;
+        let key = sign::Key::for_restore(config).unwrap_or_else(|e| {
+            warn!("{e:#}; the backups in the bucket cannot be checked");
+            None
+        });
         for e in &remote {
             let signed = key
                 .as_ref()

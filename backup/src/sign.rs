@@ -83,13 +83,21 @@ impl Key {
             .mode(0o700)
             .create(&config.backup.dir)
             .and_then(|()| {
+                // Written whole under a name of this process, then linked into place (which
+                // fails if another run made it first): never a half-written key to read.
+                let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+                let _ = std::fs::remove_file(&tmp);
                 let mut f = std::fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)
                     .mode(0o600)
-                    .open(&path)?;
-                f.write_all(format!("{text}\n").as_bytes())?;
-                f.sync_all()
+                    .open(&tmp)?;
+                let linked = f
+                    .write_all(format!("{text}\n").as_bytes())
+                    .and_then(|()| f.sync_all())
+                    .and_then(|()| std::fs::hard_link(&tmp, &path));
+                let _ = std::fs::remove_file(&tmp);
+                linked
             });
         match made {
             Ok(()) => {

@@ -70,7 +70,12 @@ impl Catalog {
             // A bucket out of reach must not stand between a person and a local backup.
             match offsite::entries(&settings).await {
                 Ok((b, remote)) => {
-                    let key = sign::Key::for_restore(config)?;
+                    // A key that cannot be read must not stand between a person and a local
+                    // backup: the bucket's are then unchecked, and refused as such.
+                    let key = sign::Key::for_restore(config).unwrap_or_else(|e| {
+                        warn!("{e:#}; the backups in the bucket cannot be checked");
+                        None
+                    });
                     for entry in remote {
                         let signed = key
                             .as_ref()
