@@ -996,3 +996,51 @@ fn a_rollback_to_a_release_whose_image_is_gone_says_so_and_touches_nothing() {
     assert_serves(&stack, "v1", "after the refused rollback");
     assert_eq!(stack.app_id(), app, "nothing was touched");
 }
+
+#[test]
+fn a_rollback_that_cannot_put_the_previous_release_back_says_so_and_keeps_the_journal() {
+    // The previous release is one of the test's own, so that its image can be taken away.
+    let version = unique("prev-");
+    let image = own_release(&version);
+    let _untag = Untag(vec![
+        image.clone(),
+        format!("lifeboat-demo/app:lifeboat-{version}"),
+    ]);
+    let stack = Stack::up("lbtest-deploy-putback-");
+    let first = stack.deploy(&[&version, "--no-backup"]);
+    assert_eq!(first.code, 0, "{}", first.show());
+
+    // v2 is live and at its smoke tests; meanwhile the previous release's image goes away;
+    // then the deploy is stopped: the rollback cannot put it back.
+    let (mut deploy, said) = paused_deploy(&stack, "smoke");
+    for tag in [
+        image.clone(),
+        format!("lifeboat-demo/app:lifeboat-{version}"),
+    ] {
+        let _ = docker(&["rmi", "-f", &tag]);
+    }
+    let pid = deploy.0.id().to_string();
+    assert!(run(Command::new("kill").args(["-TERM", &pid]))
+        .status
+        .success());
+    let status = wait_for("the deploy to end", Duration::from_mins(2), || {
+        deploy.0.try_wait().ok().flatten()
+    });
+    let said = said
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    assert_eq!(status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&format!("rolling back to {version} failed too"))
+            && said.contains("is no longer on this engine"),
+        "{said}"
+    );
+    assert!(
+        stack.work.path().join("state/journal.json").exists(),
+        "the journal is kept for the next run"
+    );
+    // Nothing lost: the new release still serves.
+    assert_eq!(stack.health(), Some(200));
+    assert_eq!(stack.version().0, "v2");
+}
