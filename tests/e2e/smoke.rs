@@ -1975,3 +1975,32 @@ cleanup = {{ url = "/things/${{id}}" }}
         "the cleanup was sent"
     );
 }
+
+#[test]
+fn an_s3_probe_that_lands_after_its_check_timed_out_is_removed_too() {
+    let s3 = s3();
+    // The storage takes the probe in whole but answers (and stores it) only after two
+    // seconds, when the check has given up.
+    let proxy = lifeboat_testkit::FaultyProxy::start(&s3.endpoint, |head| {
+        if head.starts_with("PUT ") && head.contains("/smoke/") {
+            lifeboat_testkit::Fault::Delay(Duration::from_secs(2))
+        } else {
+            lifeboat_testkit::Fault::Forward
+        }
+    });
+    let endpoint = proxy.url();
+    let spec = "[[check]]\nname = \"upload\"\nkind = \"s3\"\ntimeout = \"1s\"\n";
+    let env = [
+        ("S3_ENDPOINT", endpoint.as_str()),
+        ("S3_BUCKET", s3.bucket.as_str()),
+        ("S3_ACCESS_KEY_ID", s3.access_key_id.as_str()),
+        ("S3_SECRET_ACCESS_KEY", s3.secret_access_key.as_str()),
+        ("LIFEBOAT_S3_PREFIX", "lifeboat/"),
+    ];
+    let (ran, report) = run_spec(spec, &env);
+    assert_eq!(by_name(&report)["upload"].0, "failed", "{}", ran.stderr);
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    let run_id = report["run_id"].as_str().expect("run id").to_owned();
+    let left = tokio_block(lifeboat_bucket().list(&format!("smoke/{run_id}")));
+    assert!(left.is_empty(), "the late probe is gone: {left:?}");
+}

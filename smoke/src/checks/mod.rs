@@ -182,10 +182,20 @@ impl Cleanup {
                     Err(format!("answered {status}"))
                 }
             }
-            Cleanup::S3 { settings, name, .. } => lifeboat::s3::Bucket::new(settings)
-                .delete(name)
-                .await
-                .map_err(|e| e.to_string()),
+            Cleanup::S3 { settings, name, .. } => {
+                let bucket = lifeboat::s3::Bucket::new(settings);
+                bucket.delete(name).await.map_err(|e| e.to_string())?;
+                // A probe the storage took in whole but answered after the check gave up can
+                // land after that delete: look again for a while, and delete it then.
+                let until = std::time::Instant::now() + S3_SETTLE;
+                while std::time::Instant::now() < until {
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    if bucket.get(name, 64 * 1024).await.is_ok() {
+                        bucket.delete(name).await.map_err(|e| e.to_string())?;
+                    }
+                }
+                Ok(())
+            }
             Cleanup::Mail {
                 api, kind, token, ..
             } => smtp::remove_probe(&ctx.client, api, *kind, token).await,
@@ -195,6 +205,9 @@ impl Cleanup {
 
 /// The time a cleanup request has.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long an s3 check's cleanup keeps looking for a probe that lands late.
+const S3_SETTLE: Duration = Duration::from_secs(5);
 
 /// A cleanup that could not be filled in: what an attempt may have created stays.
 #[derive(Debug, Clone)]
