@@ -106,9 +106,19 @@ mod pg {
         } else {
             target.path.clone()
         };
-        let sslmode = target.param("sslmode").unwrap_or("prefer");
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let sslmode = target
+            .param("sslmode")
+            .map(str::to_owned)
+            .or_else(|| env("PGSSLMODE"))
+            .unwrap_or_else(|| "prefer".into());
+        let root = root_cert(
+            target.param("sslrootcert"),
+            env("PGSSLROOTCERT"),
+            env("HOME"),
+        );
         let tcp = net::connect(&target.host, target.port, deadline)?;
-        let mut stream = negotiate_tls(tcp, &target.host, sslmode)?;
+        let mut stream = negotiate_tls(tcp, &target.host, &sslmode, root)?;
 
         let mut buf = BytesMut::new();
         let params = [
@@ -181,13 +191,44 @@ mod pg {
         }
     }
 
+    /// Where a server's chain is checked against.
+    pub enum Root {
+        /// A PEM file.
+        File(std::path::PathBuf),
+        /// `sslrootcert=system`: the public roots.
+        System,
+    }
+
+    /// The root certificate, as libpq finds it: `sslrootcert`, else `PGSSLROOTCERT`, else
+    /// `~/.postgresql/root.crt` if it exists.
+    pub fn root_cert(
+        param: Option<&str>,
+        env: Option<String>,
+        home: Option<String>,
+    ) -> Option<Root> {
+        match param.map(str::to_owned).or(env) {
+            Some(r) if r == "system" => Some(Root::System),
+            Some(r) => Some(Root::File(r.into())),
+            None => home
+                .map(|h| std::path::Path::new(&h).join(".postgresql/root.crt"))
+                .filter(|p| p.is_file())
+                .map(Root::File),
+        }
+    }
+
     fn negotiate_tls(
         tcp: net::Timed,
         host: &str,
         sslmode: &str,
+        root: Option<Root>,
     ) -> Result<Box<dyn Stream>, String> {
         match sslmode {
             "disable" | "allow" => return Ok(Box::new(tcp)),
+            "verify-ca" | "verify-full" if root.is_none() => {
+                return Err(format!(
+                    "sslmode={sslmode} needs a root certificate: sslrootcert=FILE (or PGSSLROOTCERT, or ~/.postgresql/root.crt), or sslrootcert=system"
+                ))
+            }
             "prefer" | "require" | "verify-ca" | "verify-full" => {}
             other => return Err(format!("unknown sslmode `{other}`")),
         }
@@ -198,7 +239,7 @@ mod pg {
         let mut answer = [0u8; 1];
         tcp.read_exact(&mut answer).map_err(|e| net::describe(&e))?;
         match (answer[0], sslmode) {
-            (b'S', _) => start_tls(tcp, host, sslmode),
+            (b'S', _) => start_tls(tcp, host, sslmode, root),
             (_, "prefer") => Ok(Box::new(tcp)),
             _ => Err(format!(
                 "sslmode={sslmode} but the server does not offer TLS"
@@ -206,19 +247,36 @@ mod pg {
         }
     }
 
+    /// libpq's rules: `prefer` checks nothing; `require` checks the chain when a root
+    /// certificate is there; `verify-ca` the chain; `verify-full` the chain and the host name.
     #[cfg(feature = "tls")]
-    fn start_tls(tcp: net::Timed, host: &str, sslmode: &str) -> Result<Box<dyn Stream>, String> {
+    fn start_tls(
+        tcp: net::Timed,
+        host: &str,
+        sslmode: &str,
+        root: Option<Root>,
+    ) -> Result<Box<dyn Stream>, String> {
         use crate::tls::Verify;
-        let verify = if sslmode.starts_with("verify") {
-            Verify::Full
-        } else {
-            Verify::None
+        let verify = match root {
+            Some(root) if sslmode != "prefer" => Verify::Chain {
+                roots: match root {
+                    Root::File(path) => Some(path),
+                    Root::System => None,
+                },
+                host_name: sslmode == "verify-full",
+            },
+            _ => Verify::None,
         };
         crate::tls::connect(tcp, host, verify).map(|(s, _)| s)
     }
 
     #[cfg(not(feature = "tls"))]
-    fn start_tls(tcp: net::Timed, _: &str, sslmode: &str) -> Result<Box<dyn Stream>, String> {
+    fn start_tls(
+        tcp: net::Timed,
+        _: &str,
+        sslmode: &str,
+        _: Option<Root>,
+    ) -> Result<Box<dyn Stream>, String> {
         if sslmode == "prefer" {
             // Cannot speak TLS after asking for it: the server expects a handshake now.
             drop(tcp);

@@ -11,12 +11,18 @@ use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureSch
 use crate::net::{describe, Stream, Timed};
 
 /// How the server's certificate is checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verify {
     /// Against the public roots, host name included.
     Full,
     /// Not at all: `--insecure`, and PostgreSQL's `sslmode=require` (as libpq).
     None,
+    /// PostgreSQL's `verify-ca` (`host_name` false: the chain only) and `verify-full`, against
+    /// the PEM file `roots` (none: the public roots).
+    Chain {
+        roots: Option<std::path::PathBuf>,
+        host_name: bool,
+    },
 }
 
 /// What the handshake told us about the certificate.
@@ -47,6 +53,28 @@ pub fn connect(
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
             .with_no_client_auth(),
+        Verify::Chain { roots, host_name } => {
+            let store = match roots {
+                None => rustls::RootCertStore {
+                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+                },
+                Some(path) => root_file(&path)?,
+            };
+            if host_name {
+                builder.with_root_certificates(store).with_no_client_auth()
+            } else {
+                let chain = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                    Arc::new(store),
+                    provider,
+                )
+                .build()
+                .map_err(|e| format!("TLS setup: {e}"))?;
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(ChainOnly(chain)))
+                    .with_no_client_auth()
+            }
+        }
     };
     let name = ServerName::try_from(host.to_owned())
         .map_err(|_| format!("{host} is not a valid TLS server name"))?;
@@ -85,6 +113,70 @@ fn now_unix() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The certificates of a PEM file (a CA bundle is a few hundred KiB at most).
+fn root_file(path: &std::path::Path) -> Result<rustls::RootCertStore, String> {
+    use rustls::pki_types::pem::PemObject;
+    let bad = |e: String| format!("sslrootcert {}: {e}", path.display());
+    let mut store = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))? {
+        store
+            .add(cert.map_err(|e| bad(e.to_string()))?)
+            .map_err(|e| bad(e.to_string()))?;
+    }
+    if store.is_empty() {
+        return Err(bad("no certificate in it".into()));
+    }
+    Ok(store)
+}
+
+/// `verify-ca`: the chain must lead to a root; the host name is not checked (libpq's rule).
+/// `lifeboat::db` has its twin; repeated here because this binary stays free of the shared
+/// library.
+#[derive(Debug)]
+struct ChainOnly(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        use rustls::{CertificateError, Error};
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            // The name is checked after the chain: this error means the chain is good.
+            Err(Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
 }
 
 /// Accept any certificate (encryption without authentication). `lifeboat::db` has its twin for

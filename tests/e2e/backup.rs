@@ -1017,46 +1017,7 @@ async fn sslmode_follows_libpq_for_lifeboat_and_the_local_pg_dump() {
     let certs = work.path().join("certs");
     std::fs::create_dir(&certs).expect("mkdir");
     lifeboat_testkit::test_certificates(&certs);
-    let pg = TestContainer::run(
-        "lbtest-tls-",
-        &[
-            "-e",
-            "POSTGRES_PASSWORD=tls-test-pw",
-            "-p",
-            "127.0.0.1::5432",
-            "lifeboat-test/postgres:15",
-        ],
-    );
-    wait_for("postgres ready", Duration::from_mins(1), || {
-        let ready = docker_ok(&["inspect", "-f", "{{.State.Health.Status}}", &pg.name]);
-        (ready == "healthy").then_some(())
-    });
-    // The server's certificate becomes the one the test CA signed; a reload takes it.
-    let data = "/var/lib/postgresql/data";
-    for file in ["server.crt", "server.key"] {
-        docker_ok(&[
-            "cp",
-            &certs.join(file).display().to_string(),
-            &format!("{}:{data}/{file}", pg.name),
-        ]);
-    }
-    docker_ok(&[
-        "exec",
-        &pg.name,
-        "sh",
-        "-c",
-        &format!("chown postgres:postgres {data}/server.* && chmod 600 {data}/server.key"),
-    ]);
-    docker_ok(&[
-        "exec",
-        "-u",
-        "postgres",
-        &pg.name,
-        "psql",
-        "-qtA",
-        "-c",
-        "SELECT pg_reload_conf()",
-    ]);
+    let pg = lifeboat_testkit::tls_postgres(&certs, "tls-test-pw");
     let port = pg.host_port("5432");
     let url = |host: &str| format!("postgres://postgres:tls-test-pw@{host}:{port}/postgres");
     let db = database_with_rows(&format!("{}?sslmode=require", url("127.0.0.1")), 10).await;

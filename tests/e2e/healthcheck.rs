@@ -792,3 +792,55 @@ fn options_that_would_be_ignored_are_refused() {
         "a malformed header is named, not echoed: {line}"
     );
 }
+
+#[test]
+fn the_postgres_probe_follows_libpq_s_sslmode_and_root_certificate_rules() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    lifeboat_testkit::test_certificates(certs.path());
+    let pg = lifeboat_testkit::tls_postgres(certs.path(), "probe-pw");
+    let port = pg.host_port("5432");
+    let ca = certs.path().join("ca.pem").display().to_string();
+    let wrong = certs.path().join("wrong-ca.pem").display().to_string();
+    let home = tempfile::tempdir().expect("home");
+    let probe_pg = |host: &str, query: &str| {
+        probe_env(
+            &[&format!(
+                "postgres://postgres:probe-pw@{host}:{port}/postgres?{query}"
+            )],
+            &[("HOME", home.path().to_str().expect("utf-8"))],
+        )
+    };
+    // verify-ca: the chain, not the name (the certificate does not name 127.0.0.1).
+    let (code, line) = probe_pg("127.0.0.1", &format!("sslmode=verify-ca&sslrootcert={ca}"));
+    assert_eq!(code, 0, "{line}");
+    let (code, line) = probe_pg(
+        "127.0.0.1",
+        &format!("sslmode=verify-ca&sslrootcert={wrong}"),
+    );
+    assert_eq!(code, 1, "{line}");
+    // verify-full: the name too.
+    let (code, line) = probe_pg(
+        "localhost",
+        &format!("sslmode=verify-full&sslrootcert={ca}"),
+    );
+    assert_eq!(code, 0, "{line}");
+    let (code, line) = probe_pg(
+        "127.0.0.1",
+        &format!("sslmode=verify-full&sslrootcert={ca}"),
+    );
+    assert_eq!(code, 1, "{line}");
+    // require: nothing checked without a root certificate, the chain with one.
+    let (code, line) = probe_pg("127.0.0.1", "sslmode=require");
+    assert_eq!(code, 0, "{line}");
+    let (code, line) = probe_pg("127.0.0.1", &format!("sslmode=require&sslrootcert={wrong}"));
+    assert_eq!(code, 1, "{line}");
+    // No root certificate at all for verify-ca: said, not guessed.
+    let (code, line) = probe_pg("127.0.0.1", "sslmode=verify-ca");
+    assert_eq!(code, 1, "{line}");
+    assert!(line.contains("sslrootcert"), "{line}");
+    // ~/.postgresql/root.crt, as libpq.
+    std::fs::create_dir_all(home.path().join(".postgresql")).expect("mkdir");
+    std::fs::copy(&ca, home.path().join(".postgresql/root.crt")).expect("root.crt");
+    let (code, line) = probe_pg("127.0.0.1", "sslmode=verify-ca");
+    assert_eq!(code, 0, "{line}");
+}

@@ -860,3 +860,49 @@ fn proxy_connection(
         client.write_all(&answer)?;
     }
 }
+
+/// A PostgreSQL of its own whose server certificate is [`test_certificates`]' (signed by the
+/// test CA for `localhost` and `db.example`), with `password` for its `postgres` user.
+pub fn tls_postgres(certs: &Path, password: &str) -> TestContainer {
+    let pg = TestContainer::run(
+        "lbtest-tls-",
+        &[
+            "-e",
+            &format!("POSTGRES_PASSWORD={password}"),
+            "-p",
+            "127.0.0.1::5432",
+            "lifeboat-test/postgres:15",
+        ],
+    );
+    wait_for("postgres ready", Duration::from_mins(1), || {
+        let ready = docker_ok(&["inspect", "-f", "{{.State.Health.Status}}", &pg.name]);
+        (ready == "healthy").then_some(())
+    });
+    // The server's certificate becomes the one the test CA signed; a reload takes it.
+    let data = "/var/lib/postgresql/data";
+    for file in ["server.crt", "server.key"] {
+        docker_ok(&[
+            "cp",
+            &certs.join(file).display().to_string(),
+            &format!("{}:{data}/{file}", pg.name),
+        ]);
+    }
+    docker_ok(&[
+        "exec",
+        &pg.name,
+        "sh",
+        "-c",
+        &format!("chown postgres:postgres {data}/server.* && chmod 600 {data}/server.key"),
+    ]);
+    docker_ok(&[
+        "exec",
+        "-u",
+        "postgres",
+        &pg.name,
+        "psql",
+        "-qtA",
+        "-c",
+        "SELECT pg_reload_conf()",
+    ]);
+    pg
+}
