@@ -241,10 +241,25 @@ fn wait_for_partial(dir: &Path) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::too_many_lines)] // one big server, every way a dump ends badly, in turn
 async fn sigterm_or_a_killed_container_mid_dump_leaves_nothing_behind() {
     let (pg, _url, db) = big_server().await;
     let work = tempfile::tempdir().expect("tempdir");
     let dir = work.path().join("backups");
+    // An earlier backup, which no failure may touch.
+    std::fs::create_dir(&dir).expect("mkdir");
+    fake_backup(&dir, 1);
+    let earlier = files(&dir);
+    let earlier_bytes: Vec<Vec<u8>> = earlier
+        .iter()
+        .map(|f| std::fs::read(dir.join(f)).expect("read"))
+        .collect();
+    let new_files = || -> Vec<String> {
+        files(&dir)
+            .into_iter()
+            .filter(|f| !earlier.contains(f))
+            .collect()
+    };
     let env = |cmd: &mut Command| {
         cmd.current_dir(work.path())
             .args(["--database", &db])
@@ -267,7 +282,7 @@ async fn sigterm_or_a_killed_container_mid_dump_leaves_nothing_behind() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("stopped by SIGTERM"), "{stderr}");
     assert_eq!(
-        files(&dir),
+        new_files(),
         Vec::<String>::new(),
         "the partial file is gone"
     );
@@ -284,13 +299,13 @@ async fn sigterm_or_a_killed_container_mid_dump_leaves_nothing_behind() {
     let said = String::from_utf8_lossy(&second.stderr);
     assert_eq!(second.status.code(), Some(1), "{said}");
     assert!(said.contains("already running"), "{said}");
-    assert_eq!(files(&dir).len(), 1, "only the first run's partial file");
+    assert_eq!(new_files().len(), 1, "only the first run's partial file");
     run(Command::new("kill").args(["-INT", &child.id().to_string()]));
     let out = child.wait_with_output().expect("wait");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("stopped by SIGINT"), "{stderr}");
-    assert_eq!(files(&dir), Vec::<String>::new(), "{stderr}");
+    assert_eq!(new_files(), Vec::<String>::new(), "{stderr}");
 
     // SIGKILL (the OOM killer) leaves the partial file; the next run removes it, under its lock,
     // and says so.
@@ -300,7 +315,7 @@ async fn sigterm_or_a_killed_container_mid_dump_leaves_nothing_behind() {
     wait_for_partial(&dir);
     run(Command::new("kill").args(["-KILL", &child.id().to_string()]));
     child.wait().expect("wait");
-    let left = files(&dir);
+    let left = new_files();
     assert!(
         left.len() == 1 && left[0].ends_with(".sql.gz.partial"),
         "{left:?}"
@@ -315,7 +330,7 @@ async fn sigterm_or_a_killed_container_mid_dump_leaves_nothing_behind() {
         "the next run's own partial file",
         Duration::from_secs(30),
         || {
-            let now = files(&dir);
+            let now = new_files();
             let fresh = |f: &String| {
                 f.ends_with(".partial")
                     && std::fs::metadata(dir.join(f)).is_ok_and(|m| id(&m) != stale)
@@ -331,7 +346,7 @@ async fn sigterm_or_a_killed_container_mid_dump_leaves_nothing_behind() {
             && stderr.contains("by a backup that was killed"),
         "{stderr}"
     );
-    assert_eq!(files(&dir), Vec::<String>::new(), "{stderr}");
+    assert_eq!(new_files(), Vec::<String>::new(), "{stderr}");
 
     // The database container dies mid-dump.
     let mut cmd = Command::new(bin("lifeboat-backup"));
@@ -343,10 +358,18 @@ async fn sigterm_or_a_killed_container_mid_dump_leaves_nothing_behind() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert_eq!(
-        files(&dir),
+        new_files(),
         Vec::<String>::new(),
         "no partial file, no manifest: {stderr}"
     );
+    // The earlier backup, through it all: there, byte for byte.
+    for (f, bytes) in earlier.iter().zip(&earlier_bytes) {
+        assert_eq!(
+            &std::fs::read(dir.join(f)).expect("still there"),
+            bytes,
+            "{f}"
+        );
+    }
 }
 
 /// A backup as lifeboat-backup leaves it, dated `days_ago`: an archive and its manifest.

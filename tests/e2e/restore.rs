@@ -825,6 +825,10 @@ fn a_bucket_writer_can_plant_neither_a_file_outside_the_directory_nor_a_newer_ba
     // `backups/` + `/tmp/…`: the key's last part after `backups/` is an absolute path.
     let escape_key = format!("backups/{}", outside.display());
     plant(&stack, &prefix, &escape_key, &escape);
+    // And a manifest that is not one: named in a warning, not skipped silently.
+    let garbage = work.path().join("garbage.json");
+    std::fs::write(&garbage, "{ not a manifest").expect("garbage");
+    plant(&stack, &prefix, "backups/garbage.sql.gz.json", &garbage);
     plant(
         &stack,
         &prefix,
@@ -859,6 +863,7 @@ fn a_bucket_writer_can_plant_neither_a_file_outside_the_directory_nor_a_newer_ba
         err.contains("backup_29991231_000000.sql.gz (NOT SIGNED)")
             && err.contains("backup_29991230_000000.sql.gz (WRONG SIGNATURE)")
             && err.contains("not a plain file name")
+            && err.contains("garbage.sql.gz.json: the manifest cannot be read")
             && err.contains("--trust-unsigned"),
         "{err}"
     );

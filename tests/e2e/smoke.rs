@@ -1912,12 +1912,13 @@ ca-file = "{wrong}"
 name = "public-roots"
 kind = "redis"
 depends-on = ["tls"]
-url = "{url}"
 "#,
         ca = ca.display(),
         wrong = wrong.display(),
     );
-    let (ran, report) = run_spec(&spec, &[]);
+    // The last check reads REDIS_URL, password and all: never shown.
+    let (ran, report) = run_spec(&spec, &[("REDIS_URL", url.as_str())]);
+    assert!(!report.to_string().contains("tls-redis-pw"), "{report}");
     let checks = by_name(&report);
     assert_eq!(checks["tls"].0, "passed", "{}", ran.stderr);
     assert_eq!(checks["wrong-ca"].0, "failed", "{}", ran.stderr);
