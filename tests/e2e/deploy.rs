@@ -686,6 +686,26 @@ fn a_release_is_built_from_a_clean_export_of_its_git_tag() {
     );
 }
 
+/// Send SIG`signal` to a paused deploy and wait (two minutes at most) for it to end: its exit
+/// status and all it said.
+fn signal_and_wait(
+    (mut deploy, said): (Background, std::sync::Arc<std::sync::Mutex<String>>),
+    signal: &str,
+) -> (std::process::ExitStatus, String) {
+    let pid = deploy.0.id().to_string();
+    assert!(run(Command::new("kill").args(["-s", signal, &pid]))
+        .status
+        .success());
+    let status = wait_for("the deploy to end", Duration::from_mins(2), || {
+        deploy.0.try_wait().ok().flatten()
+    });
+    let said = said
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    (status, said)
+}
+
 /// Whether the app container runs the image `reference` names (by image id).
 fn app_runs(stack: &Stack, reference: &str) -> bool {
     let running = docker_ok(&["inspect", "-f", "{{.Image}}", &stack.app_id()]);
@@ -749,19 +769,9 @@ fn a_signal_at_each_step_of_a_deploy_is_obeyed_and_the_previous_release_serves()
         ("switching", "INT", 3),
         ("smoke", "TERM", 3),
     ] {
-        let (mut deploy, said) = paused_deploy(&stack, step);
-        let pid = deploy.0.id().to_string();
-        assert!(run(Command::new("kill").args(["-s", signal, &pid]))
-            .status
-            .success());
+        let paused = paused_deploy(&stack, step);
         // Obeyed, not waited out: far sooner than the ten-minute health timeout.
-        let status = wait_for("the deploy to end", Duration::from_mins(2), || {
-            deploy.0.try_wait().ok().flatten()
-        });
-        let said = said
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
+        let (status, said) = signal_and_wait(paused, signal);
         assert_eq!(status.code(), Some(code), "{step} SIG{signal}: {said}");
         assert!(
             said.contains(&format!("stopped by SIG{signal}")),
@@ -1012,24 +1022,14 @@ fn a_rollback_that_cannot_put_the_previous_release_back_says_so_and_keeps_the_jo
 
     // v2 is live and at its smoke tests; meanwhile the previous release's image goes away;
     // then the deploy is stopped: the rollback cannot put it back.
-    let (mut deploy, said) = paused_deploy(&stack, "smoke");
+    let (deploy, said) = paused_deploy(&stack, "smoke");
     for tag in [
         image.clone(),
         format!("lifeboat-demo/app:lifeboat-{version}"),
     ] {
         let _ = docker(&["rmi", "-f", &tag]);
     }
-    let pid = deploy.0.id().to_string();
-    assert!(run(Command::new("kill").args(["-TERM", &pid]))
-        .status
-        .success());
-    let status = wait_for("the deploy to end", Duration::from_mins(2), || {
-        deploy.0.try_wait().ok().flatten()
-    });
-    let said = said
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
+    let (status, said) = signal_and_wait((deploy, said), "TERM");
     assert_eq!(status.code(), Some(1), "{said}");
     assert!(
         said.contains(&format!("rolling back to {version} failed too"))

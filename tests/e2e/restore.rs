@@ -132,6 +132,16 @@ impl Shared {
     fn env(&self) -> Vec<(&'static str, String)> {
         vec![("LIFEBOAT_DB_CONTAINER", self.container.clone())]
     }
+
+    /// Create the database with a table of 300 notes.
+    fn with_notes(&self) {
+        self.sql("postgres", &format!("CREATE DATABASE {}", self.db));
+        self.sql(
+            &self.db,
+            "CREATE TABLE notes (id int PRIMARY KEY, body text); \
+             INSERT INTO notes SELECT g, 'nota ' || g FROM generate_series(1, 300) g",
+        );
+    }
 }
 
 impl Drop for Shared {
@@ -609,12 +619,7 @@ fn damaged_backups_are_refused_and_the_live_database_is_not_touched() {
 #[test]
 fn a_backup_in_the_bucket_restores() {
     let s = Shared::new("lbtest_restore_s3_");
-    s.sql("postgres", &format!("CREATE DATABASE {}", s.db));
-    s.sql(
-        &s.db,
-        "CREATE TABLE notes (id int PRIMARY KEY, body text); \
-         INSERT INTO notes SELECT g, 'nota ' || g FROM generate_series(1, 300) g",
-    );
+    s.with_notes();
     let (stack, prefix, env) = with_bucket(&s, "lbtest-restore-");
     let work = tempfile::tempdir().expect("tempdir");
     let archive = backup(work.path(), &s.db, &env);
@@ -760,12 +765,7 @@ fn plant(stack: &lifeboat_testkit::S3Stack, prefix: &str, key: &str, file: &Path
 #[allow(clippy::too_many_lines)] // one story: three plants, then what list, latest and a name do
 fn a_bucket_writer_can_plant_neither_a_file_outside_the_directory_nor_a_newer_backup() {
     let s = Shared::new("lbtest_restore_plant_");
-    s.sql("postgres", &format!("CREATE DATABASE {}", s.db));
-    s.sql(
-        &s.db,
-        "CREATE TABLE notes (id int PRIMARY KEY, body text); \
-         INSERT INTO notes SELECT g, 'nota ' || g FROM generate_series(1, 300) g",
-    );
+    s.with_notes();
     let (stack, prefix, env) = with_bucket(&s, "lbtest-plant-");
     let work = tempfile::tempdir().expect("tempdir");
     let archive = backup(work.path(), &s.db, &env);
@@ -1594,12 +1594,7 @@ fn an_icu_database_is_restored_with_its_icu_locale() {
 #[test]
 fn a_signal_during_the_download_or_at_the_confirmation_removes_the_download() {
     let s = Shared::new("lbtest_rs_dl_");
-    s.sql("postgres", &format!("CREATE DATABASE {}", s.db));
-    s.sql(
-        &s.db,
-        "CREATE TABLE notes (id int PRIMARY KEY, body text); \
-         INSERT INTO notes SELECT g, 'nota ' || g FROM generate_series(1, 300) g",
-    );
+    s.with_notes();
     let (stack, prefix, env) = with_bucket(&s, "lbtest-restore-");
     let work = tempfile::tempdir().expect("tempdir");
     let archive = backup(work.path(), &s.db, &env);
