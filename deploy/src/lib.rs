@@ -250,7 +250,6 @@ fn switch_and_smoke(
         return roll_back(stack, outcome, current, e);
     }
 
-    stack.prune_images();
     let elapsed = (chrono::Utc::now() - started)
         .to_std()
         .unwrap_or(Duration::ZERO);
@@ -262,6 +261,8 @@ fn switch_and_smoke(
     );
     let subject = format!("lifeboat-deploy: {version} deployed to {}", stack.project());
     outcome.finish(stack, "deployed", None, &subject, false)?;
+    // After the history has this release: it is the newest of the last `keep-releases`.
+    stack.prune_images();
     println!("deployed\t{version}\t{}", new.image_id);
     Ok(ExitCode::SUCCESS)
 }
