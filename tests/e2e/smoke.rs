@@ -2005,3 +2005,76 @@ fn an_s3_probe_that_lands_after_its_check_timed_out_is_removed_too() {
     let left = tokio_block(lifeboat_bucket().list(&format!("smoke/{run_id}")));
     assert!(left.is_empty(), "the late probe is gone: {left:?}");
 }
+
+#[test]
+fn a_secret_across_the_cut_of_a_body_excerpt_or_in_a_basic_header_is_never_shown() {
+    let token = "tok-1234567890abcdefghij";
+    // The app fails, echoing the request's Authorization header so that the token straddles
+    // the 160th character of the body, and again as a Basic header (base64 of user:token).
+    let app = Server::start(move |request| {
+        let auth = request
+            .lines()
+            .find_map(|l| l.strip_prefix("Authorization: Bearer "))
+            .unwrap_or_default()
+            .to_owned();
+        let basic = request
+            .lines()
+            .find_map(|l| l.strip_prefix("X-Echo-Basic: "))
+            .unwrap_or_default()
+            .to_owned();
+        let body = format!("{}{auth} basic={basic}", "x".repeat(150));
+        http_response("500 Internal Server Error", "", &body)
+    });
+    let spec = format!(
+        r#"
+[environments.staging]
+base-url = "{base}"
+
+[[check]]
+name = "echo"
+url = "/"
+headers = {{ "Authorization" = "Bearer ${{secret:API_TOKEN}}", "X-Echo-Basic" = "${{env:BASIC}}" }}
+expect.status = 200
+"#,
+        base = app.url(""),
+    );
+    // What an app echoing `Authorization: Basic` shows: base64 of user:token.
+    let basic = {
+        let raw = format!("admin:{token}");
+        let table = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for chunk in raw.as_bytes().chunks(3) {
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+                out.push(if i <= chunk.len() {
+                    char::from(table[((n >> shift) & 63) as usize])
+                } else {
+                    '='
+                });
+            }
+        }
+        out
+    };
+    let (ran, report) = run_spec(&spec, &[("API_TOKEN", token), ("BASIC", &basic)]);
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("(body: xxxxx"),
+        "the excerpt is shown: {}",
+        ran.stderr
+    );
+    let shown = format!("{}{}{report}", ran.stdout, ran.stderr);
+    // No piece of the token (8 characters or more) survives, cut or encoded.
+    for start in 0..=token.len() - 8 {
+        let piece = &token[start..start + 8];
+        assert!(!shown.contains(piece), "{piece} shown: {shown}");
+    }
+    assert!(
+        !shown.contains(&basic[8..basic.len() - 8]),
+        "the Basic form shown: {shown}"
+    );
+}
