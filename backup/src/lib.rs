@@ -296,6 +296,7 @@ pub async fn take(config: &Config) -> anyhow::Result<Done> {
                 all,
                 properties,
                 signature: None,
+                extra: serde_json::Map::new(),
             };
             manifest.signature = Some(key.sign(&manifest));
             manifest.write(&path)?;

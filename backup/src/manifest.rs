@@ -51,6 +51,10 @@ pub struct Manifest {
     /// HMAC-SHA256 of the rest under this host's key ([`crate::sign`]); absent before 0.1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
+    /// Fields of a newer lifeboat this one does not know: kept as they are, so that they are
+    /// written back unchanged and its signature still checks.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Whether `name` is a plain file name, as a manifest's `file` must be: not empty, no `/`, not

@@ -222,6 +222,7 @@ mod tests {
                 all: false,
                 properties: None,
                 signature: None,
+                extra: serde_json::Map::new(),
             },
         }
     }

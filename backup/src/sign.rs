@@ -173,11 +173,28 @@ impl Key {
     }
 }
 
-/// What is signed: the manifest as JSON, without its signature.
+/// What is signed: the manifest as JSON without its signature, every object's keys sorted, so
+/// that neither the order of a file's fields nor fields a newer version added (kept in
+/// [`Manifest::extra`]) change it.
 fn canonical(manifest: &Manifest) -> Vec<u8> {
-    let mut unsigned = manifest.clone();
-    unsigned.signature = None;
-    serde_json::to_vec(&unsigned).unwrap_or_default()
+    fn sorted(v: serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(map) => {
+                let ordered: std::collections::BTreeMap<String, serde_json::Value> =
+                    map.into_iter().map(|(k, v)| (k, sorted(v))).collect();
+                serde_json::Value::Object(ordered.into_iter().collect())
+            }
+            serde_json::Value::Array(items) => {
+                serde_json::Value::Array(items.into_iter().map(sorted).collect())
+            }
+            other => other,
+        }
+    }
+    let mut value = serde_json::to_value(manifest).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        map.remove("signature");
+    }
+    serde_json::to_vec(&sorted(value)).unwrap_or_default()
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
@@ -259,5 +276,44 @@ mod tests {
         garbage.signature = Some("zz".into());
         assert_eq!(ours.check(&garbage), Signed::Wrong);
         assert_eq!(format!("{ours:?}"), "Key(***)");
+    }
+
+    #[test]
+    fn a_newer_version_s_fields_and_another_field_order_keep_the_signature() {
+        let key = Key {
+            bytes: b"0123456789abcdef0123".to_vec(),
+        };
+        // As a newer lifeboat might write it: a field this one does not know.
+        let mut newer: serde_json::Value = serde_json::to_value(manifest()).expect("json");
+        newer["compression_threads"] = 8.into();
+        let mut m: Manifest = serde_json::from_value(newer).expect("parse");
+        m.signature = Some(key.sign(&m));
+        let written = serde_json::to_string(&m).expect("write");
+        let read: Manifest = serde_json::from_str(&written).expect("read");
+        assert_eq!(key.check(&read), Signed::Yes, "{written}");
+        assert!(written.contains("compression_threads"), "{written}");
+        // The same fields in another order: the same signature.
+        let value: serde_json::Value = serde_json::from_str(&written).expect("value");
+        let mut pairs: Vec<(String, serde_json::Value)> = value
+            .as_object()
+            .expect("object")
+            .clone()
+            .into_iter()
+            .collect();
+        pairs.reverse();
+        let reordered = format!(
+            "{{{}}}",
+            pairs
+                .iter()
+                .map(|(k, v)| format!("{}:{v}", serde_json::Value::String(k.clone())))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let read: Manifest = serde_json::from_str(&reordered).expect("read");
+        assert_eq!(key.check(&read), Signed::Yes);
+        // A changed unknown field breaks it.
+        let mut changed = read.clone();
+        changed.extra.insert("compression_threads".into(), 9.into());
+        assert_eq!(key.check(&changed), Signed::Wrong);
     }
 }
