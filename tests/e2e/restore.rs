@@ -675,15 +675,10 @@ fn a_backup_in_the_bucket_restores() {
     );
     ok(&out, "restore from s3 with --url");
     // The database's password is in DATABASE_URL: never in what the restore says, nor its mail.
-    let url = lifeboat_testkit::database_url();
-    let password = url
-        .split_once("://")
-        .and_then(|(_, r)| r.split_once('@'))
-        .and_then(|(u, _)| u.split_once(':'))
-        .expect("a password in the URL")
-        .1;
+    let password = lifeboat_testkit::database_password();
     assert!(
-        !text(&out.stderr).contains(password) && !text(&out.stdout).contains(password),
+        !text(&out.stderr).contains(password.as_str())
+            && !text(&out.stdout).contains(password.as_str()),
         "{}",
         text(&out.stderr)
     );
@@ -707,7 +702,10 @@ fn a_backup_in_the_bucket_restores() {
         mail.contains("restored") && mail.contains("The app was down"),
         "{mail}"
     );
-    assert!(!mail.contains(password), "no password in the mail: {mail}");
+    assert!(
+        !mail.contains(password.as_str()),
+        "no password in the mail: {mail}"
+    );
     assert_eq!(s.sql(&s.db, "SELECT count(*) FROM notes"), "300");
     let left: Vec<_> = std::fs::read_dir(work.path().join("backups"))
         .expect("dir")
@@ -1061,6 +1059,45 @@ fn running_until(
     // Keep draining stderr so that the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     child
+}
+
+/// A restore of `backup` into `db` held in its safety backup by the backup's test hook
+/// (`LBTEST_BACKUP_PAUSE_AT=dumping`), with its stderr as `stderr`; returned with the safety
+/// backup's partial file once that file is there.
+fn held_in_safety_backup(
+    dir: &Path,
+    db: &str,
+    backup: &str,
+    env: &[(&'static str, String)],
+    stderr: Stdio,
+) -> (std::process::Child, String) {
+    let mut paused = env.to_vec();
+    paused.push(("LBTEST_BACKUP_PAUSE_AT", "dumping".to_owned()));
+    let mut child = command(
+        "lifeboat-restore",
+        dir,
+        &["--dir", "backups", "--database", db, "--yes", backup],
+        &paused,
+    )
+    .stdout(Stdio::null())
+    .stderr(stderr)
+    .spawn()
+    .expect("spawn");
+    let partial = wait_for(
+        "the safety backup being written",
+        Duration::from_mins(2),
+        || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "the restore ended ({status}) before its safety backup was seen being written"
+                );
+            }
+            files_like(dir, "safety_before_restore_")
+                .into_iter()
+                .find(|n| n.ends_with(".partial"))
+        },
+    );
+    (child, partial)
 }
 
 fn signal(child: &std::process::Child, sig: &str) {
@@ -1439,32 +1476,8 @@ fn a_crash_during_the_safety_backup_leaves_exactly_one_after_the_rerun() {
     let b1 = name_of(&backup(work.path(), &s.db, &env));
     // SIGKILL while the safety backup is being written (held there by the backup's test hook,
     // its partial file made): a .partial file is left.
-    let mut env_paused = env.clone();
-    env_paused.push(("LBTEST_BACKUP_PAUSE_AT", "dumping".to_owned()));
-    let mut child = command(
-        "lifeboat-restore",
-        work.path(),
-        &["--dir", "backups", "--database", &s.db, "--yes", &b1],
-        &env_paused,
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .expect("spawn");
-    let partial = wait_for(
-        "the safety backup being written",
-        Duration::from_mins(2),
-        || {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "the restore ended ({status}) before its safety backup was seen being written"
-                );
-            }
-            files_like(work.path(), "safety_before_restore_")
-                .into_iter()
-                .find(|n| n.ends_with(".partial"))
-        },
-    );
+    let (child, partial) = held_in_safety_backup(work.path(), &s.db, &b1, &env, Stdio::null());
+    let mut child = child;
     signal(&child, "KILL");
     child.wait().expect("wait");
     assert_eq!(
@@ -2040,30 +2053,7 @@ fn a_failed_safety_backup_keeps_the_database_from_before_and_the_rerun_takes_it(
 
     // The safety backup is held once its partial file is made, then stopped by SIGTERM: it
     // fails, after the swap.
-    let mut paused = env.clone();
-    paused.push(("LBTEST_BACKUP_PAUSE_AT", "dumping".to_owned()));
-    let mut child = command(
-        "lifeboat-restore",
-        work.path(),
-        &["--dir", "backups", "--database", &s.db, "--yes", &b1],
-        &paused,
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("spawn");
-    wait_for(
-        "the safety backup being written",
-        Duration::from_mins(2),
-        || {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("the restore ended ({status}) before its safety backup was seen");
-            }
-            files_like(work.path(), "safety_before_restore_")
-                .into_iter()
-                .find(|n| n.ends_with(".partial"))
-        },
-    );
+    let (mut child, _) = held_in_safety_backup(work.path(), &s.db, &b1, &env, Stdio::piped());
     signal(&child, "TERM");
     let mut stderr = String::new();
     child

@@ -106,6 +106,24 @@ fn run_spec(spec: &str, env: &[(&str, &str)]) -> (Ran, serde_json::Value) {
     (ran, report)
 }
 
+/// A spec for the staging app at `base` whose one check, `create`, POSTs /things, captures the
+/// new thing's `id` and cleans it up with `DELETE /things/{id}`.
+fn create_with_cleanup(base: &str) -> String {
+    format!(
+        r#"[environments.staging]
+base-url = "{base}"
+
+[[check]]
+name = "create"
+method = "POST"
+url = "/things"
+expect.status = 201
+capture.id = "/id"
+cleanup = {{ url = "/things/${{id}}" }}
+"#
+    )
+}
+
 /// The ways a secret may be written in output: as itself, escaped in a JSON string, in XML,
 /// and percent-encoded (every byte but letters and digits).
 fn forms_of(secret: &str) -> Vec<String> {
@@ -1723,28 +1741,9 @@ fn a_check_s_cleanup_runs_once_what_depends_on_it_ended_not_after_the_slowest_ch
         }
     });
     let spec = format!(
-        r#"
-[environments.staging]
-base-url = "{base}"
-
-[[check]]
-name = "create"
-method = "POST"
-url = "/things"
-expect.status = 201
-capture.id = "/id"
-cleanup = {{ url = "/things/${{id}}" }}
-
-[[check]]
-name = "read"
-depends-on = ["create"]
-url = "/things/${{id}}"
-
-[[check]]
-name = "slow"
-url = "/slow"
-"#,
-        base = app.url(""),
+        "{}\n[[check]]\nname = \"read\"\ndepends-on = [\"create\"]\nurl = \"/things/${{id}}\"\n\n\
+         [[check]]\nname = \"slow\"\nurl = \"/slow\"\n",
+        create_with_cleanup(&app.url(""))
     );
     let (ran, _) = run_spec(&spec, &[]);
     assert_eq!(ran.code, 0, "{}", ran.stderr);
@@ -1775,30 +1774,9 @@ fn a_signal_stops_the_checks_and_removes_the_probe_data_before_the_run_ends() {
             }
         });
         let spec = format!(
-            r#"
-[environments.staging]
-base-url = "{base}"
-
-[[check]]
-name = "create"
-method = "POST"
-url = "/things"
-expect.status = 201
-capture.id = "/id"
-cleanup = {{ url = "/things/${{id}}" }}
-
-[[check]]
-name = "read"
-depends-on = ["create"]
-url = "/things/${{id}}"
-timeout = "90s"
-
-[[check]]
-name = "after"
-depends-on = ["read"]
-url = "/after"
-"#,
-            base = app.url(""),
+            "{}\n[[check]]\nname = \"read\"\ndepends-on = [\"create\"]\nurl = \"/things/${{id}}\"\n\
+             timeout = \"90s\"\n\n[[check]]\nname = \"after\"\ndepends-on = [\"read\"]\nurl = \"/after\"\n",
+            create_with_cleanup(&app.url(""))
         );
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("smoke.toml");
@@ -1939,21 +1917,7 @@ fn a_cleanup_that_fails_makes_the_run_fail() {
             http_response("200 OK", "", "{}")
         }
     });
-    let spec = format!(
-        r#"
-[environments.staging]
-base-url = "{base}"
-
-[[check]]
-name = "create"
-method = "POST"
-url = "/things"
-expect.status = 201
-capture.id = "/id"
-cleanup = {{ url = "/things/${{id}}" }}
-"#,
-        base = app.url(""),
-    );
+    let spec = create_with_cleanup(&app.url(""));
     let (ran, report) = run_spec(&spec, &[]);
     assert_eq!(
         ran.code, 1,
