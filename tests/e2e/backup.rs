@@ -121,12 +121,7 @@ async fn a_container_backup_is_complete_gzip_matching_its_manifest() {
 async fn a_url_backup_uses_the_local_pg_dump_over_tls_without_showing_the_password() {
     let url = lifeboat_testkit::database_url();
     let db = database_with_rows(&url, 10).await;
-    let password = url
-        .split_once("://")
-        .and_then(|(_, r)| r.split_once('@'))
-        .and_then(|(u, _)| u.split_once(':'))
-        .expect("pw")
-        .1;
+    let password = lifeboat_testkit::database_password();
     let work = tempfile::tempdir().expect("tempdir");
     let out = backup(
         work.path(),
@@ -139,14 +134,14 @@ async fn a_url_backup_uses_the_local_pg_dump_over_tls_without_showing_the_passwo
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(!stderr.contains(password), "{stderr}");
+    assert!(!stderr.contains(password.as_str()), "{stderr}");
     let archive = archive_of(work.path(), &out);
     assert!(gunzip(&archive).contains("COPY public.items"));
     let manifest =
         std::fs::read_to_string(format!("{}.json", archive.display())).expect("manifest");
     assert!(
         manifest.contains("\"source\": \"url postgres://lifeboat:***@")
-            && !manifest.contains(password),
+            && !manifest.contains(password.as_str()),
         "{manifest}"
     );
 }
@@ -1150,13 +1145,7 @@ fn an_smtp_login_works_over_starttls_and_no_password_is_ever_shown() {
     let smtp = lifeboat_testkit::smtp();
     let smtp_password = lifeboat_testkit::stack_var("LBTEST_SMTP_PASSWORD");
     let db_url = lifeboat_testkit::database_url();
-    let db_password = db_url
-        .split_once("://")
-        .and_then(|(_, r)| r.split_once('@'))
-        .and_then(|(u, _)| u.split_once(':'))
-        .expect("a password in the URL")
-        .1
-        .to_owned();
+    let db_password = lifeboat_testkit::database_password();
     let missing = unique("lbtest_nologin_");
     let starttls = smtp.starttls_port.to_string();
     let ca = smtp.ca_file.display().to_string();

@@ -240,13 +240,7 @@ async fn a_restore_test_restores_counts_and_drops_its_scratch_database() {
 
     // With a URL: the local psql, the password never shown.
     let url = lifeboat_testkit::database_url();
-    let password = url
-        .split_once("://")
-        .and_then(|(_, r)| r.split_once('@'))
-        .and_then(|(u, _)| u.split_once(':'))
-        .expect("a password in the URL")
-        .1
-        .to_owned();
+    let password = lifeboat_testkit::database_password();
     let out = backup(
         work.path(),
         &["verify", "--restore-test", "--database", &db],

@@ -26,6 +26,16 @@ pub fn database_url() -> String {
     stack_var("LBTEST_DATABASE_URL")
 }
 
+/// The password in [`database_url`], for tests that check it is never shown.
+pub fn database_password() -> String {
+    database_url()
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .and_then(|(user, _)| user.split_once(':'))
+        .map(|(_, password)| password.to_owned())
+        .expect("a password in LBTEST_DATABASE_URL")
+}
+
 pub fn redis_url() -> String {
     stack_var("LBTEST_REDIS_URL")
 }
