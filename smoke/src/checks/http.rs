@@ -47,7 +47,7 @@ pub fn client_for(ctx: &Ctx, ca_file: Option<&str>) -> Result<reqwest::Client, S
     let Some(path) = ca_file else {
         return Ok(ctx.client.clone());
     };
-    let pem = std::fs::read(path).map_err(|e| format!("cannot read ca-file {path}: {e}"))?;
+    let pem = super::read_ca_file(path)?;
     let certs = reqwest::Certificate::from_pem_bundle(&pem)
         .map_err(|e| format!("ca-file {path}: {}", lifeboat::http::describe(&e)))?;
     // The check's own timeout bounds the request (run.rs); this one is only a backstop.

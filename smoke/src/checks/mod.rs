@@ -206,6 +206,16 @@ impl Cleanup {
 /// The time a cleanup request has.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A check's `ca-file`: PEM certificates, read up to 16 MiB (a CA bundle is a few hundred KiB).
+pub fn read_ca_file(path: &str) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut pem = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(16 << 20).read_to_end(&mut pem))
+        .map_err(|e| format!("cannot read ca-file {path}: {e}"))?;
+    Ok(pem)
+}
+
 /// How long an s3 check's cleanup keeps looking for a probe that lands late.
 const S3_SETTLE: Duration = Duration::from_secs(5);
 

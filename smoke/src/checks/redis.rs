@@ -16,17 +16,9 @@ pub async fn run(check: &Check, spec: &CheckSpec, ctx: &Ctx) -> Outcome {
             None => return Outcome::fail("no url and REDIS_URL is not set"),
         },
     };
-    let ca = match &spec.ca_file {
-        // A CA bundle is a few hundred KiB at most.
-        Some(path) => match std::fs::File::open(path).and_then(|f| {
-            let mut pem = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::Read::take(f, 16 << 20), &mut pem)?;
-            Ok(pem)
-        }) {
-            Ok(pem) => Some(pem),
-            Err(e) => return Outcome::fail(format!("cannot read ca-file {path}: {e}")),
-        },
-        None => None,
+    let ca = match spec.ca_file.as_deref().map(super::read_ca_file).transpose() {
+        Ok(ca) => ca,
+        Err(e) => return Outcome::fail(e),
     };
     let redis = match lifeboat::redis::Redis::with_ca(&url, ca) {
         Ok(r) => r,
