@@ -12,7 +12,7 @@
 //! the backup directory), and a bucket writer deleting or withholding backups. The archive
 //! itself is covered through the manifest's SHA-256, which restore checks after downloading.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -209,17 +209,17 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 
 /// The key file, when there: a regular file of ours that others cannot read, not a link.
 fn read_file(path: &Path) -> anyhow::Result<Option<Key>> {
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    };
-    if !meta.file_type().is_file() || meta.uid() != lifeboat::files::euid() {
-        bail!(UsageError::new(format!(
-            "the signing key {} is not a regular file of this user's; remove it (a new one is made) or set LIFEBOAT_BACKUP_KEY",
+    let (text, meta) = match lifeboat::files::read_own(path, 4096) {
+        Ok(Some(read)) => read,
+        Ok(None) => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => bail!(UsageError::new(format!(
+            "the signing key {} is not a regular file of this user's ({e}); remove it (a new one is made) or set LIFEBOAT_BACKUP_KEY",
             path.display()
-        )));
-    }
+        ))),
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot read the signing key {}", path.display()))
+        }
+    };
     if meta.mode() & 0o077 != 0 {
         bail!(UsageError::new(format!(
             "the signing key {} can be read by other users (mode {:o}); run `chmod 600 {}`",
@@ -228,10 +228,6 @@ fn read_file(path: &Path) -> anyhow::Result<Option<Key>> {
             path.display()
         )));
     }
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(4096).read_to_string(&mut text))
-        .with_context(|| format!("cannot read the signing key {}", path.display()))?;
     let text = text.trim();
     if text.len() < 16 {
         bail!(UsageError::new(format!(

@@ -111,23 +111,15 @@ impl Journal {
     /// The journal at `path`, if a restore left one: a regular file of ours, read without
     /// following a symbolic link, at most [`MAX_JOURNAL`] bytes.
     pub fn read(path: &Path) -> anyhow::Result<Option<Self>> {
-        use std::io::Read;
-        use std::os::unix::fs::MetadataExt;
-        let meta = match std::fs::symlink_metadata(path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        let text = match lifeboat::files::read_own(path, MAX_JOURNAL) {
+            Ok(Some((text, _))) => text,
+            Ok(None) => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => anyhow::bail!(
+                "the restore journal {} is not a regular file of this user's ({e}); another user may have put it there: look at it, and remove it",
+                path.display()
+            ),
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
-        if !meta.file_type().is_file() || meta.uid() != lifeboat::files::euid() {
-            anyhow::bail!(
-                "the restore journal {} is not a regular file of this user's; another user may have put it there: look at it, and remove it",
-                path.display()
-            );
-        }
-        let mut text = String::new();
-        std::fs::File::open(path)
-            .and_then(|f| f.take(MAX_JOURNAL).read_to_string(&mut text))
-            .with_context(|| format!("cannot read {}", path.display()))?;
         Ok(Some(serde_json::from_str(&text).with_context(|| {
             format!(
                 "the restore journal {} cannot be read; look at it, and remove it once the databases are as they should be",

@@ -73,14 +73,41 @@ pub fn private_dir(dir: &Path) -> Result<(), String> {
 /// never through a symbolic link (`O_NOFOLLOW`): in a directory a local user could write, a
 /// planted link must not turn our write into theirs. It must be a regular file of ours.
 pub fn open_private(path: &Path) -> std::io::Result<File> {
+    open_own(
+        path,
+        OFlags::RDWR | OFlags::CREATE,
+        Mode::from_raw_mode(0o600),
+    )
+}
+
+/// The text of `path` if it is there (`None` if not), at most `max` bytes, and its metadata:
+/// a regular file of ours, opened without following a symbolic link. A file that is a link,
+/// not regular, or another user's is an error of kind `InvalidData`, which the caller names.
+pub fn read_own(path: &Path, max: u64) -> std::io::Result<Option<(String, std::fs::Metadata)>> {
+    use std::io::Read;
+    let file = match open_own(path, OFlags::RDONLY, Mode::empty()) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let meta = file.metadata()?;
+    let mut text = String::new();
+    file.take(max).read_to_string(&mut text)?;
+    Ok(Some((text, meta)))
+}
+
+/// `path` opened with `flags`, never through a symbolic link, and only if it is a regular file
+/// of ours (else an `InvalidData` error saying why).
+fn open_own(path: &Path, flags: OFlags, mode: Mode) -> std::io::Result<File> {
+    let foreign = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidData, why);
     let fd = rustix::fs::open(
         path,
-        OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
-        Mode::from_raw_mode(0o600),
+        flags | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY,
+        mode,
     )
     .map_err(|e| {
         if e == rustix::io::Errno::LOOP {
-            std::io::Error::other("it is a symbolic link, which is never followed here")
+            foreign("it is a symbolic link, which is never followed here".into())
         } else {
             std::io::Error::from(e)
         }
@@ -88,10 +115,10 @@ pub fn open_private(path: &Path) -> std::io::Result<File> {
     let file = File::from(fd);
     let meta = file.metadata()?;
     if !meta.file_type().is_file() {
-        return Err(std::io::Error::other("it is not a regular file"));
+        return Err(foreign("it is not a regular file".into()));
     }
     if meta.uid() != euid() {
-        return Err(std::io::Error::other(format!(
+        return Err(foreign(format!(
             "it belongs to uid {}, not to this user",
             meta.uid()
         )));
