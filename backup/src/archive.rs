@@ -11,10 +11,12 @@
 //! A file of several members is plain gzip (RFC 1952 §2.2): `gunzip`, `zcat`, Python and
 //! flate2's `MultiGzDecoder` read it whole. At most two blocks per thread are in flight, so
 //! memory stays bounded whatever the database's size.
+//!
+//! Reading an archive back (size, SHA-256, decompression with row counts) is [`read`].
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -31,6 +33,13 @@ use sha2::{Digest, Sha256};
 
 use crate::manifest::TableEstimate;
 use crate::sqlscan::RowCounter;
+
+pub mod read;
+
+pub use read::{
+    check_scan, check_sha256, check_sha256_of, check_size, decompress, open_reader, sha256, Scan,
+    SqlStream,
+};
 
 /// Bytes of SQL per gzip member: large enough that starting each with an empty dictionary
 /// costs well under 1% of size, small enough to keep every core busy.
@@ -314,23 +323,6 @@ pub fn remove_stale(dir: &Path) -> Vec<String> {
     }
     removed.sort();
     removed
-}
-
-/// Read an archive back as SQL, by its extension: `.sql.gz` (one or many gzip members) or
-/// `.sql.zst`.
-pub fn open_reader(path: &Path) -> io::Result<Box<dyn Read + Send>> {
-    let file = io::BufReader::with_capacity(256 * 1024, File::open(path)?);
-    let name = path.to_string_lossy();
-    if name.ends_with(".zst") {
-        Ok(Box::new(zstd::stream::read::Decoder::with_buffer(file)?))
-    } else if name.ends_with(".gz") {
-        Ok(Box::new(flate2::bufread::MultiGzDecoder::new(file)))
-    } else {
-        Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} is neither .sql.gz nor .sql.zst", path.display()),
-        ))
-    }
 }
 
 impl ArchiveWriter {

@@ -3,9 +3,10 @@
 //! Replaces `backup-db.sh` (seed 001) and the pre-deploy backup of `deploy_production.sh`
 //! (seed 002). The logic lives here, not in `main.rs`, so that lifeboat-deploy can call it.
 
-// archive, offsite, source, sqlscan and verify are public for lifeboat-restore, which reads,
-// checks and restores backups with the very same code.
+// archive, load, manifest, offsite, source and sqlscan are public for lifeboat-restore, which
+// reads, checks and restores backups with the very same code.
 pub mod archive;
+pub mod load;
 pub mod manifest;
 mod metrics;
 mod notify;
@@ -29,6 +30,7 @@ use lifeboat::config::{Compress, Config};
 use lifeboat::lock::JobLock;
 use lifeboat::output::human_bytes;
 use lifeboat::output::OutputOptions;
+use lifeboat::signal::Stop;
 use tracing::{info, warn};
 
 use crate::archive::ArchiveWriter;
@@ -265,12 +267,13 @@ pub async fn take(config: &Config) -> anyhow::Result<Done> {
     let mut sink =
         ArchiveWriter::create(&path, settings.compress, settings.level, settings.threads)
             .with_context(|| format!("cannot create {}", path.display()))?;
+    let stop = Stop::install("backup", "the earlier backups as they were")?;
     tokio::select! {
         dumped = async {
             lifeboat::signal::pause_at(PAUSE_VAR, "dumping").await;
             source.dump(&mut sink).await
         } => dumped?,
-        signal = shutdown_signal() => bail!("stopped by {signal}; the partial file was removed and earlier backups are untouched"),
+        signal = stop.wait() => bail!("stopped by {signal}; the partial file was removed and earlier backups are untouched"),
     }
     let database = source.database().to_owned();
     let (source_text, all) = (source.describe(), source.all());
@@ -341,20 +344,6 @@ fn free_name(dir: &Path, pattern: &str, compress: Compress, at: DateTime<Utc>) -
         n += 1;
     }
     path
-}
-
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
-        },
-        _ => std::future::pending().await,
-    }
 }
 
 /// Apply (or with `dry_run` only print) the retention plan; `print` puts the plan on stdout.

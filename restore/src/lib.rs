@@ -31,8 +31,8 @@ use lifeboat::config::Config;
 use lifeboat::exit::UsageError;
 use lifeboat::lock::JobLock;
 use lifeboat::output::{human_bytes, LogFormat};
+use lifeboat_backup::archive;
 use lifeboat_backup::manifest::Entry;
-use lifeboat_backup::verify;
 use tracing::{info, warn};
 
 use crate::app::App;
@@ -403,10 +403,8 @@ struct Cancellable<'a, R> {
 impl<R: std::io::Read> std::io::Read for Cancellable<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         if self.cancel.load(Ordering::Relaxed) {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::Interrupted,
-                "stopped by a signal",
-            ));
+            // Not `Interrupted`: a reader retries that.
+            return Err(std::io::Error::other("stopped by a signal"));
         }
         let n = self.inner.read(buf)?;
         self.counter.fetch_add(n as u64, Ordering::Relaxed);
@@ -425,7 +423,7 @@ fn check_archive(entry: &Entry, progress: bool, cancel: &AtomicBool) -> anyhow::
             entry.manifest.file
         ))
     };
-    verify::check_size(entry).map_err(refused)?;
+    archive::check_size(entry).map_err(refused)?;
     let counter = Arc::new(AtomicU64::new(0));
     let bar = Bar::start(
         "checking",
@@ -435,7 +433,7 @@ fn check_archive(entry: &Entry, progress: bool, cancel: &AtomicBool) -> anyhow::
     );
     let file = std::fs::File::open(&entry.archive)
         .with_context(|| format!("cannot open {}", entry.archive.display()))?;
-    let checked = verify::check_sha256_of(
+    let checked = archive::check_sha256_of(
         entry,
         &mut Cancellable {
             inner: file,

@@ -13,8 +13,8 @@ use lifeboat::exit::UsageError;
 use lifeboat::output::human_bytes;
 use lifeboat::s3::Bucket;
 use lifeboat_backup::manifest::{self, Entry};
+use lifeboat_backup::offsite;
 use lifeboat_backup::sign::{self, Signed};
-use lifeboat_backup::{offsite, verify};
 use tracing::{info, warn};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +54,7 @@ impl Catalog {
     /// `trust_unsigned` (`--trust-unsigned`).
     pub async fn load(config: &Config, trust_unsigned: bool) -> anyhow::Result<Self> {
         let dir = &config.backup.dir;
-        let mut candidates: Vec<Candidate> = verify::manifests(dir)
+        let mut candidates: Vec<Candidate> = manifest::all(dir)
             .with_context(|| format!("cannot read {}", dir.display()))?
             .into_iter()
             .map(|entry| Candidate {
@@ -191,7 +191,7 @@ impl Catalog {
                 )))
             });
         }
-        match verify::find(&config.backup.dir, wanted) {
+        match manifest::find(&config.backup.dir, wanted) {
             Ok(entry) => Ok(Candidate {
                 place: Place::Local,
                 entry,

@@ -26,7 +26,6 @@ use chrono::{NaiveDateTime, Utc};
 use lifeboat::config::Config;
 use lifeboat::signal::Stop;
 use lifeboat_backup::manifest::Entry;
-use lifeboat_backup::verify::{self, SqlStream};
 use tracing::{error, info, warn};
 
 use crate::app::App;
@@ -270,17 +269,11 @@ async fn load(ctx: &Ctx<'_>, entry: &Entry, restore_db: &str) -> anyhow::Result<
         Arc::clone(&sql_bytes),
         ctx.progress,
     );
-    let mut stream = SqlStream::open(&entry.archive)?.with_progress(sql_bytes);
-    let restored = verify::restore(&ctx.server.source, restore_db, &mut stream).await;
+    let loaded =
+        lifeboat_backup::load::archive(&ctx.server.source, restore_db, entry, Some(sql_bytes))
+            .await;
     bar.finish();
-    // A decompression error is the archive's fault, whatever psql made of its cut input.
-    if let Some(e) = stream.failure(&m.file) {
-        return Err(e);
-    }
-    let copied = restored?;
-    let scan = stream.finish();
-    verify::check_scan(entry, &scan)?;
-    verify::check_copied(&m.file, &scan, &copied)?;
+    let copied = loaded?.copied;
     info!(
         "{restore_db}: {} tables, {} rows taken in by the server, each as the archive holds",
         copied.len(),
