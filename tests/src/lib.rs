@@ -9,6 +9,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+mod archive;
+mod demo;
+mod fresh;
+mod run;
+
+pub use archive::{
+    block_on, edited_copy, gunzip, manifest_of, patch_manifest, rewrite_sql, sha256_hex,
+};
+pub use demo::{DemoStack, DemoStackBuilder};
+pub use run::{lifeboat, Lifeboat, Ran, Running};
+
 /// A variable set by `scripts/test`; panics with instructions when it is missing.
 pub fn stack_var(name: &str) -> String {
     match std::env::var(name) {
@@ -28,12 +39,7 @@ pub fn database_url() -> String {
 
 /// The password in [`database_url`], for tests that check it is never shown.
 pub fn database_password() -> String {
-    database_url()
-        .split_once("://")
-        .and_then(|(_, rest)| rest.split_once('@'))
-        .and_then(|(user, _)| user.split_once(':'))
-        .map(|(_, password)| password.to_owned())
-        .expect("a password in LBTEST_DATABASE_URL")
+    run::password_of(&database_url()).expect("a password in LBTEST_DATABASE_URL")
 }
 
 pub fn redis_url() -> String {
@@ -138,16 +144,15 @@ pub fn bin(name: &str) -> PathBuf {
         "{} is not built; run `cargo build --workspace --bins` first (scripts/test does)",
         path.display()
     );
-    // `cargo test` builds only this package's binaries: refuse to test an older build of another.
-    let crate_dir = match name {
-        "lifeboat-demo-app" => workspace_root().join("tests/demo-app"),
-        other => workspace_root().join(other.trim_start_matches("lifeboat-")),
-    };
-    // Sources only: a manifest or lockfile change does not always relink every binary.
-    let mut sources = vec![crate_dir.join("src")];
-    if !matches!(name, "lifeboat-healthcheck" | "lifeboat-demo-app") {
-        sources.push(workspace_root().join("shared/src"));
-    }
+    // `cargo test` builds only this package's binaries: refuse to test an older build of another,
+    // or one older than a workspace crate it is built from (deploy is stale after an edit under
+    // restore/). Sources only: a manifest or lockfile change does not always relink every binary.
+    let root = workspace_root();
+    let sources: Vec<PathBuf> = fresh::crate_dirs_of(&root, name)
+        .unwrap_or_else(|| panic!("no workspace member builds {name}"))
+        .iter()
+        .map(|dir| root.join(dir).join("src"))
+        .collect();
     let built = modified(&path);
     if let Some(newer) = sources
         .iter()
