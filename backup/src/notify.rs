@@ -26,7 +26,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use lifeboat::config::{Config, MailWhen};
-use lifeboat::mail::Mailer;
 use lifeboat::output::{human_bytes, LogFormat, OutputOptions};
 use lifeboat::secret::{redact_url, SecretUrl};
 use tracing::{debug, error, info, warn};
@@ -180,10 +179,7 @@ async fn mail(
     backup: &anyhow::Result<Done>,
     retention: &anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    if config.backup.mail == MailWhen::Never
-        || config.smtp.host.is_none()
-        || config.smtp.to.is_empty()
-    {
+    if config.backup.mail == MailWhen::Never || !lifeboat::mail::outcome_wanted(config) {
         return Ok(());
     }
     let dir = &config.backup.dir;
@@ -219,8 +215,7 @@ async fn mail(
             _ => return Ok(()),
         },
     };
-    let mailer = Mailer::new(config.require_smtp("to mail backup reports")?)?;
-    mailer.send(&subject, &redact_url(&body)).await?;
+    lifeboat::mail::send_outcome(config, "to mail backup reports", &subject, &body).await?;
     let to = config.smtp.to.join(", ");
     if digest {
         info!("mailed the weekly digest to {to}");

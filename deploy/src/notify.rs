@@ -13,20 +13,7 @@ pub fn send(stack: &Stack, subject: &str, entry: &Entry) {
     let config = &stack.config;
     let body = serde_json::to_string_pretty(entry).unwrap_or_default();
     stack.block_on(async {
-        if config.smtp.host.is_some() && !config.smtp.to.is_empty() {
-            let sent = async {
-                let mailer = lifeboat::mail::Mailer::new(
-                    config.require_smtp("to mail the deploy's outcome")?,
-                )?;
-                mailer
-                    .send(subject, &lifeboat::secret::redact_url(&body))
-                    .await?;
-                anyhow::Ok(())
-            };
-            if let Err(e) = sent.await {
-                warn!("cannot mail the outcome: {e:#}");
-            }
-        }
+        lifeboat::mail::tell_outcome(config, "to mail the deploy's outcome", subject, &body).await;
         if let Some(url) = &config.deploy.webhook_url {
             let posted = async {
                 let client = lifeboat::http::client(Duration::from_secs(10))?;

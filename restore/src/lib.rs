@@ -608,7 +608,7 @@ async fn cleanup(config: &Config, cli: &Cli, dry_run: bool) -> anyhow::Result<()
 
 /// A mail when a restore ends, either way, when SMTP_HOST and LIFEBOAT_MAIL_TO are set.
 async fn mail(config: &Config, result: &anyhow::Result<Option<txn::Restored>>) {
-    if config.smtp.host.is_none() || config.smtp.to.is_empty() {
+    if !lifeboat::mail::outcome_wanted(config) {
         return;
     }
     let (subject, body) = match result {
@@ -632,17 +632,7 @@ async fn mail(config: &Config, result: &anyhow::Result<Option<txn::Restored>>) {
             format!("{e:#}\n"),
         ),
     };
-    let sent = async {
-        let mailer =
-            lifeboat::mail::Mailer::new(config.require_smtp("to mail the restore's outcome")?)?;
-        mailer
-            .send(&subject, &lifeboat::secret::redact_url(&body))
-            .await?;
-        anyhow::Ok(())
-    };
-    if let Err(e) = sent.await {
-        warn!("cannot mail the outcome: {e:#}");
-    }
+    lifeboat::mail::tell_outcome(config, "to mail the restore's outcome", &subject, &body).await;
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use crate::config::{SmtpConfig, SmtpTls};
+use crate::config::{Config, SmtpConfig, SmtpTls};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
@@ -141,5 +141,38 @@ impl Mailer {
                 SEND_DEADLINE.as_secs()
             ))),
         }
+    }
+}
+
+/// Whether a job's outcome is mailed at all: only when both `SMTP_HOST` and `LIFEBOAT_MAIL_TO`
+/// are set, as a stack's `.env` often configures SMTP for the app alone.
+pub fn outcome_wanted(config: &Config) -> bool {
+    config.smtp.host.is_some() && !config.smtp.to.is_empty()
+}
+
+/// Mail a job's outcome to `LIFEBOAT_MAIL_TO`, any password in a URL of the body shown as
+/// `***`; nothing is sent unless [`outcome_wanted`]. `why` says what the settings are needed
+/// for when some are missing (`to mail the restore's outcome`).
+pub async fn send_outcome(
+    config: &Config,
+    why: &str,
+    subject: &str,
+    body: &str,
+) -> anyhow::Result<()> {
+    if !outcome_wanted(config) {
+        return Ok(());
+    }
+    let mailer = Mailer::new(config.require_smtp(why)?)?;
+    mailer
+        .send(subject, &crate::secret::redact_url(body))
+        .await?;
+    Ok(())
+}
+
+/// [`send_outcome`] for a job whose outcome a mail does not change: a mail that cannot be sent
+/// is a warning.
+pub async fn tell_outcome(config: &Config, why: &str, subject: &str, body: &str) {
+    if let Err(e) = send_outcome(config, why, subject, body).await {
+        tracing::warn!("cannot mail the outcome: {e:#}");
     }
 }
