@@ -1,11 +1,9 @@
 //! Every binary, run for real: --help teaches, --version answers, a bad request is exit 2 and
 //! names what is wrong, and nothing ever panics or prints a secret.
-//! (lifeboat-healthcheck exits only 0 or 1: Docker reserves 2.)
+//! (lifeboat-healthcheck exits only 0 or 1: Docker reserves 2.) Every run goes through the
+//! testkit's `lifeboat()`, which fails a test on a panic or a known secret in the output.
 
-use std::path::Path;
-use std::process::{Command, Output};
-
-use lifeboat_testkit::{bin, run};
+use lifeboat_testkit::lifeboat;
 
 const JOBS: [&str; 5] = [
     "lifeboat-backup",
@@ -23,46 +21,21 @@ const ALL: [&str; 6] = [
     "lifeboat-rollback",
 ];
 
-/// Run `name args…` in `dir` with a clean environment (no stray LIFEBOAT_* or DATABASE_URL).
-fn lifeboat(name: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(bin(name));
-    cmd.current_dir(dir)
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    cmd.envs(env.iter().copied());
-    let out = run(&mut cmd);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
-        "{name} {args:?} panicked: {stderr}"
-    );
-    out
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn help_and_version_work_for_every_binary() {
     let dir = tempfile::tempdir().expect("tempdir");
     for name in ALL {
-        let help = lifeboat(name, dir.path(), &["--help"], &[]);
-        assert_eq!(help.status.code(), Some(0), "{name} --help");
-        let text = stdout(&help);
+        let help = lifeboat(name).dir(dir.path()).args(["--help"]).run();
+        assert_eq!(help.code, 0, "{name} --help");
+        let text = help.stdout;
         assert!(
             text.contains("Usage:") && text.contains("Exit codes:"),
             "{name} --help:\n{text}"
         );
-        let version = lifeboat(name, dir.path(), &["--version"], &[]);
-        assert_eq!(version.status.code(), Some(0));
+        let version = lifeboat(name).dir(dir.path()).args(["--version"]).run();
+        assert_eq!(version.code, 0);
         assert_eq!(
-            stdout(&version).trim(),
+            version.stdout.trim(),
             format!("{name} {}", env!("CARGO_PKG_VERSION"))
         );
     }
@@ -71,7 +44,11 @@ fn help_and_version_work_for_every_binary() {
 #[test]
 fn help_shows_the_environment_variable_of_each_shared_option() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let text = stdout(&lifeboat("lifeboat-backup", dir.path(), &["--help"], &[]));
+    let text = lifeboat("lifeboat-backup")
+        .dir(dir.path())
+        .args(["--help"])
+        .run()
+        .stdout;
     for var in [
         "LIFEBOAT_CONFIG",
         "LIFEBOAT_ENV_FILE",
@@ -91,22 +68,17 @@ fn deploy_and_rollback_without_their_services_name_the_variable_and_exit_2() {
         ("lifeboat-deploy", &["v2"][..]),
         ("lifeboat-rollback", &[][..]),
     ] {
-        let out = lifeboat(name, dir.path(), args, &[]);
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{name} {args:?}: {}",
-            stderr(&out)
-        );
+        let out = lifeboat(name).dir(dir.path()).args(args).run();
+        assert_eq!(out.code, 2, "{name} {args:?}: {}", out.stderr);
         assert!(
-            stderr(&out).contains("LIFEBOAT_DEPLOY_SERVICES"),
+            out.stderr.contains("LIFEBOAT_DEPLOY_SERVICES"),
             "{name}: {}",
-            stderr(&out)
+            out.stderr
         );
         assert!(
-            stdout(&out).is_empty(),
+            out.stdout.is_empty(),
             "stdout is for data only: {}",
-            stdout(&out)
+            out.stdout
         );
     }
 }
@@ -115,20 +87,26 @@ fn deploy_and_rollback_without_their_services_name_the_variable_and_exit_2() {
 fn a_bad_flag_is_exit_2_but_healthcheck_says_1() {
     let dir = tempfile::tempdir().expect("tempdir");
     for name in JOBS {
-        let out = lifeboat(name, dir.path(), &["--no-such-flag"], &[]);
-        assert_eq!(out.status.code(), Some(2), "{name}");
+        let out = lifeboat(name)
+            .dir(dir.path())
+            .args(["--no-such-flag"])
+            .run();
+        assert_eq!(out.code, 2, "{name}");
         assert!(
-            stderr(&out).contains("--no-such-flag"),
+            out.stderr.contains("--no-such-flag"),
             "{name}: {}",
-            stderr(&out)
+            out.stderr
         );
     }
-    let out = lifeboat("lifeboat-healthcheck", dir.path(), &["--no-such-flag"], &[]);
-    assert_eq!(out.status.code(), Some(1), "Docker reserves 2");
+    let out = lifeboat("lifeboat-healthcheck")
+        .dir(dir.path())
+        .args(["--no-such-flag"])
+        .run();
+    assert_eq!(out.code, 1, "Docker reserves 2");
     assert!(
-        stdout(&out).contains("unknown option --no-such-flag"),
+        out.stdout.contains("unknown option --no-such-flag"),
         "{}",
-        stdout(&out)
+        out.stdout
     );
 }
 
@@ -141,9 +119,9 @@ fn an_unknown_config_key_names_the_key_and_the_file() {
     )
     .expect("write");
     for name in JOBS {
-        let out = lifeboat(name, dir.path(), &[], &[]);
-        assert_eq!(out.status.code(), Some(2), "{name}");
-        let err = stderr(&out);
+        let out = lifeboat(name).dir(dir.path()).run();
+        assert_eq!(out.code, 2, "{name}");
+        let err = out.stderr;
         assert!(
             err.contains("unknown key `backup.directory` in lifeboat.toml"),
             "{name}: {err}"
@@ -155,19 +133,17 @@ fn an_unknown_config_key_names_the_key_and_the_file() {
 #[test]
 fn a_typo_in_a_lifeboat_variable_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = lifeboat(
-        "lifeboat-backup",
-        dir.path(),
-        &[],
-        &[("LIFEBOAT_BACKUPDIR", "/srv")],
-    );
-    assert_eq!(out.status.code(), Some(2));
+    let out = lifeboat("lifeboat-backup")
+        .dir(dir.path())
+        .env("LIFEBOAT_BACKUPDIR", "/srv")
+        .run();
+    assert_eq!(out.code, 2);
     assert!(
-        stderr(&out).contains(
+        out.stderr.contains(
             "unknown variable LIFEBOAT_BACKUPDIR (from environment variable LIFEBOAT_BACKUPDIR)"
         ),
         "{}",
-        stderr(&out)
+        out.stderr
     );
 }
 
@@ -179,53 +155,53 @@ fn a_malformed_value_in_dotenv_names_the_variable_file_and_line() {
         "POSTGRES_DB=app\nNODE_ENV=production\nSMTP_PORT=twenty-five\n",
     )
     .expect("write");
-    let out = lifeboat("lifeboat-restore", dir.path(), &["latest"], &[]);
-    assert_eq!(out.status.code(), Some(2));
+    let out = lifeboat("lifeboat-restore")
+        .dir(dir.path())
+        .args(["latest"])
+        .run();
+    assert_eq!(out.code, 2);
     assert!(
-        stderr(&out).contains("invalid value for `smtp.port` (from SMTP_PORT in .env line 3)"),
+        out.stderr
+            .contains("invalid value for `smtp.port` (from SMTP_PORT in .env line 3)"),
         "{}",
-        stderr(&out)
+        out.stderr
     );
 
-    let out = lifeboat(
-        "lifeboat-restore",
-        dir.path(),
-        &["--env-file", "missing.env", "latest"],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(2));
+    let out = lifeboat("lifeboat-restore")
+        .dir(dir.path())
+        .args(["--env-file", "missing.env", "latest"])
+        .run();
+    assert_eq!(out.code, 2);
     assert!(
-        stderr(&out).contains("cannot read missing.env"),
+        out.stderr.contains("cannot read missing.env"),
         "{}",
-        stderr(&out)
+        out.stderr
     );
 }
 
 #[test]
 fn a_bad_database_url_is_named_without_its_password() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = lifeboat(
-        "lifeboat-backup",
-        dir.path(),
-        &[],
-        &[("DATABASE_URL", "mysql://app:Sup3rSecret@db/app")],
-    );
-    assert_eq!(out.status.code(), Some(2));
-    let err = stderr(&out);
+    let out = lifeboat("lifeboat-backup")
+        .dir(dir.path())
+        .env("DATABASE_URL", "mysql://app:Sup3rSecret@db/app")
+        .secret("Sup3rSecret")
+        .run();
+    assert_eq!(out.code, 2);
+    let err = out.stderr;
     assert!(
         err.contains("`database.url` (from environment variable DATABASE_URL)"),
         "{err}"
     );
     assert!(!err.contains("Sup3rSecret"), "{err}");
 
-    let out = lifeboat(
-        "lifeboat-backup",
-        dir.path(),
-        &["--url", "postgres://app:Sup3rSecret@/app"],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(2));
-    let err = stderr(&out);
+    let out = lifeboat("lifeboat-backup")
+        .dir(dir.path())
+        .args(["--url", "postgres://app:Sup3rSecret@/app"])
+        .secret("Sup3rSecret")
+        .run();
+    assert_eq!(out.code, 2);
+    let err = out.stderr;
     assert!(
         err.contains("(from flag --url)") && !err.contains("Sup3rSecret"),
         "{err}"
@@ -240,49 +216,49 @@ fn profiles_choose_the_table_of_lifeboat_toml() {
         "[smtp]\nport = 25\n[profile.production.smtp]\nport = \"not-a-port\"\n[profile.staging]\n",
     )
     .expect("write");
-    let staging = lifeboat("lifeboat-smoke", dir.path(), &["--env", "staging"], &[]);
+    let staging = lifeboat("lifeboat-smoke")
+        .dir(dir.path())
+        .args(["--env", "staging"])
+        .run();
     // The configuration loaded; what is missing next is the smoke spec.
     assert!(
-        stderr(&staging).contains("cannot read the spec"),
+        staging.stderr.contains("cannot read the spec"),
         "staging has a valid port: {}",
-        stderr(&staging)
+        staging.stderr
     );
-    let typo = lifeboat("lifeboat-smoke", dir.path(), &["--env", "prodution"], &[]);
-    assert_eq!(
-        typo.status.code(),
-        Some(2),
-        "a typo never falls back to the top level"
-    );
+    let typo = lifeboat("lifeboat-smoke")
+        .dir(dir.path())
+        .args(["--env", "prodution"])
+        .run();
+    assert_eq!(typo.code, 2, "a typo never falls back to the top level");
     assert!(
-        stderr(&typo).contains("no [profile.prodution]"),
+        typo.stderr.contains("no [profile.prodution]"),
         "{}",
-        stderr(&typo)
+        typo.stderr
     );
-    let production = lifeboat(
-        "lifeboat-smoke",
-        dir.path(),
-        &[],
-        &[("LIFEBOAT_ENV", "production")],
-    );
-    assert_eq!(production.status.code(), Some(2));
+    let production = lifeboat("lifeboat-smoke")
+        .dir(dir.path())
+        .env("LIFEBOAT_ENV", "production")
+        .run();
+    assert_eq!(production.code, 2);
     assert!(
-        stderr(&production).contains("invalid value for `smtp.port` (from lifeboat.toml)"),
+        production
+            .stderr
+            .contains("invalid value for `smtp.port` (from lifeboat.toml)"),
         "{}",
-        stderr(&production)
+        production.stderr
     );
 }
 
 #[test]
 fn json_logs_are_one_object_per_line() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = lifeboat(
-        "lifeboat-deploy",
-        dir.path(),
-        &["--log-format", "json", "v2"],
-        &[],
-    );
-    assert_eq!(out.status.code(), Some(2));
-    let err = stderr(&out);
+    let out = lifeboat("lifeboat-deploy")
+        .dir(dir.path())
+        .args(["--log-format", "json", "v2"])
+        .run();
+    assert_eq!(out.code, 2);
+    let err = out.stderr;
     let mut lines = 0;
     for line in err.lines() {
         let v: serde_json::Value =
@@ -302,14 +278,13 @@ fn json_logs_are_one_object_per_line() {
 #[test]
 fn no_color_and_quiet_are_honoured() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = lifeboat(
-        "lifeboat-rollback",
-        dir.path(),
-        &["-q"],
-        &[("NO_COLOR", "1")],
-    );
-    assert_eq!(out.status.code(), Some(2));
-    let err = stderr(&out);
+    let out = lifeboat("lifeboat-rollback")
+        .dir(dir.path())
+        .args(["-q"])
+        .env("NO_COLOR", "1")
+        .run();
+    assert_eq!(out.code, 2);
+    let err = out.stderr;
     assert!(!err.contains('\u{1b}'), "no escape codes: {err:?}");
     assert!(
         err.contains("LIFEBOAT_DEPLOY_SERVICES"),
@@ -321,14 +296,12 @@ fn no_color_and_quiet_are_honoured() {
 fn a_backup_without_a_database_says_where_it_looked_and_exits_1() {
     let dir = tempfile::tempdir().expect("tempdir");
     let project = lifeboat_testkit::unique("lbtestnostack");
-    let out = lifeboat(
-        "lifeboat-backup",
-        dir.path(),
-        &[],
-        &[("COMPOSE_PROJECT_NAME", &project)],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let err = stderr(&out);
+    let out = lifeboat("lifeboat-backup")
+        .dir(dir.path())
+        .env("COMPOSE_PROJECT_NAME", &project)
+        .run();
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let err = out.stderr;
     assert!(
         err.contains(&format!(
             "no running container for service `postgres` of compose project `{project}`"
@@ -336,9 +309,9 @@ fn a_backup_without_a_database_says_where_it_looked_and_exits_1() {
         "{err}"
     );
     assert!(
-        stdout(&out).is_empty(),
+        out.stdout.is_empty(),
         "no backup path on stdout: {}",
-        stdout(&out)
+        out.stdout
     );
     let backups = dir.path().join("backups");
     let empty = std::fs::read_dir(&backups).map_or(true, |mut d| d.next().is_none());
