@@ -98,8 +98,8 @@ fn checkpoint(ctx: &Ctx<'_>, j: &mut Journal, step: Step) -> anyhow::Result<()> 
 }
 
 /// Restore `entry` (already checked) into the live database as a transaction.
-// One transaction, read top to bottom: its steps and their undo side by side.
-#[allow(clippy::too_many_lines)]
+///
+/// Read top to bottom: each step, and what undoes it, is a function below in the same order.
 pub async fn restore(
     ctx: &Ctx<'_>,
     entry: &Entry,
@@ -110,16 +110,7 @@ pub async fn restore(
     let db = server.database().to_owned();
     let clock = Instant::now();
     let started = Utc::now();
-    // Names of that second, or of the next free one: a restore a second after another (or one
-    // whose names someone took) must not meet its databases.
-    let mut at = started;
-    let (restore_db, pre_db) = loop {
-        let (r, p) = names(&db, at);
-        if !server.exists(&r).await? && !server.exists(&p).await? {
-            break (r, p);
-        }
-        at += chrono::TimeDelta::seconds(1);
-    };
+    let (restore_db, pre_db) = free_names(server, &db, started).await?;
     let live = server.info(&db).await?;
     let mut j = Journal {
         step: Step::Restoring,
@@ -140,9 +131,77 @@ pub async fn restore(
     // The database as it was at backup time: its owner, locale, settings, grants and comment
     // from the manifest; what differs from the live database is said.
     let recorded = entry.manifest.properties.as_ref();
-    match (recorded, live.is_some()) {
+    say_how_it_differs(server, entry, &db, live.is_some()).await?;
+    let shape = recorded.map(DbInfo::from).or_else(|| live.clone());
+
+    // Step 1, the app running.
+    checkpoint(ctx, &mut j, Step::Restoring)?;
+    info!(step = "restoring", database = %restore_db, "restoring {} into {restore_db} ({}); {db} stays live meanwhile", entry.manifest.file, server.describe());
+    let loaded = ctx
+        .stop
+        .interruptible(restore_beside(
+            ctx,
+            entry,
+            &restore_db,
+            shape.as_ref(),
+            live.is_some(),
+        ))
+        .await;
+    if let Err(e) = loaded {
+        return Err(drop_restored(ctx, &restore_db, e).await);
+    }
+
+    // Step 2: the swap, the app down.
+    let downtime = swap_or_undo(ctx, &mut j, app, live.is_some()).await?;
+    checkpoint(ctx, &mut j, Step::Done)?;
+    info!(
+        step = "done",
+        downtime_ms = u64::try_from(downtime.as_millis()).unwrap_or(u64::MAX),
+        "{db} is the restored {}; the app was down {:.1} s",
+        entry.manifest.file,
+        downtime.as_secs_f64()
+    );
+
+    let kept = live.is_some().then(|| pre_db.clone());
+    let safety = keep_or_expire(ctx, &db, kept.as_deref(), safety_backup).await?;
+    Ok(Restored {
+        database: db,
+        backup: entry.manifest.file.clone(),
+        pre_db: kept,
+        downtime,
+        total: clock.elapsed(),
+        safety_backup: safety,
+    })
+}
+
+/// The restore's and pre-restore's names of `started`, or of the next free second: a restore a
+/// second after another (or one whose names someone took) must not meet its databases.
+async fn free_names(
+    server: &Server,
+    db: &str,
+    started: chrono::DateTime<Utc>,
+) -> anyhow::Result<(String, String)> {
+    let mut at = started;
+    loop {
+        let (r, p) = names(db, at);
+        if !server.exists(&r).await? && !server.exists(&p).await? {
+            return Ok((r, p));
+        }
+        at += chrono::TimeDelta::seconds(1);
+    }
+}
+
+/// Warn where the live database differs from the one the backup recorded, or that the backup
+/// recorded nothing, and so where the restored database's properties come from.
+async fn say_how_it_differs(
+    server: &Server,
+    entry: &Entry,
+    db: &str,
+    live: bool,
+) -> anyhow::Result<()> {
+    match (entry.manifest.properties.as_ref(), live) {
         (Some(p), true) => {
-            if let Some(now) = server.properties(&db).await? {
+            if let Some(now) = server.properties(db).await? {
                 for d in p.differences(&now) {
                     warn!("{db} differs from the backup: {d}");
                 }
@@ -158,64 +217,80 @@ pub async fn restore(
         ),
         (Some(_), false) => {}
     }
-    let shape = recorded.map(DbInfo::from).or_else(|| live.clone());
+    Ok(())
+}
 
-    // Step 1, the app running.
-    checkpoint(ctx, &mut j, Step::Restoring)?;
-    info!(step = "restoring", database = %restore_db, "restoring {} into {restore_db} ({}); {db} stays live meanwhile", entry.manifest.file, server.describe());
-    let loaded = ctx
-        .stop
-        .interruptible(async {
-            pause_if(Step::Restoring).await;
-            server
-                .create(&restore_db, shape.as_ref())
-                .await
-                .with_context(|| format!("cannot create the database {restore_db}"))?;
-            if let Some(p) = recorded {
-                let n = server.apply_properties(&restore_db, p).await?;
-                info!("gave {restore_db} the backup's {n} database-level setting(s), grant(s) and comment");
-            } else if live.is_some() {
-                let n = server
-                    .copy_database_properties(&db, &restore_db)
-                    .await?;
-                info!("copied {n} database-level setting(s), grant(s) and comment(s) of {db} onto {restore_db}");
-            }
-            load(ctx, entry, &restore_db).await
-        })
-        .await;
-    if let Err(e) = loaded {
-        return match server.drop_database(&restore_db).await {
-            Ok(()) => {
-                Journal::remove(&ctx.journal)?;
-                Err(e.context(format!(
-                    "the restore into {restore_db} failed and it was dropped; the live database {db} was not touched and the app kept running"
-                )))
-            }
-            Err(drop_error) => {
-                error!("{restore_db} could not be dropped: {drop_error:#}");
-                Err(e.context(format!(
-                    "the restore into {restore_db} failed; the live database {db} was not touched. {restore_db} is left over: a rerun of lifeboat-restore drops it"
-                )))
-            }
-        };
+/// Step 1: create `restore_db` beside the live database, give it the backup's (or else the
+/// live database's) properties, and load the archive into it.
+async fn restore_beside(
+    ctx: &Ctx<'_>,
+    entry: &Entry,
+    restore_db: &str,
+    shape: Option<&DbInfo>,
+    live: bool,
+) -> anyhow::Result<()> {
+    let server = ctx.server;
+    let db = server.database();
+    pause_if(Step::Restoring).await;
+    server
+        .create(restore_db, shape)
+        .await
+        .with_context(|| format!("cannot create the database {restore_db}"))?;
+    if let Some(p) = entry.manifest.properties.as_ref() {
+        let n = server.apply_properties(restore_db, p).await?;
+        info!("gave {restore_db} the backup's {n} database-level setting(s), grant(s) and comment");
+    } else if live {
+        let n = server.copy_database_properties(db, restore_db).await?;
+        info!("copied {n} database-level setting(s), grant(s) and comment(s) of {db} onto {restore_db}");
     }
+    load(ctx, entry, restore_db).await
+}
 
-    // Step 2: the swap, the app down.
-    checkpoint(ctx, &mut j, Step::Stopping)?;
+/// Step 1 failed (`e`): drop `restore_db`; the live database was never touched.
+async fn drop_restored(ctx: &Ctx<'_>, restore_db: &str, e: anyhow::Error) -> anyhow::Error {
+    let db = ctx.server.database();
+    match ctx.server.drop_database(restore_db).await {
+        Ok(()) => {
+            if let Err(removing) = Journal::remove(&ctx.journal) {
+                return removing;
+            }
+            e.context(format!(
+                "the restore into {restore_db} failed and it was dropped; the live database {db} was not touched and the app kept running"
+            ))
+        }
+        Err(drop_error) => {
+            error!("{restore_db} could not be dropped: {drop_error:#}");
+            e.context(format!(
+                "the restore into {restore_db} failed; the live database {db} was not touched. {restore_db} is left over: a rerun of lifeboat-restore drops it"
+            ))
+        }
+    }
+}
+
+/// Step 2: the swap, the app down, undone if it fails; how long the app was down.
+async fn swap_or_undo(
+    ctx: &Ctx<'_>,
+    j: &mut Journal,
+    app: &App,
+    live: bool,
+) -> anyhow::Result<Duration> {
+    checkpoint(ctx, j, Step::Stopping)?;
     let down = Instant::now();
-    let swapped = swap(ctx, &mut j, app, live.is_some()).await;
+    let swapped = swap(ctx, j, app, live).await;
     if let Err(e) = swapped {
+        let db = &j.database;
         error!("{e:#}");
         warn!(
             step = "undoing",
             "undoing the restore: {db} goes back to the database from before"
         );
-        checkpoint(ctx, &mut j, Step::Undoing)?;
-        return match undo(ctx.config, server, &j, app).await {
+        checkpoint(ctx, j, Step::Undoing)?;
+        return match undo(ctx.config, ctx.server, j, app).await {
             Ok(()) => {
                 Journal::remove(&ctx.journal)?;
                 Err(e.context(format!(
-                    "the restore was undone: {db} is the database from before, and the app was started again on it"
+                    "the restore was undone: {} is the database from before, and the app was started again on it",
+                    j.database
                 )))
             }
             Err(undo_error) => Err(undo_error.context(format!(
@@ -224,19 +299,19 @@ pub async fn restore(
             ))),
         };
     }
-    let downtime = down.elapsed();
-    checkpoint(ctx, &mut j, Step::Done)?;
-    info!(
-        step = "done",
-        downtime_ms = u64::try_from(downtime.as_millis()).unwrap_or(u64::MAX),
-        "{db} is the restored {}; the app was down {:.1} s",
-        entry.manifest.file,
-        downtime.as_secs_f64()
-    );
+    Ok(down.elapsed())
+}
 
-    let kept = live.is_some().then(|| pre_db.clone());
-    let safety = match (&kept, safety_backup) {
-        (Some(pre), true) => Some(safety::take(ctx.config, &db, pre).await.map_err(|e| {
+/// After the swap: the safety backup of the database from before (`kept`) if asked, then
+/// leftovers past `restore.keep-days` expired and the journal removed.
+async fn keep_or_expire(
+    ctx: &Ctx<'_>,
+    db: &str,
+    kept: Option<&str>,
+    safety_backup: bool,
+) -> anyhow::Result<Option<PathBuf>> {
+    let safety = match (kept, safety_backup) {
+        (Some(pre), true) => Some(safety::take(ctx.config, db, pre).await.map_err(|e| {
             e.context(format!(
                 "the restore is complete and the app healthy, but the safety backup of {pre} failed; {pre} is kept on the server"
             ))
@@ -244,16 +319,9 @@ pub async fn restore(
         _ => None,
     };
     pause_at("safety-backup-taken").await;
-    expire(ctx.config, server, &db, kept.as_deref()).await;
+    expire(ctx.config, ctx.server, db, kept).await;
     Journal::remove(&ctx.journal)?;
-    Ok(Restored {
-        database: db,
-        backup: entry.manifest.file.clone(),
-        pre_db: kept,
-        downtime,
-        total: clock.elapsed(),
-        safety_backup: safety,
-    })
+    Ok(safety)
 }
 
 /// Stream the archive into `restore_db`, decompressing it for the only time, then check what
