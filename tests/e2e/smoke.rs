@@ -1240,17 +1240,18 @@ fn independent_checks_run_at_the_same_time() {
 
 #[test]
 fn the_readme_example_is_the_demo_spec_and_parses() {
-    let readme = std::fs::read_to_string(workspace_root().join("README.md")).expect("README");
+    let readme = std::fs::read_to_string(workspace_root().join("docs/lifeboat-smoke.md"))
+        .expect("docs/lifeboat-smoke.md");
     let start = readme
         .find("```toml smoke.toml\n")
-        .expect("README has a ```toml smoke.toml example")
+        .expect("lifeboat-smoke's manual has a ```toml smoke.toml example")
         + "```toml smoke.toml\n".len();
     let end = readme[start..].find("```").expect("closed") + start;
     let example = &readme[start..end];
     let fixture = std::fs::read_to_string(fixture_spec()).expect("fixture");
     assert_eq!(
         example, fixture,
-        "README's example is tests/fixtures/smoke.toml"
+        "the manual's example is tests/fixtures/smoke.toml"
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("smoke.toml");
