@@ -48,7 +48,7 @@ use crate::source::Source;
 ///
 /// Retention (LIFEBOAT_BACKUP_KEEP_*), the off-site copy (S3_*), mail (SMTP_*, LIFEBOAT_MAIL_TO,
 /// LIFEBOAT_BACKUP_MAIL), the ping URL and metrics are set in lifeboat.toml, .env or the
-/// environment: README's configuration reference lists every key.
+/// environment: docs/configuration.md lists every key.
 ///
 /// Examples:
 ///   lifeboat-backup                                   nightly, from cron, in the stack's directory

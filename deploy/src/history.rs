@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::release::Release;
 
+/// `user@host` of this run: the same lookup as a lock holder's.
+pub use lifeboat::lock::who;
+
 /// One deploy or rollback, as it ended.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Entry {
@@ -182,35 +185,4 @@ pub struct Journal {
     pub started: DateTime<Utc>,
     pub pid: u32,
     pub by: String,
-}
-
-/// `user@host` of this run.
-pub fn who() -> String {
-    let user = ["SUDO_USER", "USER", "LOGNAME"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
-        .or_else(user_of_uid)
-        .unwrap_or_else(|| "unknown".into());
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map_or_else(|_| "localhost".into(), |h| h.trim().to_owned());
-    format!("{user}@{host}")
-}
-
-/// The name of this process's user from /etc/passwd (cron and CI often set no `USER`), or
-/// `uid N`.
-fn user_of_uid() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let uid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))?
-        .split_whitespace()
-        .next()?
-        .to_owned();
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    passwd
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.len() > 2 && f[2] == uid)
-        .map(|f| f[0].to_owned())
-        .or(Some(format!("uid {uid}")))
 }

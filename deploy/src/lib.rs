@@ -396,7 +396,7 @@ fn stop_first_lines(stack: &Stack) -> Vec<String> {
         };
         if switch::needs_stop_first(&info) {
             lines.push(format!(
-                "  stop first: {service} publishes a host port (or has a fixed address): its connections are refused from its stop until the new container answers, about the app's start-up time; a proxy in front of an unpublished app avoids it (README: Behind a reverse proxy)"
+                "  stop first: {service} publishes a host port (or has a fixed address): its connections are refused from its stop until the new container answers, about the app's start-up time; a proxy in front of an unpublished app avoids it (docs/reverse-proxy.md)"
             ));
         }
     }

@@ -99,9 +99,7 @@ impl JobLock {
         let holder = Holder {
             pid: std::process::id(),
             host: hostname(),
-            user: std::env::var("USER")
-                .or_else(|_| std::env::var("LOGNAME"))
-                .unwrap_or_else(|_| "unknown".into()),
+            user: user(),
             // Redacted: `--url postgres://user:password@…` must not end up in a file.
             command: crate::secret::redact_url(&std::env::args().collect::<Vec<_>>().join(" ")),
             since: chrono::Utc::now(),
@@ -151,7 +149,42 @@ pub fn default_dir(backup_dir: &Path) -> PathBuf {
     }
 }
 
-fn hostname() -> String {
+/// `user@host` of this run: what a lock holder, a deploy's history and its journal record.
+pub fn who() -> String {
+    format!("{}@{}", user(), hostname())
+}
+
+/// The person behind this run: the one who ran `sudo` rather than root, else `USER`,
+/// `LOGNAME`, else this process's user in /etc/passwd (cron and CI often set no `USER`), or
+/// `unknown`.
+pub fn user() -> String {
+    ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+        .or_else(user_of_uid)
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The name of this process's user from /etc/passwd, or `uid N`.
+fn user_of_uid() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .to_owned();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 2 && f[2] == uid)
+        .map(|f| f[0].to_owned())
+        .or(Some(format!("uid {uid}")))
+}
+
+/// This machine's name, or `unknown`.
+pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map_or_else(|_| "unknown".into(), |h| h.trim().to_owned())
