@@ -26,9 +26,6 @@ use crate::history::{who, Journal};
 use crate::release::Release;
 use crate::stack::{Outcome, Stack};
 
-/// The deploy failed, and the previous release was put back and serves (exit 3).
-pub const ROLLED_BACK: u8 = 3;
-
 /// `--help`'s exit codes for lifeboat-deploy and lifeboat-rollback.
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
@@ -507,7 +504,7 @@ fn roll_back(
                 previous.version
             );
             outcome.finish(stack, "rolled-back", Some(&e), &subject, false)?;
-            Ok(ExitCode::from(ROLLED_BACK))
+            Ok(ExitCode::from(lifeboat::exit::ROLLED_BACK))
         }
         Err(r) => {
             let e = e.context(format!("rolling back to {} failed too: {r:#}; the journal {} is kept, run lifeboat-rollback {}", previous.version, stack.history.journal_path().display(), previous.version));

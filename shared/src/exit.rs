@@ -13,6 +13,8 @@ pub const OK: u8 = 0;
 pub const FAILED: u8 = 1;
 /// The request was wrong: a bad flag, an unknown config key, a missing variable. Nothing was done.
 pub const USAGE: u8 = 2;
+/// lifeboat-deploy: the deploy failed, and the previous release was put back and serves.
+pub const ROLLED_BACK: u8 = 3;
 
 /// An error that is the user's to fix (exit 2), as opposed to a failure of the job (exit 1).
 #[derive(Debug, thiserror::Error)]
