@@ -263,6 +263,8 @@ pub struct ArchiveWriter {
     partial: PathBuf,
     path: PathBuf,
     raw_size: u64,
+    /// Bytes of SQL taken in, shown on a terminal ([`ArchiveWriter::with_progress`]).
+    progress: Option<lifeboat::progress::Bar>,
 }
 
 /// Create the backup directory (0700) if it does not exist.
@@ -374,7 +376,16 @@ impl ArchiveWriter {
             partial,
             path: path.to_path_buf(),
             raw_size: 0,
+            progress: None,
         })
+    }
+
+    /// Show the bytes of SQL taken in on `bar`; it is cleared when the archive is finished or
+    /// dropped.
+    #[must_use]
+    pub fn with_progress(mut self, bar: lifeboat::progress::Bar) -> Self {
+        self.progress = Some(bar);
+        self
     }
 
     /// End the stream, fsync the file, give it its final name and fsync the directory.
@@ -393,6 +404,8 @@ impl ArchiveWriter {
             .encoder
             .take()
             .ok_or_else(|| io::Error::other("the archive is already finished"))?;
+        // The SQL is all in: the bar goes before the final flush and fsync.
+        drop(self.progress.take());
         let result = (|| {
             let Hashing {
                 inner,
@@ -467,6 +480,9 @@ impl Write for ArchiveWriter {
         };
         self.rows.feed(&buf[..n]);
         self.raw_size += n as u64;
+        if let Some(bar) = &self.progress {
+            bar.inc(n as u64);
+        }
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {

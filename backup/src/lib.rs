@@ -25,7 +25,8 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
-use lifeboat::cli::{flag, GlobalArgs, EXIT_CODES_HELP};
+use lifeboat::cli::{env_help, flag, setting_help, DatabaseArgs, GlobalArgs, EXIT_CODES_HELP};
+use lifeboat::config::settings;
 use lifeboat::config::{Compress, Config};
 use lifeboat::lock::JobLock;
 use lifeboat::output::human_bytes;
@@ -58,28 +59,19 @@ use crate::source::Source;
 ///   lifeboat-backup prune --dry-run                   what retention would delete
 #[derive(Debug, Parser)]
 #[command(name = "lifeboat-backup", version, after_help = EXIT_CODES_HELP)]
+#[command(mut_arg("url", |a| a.help(setting_help("Connect to this PostgreSQL URL with the local pg_dump instead of exec'ing into the container", &settings::DATABASE_URL))))]
+#[command(mut_arg("database", |a| a.help(setting_help("The database to dump", &settings::LIFEBOAT_DB_NAME))))]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// Directory of local backups [env: LIFEBOAT_BACKUP_DIR] [default: ./backups]
-    #[arg(long, global = true, value_name = "DIR")]
-    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub db: DatabaseArgs,
 
-    /// Connect to this PostgreSQL URL with the local pg_dump instead of exec'ing into the container [env: DATABASE_URL]
-    #[arg(long, global = true, value_name = "URL")]
-    pub url: Option<String>,
-
-    /// The database to dump [env: LIFEBOAT_DB_NAME] [default: the container's POSTGRES_DB, or the URL's]
-    #[arg(long, global = true, value_name = "NAME")]
-    pub database: Option<String>,
-
-    /// Every database and the roles, with pg_dumpall, in one archive [env: LIFEBOAT_BACKUP_ALL]
-    #[arg(long)]
+    #[arg(long, help = env_help("Every database and the roles, with pg_dumpall, in one archive", &settings::LIFEBOAT_BACKUP_ALL))]
     pub all: bool,
 
-    /// gzip (.sql.gz, read by plain gunzip) or zstd (.sql.zst, several times faster) [env: LIFEBOAT_BACKUP_COMPRESS] [default: gzip]
-    #[arg(long, value_name = "ALGORITHM")]
+    #[arg(long, value_name = "ALGORITHM", help = setting_help("gzip (.sql.gz, read by plain gunzip) or zstd (.sql.zst, several times faster)", &settings::LIFEBOAT_BACKUP_COMPRESS))]
     pub compress: Option<String>,
 
     #[command(flatten)]
@@ -119,16 +111,20 @@ pub enum Command {
 
 /// Run the command line.
 pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let overrides = [
-        flag("backup.dir", "--dir", cli.dir.as_ref().map(|d| d.display())),
-        flag("database.url", "--url", cli.url.as_ref()),
-        flag("database.name", "--database", cli.database.as_ref()),
-        flag("backup.all", "--all", cli.all.then_some("true")),
-        flag("backup.compress", "--compress", cli.compress.as_ref()),
+    let flags = [
+        flag(
+            settings::LIFEBOAT_BACKUP_ALL.name(),
+            "--all",
+            cli.all.then_some("true"),
+        ),
+        flag(
+            settings::LIFEBOAT_BACKUP_COMPRESS.name(),
+            "--compress",
+            cli.compress.as_ref(),
+        ),
     ];
-    let config = cli
-        .global
-        .load_config(overrides.into_iter().flatten().collect())?;
+    let overrides = cli.db.overrides().chain(flags.into_iter().flatten());
+    let config = cli.global.load_config(overrides.collect())?;
     match cli.command {
         None | Some(Command::Run) => run_backup(&config, &cli.global.output()),
         Some(Command::List) => {
@@ -184,7 +180,7 @@ fn run_backup(config: &Config, output: &OutputOptions) -> anyhow::Result<ExitCod
                     ),
                 }
             }
-            let done = take(config).await?;
+            let done = take_with(config, true).await?;
             if let Some(settings) = &offsite {
                 offsite::copy(settings, config, &done).await.with_context(|| {
                     format!("{} is complete here, but its off-site copy failed; the local copy is kept", done.archive.display())
@@ -230,6 +226,12 @@ pub struct Done {
 /// Take one backup: dump, compress, hash, write the manifest. On any failure, or a signal,
 /// nothing new is left in the directory and earlier backups are untouched.
 pub async fn take(config: &Config) -> anyhow::Result<Done> {
+    take_with(config, false).await
+}
+
+/// [`take`], with a progress bar of the dump on a terminal when `by_hand` (lifeboat-backup's
+/// own run, not a backup inside a deploy or a restore, which have their own story).
+async fn take_with(config: &Config, by_hand: bool) -> anyhow::Result<Done> {
     let source = Source::resolve(config).await?;
     let _lock = JobLock::acquire(&config.lock_dir, &format!("backup-{}", source.database()))?;
     let dir = &config.backup.dir;
@@ -267,6 +269,9 @@ pub async fn take(config: &Config) -> anyhow::Result<Done> {
     let mut sink =
         ArchiveWriter::create(&path, settings.compress, settings.level, settings.threads)
             .with_context(|| format!("cannot create {}", path.display()))?;
+    if by_hand {
+        sink = sink.with_progress(dump_bar(dir, source.database()));
+    }
     let stop = Stop::install("backup", "the earlier backups as they were")?;
     tokio::select! {
         dumped = async {
@@ -325,6 +330,21 @@ pub async fn take(config: &Config) -> anyhow::Result<Done> {
         archive: path,
         manifest,
     })
+}
+
+/// A bar of the dump's bytes of SQL, out of the last backup of `database`'s (an estimate; none
+/// for the first backup).
+fn dump_bar(dir: &Path, database: &str) -> lifeboat::progress::Bar {
+    let estimate = manifest::list(dir)
+        .ok()
+        .and_then(|(entries, _)| {
+            entries
+                .into_iter()
+                .rev()
+                .find(|e| e.manifest.database == database)
+        })
+        .map(|e| e.manifest.raw_size);
+    lifeboat::progress::Bar::bytes(&format!("dumping {database}"), estimate)
 }
 
 /// The name pattern (UTC) with the compression's extension, `backup_YYYYMMDD_HHMMSS.sql.gz` by

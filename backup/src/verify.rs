@@ -12,6 +12,8 @@
 //! and on SIGTERM or Ctrl-C.
 
 use std::hash::BuildHasher;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use chrono::Utc;
@@ -19,6 +21,7 @@ use lifeboat::config::Config;
 use lifeboat::db;
 use lifeboat::docker::DockerError;
 use lifeboat::exit::UsageError;
+use lifeboat::progress::Bar;
 use lifeboat::signal::Stop;
 use tracing::{error, info};
 
@@ -47,7 +50,16 @@ pub fn run(config: &Config, name: Option<&str>, restore_test: bool) -> anyhow::R
             .build()?
             .block_on(restore_test_run(config, &entry))?
     } else {
-        let scan = archive::decompress(&entry, None)?;
+        let sql_bytes = Arc::new(AtomicU64::new(0));
+        let bar = Bar::start(
+            &format!("decompressing {file}"),
+            entry.manifest.raw_size,
+            Arc::clone(&sql_bytes),
+            true,
+        );
+        let scan = archive::decompress(&entry, Some(sql_bytes));
+        bar.finish();
+        let scan = scan?;
         archive::check_scan(&entry, &scan)?;
         scan
     };
@@ -140,7 +152,16 @@ async fn restore_and_count(source: &Source, scratch: &str, entry: &Entry) -> any
         m.file,
         source.describe()
     );
-    let load::Loaded { scan, .. } = load::archive(source, scratch, entry, None).await?;
+    let sql_bytes = Arc::new(AtomicU64::new(0));
+    let bar = Bar::start(
+        &format!("restoring {}", m.file),
+        m.raw_size,
+        Arc::clone(&sql_bytes),
+        true,
+    );
+    let loaded = load::archive(source, scratch, entry, Some(sql_bytes)).await;
+    bar.finish();
+    let load::Loaded { scan, .. } = loaded?;
     info!("{scratch}: {} restored without an error", m.file);
 
     let counted = count_rows(source, scratch, &m.tables)

@@ -26,7 +26,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use lifeboat::cli::{flag, GlobalArgs, EXIT_CODES_HELP};
+use lifeboat::cli::{setting_help, DatabaseArgs, GlobalArgs, EXIT_CODES_HELP};
+use lifeboat::config::settings;
 use lifeboat::config::Config;
 use lifeboat::exit::UsageError;
 use lifeboat::lock::JobLock;
@@ -71,6 +72,8 @@ const MAX_NAME: usize = 63 - "__pre_restore_20261123_140509".len();
 ///   lifeboat-restore cleanup                      drop the kept pre-restore databases (and old safety backups)
 #[derive(Debug, Parser)]
 #[command(name = "lifeboat-restore", version, after_help = EXIT_CODES_HELP)]
+#[command(mut_arg("url", |a| a.help(setting_help("Restore into the database at this URL (managed PostgreSQL) instead of the container", &settings::DATABASE_URL))))]
+#[command(mut_arg("database", |a| a.help(setting_help("The database to restore into", &settings::LIFEBOAT_DB_NAME))))]
 #[allow(clippy::struct_excessive_bools)] // each is a command-line switch, as clap reads them
 pub struct Cli {
     #[command(subcommand)]
@@ -80,17 +83,8 @@ pub struct Cli {
     #[arg(value_name = "BACKUP")]
     pub backup: Option<String>,
 
-    /// Directory of local backups [env: LIFEBOAT_BACKUP_DIR] [default: ./backups]
-    #[arg(long, global = true, value_name = "DIR")]
-    pub dir: Option<PathBuf>,
-
-    /// Restore into the database at this URL (managed PostgreSQL) instead of the container [env: DATABASE_URL]
-    #[arg(long, global = true, value_name = "URL")]
-    pub url: Option<String>,
-
-    /// The database to restore into [env: LIFEBOAT_DB_NAME] [default: the container's POSTGRES_DB, or the URL's]
-    #[arg(long, global = true, value_name = "NAME")]
-    pub database: Option<String>,
+    #[command(flatten)]
+    pub db: DatabaseArgs,
 
     /// Do not ask for confirmation (scripts); without it and without a terminal, nothing is done (exit 2)
     #[arg(long, global = true)]
@@ -173,14 +167,7 @@ pub fn restore_now(cli: &Cli) -> anyhow::Result<Option<txn::Restored>> {
 
 /// The configuration with the command line's overrides, and a runtime.
 fn load(cli: &Cli) -> anyhow::Result<(Config, tokio::runtime::Runtime)> {
-    let overrides = [
-        flag("backup.dir", "--dir", cli.dir.as_ref().map(|d| d.display())),
-        flag("database.url", "--url", cli.url.as_ref()),
-        flag("database.name", "--database", cli.database.as_ref()),
-    ];
-    let config = cli
-        .global
-        .load_config(overrides.into_iter().flatten().collect())?;
+    let config = cli.global.load_config(cli.db.overrides().collect())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -192,6 +179,10 @@ fn restore_with(
     config: &Config,
     cli: &Cli,
 ) -> anyhow::Result<Option<txn::Restored>> {
+    if cli.no_progress {
+        // S3 downloads included.
+        lifeboat::output::disable_progress();
+    }
     let result = runtime.block_on(restore(config, cli));
     if !matches!(&result, Err(e) if lifeboat::exit::code_for(e) == lifeboat::exit::USAGE) {
         runtime.block_on(mail(config, &result));

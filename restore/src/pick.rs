@@ -291,6 +291,7 @@ impl Catalog {
         let name = chosen.entry.archive.to_string_lossy().into_owned();
         let key = bucket.key(&name);
         let file = &chosen.entry.manifest.file;
+        let file_name = file.clone();
         anyhow::ensure!(
             manifest::plain_file_name(file),
             "the manifest names {:?}, not a plain file name; not downloaded",
@@ -315,10 +316,12 @@ impl Catalog {
         let mut file = tokio::fs::File::create(&local)
             .await
             .with_context(|| format!("cannot create {}", local.display()))?;
+        let bar = lifeboat::progress::Bar::bytes(&format!("downloading {file_name}"), Some(limit));
         while let Some(chunk) = object.body.next().await {
             let chunk =
                 chunk.map_err(|e| anyhow!("downloading s3://{}/{key}: {e}", bucket.bucket()))?;
             written += chunk.len() as u64;
+            bar.inc(chunk.len() as u64);
             anyhow::ensure!(
                 written <= limit,
                 "s3://{}/{key} is larger than the {limit} bytes its manifest says; not restored",

@@ -22,6 +22,7 @@
 //! | `mail` | `mail` | SMTP plain, STARTTLS and TLS |
 //! | `http` | `http` | outgoing HTTP(S) with deadlines and lifeboat's user agent; errors without the URL |
 //! | `signal` | `runtime` | SIGTERM and Ctrl-C ask a job to stop at a safe point, never kill it halfway |
+//! | `progress` | `progress` | progress bars with rate and time left, on a terminal only |
 
 pub mod cli;
 pub mod config;
@@ -40,6 +41,8 @@ pub mod docker;
 pub mod http;
 #[cfg(feature = "mail")]
 pub mod mail;
+#[cfg(feature = "progress")]
+pub mod progress;
 #[cfg(feature = "docker")]
 pub mod proxy;
 #[cfg(feature = "redis")]

@@ -39,9 +39,19 @@ pub fn color_enabled() -> bool {
         && std::env::var_os(env_vars::NO_COLOR).is_none_or(|v| v.is_empty())
 }
 
-/// True when progress bars may be drawn: stderr is a terminal.
+/// Whether progress bars are wanted: set by [`init`] (human logs, not `-q`), turned off by a
+/// binary's `--no-progress` through [`disable_progress`].
+static PROGRESS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// True when progress bars may be drawn: stderr is a terminal, the logs are for a person (not
+/// `--log-format json`) and not quiet (`-q`), and no `--no-progress`. Never in a log file or CI.
 pub fn progress_enabled() -> bool {
-    std::io::stderr().is_terminal()
+    PROGRESS.load(std::sync::atomic::Ordering::Relaxed) && std::io::stderr().is_terminal()
+}
+
+/// No progress bars from here on (`--no-progress`).
+pub fn disable_progress() {
+    PROGRESS.store(false, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Install the global subscriber. Call once, first thing in `main`.
@@ -75,6 +85,10 @@ pub fn init(opts: &OutputOptions) {
     };
     // A second init (tests calling run twice) keeps the first subscriber.
     drop(result);
+    PROGRESS.store(
+        opts.format == LogFormat::Human && opts.verbosity >= 0,
+        std::sync::atomic::Ordering::Relaxed,
+    );
 }
 
 /// stderr, with every URL password and `password=` value replaced by `***`.

@@ -259,6 +259,7 @@ impl Bucket {
             let mut parts = Vec::new();
             let mut total = 0u64;
             let mut buf = vec![0u8; part_size];
+            let bar = crate::progress::Bar::bytes(&format!("uploading {name}"), Some(size));
             for number in 1.. {
                 let mut filled = 0;
                 while filled < part_size {
@@ -292,6 +293,7 @@ impl Bucket {
                         .build(),
                 );
                 total += filled as u64;
+                bar.inc(filled as u64);
                 if filled < part_size {
                     break;
                 }

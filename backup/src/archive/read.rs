@@ -13,6 +13,7 @@ use std::task::{Context as TaskContext, Poll};
 
 use anyhow::{anyhow, bail, Context};
 use lifeboat::output::{hex, human_bytes};
+use lifeboat::progress::Bar;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
@@ -82,10 +83,35 @@ pub fn check_size(entry: &Entry) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The archive's SHA-256 against its manifest's, with a progress bar on a terminal.
 pub fn check_sha256(entry: &Entry) -> anyhow::Result<()> {
-    let mut file = std::fs::File::open(&entry.archive)
+    let file = std::fs::File::open(&entry.archive)
         .with_context(|| format!("cannot open {}", entry.archive.display()))?;
-    check_sha256_of(entry, &mut file)
+    let bar = Bar::bytes(
+        &format!("checking {}", entry.manifest.file),
+        Some(entry.manifest.size),
+    );
+    check_sha256_of(
+        entry,
+        &mut Counted {
+            inner: file,
+            bar: &bar,
+        },
+    )
+}
+
+/// `inner`, its bytes shown on a progress bar as they are read.
+struct Counted<'a, R> {
+    inner: R,
+    bar: &'a Bar,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bar.inc(n as u64);
+        Ok(n)
+    }
 }
 
 /// The SHA-256 of the archive's bytes, read through `file` (which may count them for a
