@@ -468,3 +468,33 @@ fn the_commands_the_docs_show_exist() {
     missing.dedup();
     assert!(missing.is_empty(), "{}", missing.join("\n"));
 }
+
+/// A workspace path a page names in inline code (`backup/src/archive.rs`, `tests/compose/`):
+/// one whose first folder is a folder at the workspace's root (`./backups` is the user's).
+fn workspace_path(span: &str, root: &Path) -> Option<String> {
+    if span.contains(|c: char| c.is_whitespace() || "<>*$~…".contains(c)) {
+        return None;
+    }
+    let (first, rest) = span.split_once('/')?;
+    (!matches!(first, "" | "." | "..") && !rest.starts_with('/') && root.join(first).is_dir())
+        .then(|| span.to_owned())
+}
+
+#[test]
+fn every_path_the_docs_name_exists() {
+    let root = workspace_root();
+    let mut missing = Vec::new();
+    for file in markdown_files() {
+        let md = parse(&read(&file));
+        for line in &md.prose {
+            for span in code_spans(line) {
+                if let Some(path) = workspace_path(span, &root) {
+                    if !root.join(&path).exists() {
+                        missing.push(format!("{file}: `{path}` does not exist"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
+}
