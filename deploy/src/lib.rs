@@ -72,8 +72,7 @@ pub struct Cli {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// No backup before deploying (a warning says so) [env: LIFEBOAT_DEPLOY_BACKUP=false]
-    #[arg(long)]
+    #[arg(long, help = format!("No backup before deploying (a warning says so) [env: {}=false]", lifeboat::config::settings::LIFEBOAT_DEPLOY_BACKUP.var))]
     pub no_backup: bool,
 
     #[command(flatten)]

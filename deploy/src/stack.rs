@@ -400,9 +400,10 @@ impl Stack {
         let cli = lifeboat_restore::Cli {
             command: None,
             backup: Some(backup.to_owned()),
-            dir: Some(self.config.backup.dir.clone()),
-            url: None,
-            database: None,
+            db: lifeboat::cli::DatabaseArgs {
+                dir: Some(self.config.backup.dir.clone()),
+                ..lifeboat::cli::DatabaseArgs::default()
+            },
             yes: true,
             no_safety_backup: false,
             no_progress: true,

@@ -1,12 +1,15 @@
 //! The options every binary shares, flattened into each one's clap parser.
 //!
 //! Each option has its environment variable (clap `env =`), so `--help` shows it and cron or a
-//! container can set it without a wrapper script.
+//! container can set it without a wrapper script. A flag that overrides a setting says the
+//! setting's variable and default in its help, taken from the settings table ([`setting_help`]),
+//! so that `--help` cannot disagree with the loader.
 
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args};
 
+use crate::config::settings::{self as s, Setting};
 use crate::config::{Config, ConfigError, LoadOptions, Override};
 use crate::env_vars as ev;
 use crate::output::{LogFormat, OutputOptions};
@@ -27,7 +30,7 @@ pub struct GlobalArgs {
     pub profile: Option<String>,
 
     /// Log format on stderr
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, env = ev::LIFEBOAT_LOG_FORMAT)]
+    #[arg(long, global = true, value_enum, default_value = s::DEFAULT_LOG_FORMAT, env = ev::LIFEBOAT_LOG_FORMAT)]
     pub log_format: LogFormat,
 
     /// More detail on stderr (-v debug, -vv trace)
@@ -69,6 +72,55 @@ impl GlobalArgs {
             overrides,
         })
     }
+}
+
+/// The backups and the database a command works on: `--dir`, `--url` and `--database`, flags
+/// over the settings `backup.dir`, `database.url` and `database.name`. lifeboat-backup and
+/// lifeboat-restore flatten it, and reword `--url` and `--database` for what they do with them.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DatabaseArgs {
+    #[arg(long, global = true, value_name = "DIR", help = setting_help("Directory of local backups", &s::LIFEBOAT_BACKUP_DIR))]
+    pub dir: Option<PathBuf>,
+
+    #[arg(long, global = true, value_name = "URL", help = setting_help("Connect to this PostgreSQL URL instead of the database container", &s::DATABASE_URL))]
+    pub url: Option<String>,
+
+    #[arg(long, global = true, value_name = "NAME", help = setting_help("The database", &s::LIFEBOAT_DB_NAME))]
+    pub database: Option<String>,
+}
+
+impl DatabaseArgs {
+    /// The flags given, as configuration overrides.
+    pub fn overrides(&self) -> impl Iterator<Item = Override> {
+        [
+            flag(
+                s::LIFEBOAT_BACKUP_DIR.name(),
+                "--dir",
+                self.dir.as_ref().map(|d| d.display()),
+            ),
+            flag(s::DATABASE_URL.name(), "--url", self.url.as_ref()),
+            flag(
+                s::LIFEBOAT_DB_NAME.name(),
+                "--database",
+                self.database.as_ref(),
+            ),
+        ]
+        .into_iter()
+        .flatten()
+    }
+}
+
+/// A flag's help that names its setting's variable and default: `TEXT [env: VAR] [default: X]`.
+pub fn setting_help(text: &str, setting: &Setting) -> String {
+    match setting.default_text() {
+        Some(default) => format!("{text} [env: {}] [default: {default}]", setting.var),
+        None => env_help(text, setting),
+    }
+}
+
+/// A switch's help that names its setting's variable: `TEXT [env: VAR]`.
+pub fn env_help(text: &str, setting: &Setting) -> String {
+    format!("{text} [env: {}]", setting.var)
 }
 
 /// A flag's value as a configuration override, when the flag was given.

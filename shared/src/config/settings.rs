@@ -204,6 +204,8 @@ use Section as S;
 pub const DEFAULT_CONFIG_FILE: &str = "lifeboat.toml";
 /// The stack's environment file read when present (`--env-file` names another).
 pub const DEFAULT_ENV_FILE: &str = ".env";
+/// The log format on stderr when none is asked for.
+pub const DEFAULT_LOG_FORMAT: &str = "human";
 /// The default name of a backup: `backup-db.sh`'s `backup_YYYYMMDD_HHMMSS`, in UTC.
 pub const DEFAULT_BACKUP_NAME: &str = "backup_%Y%m%d_%H%M%S";
 
@@ -638,7 +640,7 @@ pub const LIFEBOAT_ENV_FILE: Setting = Setting::var(
 )
 .default(DEFAULT_ENV_FILE);
 pub const LIFEBOAT_ENV: Setting = Setting::var(S::CommandLine, "LIFEBOAT_ENV", K::Text, "profile: applies `[profile.NAME]` of lifeboat.toml (`staging`, `production`); may also be set in `.env`; flag `--env`");
-pub const LIFEBOAT_LOG_FORMAT: Setting = Setting::var(S::CommandLine, "LIFEBOAT_LOG_FORMAT", K::Choice, "logs on stderr for a person (`human`), or one JSON object per line for a log collector (`json`); flag `--log-format`").default("human");
+pub const LIFEBOAT_LOG_FORMAT: Setting = Setting::var(S::CommandLine, "LIFEBOAT_LOG_FORMAT", K::Choice, "logs on stderr for a person (`human`), or one JSON object per line for a log collector (`json`); flag `--log-format`").default(DEFAULT_LOG_FORMAT);
 pub const LIFEBOAT_LOG: Setting = Setting::var(
     S::CommandLine,
     "LIFEBOAT_LOG",
