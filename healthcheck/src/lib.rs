@@ -9,6 +9,8 @@
 //! would cost more than the rest of the binary). Every option also has an environment variable,
 //! since the exec form `HEALTHCHECK ["/lifeboat-healthcheck"]` has no shell to expand anything.
 
+#[cfg(feature = "tls")]
+pub mod cert;
 mod http;
 mod net;
 mod probes;

@@ -91,7 +91,7 @@ pub fn connect(
         .conn
         .peer_certificates()
         .and_then(|c| c.first())
-        .and_then(|c| not_after_unix(c.as_ref()))
+        .and_then(|c| crate::cert::not_after_unix(c.as_ref()))
         .map(|t| (t - now_unix()).div_euclid(86_400));
     Ok((Box::new(stream), PeerCert { days_left }))
 }
@@ -223,85 +223,5 @@ impl ServerCertVerifier for AcceptAny {
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// One DER element: (tag, content, rest).
-fn der(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, mut rest) = rest.split_first()?;
-    let len = if first < 0x80 {
-        usize::from(first)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-        rest = &rest[n..];
-        len
-    };
-    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
-}
-
-/// The certificate's `notAfter` as Unix seconds: Certificate → TBSCertificate → validity.
-pub fn not_after_unix(cert: &[u8]) -> Option<i64> {
-    let (_, cert, _) = der(cert)?;
-    let (_, tbs, _) = der(cert)?;
-    let mut rest = tbs;
-    let (tag, _, r) = der(rest)?;
-    if tag == 0xa0 {
-        rest = r; // explicit version
-    }
-    for _ in 0..3 {
-        rest = der(rest)?.2; // serialNumber, signature, issuer
-    }
-    let (_, validity, _) = der(rest)?;
-    let (_, _, after_not_before) = der(validity)?;
-    let (tag, time, _) = der(after_not_before)?;
-    parse_time(tag, std::str::from_utf8(time).ok()?)
-}
-
-fn parse_time(tag: u8, text: &str) -> Option<i64> {
-    let digits = text.strip_suffix('Z')?;
-    let (year, rest) = match tag {
-        0x17 => {
-            let yy: i64 = digits.get(..2)?.parse().ok()?;
-            (
-                if yy < 50 { 2000 + yy } else { 1900 + yy },
-                digits.get(2..)?,
-            )
-        }
-        0x18 => (digits.get(..4)?.parse().ok()?, digits.get(4..)?),
-        _ => return None,
-    };
-    let field = |i: usize| -> Option<i64> { rest.get(i..i + 2)?.parse().ok() };
-    let days = days_from_civil(year, field(0)?, field(2)?);
-    Some(days * 86_400 + field(4)? * 3600 + field(6)? * 60 + field(8)?)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn certificate_times_are_read_in_both_asn1_forms() {
-        assert_eq!(parse_time(0x17, "700101000000Z"), Some(0));
-        assert_eq!(parse_time(0x17, "491231235959Z"), Some(2_524_607_999));
-        assert_eq!(parse_time(0x18, "20380119031408Z"), Some(2_147_483_648));
-        assert_eq!(parse_time(0x18, "garbage"), None);
     }
 }

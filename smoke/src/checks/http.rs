@@ -411,54 +411,9 @@ fn json_eq(a: &serde_json::Value, b: &serde_json::Value) -> bool {
     }
 }
 
-/// One DER element: (tag, contents, the rest).
-fn der(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-        (len, &rest[n..])
-    };
-    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
-}
-
-/// The `notAfter` of an X.509 certificate (RFC 5280 §4.1.2.5), read by hand: four DER
-/// elements deep, not worth a parser crate.
+/// The `notAfter` of an X.509 certificate: lifeboat-healthcheck's reader, lifeboat's only one.
 pub fn not_after(cert: &[u8]) -> Option<chrono::DateTime<chrono::Utc>> {
-    let (_, certificate, _) = der(cert)?;
-    let (_, tbs, _) = der(certificate)?;
-    let mut rest = tbs;
-    let (tag, _, after) = der(rest)?;
-    if tag == 0xa0 {
-        rest = after; // the explicit version
-    }
-    let (_, _, rest) = der(rest)?; // serialNumber
-    let (_, _, rest) = der(rest)?; // signature
-    let (_, _, rest) = der(rest)?; // issuer
-    let (_, validity, _) = der(rest)?;
-    let (_, _, rest) = der(validity)?; // notBefore
-    let (tag, time, _) = der(rest)?;
-    let text = std::str::from_utf8(time).ok()?;
-    let full = match tag {
-        // UTCTime: YYMMDDHHMMSSZ, years 50-99 are 19xx (RFC 5280).
-        0x17 => {
-            let yy: u32 = text.get(..2)?.parse().ok()?;
-            format!("{}{text}", if yy >= 50 { "19" } else { "20" })
-        }
-        0x18 => text.to_owned(),
-        _ => return None,
-    };
-    chrono::NaiveDateTime::parse_from_str(full.trim_end_matches('Z'), "%Y%m%d%H%M%S")
-        .ok()
-        .map(|t| t.and_utc())
+    chrono::DateTime::from_timestamp(lifeboat_healthcheck::cert::not_after_unix(cert)?, 0)
 }
 
 #[cfg(test)]
