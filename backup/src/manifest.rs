@@ -291,17 +291,25 @@ impl Entry {
     }
 }
 
+/// Backups as `lifeboat-backup` writes them, for the tests of this crate.
 #[cfg(test)]
-mod tests {
+pub(crate) mod fixture {
     use std::io::Write;
+    use std::path::Path;
 
     use sha2::Digest;
 
-    use super::*;
+    use super::{Entry, Manifest};
     use crate::sqlscan::RowCounter;
 
+    /// A dump with two tables, one of them in a schema whose name needs quoting.
+    pub const SQL: &str = "CREATE TABLE public.items (id int);\n\
+        COPY public.items (id) FROM stdin;\n1\n2\n3\n\\.\n\
+        COPY shop.\"Order Lines\" (id) FROM stdin;\n1\n\\.\n\
+        -- PostgreSQL database dump complete\n";
+
     /// An archive of `sql` (gzip) and its manifest, as `backup` writes them, started `at`.
-    fn backup(dir: &Path, name: &str, sql: &str, at: &str) -> Entry {
+    pub fn backup(dir: &Path, name: &str, sql: &str, at: &str) -> Entry {
         let archive = dir.join(name);
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
         gz.write_all(sql.as_bytes()).expect("gzip");
@@ -312,19 +320,20 @@ mod tests {
         let manifest: Manifest = serde_json::from_value(serde_json::json!({
             "format": 1, "file": name, "database": "app", "server_version": "15.4",
             "source": "test", "size": bytes.len(), "raw_size": sql.len(),
-            "sha256": lifeboat::output::hex(&sha2::Sha256::digest(&bytes)), "compression": "gzip level 6",
-            "started": at, "finished": at, "duration_ms": 1, "tool": "test",
-            "tables": rows.finish(),
+            "sha256": lifeboat::output::hex(&sha2::Sha256::digest(&bytes)),
+            "compression": "gzip level 6", "started": at, "finished": at, "duration_ms": 1,
+            "tool": "test", "tables": rows.finish(),
         }))
         .expect("manifest");
         manifest.write(&archive).expect("write manifest");
         Entry { archive, manifest }
     }
+}
 
-    const SQL: &str = "CREATE TABLE public.items (id int);\n\
-        COPY public.items (id) FROM stdin;\n1\n2\n3\n\\.\n\
-        COPY shop.\"Order Lines\" (id) FROM stdin;\n1\n\\.\n\
-        -- PostgreSQL database dump complete\n";
+#[cfg(test)]
+mod tests {
+    use super::fixture::{backup, SQL};
+    use super::*;
 
     #[test]
     fn latest_is_the_newest_manifest_even_when_its_archive_lost_bytes() {

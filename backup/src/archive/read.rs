@@ -289,35 +289,13 @@ pub fn check_scan(entry: &Entry, scan: &Scan) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-
     use super::*;
+    use crate::manifest::fixture::SQL;
 
-    /// An archive of `sql` (gzip) and its manifest, as `backup` writes them.
+    /// An archive of `sql` and its manifest.
     fn backup(dir: &Path, name: &str, sql: &str) -> Entry {
-        let archive = dir.join(name);
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
-        gz.write_all(sql.as_bytes()).expect("gzip");
-        let bytes = gz.finish().expect("gzip");
-        std::fs::write(&archive, &bytes).expect("archive");
-        let mut rows = RowCounter::default();
-        rows.feed(sql.as_bytes());
-        let manifest: manifest::Manifest = serde_json::from_value(serde_json::json!({
-            "format": 1, "file": name, "database": "app", "server_version": "15.4",
-            "source": "test", "size": bytes.len(), "raw_size": sql.len(),
-            "sha256": hex(&Sha256::digest(&bytes)), "compression": "gzip level 6",
-            "started": "2026-11-23T02:00:00Z", "finished": "2026-11-23T02:00:00Z",
-            "duration_ms": 1, "tool": "test", "tables": rows.finish(),
-        }))
-        .expect("manifest");
-        manifest.write(&archive).expect("write manifest");
-        Entry { archive, manifest }
+        manifest::fixture::backup(dir, name, sql, "2026-11-23T02:00:00Z")
     }
-
-    const SQL: &str = "CREATE TABLE public.items (id int);\n\
-        COPY public.items (id) FROM stdin;\n1\n2\n3\n\\.\n\
-        COPY shop.\"Order Lines\" (id) FROM stdin;\n1\n\\.\n\
-        -- PostgreSQL database dump complete\n";
 
     #[test]
     fn an_intact_archive_passes_every_check() {
