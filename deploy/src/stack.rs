@@ -326,7 +326,7 @@ impl Stack {
         let path = if let Some(p) = &self.config.deploy.smoke_spec {
             p.clone()
         } else {
-            let p = PathBuf::from("smoke.toml");
+            let p = PathBuf::from(lifeboat::config::settings::DEFAULT_SMOKE_SPEC);
             if !p.exists() {
                 return Ok(None);
             }

@@ -17,12 +17,10 @@ use crate::output::{LogFormat, OutputOptions};
 /// Configuration sources and logging, shared by every lifeboat binary.
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
-    /// Configuration file [default: ./lifeboat.toml when present]
-    #[arg(long, global = true, value_name = "FILE", env = ev::LIFEBOAT_CONFIG)]
+    #[arg(long, global = true, value_name = "FILE", env = ev::LIFEBOAT_CONFIG, help = format!("Configuration file [default: ./{} when present]", s::DEFAULT_CONFIG_FILE))]
     pub config: Option<PathBuf>,
 
-    /// The stack's environment file [default: ./.env when present]
-    #[arg(long, global = true, value_name = "FILE", env = ev::LIFEBOAT_ENV_FILE)]
+    #[arg(long, global = true, value_name = "FILE", env = ev::LIFEBOAT_ENV_FILE, help = format!("The stack's environment file [default: ./{} when present]", s::DEFAULT_ENV_FILE))]
     pub env_file: Option<PathBuf>,
 
     /// Profile: applies lifeboat.toml's [profile.NAME] table (e.g. staging, production)

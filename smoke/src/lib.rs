@@ -39,7 +39,7 @@ use crate::vars::Ref;
 #[command(mut_arg("profile", |a| a.help(ENV_HELP)))]
 pub struct Cli {
     /// The spec file
-    #[arg(long, value_name = "FILE", default_value = "smoke.toml")]
+    #[arg(long, value_name = "FILE", default_value = lifeboat::config::settings::DEFAULT_SMOKE_SPEC)]
     pub spec: PathBuf,
 
     /// Run the checks that write even in a read-only environment (production)

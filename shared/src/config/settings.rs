@@ -204,6 +204,8 @@ use Section as S;
 pub const DEFAULT_CONFIG_FILE: &str = "lifeboat.toml";
 /// The stack's environment file read when present (`--env-file` names another).
 pub const DEFAULT_ENV_FILE: &str = ".env";
+/// The smoke spec lifeboat-smoke reads, and lifeboat-deploy runs when present.
+pub const DEFAULT_SMOKE_SPEC: &str = "smoke.toml";
 /// The log format on stderr when none is asked for.
 pub const DEFAULT_LOG_FORMAT: &str = "human";
 /// The default name of a backup: `backup-db.sh`'s `backup_YYYYMMDD_HHMMSS`, in UTC.
