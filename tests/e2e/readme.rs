@@ -498,3 +498,57 @@ fn every_path_the_docs_name_exists() {
     }
     assert!(missing.is_empty(), "{}", missing.join("\n"));
 }
+
+/// The package name and the workspace crates of `[dependencies]` of one member's Cargo.toml.
+fn package_and_dependencies(
+    member: &str,
+    workspace: &BTreeSet<String>,
+) -> (String, BTreeSet<String>) {
+    let manifest = read(&format!("{member}/Cargo.toml"));
+    let mut name = String::new();
+    let mut deps = BTreeSet::new();
+    let mut table = "";
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            table = line;
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let key = key.trim();
+        if table == "[package]" && key == "name" && name.is_empty() {
+            value.trim().trim_matches('"').clone_into(&mut name);
+        } else if table == "[dependencies]" && workspace.contains(key) {
+            deps.insert(key.to_owned());
+        }
+    }
+    (name, deps)
+}
+
+#[test]
+fn architecture_shows_the_crate_graph_of_the_cargo_files() {
+    let members = members();
+    let workspace: BTreeSet<String> = members
+        .iter()
+        .map(|m| package_and_dependencies(m, &BTreeSet::new()).0)
+        .collect();
+    let text = read("ARCHITECTURE.md");
+    for member in &members {
+        let (name, deps) = package_and_dependencies(member, &workspace);
+        let prefix = format!("| `{member}/` | `{name}` | ");
+        let row = text
+            .lines()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("ARCHITECTURE.md's crate table has no row {prefix}…"));
+        let listed: BTreeSet<String> =
+            code_spans(row[prefix.len()..].split(" | ").next().unwrap_or_default())
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+        assert_eq!(
+            listed, deps,
+            "ARCHITECTURE.md: {member}/ depends on these workspace crates (its Cargo.toml)"
+        );
+    }
+}
