@@ -29,7 +29,7 @@ stack's `NODE_ENV`, `POSTGRES_PASSWORD`, …) are ignored.
 A variable with a key can be set in the environment, in `.env` or, as its key, in
 `lifeboat.toml`: `[section]` then `name = value`; a list is a comma-separated variable or a TOML
 list of strings. A variable without a key (the command line's own, lifeboat-healthcheck's,
-libpq's) is read from the environment only. Secrets (`S3_SECRET_ACCESS_KEY`, `SMTP_PASSWORD`,
+libpq's) is read from the environment only (`LIFEBOAT_ENV` may also be set in `.env`). Secrets (`S3_SECRET_ACCESS_KEY`, `SMTP_PASSWORD`,
 passwords inside `DATABASE_URL`) are never printed, and are best left in `.env` or the
 environment, where the stack already keeps them.
 ";
