@@ -103,7 +103,7 @@ impl DbTarget {
         }
         // libpq's environment fills in what the URL does not say.
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let ssl = match mode.or_else(|| env("PGSSLMODE")).as_deref() {
+        let ssl = match mode.or_else(|| env(crate::env_vars::PGSSLMODE)).as_deref() {
             None | Some("allow" | "prefer") => SslMode::Prefer,
             Some("disable") => SslMode::Disable,
             Some("require") => SslMode::Require,
@@ -114,7 +114,7 @@ impl DbTarget {
         let default_root = env("HOME")
             .map(|home| std::path::Path::new(&home).join(".postgresql/root.crt"))
             .filter(|p| p.is_file());
-        let root_cert = match root.or_else(|| env("PGSSLROOTCERT")) {
+        let root_cert = match root.or_else(|| env(crate::env_vars::PGSSLROOTCERT)) {
             Some(r) if r == "system" => Some(RootCert::System),
             Some(r) => Some(RootCert::File(r.into())),
             None => default_root.map(RootCert::File),
