@@ -6,8 +6,8 @@
 //!
 //! | module | feature | what it promises |
 //! |---|---|---|
-//! | [`config`] | – | flags > environment > `.env` > `lifeboat.toml` > defaults; errors name the key and its source |
-//! | [`env_vars`] | – | every environment variable lifeboat reads, in one place |
+//! | [`config`] | – | flags > environment > `.env` > `lifeboat.toml` > defaults; errors name the key and its source; every setting written once, in [`config::settings`] |
+//! | [`env_vars`] | – | every environment variable lifeboat reads, as a constant of that table |
 //! | [`secret`] | – | secrets print `***`; URLs print without their password |
 //! | [`exit`] | – | the exit codes cron, Docker and CI rely on |
 //! | [`files`] | – | small files replaced atomically (manifests, journals, state) |
