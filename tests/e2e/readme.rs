@@ -552,3 +552,45 @@ fn architecture_shows_the_crate_graph_of_the_cargo_files() {
         );
     }
 }
+
+/// The cells of a markdown table row, trimmed (`\|` inside a cell is no separator).
+fn cells(row: &str) -> Vec<String> {
+    let inner = row.trim().trim_start_matches('|').trim_end_matches('|');
+    inner
+        .replace("\\|", "\u{0}")
+        .split('|')
+        .map(|c| c.replace('\u{0}', "|").trim().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_manuals_give_the_defaults_of_the_settings_table() {
+    let defaults: HashMap<&str, &str> = SETTINGS
+        .iter()
+        .filter_map(|s| Some((s.var, s.default?)))
+        .collect();
+    let mut wrong = Vec::new();
+    for b in BINARIES {
+        let file = format!("docs/lifeboat-{b}.md");
+        for line in parse(&read(&file)).prose {
+            let row = cells(&line);
+            if !line.starts_with('|') || row.len() != 4 {
+                continue;
+            }
+            let Some(&default) = defaults.get(row[1].trim_matches('`')) else {
+                continue;
+            };
+            // A default written as one value (`120`), not a sentence (`discovered`).
+            let shown = &row[2];
+            if shown.starts_with('`') && shown.ends_with('`') && shown.matches('`').count() == 2 {
+                if shown.trim_matches('`') != default {
+                    wrong.push(format!(
+                        "{file}: {} defaults to `{default}`, not {shown}",
+                        row[1]
+                    ));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
