@@ -221,8 +221,6 @@ async fn attempts(
 }
 
 /// Run the plan; never fails (every failure is a check's result).
-// The scheduler's loop reads best whole: start what is ready, wait for one, record it.
-#[allow(clippy::too_many_lines)]
 pub async fn execute(
     plan: Plan,
     ctx: Arc<Ctx>,
@@ -231,40 +229,125 @@ pub async fn execute(
 ) -> RunReport {
     let started_at = chrono::Utc::now();
     let started = Instant::now();
-    let checks: Vec<Arc<Check>> = plan.checks.into_iter().map(Arc::new).collect();
-    let index: HashMap<&str, usize> = checks
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.name.as_str(), i))
-        .collect();
-    let mut scope = Scope { values: plan.vars };
-    scope.values.insert("run_id".into(), ctx.run_id.clone());
-    let env = Arc::new(plan.env);
-    let mut results: Vec<Option<CheckResult>> = vec![None; checks.len()];
-    let mut launched = vec![false; checks.len()];
-    // Which checks depend on each one, and whether a check's cleanups were started and ended.
-    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); checks.len()];
-    for (j, c) in checks.iter().enumerate() {
-        for d in &c.depends_on {
-            if let Some(&i) = index.get(d.as_str()) {
-                dependents[i].push(j);
+    let mut s = Scheduler::new(plan, ctx, printer);
+    // The scheduler's loop: start what is ready, wait for one, record it.
+    loop {
+        s.start_ready();
+        s.start_cleanups();
+        let joined = tokio::select! {
+            joined = s.tasks.join_next_with_id() => joined,
+            signal = stop.wait(), if s.stopped.is_none() => {
+                s.stopped = Some(signal);
+                for handle in s.running.values() {
+                    handle.abort();
+                }
+                continue;
+            }
+        };
+        let Some(joined) = joined else {
+            break;
+        };
+        s.record(joined);
+    }
+    s.last_cleanups().await;
+
+    RunReport {
+        run_id: s.ctx.run_id.clone(),
+        environment: s.environment,
+        spec: s.spec,
+        started_at,
+        duration: started.elapsed(),
+        results: s.results.into_iter().flatten().collect(),
+        cleanups: s.cleanups,
+        stopped: s.stopped,
+        read_only: s.read_only,
+    }
+}
+
+/// The scheduler's state while the run goes on.
+struct Scheduler<'p> {
+    checks: Vec<Arc<Check>>,
+    index: HashMap<String, usize>,
+    scope: Scope,
+    env: Arc<HashMap<String, String>>,
+    results: Vec<Option<CheckResult>>,
+    launched: Vec<bool>,
+    /// Which checks depend on each one.
+    dependents: Vec<Vec<usize>>,
+    /// The order ready checks start in.
+    order: Vec<usize>,
+    /// Whether a check's cleanups were started, and ended.
+    cleaning: Vec<bool>,
+    cleaned: Vec<bool>,
+    cleanups: Vec<CleanupResult>,
+    tasks: JoinSet<Done>,
+    task_of: HashMap<tokio::task::Id, usize>,
+    /// The check tasks under way, to abort on a signal (cleanup tasks are left to finish).
+    running: HashMap<tokio::task::Id, tokio::task::AbortHandle>,
+    stopped: Option<&'static str>,
+    ctx: Arc<Ctx>,
+    printer: &'p Printer,
+    read_only: bool,
+    environment: Option<String>,
+    spec: PathBuf,
+}
+
+impl<'p> Scheduler<'p> {
+    fn new(plan: Plan, ctx: Arc<Ctx>, printer: &'p Printer) -> Self {
+        let checks: Vec<Arc<Check>> = plan.checks.into_iter().map(Arc::new).collect();
+        let index: HashMap<String, usize> = checks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.clone(), i))
+            .collect();
+        let mut scope = Scope { values: plan.vars };
+        scope.values.insert("run_id".into(), ctx.run_id.clone());
+        let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); checks.len()];
+        for (j, c) in checks.iter().enumerate() {
+            for d in &c.depends_on {
+                if let Some(&i) = index.get(d.as_str()) {
+                    dependents[i].push(j);
+                }
             }
         }
+        // Ready checks start longest chain first: what others wait for reaches the app before
+        // what nothing waits for (as a build tool starts its critical path first).
+        let order = chain_first(&dependents);
+        let n = checks.len();
+        Self {
+            checks,
+            index,
+            scope,
+            env: Arc::new(plan.env),
+            results: vec![None; n],
+            launched: vec![false; n],
+            dependents,
+            order,
+            cleaning: vec![false; n],
+            cleaned: vec![false; n],
+            cleanups: Vec::new(),
+            tasks: JoinSet::new(),
+            task_of: HashMap::new(),
+            running: HashMap::new(),
+            stopped: None,
+            ctx,
+            printer,
+            read_only: plan.read_only,
+            environment: plan.environment,
+            spec: plan.spec,
+        }
     }
-    // Ready checks start longest chain first: what others wait for reaches the app before
-    // what nothing waits for (as a build tool starts its critical path first).
-    let order = chain_first(&dependents);
-    let mut cleaning = vec![false; checks.len()];
-    let mut cleaned = vec![false; checks.len()];
-    let mut cleanups = Vec::new();
-    let mut tasks: JoinSet<Done> = JoinSet::new();
-    let mut task_of = HashMap::new();
-    // The check tasks under way, to abort on a signal (cleanup tasks are left to finish).
-    let mut running = HashMap::new();
-    let mut stopped: Option<&'static str> = None;
 
-    let finish = |i: usize, status: Status, duration: Duration, attempts: u32, message: &str| {
-        let c = &checks[i];
+    /// The `i`th check's result, its message scrubbed.
+    fn finish(
+        &self,
+        i: usize,
+        status: Status,
+        duration: Duration,
+        attempts: u32,
+        message: &str,
+    ) -> CheckResult {
+        let c = &self.checks[i];
         CheckResult {
             name: c.name.clone(),
             kind: c.kind,
@@ -275,146 +358,158 @@ pub async fn execute(
             status,
             duration,
             attempts,
-            message: ctx.redactor.scrub(message),
+            message: self.ctx.redactor.scrub(message),
         }
-    };
+    }
 
-    loop {
-        // Start (or skip) every check whose dependencies are done; a skip can free others.
+    /// Record and show the `i`th check's result.
+    fn record_result(&mut self, i: usize, r: CheckResult) {
+        self.printer.check(&r);
+        self.results[i] = Some(r);
+    }
+
+    /// Start (or skip) every check whose dependencies are done; a skip can free others.
+    fn start_ready(&mut self) {
         let mut progressed = true;
         while progressed {
             progressed = false;
-            for &i in &order {
-                let c = &checks[i];
-                if launched[i] {
+            for k in 0..self.order.len() {
+                let i = self.order[k];
+                if self.launched[i] {
                     continue;
                 }
-                let deps: Vec<usize> = c
+                let deps: Vec<usize> = self.checks[i]
                     .depends_on
                     .iter()
-                    .filter_map(|d| index.get(d.as_str()).copied())
+                    .filter_map(|d| self.index.get(d.as_str()).copied())
                     .collect();
-                if deps.iter().any(|d| results[*d].is_none()) {
+                if deps.iter().any(|d| self.results[*d].is_none()) {
                     continue;
                 }
-                launched[i] = true;
+                self.launched[i] = true;
                 progressed = true;
-                let blocked = deps
-                    .iter()
-                    .map(|d| results[*d].as_ref().expect("finished"))
-                    .find(|r| r.status != Status::Passed);
-                let skip = if let Some(signal) = stopped {
-                    Some(format!("not run: the run was stopped by {signal}"))
-                } else if let Some(dep) = blocked {
-                    Some(format!(
-                        "skipped: it depends on `{}`, which {}",
-                        dep.name,
-                        if dep.status == Status::Failed {
-                            "failed"
-                        } else {
-                            "was skipped"
-                        }
-                    ))
-                } else if plan.read_only && !c.read_only {
-                    Some(format!(
-                        "skipped: it writes, and environment `{}` is read-only (--allow-writes runs it)",
-                        plan.environment.as_deref().unwrap_or("-")
-                    ))
-                } else {
-                    None
-                };
-                if let Some(message) = skip {
-                    let r = finish(i, Status::Skipped, Duration::ZERO, 0, &message);
-                    printer.check(&r);
-                    results[i] = Some(r);
+                if let Some(message) = self.skip_reason(i, &deps) {
+                    let r = self.finish(i, Status::Skipped, Duration::ZERO, 0, &message);
+                    self.record_result(i, r);
                     continue;
                 }
-                match prepare(c, &scope, &env, &ctx.redactor) {
-                    Ok((spec, cleanup)) => {
-                        let cleanup = cleanup.map(|template| CleanupTemplate {
-                            template,
-                            values: scope.values.clone(),
-                            env: Arc::clone(&env),
-                            ca_file: spec.ca_file.clone(),
-                        });
-                        let attempts = attempts(Arc::clone(c), spec, cleanup, Arc::clone(&ctx));
-                        let handle = tasks.spawn(async move {
-                            let (outcome, n, took) = attempts.await;
-                            Done::Check(outcome, n, took)
-                        });
-                        task_of.insert(handle.id(), i);
-                        running.insert(handle.id(), handle);
-                    }
-                    Err(e) => {
-                        let r = finish(i, Status::Failed, Duration::ZERO, 0, &e);
-                        printer.check(&r);
-                        results[i] = Some(r);
-                    }
-                }
+                self.launch(i);
             }
         }
-        // Start the cleanups nothing can need any more; one with none is done at once, which
-        // may free the cleanups of what it depends on.
+    }
+
+    /// Why the `i`th check (its dependencies `deps` done) does not run, if it does not.
+    fn skip_reason(&self, i: usize, deps: &[usize]) -> Option<String> {
+        let blocked = deps
+            .iter()
+            .map(|d| self.results[*d].as_ref().expect("finished"))
+            .find(|r| r.status != Status::Passed);
+        if let Some(signal) = self.stopped {
+            Some(format!("not run: the run was stopped by {signal}"))
+        } else if let Some(dep) = blocked {
+            Some(format!(
+                "skipped: it depends on `{}`, which {}",
+                dep.name,
+                if dep.status == Status::Failed {
+                    "failed"
+                } else {
+                    "was skipped"
+                }
+            ))
+        } else if self.read_only && !self.checks[i].read_only {
+            Some(format!(
+                "skipped: it writes, and environment `{}` is read-only (--allow-writes runs it)",
+                self.environment.as_deref().unwrap_or("-")
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// Start the `i`th check's attempts, or fail it if its values cannot be filled in.
+    fn launch(&mut self, i: usize) {
+        let c = &self.checks[i];
+        match prepare(c, &self.scope, &self.env, &self.ctx.redactor) {
+            Ok((spec, cleanup)) => {
+                let cleanup = cleanup.map(|template| CleanupTemplate {
+                    template,
+                    values: self.scope.values.clone(),
+                    env: Arc::clone(&self.env),
+                    ca_file: spec.ca_file.clone(),
+                });
+                let attempts = attempts(Arc::clone(c), spec, cleanup, Arc::clone(&self.ctx));
+                let handle = self.tasks.spawn(async move {
+                    let (outcome, n, took) = attempts.await;
+                    Done::Check(outcome, n, took)
+                });
+                self.task_of.insert(handle.id(), i);
+                self.running.insert(handle.id(), handle);
+            }
+            Err(e) => {
+                let r = self.finish(i, Status::Failed, Duration::ZERO, 0, &e);
+                self.record_result(i, r);
+            }
+        }
+    }
+
+    /// Start the cleanups nothing can need any more; one with none is done at once, which may
+    /// free the cleanups of what it depends on.
+    fn start_cleanups(&mut self) {
         let mut freed = true;
         while freed {
             freed = false;
-            for i in 0..checks.len() {
-                if cleaning[i] || results[i].is_none() || dependents[i].iter().any(|j| !cleaned[*j])
+            for i in 0..self.checks.len() {
+                if self.cleaning[i]
+                    || self.results[i].is_none()
+                    || self.dependents[i].iter().any(|j| !self.cleaned[*j])
                 {
                     continue;
                 }
-                cleaning[i] = true;
-                let pending = ctx.cleanups.take_for(&checks[i].name);
+                self.cleaning[i] = true;
+                let pending = self.ctx.cleanups.take_for(&self.checks[i].name);
                 if pending.is_empty() {
-                    cleaned[i] = true;
+                    self.cleaned[i] = true;
                     freed = true;
                     continue;
                 }
-                let ctx = Arc::clone(&ctx);
-                let handle = tasks.spawn(async move {
+                let ctx = Arc::clone(&self.ctx);
+                let handle = self.tasks.spawn(async move {
                     let mut done = Vec::new();
                     for cleanup in pending {
                         done.push(run_cleanup(&cleanup, &ctx).await);
                     }
                     Done::Cleaned(done)
                 });
-                task_of.insert(handle.id(), i);
+                self.task_of.insert(handle.id(), i);
             }
         }
-        let joined = tokio::select! {
-            joined = tasks.join_next_with_id() => joined,
-            signal = stop.wait(), if stopped.is_none() => {
-                stopped = Some(signal);
-                for handle in running.values() {
-                    handle.abort();
-                }
-                continue;
-            }
-        };
-        let Some(joined) = joined else {
-            break;
-        };
+    }
+
+    /// Record what a task ended with: a check's result, or its cleanups'.
+    fn record(&mut self, joined: Result<(tokio::task::Id, Done), tokio::task::JoinError>) {
         let id = match &joined {
             Ok((id, _)) => *id,
             Err(e) => e.id(),
         };
-        running.remove(&id);
+        self.running.remove(&id);
         let (i, done) = match joined {
-            Ok((id, done)) => (task_of[&id], done),
-            Err(e) if cleaning[task_of[&e.id()]] => (task_of[&e.id()], Done::Cleaned(Vec::new())),
+            Ok((id, done)) => (self.task_of[&id], done),
+            Err(e) if self.cleaning[self.task_of[&e.id()]] => {
+                (self.task_of[&e.id()], Done::Cleaned(Vec::new()))
+            }
             Err(e) if e.is_cancelled() => (
-                task_of[&e.id()],
+                self.task_of[&e.id()],
                 Done::Check(
                     Outcome::fail(format!(
                         "stopped by {}; what it sent before, if anything, is cleaned up only when the check had captured what its cleanup needs",
-                        stopped.unwrap_or("a signal")
+                        self.stopped.unwrap_or("a signal")
                     )),
                     1,
                     Duration::ZERO,
                 ),
             ),
             Err(e) => (
-                task_of[&e.id()],
+                self.task_of[&e.id()],
                 Done::Check(
                     Outcome::fail(
                         "the check stopped unexpectedly (a bug in lifeboat-smoke; please report it)",
@@ -428,61 +523,54 @@ pub async fn execute(
             Done::Check(outcome, n, took) => (outcome, n, took),
             Done::Cleaned(done) => {
                 for result in done {
-                    printer.cleanup(&result);
-                    cleanups.push(result);
+                    self.printer.cleanup(&result);
+                    self.cleanups.push(result);
                 }
-                cleaned[i] = true;
-                continue;
+                self.cleaned[i] = true;
+                return;
             }
         };
         for cap in &outcome.captures {
-            scope.values.insert(cap.name.clone(), cap.value.clone());
+            self.scope
+                .values
+                .insert(cap.name.clone(), cap.value.clone());
         }
         let status = if outcome.ok {
             Status::Passed
         } else {
             Status::Failed
         };
-        let r = finish(i, status, took, n, &outcome.message);
-        printer.check(&r);
-        results[i] = Some(r);
+        let r = self.finish(i, status, took, n, &outcome.message);
+        self.record_result(i, r);
     }
 
-    for n in ctx.cleanups.take_not_sent() {
-        let attempts = if n.attempts > 1 {
-            format!(" ({} attempts)", n.attempts)
-        } else {
-            String::new()
-        };
-        let result = CleanupResult {
-            check: n.check,
-            what: ctx.redactor.scrub(&n.what),
-            error: None,
-            not_sent: Some(ctx.redactor.scrub(&format!(
-                "{}{attempts}; what it created, if anything, is left behind",
-                n.why
-            ))),
-        };
-        printer.cleanup(&result);
-        cleanups.push(result);
-    }
-    // What no check's turn took (none, unless a cleanup registered late): now, newest first.
-    for cleanup in ctx.cleanups.take_all() {
-        let result = run_cleanup(&cleanup, &ctx).await;
-        printer.cleanup(&result);
-        cleanups.push(result);
-    }
-
-    RunReport {
-        run_id: ctx.run_id.clone(),
-        environment: plan.environment,
-        spec: plan.spec,
-        started_at,
-        duration: started.elapsed(),
-        results: results.into_iter().flatten().collect(),
-        cleanups,
-        stopped,
-        read_only: plan.read_only,
+    /// After the loop: the cleanups that could not be sent, said, and those no check's turn
+    /// took (none, unless a cleanup registered late) run now, newest first.
+    async fn last_cleanups(&mut self) {
+        let ctx = Arc::clone(&self.ctx);
+        for n in ctx.cleanups.take_not_sent() {
+            let attempts = if n.attempts > 1 {
+                format!(" ({} attempts)", n.attempts)
+            } else {
+                String::new()
+            };
+            let result = CleanupResult {
+                check: n.check,
+                what: ctx.redactor.scrub(&n.what),
+                error: None,
+                not_sent: Some(ctx.redactor.scrub(&format!(
+                    "{}{attempts}; what it created, if anything, is left behind",
+                    n.why
+                ))),
+            };
+            self.printer.cleanup(&result);
+            self.cleanups.push(result);
+        }
+        for cleanup in ctx.cleanups.take_all() {
+            let result = run_cleanup(&cleanup, &ctx).await;
+            self.printer.cleanup(&result);
+            self.cleanups.push(result);
+        }
     }
 }
 
