@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use reqwest::header::{HeaderMap, CONTENT_TYPE};
 
 use super::{ms, Captured, Ctx, Outcome};
-use crate::spec::{Check, CheckSpec, Expect, HeaderExpect, StatusExpect};
+use crate::spec::{Check, CheckSpec, Expect, HeaderExpect, JsonExpect, StatusExpect};
 
 /// A response, read whole.
 pub struct Response {
@@ -274,7 +274,6 @@ pub fn excerpt(body: &str) -> String {
 }
 
 /// Every assertion but the status.
-#[allow(clippy::too_many_lines)] // one assertion after another, each with its own message
 fn assert_response(
     expect: &Expect,
     regex: Option<&regex_lite::Regex>,
@@ -283,6 +282,30 @@ fn assert_response(
     redactor: &crate::vars::Redactor,
 ) -> Vec<String> {
     let mut failures = Vec::new();
+    assert_headers(expect, response, &mut failures);
+    if !expect.json.is_empty() && json.is_none() {
+        failures.push("the body is not JSON".into());
+    }
+    if let Some(json) = json {
+        for j in &expect.json {
+            assert_json(j, json, redactor, &mut failures);
+        }
+    }
+    assert_body(expect, regex, response, &mut failures);
+    if let Some(max) = expect.max_ms {
+        let took = response.elapsed.as_millis();
+        if took > u128::from(max) {
+            failures.push(format!("took {took} ms, more than {max} ms"));
+        }
+    }
+    if let Some(days) = expect.tls_days {
+        assert_tls_days(days, response, &mut failures);
+    }
+    failures
+}
+
+/// `expect.headers`: present, absent, or containing a text.
+fn assert_headers(expect: &Expect, response: &Response, failures: &mut Vec<String>) {
     for (name, want) in &expect.headers {
         let got = response.headers.get(name).and_then(|v| v.to_str().ok());
         match (want, got) {
@@ -301,57 +324,68 @@ fn assert_response(
             _ => {}
         }
     }
-    if !expect.json.is_empty() && json.is_none() {
-        failures.push("the body is not JSON".into());
+}
+
+/// One `[[expect.json]]`: something (or nothing) at its pointer, of a type, equal to a value.
+fn assert_json(
+    j: &JsonExpect,
+    json: &serde_json::Value,
+    redactor: &crate::vars::Redactor,
+    failures: &mut Vec<String>,
+) {
+    let got = json.pointer(&j.pointer);
+    if let Some(exists) = j.exists {
+        if exists != got.is_some() {
+            failures.push(if exists {
+                format!("nothing at {}", j.pointer)
+            } else {
+                format!("{} is present, expected nothing there", j.pointer)
+            });
+            return;
+        }
     }
-    if let Some(json) = json {
-        for j in &expect.json {
-            let got = json.pointer(&j.pointer);
-            if let Some(exists) = j.exists {
-                if exists != got.is_some() {
-                    failures.push(if exists {
-                        format!("nothing at {}", j.pointer)
-                    } else {
-                        format!("{} is present, expected nothing there", j.pointer)
-                    });
-                    continue;
-                }
-            }
-            if let Some(t) = j.type_ {
-                match got {
-                    Some(v) if t.of(v) => {}
-                    Some(v) => failures.push(format!(
-                        "{} is {}, expected a{} {}",
-                        j.pointer,
-                        short(v, redactor),
-                        if t.name().starts_with(['a', 'i', 'o']) {
-                            "n"
-                        } else {
-                            ""
-                        },
-                        t.name()
-                    )),
-                    None => {
-                        failures.push(format!("nothing at {}, expected a {}", j.pointer, t.name()));
-                    }
-                }
-            }
-            if let Some(want) = &j.equals {
-                let want = serde_json::to_value(want).unwrap_or(serde_json::Value::Null);
-                match got {
-                    Some(v) if json_eq(v, &want) => {}
-                    Some(v) => {
-                        failures.push(format!(
-                            "{} is {}, expected {want}",
-                            j.pointer,
-                            short(v, redactor)
-                        ));
-                    }
-                    None => failures.push(format!("nothing at {}, expected {want}", j.pointer)),
-                }
+    if let Some(t) = j.type_ {
+        match got {
+            Some(v) if t.of(v) => {}
+            Some(v) => failures.push(format!(
+                "{} is {}, expected a{} {}",
+                j.pointer,
+                short(v, redactor),
+                if t.name().starts_with(['a', 'i', 'o']) {
+                    "n"
+                } else {
+                    ""
+                },
+                t.name()
+            )),
+            None => {
+                failures.push(format!("nothing at {}, expected a {}", j.pointer, t.name()));
             }
         }
     }
+    if let Some(want) = &j.equals {
+        let want = serde_json::to_value(want).unwrap_or(serde_json::Value::Null);
+        match got {
+            Some(v) if json_eq(v, &want) => {}
+            Some(v) => {
+                failures.push(format!(
+                    "{} is {}, expected {want}",
+                    j.pointer,
+                    short(v, redactor)
+                ));
+            }
+            None => failures.push(format!("nothing at {}, expected {want}", j.pointer)),
+        }
+    }
+}
+
+/// `expect.body-contains` and `expect.body-regex`.
+fn assert_body(
+    expect: &Expect,
+    regex: Option<&regex_lite::Regex>,
+    response: &Response,
+    failures: &mut Vec<String>,
+) {
     if let Some(contains) = &expect.body_contains {
         for s in contains.items() {
             if !response.body.contains(s.as_str()) {
@@ -364,28 +398,23 @@ fn assert_response(
             failures.push(format!("the body does not match /{pattern}/"));
         }
     }
-    if let Some(max) = expect.max_ms {
-        let took = response.elapsed.as_millis();
-        if took > u128::from(max) {
-            failures.push(format!("took {took} ms, more than {max} ms"));
-        }
-    }
-    if let Some(days) = expect.tls_days {
-        match response.certificate.as_deref().map(not_after) {
-            None => failures.push("no TLS certificate (is the URL https?)".into()),
-            Some(None) => failures.push("cannot read the certificate's expiry".into()),
-            Some(Some(expiry)) => {
-                let left = (expiry - chrono::Utc::now()).num_days();
-                if left < i64::from(days) {
-                    failures.push(format!(
-                        "the TLS certificate expires in {left} days ({}), expected at least {days}",
-                        expiry.format("%Y-%m-%d")
-                    ));
-                }
+}
+
+/// `expect.tls-days`: the certificate expires no sooner than in `days` days.
+fn assert_tls_days(days: u32, response: &Response, failures: &mut Vec<String>) {
+    match response.certificate.as_deref().map(not_after) {
+        None => failures.push("no TLS certificate (is the URL https?)".into()),
+        Some(None) => failures.push("cannot read the certificate's expiry".into()),
+        Some(Some(expiry)) => {
+            let left = (expiry - chrono::Utc::now()).num_days();
+            if left < i64::from(days) {
+                failures.push(format!(
+                    "the TLS certificate expires in {left} days ({}), expected at least {days}",
+                    expiry.format("%Y-%m-%d")
+                ));
             }
         }
     }
-    failures
 }
 
 /// A value for a message, scrubbed of secrets, then cut short.
