@@ -69,6 +69,15 @@ impl Source<'_> {
     fn duration(&self, d: &Spanned<String>) -> Result<Duration, SpecError> {
         parse_duration(d.get_ref()).map_err(|m| self.err(Some(d.span()), m))
     }
+
+    /// The duration `d` says, or `default` when it is not there.
+    fn duration_or(
+        &self,
+        d: Option<&Spanned<String>>,
+        default: Duration,
+    ) -> Result<Duration, SpecError> {
+        Ok(d.map(|d| self.duration(d)).transpose()?.unwrap_or(default))
+    }
 }
 
 /// `[defaults]`, read.
@@ -129,18 +138,8 @@ pub(super) fn spec(path: &Path, text: &str) -> Result<Spec, SpecError> {
 
 /// `[defaults]`: the durations checked, the defaults' defaults filled in.
 fn defaults(src: &Source<'_>, raw: &RawDefaults) -> Result<Defaults, SpecError> {
-    let timeout = raw
-        .timeout
-        .as_ref()
-        .map(|d| src.duration(d))
-        .transpose()?
-        .unwrap_or(DEFAULT_TIMEOUT);
-    let retry_delay = raw
-        .retry_delay
-        .as_ref()
-        .map(|d| src.duration(d))
-        .transpose()?
-        .unwrap_or(DEFAULT_RETRY_DELAY);
+    let timeout = src.duration_or(raw.timeout.as_ref(), DEFAULT_TIMEOUT)?;
+    let retry_delay = src.duration_or(raw.retry_delay.as_ref(), DEFAULT_RETRY_DELAY)?;
     Ok(Defaults {
         timeout,
         retries: raw.retries,
@@ -300,18 +299,8 @@ fn check(at: &CheckAt<'_>, spec: CheckSpec, defaults: &Defaults) -> Result<Check
     }
     let read_only = read_only(at, &spec)?;
     let src = at.src;
-    let timeout = spec
-        .timeout
-        .as_ref()
-        .map(|d| src.duration(d))
-        .transpose()?
-        .unwrap_or(defaults.timeout);
-    let retry_delay = spec
-        .retry_delay
-        .as_ref()
-        .map(|d| src.duration(d))
-        .transpose()?
-        .unwrap_or(defaults.retry_delay);
+    let timeout = src.duration_or(spec.timeout.as_ref(), defaults.timeout)?;
+    let retry_delay = src.duration_or(spec.retry_delay.as_ref(), defaults.retry_delay)?;
     let wait = spec.wait.as_ref().map(|d| src.duration(d)).transpose()?;
     let mut probe = spec.clone();
     let mut refs = Vec::new();
