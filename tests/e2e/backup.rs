@@ -8,10 +8,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use lifeboat::secret::SecretUrl;
-use lifeboat_testkit::{bin, docker_ok, run, unique, wait_for, TestContainer};
+use lifeboat_testkit::{docker_ok, gunzip, manifest_of, run, unique, wait_for, TestContainer};
 
 mod support;
-use support::{archive_of, backup, database_with_rows, file_name, manifest_of};
+use support::{archive_of, backup, database_with_rows, file_name};
 
 /// How many archives are in `dir`.
 fn archives(dir: &Path) -> usize {
@@ -32,15 +32,6 @@ fn files(dir: &Path) -> Vec<String> {
     names
 }
 
-fn gunzip(path: &Path) -> String {
-    use std::io::Read;
-    let mut text = String::new();
-    flate2::read::MultiGzDecoder::new(std::fs::File::open(path).expect("open"))
-        .read_to_string(&mut text)
-        .expect("a complete gzip stream");
-    text
-}
-
 #[tokio::test]
 async fn a_container_backup_is_complete_gzip_matching_its_manifest() {
     let db = database_with_rows(&lifeboat_testkit::database_url(), 1000).await;
@@ -51,7 +42,7 @@ async fn a_container_backup_is_complete_gzip_matching_its_manifest() {
         &["--database", &db],
         &[("LIFEBOAT_DB_CONTAINER", &container)],
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = out.stderr.as_str();
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let archive = archive_of(work.path(), &out);
     let name = file_name(&archive);
@@ -98,7 +89,7 @@ async fn a_container_backup_is_complete_gzip_matching_its_manifest() {
 
     let list = backup(work.path(), &["list"], &[]);
     assert_eq!(list.status.code(), Some(0));
-    let listed = String::from_utf8_lossy(&list.stdout);
+    let listed = list.stdout.as_str();
     let fields: Vec<&str> = listed.trim_end().split('\t').collect();
     assert_eq!(fields[0], "local", "{listed}");
     assert_eq!(fields[1], name);
@@ -112,7 +103,7 @@ async fn a_container_backup_is_complete_gzip_matching_its_manifest() {
     damaged[middle] ^= 0xff;
     std::fs::write(&archive, &damaged).expect("damage");
     let list = backup(work.path(), &["list"], &[]);
-    let listed = String::from_utf8_lossy(&list.stdout);
+    let listed = list.stdout.as_str();
     assert_eq!(list.status.code(), Some(1));
     assert!(listed.contains("DAMAGED"), "{listed}");
 }
@@ -132,7 +123,7 @@ async fn a_url_backup_uses_the_local_pg_dump_over_tls_without_showing_the_passwo
             ("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
         ],
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = out.stderr.as_str();
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains(password.as_str()), "{stderr}");
     let archive = archive_of(work.path(), &out);
@@ -182,7 +173,7 @@ async fn a_failed_dump_exits_1_and_leaves_earlier_backups_untouched() {
 
     std::thread::sleep(Duration::from_millis(1100));
     let out = backup(work.path(), &["--database", "no_such_database"], &env);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = out.stderr.as_str();
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("no_such_database") && stderr.contains("does not exist"),
@@ -235,136 +226,171 @@ fn wait_for_partial(dir: &Path) {
     });
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[allow(clippy::too_many_lines)] // one big server, every way a dump ends badly, in turn
-async fn sigterm_or_a_killed_container_mid_dump_leaves_nothing_behind() {
-    let (pg, _url, db) = big_server().await;
-    let work = tempfile::tempdir().expect("tempdir");
-    let dir = work.path().join("backups");
-    // An earlier backup, which no failure may touch.
-    std::fs::create_dir(&dir).expect("mkdir");
-    fake_backup(&dir, 1);
-    let earlier = files(&dir);
-    let earlier_bytes: Vec<Vec<u8>> = earlier
-        .iter()
-        .map(|f| std::fs::read(dir.join(f)).expect("read"))
-        .collect();
-    let new_files = || -> Vec<String> {
-        files(&dir)
+/// A backup directory with an earlier backup in it, which no failure may touch, and the run
+/// that each step starts against the big server.
+struct MidDump {
+    work: tempfile::TempDir,
+    dir: std::path::PathBuf,
+    container: String,
+    db: String,
+    earlier: Vec<String>,
+    earlier_bytes: Vec<Vec<u8>>,
+}
+
+impl MidDump {
+    fn new(container: &str, db: &str) -> Self {
+        let work = tempfile::tempdir().expect("tempdir");
+        let dir = work.path().join("backups");
+        std::fs::create_dir(&dir).expect("mkdir");
+        fake_backup(&dir, 1);
+        let earlier = files(&dir);
+        let earlier_bytes = earlier
+            .iter()
+            .map(|f| std::fs::read(dir.join(f)).expect("read"))
+            .collect();
+        Self {
+            work,
+            dir,
+            container: container.to_owned(),
+            db: db.to_owned(),
+            earlier,
+            earlier_bytes,
+        }
+    }
+
+    fn command(&self) -> lifeboat_testkit::Lifeboat {
+        support::backup_command(
+            self.work.path(),
+            &["--database", &self.db],
+            &[
+                ("LIFEBOAT_DB_CONTAINER", &self.container),
+                ("LIFEBOAT_BACKUP_COMPRESSION_LEVEL", "9"),
+            ],
+        )
+    }
+
+    /// A run, once its partial file is there.
+    fn started(&self) -> lifeboat_testkit::Running {
+        let child = self.command().spawn();
+        wait_for_partial(&self.dir);
+        child
+    }
+
+    fn new_files(&self) -> Vec<String> {
+        files(&self.dir)
             .into_iter()
-            .filter(|f| !earlier.contains(f))
+            .filter(|f| !self.earlier.contains(f))
             .collect()
-    };
-    let env = |cmd: &mut Command| {
-        cmd.current_dir(work.path())
-            .args(["--database", &db])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("LIFEBOAT_DB_CONTAINER", &pg.name)
-            .env("LIFEBOAT_BACKUP_COMPRESSION_LEVEL", "9")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped());
-    };
+    }
 
-    // SIGTERM, as from cron's timeout or `docker stop`.
-    let mut cmd = Command::new(bin("lifeboat-backup"));
-    env(&mut cmd);
-    let child = cmd.spawn().expect("spawn");
-    wait_for_partial(&dir);
-    run(Command::new("kill").args(["-TERM", &child.id().to_string()]));
-    let out = child.wait_with_output().expect("wait");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("stopped by SIGTERM"), "{stderr}");
-    assert_eq!(
-        new_files(),
-        Vec::<String>::new(),
-        "the partial file is gone"
-    );
-
-    // SIGINT (Ctrl-C) the same; and a second run meanwhile is refused by the lock, touching
-    // nothing of the first's.
-    let mut cmd = Command::new(bin("lifeboat-backup"));
-    env(&mut cmd);
-    let child = cmd.spawn().expect("spawn");
-    wait_for_partial(&dir);
-    let mut second = Command::new(bin("lifeboat-backup"));
-    env(&mut second);
-    let second = second.output().expect("second run");
-    let said = String::from_utf8_lossy(&second.stderr);
-    assert_eq!(second.status.code(), Some(1), "{said}");
-    assert!(said.contains("already running"), "{said}");
-    assert_eq!(new_files().len(), 1, "only the first run's partial file");
-    run(Command::new("kill").args(["-INT", &child.id().to_string()]));
-    let out = child.wait_with_output().expect("wait");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("stopped by SIGINT"), "{stderr}");
-    assert_eq!(new_files(), Vec::<String>::new(), "{stderr}");
-
-    // SIGKILL (the OOM killer) leaves the partial file; the next run removes it, under its lock,
-    // and says so.
-    let mut cmd = Command::new(bin("lifeboat-backup"));
-    env(&mut cmd);
-    let mut child = cmd.spawn().expect("spawn");
-    wait_for_partial(&dir);
-    run(Command::new("kill").args(["-KILL", &child.id().to_string()]));
-    child.wait().expect("wait");
-    let left = new_files();
-    assert!(
-        left.len() == 1 && left[0].ends_with(".sql.gz.partial"),
-        "{left:?}"
-    );
-    // The next run may start within the same second and reuse the name: it is another file.
-    let id = |m: &std::fs::Metadata| (m.ino(), m.ctime(), m.ctime_nsec());
-    let stale = id(&std::fs::metadata(dir.join(&left[0])).expect("stale"));
-    let mut cmd = Command::new(bin("lifeboat-backup"));
-    env(&mut cmd);
-    let child = cmd.spawn().expect("spawn");
-    wait_for(
-        "the next run's own partial file",
-        Duration::from_secs(30),
-        || {
-            let now = new_files();
-            let fresh = |f: &String| {
-                f.ends_with(".partial")
-                    && std::fs::metadata(dir.join(f)).is_ok_and(|m| id(&m) != stale)
-            };
-            now.iter().any(fresh).then_some(())
-        },
-    );
-    run(Command::new("kill").args(["-TERM", &child.id().to_string()]));
-    let out = child.wait_with_output().expect("wait");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains(&format!("removed {}", left[0]))
-            && stderr.contains("by a backup that was killed"),
-        "{stderr}"
-    );
-    assert_eq!(new_files(), Vec::<String>::new(), "{stderr}");
-
-    // The database container dies mid-dump.
-    let mut cmd = Command::new(bin("lifeboat-backup"));
-    env(&mut cmd);
-    let child = cmd.spawn().expect("spawn");
-    wait_for_partial(&dir);
-    docker_ok(&["kill", &pg.name]);
-    let out = child.wait_with_output().expect("wait");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert_eq!(
-        new_files(),
-        Vec::<String>::new(),
-        "no partial file, no manifest: {stderr}"
-    );
-    // The earlier backup, through it all: there, byte for byte.
-    for (f, bytes) in earlier.iter().zip(&earlier_bytes) {
+    /// SIGTERM, as from cron's timeout or `docker stop`.
+    fn sigterm(&self) {
+        let mut child = self.started();
+        child.signal("TERM");
+        let out = child.wait();
+        let stderr = &out.stderr;
+        assert_eq!(out.code, 1, "{stderr}");
+        assert!(stderr.contains("stopped by SIGTERM"), "{stderr}");
         assert_eq!(
-            &std::fs::read(dir.join(f)).expect("still there"),
-            bytes,
-            "{f}"
+            self.new_files(),
+            Vec::<String>::new(),
+            "the partial file is gone"
         );
     }
+
+    /// SIGINT (Ctrl-C) the same; and a second run meanwhile is refused by the lock, touching
+    /// nothing of the first's.
+    fn sigint_and_a_second_run(&self) {
+        let mut child = self.started();
+        let second = self.command().run();
+        let said = &second.stderr;
+        assert_eq!(second.code, 1, "{said}");
+        assert!(said.contains("already running"), "{said}");
+        assert_eq!(
+            self.new_files().len(),
+            1,
+            "only the first run's partial file"
+        );
+        child.signal("INT");
+        let out = child.wait();
+        let stderr = &out.stderr;
+        assert_eq!(out.code, 1, "{stderr}");
+        assert!(stderr.contains("stopped by SIGINT"), "{stderr}");
+        assert_eq!(self.new_files(), Vec::<String>::new(), "{stderr}");
+    }
+
+    /// SIGKILL (the OOM killer) leaves the partial file; the next run removes it, under its
+    /// lock, and says so.
+    fn sigkill_then_the_next_run(&self) {
+        let mut child = self.started();
+        child.signal("KILL");
+        child.wait();
+        let left = self.new_files();
+        assert!(
+            left.len() == 1 && left[0].ends_with(".sql.gz.partial"),
+            "{left:?}"
+        );
+        // The next run may start within the same second and reuse the name: another file.
+        let id = |m: &std::fs::Metadata| (m.ino(), m.ctime(), m.ctime_nsec());
+        let stale = id(&std::fs::metadata(self.dir.join(&left[0])).expect("stale"));
+        let mut child = self.command().spawn();
+        wait_for(
+            "the next run's own partial file",
+            Duration::from_secs(30),
+            || {
+                let fresh = |f: &String| {
+                    f.ends_with(".partial")
+                        && std::fs::metadata(self.dir.join(f)).is_ok_and(|m| id(&m) != stale)
+                };
+                self.new_files().iter().any(fresh).then_some(())
+            },
+        );
+        child.signal("TERM");
+        let out = child.wait();
+        let stderr = &out.stderr;
+        assert!(
+            stderr.contains(&format!("removed {}", left[0]))
+                && stderr.contains("by a backup that was killed"),
+            "{stderr}"
+        );
+        assert_eq!(self.new_files(), Vec::<String>::new(), "{stderr}");
+    }
+
+    /// The database container dies mid-dump.
+    fn container_killed(&self) {
+        let mut child = self.started();
+        docker_ok(&["kill", &self.container]);
+        let out = child.wait();
+        let stderr = &out.stderr;
+        assert_eq!(out.code, 1, "{stderr}");
+        assert_eq!(
+            self.new_files(),
+            Vec::<String>::new(),
+            "no partial file, no manifest: {stderr}"
+        );
+    }
+
+    /// The earlier backup, through it all: there, byte for byte.
+    fn earlier_untouched(&self) {
+        for (f, bytes) in self.earlier.iter().zip(&self.earlier_bytes) {
+            assert_eq!(
+                &std::fs::read(self.dir.join(f)).expect("still there"),
+                bytes,
+                "{f}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_or_a_killed_container_mid_dump_leaves_nothing_behind() {
+    let (pg, _url, db) = big_server().await;
+    let run = MidDump::new(&pg.name, &db);
+    run.sigterm();
+    run.sigint_and_a_second_run();
+    run.sigkill_then_the_next_run();
+    run.container_killed();
+    run.earlier_untouched();
 }
 
 /// A backup as lifeboat-backup leaves it, dated `days_ago`: an archive and its manifest.
@@ -405,13 +431,8 @@ fn prune_plans_and_applies_retention_touching_only_backups() {
         ("LIFEBOAT_BACKUP_KEEP_MIN", "3"),
     ];
     let plan = backup(work.path(), &["prune", "--dry-run"], &env);
-    let stdout = String::from_utf8_lossy(&plan.stdout).into_owned();
-    assert_eq!(
-        plan.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&plan.stderr)
-    );
+    let stdout = plan.stdout.clone();
+    assert_eq!(plan.status.code(), Some(0), "{}", plan.stderr.as_str());
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 5, "{stdout}");
     assert!(
@@ -436,7 +457,7 @@ fn prune_plans_and_applies_retention_touching_only_backups() {
     let applied = backup(work.path(), &["prune"], &env);
     assert_eq!(applied.status.code(), Some(0));
     assert_eq!(
-        String::from_utf8_lossy(&applied.stdout),
+        applied.stdout.as_str(),
         stdout,
         "the run applies the plan it printed"
     );
@@ -459,41 +480,41 @@ fn prune_plans_and_applies_retention_touching_only_backups() {
     }
 }
 
+/// lifeboat-backup in `work` with these settings.
+fn run_with(work: &Path, env: &[(&'static str, String)], args: &[&str]) -> lifeboat_testkit::Ran {
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    backup(work, args, &pairs)
+}
+
 #[tokio::test]
-#[allow(clippy::too_many_lines)] // one story: a copy, an outage, a wrong bucket, no keys
 async fn the_off_site_copy_lands_in_the_bucket_and_a_failed_upload_keeps_the_local_copy() {
     let db = database_with_rows(&lifeboat_testkit::database_url(), 100).await;
     let work = tempfile::tempdir().expect("tempdir");
     let s3 = lifeboat_testkit::s3();
     let prefix = unique("lbtest-offsite-");
     let container = lifeboat_testkit::stack_var("LBTEST_POSTGRES_CONTAINER");
-    let mut env = vec![
-        ("LIFEBOAT_DB_CONTAINER", container.clone()),
-        ("S3_ENDPOINT", s3.endpoint.clone()),
-        ("S3_BUCKET", s3.bucket.clone()),
-        ("S3_ACCESS_KEY_ID", s3.access_key_id.clone()),
-        ("S3_SECRET_ACCESS_KEY", s3.secret_access_key.clone()),
-        ("LIFEBOAT_S3_PREFIX", prefix.clone()),
-    ];
-    let run_with = |env: &[(&'static str, String)], args: &[&str]| {
-        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        backup(work.path(), args, &pairs)
-    };
+    // LIFEBOAT_DB_CONTAINER, then S3_ENDPOINT, S3_BUCKET, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY.
+    let mut env = vec![("LIFEBOAT_DB_CONTAINER", container.clone())];
+    env.extend(s3.env());
+    env.push(("LIFEBOAT_S3_PREFIX", prefix.clone()));
+    the_copy_lands_in_the_bucket(work.path(), &db, &s3, &prefix, &env).await;
+    a_failed_upload_keeps_the_local_copy(work.path(), &db, &s3, env);
+}
 
-    let out = run_with(&env, &["--database", &db]);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+/// The archive and its manifest land in the bucket, the same bytes; list shows both copies.
+async fn the_copy_lands_in_the_bucket(
+    work: &Path,
+    db: &str,
+    s3: &lifeboat_testkit::S3Stack,
+    prefix: &str,
+    env: &[(&'static str, String)],
+) {
+    let out = run_with(work, env, &["--database", db]);
+    let stderr = out.stderr.clone();
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let archive = archive_of(work.path(), &out);
+    let archive = archive_of(work, &out);
     let file = file_name(&archive);
-    let bucket = lifeboat::s3::Bucket::new(&lifeboat::config::S3Settings {
-        endpoint: Some(s3.endpoint.clone()),
-        region: "us-east-1".into(),
-        access_key_id: s3.access_key_id.clone(),
-        secret_access_key: lifeboat::secret::Secret::new(s3.secret_access_key.clone()),
-        bucket: s3.bucket.clone(),
-        prefix: format!("{prefix}/"),
-        path_style: true,
-    });
+    let bucket = s3.bucket(&format!("{prefix}/"));
     let remote = bucket
         .get(&format!("backups/{file}"), 1 << 30)
         .await
@@ -509,44 +530,48 @@ async fn the_off_site_copy_lands_in_the_bucket_and_a_failed_upload_keeps_the_loc
         .expect("and its manifest");
     assert!(String::from_utf8_lossy(&manifest).contains(&file));
     assert!(!stderr.contains(&s3.secret_access_key), "{stderr}");
-    let list = run_with(&env, &["list"]);
-    let listed = String::from_utf8_lossy(&list.stdout);
+    let list = run_with(work, env, &["list"]);
+    let listed = list.stdout.as_str();
     assert_eq!(list.status.code(), Some(0), "{listed}");
     assert!(listed.contains(&format!("local\t{file}\t")), "{listed}");
     assert!(listed.contains(&format!("s3\t{file}\t")), "{listed}");
+}
 
+/// An outage, a wrong bucket and missing keys: each keeps what is local.
+fn a_failed_upload_keeps_the_local_copy(
+    work: &Path,
+    db: &str,
+    s3: &lifeboat_testkit::S3Stack,
+    mut env: Vec<(&'static str, String)>,
+) {
     // The storage is unreachable: exit 1, and the new local backup stays.
     std::thread::sleep(Duration::from_millis(1100));
     let refused = lifeboat_testkit::refused_port();
     env[1].1 = format!("http://127.0.0.1:{}", refused.port);
-    let out = run_with(&env, &["--database", &db]);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let out = run_with(work, &env, &["--database", db]);
+    let stderr = out.stderr.clone();
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("off-site copy failed; the local copy is kept")
             && stderr.contains("cannot be reached now"),
         "{stderr}"
     );
-    assert_eq!(archives(&work.path().join("backups")), 2);
+    assert_eq!(archives(&work.join("backups")), 2);
 
     // A bucket the storage says does not exist: refused before the dump (HEAD of the bucket),
     // nothing dumped.
     let mut wrong = env.clone();
-    wrong[1].1 = s3.endpoint.clone();
+    wrong[1].1.clone_from(&s3.endpoint);
     wrong[2].1 = unique("lbtest-no-such-bucket-");
-    let out = run_with(&wrong, &["--database", &db]);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let out = run_with(work, &wrong, &["--database", db]);
+    let stderr = out.stderr.clone();
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("the bucket refuses these settings")
             && stderr.contains("nothing was dumped"),
         "{stderr}"
     );
-    assert_eq!(
-        archives(&work.path().join("backups")),
-        2,
-        "no dump was taken"
-    );
+    assert_eq!(archives(&work.join("backups")), 2, "no dump was taken");
 
     // A bucket without credentials is refused before anything is done.
     let incomplete: Vec<(&'static str, String)> = env
@@ -554,15 +579,10 @@ async fn the_off_site_copy_lands_in_the_bucket_and_a_failed_upload_keeps_the_loc
         .filter(|(k, _)| *k != "S3_ACCESS_KEY_ID")
         .cloned()
         .collect();
-    let out = run_with(&incomplete, &["--database", &db]);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("S3_ACCESS_KEY_ID"));
-    assert_eq!(archives(&work.path().join("backups")), 2, "no new backup");
+    let out = run_with(work, &incomplete, &["--database", db]);
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("S3_ACCESS_KEY_ID"));
+    assert_eq!(archives(&work.join("backups")), 2, "no new backup");
 }
 
 #[tokio::test]
@@ -593,13 +613,10 @@ async fn a_failure_is_mailed_and_a_success_only_when_asked() {
     let mut always = env.to_vec();
     always.push(("LIFEBOAT_BACKUP_MAIL", "always"));
     let out = backup(work.path(), &["--database", &db], &always);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let file = String::from_utf8_lossy(&out.stdout)
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr.as_str());
+    let file = out
+        .stdout
+        .as_str()
         .trim()
         .rsplit('/')
         .next()
@@ -676,12 +693,7 @@ async fn a_full_disk_fails_the_backup_and_keeps_the_earlier_ones() {
     ];
 
     let out = backup(work.path(), &["--database", &small], &env);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr.as_str());
     let before = files(disk.path());
     assert_eq!(before.len(), 2, "an archive and its manifest: {before:?}");
     let kept = std::fs::read(disk.path().join(&before[0])).expect("the earlier archive");
@@ -689,7 +701,7 @@ async fn a_full_disk_fails_the_backup_and_keeps_the_earlier_ones() {
     // The big database does not fit in what is left.
     std::thread::sleep(Duration::from_millis(1100));
     let out = backup(work.path(), &["--database", &big], &env);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = out.stderr.as_str();
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("No space left on device"), "{stderr}");
     assert_eq!(
@@ -704,7 +716,7 @@ async fn a_full_disk_fails_the_backup_and_keeps_the_earlier_ones() {
 
     let list = backup(work.path(), &["list"], &env);
     assert_eq!(list.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&list.stdout).contains(&small));
+    assert!(list.stdout.as_str().contains(&small));
 }
 
 #[tokio::test]
@@ -717,7 +729,7 @@ async fn all_databases_and_roles_in_one_archive_with_their_rows() {
         &["--all"],
         &[("LIFEBOAT_DB_CONTAINER", &container)],
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = out.stderr.as_str();
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let archive = archive_of(work.path(), &out);
     let sql = gunzip(&archive);
@@ -751,7 +763,7 @@ async fn zstd_and_a_custom_name_pattern() {
         &["--database", &db, "--compress", "zstd"],
         &env,
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = out.stderr.as_str();
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let archive = archive_of(work.path(), &out);
     let name = file_name(&archive);
@@ -767,7 +779,7 @@ async fn zstd_and_a_custom_name_pattern() {
         .as_str()
         .is_some_and(|c| c.starts_with("zstd")));
     let list = backup(work.path(), &["list"], &[]);
-    assert!(String::from_utf8_lossy(&list.stdout).contains(&name));
+    assert!(list.stdout.as_str().contains(&name));
 
     // A pattern that names a whole day with one file is refused before anything is done.
     let out = backup(
@@ -778,7 +790,7 @@ async fn zstd_and_a_custom_name_pattern() {
             ("LIFEBOAT_BACKUP_NAME", "daily_%Y%m%d"),
         ],
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = out.stderr.as_str();
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("LIFEBOAT_BACKUP_NAME"), "{stderr}");
 }
@@ -828,12 +840,7 @@ async fn round_trip_gunzip_into_psql_gives_the_same_dump() {
         &["--database", &db],
         &[("LIFEBOAT_DB_CONTAINER", &container)],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr.as_str());
     let archive = archive_of(work.path(), &out);
 
     // Plain gunzip (the system's), piped into psql in a fresh database.
@@ -875,7 +882,7 @@ async fn a_storage_answering_503_is_retried_with_backoff_and_the_local_copy_kept
             ("S3_SECRET_ACCESS_KEY", "secret-never-shown"),
         ],
     );
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let stderr = out.stderr.clone();
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("off-site copy failed; the local copy is kept"),
@@ -952,13 +959,10 @@ fn gfs_retention_keeps_exactly_the_newest_of_each_kept_day_week_and_month() {
         ("LIFEBOAT_BACKUP_KEEP_MIN", "1"),
     ];
     let plan = backup(work.path(), &["prune", "--dry-run"], &env);
-    assert_eq!(
-        plan.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&plan.stderr)
-    );
-    let planned: BTreeSet<String> = String::from_utf8_lossy(&plan.stdout)
+    assert_eq!(plan.status.code(), Some(0), "{}", plan.stderr.as_str());
+    let planned: BTreeSet<String> = plan
+        .stdout
+        .as_str()
         .lines()
         .filter_map(|l| l.strip_prefix("keep\t"))
         .map(|l| l.split('\t').next().unwrap_or_default().to_owned())
@@ -985,19 +989,15 @@ fn a_job_that_never_succeeded_exports_a_zero_success_time_anyone_may_read_and_lo
     let dead = format!("postgres://app:secret-pw@127.0.0.1:{}/app", refused.port);
     // Under cron's umask 077, as root's nightly job often runs.
     let run_with_umask = |extra: &[(&str, &str)]| {
-        let mut cmd = Command::new("sh");
-        cmd.current_dir(work.path())
-            .args(["-c", "umask 077 && exec \"$0\" \"$@\""])
-            .arg(bin("lifeboat-backup"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
+        support::backup_command(work.path(), &[], extra)
             .env("DATABASE_URL", &dead)
             .env("LIFEBOAT_BACKUP_METRICS_FILE", &metrics)
-            .envs(extra.iter().copied());
-        run(&mut cmd)
+            .secret("secret-pw")
+            .wrapped(&["sh", "-c", "umask 077 && exec \"$0\" \"$@\""])
+            .run()
     };
     let out = run_with_umask(&[]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = out.stderr.as_str();
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let text = std::fs::read_to_string(&metrics).expect("metrics");
     assert!(
@@ -1015,7 +1015,7 @@ fn a_job_that_never_succeeded_exports_a_zero_success_time_anyone_may_read_and_lo
     std::fs::create_dir(&shared).expect("mkdir");
     std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).expect("chmod");
     let out = run_with_umask(&[("LIFEBOAT_LOCK_DIR", shared.to_str().expect("utf-8"))]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = out.stderr.as_str();
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains("LIFEBOAT_LOCK_DIR") && stderr.contains("writable by other users"),
@@ -1028,8 +1028,48 @@ fn a_job_that_never_succeeded_exports_a_zero_success_time_anyone_may_read_and_lo
     );
 }
 
+/// lifeboat-backup against a PostgreSQL with a certificate of the test CA, with a HOME of its
+/// own (for ~/.postgresql/root.crt) and no Docker: the local pg_dump.
+struct TlsAttempts {
+    work: tempfile::TempDir,
+    home: std::path::PathBuf,
+    port: u16,
+    db: String,
+}
+
+impl TlsAttempts {
+    /// Exit code and stderr of a backup of `host` with these URL parameters.
+    fn attempt(&self, host: &str, query: &str) -> (i32, String) {
+        let (port, db) = (self.port, &self.db);
+        let full = format!("postgres://postgres:tls-test-pw@{host}:{port}/{db}?{query}");
+        let out = support::backup_command(
+            self.work.path(),
+            &["--url", &full],
+            &[
+                ("HOME", self.home.to_str().expect("utf-8")),
+                ("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
+            ],
+        )
+        .secret("tls-test-pw")
+        .run();
+        let stderr = out.stderr.clone();
+        assert!(!stderr.contains("tls-test-pw"), "{stderr}");
+        (out.status.code().expect("exited"), stderr)
+    }
+
+    fn ok(&self, host: &str, query: &str) {
+        let (code, stderr) = self.attempt(host, query);
+        assert_eq!(code, 0, "{host} {query}: {stderr}");
+    }
+
+    fn refused(&self, host: &str, query: &str, why: &str) {
+        let (code, stderr) = self.attempt(host, query);
+        assert_ne!(code, 0, "{host} {query} must be refused: {stderr}");
+        assert!(stderr.contains(why), "{host} {query}: {stderr}");
+    }
+}
+
 #[tokio::test]
-#[allow(clippy::too_many_lines)] // one server, every sslmode rule of libpq against it
 async fn sslmode_follows_libpq_for_lifeboat_and_the_local_pg_dump() {
     let work = tempfile::tempdir().expect("tempdir");
     let certs = work.path().join("certs");
@@ -1037,35 +1077,20 @@ async fn sslmode_follows_libpq_for_lifeboat_and_the_local_pg_dump() {
     lifeboat_testkit::test_certificates(&certs);
     let pg = lifeboat_testkit::tls_postgres(&certs, "tls-test-pw");
     let port = pg.host_port("5432");
-    let url = |host: &str| format!("postgres://postgres:tls-test-pw@{host}:{port}/postgres");
-    let db = database_with_rows(&format!("{}?sslmode=require", url("127.0.0.1")), 10).await;
+    let url = format!("postgres://postgres:tls-test-pw@127.0.0.1:{port}/postgres?sslmode=require");
+    let db = database_with_rows(&url, 10).await;
     let home = work.path().join("home");
     std::fs::create_dir_all(home.join(".postgresql")).expect("home");
     let ca = certs.join("ca.pem").display().to_string();
     let wrong = certs.join("wrong-ca.pem").display().to_string();
-    let attempt = |host: &str, query: &str| {
-        let full = format!("postgres://postgres:tls-test-pw@{host}:{port}/{db}?{query}");
-        let out = backup(
-            work.path(),
-            &["--url", &full],
-            &[
-                ("HOME", home.to_str().expect("utf-8")),
-                ("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
-            ],
-        );
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(!stderr.contains("tls-test-pw"), "{stderr}");
-        (out.status.code().expect("exited"), stderr)
+    let server = TlsAttempts {
+        work,
+        home: home.clone(),
+        port,
+        db,
     };
-    let ok = |host: &str, query: &str| {
-        let (code, stderr) = attempt(host, query);
-        assert_eq!(code, 0, "{host} {query}: {stderr}");
-    };
-    let refused = |host: &str, query: &str, why: &str| {
-        let (code, stderr) = attempt(host, query);
-        assert_ne!(code, 0, "{host} {query} must be refused: {stderr}");
-        assert!(stderr.contains(why), "{host} {query}: {stderr}");
-    };
+    let ok = |host: &str, query: &str| server.ok(host, query);
+    let refused = |host: &str, query: &str, why: &str| server.refused(host, query, why);
 
     // verify-ca: the chain, not the name (the certificate does not name 127.0.0.1); pg_dump
     // gets the root certificate too (it would fail without it).
@@ -1129,7 +1154,7 @@ fn a_pg_dump_that_exits_0_but_says_error_is_a_failure_and_leaves_nothing() {
             ("DOCKER_HOST", "unix:///nonexistent/docker.sock"),
         ],
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = out.stderr.as_str();
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("server closed the connection"), "{stderr}");
     assert_eq!(
@@ -1164,11 +1189,7 @@ fn an_smtp_login_works_over_starttls_and_no_password_is_ever_shown() {
         ];
         env.extend_from_slice(extra);
         let out = backup(work.path(), &["--log-format", "json"], &env);
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let said = format!("{}{}", out.stdout.as_str(), out.stderr.as_str());
         for secret in [smtp_password.as_str(), db_password.as_str()] {
             assert!(!said.contains(secret), "a password was shown: {said}");
         }

@@ -4,12 +4,11 @@
 //! the exit code, and stdout carries only the new backup's path whatever the terminal.
 
 use std::path::Path;
-use std::process::Command;
 
-use lifeboat_testkit::{bin, http_response, run, stack_var, unique, HttpFixture, Reply};
+use lifeboat_testkit::{http_response, stack_var, unique, HttpFixture, Reply};
 
 mod support;
-use support::{archive_of as archive, backup, file_name, text};
+use support::{archive_of as archive, backup, file_name};
 
 /// The token of the ping URL: it must never appear on stderr.
 const TOKEN: &str = "0f1e2d3c-secret-token";
@@ -44,7 +43,7 @@ async fn a_good_run_pings_start_then_success_and_never_shows_the_token() {
             ("LIFEBOAT_BACKUP_PING_URL", &url),
         ],
     );
-    let stderr = text(&out.stderr);
+    let stderr = out.stderr.clone();
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let name = file_name(&archive(work.path(), &out));
 
@@ -97,7 +96,7 @@ fn a_failed_run_pings_fail_with_the_reason_and_exits_1() {
             ("LIFEBOAT_BACKUP_PING_URL", &url),
         ],
     );
-    let stderr = text(&out.stderr);
+    let stderr = out.stderr.clone();
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(out.stdout.is_empty(), "no path on stdout after a failure");
 
@@ -138,7 +137,7 @@ async fn a_ping_server_that_is_down_or_refuses_warns_but_the_backup_exits_0() {
             ("LIFEBOAT_BACKUP_PING_URL", &down),
         ],
     );
-    let stderr = text(&out.stderr);
+    let stderr = out.stderr.clone();
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(archive(work.path(), &out).exists());
     for ping in ["start", "success"] {
@@ -163,7 +162,7 @@ async fn a_ping_server_that_is_down_or_refuses_warns_but_the_backup_exits_0() {
             ("LIFEBOAT_BACKUP_PING_URL", &url),
         ],
     );
-    let stderr = text(&out.stderr);
+    let stderr = out.stderr.clone();
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert_eq!(monitor.requests().len(), 2, "{:#?}", monitor.requests());
     assert!(
@@ -248,7 +247,7 @@ async fn the_weekly_digest_goes_out_once_a_week_and_checks_every_archive() {
 
     // The first success sends one: there is no digest on record.
     let out = backup(work.path(), &["--database", &db], &env);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     let first = archive(work.path(), &out);
     let mail = the_mail_with(&smtp.maildir, &["weekly digest", &db]);
     assert!(
@@ -271,7 +270,7 @@ async fn the_weekly_digest_goes_out_once_a_week_and_checks_every_archive() {
     // The next night's run is a day early for the next digest: no mail. The SMTP server has
     // written a message before it accepts it, so when the run exits, a digest would be there.
     let out = backup(work.path(), &["--database", &db], &env);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     assert_eq!(digests(), 1, "no second digest within the week");
 
     // A week later: a digest again, with every backup, and the archive that rotted on disk
@@ -283,7 +282,7 @@ async fn the_weekly_digest_goes_out_once_a_week_and_checks_every_archive() {
     bytes[middle] ^= 0xff;
     std::fs::write(&first, bytes).expect("corrupt it");
     let out = backup(work.path(), &["--database", &db], &env);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     assert_eq!(digests(), 2, "a digest after 8 days");
     let mail = the_mail_with(&smtp.maildir, &["FAILED verification", &db]);
     assert!(
@@ -299,21 +298,13 @@ async fn the_weekly_digest_goes_out_once_a_week_and_checks_every_archive() {
     );
 }
 
-/// `script -qec CMD /dev/null`: CMD on a new pseudo-terminal; returns everything it wrote there.
+/// lifeboat-backup on a new pseudo-terminal; returns everything it wrote there.
 fn on_a_terminal(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
-    let line = std::iter::once(bin("lifeboat-backup").display().to_string())
-        .chain(args.iter().map(|a| (*a).to_owned()))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let mut cmd = Command::new("script");
-    cmd.args(["-qec", &line, "/dev/null"])
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
+    let out = support::backup_command(dir, args, env)
         .env("TERM", "xterm")
-        .envs(env.iter().copied());
-    let out = run(&mut cmd);
-    (out.status.code(), text(&out.stdout))
+        .on_a_terminal()
+        .run();
+    (out.status.code(), out.stdout)
 }
 
 #[tokio::test]
@@ -337,7 +328,7 @@ async fn a_summary_in_colour_on_a_terminal_and_nothing_more_when_piped() {
     // Piped: the path on stdout, the log on stderr, no summary and no colour.
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let out = backup(work.path(), &["--database", &db], &env);
-    let stderr = text(&out.stderr);
+    let stderr = out.stderr.clone();
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(archive(work.path(), &out).exists());
     assert!(

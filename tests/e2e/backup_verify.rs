@@ -3,16 +3,14 @@
 //! wrong row count, a restore that fails) is exit 1 naming what is wrong, a name that is not a
 //! backup is exit 2, and `--restore-test` never leaves its scratch database behind.
 
-use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use lifeboat::secret::SecretUrl;
-use lifeboat_testkit::{bin, run};
+use lifeboat_testkit::{manifest_of, patch_manifest, rewrite_sql, sha256_hex, Ran};
 
 mod support;
-use support::{file_name, manifest_of, text};
+use support::file_name;
 
 /// A database with four tables (one empty, one in another schema with a name that needs quotes)
 /// and `items` rows in `public.items`; returns its name. Rows: items + 17 + 0 + 5.
@@ -56,7 +54,7 @@ fn container_env() -> Vec<(&'static str, String)> {
     )]
 }
 
-fn backup(dir: &Path, args: &[&str], env: &[(&'static str, String)]) -> Output {
+fn backup(dir: &Path, args: &[&str], env: &[(&'static str, String)]) -> Ran {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     support::backup(dir, args, &env)
 }
@@ -64,46 +62,8 @@ fn backup(dir: &Path, args: &[&str], env: &[(&'static str, String)]) -> Output {
 /// Take a backup of `db` through the container; returns the archive's path.
 fn take(work: &Path, db: &str) -> PathBuf {
     let out = backup(work, &["--database", db], &container_env());
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    work.join(String::from_utf8_lossy(&out.stdout).trim())
-}
-
-fn patch_manifest(archive: &Path, patch: impl FnOnce(&mut serde_json::Value)) {
-    let mut manifest = manifest_of(archive);
-    patch(&mut manifest);
-    std::fs::write(
-        format!("{}.json", archive.display()),
-        serde_json::to_string_pretty(&manifest).expect("JSON"),
-    )
-    .expect("write manifest");
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    lifeboat::output::hex(&<sha2::Sha256 as sha2::Digest>::digest(bytes))
-}
-
-/// Rewrite the archive's SQL with `edit` and make its manifest match the new archive exactly
-/// (size, SHA-256, bytes of SQL), as someone who meant it would: only a restore can tell.
-fn rewrite_sql(archive: &Path, edit: impl FnOnce(String) -> String) {
-    let mut sql = String::new();
-    flate2::read::MultiGzDecoder::new(std::fs::File::open(archive).expect("open"))
-        .read_to_string(&mut sql)
-        .expect("gunzip");
-    let sql = edit(sql);
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
-    gz.write_all(sql.as_bytes()).expect("gzip");
-    let bytes = gz.finish().expect("gzip");
-    std::fs::write(archive, &bytes).expect("write");
-    patch_manifest(archive, |m| {
-        m["size"] = bytes.len().into();
-        m["sha256"] = sha256(&bytes).into();
-        m["raw_size"] = sql.len().into();
-    });
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
+    work.join(out.stdout.trim())
 }
 
 /// The scratch database a run named on stderr.
@@ -127,10 +87,10 @@ async fn verify_checks_the_latest_backup_by_default_and_any_backup_by_name() {
     let raw = manifest_of(&second)["raw_size"].as_u64().expect("raw_size");
 
     let out = backup(work.path(), &["verify"], &[]);
-    let stderr = text(&out.stderr);
+    let stderr = out.stderr.clone();
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert_eq!(
-        text(&out.stdout),
+        out.stdout.clone(),
         format!(
             "verified {}: sha256 ok, {raw} bytes of SQL, 4 tables, 1022 rows\n",
             file_name(&second)
@@ -147,11 +107,13 @@ async fn verify_checks_the_latest_backup_by_default_and_any_backup_by_name() {
     }
 
     let out = backup(work.path(), &["verify", &file_name(&first)], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", out.stderr);
     assert!(
-        text(&out.stdout).starts_with(&format!("verified {}: sha256 ok", file_name(&first))),
+        out.stdout
+            .clone()
+            .starts_with(&format!("verified {}: sha256 ok", file_name(&first))),
         "{}",
-        text(&out.stdout)
+        out.stdout.clone()
     );
 }
 
@@ -167,13 +129,13 @@ async fn a_flipped_byte_fails_the_checksum_before_anything_is_restored() {
 
     for args in [&["verify"][..], &["verify", "latest", "--restore-test"][..]] {
         let out = backup(work.path(), args, &container_env());
-        let stderr = text(&out.stderr);
+        let stderr = out.stderr.clone();
         assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
         assert!(
             stderr.contains("checksum mismatch") && stderr.contains(&file_name(&archive)),
             "{stderr}"
         );
-        assert!(text(&out.stdout).is_empty(), "nothing verified on stdout");
+        assert!(out.stdout.clone().is_empty(), "nothing verified on stdout");
         assert!(
             !stderr.contains("lifeboat_verify_"),
             "no scratch database for a damaged archive: {stderr}"
@@ -191,11 +153,11 @@ async fn an_archive_cut_short_behind_a_forged_checksum_fails_to_decompress() {
     std::fs::write(&archive, cut).expect("truncate");
     patch_manifest(&archive, |m| {
         m["size"] = cut.len().into();
-        m["sha256"] = sha256(cut).into();
+        m["sha256"] = sha256_hex(cut).into();
     });
 
     let out = backup(work.path(), &["verify"], &[]);
-    let stderr = text(&out.stderr);
+    let stderr = out.stderr.clone();
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("sha256") && stderr.contains("matches its manifest"),
@@ -219,12 +181,14 @@ async fn a_restore_test_restores_counts_and_drops_its_scratch_database() {
         &["verify", "--restore-test", &file_name(&archive)],
         &container_env(),
     );
-    let stderr = text(&out.stderr);
+    let stderr = out.stderr.clone();
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(
-        text(&out.stdout).ends_with("4 tables, 1022 rows, restore test ok\n"),
+        out.stdout
+            .clone()
+            .ends_with("4 tables, 1022 rows, restore test ok\n"),
         "{}",
-        text(&out.stdout)
+        out.stdout.clone()
     );
     assert!(
         stderr.contains("restored without an error")
@@ -246,7 +210,7 @@ async fn a_restore_test_restores_counts_and_drops_its_scratch_database() {
         &["verify", "--restore-test", "--database", &db],
         &[("DATABASE_URL", format!("{url}?sslmode=require"))],
     );
-    let stderr = text(&out.stderr);
+    let stderr = out.stderr.clone();
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains(&password), "{stderr}");
     let scratch = scratch_in(&stderr);
@@ -270,7 +234,7 @@ async fn a_row_count_that_differs_from_the_manifest_names_the_table() {
     });
     for args in [&["verify"][..], &["verify", "--restore-test"][..]] {
         let out = backup(work.path(), args, &container_env());
-        let stderr = text(&out.stderr);
+        let stderr = out.stderr.clone();
         assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
         assert!(
             stderr.contains("table public.notes: 17 rows in the archive, the manifest says 18"),
@@ -302,10 +266,10 @@ async fn a_row_count_that_differs_from_the_manifest_names_the_table() {
         out.status.code(),
         Some(0),
         "the archive itself is consistent: {}",
-        text(&out.stderr)
+        out.stderr.clone()
     );
     let out = backup(work.path(), &["verify", "--restore-test"], &container_env());
-    let stderr = text(&out.stderr);
+    let stderr = out.stderr.clone();
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
         stderr
@@ -329,7 +293,7 @@ async fn a_restore_that_fails_with_an_sql_error_says_so_and_drops_the_scratch_da
         )
     });
     let out = backup(work.path(), &["verify", "--restore-test"], &container_env());
-    let stderr = text(&out.stderr);
+    let stderr = out.stderr.clone();
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("SQL error")
@@ -345,23 +309,18 @@ async fn sigterm_during_a_restore_test_drops_the_scratch_database() {
     let db = database_with_tables(600_000).await;
     let work = tempfile::tempdir().expect("tempdir");
     take(work.path(), &db);
-    let mut cmd = Command::new(bin("lifeboat-backup"));
-    cmd.current_dir(work.path())
-        .args(["verify", "--restore-test"])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
+    let mut child = support::backup_command(work.path(), &["verify", "--restore-test"], &[])
         .envs(container_env())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn");
+        .spawn();
     // Wait until the restore is under way, then stop it as cron's timeout or `docker stop` would.
-    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut stderr = child.stderr_lines();
     let mut seen = String::new();
     while !seen.contains("restoring ") {
-        let mut line = String::new();
-        let n = stderr.read_line(&mut line).expect("read stderr");
-        assert!(n > 0, "the run ended before the restore: {seen}");
+        let line = stderr
+            .next()
+            .unwrap_or_else(|| panic!("the run ended before the restore: {seen}"));
         seen.push_str(&line);
+        seen.push('\n');
     }
     // Under way means its scratch database exists: the event, not a guess of time.
     let scratch = scratch_in(&seen);
@@ -373,10 +332,10 @@ async fn sigterm_during_a_restore_test_drops_the_scratch_database() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    run(Command::new("kill").args(["-TERM", &child.id().to_string()]));
-    stderr.read_to_string(&mut seen).expect("read stderr");
-    let status = child.wait().expect("wait");
-    assert_eq!(status.code(), Some(1), "{seen}");
+    child.signal("TERM");
+    let ran = child.wait();
+    let seen = ran.stderr;
+    assert_eq!(ran.code, 1, "{seen}");
     assert!(seen.contains("stopped by SIGTERM"), "{seen}");
     assert!(
         seen.contains(&format!("dropped the scratch database {scratch}")),
@@ -395,7 +354,7 @@ fn a_name_that_is_no_backup_is_exit_2_naming_the_directory() {
         &["verify", "backup_19990101_000000.sql.gz"],
         &[],
     );
-    let stderr = text(&out.stderr);
+    let stderr = out.stderr.clone();
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains("backup_19990101_000000.sql.gz")
@@ -403,7 +362,7 @@ fn a_name_that_is_no_backup_is_exit_2_naming_the_directory() {
             && stderr.contains("`lifeboat-backup list`"),
         "{stderr}"
     );
-    assert!(text(&out.stdout).is_empty());
+    assert!(out.stdout.clone().is_empty());
 }
 
 #[tokio::test]
@@ -413,7 +372,7 @@ async fn a_restore_test_of_a_backup_of_every_database_is_refused_with_exit_2() {
     let archive = take(work.path(), &db);
     patch_manifest(&archive, |m| m["all"] = true.into());
     let out = backup(work.path(), &["verify", "--restore-test"], &container_env());
-    let stderr = text(&out.stderr);
+    let stderr = out.stderr.clone();
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("single-database backups only"), "{stderr}");
     assert!(

@@ -7,7 +7,6 @@ use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, PoisonError};
 
 /// What shows a panic in a binary's output.
 const PANIC_MARKS: [&str; 2] = ["panicked", "RUST_BACKTRACE"];
@@ -109,6 +108,35 @@ impl Lifeboat {
         self
     }
 
+    /// Run it through `wrapper` (a program and its first arguments, e.g. `sh -c 'umask 077 &&
+    /// exec "$0" "$@"'`), which is given the binary and its arguments after its own. Call after
+    /// the args.
+    pub fn wrapped(mut self, wrapper: &[&str]) -> Self {
+        let (program, first) = wrapper.split_first().expect("a wrapper program");
+        let mut outer = Command::new(program);
+        outer
+            .args(first)
+            .arg(self.cmd.get_program())
+            .args(self.cmd.get_args())
+            .env_clear();
+        self.cmd = rebuilt(&self.cmd, outer);
+        self
+    }
+
+    /// Run it on a new pseudo-terminal (util-linux `script -qec CMD /dev/null`), as a person at a
+    /// terminal would: stdout is then everything it wrote there. Call after the args.
+    pub fn on_a_terminal(mut self) -> Self {
+        let line = std::iter::once(self.cmd.get_program())
+            .chain(self.cmd.get_args())
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut script = Command::new("script");
+        script.args(["-qec", &line, "/dev/null"]).env_clear();
+        self.cmd = rebuilt(&self.cmd, script);
+        self
+    }
+
     /// The command as it would run, to show in a message.
     pub fn show(&self) -> String {
         format!("{:?}", self.cmd)
@@ -116,29 +144,28 @@ impl Lifeboat {
 
     /// Run to the end; the output is checked before it is returned.
     pub fn run(self) -> Ran {
-        let mut running = self.spawn_with(Stdio::piped(), Stdio::piped());
-        running.wait()
+        self.spawn().wait()
     }
 
     /// Start it with stdout and stderr piped; killed when dropped unless waited for.
     pub fn spawn(self) -> Running {
-        self.spawn_with(Stdio::piped(), Stdio::piped())
+        self.spawn_with()
     }
 
     /// Start it with stdin piped, for a test that answers a prompt.
     pub fn spawn_interactive(mut self) -> Running {
         self.cmd.stdin(Stdio::piped());
-        self.spawn_with(Stdio::piped(), Stdio::piped())
+        self.spawn_with()
     }
 
-    fn spawn_with(mut self, stdout: Stdio, stderr: Stdio) -> Running {
+    fn spawn_with(mut self) -> Running {
         if self.stdin.is_some() {
             self.cmd.stdin(Stdio::piped());
         }
         let mut child = self
             .cmd
-            .stdout(stdout)
-            .stderr(stderr)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {:?}: {e}", self.cmd));
         if let Some(bytes) = self.stdin.take() {
@@ -148,31 +175,71 @@ impl Lifeboat {
                 let _ = pipe.write_all(&bytes);
             });
         }
-        Running {
-            name: self.name,
-            child: Some(child),
-            checks: self.checks,
-            stderr_seen: Arc::default(),
-        }
+        Running::start(self.name, child, self.checks)
     }
 }
 
-/// A binary started by [`Lifeboat::spawn`]: killed and reaped when dropped, pass or fail.
+/// `outer` with `inner`'s environment and directory (both cleared of the machine's).
+fn rebuilt(inner: &Command, mut outer: Command) -> Command {
+    for (key, value) in inner.get_envs() {
+        if let Some(value) = value {
+            outer.env(key, value);
+        }
+    }
+    if let Some(dir) = inner.get_current_dir() {
+        outer.current_dir(dir);
+    }
+    outer.stdin(Stdio::null());
+    outer
+}
+
+/// A binary started by [`Lifeboat::spawn`]: its stdout and stderr are read as they come (so
+/// that it never blocks on a full pipe) and checked like a [`Ran`]'s when it is waited for, or
+/// when it is dropped (killed and reaped then, pass or fail).
 pub struct Running {
     name: String,
     child: Option<Child>,
     checks: Checks,
-    /// What [`Running::stderr_lines`] has read, for the check at the end.
-    stderr_seen: Arc<Mutex<String>>,
+    stdout: Option<std::thread::JoinHandle<String>>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+    lines: Option<std::sync::mpsc::Receiver<String>>,
 }
 
 impl Running {
-    pub fn id(&self) -> u32 {
-        self.child().id()
+    fn start(name: String, mut child: Child, checks: Checks) -> Self {
+        let out = child.stdout.take();
+        let stdout = std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = out {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            String::from_utf8_lossy(&bytes).into_owned()
+        });
+        let err = child.stderr.take();
+        let (send, lines) = std::sync::mpsc::channel();
+        let stderr = std::thread::spawn(move || {
+            let mut all = String::new();
+            if let Some(pipe) = err {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    all.push_str(&line);
+                    all.push('\n');
+                    let _ = send.send(line);
+                }
+            }
+            all
+        });
+        Self {
+            name,
+            child: Some(child),
+            checks,
+            stdout: Some(stdout),
+            stderr: Some(stderr),
+            lines: Some(lines),
+        }
     }
 
-    fn child(&self) -> &Child {
-        self.child.as_ref().expect("not waited for yet")
+    pub fn id(&self) -> u32 {
+        self.child.as_ref().expect("not waited for yet").id()
     }
 
     fn child_mut(&mut self) -> &mut Child {
@@ -194,59 +261,51 @@ impl Running {
         self.child_mut().stdin.take().expect("stdin piped")
     }
 
-    /// Its stderr, line by line as it comes; every line read is checked at the end too.
+    /// Its stderr, line by line as it comes (once); the whole of it is checked at the end.
     pub fn stderr_lines(&mut self) -> impl Iterator<Item = String> {
-        let stderr = self.child_mut().stderr.take().expect("stderr piped");
-        let seen = Arc::clone(&self.stderr_seen);
-        BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-            .inspect(move |line| {
-                let mut all = seen.lock().unwrap_or_else(PoisonError::into_inner);
-                all.push_str(line);
-                all.push('\n');
-            })
+        self.lines
+            .take()
+            .expect("stderr lines taken once")
+            .into_iter()
     }
 
     /// Whether it has ended, without waiting.
     pub fn has_exited(&mut self) -> bool {
-        self.child_mut().try_wait().ok().flatten().is_some()
+        self.try_wait().is_some()
     }
 
-    /// Wait for the end; the whole output (including what was read line by line) is checked.
+    /// How it ended, if it has, without waiting (the output is checked by [`Running::wait`]).
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child_mut().try_wait().ok().flatten()
+    }
+
+    /// Wait for the end; the whole output is checked.
     pub fn wait(&mut self) -> Ran {
         let mut child = self.child.take().expect("waited for once");
-        let mut stdout = String::new();
-        let mut stderr = String::new();
-        let out_pipe = child.stdout.take();
-        let reader = std::thread::spawn(move || {
-            let mut text = Vec::new();
-            if let Some(mut pipe) = out_pipe {
-                let _ = pipe.read_to_end(&mut text);
-            }
-            text
-        });
-        if let Some(mut pipe) = child.stderr.take() {
-            let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
-            stderr = String::from_utf8_lossy(&bytes).into_owned();
-        }
-        stdout.push_str(&String::from_utf8_lossy(&reader.join().unwrap_or_default()));
         let status = child.wait().expect("wait for the child");
-        let earlier = self
-            .stderr_seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        Ran::new(&self.name, status, stdout, earlier + &stderr, &self.checks)
+        let (stdout, stderr) = self.output();
+        Ran::new(&self.name, status, stdout, stderr, &self.checks)
+    }
+
+    fn output(&mut self) -> (String, String) {
+        let join = |h: Option<std::thread::JoinHandle<String>>| {
+            h.and_then(|h| h.join().ok()).unwrap_or_default()
+        };
+        (join(self.stdout.take()), join(self.stderr.take()))
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
+        if let Some(mut child) = self.child.take() {
             let _ = child.kill();
-            let _ = child.wait();
+            if let Ok(status) = child.wait() {
+                let (stdout, stderr) = self.output();
+                // A second panic while the test fails already would abort the whole run.
+                if !std::thread::panicking() {
+                    drop(Ran::new(&self.name, status, stdout, stderr, &self.checks));
+                }
+            }
         }
     }
 }

@@ -1,14 +1,14 @@
 //! What the lifeboat-backup test files share: a database to back up on the test server, the
-//! real binary run with a clean environment, and the backup it leaves.
+//! real binary run through the testkit's `lifeboat()` (a clean environment; no panic and no
+//! known secret in its output), and the backup it leaves.
 //!
 //! Each test file that needs it says `mod support;`; not every file uses every helper.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use lifeboat::secret::SecretUrl;
-use lifeboat_testkit::{bin, run, unique};
+use lifeboat_testkit::{lifeboat, unique, Lifeboat, Ran};
 
 /// Create a database named `<prefix><random>` on the server at `url` and run `sql` in it;
 /// returns its name.
@@ -49,30 +49,22 @@ pub async fn database_with_rows(url: &str, rows: i64) -> String {
 }
 
 /// The real lifeboat-backup in `dir`, with only PATH and `env` in its environment.
-pub fn backup_command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(bin("lifeboat-backup"));
-    cmd.current_dir(dir)
+pub fn backup_command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Lifeboat {
+    lifeboat("lifeboat-backup")
+        .dir(dir)
         .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env.iter().copied());
-    cmd
+        .envs(env.iter().copied())
 }
 
 /// Run it to the end.
-pub fn backup(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    run(&mut backup_command(dir, args, env))
-}
-
-pub fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+pub fn backup(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran {
+    backup_command(dir, args, env).run()
 }
 
 /// The new backup's path, from stdout, which must be that one line and nothing else.
-pub fn archive_of(dir: &Path, out: &Output) -> PathBuf {
-    let stdout = text(&out.stdout);
-    assert_eq!(stdout.lines().count(), 1, "stdout: {stdout:?}");
-    dir.join(stdout.trim())
+pub fn archive_of(dir: &Path, out: &Ran) -> PathBuf {
+    assert_eq!(out.stdout.lines().count(), 1, "stdout: {:?}", out.stdout);
+    dir.join(out.stdout.trim())
 }
 
 pub fn file_name(path: &Path) -> String {
@@ -80,10 +72,4 @@ pub fn file_name(path: &Path) -> String {
         .and_then(|n| n.to_str())
         .expect("file name")
         .to_owned()
-}
-
-/// The manifest beside an archive, as JSON.
-pub fn manifest_of(archive: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(format!("{}.json", archive.display())).expect("manifest");
-    serde_json::from_str(&text).expect("JSON")
 }
