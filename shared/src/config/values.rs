@@ -416,7 +416,8 @@ impl SmtpConfig {
                     .given(&s::SMTP_USER)
                     .map_or(Origin::Default, |(_, o)| o.clone()),
                 reason: format!(
-                    "an SMTP user and password would be sent in clear on port {port}: set LIFEBOAT_SMTP_TLS=starttls (port 587) or tls (port 465), or LIFEBOAT_SMTP_TLS=none to send them in clear anyway"
+                    "an SMTP user and password would be sent in clear on port {port}: set {tls}=starttls (port 587) or tls (port 465), or {tls}=none to send them in clear anyway",
+                    tls = s::LIFEBOAT_SMTP_TLS.var
                 ),
             });
         }
