@@ -2,24 +2,31 @@
 //! (including a real LOADING state) and inside a container, where Docker's own health status is
 //! what counts. Exit codes are only ever 0 or 1.
 
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use lifeboat_testkit::{
-    bin, docker_ok, http_response, run, unique, wait_for, workspace_root, Background,
-    ComposeProject, HttpFixture, Reply, TestContainer,
+    bin, docker_ok, http_response, lifeboat, run, unique, wait_for, Background, DemoStack,
+    HttpFixture, Reply, TestContainer,
 };
 
 fn probe(args: &[&str]) -> (i32, String) {
     probe_env(args, &[])
 }
 
+/// One probe through the testkit's runner (clean environment, no panic, no known secret):
+/// exit 0 or 1 and one short line, whatever happens.
 fn probe_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
-    let mut cmd = Command::new(bin("lifeboat-healthcheck"));
-    cmd.args(args).env_clear().envs(env.iter().copied());
-    let out: Output = run(&mut cmd);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let code = out.status.code().expect("exited, not killed");
+    let out = lifeboat("lifeboat-healthcheck")
+        .args(args)
+        .envs(env.iter().copied())
+        .run();
+    assert!(
+        out.status.code().is_some(),
+        "exited, not killed: {}",
+        out.show()
+    );
+    let (code, stdout) = (out.code, out.stdout);
     assert!(
         code == 0 || code == 1,
         "exit code {code} is neither 0 nor 1: {stdout}"
@@ -387,20 +394,24 @@ fn serve_aggregates_targets_as_json() {
     let refused = lifeboat_testkit::refused_port();
     let dead = refused.port;
     let listen = format!("127.0.0.1:{port}");
-    let _serve = Background::spawn(Command::new(bin("lifeboat-healthcheck")).args([
-        "serve",
-        "--listen",
-        &listen,
-        &lifeboat_testkit::redis_url(),
-        &lifeboat_testkit::database_url(),
-    ]));
-    let _degraded = Background::spawn(Command::new(bin("lifeboat-healthcheck")).args([
-        "serve",
-        "--listen",
-        &format!("127.0.0.1:{closed}"),
-        &lifeboat_testkit::redis_url(),
-        &format!("tcp://127.0.0.1:{dead}"),
-    ]));
+    let _serve = lifeboat("lifeboat-healthcheck")
+        .args([
+            "serve",
+            "--listen",
+            &listen,
+            &lifeboat_testkit::redis_url(),
+            &lifeboat_testkit::database_url(),
+        ])
+        .spawn();
+    let _degraded = lifeboat("lifeboat-healthcheck")
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{closed}"),
+            &lifeboat_testkit::redis_url(),
+            &format!("tcp://127.0.0.1:{dead}"),
+        ])
+        .spawn();
     let (status, body) = wait_for("serve answers", Duration::from_secs(10), || {
         lifeboat_testkit::http_get(&listen, "/").ok()
     });
@@ -432,12 +443,9 @@ fn serve_listens_on_loopback_by_default_and_slow_clients_cannot_starve_it() {
     use std::io::{Read, Write};
     let port = lifeboat_testkit::closed_port();
     let listen = format!("127.0.0.1:{port}");
-    let _serve = Background::spawn(Command::new(bin("lifeboat-healthcheck")).args([
-        "serve",
-        "--listen",
-        &listen,
-        &lifeboat_testkit::redis_url(),
-    ]));
+    let _serve = lifeboat("lifeboat-healthcheck")
+        .args(["serve", "--listen", &listen, &lifeboat_testkit::redis_url()])
+        .spawn();
     wait_for("serve answers", Duration::from_secs(10), || {
         lifeboat_testkit::http_get(&listen, "/").ok()
     });
@@ -479,11 +487,11 @@ fn serve_listens_on_loopback_by_default_and_slow_clients_cannot_starve_it() {
     }
 
     // Without --listen: loopback only, port 8080 (the default), never every interface.
-    let help = lifeboat_testkit::run(Command::new(bin("lifeboat-healthcheck")).arg("--help"));
+    let help = lifeboat("lifeboat-healthcheck").arg("--help").run();
     assert!(
-        String::from_utf8_lossy(&help.stdout).contains("default 127.0.0.1:8080"),
+        help.stdout.contains("default 127.0.0.1:8080"),
         "{}",
-        String::from_utf8_lossy(&help.stdout)
+        help.stdout
     );
 }
 
@@ -527,13 +535,12 @@ async fn docker_health_follows_the_app_s_database() {
         "the image must have neither wget nor curl"
     );
 
-    let project = ComposeProject::new(
-        "lbtest-hc-",
-        &workspace_root().join("tests/compose/docker-compose.yml"),
-        &[("APP_VERSION", &tag)],
-    );
-    project.ok(&["up", "-d", "postgres", "redis"]);
-    project.ok(&["run", "--rm", "-T", "app", "lifeboat-demo-app", "migrate"]);
+    let stack = DemoStack::build(&tag)
+        .prefix("lbtest-hc-")
+        .services(&["postgres", "redis"])
+        .unseeded()
+        .up();
+    let project = &stack.project;
     project.ok(&["up", "-d", "app"]);
     let app = docker
         .service_container(&project.name, "app")
