@@ -60,7 +60,13 @@ impl Bar {
             } else {
                 "{msg}: {bytes}, {bytes_per_sec}"
             };
-            let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr_with_hz(5));
+            // Not ProgressDrawTarget::stderr: it hides the bar when TERM is unset (sudo, cron
+            // with a terminal, `script`), and whether to draw is decided above.
+            let stderr = Box::new(console::Term::stderr());
+            let bar = ProgressBar::with_draw_target(
+                total,
+                ProgressDrawTarget::term_like_with_hz(stderr, 5),
+            );
             bar.set_style(
                 ProgressStyle::with_template(template)
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
