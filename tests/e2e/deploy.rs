@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use lifeboat_testkit::{
     closed_port, docker, docker_ok, http_get, http_response, run, smtp, unique, wait_for,
-    workspace_root, Background, ComposeProject, HttpFixture, Reply,
+    DemoStack, HttpFixture, Lifeboat, Reply, Running,
 };
 
 #[path = "support/deploy.rs"]
@@ -20,28 +20,27 @@ use deploy_support::Ran;
 /// The demo stack on a fixed loopback port (so the app keeps its address across switches),
 /// migrated and seeded on v1, and a working directory for lifeboat's files.
 struct Stack {
-    project: ComposeProject,
-    work: tempfile::TempDir,
+    demo: DemoStack,
     port: u16,
+}
+
+/// `stack.project`, `stack.work`: the demo stack's.
+impl std::ops::Deref for Stack {
+    type Target = DemoStack;
+    fn deref(&self) -> &DemoStack {
+        &self.demo
+    }
 }
 
 impl Stack {
     fn up(prefix: &str) -> Self {
         let port = closed_port();
         let port_s = port.to_string();
-        let project = ComposeProject::new(
-            prefix,
-            &workspace_root().join("tests/compose/docker-compose.yml"),
-            &[("APP_VERSION", "v1"), ("APP_PORT", port_s.as_str())],
-        );
-        project.ok(&["up", "-d"]);
-        project.ok(&["run", "--rm", "-T", "app", "lifeboat-demo-app", "migrate"]);
-        project.ok(&["run", "--rm", "-T", "app", "lifeboat-demo-app", "seed"]);
-        let stack = Self {
-            project,
-            work: tempfile::tempdir().expect("tempdir"),
-            port,
-        };
+        let demo = DemoStack::build("v1")
+            .prefix(prefix)
+            .env("APP_PORT", &port_s)
+            .up();
+        let stack = Self { demo, port };
         wait_for("the app healthy on v1", Duration::from_mins(1), || {
             (stack.health() == Some(200)).then_some(())
         });
@@ -75,22 +74,9 @@ impl Stack {
         )
     }
 
-    fn sql(&self, query: &str) -> String {
-        self.project.ok(&[
-            "exec", "-T", "postgres", "psql", "-U", "demo", "-d", "demo", "-tAc", query,
-        ])
-    }
-
     /// The containers of the project: (name, running image reference).
     fn containers(&self) -> Vec<(String, String)> {
-        let out = docker_ok(&[
-            "ps",
-            "-a",
-            "--filter",
-            &format!("label=com.docker.compose.project={}", self.project.name),
-            "--format",
-            "{{.Names}}\t{{.Image}}\t{{.State}}",
-        ]);
+        let out = self.demo.containers("\t");
         out.lines()
             .filter_map(|l| {
                 let mut f = l.split('\t');
@@ -103,15 +89,14 @@ impl Stack {
         self.project.ok(&["ps", "-q", "app"])
     }
 
-    fn command(&self, binary: &str, args: &[&str], extra: &[(&str, &str)]) -> Command {
-        let mut cmd = deploy_support::command(binary, args, self.work.path(), &self.project.name);
-        cmd.env("LIFEBOAT_ENV", "test");
-        cmd.envs(extra.iter().copied());
-        cmd
+    fn command(&self, binary: &str, args: &[&str], extra: &[(&str, &str)]) -> Lifeboat {
+        deploy_support::command(binary, args, self.work.path(), &self.project.name)
+            .env("LIFEBOAT_ENV", "test")
+            .envs(extra.iter().copied())
     }
 
     fn run(&self, binary: &str, args: &[&str], extra: &[(&str, &str)]) -> Ran {
-        Ran::of(&run(self.command(binary, args, extra).stdin(Stdio::null())))
+        self.command(binary, args, extra).run()
     }
 
     fn deploy(&self, args: &[&str]) -> Ran {
@@ -404,18 +389,14 @@ fn rolls_back_with_data(stack: &Stack, backup: &str) {
 }
 
 /// `lifeboat-deploy VERSION --no-backup` in the background, a minute to become healthy.
-fn spawn_deploy(stack: &Stack, version: &str, stderr: Stdio) -> Background {
-    Background::spawn(
-        stack
-            .command(
-                "lifeboat-deploy",
-                &[version, "--no-backup"],
-                &[("LIFEBOAT_DEPLOY_HEALTH_TIMEOUT", "60")],
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr),
-    )
+fn spawn_deploy(stack: &Stack, version: &str) -> Running {
+    stack
+        .command(
+            "lifeboat-deploy",
+            &[version, "--no-backup"],
+            &[("LIFEBOAT_DEPLOY_HEALTH_TIMEOUT", "60")],
+        )
+        .spawn()
 }
 
 #[test]
@@ -423,7 +404,7 @@ fn the_lock_refuses_a_second_deploy_and_sigterm_or_sigkill_mid_deploy_end_consis
     let stack = Stack::up("lbtest-deploy-sig-");
 
     // A deploy of broken waits for its health; meanwhile a second deploy is refused.
-    let mut first = spawn_deploy(&stack, "broken", Stdio::piped());
+    let mut first = spawn_deploy(&stack, "broken");
     stack.wait_switching();
     let second = stack.deploy(&["v2", "--no-backup"]);
     assert_eq!(second.code, 1, "{}", second.show());
@@ -434,28 +415,20 @@ fn the_lock_refuses_a_second_deploy_and_sigterm_or_sigkill_mid_deploy_end_consis
     );
 
     // SIGTERM mid-switch: the deploy stops, puts v1 back and says so (exit 3).
-    let pid = first.0.id().to_string();
-    assert!(run(Command::new("kill").args(["-TERM", &pid]))
-        .status
-        .success());
-    let status = first.0.wait().expect("wait");
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut first.0.stderr.take().expect("stderr"), &mut stderr)
-        .expect("stderr");
-    assert_eq!(status.code(), Some(3), "{stderr}");
+    first.signal("TERM");
+    let ran = first.wait();
+    let stderr = ran.stderr;
+    assert_eq!(ran.code, 3, "{stderr}");
     assert!(stderr.contains("SIGTERM"), "{stderr}");
     assert_serves(&stack, "v1", "after SIGTERM mid-deploy");
     assert!(!stack.work.path().join("state/journal.json").exists());
 
     // SIGKILL mid-switch: the journal stays; status says the stack is not right; the next
     // run brings v1 back first, records it, and then deploys.
-    let mut killed = spawn_deploy(&stack, "broken", Stdio::null());
+    let mut killed = spawn_deploy(&stack, "broken");
     stack.wait_switching();
-    let pid = killed.0.id().to_string();
-    assert!(run(Command::new("kill").args(["-KILL", &pid]))
-        .status
-        .success());
-    let _ = killed.0.wait();
+    killed.signal("KILL");
+    killed.wait();
     assert!(
         stack.work.path().join("state/journal.json").exists(),
         "the journal outlives a SIGKILL"
@@ -689,21 +662,15 @@ fn a_release_is_built_from_a_clean_export_of_its_git_tag() {
 /// Send SIG`signal` to a paused deploy and wait (two minutes at most) for it to end: its exit
 /// status and all it said.
 fn signal_and_wait(
-    (mut deploy, said): (Background, std::sync::Arc<std::sync::Mutex<String>>),
+    (mut deploy, _said): (Running, std::sync::Arc<std::sync::Mutex<String>>),
     signal: &str,
 ) -> (std::process::ExitStatus, String) {
-    let pid = deploy.0.id().to_string();
-    assert!(run(Command::new("kill").args(["-s", signal, &pid]))
-        .status
-        .success());
-    let status = wait_for("the deploy to end", Duration::from_mins(2), || {
-        deploy.0.try_wait().ok().flatten()
+    deploy.signal(signal);
+    wait_for("the deploy to end", Duration::from_mins(2), || {
+        deploy.has_exited().then_some(())
     });
-    let said = said
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
-    (status, said)
+    let ran = deploy.wait();
+    (ran.status, ran.stderr)
 }
 
 /// Whether the app container runs the image `reference` names (by image id).
@@ -715,33 +682,22 @@ fn app_runs(stack: &Stack, reference: &str) -> bool {
 /// `lifeboat-deploy v2 --no-backup` paused at `step` (the test hook), once it says so; what it
 /// says on stderr is collected as it comes. Its health timeout is ten minutes: a deploy that
 /// ignored a signal would take that long.
-fn paused_deploy(
-    stack: &Stack,
-    step: &str,
-) -> (Background, std::sync::Arc<std::sync::Mutex<String>>) {
-    let mut child = Background::spawn(
-        stack
-            .command(
-                "lifeboat-deploy",
-                &["v2", "--no-backup"],
-                &[
-                    ("LBTEST_DEPLOY_PAUSE_AT", step),
-                    ("LIFEBOAT_DEPLOY_HEALTH_TIMEOUT", "600"),
-                ],
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped()),
-    );
+fn paused_deploy(stack: &Stack, step: &str) -> (Running, std::sync::Arc<std::sync::Mutex<String>>) {
+    let mut child = stack
+        .command(
+            "lifeboat-deploy",
+            &["v2", "--no-backup"],
+            &[
+                ("LBTEST_DEPLOY_PAUSE_AT", step),
+                ("LIFEBOAT_DEPLOY_HEALTH_TIMEOUT", "600"),
+            ],
+        )
+        .spawn();
     let said = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let stderr = child.0.stderr.take().expect("stderr");
+    let lines = child.stderr_lines();
     let into = std::sync::Arc::clone(&said);
     std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
+        for line in lines {
             let mut s = into
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);

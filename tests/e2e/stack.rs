@@ -5,17 +5,10 @@
 use std::time::Duration;
 
 use lifeboat::docker::{Docker, Health};
-use lifeboat_testkit::{docker_ok, http, http_get, wait_for, workspace_root, ComposeProject};
+use lifeboat_testkit::{docker_ok, http, http_get, wait_for, DemoStack};
 
-fn app_address(project: &ComposeProject) -> String {
-    let port = project.ok(&["port", "app", "3000"]);
-    let port = port
-        .rsplit(':')
-        .next()
-        .expect("host:port")
-        .trim()
-        .to_owned();
-    format!("127.0.0.1:{port}")
+fn app_address(stack: &DemoStack) -> String {
+    format!("127.0.0.1:{}", stack.published("app", "3000"))
 }
 
 fn health(address: &str) -> Option<(u16, serde_json::Value)> {
@@ -25,12 +18,11 @@ fn health(address: &str) -> Option<(u16, serde_json::Value)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_stack_comes_up_healthy_and_reports_its_database() {
-    let project = ComposeProject::new(
-        "lbtest-stack-",
-        &workspace_root().join("tests/compose/docker-compose.yml"),
-        &[],
-    );
-    project.ok(&["up", "-d"]);
+    let stack = DemoStack::build("v1")
+        .prefix("lbtest-stack-")
+        .unmigrated()
+        .up();
+    let project = &stack.project;
     let docker = Docker::connect(None).await.expect("docker");
 
     // Compose's labels find every service.
@@ -46,9 +38,9 @@ async fn the_demo_stack_comes_up_healthy_and_reports_its_database() {
     assert_eq!(services, ["app", "postgres", "redis", "worker"]);
 
     // The app has no schema yet: migrate and seed as one-off containers, as a deploy would.
-    let migrated = project.ok(&["run", "--rm", "-T", "app", "lifeboat-demo-app", "migrate"]);
+    let migrated = stack.migrate();
     assert!(migrated.contains("applied migration 3"), "{migrated}");
-    project.ok(&["run", "--rm", "-T", "app", "lifeboat-demo-app", "seed"]);
+    stack.seed();
 
     let app = docker
         .service_container(&project.name, "app")
@@ -58,7 +50,7 @@ async fn the_demo_stack_comes_up_healthy_and_reports_its_database() {
         .wait_healthy(&app.id, Duration::from_mins(1))
         .await
         .expect("app healthy");
-    let address = app_address(&project);
+    let address = app_address(&stack);
     let (status, body) = wait_for("GET /api/health = 200", Duration::from_secs(20), || {
         health(&address).filter(|(s, _)| *s == 200)
     });
@@ -117,12 +109,12 @@ fn futures_block<T>(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_v2_image_adds_a_migration_and_broken_never_becomes_healthy() {
-    let project = ComposeProject::new(
-        "lbtest-images-",
-        &workspace_root().join("tests/compose/docker-compose.yml"),
-        &[],
-    );
-    project.ok(&["up", "-d", "postgres", "redis"]);
+    let stack = DemoStack::build("v1")
+        .prefix("lbtest-images-")
+        .services(&["postgres", "redis"])
+        .unmigrated()
+        .up();
+    let project = &stack.project;
     let docker = Docker::connect(None).await.expect("docker");
     let postgres = docker
         .service_container(&project.name, "postgres")
