@@ -4,6 +4,12 @@
 //! builds the images, then hands their addresses to the tests in `LBTEST_*` variables. A test that
 //! needs one of them and finds it missing fails with a message saying so: it never passes by
 //! skipping.
+//!
+//! The harness every e2e file uses: [`lifeboat()`] runs a binary with a clean environment and
+//! returns a [`Ran`] already checked for panics and known secrets; [`DemoStack`] is the demo
+//! app's compose stack, migrated and seeded; [`S3Stack::bucket`] and [`rewrite_sql`] /
+//! [`edited_copy`] handle the bucket and backups; [`bin`] refuses a binary older than any
+//! workspace crate it is built from.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
