@@ -7,55 +7,113 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use lifeboat_testkit::{
-    bin, closed_port, http_get, http_response, run, s3, smtp, stack_var, unique, wait_for,
-    workspace_root, Background, ComposeProject, HttpFixture, Reply,
+    block_on, closed_port, http_get, http_response, lifeboat, run, s3, smtp, stack_var, unique,
+    wait_for, workspace_root, Background, DemoStack, HttpFixture, Ran, Reply,
 };
 
-/// Variables of the machine that would change what lifeboat-smoke reads.
-const CLEARED: &[&str] = &[
-    "DATABASE_URL",
-    "REDIS_URL",
-    "S3_ENDPOINT",
-    "S3_BUCKET",
-    "S3_ACCESS_KEY_ID",
-    "S3_SECRET_ACCESS_KEY",
-    "S3_REGION",
-    "SMTP_HOST",
-    "SMTP_PORT",
-    "SMTP_FROM",
-    "SMTP_USER",
-    "SMTP_PASSWORD",
-    "LIFEBOAT_ENV",
-    "LIFEBOAT_MAIL_TO",
-    "LIFEBOAT_SMTP_TLS",
-    "APP_URL",
-    "MAIL_API_URL",
-];
-
-struct Ran {
-    code: i32,
-    stdout: String,
-    stderr: String,
+/// lifeboat-smoke in `dir` (no .env, no lifeboat.toml) with `env`, through the testkit's
+/// runner: a clean environment, and no panic or known secret in what it says.
+fn smoke(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran {
+    lifeboat("lifeboat-smoke")
+        .dir(dir)
+        .args(args)
+        .envs(env.iter().copied())
+        .run()
 }
 
-/// Run lifeboat-smoke in `dir` (no .env, no lifeboat.toml) with `env`.
-fn smoke(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran {
-    let mut cmd = Command::new(bin("lifeboat-smoke"));
-    cmd.current_dir(dir).args(args);
-    for var in CLEARED {
-        cmd.env_remove(var);
+/// `fail-s3-no-such-bucket` names the bucket and says what the storage said, in a line, not
+/// the SDK's nested debug output of every layer.
+fn the_s3_failure_is_in_the_storage_s_words(
+    checks: &BTreeMap<String, (String, String, u64)>,
+    no_such_bucket: &str,
+) {
+    let says = |words: &str| assert_says(checks, "fail-s3-no-such-bucket", words);
+    says(&format!("S3 put s3://{no_such_bucket}/"));
+    says("(NoSuchBucket)");
+    says("The specified bucket does not exist");
+    let s3_said = &checks["fail-s3-no-such-bucket"].1;
+    assert!(
+        s3_said.len() < 300 && !s3_said.contains("Error {") && !s3_said.contains("request_id"),
+        "{s3_said}"
+    );
+}
+
+/// The check that failed before its capture: its cleanup could not be sent, and the output
+/// and both reports say so (what it may have created is left), without failing the run twice.
+fn the_unsent_cleanup_is_said(ran: &Ran, report: &serde_json::Value, junit: &Path) {
+    let cleanups = report["cleanups"].as_array().expect("cleanups");
+    let unsent: Vec<&serde_json::Value> = cleanups
+        .iter()
+        .filter(|c| c["check"] == "fails-before-capture")
+        .collect();
+    assert_eq!(unsent.len(), 1, "{cleanups:?}");
+    assert_eq!(unsent[0]["sent"], false);
+    assert_eq!(unsent[0]["what"], "DELETE /broken/${id2}");
+    let warning = unsent[0]["warning"].as_str().expect("a warning");
+    assert!(
+        warning.contains("`${id2}` has no value")
+            && warning.contains("failed before its capture")
+            && warning.contains("left behind"),
+        "{warning}"
+    );
+    assert!(
+        ran.stderr
+            .contains("! cleanup of fails-before-capture: DELETE /broken/${id2} not sent"),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        ran.stderr.contains("1 cleanup(s) not sent"),
+        "{}",
+        ran.stderr
+    );
+    let xml = std::fs::read_to_string(junit).expect("junit");
+    let case = xml
+        .lines()
+        .find(|l| l.contains("<testcase name=\"fails-before-capture\""))
+        .expect("its test case");
+    assert!(
+        case.contains("<system-err>warning: cleanup DELETE /broken/${id2} not sent"),
+        "{case}"
+    );
+}
+
+/// Every check's status by its name: `pass-*` passed, `fail-*` failed, any other `other`.
+fn assert_statuses(checks: &BTreeMap<String, (String, String, u64)>, other: &str) {
+    for (name, (status, message, _)) in checks {
+        let want = if name.starts_with("pass-") {
+            "passed"
+        } else if name.starts_with("fail-") {
+            "failed"
+        } else {
+            other
+        };
+        assert_eq!(status, want, "{name}: {message}");
     }
-    cmd.envs(env.iter().copied());
-    let out: Output = run(&mut cmd);
-    Ran {
-        code: out.status.code().expect("exited, not killed"),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+}
+
+/// Check `name`'s message says `words`.
+fn assert_says(checks: &BTreeMap<String, (String, String, u64)>, name: &str, words: &str) {
+    let message = &checks[name].1;
+    assert!(
+        message.contains(words),
+        "{name}: {message:?} should say {words:?}"
+    );
+}
+
+/// tests/fixtures/NAME with each `{{key}}` replaced by its value; every one must be.
+fn fixture_with(name: &str, values: &[(&str, String)]) -> String {
+    let path = workspace_root().join("tests/fixtures").join(name);
+    let mut text = std::fs::read_to_string(&path).expect("fixture");
+    for (key, value) in values {
+        text = text.replace(&format!("{{{{{key}}}}}"), value);
     }
+    assert!(!text.contains("{{"), "a {{…}} of {name} is not filled in");
+    text
 }
 
 fn fixture_spec() -> PathBuf {
@@ -241,9 +299,9 @@ impl Server {
     }
 }
 
-/// The demo stack with its own secrets, postgres and redis published on loopback.
-struct DemoStack {
-    project: ComposeProject,
+/// The testkit's demo stack with its own secrets, postgres and redis published on loopback.
+struct SmokeStack {
+    demo: DemoStack,
     app: String,
     db_url: String,
     redis_url: String,
@@ -252,34 +310,19 @@ struct DemoStack {
     db_password: String,
 }
 
-fn published(project: &ComposeProject, service: &str, port: &str) -> u16 {
-    let out = project.ok(&["port", service, port]);
-    out.rsplit(':')
-        .next()
-        .and_then(|p| p.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no published port for {service}: {out}"))
-}
-
-fn demo_stack(prefix: &str, version: &str) -> DemoStack {
+fn demo_stack(prefix: &str, version: &str) -> SmokeStack {
     let admin_password = unique("admin-pw-");
     let webhook_secret = unique("hook-secret-");
     let db_password = unique("db-pw-");
-    let project = ComposeProject::new(
-        prefix,
-        &workspace_root().join("tests/compose/docker-compose.yml"),
-        &[
-            ("APP_VERSION", version),
-            ("DEMO_ADMIN_PASSWORD", admin_password.as_str()),
-            ("WEBHOOK_SECRET", webhook_secret.as_str()),
-            ("POSTGRES_PASSWORD", db_password.as_str()),
-            ("APP_ENV", "staging"),
-        ],
-    )
-    .with_file(&workspace_root().join("tests/fixtures/smoke-ports.yml"));
-    project.ok(&["up", "-d"]);
-    project.ok(&["run", "--rm", "-T", "app", "lifeboat-demo-app", "migrate"]);
-    project.ok(&["run", "--rm", "-T", "app", "lifeboat-demo-app", "seed"]);
-    let app = format!("127.0.0.1:{}", published(&project, "app", "3000"));
+    let demo = DemoStack::build(version)
+        .prefix(prefix)
+        .env("DEMO_ADMIN_PASSWORD", &admin_password)
+        .env("WEBHOOK_SECRET", &webhook_secret)
+        .env("POSTGRES_PASSWORD", &db_password)
+        .env("APP_ENV", "staging")
+        .with_file("fixtures/smoke-ports.yml")
+        .up();
+    let app = format!("127.0.0.1:{}", demo.published("app", "3000"));
     // /api/version answers even on the broken image, whose health never passes.
     wait_for("the app answers", Duration::from_mins(1), || {
         http_get(&app, "/api/version")
@@ -288,11 +331,11 @@ fn demo_stack(prefix: &str, version: &str) -> DemoStack {
     });
     let db_url = format!(
         "postgres://demo:{db_password}@127.0.0.1:{}/demo",
-        published(&project, "postgres", "5432")
+        demo.published("postgres", "5432")
     );
-    let redis_url = format!("redis://127.0.0.1:{}", published(&project, "redis", "6379"));
-    DemoStack {
-        project,
+    let redis_url = format!("redis://127.0.0.1:{}", demo.published("redis", "6379"));
+    SmokeStack {
+        demo,
         app: format!("http://{app}"),
         db_url,
         redis_url,
@@ -302,7 +345,7 @@ fn demo_stack(prefix: &str, version: &str) -> DemoStack {
     }
 }
 
-impl DemoStack {
+impl SmokeStack {
     /// The environment the demo spec reads, with the test S3 and SMTP services.
     fn env(&self, mail_api: &str) -> Vec<(String, String)> {
         let s3 = s3();
@@ -326,9 +369,7 @@ impl DemoStack {
 
     /// One value from the demo database, through psql in its container.
     fn sql(&self, query: &str) -> String {
-        self.project.ok(&[
-            "exec", "-T", "postgres", "psql", "-U", "demo", "-d", "demo", "-tAc", query,
-        ])
+        self.demo.sql(query)
     }
 }
 
@@ -380,7 +421,6 @@ fn maildir_has(needle: &str) -> bool {
 }
 
 #[test]
-#[allow(clippy::too_many_lines)] // one stack, one story: leak, production, staging, cleanup
 fn the_demo_spec_passes_on_the_demo_stack_cleans_up_and_never_shows_a_secret() {
     let stack = demo_stack("lbtest-smoke-", "v1");
     wait_for("the app is healthy", Duration::from_mins(1), || {
@@ -391,17 +431,22 @@ fn the_demo_spec_passes_on_the_demo_stack_cleans_up_and_never_shows_a_secret() {
     let (_mail, api) = mail_api();
     let env = stack.env(&api);
     let dir = tempfile::tempdir().expect("tempdir");
-    let spec = fixture_spec();
-    let spec = spec.to_string_lossy();
     let secrets = [
         stack.admin_password.as_str(),
         stack.webhook_secret.as_str(),
         stack.db_password.as_str(),
         "lbtest-secret",
     ];
+    a_failure_shows_no_token_and_no_secret(dir.path(), &env, &secrets);
+    let prod_json = production_runs_only_what_reads(&stack, dir.path(), &env);
+    let (ran, json, junit) = staging_runs_everything(dir.path(), &env);
+    the_probe_data_is_gone(&stack, &read_json(&json));
+    assert_no_secret(&ran, &[&json, &junit, &prod_json], &secrets);
+}
 
-    // First, a failure that shows a response and a URL shows neither the token nor the secret.
-    let leaky = dir.path().join("leaky.toml");
+/// First, a failure that shows a response and a URL shows neither the token nor the secret.
+fn a_failure_shows_no_token_and_no_secret(dir: &Path, env: &[(String, String)], secrets: &[&str]) {
+    let leaky = dir.join("leaky.toml");
     std::fs::write(
         &leaky,
         r#"
@@ -423,10 +468,10 @@ expect.status = 404
 "#,
     )
     .expect("write");
-    let leak_json = dir.path().join("leak.json");
-    let leak_junit = dir.path().join("leak.xml");
+    let leak_json = dir.join("leak.json");
+    let leak_junit = dir.join("leak.xml");
     let ran = smoke(
-        dir.path(),
+        dir,
         &[
             "--spec",
             &leaky.to_string_lossy(),
@@ -435,7 +480,7 @@ expect.status = 404
             "--report",
             &format!("junit:{}", leak_junit.display()),
         ],
-        &env_refs(&env),
+        &env_refs(env),
     );
     assert_eq!(ran.code, 1, "{}", ran.stderr);
     let checks = by_name(&read_json(&leak_json));
@@ -446,18 +491,27 @@ expect.status = 404
         "the token is scrubbed: {login}"
     );
     assert!(checks["echo"].1.contains("key=***"), "{:?}", checks["echo"]);
-    assert_no_secret(&ran, &[&leak_json, &leak_junit], &secrets);
+    assert_no_secret(&ran, &[&leak_json, &leak_junit], secrets);
+}
 
-    // Production is read-only: the checks that write are skipped, and what they depend on too.
-    // What only those need (the bucket, the mail server, the webhook's secret) is not asked for.
-    let prod_json = dir.path().join("prod.json");
+/// Production is read-only: the checks that write are skipped, and what they depend on too.
+/// What only those need (the bucket, the mail server, the webhook's secret) is not asked for.
+/// Returns the path of its JSON report.
+fn production_runs_only_what_reads(
+    stack: &SmokeStack,
+    dir: &Path,
+    env: &[(String, String)],
+) -> PathBuf {
+    let spec = fixture_spec();
+    let spec = spec.to_string_lossy();
+    let prod_json = dir.join("prod.json");
     let prod_env: Vec<(String, String)> = env
         .iter()
         .filter(|(k, _)| !k.starts_with("S3_") && !k.starts_with("SMTP_") && k != "WEBHOOK_SECRET")
         .cloned()
         .collect();
     let ran = smoke(
-        dir.path(),
+        dir,
         &[
             "--spec",
             &spec,
@@ -504,11 +558,17 @@ expect.status = 404
         "0"
     );
 
-    // Staging: everything, with both reports.
-    let json = dir.path().join("smoke.json");
-    let junit = dir.path().join("smoke.xml");
+    prod_json
+}
+
+/// Staging: everything, with both reports. The run and its reports' paths (JSON, JUnit).
+fn staging_runs_everything(dir: &Path, env: &[(String, String)]) -> (Ran, PathBuf, PathBuf) {
+    let spec = fixture_spec();
+    let spec = spec.to_string_lossy();
+    let json = dir.join("smoke.json");
+    let junit = dir.join("smoke.xml");
     let ran = smoke(
-        dir.path(),
+        dir,
         &[
             "--spec",
             &spec,
@@ -519,7 +579,7 @@ expect.status = 404
             "--report",
             &format!("junit:{}", junit.display()),
         ],
-        &env_refs(&env),
+        &env_refs(env),
     );
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     let report = read_json(&json);
@@ -552,8 +612,12 @@ expect.status = 404
     assert!(xml.contains("tests=\"14\" failures=\"0\""), "{xml}");
     assert_eq!(xml.matches("<testcase ").count(), 14);
 
-    // Probe data carried the run id and is gone: the business (DELETE at the end), the S3
-    // object and the mail; the payment event is the app's record of the webhook.
+    (ran, json, junit)
+}
+
+/// Probe data carried the run id and is gone: the business (DELETE at the end), the S3 object
+/// and the mail; the payment event is the app's record of the webhook.
+fn the_probe_data_is_gone(stack: &SmokeStack, report: &serde_json::Value) {
     let run_id = report["run_id"].as_str().expect("run id");
     assert!(run_id.starts_with("smoke-"), "{run_id}");
     let cleanups = report["cleanups"].as_array().expect("cleanups");
@@ -579,31 +643,16 @@ expect.status = 404
     let bucket = lifeboat_bucket();
     let left = tokio_block(bucket.list(&format!("smoke/{run_id}")));
     assert!(left.is_empty(), "probe objects left: {left:?}");
-
-    assert_no_secret(&ran, &[&json, &junit, &prod_json], &secrets);
 }
 
 /// The test bucket, through lifeboat's own S3 module.
 fn lifeboat_bucket() -> lifeboat::s3::Bucket {
-    let s3 = s3();
-    lifeboat::s3::Bucket::new(&lifeboat::config::S3Settings {
-        endpoint: Some(s3.endpoint),
-        region: "us-east-1".into(),
-        access_key_id: s3.access_key_id,
-        secret_access_key: lifeboat::secret::Secret::new(s3.secret_access_key),
-        bucket: s3.bucket,
-        prefix: "lifeboat/".into(),
-        path_style: true,
-    })
+    s3().bucket("lifeboat/")
 }
 
+/// An S3 call that must succeed.
 fn tokio_block<T, E: std::fmt::Debug>(f: impl std::future::Future<Output = Result<T, E>>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(f)
-        .expect("S3 call")
+    block_on(f).expect("S3 call")
 }
 
 /// A CA and a certificate for 127.0.0.1 it signed, valid 10 days, served over HTTPS.
@@ -694,7 +743,6 @@ fn https_server() -> (Background, u16, tempfile::TempDir) {
 }
 
 #[test]
-#[allow(clippy::too_many_lines)] // the spec of every assertion is most of it
 fn every_assertion_and_check_kind_passes_and_fails_as_it_should() {
     let stack = demo_stack("lbtest-smoke-kinds-", "v1");
     wait_for("the app is healthy", Duration::from_mins(1), || {
@@ -713,201 +761,17 @@ fn every_assertion_and_check_kind_passes_and_fails_as_it_should() {
     let silent = HttpFixture::start(Reply::Silent);
     let refused = lifeboat_testkit::refused_port();
     let closed = refused.port;
-    let spec = format!(
-        r#"
-[environments.staging]
-base-url = "${{env:APP_URL}}"
-
-# --- http assertions ---
-[[check]]
-name = "pass-status"
-url = "/api/health"
-expect.status = 200
-[[check]]
-name = "fail-status"
-url = "/api/health"
-expect.status = 404
-[[check]]
-name = "pass-status-class-and-list"
-url = "/api/businesses"
-expect.status = [401, 403]
-[[check]]
-name = "pass-headers"
-url = "/api/health"
-expect.headers = {{ "content-type" = "json", "x-nope" = false }}
-[[check]]
-name = "fail-header-contains"
-url = "/api/health"
-expect.headers = {{ "content-type" = "text/html" }}
-[[check]]
-name = "fail-header-present"
-url = "/api/health"
-expect.headers = {{ "x-nope" = true }}
-[[check]]
-name = "pass-json"
-url = "/api/health"
-expect.json = [
-  {{ pointer = "/status", equals = "healthy" }},
-  {{ pointer = "/users", exists = true }},
-  {{ pointer = "/users", type = "integer" }},
-  {{ pointer = "/nope", exists = false }},
-]
-[[check]]
-name = "fail-json-equals"
-url = "/api/health"
-expect.json = [{{ pointer = "/status", equals = "sick" }}]
-[[check]]
-name = "fail-json-exists"
-url = "/api/health"
-expect.json = [{{ pointer = "/nope", exists = true }}]
-[[check]]
-name = "fail-json-type"
-url = "/api/health"
-expect.json = [{{ pointer = "/status", type = "number" }}]
-[[check]]
-name = "pass-body"
-url = "/api/health"
-expect.body-contains = ["healthy", "connected"]
-expect.body-regex = '"users":\s*\d+'
-[[check]]
-name = "fail-body-contains"
-url = "/api/health"
-expect.body-contains = "unicorn"
-[[check]]
-name = "fail-body-regex"
-url = "/api/health"
-expect.body-regex = '^<html'
-[[check]]
-name = "pass-max-ms"
-url = "/api/health"
-expect.max-ms = 3000
-[[check]]
-name = "fail-max-ms"
-url = "{slow}"
-expect.max-ms = 100
-[[check]]
-name = "pass-tls-days"
-url = "https://127.0.0.1:{tls_port}/"
-ca-file = "{ca}"
-expect.tls-days = 5
-[[check]]
-name = "fail-tls-days"
-url = "https://127.0.0.1:{tls_port}/"
-ca-file = "{ca}"
-expect.tls-days = 30
-[[check]]
-name = "fail-untrusted-certificate"
-url = "https://127.0.0.1:{tls_port}/"
-[[check]]
-name = "fail-timeout"
-url = "{silent}"
-timeout = "300ms"
-[[check]]
-name = "fail-retries"
-url = "/api/health"
-retries = 2
-retry-delay = "10ms"
-expect.status = 418
-[[check]]
-name = "fail-wait-until-ready"
-url = "/api/health"
-wait = "1s"
-retry-delay = "100ms"
-expect.status = 418
-[[check]]
-name = "skip-after-a-failure"
-url = "/api/health"
-depends-on = ["fail-status"]
-[[check]]
-name = "pass-capture"
-url = "/api/version"
-capture.ver = "/version"
-capture.type = {{ header = "content-type" }}
-[[check]]
-name = "pass-uses-capture"
-url = "/api/version"
-depends-on = ["pass-capture"]
-expect.json = [{{ pointer = "/version", equals = "${{ver}}" }}]
-expect.headers = {{ "content-type" = "${{type}}" }}
-
-# --- other kinds ---
-[[check]]
-name = "pass-postgres"
-kind = "postgres"
-url = "${{secret:SMOKE_DB}}"
-query = "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
-expect.at-least = 5
-[[check]]
-name = "fail-postgres-compare"
-kind = "postgres"
-url = "${{secret:SMOKE_DB}}"
-query = "SELECT 41"
-expect.equals = "42"
-[[check]]
-name = "fail-postgres-read-only"
-kind = "postgres"
-url = "${{secret:SMOKE_DB}}"
-query = "CREATE TABLE smoke_must_not_exist (id int)"
-[[check]]
-name = "pass-redis"
-kind = "redis"
-url = "${{env:REDIS_URL}}"
-expect.max-ms = 1000
-[[check]]
-name = "fail-redis-down"
-kind = "redis"
-url = "redis://127.0.0.1:{closed}"
-[[check]]
-name = "pass-s3"
-kind = "s3"
-[[check]]
-name = "pass-smtp-mailpit"
-kind = "smtp"
-to = "probe@demo.test"
-mail-api = "{api}"
-[[check]]
-name = "pass-smtp-mailhog"
-kind = "smtp"
-to = "probe@demo.test"
-mail-api = "{api}"
-mail-api-kind = "mailhog"
-[[check]]
-name = "pass-smtp-mail-api-below-a-path"
-kind = "smtp"
-to = "probe@demo.test"
-mail-api = "{proxied_api}"
-[[check]]
-name = "fail-smtp-mail-api-down"
-kind = "smtp"
-to = "probe@demo.test"
-mail-api = "http://127.0.0.1:{closed}"
-[[check]]
-name = "pass-rate-limit"
-kind = "rate-limit"
-method = "POST"
-url = "/api/auth/login"
-json = {{ email = "nobody@demo.test", password = "x" }}
-requests = 10
-[[check]]
-name = "fail-rate-limit"
-kind = "rate-limit"
-url = "/api/health"
-requests = 3
-[[check]]
-name = "pass-webhook"
-kind = "webhook"
-url = "/api/webhooks/payment"
-secret = "${{secret:WEBHOOK_SECRET}}"
-reject-forged = true
-[[check]]
-name = "fail-webhook-wrong-secret"
-kind = "webhook"
-url = "/api/webhooks/payment"
-secret = "not-the-secret"
-"#,
-        slow = slow.url("/"),
-        silent = silent.url("/"),
-        ca = tls_dir.path().join("ca.pem").display(),
+    let spec = fixture_with(
+        "smoke-kinds.toml",
+        &[
+            ("api", api.clone()),
+            ("ca", tls_dir.path().join("ca.pem").display().to_string()),
+            ("closed", closed.to_string()),
+            ("proxied_api", proxied_api.clone()),
+            ("silent", silent.url("/")),
+            ("slow", slow.url("/")),
+            ("tls_port", tls_port.to_string()),
+        ],
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("kinds.toml");
@@ -927,23 +791,8 @@ secret = "not-the-secret"
     );
     assert_eq!(ran.code, 1, "some checks fail: {}", ran.stderr);
     let checks = by_name(&read_json(&json));
-    for (name, (status, message, _)) in &checks {
-        let want = if name.starts_with("pass-") {
-            "passed"
-        } else if name.starts_with("fail-") {
-            "failed"
-        } else {
-            "skipped"
-        };
-        assert_eq!(status, want, "{name}: {message}");
-    }
-    let says = |name: &str, words: &str| {
-        let message = &checks[name].1;
-        assert!(
-            message.contains(words),
-            "{name}: {message:?} should say {words:?}"
-        );
-    };
+    assert_statuses(&checks, "skipped");
+    let says = |name: &str, words: &str| assert_says(&checks, name, words);
     says("fail-status", "status 200, expected 404");
     says(
         "fail-header-contains",
@@ -1053,142 +902,113 @@ fn the_broken_image_fails_exactly_the_health_checks_and_the_report_says_which() 
     assert_eq!(xml.matches("<failure ").count(), 2, "{xml}");
 }
 
-/// A spec mistake: exit 2, the line, and nothing sent.
-fn spec_error(text: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+/// One case of tests/fixtures/spec-errors (see its README): the spec, with `{{app}}` replaced,
+/// the arguments and variables of the run, and what stderr must say.
+struct SpecErrorCase {
+    name: String,
+    spec: String,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    expected: Vec<String>,
+}
+
+fn spec_error_cases(app: &str) -> Vec<SpecErrorCase> {
+    let dir = workspace_root().join("tests/fixtures/spec-errors");
+    let mut specs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("tests/fixtures/spec-errors")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    specs.sort();
+    specs
+        .iter()
+        .map(|spec| {
+            let name = spec
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
+            let expected = spec.with_extension("expected");
+            let expected = std::fs::read_to_string(&expected)
+                .unwrap_or_else(|e| panic!("{name} has no {}: {e}", expected.display()));
+            let mut case = SpecErrorCase {
+                spec: std::fs::read_to_string(spec)
+                    .expect("spec")
+                    .replace("{{app}}", app),
+                name,
+                args: Vec::new(),
+                env: Vec::new(),
+                expected: Vec::new(),
+            };
+            for line in expected.lines().filter(|l| !l.is_empty()) {
+                if let Some(args) = line.strip_prefix("@args ") {
+                    case.args.extend(args.split(' ').map(str::to_owned));
+                } else if let Some(pair) = line.strip_prefix("@env ") {
+                    let (k, v) = pair.split_once('=').expect("@env KEY=VALUE");
+                    case.env.push((k.to_owned(), v.to_owned()));
+                } else {
+                    case.expected.push(line.to_owned());
+                }
+            }
+            assert!(!case.expected.is_empty(), "{}: nothing expected", case.name);
+            case
+        })
+        .collect()
+}
+
+/// A spec mistake: exit 2 and stderr.
+fn spec_error(case: &SpecErrorCase) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("smoke.toml");
-    std::fs::write(&path, text).expect("write");
+    std::fs::write(&path, &case.spec).expect("write");
     let mut all = vec!["--spec", path.to_str().expect("utf-8 path")];
-    all.extend_from_slice(args);
-    let ran = smoke(dir.path(), &all, env);
-    assert_eq!(ran.code, 2, "{text}\n{}", ran.stderr);
+    all.extend(case.args.iter().map(String::as_str));
+    let env: Vec<(&str, &str)> = case
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let ran = smoke(dir.path(), &all, &env);
+    assert_eq!(
+        ran.code, 2,
+        "tests/fixtures/spec-errors/{}:\n{}\n{}",
+        case.name, case.spec, ran.stderr
+    );
     ran.stderr
 }
 
 #[test]
-fn spec_errors_name_their_line_and_send_nothing() {
+fn every_spec_error_case_names_its_line_and_sends_nothing() {
     let app = HttpFixture::start(Reply::Raw(http_response("200 OK", "", "{}")));
-    let base = format!("[environments.staging]\nbase-url = \"{}\"\n", app.url(""));
-    let cases: &[(&str, &str, &[&str])] = &[
-        ("unknown top-level key", "[defaultz]\ntimeout = \"5s\"\n", &["line 1", "unknown field `defaultz`"]),
-        (
-            "a typo in expect",
-            "[[check]]\nname = \"a\"\nurl = \"/\"\nexpect.staus = 200\n",
-            &["line 4", "unknown field `staus`"],
-        ),
-        ("an unknown kind", "[[check]]\nname = \"a\"\nkind = \"ftp\"\n", &["line 3", "unknown variant `ftp`"]),
-        (
-            "a field of another kind",
-            "\n[[check]]\nname = \"a\"\nurl = \"/\"\nquery = \"SELECT 1\"\n",
-            &["line 5:", "`query` does not apply to a http check"],
-        ),
-        (
-            "an expect field of another kind",
-            "[[check]]\nname = \"db\"\nkind = \"redis\"\nexpect.max-ms = 5\nexpect.tls-days = 3\n",
-            &["line 5:", "`expect.tls-days` does not apply to a redis check"],
-        ),
-        (
-            "a missing dependency",
-            "[[check]]\nname = \"a\"\nurl = \"/\"\ndepends-on = [\"nope\"]\n",
-            &["line 4", "depends on `nope`, which is not a check"],
-        ),
-        (
-            "a loop",
-            "[[check]]\nname = \"a\"\nurl = \"/\"\ndepends-on = [\"b\"]\n[[check]]\nname = \"b\"\nurl = \"/\"\ndepends-on = [\"a\"]\n",
-            &["line 8:", "check `b` depends on `a`, which depends on it in turn"],
-        ),
-        (
-            "a bad duration",
-            "[[check]]\nname = \"a\"\nurl = \"/\"\ntimeout = \"5 parsecs\"\n",
-            &["line 4", "not a duration"],
-        ),
-        (
-            "a capture used without its check as a dependency",
-            "[[check]]\nname = \"login\"\nurl = \"/\"\ncapture.token = \"/token\"\n[[check]]\nname = \"use\"\nurl = \"/${token}\"\n",
-            &["line 6", "add `login` to its depends-on"],
-        ),
-        (
-            "an unknown variable",
-            "\n\n[[check]]\nname = \"a\"\nurl = \"/${nobody}\"\n",
-            &["line 4", "`${nobody}`, which is no variable"],
-        ),
-        (
-            "a regex that does not compile",
-            "[[check]]\nname = \"a\"\nurl = \"/\"\nexpect.status = 200\nexpect.body-regex = \"(unclosed\"\n",
-            &["line 5:", "`expect.body-regex` \"(unclosed\""],
-        ),
-        ("two checks with one name", "[[check]]\nname = \"a\"\nurl = \"/\"\n[[check]]\nname = \"a\"\nurl = \"/\"\n", &["line 5", "two checks have this name"]),
-        ("not TOML", "[[check]\nname = \"a\"\n", &["line 1"]),
-    ];
-    for (what, text, words) in cases {
-        let full = if what.starts_with("unknown top") {
-            (*text).to_owned()
-        } else {
-            format!("{text}{base}")
-        };
-        let stderr = spec_error(&full, &[], &[]);
-        for w in *words {
-            assert!(stderr.contains(w), "{what}: {stderr:?} should say {w:?}");
+    let cases = spec_error_cases(&app.url(""));
+    assert!(
+        cases.len() >= 22,
+        "every case of tests/fixtures/spec-errors"
+    );
+    for case in &cases {
+        let stderr = spec_error(case);
+        for w in &case.expected {
+            assert!(
+                stderr.contains(w.as_str()),
+                "tests/fixtures/spec-errors/{}: {stderr:?} should say {w:?}",
+                case.name
+            );
         }
     }
-    // A secret the environment does not have: the variable and the check's line.
-    let text = format!("{base}\n[[check]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"/\"\nsecret = \"${{secret:SMOKE_NO_SUCH_SECRET}}\"\n");
-    let stderr = spec_error(&text, &[], &[]);
-    assert!(
-        stderr.contains("line 5") && stderr.contains("SMOKE_NO_SUCH_SECRET"),
-        "{stderr}"
-    );
-    // Flags that name nothing in the spec.
-    let ok = format!("{base}[[check]]\nname = \"a\"\nurl = \"/\"\ntags = [\"t\"]\n");
-    assert!(spec_error(&ok, &["--env", "prod"], &[]).contains("--env prod"));
-    assert!(spec_error(&ok, &["--check", "b"], &[]).contains("--check b"));
-    assert!(spec_error(&ok, &["--tag", "x"], &[]).contains("--tag x"));
-    assert!(spec_error(&ok, &["--report", "xml:out"], &[]).contains("junit:FILE"));
-    // A report that cannot be written is refused before the run, not lost after it.
-    let stderr = spec_error(&ok, &["--report", "json:/nonexistent-dir/r.json"], &[]);
-    assert!(
-        stderr.contains("--report /nonexistent-dir/r.json: cannot write it")
-            && stderr.contains("nothing was run"),
-        "{stderr}"
-    );
     assert!(
         app.requests().is_empty(),
         "nothing was sent: {:?}",
         app.requests()
     );
-    // And the same spec, right, runs.
+    // And the spec of the flag cases, right, runs.
+    let base = format!("[environments.staging]\nbase-url = \"{}\"\n", app.url(""));
+    let ok = format!("{base}[[check]]\nname = \"a\"\nurl = \"/\"\ntags = [\"t\"]\n");
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("smoke.toml");
     std::fs::write(&path, &ok).expect("write");
     let ran = smoke(dir.path(), &["--spec", path.to_str().expect("utf-8")], &[]);
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     assert_eq!(app.requests().len(), 1);
-}
-
-#[test]
-fn a_secret_too_short_to_scrub_is_refused_naming_its_variable_and_line() {
-    let app = HttpFixture::start(Reply::Raw(http_response("200 OK", "", "{}")));
-    let base = format!("[environments.staging]\nbase-url = \"{}\"\n", app.url(""));
-    let text = format!("{base}\n[[check]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"/\"\nsecret = \"${{secret:SMOKE_SHORT}}\"\n");
-    let stderr = spec_error(&text, &[], &[("SMOKE_SHORT", "ab")]);
-    assert!(
-        stderr.contains("line 5")
-            && stderr.contains("the secret SMOKE_SHORT is shorter than 3 characters"),
-        "{stderr}"
-    );
-    let text = format!("[vars]\ntoken = \"${{secret:SMOKE_SHORT}}\"\n{base}[[check]]\nname = \"a\"\nurl = \"/${{token}}\"\n");
-    let stderr = spec_error(&text, &[], &[("SMOKE_SHORT", "x")]);
-    assert!(
-        stderr.contains("line 2: variable `token`: the secret SMOKE_SHORT is shorter"),
-        "{stderr}"
-    );
-    let ok = format!("{base}[[check]]\nname = \"a\"\nurl = \"/\"\n");
-    let stderr = spec_error(&ok, &[], &[("S3_SECRET_ACCESS_KEY", "k")]);
-    assert!(
-        stderr.contains("the secret S3_SECRET_ACCESS_KEY is shorter"),
-        "{stderr}"
-    );
-    assert!(app.requests().is_empty(), "nothing was sent");
 }
 
 #[test]
@@ -1353,7 +1173,6 @@ json = {{ password = "${{secret:SMOKE_SECRET}}" }}
 }
 
 #[test]
-#[allow(clippy::too_many_lines)] // one spec, three ways a cleanup goes
 fn every_attempt_s_probe_data_is_cleaned_up_and_what_cannot_be_is_said() {
     // An app that creates a thing with a new id on each POST /things, fails on POST /broken
     // (perhaps after creating something), and deletes on DELETE.
@@ -1445,39 +1264,7 @@ cleanup = {{ url = "http://127.0.0.1:{closed}/things/${{id3}}" }}
     assert_eq!(of("retried-create").len(), 3, "{cleanups:?}");
     assert!(of("retried-create").iter().all(|c| c["ok"] == true));
 
-    // The check that failed before its capture: its cleanup could not be sent, and the output
-    // and both reports say so (what it may have created is left), without failing the run twice.
-    let unsent = of("fails-before-capture");
-    assert_eq!(unsent.len(), 1, "{cleanups:?}");
-    assert_eq!(unsent[0]["sent"], false);
-    assert_eq!(unsent[0]["what"], "DELETE /broken/${id2}");
-    let warning = unsent[0]["warning"].as_str().expect("a warning");
-    assert!(
-        warning.contains("`${id2}` has no value")
-            && warning.contains("failed before its capture")
-            && warning.contains("left behind"),
-        "{warning}"
-    );
-    assert!(
-        ran.stderr
-            .contains("! cleanup of fails-before-capture: DELETE /broken/${id2} not sent"),
-        "{}",
-        ran.stderr
-    );
-    assert!(
-        ran.stderr.contains("1 cleanup(s) not sent"),
-        "{}",
-        ran.stderr
-    );
-    let xml = std::fs::read_to_string(&junit).expect("junit");
-    let case = xml
-        .lines()
-        .find(|l| l.contains("<testcase name=\"fails-before-capture\""))
-        .expect("its test case");
-    assert!(
-        case.contains("<system-err>warning: cleanup DELETE /broken/${id2} not sent"),
-        "{case}"
-    );
+    the_unsent_cleanup_is_said(&ran, &report, &junit);
     // The app never answered the third: it created nothing, and nothing is said.
     assert!(of("never-answered").is_empty(), "{cleanups:?}");
 
@@ -1492,119 +1279,41 @@ cleanup = {{ url = "http://127.0.0.1:{closed}/things/${{id3}}" }}
 }
 
 #[test]
-#[allow(clippy::too_many_lines)] // the spec of every failure is most of it
 fn each_kind_fails_with_a_message_that_says_why() {
-    let no_retry_after = HttpFixture::start(Reply::Raw(http_response(
-        "429 Too Many Requests",
-        "",
-        "slow down",
-    )));
-    let accepts_anything = HttpFixture::start(Reply::Raw(http_response(
+    let raw = |status, headers, body| {
+        HttpFixture::start(Reply::Raw(http_response(status, headers, body)))
+    };
+    let no_retry_after = raw("429 Too Many Requests", "", "slow down");
+    let accepts_anything = raw(
         "200 OK",
         "Content-Type: application/json\r\n",
         "{\"received\":true}",
-    )));
-    let powered = HttpFixture::start(Reply::Raw(http_response(
-        "200 OK",
-        "X-Powered-By: Express\r\n",
-        "ok",
-    )));
-    let no_content = HttpFixture::start(Reply::Raw(http_response("204 No Content", "", "")));
-    let redirect = HttpFixture::start(Reply::Raw(http_response(
-        "302 Found",
-        "Location: /login\r\n",
-        "",
-    )));
+    );
+    let powered = raw("200 OK", "X-Powered-By: Express\r\n", "ok");
+    let no_content = raw("204 No Content", "", "");
+    let redirect = raw("302 Found", "Location: /login\r\n", "");
     let refused = lifeboat_testkit::refused_port();
     let closed = refused.port;
     let s3 = s3();
     let no_such_bucket = unique("lbtest-no-such-bucket-");
     let hook_secret = unique("hook-secret-");
-    let spec = format!(
-        r#"
-[[check]]
-name = "fail-rate-limit-without-retry-after"
-kind = "rate-limit"
-url = "{no_retry_after}"
-requests = 3
-[[check]]
-name = "pass-rate-limit-retry-after-not-required"
-kind = "rate-limit"
-url = "{no_retry_after}"
-requests = 3
-expect.retry-after = false
-[[check]]
-name = "fail-webhook-accepts-a-forged-signature"
-kind = "webhook"
-url = "{accepts_anything}"
-secret = "${{secret:SMOKE_HOOK}}"
-reject-forged = true
-[[check]]
-name = "fail-header-that-must-be-absent"
-url = "{powered}"
-expect.headers = {{ "x-powered-by" = false }}
-[[check]]
-name = "pass-status-class"
-url = "{no_content}"
-expect.status = "2xx"
-[[check]]
-name = "fail-status-class"
-url = "{redirect}"
-expect.status = "2xx"
-[[check]]
-name = "fail-default-status-is-2xx"
-url = "{redirect}"
-[[check]]
-name = "pass-postgres-at-most"
-kind = "postgres"
-url = "${{secret:SMOKE_DB}}"
-query = "SELECT 3"
-expect.at-most = 4
-[[check]]
-name = "fail-postgres-at-most"
-kind = "postgres"
-url = "${{secret:SMOKE_DB}}"
-query = "SELECT 5"
-expect.at-most = 4
-[[check]]
-name = "fail-postgres-max-ms"
-kind = "postgres"
-url = "${{secret:SMOKE_DB}}"
-query = "SELECT 1 FROM pg_sleep(0.3)"
-expect.max-ms = 100
-[[check]]
-name = "fail-redis-latency"
-kind = "redis"
-url = "${{env:SMOKE_REDIS}}"
-expect.max-ms = 0 # no PING answers in no time
-[[check]]
-name = "fail-s3-no-such-bucket"
-kind = "s3"
-[[check]]
-name = "fail-smtp-closed-port"
-kind = "smtp"
-to = "probe@demo.test"
-"#,
-        no_retry_after = no_retry_after.url("/api/auth/login"),
-        accepts_anything = accepts_anything.url("/api/webhooks/payment"),
-        powered = powered.url("/"),
-        no_content = no_content.url("/"),
-        redirect = redirect.url("/"),
+    let spec = fixture_with(
+        "smoke-failures.toml",
+        &[
+            (
+                "accepts_anything",
+                accepts_anything.url("/api/webhooks/payment"),
+            ),
+            ("no_content", no_content.url("/")),
+            ("no_retry_after", no_retry_after.url("/api/auth/login")),
+            ("powered", powered.url("/")),
+            ("redirect", redirect.url("/")),
+        ],
     );
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("smoke.toml");
-    std::fs::write(&path, spec).expect("write");
-    let json = dir.path().join("r.json");
     let db_url = lifeboat_testkit::database_url();
     let closed_text = closed.to_string();
-    let ran = smoke(
-        dir.path(),
-        &[
-            "--spec",
-            &path.to_string_lossy(),
-            "--report",
-            &format!("json:{}", json.display()),
-        ],
+    let (ran, report) = run_spec(
+        &spec,
         &[
             ("SMOKE_HOOK", hook_secret.as_str()),
             ("SMOKE_DB", db_url.as_str()),
@@ -1619,23 +1328,10 @@ to = "probe@demo.test"
         ],
     );
     assert_eq!(ran.code, 1, "{}", ran.stderr);
-    let checks = by_name(&read_json(&json));
+    let checks = by_name(&report);
     assert_eq!(checks.len(), 13, "{checks:?}");
-    for (name, (status, message, _)) in &checks {
-        let want = if name.starts_with("pass-") {
-            "passed"
-        } else {
-            "failed"
-        };
-        assert_eq!(status, want, "{name}: {message}");
-    }
-    let says = |name: &str, words: &str| {
-        let message = &checks[name].1;
-        assert!(
-            message.contains(words),
-            "{name}: {message:?} should say {words:?}"
-        );
-    };
+    assert_statuses(&checks, "failed");
+    let says = |name: &str, words: &str| assert_says(&checks, name, words);
     says(
         "fail-rate-limit-without-retry-after",
         "/api/auth/login: 429 at request 1 of 3, but without Retry-After",
@@ -1665,26 +1361,19 @@ to = "probe@demo.test"
     says("fail-postgres-at-most", "SELECT 5: 5, expected at most 4");
     says("fail-postgres-max-ms", "more than 100 ms");
     says("fail-redis-latency", "more than 0 ms");
-    says(
-        "fail-s3-no-such-bucket",
-        &format!("S3 put s3://{no_such_bucket}/"),
-    );
-    says("fail-s3-no-such-bucket", "(NoSuchBucket)");
-    says(
-        "fail-s3-no-such-bucket",
-        "The specified bucket does not exist",
-    );
-    // The storage's own words in a line, not the SDK's nested debug output of every layer.
-    let s3_said = &checks["fail-s3-no-such-bucket"].1;
-    assert!(
-        s3_said.len() < 300 && !s3_said.contains("Error {") && !s3_said.contains("request_id"),
-        "{s3_said}"
-    );
+    the_s3_failure_is_in_the_storage_s_words(&checks, &no_such_bucket);
     says(
         "fail-smtp-closed-port",
         &format!("sending mail through 127.0.0.1:{closed}: Connection error: Connection refused"),
     );
-    assert_no_secret(&ran, &[&json], &[&hook_secret, &s3.secret_access_key]);
+    // The report, as lifeboat-smoke wrote it (serde_json escapes as it did).
+    let written = tempfile::NamedTempFile::new().expect("tempfile");
+    std::fs::write(written.path(), report.to_string()).expect("write");
+    assert_no_secret(
+        &ran,
+        &[written.path()],
+        &[&hook_secret, &s3.secret_access_key],
+    );
 }
 
 #[test]
@@ -1782,15 +1471,10 @@ fn a_signal_stops_the_checks_and_removes_the_probe_data_before_the_run_ends() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("smoke.toml");
         std::fs::write(&path, spec).expect("write");
-        let mut cmd = Command::new(bin("lifeboat-smoke"));
-        cmd.current_dir(dir.path())
+        let mut child = lifeboat("lifeboat-smoke")
+            .dir(dir.path())
             .args(["--spec", &path.to_string_lossy()])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        for var in CLEARED {
-            cmd.env_remove(var);
-        }
-        let child = cmd.spawn().expect("spawn lifeboat-smoke");
+            .spawn();
         // Once the slow read is under way (its cleanup registered), the CI job is cancelled.
         wait_for("the read reaches the app", Duration::from_secs(30), || {
             app.requests()
@@ -1798,11 +1482,10 @@ fn a_signal_stops_the_checks_and_removes_the_probe_data_before_the_run_ends() {
                 .any(|r| r.starts_with("GET /things/7 "))
                 .then_some(())
         });
-        let kill = run(Command::new("kill").args(["-s", signal, &child.id().to_string()]));
-        assert!(kill.status.success(), "kill -s {signal}");
-        let out = child.wait_with_output().expect("wait");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(code), "SIG{signal}: {stderr}");
+        child.signal(signal);
+        let out = child.wait();
+        let stderr = &out.stderr;
+        assert_eq!(out.code, code, "SIG{signal}: {stderr}");
         let seen: Vec<String> = app
             .requests()
             .iter()
