@@ -8,13 +8,9 @@
 //! configuration fails `nginx -t` stops a deploy before anything is switched, and a stack whose
 //! public URL does not answer is never said to serve.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use lifeboat_testkit::{
-    docker_ok, http_get, run, wait_for, workspace_root, Background, ComposeProject, RequestLoop,
-    Requests,
-};
+use lifeboat_testkit::{http_get, wait_for, DemoStack, Lifeboat, RequestLoop, Requests, Running};
 
 #[path = "support/deploy.rs"]
 mod deploy_support;
@@ -25,32 +21,27 @@ const LOOP_BOUND: Duration = Duration::from_mins(4);
 
 /// The demo stack behind a proxy, migrated and seeded on v1, and a working directory.
 struct Stack {
-    project: ComposeProject,
-    work: tempfile::TempDir,
+    demo: DemoStack,
     port: u16,
+}
+
+/// `stack.project`, `stack.work`: the demo stack's.
+impl std::ops::Deref for Stack {
+    type Target = DemoStack;
+    fn deref(&self) -> &DemoStack {
+        &self.demo
+    }
 }
 
 impl Stack {
     fn up(prefix: &str, proxy_image: &str) -> Self {
-        let project = ComposeProject::new(
-            prefix,
-            &workspace_root().join("tests/compose/proxy.yml"),
-            &[("APP_VERSION", "v1"), ("PROXY_IMAGE", proxy_image)],
-        );
-        project.ok(&["up", "-d"]);
-        project.ok(&["run", "--rm", "-T", "app", "lifeboat-demo-app", "migrate"]);
-        project.ok(&["run", "--rm", "-T", "app", "lifeboat-demo-app", "seed"]);
-        let published = project.ok(&["port", "proxy", "80"]);
-        let port = published
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("the proxy's port: {published:?}"));
-        let stack = Self {
-            project,
-            work: tempfile::tempdir().expect("tempdir"),
-            port,
-        };
+        let demo = DemoStack::build("v1")
+            .prefix(prefix)
+            .file("compose/proxy.yml")
+            .env("PROXY_IMAGE", proxy_image)
+            .up();
+        let port = demo.published("proxy", "80");
+        let stack = Self { demo, port };
         wait_for(
             "the app reachable through the proxy",
             Duration::from_mins(1),
@@ -77,25 +68,16 @@ impl Stack {
         v["version"].as_str().unwrap_or_default().to_owned()
     }
 
-    /// The names of the project's containers, each with its state.
+    /// The names of the project's containers, each with its image and state.
     fn containers(&self) -> String {
-        docker_ok(&[
-            "ps",
-            "-a",
-            "--filter",
-            &format!("label=com.docker.compose.project={}", self.project.name),
-            "--format",
-            "{{.Names}} {{.Image}} {{.State}}",
-        ])
+        self.demo.containers(" ")
     }
 
-    fn command(&self, binary: &str, args: &[&str]) -> Command {
-        let mut cmd = deploy_support::command(binary, args, self.work.path(), &self.project.name);
-        cmd.env(
+    fn command(&self, binary: &str, args: &[&str]) -> Lifeboat {
+        deploy_support::command(binary, args, self.work.path(), &self.project.name).env(
             "LIFEBOAT_DEPLOY_HEALTH_URL",
             format!("http://{}/api/health", self.address()),
-        );
-        cmd
+        )
     }
 
     fn run(&self, binary: &str, args: &[&str]) -> Ran {
@@ -103,22 +85,15 @@ impl Stack {
     }
 
     fn run_with(&self, binary: &str, args: &[&str], env: &[(&str, &str)]) -> Ran {
-        Ran::of(&run(self
-            .command(binary, args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())))
+        self.command(binary, args).envs(env.iter().copied()).run()
     }
 
     /// `lifeboat-deploy VERSION --no-backup` in the background with one more setting, its
     /// stderr piped for the test to read.
-    fn spawn_deploy(&self, version: &str, (key, value): (&str, &str)) -> Background {
-        Background::spawn(
-            self.command("lifeboat-deploy", &[version, "--no-backup"])
-                .env(key, value)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped()),
-        )
+    fn spawn_deploy(&self, version: &str, (key, value): (&str, &str)) -> Running {
+        self.command("lifeboat-deploy", &[version, "--no-backup"])
+            .env(key, value)
+            .spawn()
     }
 
     /// `sh -c script` in the proxy's container.
@@ -272,14 +247,9 @@ fn behind_nginx_a_sigterm_or_sigkill_at_the_switch_leaves_the_stack_reachable() 
         stack.containers().contains("_lifeboat_prev").then_some(())
     });
     std::thread::sleep(Duration::from_millis(500));
-    let pid = deploy.0.id().to_string();
-    assert!(run(Command::new("kill").args(["-TERM", &pid]))
-        .status
-        .success());
-    let status = deploy.0.wait().expect("wait");
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut deploy.0.stderr.take().expect("stderr"), &mut stderr)
-        .expect("stderr");
+    deploy.signal("TERM");
+    let ran = deploy.wait();
+    let (status, stderr) = (ran.status, ran.stderr);
     requests.settle(10);
     let requests = requests.finish();
     assert_eq!(status.code(), Some(3), "{stderr}");
@@ -301,10 +271,10 @@ fn behind_nginx_a_sigterm_or_sigkill_at_the_switch_leaves_the_stack_reachable() 
     let mut killed = stack.spawn_deploy("v2", ("LIFEBOAT_DEPLOY_DRAIN", "60"));
     // Read its stderr to the end (a closed pipe must not end it first), saying when nginx
     // is steered.
-    let stderr = killed.0.stderr.take().expect("stderr");
+    let lines = killed.stderr_lines();
     let (tx, steered) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+        for line in lines {
             if line.contains("now sends app to") {
                 let _ = tx.send(());
             }
@@ -313,11 +283,8 @@ fn behind_nginx_a_sigterm_or_sigkill_at_the_switch_leaves_the_stack_reachable() 
     steered
         .recv_timeout(Duration::from_mins(2))
         .expect("the deploy steers nginx to v2");
-    let pid = killed.0.id().to_string();
-    assert!(run(Command::new("kill").args(["-KILL", &pid]))
-        .status
-        .success());
-    let _ = killed.0.wait();
+    killed.signal("KILL");
+    killed.wait();
     let hosts = stack
         .project
         .ok(&["exec", "-T", "proxy", "cat", "/etc/hosts"]);
@@ -370,12 +337,13 @@ fn a_proxy_failing_its_own_test_stops_a_deploy_and_an_unreachable_stack_never_se
     stack.in_proxy("cp /tmp/good.conf /etc/nginx/nginx.conf");
 
     // deploy.proxies naming a service that is no proxy is the user's mistake: exit 2.
-    let wrong = run(stack
+    let wrong = stack
         .command("lifeboat-deploy", &["v2", "--dry-run"])
         .env("LIFEBOAT_DEPLOY_PROXIES", "redis")
-        .stdin(Stdio::null()));
+        .run();
     assert_eq!(wrong.status.code(), Some(2), "{wrong:?}");
-    assert!(String::from_utf8_lossy(&wrong.stderr)
+    assert!(wrong
+        .stderr
         .contains("deploy.proxies (LIFEBOAT_DEPLOY_PROXIES) names redis"));
 
     // The proxy is down: the containers of v1 are put back healthy, but users cannot reach

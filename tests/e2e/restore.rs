@@ -5,37 +5,36 @@
 //! unhealthy after the swap is put back on its old data, a signal at any step (or SIGKILL and a
 //! rerun) leaves one consistent database live, and a backup in the bucket restores too.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use lifeboat_testkit::{
-    bin, docker, docker_ok, run, stack_var, unique, wait_for, workspace_root, ComposeProject,
+    block_on, docker, docker_ok, edited_copy, manifest_of, patch_manifest, sha256_hex, stack_var,
+    unique, wait_for, DemoStack, Lifeboat, Ran, Running,
 };
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+/// A command's output (docker's bytes, or a [`Ran`]'s text) as text.
+fn text(bytes: impl AsRef<[u8]>) -> String {
+    String::from_utf8_lossy(bytes.as_ref()).into_owned()
 }
 
-/// A lifeboat binary in `dir` with a clean environment plus `env`.
-fn command(name: &str, dir: &Path, args: &[&str], env: &[(&str, String)]) -> Command {
-    let mut cmd = Command::new(bin(name));
-    cmd.current_dir(dir)
+/// A lifeboat binary in `dir` through the testkit's runner (a clean environment plus `env`; no
+/// panic and no known secret in its output).
+fn command(name: &str, dir: &Path, args: &[&str], env: &[(&str, String)]) -> Lifeboat {
+    lifeboat_testkit::lifeboat(name)
+        .dir(dir)
         .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("LIFEBOAT_LOCK_DIR", dir.join("locks"))
         .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null());
-    cmd
 }
 
-fn lifeboat(name: &str, dir: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
-    run(&mut command(name, dir, args, env))
+/// Run it to the end.
+fn lifeboat(name: &str, dir: &Path, args: &[&str], env: &[(&str, String)]) -> Ran {
+    command(name, dir, args, env).run()
 }
 
-fn ok(out: &Output, what: &str) -> String {
+fn ok(out: &Ran, what: &str) -> String {
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -190,49 +189,6 @@ fn name_of(archive: &Path) -> String {
         .to_owned()
 }
 
-fn patch_manifest(archive: &Path, patch: impl FnOnce(&mut serde_json::Value)) {
-    let file = format!("{}.json", archive.display());
-    let mut manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&file).expect("manifest")).expect("JSON");
-    patch(&mut manifest);
-    std::fs::write(
-        &file,
-        serde_json::to_string_pretty(&manifest).expect("JSON"),
-    )
-    .expect("write");
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    lifeboat::output::hex(&<sha2::Sha256 as sha2::Digest>::digest(bytes))
-}
-
-/// A copy of `archive` named `name` whose SQL `edit` changed, with a manifest that matches it
-/// exactly (as someone who meant it would write it): only a restore can tell.
-fn edited_copy(archive: &Path, name: &str, edit: impl FnOnce(String) -> String) -> PathBuf {
-    let mut sql = String::new();
-    flate2::read::MultiGzDecoder::new(std::fs::File::open(archive).expect("open"))
-        .read_to_string(&mut sql)
-        .expect("gunzip");
-    let sql = edit(sql);
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
-    gz.write_all(sql.as_bytes()).expect("gzip");
-    let bytes = gz.finish().expect("gzip");
-    let copy = archive.with_file_name(name);
-    std::fs::write(&copy, &bytes).expect("write");
-    std::fs::copy(
-        format!("{}.json", archive.display()),
-        format!("{}.json", copy.display()),
-    )
-    .expect("manifest");
-    patch_manifest(&copy, |m| {
-        m["file"] = name.into();
-        m["size"] = bytes.len().into();
-        m["sha256"] = sha256(&bytes).into();
-        m["raw_size"] = sql.len().into();
-    });
-    copy
-}
-
 const FIDELITY: &str = r#"
 CREATE EXTENSION citext;
 CREATE SCHEMA extra AUTHORIZATION {owner};
@@ -267,47 +223,10 @@ GRANT SELECT, INSERT ON extra.audit TO {reader};
 "#;
 
 #[test]
-#[allow(clippy::too_many_lines)] // one story: the fixture, the incident, the restore, the checks
 fn a_restore_gives_back_the_database_exactly_with_what_a_plain_restore_loses() {
     let mut s = Shared::new("lbtest_restore_fid_");
-    let owner = unique("lbtest_owner_");
-    let reader = unique("lbtest_reader_");
-    s.roles = vec![owner.clone(), reader.clone()];
     let db = s.db.clone();
-    s.sql(
-        "postgres",
-        &format!("CREATE ROLE {owner} LOGIN; CREATE ROLE {reader} NOLOGIN"),
-    );
-    s.sql("postgres", &format!("CREATE DATABASE {db} OWNER {owner}"));
-    for statement in [
-        format!("ALTER DATABASE {db} SET work_mem = '8MB'"),
-        format!("ALTER DATABASE {db} SET search_path = \"$user\", public, extra"),
-        format!("ALTER ROLE {reader} IN DATABASE {db} SET statement_timeout = '5s'"),
-        // A role's own search_path that is SQL if pasted unquoted (issue 15): kept unquoted by
-        // the server when taken FROM CURRENT.
-        format!(
-            "SELECT set_config('search_path', 'public;ALTER/**/ROLE/**/{reader}/**/SUPERUSER', false); \
-             ALTER ROLE {reader} IN DATABASE {db} SET search_path FROM CURRENT"
-        ),
-        format!("COMMENT ON DATABASE {db} IS 'la base de données de l''équipe'"),
-        format!("REVOKE CONNECT ON DATABASE {db} FROM PUBLIC"),
-        format!("GRANT CONNECT ON DATABASE {db} TO {reader}"),
-    ] {
-        s.sql("postgres", &statement);
-    }
-    s.sql(
-        &db,
-        &FIDELITY
-            .replace("{owner}", &owner)
-            .replace("{reader}", &reader),
-    );
-    let before = dump(&s.container, &s.user, &db);
-    assert!(
-        before.contains("lo_create")
-            && before.contains("ALTER DATABASE")
-            && before.contains("ATTACH PARTITION"),
-        "the fixture holds large objects, database settings and partitions:\n{before}"
-    );
+    let (_owner, reader, before) = fidelity_fixture(&mut s);
 
     let work = tempfile::tempdir().expect("tempdir");
     let archive = backup(work.path(), &db, &s.env());
@@ -352,6 +271,57 @@ fn a_restore_gives_back_the_database_exactly_with_what_a_plain_restore_loses() {
         "pg_dump after the restore differs from before:\n{}",
         diff(&before, &after)
     );
+    the_hostile_setting_came_back_as_a_setting(&s, &reader);
+    let pre = the_database_from_before_is_kept(&s, work.path(), &archive, &stdout);
+    cleanup_drops_only_the_pre_restore_database(&s, work.path(), &pre);
+}
+
+/// Roles, database settings and the FIDELITY schema in `s`'s database, owned by a role of its
+/// own: (owner, reader, pg_dump of it).
+fn fidelity_fixture(s: &mut Shared) -> (String, String, String) {
+    let db = s.db.clone();
+    let owner = unique("lbtest_owner_");
+    let reader = unique("lbtest_reader_");
+    s.roles = vec![owner.clone(), reader.clone()];
+    s.sql(
+        "postgres",
+        &format!("CREATE ROLE {owner} LOGIN; CREATE ROLE {reader} NOLOGIN"),
+    );
+    s.sql("postgres", &format!("CREATE DATABASE {db} OWNER {owner}"));
+    for statement in [
+        format!("ALTER DATABASE {db} SET work_mem = '8MB'"),
+        format!("ALTER DATABASE {db} SET search_path = \"$user\", public, extra"),
+        format!("ALTER ROLE {reader} IN DATABASE {db} SET statement_timeout = '5s'"),
+        // A role's own search_path that is SQL if pasted unquoted (issue 15): kept unquoted by
+        // the server when taken FROM CURRENT.
+        format!(
+            "SELECT set_config('search_path', 'public;ALTER/**/ROLE/**/{reader}/**/SUPERUSER', false); \
+             ALTER ROLE {reader} IN DATABASE {db} SET search_path FROM CURRENT"
+        ),
+        format!("COMMENT ON DATABASE {db} IS 'la base de données de l''équipe'"),
+        format!("REVOKE CONNECT ON DATABASE {db} FROM PUBLIC"),
+        format!("GRANT CONNECT ON DATABASE {db} TO {reader}"),
+    ] {
+        s.sql("postgres", &statement);
+    }
+    s.sql(
+        &db,
+        &FIDELITY
+            .replace("{owner}", &owner)
+            .replace("{reader}", &reader),
+    );
+    let before = dump(&s.container, &s.user, &db);
+    assert!(
+        before.contains("lo_create")
+            && before.contains("ALTER DATABASE")
+            && before.contains("ATTACH PARTITION"),
+        "the fixture holds large objects, database settings and partitions:\n{before}"
+    );
+    (owner, reader, before)
+}
+
+fn the_hostile_setting_came_back_as_a_setting(s: &Shared, reader: &str) {
+    let db = &s.db;
     // The hostile setting came back as a setting, and ran as nothing.
     assert_eq!(
         s.sql(
@@ -374,19 +344,28 @@ fn a_restore_gives_back_the_database_exactly_with_what_a_plain_restore_loses() {
             && setting.contains("statement_timeout=5s"),
         "{setting}"
     );
+}
 
-    // The database from before is kept, with the incident's data, and saved to a file too.
+/// The database from before is kept, with the incident's data, and saved to a file too; its
+/// name.
+fn the_database_from_before_is_kept(
+    s: &Shared,
+    work: &Path,
+    archive: &Path,
+    stdout: &str,
+) -> String {
+    let db = &s.db;
     let fields: Vec<&str> = stdout.trim().split('\t').collect();
     assert_eq!(fields.len(), 5, "{stdout}");
-    assert_eq!(fields[0], db);
-    assert_eq!(fields[1], name_of(&archive));
-    let pre = fields[2];
+    assert_eq!(fields[0], db.as_str());
+    assert_eq!(fields[1], name_of(archive));
+    let pre = fields[2].to_owned();
     assert!(pre.starts_with(&format!("{db}__pre_restore_")), "{stdout}");
     assert_eq!(
-        s.sql(pre, "SELECT count(*) FROM people WHERE name = 'intruder'"),
+        s.sql(&pre, "SELECT count(*) FROM people WHERE name = 'intruder'"),
         "1"
     );
-    let safety = work.path().join(fields[3]);
+    let safety = work.join(fields[3]);
     assert!(
         safety.is_file() && Path::new(&format!("{}.json", safety.display())).is_file(),
         "the safety backup and its manifest: {stdout}"
@@ -400,11 +379,16 @@ fn a_restore_gives_back_the_database_exactly_with_what_a_plain_restore_loses() {
         "no restore database is left"
     );
 
-    // cleanup drops the pre-restore database, and only it.
+    pre
+}
+
+/// cleanup drops the pre-restore database, and only it.
+fn cleanup_drops_only_the_pre_restore_database(s: &Shared, work: &Path, pre: &str) {
+    let db = &s.db;
     let out = lifeboat(
         "lifeboat-restore",
-        work.path(),
-        &["--dir", "backups", "--database", &db, "cleanup"],
+        work,
+        &["--dir", "backups", "--database", db, "cleanup"],
         &s.env(),
     );
     assert_eq!(
@@ -415,14 +399,14 @@ fn a_restore_gives_back_the_database_exactly_with_what_a_plain_restore_loses() {
     );
     let out = lifeboat(
         "lifeboat-restore",
-        work.path(),
-        &["--dir", "backups", "--database", &db, "--yes", "cleanup"],
+        work,
+        &["--dir", "backups", "--database", db, "--yes", "cleanup"],
         &s.env(),
     );
     assert_eq!(ok(&out, "cleanup").trim(), format!("dropped\t{pre}"));
     assert_eq!(
-        databases_like(&s.container, &s.user, &db),
-        std::slice::from_ref(&db)
+        databases_like(&s.container, &s.user, db),
+        std::slice::from_ref(db)
     );
 }
 
@@ -446,7 +430,6 @@ fn diff(a: &str, b: &str) -> String {
 }
 
 #[test]
-#[allow(clippy::too_many_lines)] // every kind of damage against the same live database
 fn damaged_backups_are_refused_and_the_live_database_is_not_touched() {
     let s = Shared::new("lbtest_restore_bad_");
     s.sql("postgres", &format!("CREATE DATABASE {}", s.db));
@@ -460,39 +443,7 @@ fn damaged_backups_are_refused_and_the_live_database_is_not_touched() {
     s.sql(&s.db, "DELETE FROM items WHERE id > 10");
     let live = dump(&s.container, &s.user, &s.db);
 
-    // A flipped byte: the checksum.
-    let bytes = std::fs::read(&archive).expect("read");
-    let mut flipped = bytes.clone();
-    let middle = flipped.len() / 2;
-    flipped[middle] ^= 0x01;
-    let flipped_path = archive.with_file_name("flipped.sql.gz");
-    std::fs::write(&flipped_path, &flipped).expect("write");
-    std::fs::copy(
-        format!("{}.json", archive.display()),
-        format!("{}.json", flipped_path.display()),
-    )
-    .expect("manifest");
-    patch_manifest(&flipped_path, |m| m["file"] = "flipped.sql.gz".into());
-
-    // Cut short, behind a manifest forged to match its size and checksum: the decompression.
-    let cut = &bytes[..bytes.len() / 2];
-    let cut_path = archive.with_file_name("cut.sql.gz");
-    std::fs::write(&cut_path, cut).expect("write");
-    std::fs::copy(
-        format!("{}.json", archive.display()),
-        format!("{}.json", cut_path.display()),
-    )
-    .expect("manifest");
-    patch_manifest(&cut_path, |m| {
-        m["file"] = "cut.sql.gz".into();
-        m["size"] = cut.len().into();
-        m["sha256"] = sha256(cut).into();
-    });
-
-    // No manifest at all: not a backup.
-    let orphan = archive.with_file_name("orphan.sql.gz");
-    std::fs::write(&orphan, &bytes).expect("write");
-
+    damaged_copies(&archive);
     for (name, expected) in [
         ("flipped.sql.gz", "checksum mismatch"),
         ("cut.sql.gz", "truncated"),
@@ -550,51 +501,7 @@ fn damaged_backups_are_refused_and_the_live_database_is_not_touched() {
         std::slice::from_ref(&s.db)
     );
 
-    // Without a terminal and without --yes: nothing is done, exit 2.
-    let out = lifeboat(
-        "lifeboat-restore",
-        work.path(),
-        &["--dir", "backups", "--database", &s.db, &name_of(&archive)],
-        &s.env(),
-    );
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("--yes"), "{}", text(&out.stderr));
-    assert_eq!(dump(&s.container, &s.user, &s.db), live);
-
-    // On a terminal: a progress line while the archive is checked, then the person must type
-    // the database's name; anything else does nothing (exit 2).
-    let command_line = format!(
-        "{} --dir backups --database {} {}",
-        bin("lifeboat-restore").display(),
-        s.db,
-        name_of(&archive)
-    );
-    let mut typed = Command::new("script")
-        .args(["-qec", &command_line, "/dev/null"])
-        .current_dir(work.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("LIFEBOAT_DB_CONTAINER", &s.container)
-        .env("LIFEBOAT_LOCK_DIR", work.path().join("locks"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script");
-    typed
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"not-the-name\n")
-        .expect("type");
-    let out = typed.wait_with_output().expect("wait");
-    let shown = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(2), "{shown}");
-    for expected in ["checking: ", "Type the database name", "not confirmed"] {
-        assert!(shown.contains(expected), "{expected}: {shown}");
-    }
-    assert_eq!(dump(&s.container, &s.user, &s.db), live);
-
+    unconfirmed_restores_do_nothing(&s, work.path(), &archive, &live);
     // `list` shows every backup with its state, for scripts.
     let out = lifeboat(
         "lifeboat-restore",
@@ -614,6 +521,80 @@ fn damaged_backups_are_refused_and_the_live_database_is_not_touched() {
         "{list}"
     );
     assert!(list.lines().all(|l| !l.contains("orphan")), "{list}");
+}
+
+/// Beside `archive`: flipped.sql.gz (a flipped byte), cut.sql.gz (cut short behind a manifest
+/// forged to match) and orphan.sql.gz (no manifest).
+fn damaged_copies(archive: &Path) {
+    // A flipped byte: the checksum.
+    let bytes = std::fs::read(archive).expect("read");
+    let mut flipped = bytes.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x01;
+    let flipped_path = archive.with_file_name("flipped.sql.gz");
+    std::fs::write(&flipped_path, &flipped).expect("write");
+    std::fs::copy(
+        format!("{}.json", archive.display()),
+        format!("{}.json", flipped_path.display()),
+    )
+    .expect("manifest");
+    patch_manifest(&flipped_path, |m| m["file"] = "flipped.sql.gz".into());
+
+    // Cut short, behind a manifest forged to match its size and checksum: the decompression.
+    let cut = &bytes[..bytes.len() / 2];
+    let cut_path = archive.with_file_name("cut.sql.gz");
+    std::fs::write(&cut_path, cut).expect("write");
+    std::fs::copy(
+        format!("{}.json", archive.display()),
+        format!("{}.json", cut_path.display()),
+    )
+    .expect("manifest");
+    patch_manifest(&cut_path, |m| {
+        m["file"] = "cut.sql.gz".into();
+        m["size"] = cut.len().into();
+        m["sha256"] = sha256_hex(cut).into();
+    });
+
+    // No manifest at all: not a backup.
+    let orphan = archive.with_file_name("orphan.sql.gz");
+    std::fs::write(&orphan, &bytes).expect("write");
+}
+
+/// Without a terminal and without --yes, or on a terminal with the wrong name typed: nothing
+/// is done, exit 2, the live database as it was.
+fn unconfirmed_restores_do_nothing(s: &Shared, work: &Path, archive: &Path, live: &str) {
+    // Without a terminal and without --yes: nothing is done, exit 2.
+    let out = lifeboat(
+        "lifeboat-restore",
+        work,
+        &["--dir", "backups", "--database", &s.db, &name_of(archive)],
+        &s.env(),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--yes"), "{}", text(&out.stderr));
+    assert_eq!(dump(&s.container, &s.user, &s.db), *live);
+
+    // On a terminal: a progress line while the archive is checked, then the person must type
+    // the database's name; anything else does nothing (exit 2).
+    let mut typed = command(
+        "lifeboat-restore",
+        work,
+        &["--dir", "backups", "--database", &s.db, &name_of(archive)],
+        &[("LIFEBOAT_DB_CONTAINER", s.container.clone())],
+    )
+    .on_a_terminal()
+    .spawn_interactive();
+    typed
+        .take_stdin()
+        .write_all(b"not-the-name\n")
+        .expect("type");
+    let out = typed.wait();
+    let shown = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    for expected in ["checking: ", "Type the database name", "not confirmed"] {
+        assert!(shown.contains(expected), "{expected}: {shown}");
+    }
+    assert_eq!(dump(&s.container, &s.user, &s.db), *live);
 }
 
 #[test]
@@ -728,39 +709,19 @@ fn with_bucket(
     let stack = lifeboat_testkit::s3();
     let prefix = format!("{}/", unique(prefix));
     let mut env = s.env();
-    env.extend([
-        ("S3_ENDPOINT", stack.endpoint.clone()),
-        ("S3_BUCKET", stack.bucket.clone()),
-        ("S3_ACCESS_KEY_ID", stack.access_key_id.clone()),
-        ("S3_SECRET_ACCESS_KEY", stack.secret_access_key.clone()),
-        ("LIFEBOAT_S3_PREFIX", prefix.clone()),
-    ]);
+    env.extend(stack.env());
+    env.push(("LIFEBOAT_S3_PREFIX", prefix.clone()));
     (stack, prefix, env)
 }
 
 /// Put `file` (a path here) into the bucket as `key` (under the test's prefix), as a bucket
 /// writer would.
 fn plant(stack: &lifeboat_testkit::S3Stack, prefix: &str, key: &str, file: &Path) {
-    let bucket = lifeboat::s3::Bucket::new(&lifeboat::config::S3Settings {
-        endpoint: Some(stack.endpoint.clone()),
-        region: "us-east-1".into(),
-        access_key_id: stack.access_key_id.clone(),
-        secret_access_key: lifeboat::secret::Secret::new(stack.secret_access_key.clone()),
-        bucket: stack.bucket.clone(),
-        prefix: prefix.to_owned(),
-        path_style: true,
-    });
     let body = std::fs::read(file).expect("read");
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(bucket.put(key, body))
-        .expect("put");
+    block_on(stack.bucket(prefix).put(key, body)).expect("put");
 }
 
 #[test]
-#[allow(clippy::too_many_lines)] // one story: three plants, then what list, latest and a name do
 fn a_bucket_writer_can_plant_neither_a_file_outside_the_directory_nor_a_newer_backup() {
     let s = Shared::new("lbtest_restore_plant_");
     s.with_notes();
@@ -768,10 +729,7 @@ fn a_bucket_writer_can_plant_neither_a_file_outside_the_directory_nor_a_newer_ba
     let work = tempfile::tempdir().expect("tempdir");
     let archive = backup(work.path(), &s.db, &env);
     let good = name_of(&archive);
-    let manifest: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(format!("{}.json", archive.display())).expect("manifest"),
-    )
-    .expect("JSON");
+    let manifest = manifest_of(&archive);
     assert!(
         manifest["signature"]
             .as_str()
@@ -779,65 +737,7 @@ fn a_bucket_writer_can_plant_neither_a_file_outside_the_directory_nor_a_newer_ba
         "lifeboat-backup signs its manifests: {manifest}"
     );
 
-    // 1. A newer "backup" that adds a table, unsigned; 2. the same with a forged signature;
-    // 3. one whose key and manifest name an absolute path outside the download directory.
-    let planted = |name: &str, started: &str, signature: Option<&str>| {
-        let copy = edited_copy(&archive, name, |sql| {
-            format!("{sql}\nCREATE TABLE public.planted (x int);\n")
-        });
-        patch_manifest(&copy, |m| {
-            m["started"] = started.into();
-            m["finished"] = started.into();
-            match signature {
-                Some(sig) => m["signature"] = sig.into(),
-                None => drop(m.as_object_mut().expect("object").remove("signature")),
-            }
-        });
-        copy
-    };
-    let unsigned = planted(
-        "backup_29991231_000000.sql.gz",
-        "2999-12-31T00:00:00Z",
-        None,
-    );
-    let forged = planted(
-        "backup_29991230_000000.sql.gz",
-        "2999-12-30T00:00:00Z",
-        Some(&"ab".repeat(32)),
-    );
-    let outside = std::env::temp_dir().join(format!("{}.sql.gz", unique("lbtest-outside-")));
-    let escape = planted("escape.sql.gz", "2999-12-29T00:00:00Z", None);
-    patch_manifest(&escape, |m| {
-        m["file"] = outside.display().to_string().into();
-    });
-    for copy in [&unsigned, &forged] {
-        let name = name_of(copy);
-        plant(&stack, &prefix, &format!("backups/{name}"), copy);
-        plant(
-            &stack,
-            &prefix,
-            &format!("backups/{name}.json"),
-            Path::new(&format!("{}.json", copy.display())),
-        );
-    }
-    // `backups/` + `/tmp/…`: the key's last part after `backups/` is an absolute path.
-    let escape_key = format!("backups/{}", outside.display());
-    plant(&stack, &prefix, &escape_key, &escape);
-    // And a manifest that is not one: named in a warning, not skipped silently.
-    let garbage = work.path().join("garbage.json");
-    std::fs::write(&garbage, "{ not a manifest").expect("garbage");
-    plant(&stack, &prefix, "backups/garbage.sql.gz.json", &garbage);
-    plant(
-        &stack,
-        &prefix,
-        &format!("{escape_key}.json"),
-        Path::new(&format!("{}.json", escape.display())),
-    );
-    // Only the bucket has them now (local backups are this host's own).
-    for f in [&archive, &unsigned, &forged, &escape] {
-        std::fs::remove_file(f).expect("remove");
-        std::fs::remove_file(format!("{}.json", f.display())).expect("remove");
-    }
+    let outside = plant_three(&stack, &prefix, work.path(), &archive);
     s.sql(&s.db, "TRUNCATE notes");
 
     let out = lifeboat(
@@ -907,29 +807,101 @@ fn a_bucket_writer_can_plant_neither_a_file_outside_the_directory_nor_a_newer_ba
     assert!(!outside.exists(), "nothing written outside the directory");
 }
 
+/// In the bucket only (their local copies removed, with `archive`'s): 1. a newer "backup" that
+/// adds a table, unsigned; 2. the same with a forged signature; 3. one whose key and manifest
+/// name an absolute path outside the download directory (returned); and a manifest that is
+/// not one.
+fn plant_three(
+    stack: &lifeboat_testkit::S3Stack,
+    prefix: &str,
+    work: &Path,
+    archive: &Path,
+) -> PathBuf {
+    let planted = |name: &str, started: &str, signature: Option<&str>| {
+        let copy = edited_copy(archive, name, |sql| {
+            format!("{sql}\nCREATE TABLE public.planted (x int);\n")
+        });
+        patch_manifest(&copy, |m| {
+            m["started"] = started.into();
+            m["finished"] = started.into();
+            match signature {
+                Some(sig) => m["signature"] = sig.into(),
+                None => drop(m.as_object_mut().expect("object").remove("signature")),
+            }
+        });
+        copy
+    };
+    let unsigned = planted(
+        "backup_29991231_000000.sql.gz",
+        "2999-12-31T00:00:00Z",
+        None,
+    );
+    let forged = planted(
+        "backup_29991230_000000.sql.gz",
+        "2999-12-30T00:00:00Z",
+        Some(&"ab".repeat(32)),
+    );
+    let outside = std::env::temp_dir().join(format!("{}.sql.gz", unique("lbtest-outside-")));
+    let escape = planted("escape.sql.gz", "2999-12-29T00:00:00Z", None);
+    patch_manifest(&escape, |m| {
+        m["file"] = outside.display().to_string().into();
+    });
+    for copy in [&unsigned, &forged] {
+        let name = name_of(copy);
+        plant(stack, prefix, &format!("backups/{name}"), copy);
+        plant(
+            stack,
+            prefix,
+            &format!("backups/{name}.json"),
+            Path::new(&format!("{}.json", copy.display())),
+        );
+    }
+    // `backups/` + `/tmp/…`: the key's last part after `backups/` is an absolute path.
+    let escape_key = format!("backups/{}", outside.display());
+    plant(stack, prefix, &escape_key, &escape);
+    // And a manifest that is not one: named in a warning, not skipped silently.
+    let garbage = work.join("garbage.json");
+    std::fs::write(&garbage, "{ not a manifest").expect("garbage");
+    plant(stack, prefix, "backups/garbage.sql.gz.json", &garbage);
+    plant(
+        stack,
+        prefix,
+        &format!("{escape_key}.json"),
+        Path::new(&format!("{}.json", escape.display())),
+    );
+    // Only the bucket has them now (local backups are this host's own).
+    for f in [archive, &unsigned, &forged, &escape] {
+        std::fs::remove_file(f).expect("remove");
+        std::fs::remove_file(format!("{}.json", f.display())).expect("remove");
+    }
+    outside
+}
+
 // ---------------------------------------------------------------------------------------------
 // With the demo compose stack: the app and its worker are stopped and started around the swap.
 
 struct Stack {
-    project: ComposeProject,
-    work: tempfile::TempDir,
+    demo: DemoStack,
     postgres: String,
+}
+
+/// `stack.project`, `stack.work`: the demo stack's.
+impl std::ops::Deref for Stack {
+    type Target = DemoStack;
+    fn deref(&self) -> &DemoStack {
+        &self.demo
+    }
 }
 
 impl Stack {
     fn up() -> Self {
-        let project = ComposeProject::new(
-            "lbtest-restore-",
-            &workspace_root().join("tests/compose/docker-compose.yml"),
-            &[],
-        );
-        project.ok(&["up", "-d"]);
-        let postgres = project.ok(&["ps", "-q", "postgres"]);
-        let stack = Self {
-            project,
-            work: tempfile::tempdir().expect("tempdir"),
-            postgres,
-        };
+        // Not migrated: the tests back up the empty database first.
+        let demo = DemoStack::build("v1")
+            .prefix("lbtest-restore-")
+            .unmigrated()
+            .up();
+        let postgres = demo.id("postgres");
+        let stack = Self { demo, postgres };
         stack.wait_app_healthy_or_not();
         stack
     }
@@ -989,14 +961,14 @@ impl Stack {
         name_of(Path::new(ok(&out, "backup").trim()))
     }
 
-    fn restore(&self, args: &[&str]) -> Output {
+    fn restore(&self, args: &[&str]) -> Ran {
         let mut full = vec!["--dir", "backups", "--yes"];
         full.extend_from_slice(args);
         lifeboat("lifeboat-restore", self.work.path(), &full, &self.env())
     }
 
     /// Start a restore paused at `step`; returns it once it says so.
-    fn paused_at(&self, step: &str, backup: &str) -> std::process::Child {
+    fn paused_at(&self, step: &str, backup: &str) -> Running {
         paused_at(
             self.work.path(),
             &["--dir", "backups", "--yes", backup],
@@ -1023,7 +995,7 @@ impl Stack {
 
 /// Start `lifeboat-restore ARGS` in `dir` paused at `step` (the test hook); returns it once it
 /// says so, its stderr drained from then on.
-fn paused_at(dir: &Path, args: &[&str], env: &[(&str, String)], step: &str) -> std::process::Child {
+fn paused_at(dir: &Path, args: &[&str], env: &[(&str, String)], step: &str) -> Running {
     let mut env = env.to_vec();
     env.push(("LBTEST_RESTORE_PAUSE_AT", step.into()));
     running_until(dir, args, &env, &format!("paused at step {step}"))
@@ -1031,33 +1003,20 @@ fn paused_at(dir: &Path, args: &[&str], env: &[(&str, String)], step: &str) -> s
 
 /// Start `lifeboat-restore ARGS` in `dir`; returns it once a line of its stderr contains
 /// `marker`, its stderr drained from then on.
-fn running_until(
-    dir: &Path,
-    args: &[&str],
-    env: &[(&str, String)],
-    marker: &str,
-) -> std::process::Child {
-    let mut child = command("lifeboat-restore", dir, args, env)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
+fn running_until(dir: &Path, args: &[&str], env: &[(&str, String)], marker: &str) -> Running {
+    let mut child = command("lifeboat-restore", dir, args, env).spawn();
+    let mut lines = child.stderr_lines();
     let mut seen = String::new();
     loop {
         let line = lines
             .next()
             .unwrap_or_else(|| panic!("lifeboat-restore ended before saying {marker:?}: {seen}"));
-        let line = line.expect("stderr line");
         seen.push_str(&line);
         seen.push('\n');
         if line.contains(marker) {
             break;
         }
     }
-    // Keep draining stderr so that the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
     child
 }
 
@@ -1069,8 +1028,7 @@ fn held_in_safety_backup(
     db: &str,
     backup: &str,
     env: &[(&'static str, String)],
-    stderr: Stdio,
-) -> (std::process::Child, String) {
+) -> (Running, String) {
     let mut paused = env.to_vec();
     paused.push(("LBTEST_BACKUP_PAUSE_AT", "dumping".to_owned()));
     let mut child = command(
@@ -1079,15 +1037,12 @@ fn held_in_safety_backup(
         &["--dir", "backups", "--database", db, "--yes", backup],
         &paused,
     )
-    .stdout(Stdio::null())
-    .stderr(stderr)
-    .spawn()
-    .expect("spawn");
+    .spawn();
     let partial = wait_for(
         "the safety backup being written",
         Duration::from_mins(2),
         || {
-            if let Ok(Some(status)) = child.try_wait() {
+            if let Some(status) = child.try_wait() {
                 panic!(
                     "the restore ended ({status}) before its safety backup was seen being written"
                 );
@@ -1100,23 +1055,13 @@ fn held_in_safety_backup(
     (child, partial)
 }
 
-fn signal(child: &std::process::Child, sig: &str) {
-    let out = run(Command::new("kill").args([&format!("-{sig}"), &child.id().to_string()]));
-    assert!(out.status.success(), "kill -{sig}: {}", text(&out.stderr));
-}
-
 #[test]
-#[allow(clippy::too_many_lines)] // one incident, each way it can go wrong in turn
 fn with_the_app_a_failed_step_one_or_an_unhealthy_app_leave_the_old_data_live() {
     let stack = Stack::up();
     // A backup of the database before its migrations: restored, the app cannot be healthy.
     let empty = stack.backup();
-    stack
-        .project
-        .ok(&["run", "--rm", "-T", "app", "lifeboat-demo-app", "migrate"]);
-    stack
-        .project
-        .ok(&["run", "--rm", "-T", "app", "lifeboat-demo-app", "seed"]);
+    stack.migrate();
+    stack.seed();
     stack.wait_healthy();
     stack.sql("INSERT INTO businesses (name) VALUES ('Panadería Lucía'), ('Taller García')");
     let good = stack.backup();
@@ -1126,10 +1071,24 @@ fn with_the_app_a_failed_step_one_or_an_unhealthy_app_leave_the_old_data_live() 
     stack.sql("DELETE FROM businesses; INSERT INTO businesses (name) VALUES ('damaged')");
     assert_eq!(stack.businesses(), "damaged");
 
-    // Step 1 fails (bad SQL): the app was never stopped, the data is as it was.
     let app_started = stack.started_at("app");
     let worker_started = stack.started_at("worker");
-    let good_path = stack.work.path().join("backups").join(&good);
+    step_one_fails_and_the_app_keeps_running(&stack, &good, &app_started, &worker_started);
+    the_server_stopped_under_step_one_leaves_the_journal(&stack, &good, &app_started);
+    an_unhealthy_app_after_the_swap_is_undone(&stack, &empty);
+    sigkill_after_the_swap_is_undone_by_the_next_run(&stack, &empty);
+    sigterm_during_the_health_wait_is_obeyed_at_once(&stack, &empty);
+    the_real_restore_brings_the_data_back(&stack, &good, &good_data, &worker_started);
+}
+
+/// Step 1 fails (bad SQL): the app was never stopped, the data is as it was.
+fn step_one_fails_and_the_app_keeps_running(
+    stack: &Stack,
+    good: &str,
+    app_started: &str,
+    worker_started: &str,
+) {
+    let good_path = stack.work.path().join("backups").join(good);
     let bad = edited_copy(&good_path, "bad.sql.gz", |sql| {
         let at = sql.find("COPY public.").expect("a COPY");
         format!("{}SELECT 1/0;\n{}", &sql[..at], &sql[at..])
@@ -1139,35 +1098,46 @@ fn with_the_app_a_failed_step_one_or_an_unhealthy_app_leave_the_old_data_live() 
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("division by zero"), "{stderr}");
     assert_eq!(stack.businesses(), "damaged");
-    assert_eq!(stack.started_at("app"), app_started, "the app kept running");
     assert_eq!(
-        stack.started_at("worker"),
+        stack.started_at("app").as_str(),
+        app_started,
+        "the app kept running"
+    );
+    assert_eq!(
+        stack.started_at("worker").as_str(),
         worker_started,
         "the worker kept running"
     );
     assert!(stack.restore_databases().is_empty());
+}
 
-    // Step 1 with the server stopped under it (then SIGTERM): the restore database cannot be
-    // dropped, so the journal stays; lifeboat never stopped the app; the live data is as it was
-    // once the server is back, and the next run first undoes the interrupted restore.
-    let child = stack.paused_at("restoring", &good);
+/// Step 1 with the server stopped under it (then SIGTERM): the restore database cannot be
+/// dropped, so the journal stays; lifeboat never stopped the app; the live data is as it was
+/// once the server is back, and the next run first undoes the interrupted restore.
+fn the_server_stopped_under_step_one_leaves_the_journal(
+    stack: &Stack,
+    good: &str,
+    app_started: &str,
+) {
+    let mut child = stack.paused_at("restoring", good);
     docker_ok(&["stop", "-t", "5", &stack.postgres]);
-    signal(&child, "TERM");
-    let mut child = child;
-    assert_eq!(child.wait().expect("wait").code(), Some(1));
+    child.signal("TERM");
+    assert_eq!(child.wait().status.code(), Some(1));
     assert!(stack.journal_left(), "the journal stays for the next run");
     docker_ok(&["start", &stack.postgres]);
     stack.wait_app_healthy_or_not();
     stack.wait_healthy();
     assert_eq!(
-        stack.started_at("app"),
+        stack.started_at("app").as_str(),
         app_started,
         "the app was never stopped"
     );
     assert_eq!(stack.businesses(), "damaged");
+}
 
-    // The app unhealthy after the swap: undone, the app healthy again on the old data.
-    let out = stack.restore(&[&empty]);
+/// The app unhealthy after the swap: undone, the app healthy again on the old data.
+fn an_unhealthy_app_after_the_swap_is_undone(stack: &Stack, empty: &str) {
+    let out = stack.restore(&[empty]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("undid the interrupted restore"), "{stderr}");
@@ -1177,12 +1147,14 @@ fn with_the_app_a_failed_step_one_or_an_unhealthy_app_leave_the_old_data_live() 
     assert!(stack.restore_databases().is_empty());
     assert!(databases_like(&stack.postgres, "demo", "demo__pre_restore_").is_empty());
     assert!(!stack.journal_left());
+}
 
-    // SIGKILL after the swap, with a backup the app cannot be healthy on: the journal stays,
-    // and the next run starts the app, sees it unhealthy, and undoes the swap.
-    let mut child = stack.paused_at("starting", &empty);
-    signal(&child, "KILL");
-    child.wait().expect("wait");
+/// SIGKILL after the swap, with a backup the app cannot be healthy on: the journal stays, and
+/// the next run starts the app, sees it unhealthy, and undoes the swap.
+fn sigkill_after_the_swap_is_undone_by_the_next_run(stack: &Stack, empty: &str) {
+    let mut child = stack.paused_at("starting", empty);
+    child.signal("KILL");
+    child.wait();
     assert!(stack.journal_left(), "the journal outlives SIGKILL");
     let out = stack.restore(&["cleanup", "--dry-run"]);
     let stderr = text(&out.stderr);
@@ -1197,20 +1169,22 @@ fn with_the_app_a_failed_step_one_or_an_unhealthy_app_leave_the_old_data_live() 
     assert!(stack.restore_databases().is_empty());
     assert!(databases_like(&stack.postgres, "demo", "demo__pre_restore_").is_empty());
     assert!(!stack.journal_left());
+}
 
-    // SIGTERM while the restore waits for the app to become healthy (it never will on that
-    // backup, and the timeout is ten minutes): obeyed at once, the swap undone.
+/// SIGTERM while the restore waits for the app to become healthy (it never will on that
+/// backup, and the timeout is ten minutes): obeyed at once, the swap undone.
+fn sigterm_during_the_health_wait_is_obeyed_at_once(stack: &Stack, empty: &str) {
     let mut env = stack.env();
     env.push(("LIFEBOAT_RESTORE_HEALTH_TIMEOUT", "600".into()));
     let mut child = running_until(
         stack.work.path(),
-        &["--dir", "backups", "--yes", &empty],
+        &["--dir", "backups", "--yes", empty],
         &env,
         "step=\"starting\"",
     );
-    signal(&child, "TERM");
+    child.signal("TERM");
     let status = wait_for("the restore to end", Duration::from_mins(2), || {
-        child.try_wait().ok().flatten()
+        child.try_wait()
     });
     assert_eq!(status.code(), Some(1), "SIGTERM during the health wait");
     stack.wait_healthy();
@@ -1221,9 +1195,16 @@ fn with_the_app_a_failed_step_one_or_an_unhealthy_app_leave_the_old_data_live() 
     );
     assert!(stack.restore_databases().is_empty());
     assert!(!stack.journal_left());
+}
 
-    // The real restore: the data back, app and worker started again, the app healthy.
-    let out = stack.restore(&[&good]);
+/// The real restore: the data back, app and worker started again, the app healthy.
+fn the_real_restore_brings_the_data_back(
+    stack: &Stack,
+    good: &str,
+    good_data: &str,
+    worker_started: &str,
+) {
+    let out = stack.restore(&[good]);
     let stdout = ok(&out, "restore");
     let stderr = text(&out.stderr);
     assert!(
@@ -1235,7 +1216,7 @@ fn with_the_app_a_failed_step_one_or_an_unhealthy_app_leave_the_old_data_live() 
     stack.wait_healthy();
     assert_eq!(stack.health("worker"), "running");
     assert_ne!(
-        stack.started_at("worker"),
+        stack.started_at("worker").as_str(),
         worker_started,
         "the worker was restarted"
     );
@@ -1258,12 +1239,8 @@ fn with_the_app_a_failed_step_one_or_an_unhealthy_app_leave_the_old_data_live() 
 #[test]
 fn a_signal_at_any_step_and_a_rerun_leave_one_consistent_database_live() {
     let stack = Stack::up();
-    stack
-        .project
-        .ok(&["run", "--rm", "-T", "app", "lifeboat-demo-app", "migrate"]);
-    stack
-        .project
-        .ok(&["run", "--rm", "-T", "app", "lifeboat-demo-app", "seed"]);
+    stack.migrate();
+    stack.seed();
     stack.wait_healthy();
     stack.sql("INSERT INTO businesses (name) VALUES ('from the backup')");
     let good = stack.backup();
@@ -1274,8 +1251,8 @@ fn a_signal_at_any_step_and_a_rerun_leave_one_consistent_database_live() {
     // SIGTERM at each step: the run undoes itself; the old data is live, the app healthy.
     for step in ["restoring", "stopping", "swapping", "starting"] {
         let mut child = stack.paused_at(step, &good);
-        signal(&child, "TERM");
-        let status = child.wait().expect("wait");
+        child.signal("TERM");
+        let status = child.wait().status;
         assert_eq!(status.code(), Some(1), "{step}");
         stack.wait_healthy();
         assert_eq!(stack.businesses(), old_data, "after SIGTERM at {step}");
@@ -1285,8 +1262,8 @@ fn a_signal_at_any_step_and_a_rerun_leave_one_consistent_database_live() {
 
     // SIGKILL before the swap: the rerun undoes the interrupted restore, then restores.
     let mut child = stack.paused_at("swapping", &good);
-    signal(&child, "KILL");
-    child.wait().expect("wait");
+    child.signal("KILL");
+    child.wait();
     assert!(stack.journal_left());
     assert_eq!(stack.businesses(), old_data, "the swap had not happened");
     let out = stack.restore(&[&good]);
@@ -1302,8 +1279,8 @@ fn a_signal_at_any_step_and_a_rerun_leave_one_consistent_database_live() {
     // SIGKILL after the swap, the app stopped: the rerun finishes it (and says so).
     stack.sql("INSERT INTO businesses (name) VALUES ('again after')");
     let mut child = stack.paused_at("starting", &good);
-    signal(&child, "KILL");
-    child.wait().expect("wait");
+    child.signal("KILL");
+    child.wait();
     let out = stack.restore(&[&good]);
     let stderr = text(&out.stderr);
     ok(&out, "rerun after SIGKILL at starting");
@@ -1322,7 +1299,7 @@ fn a_signal_at_any_step_and_a_rerun_leave_one_consistent_database_live() {
 // Safety backups, databases that are missing, ICU locales, downloads and --url with the app.
 
 /// `lifeboat-restore --dir backups --database DB ARGS` in `dir`.
-fn restore_db(dir: &Path, db: &str, args: &[&str], env: &[(&str, String)]) -> Output {
+fn restore_db(dir: &Path, db: &str, args: &[&str], env: &[(&str, String)]) -> Ran {
     let mut full = vec!["--dir", "backups", "--database", db];
     full.extend_from_slice(args);
     lifeboat("lifeboat-restore", dir, &full, env)
@@ -1364,7 +1341,7 @@ fn safety_backups(dir: &Path) -> Vec<(String, String)> {
 
 /// The tab-separated fields of a restore's stdout line: database, backup, pre-restore
 /// database, safety backup, downtime.
-fn restored(out: &Output, what: &str) -> Vec<String> {
+fn restored(out: &Ran, what: &str) -> Vec<String> {
     ok(out, what)
         .trim()
         .split('\t')
@@ -1476,10 +1453,10 @@ fn a_crash_during_the_safety_backup_leaves_exactly_one_after_the_rerun() {
     let b1 = name_of(&backup(work.path(), &s.db, &env));
     // SIGKILL while the safety backup is being written (held there by the backup's test hook,
     // its partial file made): a .partial file is left.
-    let (child, partial) = held_in_safety_backup(work.path(), &s.db, &b1, &env, Stdio::null());
+    let (child, partial) = held_in_safety_backup(work.path(), &s.db, &b1, &env);
     let mut child = child;
-    signal(&child, "KILL");
-    child.wait().expect("wait");
+    child.signal("KILL");
+    child.wait();
     assert_eq!(
         safety_backups(work.path()),
         [(partial.clone(), "-".to_owned())],
@@ -1514,8 +1491,8 @@ fn a_crash_during_the_safety_backup_leaves_exactly_one_after_the_rerun() {
         &env,
         "safety-backup-taken",
     );
-    signal(&child, "KILL");
-    child.wait().expect("wait");
+    child.signal("KILL");
+    child.wait();
     assert_eq!(safety_backups(work.path()).len(), 2);
     let out = restore_db(work.path(), &s.db, &["--yes", &b1], &env);
     ok(&out, "rerun after SIGKILL after the safety backup");
@@ -1641,12 +1618,8 @@ fn a_signal_during_the_download_or_at_the_confirmation_removes_the_download() {
                 "downloaded before the confirmation"
             );
         }
-        signal(&child, sig);
-        assert_eq!(
-            child.wait().expect("wait").code(),
-            Some(1),
-            "SIG{sig} at {step}"
-        );
+        child.signal(sig);
+        assert_eq!(child.wait().status.code(), Some(1), "SIG{sig} at {step}");
         assert!(
             downloads().is_empty(),
             "SIG{sig} at {step}: {:?}",
@@ -1660,8 +1633,8 @@ fn a_signal_during_the_download_or_at_the_confirmation_removes_the_download() {
     // but not the directory of a run that is still alive (this test's pid stands for one).
     let mut child = paused_at(work.path(), &args, &env, "confirming");
     let killed = format!(".lifeboat-restore-download-{}", child.id());
-    signal(&child, "KILL");
-    child.wait().expect("wait");
+    child.signal("KILL");
+    child.wait();
     let alive = format!(".lifeboat-restore-download-{}", std::process::id());
     std::fs::create_dir(work.path().join("backups").join(&alive)).expect("mkdir");
     assert_eq!(downloads(), {
@@ -1687,12 +1660,8 @@ fn a_signal_during_the_download_or_at_the_confirmation_removes_the_download() {
 #[test]
 fn with_url_the_configured_app_services_are_stopped_and_started_around_the_swap() {
     let stack = Stack::up();
-    stack
-        .project
-        .ok(&["run", "--rm", "-T", "app", "lifeboat-demo-app", "migrate"]);
-    stack
-        .project
-        .ok(&["run", "--rm", "-T", "app", "lifeboat-demo-app", "seed"]);
+    stack.migrate();
+    stack.seed();
     stack.wait_healthy();
     stack.sql("INSERT INTO businesses (name) VALUES ('por URL')");
     let good = stack.backup();
@@ -1790,42 +1759,16 @@ fn settings_of(s: &Shared, db: &str) -> String {
 }
 
 #[test]
-#[allow(clippy::too_many_lines)] // one story: backed up, changed, restored, dropped, restored
 fn a_restore_gives_back_the_database_s_own_properties_as_they_were_at_backup_time() {
     let mut s = Shared::new("lbtest_restore_props_");
-    let reader = unique("lbtest_preader_");
-    s.roles = vec![reader.clone()];
-    let db = s.db.clone();
-    s.sql("postgres", &format!("CREATE ROLE {reader} NOLOGIN"));
-    s.sql("postgres", &format!("CREATE DATABASE {db}"));
-    for statement in [
-        format!("ALTER DATABASE {db} SET work_mem = '8MB'"),
-        format!("ALTER ROLE {reader} IN DATABASE {db} SET search_path = public, extra"),
-        format!("COMMENT ON DATABASE {db} IS 'as backed up'"),
-        format!("REVOKE CONNECT ON DATABASE {db} FROM PUBLIC"),
-        format!("GRANT CONNECT ON DATABASE {db} TO {reader}"),
-    ] {
-        s.sql("postgres", &statement);
-    }
+    let db = database_with_properties(&mut s);
     s.sql(&db, "CREATE TABLE t (id int); INSERT INTO t VALUES (1)");
     let work = tempfile::tempdir().expect("tempdir");
     let archive = backup(work.path(), &db, &s.env());
     let expected = settings_of(&s, &db);
     assert!(expected.contains("work_mem=8MB"), "{expected}");
-    let acl = |s: &Shared| {
-        s.sql(
-            "postgres",
-            &format!("SELECT datacl::text FROM pg_database WHERE datname = '{db}'"),
-        )
-    };
-    let comment = |s: &Shared| {
-        s.sql(
-            "postgres",
-            &format!(
-                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = '{db}'"
-            ),
-        )
-    };
+    let acl = |s: &Shared| acl_of(s, &db);
+    let comment = |s: &Shared| comment_of(s, &db);
     let acl_before = acl(&s);
 
     // The incident: someone changes the database's settings and comment, then restores.
@@ -1903,6 +1846,44 @@ fn a_restore_gives_back_the_database_s_own_properties_as_they_were_at_backup_tim
     );
 }
 
+/// `s`'s database, with settings of its own and of a role in it, a comment and grants: its
+/// name.
+fn database_with_properties(s: &mut Shared) -> String {
+    let reader = unique("lbtest_preader_");
+    s.roles = vec![reader.clone()];
+    let db = s.db.clone();
+    s.sql("postgres", &format!("CREATE ROLE {reader} NOLOGIN"));
+    s.sql("postgres", &format!("CREATE DATABASE {db}"));
+    for statement in [
+        format!("ALTER DATABASE {db} SET work_mem = '8MB'"),
+        format!("ALTER ROLE {reader} IN DATABASE {db} SET search_path = public, extra"),
+        format!("COMMENT ON DATABASE {db} IS 'as backed up'"),
+        format!("REVOKE CONNECT ON DATABASE {db} FROM PUBLIC"),
+        format!("GRANT CONNECT ON DATABASE {db} TO {reader}"),
+    ] {
+        s.sql("postgres", &statement);
+    }
+    db
+}
+
+/// The database's access privileges.
+fn acl_of(s: &Shared, db: &str) -> String {
+    s.sql(
+        "postgres",
+        &format!("SELECT datacl::text FROM pg_database WHERE datname = '{db}'"),
+    )
+}
+
+/// The database's comment.
+fn comment_of(s: &Shared, db: &str) -> String {
+    s.sql(
+        "postgres",
+        &format!(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = '{db}'"
+        ),
+    )
+}
+
 #[test]
 fn no_room_on_the_server_or_a_restore_under_way_leave_the_live_database_alone() {
     let s = Shared::new("lbtest_restore_room_");
@@ -1956,8 +1937,8 @@ fn no_room_on_the_server_or_a_restore_under_way_leave_the_live_database_alone() 
         "{}",
         text(&second.stderr)
     );
-    signal(&first, "TERM");
-    let status = first.wait().expect("wait");
+    first.signal("TERM");
+    let status = first.wait().status;
     assert_eq!(status.code(), Some(1), "the first stops on SIGTERM");
     assert_eq!(
         s.sql(&s.db, "SELECT count(*) FROM notes"),
@@ -1994,13 +1975,10 @@ fn sigterm_in_the_middle_of_loading_a_large_archive_leaves_the_live_database_alo
         ],
         &s.env(),
     )
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("spawn");
+    .spawn();
     // Under way: the server is taking in a COPY into the scratch database.
     wait_for("the load under way", Duration::from_mins(2), || {
-        if let Ok(Some(status)) = child.try_wait() {
+        if let Some(status) = child.try_wait() {
             panic!("the restore ended ({status}) before its load was seen");
         }
         let copying = s.sql(
@@ -2013,15 +1991,9 @@ fn sigterm_in_the_middle_of_loading_a_large_archive_leaves_the_live_database_alo
         );
         (copying != "0").then_some(())
     });
-    signal(&child, "TERM");
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut stderr)
-        .expect("stderr");
-    let status = child.wait().expect("wait");
+    child.signal("TERM");
+    let ran = child.wait();
+    let (status, stderr) = (ran.status, ran.stderr);
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("stopped by SIGTERM"), "{stderr}");
     assert_eq!(
@@ -2053,16 +2025,10 @@ fn a_failed_safety_backup_keeps_the_database_from_before_and_the_rerun_takes_it(
 
     // The safety backup is held once its partial file is made, then stopped by SIGTERM: it
     // fails, after the swap.
-    let (mut child, _) = held_in_safety_backup(work.path(), &s.db, &b1, &env, Stdio::piped());
-    signal(&child, "TERM");
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut stderr)
-        .expect("stderr");
-    let status = child.wait().expect("wait");
+    let (mut child, _) = held_in_safety_backup(work.path(), &s.db, &b1, &env);
+    child.signal("TERM");
+    let ran = child.wait();
+    let (status, stderr) = (ran.status, ran.stderr);
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("the restore is complete and the app healthy, but the safety backup of")
