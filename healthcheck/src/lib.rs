@@ -18,6 +18,8 @@ mod serve;
 mod target;
 #[cfg(feature = "tls")]
 mod tls;
+#[cfg(feature = "tls")]
+pub mod verifier;
 
 use std::fmt;
 use std::sync::mpsc;
@@ -25,7 +27,7 @@ use std::time::{Duration, Instant};
 
 pub use target::{Scheme, Target};
 
-/// The environment variables, one per option (README lists them).
+/// The environment variables, one per option (docs/lifeboat-healthcheck.md lists them).
 pub mod env {
     pub const URL: &str = "HEALTHCHECK_URL";
     pub const PORT: &str = "PORT";

@@ -124,26 +124,6 @@ impl Drop for RedactingWriter {
     }
 }
 
-/// Progress of a long step, reported by the library; binaries decide how to show it.
-pub trait Progress: Send + Sync {
-    /// A new phase, with its total in bytes when known.
-    fn start(&self, what: &str, total: Option<u64>);
-    /// `n` more bytes done.
-    fn advance(&self, n: u64);
-    /// The phase ended.
-    fn finish(&self);
-}
-
-/// No progress display: not a terminal, or `--no-progress`.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NoProgress;
-
-impl Progress for NoProgress {
-    fn start(&self, _: &str, _: Option<u64>) {}
-    fn advance(&self, _: u64) {}
-    fn finish(&self) {}
-}
-
 /// Human-readable bytes: `1.5 MiB`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

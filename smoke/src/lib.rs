@@ -242,7 +242,7 @@ fn too_short(name: &str) -> String {
     )
 }
 
-/// Parse a spec's text as `lifeboat-smoke` does (README's example is checked with this).
+/// Parse a spec's text as `lifeboat-smoke` does (the example in docs/lifeboat-smoke.md is checked with this).
 pub fn parse_spec(path: &Path, text: &str) -> Result<Spec, spec::SpecError> {
     Spec::parse(path, text)
 }

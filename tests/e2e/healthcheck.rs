@@ -638,7 +638,7 @@ fn the_static_build_runs_alone_in_a_scratch_image() {
 
     // A sidecar on a compose-like network checks a service by its name. The musl build reads
     // the container's /etc/resolv.conf itself; the glibc fallback has no NSS in a scratch
-    // image, and README says to give it addresses.
+    // image, and its manual says to give it addresses.
     let network = unique("lbtest-net-");
     docker_ok(&["network", "create", &network]);
     let _network = NetworkGuard(network.clone());

@@ -331,6 +331,39 @@ fn the_configuration_reference_documents_every_variable_and_key() {
     }
 }
 
+/// lifeboat-healthcheck links no lifeboat library (its size budget), so its variables and the
+/// defaults its help states are written there again: they must be the settings table's.
+#[test]
+fn the_healthcheck_s_variables_and_defaults_are_the_settings_table_s() {
+    use lifeboat::config::settings::Section;
+    let table: BTreeSet<&str> = SETTINGS
+        .iter()
+        .filter(|s| s.section == Section::Healthcheck)
+        .map(|s| s.var)
+        .collect();
+    let probe: BTreeSet<&str> = lifeboat_healthcheck::env::ALL.iter().copied().collect();
+    assert_eq!(
+        probe, table,
+        "lifeboat_healthcheck::env::ALL and the settings table's healthcheck section differ"
+    );
+    for s in SETTINGS
+        .iter()
+        .filter(|s| s.section == Section::Healthcheck)
+    {
+        let Some(default) = s.default else { continue };
+        let shown = if s.var == "PORT" {
+            format!("${{PORT:-{default}}}")
+        } else {
+            format!("[{}, default {default}]", s.var)
+        };
+        assert!(
+            lifeboat_healthcheck::HELP.contains(&shown),
+            "lifeboat-healthcheck's help does not show {shown} (the settings table's default of {})",
+            s.var
+        );
+    }
+}
+
 #[test]
 fn every_toml_example_loads() {
     let mut examples = 0;
