@@ -552,16 +552,7 @@ async fn docker_health_follows_the_app_s_database() {
         .expect("healthy through lifeboat-healthcheck");
     // lifeboat ran the HEALTHCHECK's command itself; Docker's own probe, whose log is read
     // below, follows within its interval.
-    wait_for("Docker says healthy", Duration::from_secs(30), || {
-        let status = docker_ok(&["inspect", "-f", "{{.State.Health.Status}}", &app.id]);
-        (status == "healthy").then_some(())
-    });
-    let log = docker_ok(&[
-        "inspect",
-        "-f",
-        "{{range .State.Health.Log}}{{.ExitCode}} {{.Output}}{{end}}",
-        &app.id,
-    ]);
+    let log = docker_health_log(&app.id, "healthy");
     assert!(
         log.contains("healthy: http://127.0.0.1:3000/api/health 200"),
         "{log}"
@@ -575,16 +566,7 @@ async fn docker_health_follows_the_app_s_database() {
         .stop(&postgres.id, Duration::from_secs(5))
         .await
         .expect("stop postgres");
-    wait_for("unhealthy", Duration::from_secs(30), || {
-        let status = docker_ok(&["inspect", "-f", "{{.State.Health.Status}}", &app.id]);
-        (status == "unhealthy").then_some(())
-    });
-    let log = docker_ok(&[
-        "inspect",
-        "-f",
-        "{{range .State.Health.Log}}{{.ExitCode}} {{.Output}}{{end}}",
-        &app.id,
-    ]);
+    let log = docker_health_log(&app.id, "unhealthy");
     assert!(
         log.contains("1 unhealthy: http://127.0.0.1:3000/api/health: status 503"),
         "{log}"
@@ -848,4 +830,23 @@ fn the_postgres_probe_follows_libpq_s_sslmode_and_root_certificate_rules() {
     std::fs::copy(&ca, home.path().join(".postgresql/root.crt")).expect("root.crt");
     let (code, line) = probe_pg("127.0.0.1", "sslmode=verify-ca");
     assert_eq!(code, 0, "{line}");
+}
+
+/// Docker's own health log of `container` (exit code and output of each probe), once Docker
+/// says it is `state`.
+fn docker_health_log(container: &str, state: &str) -> String {
+    wait_for(
+        &format!("Docker says {state}"),
+        Duration::from_secs(30),
+        || {
+            let status = docker_ok(&["inspect", "-f", "{{.State.Health.Status}}", container]);
+            (status == state).then_some(())
+        },
+    );
+    docker_ok(&[
+        "inspect",
+        "-f",
+        "{{range .State.Health.Log}}{{.ExitCode}} {{.Output}}{{end}}",
+        container,
+    ])
 }

@@ -132,6 +132,18 @@ impl Shared {
         vec![("LIFEBOAT_DB_CONTAINER", self.container.clone())]
     }
 
+    /// Create the database with a table of notes numbered 1 to `n`, nothing else in them.
+    fn with_numbered_notes(&self, n: u32) {
+        self.sql("postgres", &format!("CREATE DATABASE {}", self.db));
+        self.sql(
+            &self.db,
+            &format!(
+                "CREATE TABLE notes (id int PRIMARY KEY); \
+                 INSERT INTO notes SELECT generate_series(1, {n})"
+            ),
+        );
+    }
+
     /// Create the database with a table of 300 notes.
     fn with_notes(&self) {
         self.sql("postgres", &format!("CREATE DATABASE {}", self.db));
@@ -1352,11 +1364,7 @@ fn restored(out: &Ran, what: &str) -> Vec<String> {
 #[test]
 fn safety_backups_stay_while_their_pre_restore_database_does_then_go_after_the_days() {
     let s = Shared::new("lbtest_rs_keep_");
-    s.sql("postgres", &format!("CREATE DATABASE {}", s.db));
-    s.sql(
-        &s.db,
-        "CREATE TABLE notes (id int PRIMARY KEY); INSERT INTO notes SELECT generate_series(1, 10)",
-    );
+    s.with_numbered_notes(10);
     let work = tempfile::tempdir().expect("tempdir");
     let env = s.env();
     let b1 = name_of(&backup(work.path(), &s.db, &env));
@@ -1443,11 +1451,7 @@ fn safety_backups_stay_while_their_pre_restore_database_does_then_go_after_the_d
 #[test]
 fn a_crash_during_the_safety_backup_leaves_exactly_one_after_the_rerun() {
     let s = Shared::new("lbtest_rs_crash_");
-    s.sql("postgres", &format!("CREATE DATABASE {}", s.db));
-    s.sql(
-        &s.db,
-        "CREATE TABLE notes (id int PRIMARY KEY); INSERT INTO notes SELECT generate_series(1, 10)",
-    );
+    s.with_numbered_notes(10);
     let work = tempfile::tempdir().expect("tempdir");
     let env = s.env();
     let b1 = name_of(&backup(work.path(), &s.db, &env));
@@ -1887,11 +1891,7 @@ fn comment_of(s: &Shared, db: &str) -> String {
 #[test]
 fn no_room_on_the_server_or_a_restore_under_way_leave_the_live_database_alone() {
     let s = Shared::new("lbtest_restore_room_");
-    s.sql("postgres", &format!("CREATE DATABASE {}", s.db));
-    s.sql(
-        &s.db,
-        "CREATE TABLE notes (id int PRIMARY KEY); INSERT INTO notes SELECT generate_series(1, 50)",
-    );
+    s.with_numbered_notes(50);
     let work = tempfile::tempdir().expect("tempdir");
     let archive = backup(work.path(), &s.db, &s.env());
     s.sql(&s.db, "DELETE FROM notes WHERE id > 10");
@@ -2013,11 +2013,7 @@ fn sigterm_in_the_middle_of_loading_a_large_archive_leaves_the_live_database_alo
 #[test]
 fn a_failed_safety_backup_keeps_the_database_from_before_and_the_rerun_takes_it() {
     let s = Shared::new("lbtest_rs_safefail_");
-    s.sql("postgres", &format!("CREATE DATABASE {}", s.db));
-    s.sql(
-        &s.db,
-        "CREATE TABLE notes (id int PRIMARY KEY); INSERT INTO notes SELECT generate_series(1, 10)",
-    );
+    s.with_numbered_notes(10);
     let work = tempfile::tempdir().expect("tempdir");
     let env = s.env();
     let b1 = name_of(&backup(work.path(), &s.db, &env));

@@ -310,6 +310,17 @@ struct SmokeStack {
     db_password: String,
 }
 
+/// [`demo_stack`] on v1, once its health check passes.
+fn healthy_demo_stack(prefix: &str) -> SmokeStack {
+    let stack = demo_stack(prefix, "v1");
+    wait_for("the app is healthy", Duration::from_mins(1), || {
+        http_get(stack.app.trim_start_matches("http://"), "/api/health")
+            .ok()
+            .filter(|(s, _)| *s == 200)
+    });
+    stack
+}
+
 fn demo_stack(prefix: &str, version: &str) -> SmokeStack {
     let admin_password = unique("admin-pw-");
     let webhook_secret = unique("hook-secret-");
@@ -422,12 +433,7 @@ fn maildir_has(needle: &str) -> bool {
 
 #[test]
 fn the_demo_spec_passes_on_the_demo_stack_cleans_up_and_never_shows_a_secret() {
-    let stack = demo_stack("lbtest-smoke-", "v1");
-    wait_for("the app is healthy", Duration::from_mins(1), || {
-        http_get(stack.app.trim_start_matches("http://"), "/api/health")
-            .ok()
-            .filter(|(s, _)| *s == 200)
-    });
+    let stack = healthy_demo_stack("lbtest-smoke-");
     let (_mail, api) = mail_api();
     let env = stack.env(&api);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -744,12 +750,7 @@ fn https_server() -> (Background, u16, tempfile::TempDir) {
 
 #[test]
 fn every_assertion_and_check_kind_passes_and_fails_as_it_should() {
-    let stack = demo_stack("lbtest-smoke-kinds-", "v1");
-    wait_for("the app is healthy", Duration::from_mins(1), || {
-        http_get(stack.app.trim_start_matches("http://"), "/api/health")
-            .ok()
-            .filter(|(s, _)| *s == 200)
-    });
+    let stack = healthy_demo_stack("lbtest-smoke-kinds-");
     let (_mail, api) = mail_api();
     let (_proxied_mail, proxied_api) = mail_api_below("/mailpit");
     let (_https, tls_port, tls_dir) = https_server();
