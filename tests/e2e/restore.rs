@@ -613,13 +613,8 @@ fn unconfirmed_restores_do_nothing(s: &Shared, work: &Path, archive: &Path, live
 fn a_backup_in_the_bucket_restores() {
     let s = Shared::new("lbtest_restore_s3_");
     s.with_notes();
-    let (stack, prefix, env) = with_bucket(&s, "lbtest-restore-");
     let work = tempfile::tempdir().expect("tempdir");
-    let archive = backup(work.path(), &s.db, &env);
-    let name = name_of(&archive);
-    // Only the bucket has it now.
-    std::fs::remove_file(&archive).expect("remove");
-    std::fs::remove_file(format!("{}.json", archive.display())).expect("remove");
+    let (stack, prefix, env, name) = only_in_the_bucket(&s, work.path());
     s.sql(&s.db, "TRUNCATE notes");
 
     let out = lifeboat(
@@ -724,6 +719,25 @@ fn with_bucket(
     env.extend(stack.env());
     env.push(("LIFEBOAT_S3_PREFIX", prefix.clone()));
     (stack, prefix, env)
+}
+
+/// A backup of `s`'s database in the test bucket (under a prefix of its own) and no longer in
+/// `work`: the bucket, the prefix, the settings with it, and the backup's name.
+fn only_in_the_bucket(
+    s: &Shared,
+    work: &Path,
+) -> (
+    lifeboat_testkit::S3Stack,
+    String,
+    Vec<(&'static str, String)>,
+    String,
+) {
+    let (stack, prefix, env) = with_bucket(s, "lbtest-restore-");
+    let archive = backup(work, &s.db, &env);
+    let name = name_of(&archive);
+    std::fs::remove_file(&archive).expect("remove");
+    std::fs::remove_file(format!("{}.json", archive.display())).expect("remove");
+    (stack, prefix, env, name)
 }
 
 /// Put `file` (a path here) into the bucket as `key` (under the test's prefix), as a bucket
@@ -1589,12 +1603,8 @@ fn an_icu_database_is_restored_with_its_icu_locale() {
 fn a_signal_during_the_download_or_at_the_confirmation_removes_the_download() {
     let s = Shared::new("lbtest_rs_dl_");
     s.with_notes();
-    let (stack, prefix, env) = with_bucket(&s, "lbtest-restore-");
     let work = tempfile::tempdir().expect("tempdir");
-    let archive = backup(work.path(), &s.db, &env);
-    let name = name_of(&archive);
-    std::fs::remove_file(&archive).expect("remove");
-    std::fs::remove_file(format!("{}.json", archive.display())).expect("remove");
+    let (stack, prefix, env, name) = only_in_the_bucket(&s, work.path());
     s.sql(&s.db, "DELETE FROM notes WHERE id > 100");
     let url = format!("s3://{}/{prefix}backups/{name}", stack.bucket);
     let args = [
