@@ -55,7 +55,6 @@ pub fn run(config: &Config, name: Option<&str>, restore_test: bool) -> anyhow::R
             &format!("decompressing {file}"),
             entry.manifest.raw_size,
             Arc::clone(&sql_bytes),
-            true,
         );
         let scan = archive::decompress(&entry, Some(sql_bytes));
         bar.finish();
@@ -157,7 +156,6 @@ async fn restore_and_count(source: &Source, scratch: &str, entry: &Entry) -> any
         &format!("restoring {}", m.file),
         m.raw_size,
         Arc::clone(&sql_bytes),
-        true,
     );
     let loaded = load::archive(source, scratch, entry, Some(sql_bytes)).await;
     bar.finish();

@@ -13,7 +13,6 @@
 pub mod app;
 pub mod journal;
 pub mod pick;
-pub mod progress;
 pub mod safety;
 pub mod server;
 pub mod txn;
@@ -31,7 +30,7 @@ use lifeboat::config::settings;
 use lifeboat::config::Config;
 use lifeboat::exit::UsageError;
 use lifeboat::lock::JobLock;
-use lifeboat::output::{human_bytes, LogFormat};
+use lifeboat::output::human_bytes;
 use lifeboat_backup::archive;
 use lifeboat_backup::manifest::Entry;
 use tracing::{info, warn};
@@ -39,9 +38,9 @@ use tracing::{info, warn};
 use crate::app::App;
 use crate::journal::Journal;
 use crate::pick::Catalog;
-use crate::progress::Bar;
 use crate::server::Server;
 use crate::txn::{Ctx, Recovered};
+use lifeboat::progress::Bar;
 use lifeboat::signal::Stop;
 
 /// The longest database name whose `<db>__pre_restore_YYYYMMDD_HHMMSS` fits PostgreSQL's 63 bytes.
@@ -254,10 +253,7 @@ async fn restore(config: &Config, cli: &Cli) -> anyhow::Result<Option<txn::Resto
         Box::pin(catalog.fetch(&chosen, &download.dir)).await
     })
     .await?;
-    let progress = cli.global.log_format == LogFormat::Human
-        && !cli.no_progress
-        && lifeboat::output::progress_enabled();
-    check_archive_interruptible(&stop, &entry, progress).await?;
+    check_archive_interruptible(&stop, &entry).await?;
     before(&stop, check_room(&server, &db, entry.manifest.raw_size)).await?;
     let app = before(&stop, App::find(config, &server.source, &db)).await?;
     before(&stop, async {
@@ -271,7 +267,6 @@ async fn restore(config: &Config, cli: &Cli) -> anyhow::Result<Option<txn::Resto
         server: &server,
         journal: journal_path,
         stop,
-        progress,
     };
     let done = txn::restore(&ctx, &entry, &app, !cli.no_safety_backup).await?;
     info!(
@@ -364,15 +359,11 @@ impl Drop for Download {
 }
 
 /// [`check_archive`] on a thread of its own, given up at the next block read on a signal.
-async fn check_archive_interruptible(
-    stop: &Stop,
-    entry: &Entry,
-    progress: bool,
-) -> anyhow::Result<()> {
+async fn check_archive_interruptible(stop: &Stop, entry: &Entry) -> anyhow::Result<()> {
     let cancel = Arc::new(AtomicBool::new(false));
     let mut task = tokio::task::spawn_blocking({
         let (entry, cancel) = (entry.clone(), Arc::clone(&cancel));
-        move || check_archive(&entry, progress, &cancel)
+        move || check_archive(&entry, &cancel)
     });
     tokio::select! {
         checked = &mut task => checked.context("checking the archive")?,
@@ -407,7 +398,7 @@ impl<R: std::io::Read> std::io::Read for Cancellable<'_, R> {
 /// touched. The archive is decompressed once, as it is restored beside the live database
 /// ([`txn`]): its end, its length and every table's rows are checked there, and a failure drops
 /// the restore database.
-fn check_archive(entry: &Entry, progress: bool, cancel: &AtomicBool) -> anyhow::Result<()> {
+fn check_archive(entry: &Entry, cancel: &AtomicBool) -> anyhow::Result<()> {
     let refused = |e: anyhow::Error| {
         e.context(format!(
             "{} is refused; nothing was touched",
@@ -416,12 +407,7 @@ fn check_archive(entry: &Entry, progress: bool, cancel: &AtomicBool) -> anyhow::
     };
     archive::check_size(entry).map_err(refused)?;
     let counter = Arc::new(AtomicU64::new(0));
-    let bar = Bar::start(
-        "checking",
-        entry.manifest.size,
-        Arc::clone(&counter),
-        progress,
-    );
+    let bar = Bar::start("checking", entry.manifest.size, Arc::clone(&counter));
     let file = std::fs::File::open(&entry.archive)
         .with_context(|| format!("cannot open {}", entry.archive.display()))?;
     let checked = archive::check_sha256_of(

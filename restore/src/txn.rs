@@ -30,9 +30,9 @@ use tracing::{error, info, warn};
 
 use crate::app::App;
 use crate::journal::{Journal, Step};
-use crate::progress::Bar;
 use crate::safety;
 use crate::server::{DbInfo, Server};
+use lifeboat::progress::Bar;
 
 /// A test hook: the name of a step at which to stop and wait for a signal (SIGTERM, Ctrl-C,
 /// or SIGKILL from the test), so that tests can interrupt every step for sure.
@@ -47,7 +47,6 @@ pub struct Ctx<'a> {
     pub server: &'a Server,
     pub journal: PathBuf,
     pub stop: Stop,
-    pub progress: bool,
 }
 
 /// A restore that was done.
@@ -331,12 +330,7 @@ async fn keep_or_expire(
 async fn load(ctx: &Ctx<'_>, entry: &Entry, restore_db: &str) -> anyhow::Result<()> {
     let m = &entry.manifest;
     let sql_bytes = Arc::new(AtomicU64::new(0));
-    let bar = Bar::start(
-        "restoring",
-        m.raw_size,
-        Arc::clone(&sql_bytes),
-        ctx.progress,
-    );
+    let bar = Bar::start("restoring", m.raw_size, Arc::clone(&sql_bytes));
     let loaded =
         lifeboat_backup::load::archive(&ctx.server.source, restore_db, entry, Some(sql_bytes))
             .await;

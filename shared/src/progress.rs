@@ -28,17 +28,21 @@ impl Bar {
     /// A bar for `what` (`uploading backup_….sql.gz`), out of `total` bytes when known, advanced
     /// with [`Bar::inc`].
     pub fn bytes(what: &str, total: Option<u64>) -> Self {
-        Self::new(what, total, crate::output::progress_enabled())
+        let bar = if crate::output::progress_enabled() {
+            Self::drawn(what, total)
+        } else {
+            ProgressBar::hidden()
+        };
+        Self {
+            bar,
+            follower: None,
+        }
     }
 
     /// A bar for `what` out of `total` bytes that follows `counter`, which the work advances
-    /// from any thread; hidden unless `enabled` too (a binary's own `--no-progress`).
-    pub fn start(what: &str, total: u64, counter: Arc<AtomicU64>, enabled: bool) -> Self {
-        let mut this = Self::new(
-            what,
-            Some(total),
-            enabled && crate::output::progress_enabled(),
-        );
+    /// from any thread.
+    pub fn start(what: &str, total: u64, counter: Arc<AtomicU64>) -> Self {
+        let mut this = Self::bytes(what, Some(total));
         if !this.bar.is_hidden() {
             let bar = this.bar.clone();
             let (stop, stopped) = mpsc::channel::<()>();
@@ -53,35 +57,25 @@ impl Bar {
         this
     }
 
-    fn new(what: &str, total: Option<u64>, enabled: bool) -> Self {
-        let bar = if enabled {
-            let template = if total.is_some() {
-                "{msg}: {bytes} of {total_bytes}, {percent}%, {bytes_per_sec}, {eta} left"
-            } else {
-                "{msg}: {bytes}, {bytes_per_sec}"
-            };
-            // Not ProgressDrawTarget::stderr: it hides the bar when TERM is unset (sudo, cron
-            // with a terminal, `script`), and whether to draw is decided above.
-            let stderr = Box::new(console::Term::stderr());
-            let bar = ProgressBar::with_draw_target(
-                total,
-                ProgressDrawTarget::term_like_with_hz(stderr, 5),
-            );
-            bar.set_style(
-                ProgressStyle::with_template(template)
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            bar.set_message(what.to_owned());
-            // Drawn once before the work starts, so that even a short step is seen.
-            bar.tick();
-            bar
+    /// A bar drawn on stderr's terminal.
+    fn drawn(what: &str, total: Option<u64>) -> ProgressBar {
+        let template = if total.is_some() {
+            "{msg}: {bytes} of {total_bytes}, {percent}%, {bytes_per_sec}, {eta} left"
         } else {
-            ProgressBar::hidden()
+            "{msg}: {bytes}, {bytes_per_sec}"
         };
-        Self {
-            bar,
-            follower: None,
-        }
+        // Not ProgressDrawTarget::stderr: it hides the bar when TERM is unset (sudo, cron
+        // with a terminal, `script`), and whether to draw is decided above.
+        let stderr = Box::new(console::Term::stderr());
+        let bar =
+            ProgressBar::with_draw_target(total, ProgressDrawTarget::term_like_with_hz(stderr, 5));
+        bar.set_style(
+            ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.set_message(what.to_owned());
+        // Drawn once before the work starts, so that even a short step is seen.
+        bar.tick();
+        bar
     }
 
     /// `n` more bytes done.
@@ -110,7 +104,7 @@ mod tests {
     #[test]
     fn a_bar_off_a_terminal_is_hidden_and_still_counts() {
         let counter = Arc::new(AtomicU64::new(0));
-        let followed = Bar::start("restoring", 10, Arc::clone(&counter), true);
+        let followed = Bar::start("restoring", 10, Arc::clone(&counter));
         assert!(followed.bar.is_hidden() && followed.follower.is_none());
         counter.store(5, Ordering::Relaxed);
         followed.finish();
