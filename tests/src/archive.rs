@@ -66,13 +66,7 @@ fn manifest_path(archive: &Path) -> String {
 /// SHA-256 of `bytes`, lowercase hex, as manifests write it.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest as _;
-    use std::fmt::Write as _;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .fold(String::new(), |mut hex, b| {
-            let _ = write!(hex, "{b:02x}");
-            hex
-        })
+    lifeboat::output::hex(&sha2::Sha256::digest(bytes))
 }
 
 /// The SQL of a gzip archive (every member of the stream).

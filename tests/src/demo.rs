@@ -2,8 +2,7 @@
 //! own, migrated and seeded as a deploy would, with a working directory for lifeboat's files;
 //! brought down with its volumes when dropped, pass or fail.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use crate::{docker_ok, workspace_root, ComposeProject};
 
@@ -11,8 +10,6 @@ use crate::{docker_ok, workspace_root, ComposeProject};
 pub struct DemoStack {
     pub project: ComposeProject,
     pub work: tempfile::TempDir,
-    /// What `lifeboat-demo-app migrate` said, when the stack was migrated.
-    pub migrated: String,
 }
 
 /// How to bring a [`DemoStack`] up; [`DemoStack::up`] takes every default.
@@ -45,16 +42,6 @@ impl DemoStack {
             migrate: true,
             seed: true,
         }
-    }
-
-    /// The project's name (`COMPOSE_PROJECT_NAME` for lifeboat).
-    pub fn name(&self) -> &str {
-        &self.project.name
-    }
-
-    /// lifeboat's working directory for this stack.
-    pub fn work(&self) -> &Path {
-        self.work.path()
     }
 
     /// `lifeboat-demo-app migrate` in a one-off app container, as a deploy runs it; its output.
@@ -100,11 +87,6 @@ impl DemoStack {
             "--format",
             &format!("{{{{.Names}}}}{sep}{{{{.Image}}}}{sep}{{{{.State}}}}"),
         ])
-    }
-
-    /// A compose command for this project.
-    pub fn compose(&self, args: &[&str]) -> Command {
-        self.project.command(args)
     }
 }
 
@@ -168,13 +150,12 @@ impl DemoStackBuilder {
         let mut up = vec!["up", "-d"];
         up.extend(self.services.iter().map(String::as_str));
         project.ok(&up);
-        let mut stack = DemoStack {
+        let stack = DemoStack {
             project,
             work: tempfile::tempdir().expect("tempdir"),
-            migrated: String::new(),
         };
         if self.migrate {
-            stack.migrated = stack.migrate();
+            stack.migrate();
         }
         if self.seed {
             stack.seed();

@@ -136,8 +136,23 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// A lifeboat binary built by `cargo build --workspace --bins` (as `scripts/test` does first).
+/// A lifeboat binary built by `cargo build --workspace --bins` (as `scripts/test` does first),
+/// checked once per test process.
 pub fn bin(name: &str) -> PathBuf {
+    static CHECKED: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+    let mut checked = CHECKED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, path)) = checked.iter().find(|(n, _)| n == name) {
+        return path.clone();
+    }
+    let path = fresh_bin(name);
+    checked.push((name.to_owned(), path.clone()));
+    path
+}
+
+/// [`bin`]'s check: the binary is there and newer than every source it is built from.
+fn fresh_bin(name: &str) -> PathBuf {
     // The test executable is target/<profile>/deps/<test>-<hash>; binaries are in target/<profile>/.
     let exe = std::env::current_exe().expect("current test executable");
     let dir = exe

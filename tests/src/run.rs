@@ -94,20 +94,6 @@ impl Lifeboat {
         self
     }
 
-    pub fn secrets<S: Into<String>>(mut self, secrets: impl IntoIterator<Item = S>) -> Self {
-        for s in secrets {
-            self.checks.add(s.into());
-        }
-        self
-    }
-
-    /// A value equal to a known secret that this run prints on purpose (a test's own value
-    /// that happens to be the same string): not looked for.
-    pub fn not_secret(mut self, value: &str) -> Self {
-        self.checks.secrets.retain(|s| s != value);
-        self
-    }
-
     /// Run it through `wrapper` (a program and its first arguments, e.g. `sh -c 'umask 077 &&
     /// exec "$0" "$@"'`), which is given the binary and its arguments after its own. Call after
     /// the args.
@@ -126,9 +112,10 @@ impl Lifeboat {
     /// Run it on a new pseudo-terminal (util-linux `script -qec CMD /dev/null`), as a person at a
     /// terminal would: stdout is then everything it wrote there. Call after the args.
     pub fn on_a_terminal(mut self) -> Self {
+        // `script -c` hands the line to a shell: each word single-quoted.
         let line = std::iter::once(self.cmd.get_program())
             .chain(self.cmd.get_args())
-            .map(|a| a.to_string_lossy().into_owned())
+            .map(|a| format!("'{}'", a.to_string_lossy().replace('\'', r"'\''")))
             .collect::<Vec<_>>()
             .join(" ");
         let mut script = Command::new("script");
