@@ -269,7 +269,8 @@ async fn take_with(config: &Config, by_hand: bool) -> anyhow::Result<Done> {
     let mut sink =
         ArchiveWriter::create(&path, settings.compress, settings.level, settings.threads)
             .with_context(|| format!("cannot create {}", path.display()))?;
-    if by_hand {
+    // Only for a person at a terminal: cron's nightly run reads no manifest for an estimate.
+    if by_hand && lifeboat::output::progress_enabled() {
         sink = sink.with_progress(dump_bar(dir, source.database()));
     }
     let stop = Stop::install("backup", "the earlier backups as they were")?;
