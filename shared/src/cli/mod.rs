@@ -5,6 +5,8 @@
 //! setting's variable and default in its help, taken from the settings table ([`setting_help`]),
 //! so that `--help` cannot disagree with the loader.
 
+pub mod complete;
+
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args};

@@ -1,0 +1,1 @@
+//! `completions SHELL` for every binary with clap_complete (filled in by issue 17).
