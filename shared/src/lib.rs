@@ -13,6 +13,7 @@
 //! | [`files`] | – | small files replaced atomically (manifests, journals, state) |
 //! | [`lock`] | – | two runs of the same job never overlap |
 //! | [`output`] | – | story on stderr (human or JSON), data on stdout, colour only on a TTY |
+//! | [`redact`] | – | the one redaction of credential-shaped text, on every printed line (healthcheck includes it) |
 //! | [`cli`] | – | the options every binary shares |
 //! | `docker` | `docker` | compose containers by label, exec, stop/start, wait healthy, build |
 //! | `proxy` | `docker` | nginx, Caddy, HAProxy, Traefik in front of the app: found, steered at a switch, drained |
@@ -31,6 +32,7 @@ pub mod exit;
 pub mod files;
 pub mod lock;
 pub mod output;
+pub mod redact;
 pub mod secret;
 
 #[cfg(feature = "db")]

@@ -65,55 +65,9 @@ impl fmt::Display for SecretUrl {
     }
 }
 
-/// Replace the password of `scheme://user:password@host…` with `***`, and any `password=`
-/// query parameter too. Text that is not such a URL comes back unchanged.
+/// Every credential-shaped part of `text` replaced by `***`: [`crate::redact::redact`].
 pub fn redact_url(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    // Every `://` starts a URL whose userinfo, if any, ends at the last `@` before the path.
-    while let Some(pos) = rest.find("://") {
-        let (head, tail) = rest.split_at(pos + 3);
-        out.push_str(head);
-        let end = tail
-            .find(|c: char| c.is_whitespace() || c == '"' || c == '\'')
-            .unwrap_or(tail.len());
-        let (url, after) = tail.split_at(end);
-        out.push_str(&redact_authority(url));
-        rest = after;
-    }
-    out.push_str(rest);
-    redact_password_params(&out)
-}
-
-/// The userinfo of a URL ends at its last `@`: a password written without percent-encoding may
-/// contain `/`, `?` or `#` (base64 ones do), and must not leak because of it.
-fn redact_authority(url: &str) -> String {
-    match url.rfind('@') {
-        Some(at) => match url[..at].find(':') {
-            Some(colon) => format!("{}:***{}", &url[..colon], &url[at..]),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
-}
-
-fn redact_password_params(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(pos) = rest.find("password=") {
-        let boundary_ok = pos == 0 || matches!(rest.as_bytes()[pos - 1], b'?' | b'&' | b' ');
-        let (head, tail) = rest.split_at(pos + "password=".len());
-        out.push_str(head);
-        if boundary_ok {
-            let end = tail.find(['&', ' ', '#', '"']).unwrap_or(tail.len());
-            out.push_str("***");
-            rest = &tail[end..];
-        } else {
-            rest = tail;
-        }
-    }
-    out.push_str(rest);
-    out
+    crate::redact::redact(text)
 }
 
 #[cfg(test)]
