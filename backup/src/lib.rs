@@ -25,7 +25,10 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
-use lifeboat::cli::{env_help, flag, setting_help, DatabaseArgs, GlobalArgs, EXIT_CODES_HELP};
+use lifeboat::cli::{
+    after_long_help, after_short_help, env_help, exit_codes, flag, setting_help, DatabaseArgs,
+    GlobalArgs, EXIT_CODES_HELP,
+};
 use lifeboat::config::settings;
 use lifeboat::config::{Compress, Config};
 use lifeboat::lock::JobLock;
@@ -37,6 +40,16 @@ use tracing::{info, warn};
 use crate::archive::ArchiveWriter;
 pub use crate::manifest::Manifest;
 use crate::source::Source;
+
+/// `--help`'s examples, kept line by line.
+const EXAMPLES: &str = "\
+Examples:
+  lifeboat-backup                        nightly, from cron, in the stack's dir
+  lifeboat-backup --all --compress zstd  every database and the roles, fast
+  lifeboat-backup list                   what there is, and whether it is whole
+  lifeboat-backup verify latest --restore-test
+                                         prove the newest backup restores
+  lifeboat-backup prune --dry-run        what retention would delete";
 
 /// Back up a compose stack's PostgreSQL database: pg_dump → gzip on every core → SHA-256, with a
 /// manifest.
@@ -50,15 +63,13 @@ use crate::source::Source;
 /// Retention (LIFEBOAT_BACKUP_KEEP_*), the off-site copy (S3_*), mail (SMTP_*, LIFEBOAT_MAIL_TO,
 /// LIFEBOAT_BACKUP_MAIL), the ping URL and metrics are set in lifeboat.toml, .env or the
 /// environment: docs/configuration.md lists every key.
-///
-/// Examples:
-///   lifeboat-backup                                   nightly, from cron, in the stack's directory
-///   lifeboat-backup --all --compress zstd             every database and the roles, fast
-///   lifeboat-backup list                              what there is, and whether it is intact
-///   lifeboat-backup verify latest --restore-test      prove the newest backup restores
-///   lifeboat-backup prune --dry-run                   what retention would delete
 #[derive(Debug, Parser)]
-#[command(name = "lifeboat-backup", version, after_help = EXIT_CODES_HELP)]
+#[command(
+    name = "lifeboat-backup",
+    version,
+    after_help = after_short_help("lifeboat-backup    (nightly, from cron, in the stack's directory)"),
+    after_long_help = after_long_help(&[EXAMPLES, EXIT_CODES_HELP])
+)]
 #[command(mut_arg("url", |a| a.help(setting_help("Connect to this PostgreSQL URL with the local pg_dump instead of exec'ing into the container", &settings::DATABASE_URL))))]
 #[command(mut_arg("database", |a| a.help(setting_help("The database to dump", &settings::LIFEBOAT_DB_NAME))))]
 pub struct Cli {
@@ -81,12 +92,15 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Take a backup now (the default)
+    #[command(after_help = exit_codes("the backup is complete, with its manifest (and its off-site copy)", "it failed; nothing new is left and earlier backups are untouched"))]
     Run,
     /// List the backups, here and in the bucket: where, name, start, age, size, database and
-    /// whether the archive still matches its manifest (exit 1 if one does not)
+    /// whether the archive still matches its manifest
+    #[command(after_help = exit_codes("every backup listed matches its manifest", "one does not, or the bucket could not be read"))]
     List,
     /// Apply the retention policy now, printing the plan (--dry-run: only print it); every
     /// backup run applies the same plan after the backup
+    #[command(after_help = exit_codes("the plan was applied (or only printed)", "a deletion failed; what was not deleted is said"))]
     Prune {
         /// Print what would be deleted, delete nothing
         #[arg(long)]
@@ -94,8 +108,8 @@ pub enum Command {
     },
     /// Check a backup against its manifest: size, SHA-256, a decompression to the end and every
     /// table's rows (--restore-test: also restore it into a scratch database on the same server
-    /// and count the rows there; the scratch database is always dropped). Exit 0 only when
-    /// everything matches
+    /// and count the rows there; the scratch database is always dropped)
+    #[command(after_help = exit_codes("everything matches", "something does not, and the message says what"))]
     Verify {
         /// The backup: its file name (as `list` prints it), or `latest` (the default): the newest
         /// with a manifest
@@ -198,7 +212,7 @@ fn run_backup(config: &Config, output: &OutputOptions) -> anyhow::Result<ExitCod
     }
     let retention = match &result {
         Ok(done) => {
-            println!("{}", done.archive.display());
+            lifeboat::outln!("{}", done.archive.display());
             // The same plan `prune --dry-run` prints; a backup that cannot prune is not "all well".
             prune(config, false, false).context("the backup is complete, but retention failed")
         }
@@ -378,7 +392,7 @@ fn prune(config: &Config, dry_run: bool, print: bool) -> anyhow::Result<()> {
     for decision in &plan {
         let line = decision.describe(rules);
         if print {
-            println!("{line}");
+            lifeboat::outln!("{line}");
         }
         if decision.keep.is_some() || dry_run {
             continue;
@@ -406,7 +420,7 @@ async fn list(config: &Config) -> anyhow::Result<()> {
         manifest::list(dir).with_context(|| format!("cannot read {}", dir.display()))?;
     let now = Utc::now();
     let line = |place: &str, e: &manifest::Entry, verified: &str| {
-        println!(
+        lifeboat::outln!(
             "{place}\t{}\t{}\t{}\t{}\t{}\t{verified}",
             e.manifest.file,
             e.manifest.started.format("%Y-%m-%d %H:%M:%S UTC"),

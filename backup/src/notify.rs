@@ -414,7 +414,7 @@ pub fn summary(config: &Config, output: &OutputOptions, done: &Done) {
             let _ = writeln!(text, "{line}");
         }
     }
-    eprint!("{text}");
+    lifeboat::output::write_stderr(&text);
 }
 
 /// `1 backup`, `3 backups`.

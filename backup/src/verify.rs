@@ -63,7 +63,7 @@ pub fn run(config: &Config, name: Option<&str>, restore_test: bool) -> anyhow::R
         scan
     };
     let rows: i64 = scan.tables.iter().map(|t| t.rows).sum();
-    println!(
+    lifeboat::outln!(
         "verified {file}: sha256 ok, {} bytes of SQL, {} tables, {rows} rows{}",
         scan.raw_size,
         scan.tables.len(),

@@ -19,47 +19,68 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use lifeboat::cli::GlobalArgs;
+use lifeboat::cli::{after_long_help, after_short_help, exit_codes, GlobalArgs};
 use tracing::{info, warn};
 
 use crate::history::{who, Journal};
 use crate::release::Release;
 use crate::stack::{Outcome, Stack};
 
-/// `--help`'s exit codes for lifeboat-deploy and lifeboat-rollback.
+/// `--help`'s exit codes for lifeboat-deploy.
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
-  0  deployed (or rolled back) and healthy
-  1  failed; the message says which release serves (nothing was switched, or putting it back failed too)
-  2  the request was wrong (flag, config key, variable, VERSION); nothing was done
-  3  the deploy failed after switching began, and the previous release serves again";
+  0  deployed and healthy
+  1  failed; the message says which release serves (nothing was switched, or
+     putting it back failed too)
+  2  the request was wrong (flag, config key, variable, VERSION); nothing
+     was done
+  3  the deploy failed after switching began, and the previous release serves
+     again";
+
+/// The one setting lifeboat-deploy and lifeboat-rollback cannot guess, for their `--help`.
+pub const REQUIRED_HELP: &str = "\
+Required: the compose services that serve the app, in lifeboat.toml's
+deploy.services or LIFEBOAT_DEPLOY_SERVICES=app (and workers, if any, in
+LIFEBOAT_DEPLOY_WORKERS=worker).";
+
+const STEPS: &str = "\
+Steps, each logged (JSON with --log-format json):
+  1. take the deploy lock, finish or undo a deploy that died (its journal),
+     print the plan (--dry-run stops here)
+  2. back up the database through lifeboat-backup (--no-backup skips it, with
+     a warning)
+  3. the image: VERSION built from a clean export of that tag or commit of
+     deploy.git-repo, or the existing image <deploy.image>:VERSION
+  4. the migrations (deploy.migrate) in a one-off container of the new image,
+     with the app's environment; a failure stops the deploy, nothing switched
+  5. each app service (deploy.services), then each worker (deploy.workers): a
+     new container with the same configuration on the new image, healthy
+     within deploy.health-timeout, then the old one removed
+  6. lifeboat-smoke (deploy.smoke-spec, or ./smoke.toml) for the environment
+     (--env)
+  7. a failure in 4 to 6: every service back on the previous release, and
+     with deploy.restore-on-failure the pre-deploy backup restored; exit 3
+Each deploy adds a line to the history (deploy.dir/history.jsonl).";
+
+const EXAMPLES: &str = "\
+Examples:
+  lifeboat-deploy v2 --dry-run    the plan, nothing done
+  lifeboat-deploy v2              deploy the tag or image v2
+  lifeboat-deploy status          what runs now, healthy or not
+  lifeboat-deploy history         every deploy and rollback";
 
 /// Deploy VERSION of the app to the compose stack, rolling back by itself if it is not healthy.
 ///
-/// The steps, each logged (JSON with --log-format json):
-///   1. take the deploy lock, finish or undo a deploy that died (its journal), print the plan
-///      (--dry-run stops here)
-///   2. back up the database through lifeboat-backup (--no-backup skips it, with a warning)
-///   3. the image: VERSION built from a clean export of that tag or commit of deploy.git-repo,
-///      or the existing image <deploy.image>:VERSION
-///   4. the migrations (deploy.migrate) in a one-off container of the new image, with the app's
-///      environment; a failure stops the deploy with nothing switched
-///   5. each app service (deploy.services), then each worker (deploy.workers): a new container
-///      with the same configuration on the new image, healthy within deploy.health-timeout,
-///      then the old one removed
-///   6. lifeboat-smoke (deploy.smoke-spec, or ./smoke.toml) for the environment (--env)
-///   7. a failure in 4 to 6: every service back on the previous release, and with
-///      deploy.restore-on-failure the pre-deploy backup restored; exit 3
-///
-/// Each deploy adds a line to the history (deploy.dir/history.jsonl).
-///
-/// Examples:
-///   lifeboat-deploy v2 --dry-run    the plan, nothing done
-///   lifeboat-deploy v2              deploy the tag or image v2
-///   lifeboat-deploy status          what runs now, healthy or not
-///   lifeboat-deploy history         every deploy and rollback
+/// The deploy lock, the plan, a backup, the image, the migrations, each service switched
+/// health-gated, the smoke tests; on a failure after the migrations every service goes back
+/// to the previous release (exit 3). The steps are below.
 #[derive(Debug, Parser)]
-#[command(name = "lifeboat-deploy", version, after_help = EXIT_CODES_HELP, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "lifeboat-deploy",
+    version,
+    after_help = format!("{}\n\n{REQUIRED_HELP}", after_short_help("lifeboat-deploy v2 --dry-run    (the plan, nothing done)")),
+    after_long_help = after_long_help(&[REQUIRED_HELP, STEPS, EXAMPLES, EXIT_CODES_HELP])
+)]
 pub struct Cli {
     /// The version to deploy: a git tag or commit of deploy.git-repo, or the tag of an existing image
     #[arg(value_name = "VERSION")]
@@ -81,11 +102,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// What runs now: each service's containers, release, image and health; exit 1 when one is
-    /// unhealthy or they run different releases
+    /// What runs now: each service's containers, release, image and health
+    #[command(after_help = exit_codes("every container is healthy and they run one release", "one is unhealthy, or they run different releases"))]
     Status,
     /// Past deploys and rollbacks, oldest first, tab-separated: finished, action, version,
     /// outcome, image, backup, by
+    #[command(after_help = exit_codes("printed (no history yet is not an error)", "the history could not be read"))]
     History,
 }
 
@@ -259,14 +281,14 @@ fn switch_and_smoke(
     outcome.finish(stack, "deployed", None, &subject, false)?;
     // After the history has this release: it is the newest of the last `keep-releases`.
     stack.prune_images();
-    println!("deployed\t{version}\t{}", new.image_id);
+    lifeboat::outln!("deployed\t{version}\t{}", new.image_id);
     Ok(ExitCode::SUCCESS)
 }
 
 /// `--dry-run`'s output: what an interrupted run would be brought back to, then the plan.
 fn print_dry_run(interrupted: Option<&Journal>, plan: &[String]) {
     if let Some(j) = interrupted {
-        println!(
+        lifeboat::outln!(
             "first: the interrupted {} of {} (started {} by {}) would be undone, back to {}",
             j.action,
             j.to.version,
@@ -276,7 +298,7 @@ fn print_dry_run(interrupted: Option<&Journal>, plan: &[String]) {
         );
     }
     for line in plan {
-        println!("{line}");
+        lifeboat::outln!("{line}");
     }
 }
 

@@ -24,7 +24,7 @@ pub fn status(stack: &Stack) -> anyhow::Result<ExitCode> {
         ))?;
         if found.is_empty() {
             all_healthy = false;
-            println!("{service}\t-\t-\t-\tno container");
+            lifeboat::outln!("{service}\t-\t-\t-\tno container");
         }
         for c in found {
             let info = stack.block_on(stack.docker.inspect(&c.id))?;
@@ -42,7 +42,7 @@ pub fn status(stack: &Stack) -> anyhow::Result<ExitCode> {
                 || (matches!(health, Health::Running) && worker)
                 || (matches!(health, Health::Running) && !has_healthcheck(&info));
             all_healthy &= ok;
-            println!(
+            lifeboat::outln!(
                 "{service}\t{}\t{}\t{}\t{health}",
                 c.name,
                 release.version,
@@ -53,22 +53,22 @@ pub fn status(stack: &Stack) -> anyhow::Result<ExitCode> {
     }
     releases.dedup();
     match &known {
-        Some(r) => eprintln!(
+        Some(r) => lifeboat::errln!(
             "the history's current release: {} ({})",
             r.version,
             r.short_id()
         ),
-        None => eprintln!(
+        None => lifeboat::errln!(
             "no deploy in the history yet ({})",
             stack.history.path().display()
         ),
     }
     if releases.len() > 1 {
-        eprintln!("the services run different images: a deploy or rollback did not finish; run lifeboat-rollback");
+        lifeboat::errln!("the services run different images: a deploy or rollback did not finish; run lifeboat-rollback");
         return Ok(ExitCode::FAILURE);
     }
     if !all_healthy {
-        eprintln!("not every container is healthy");
+        lifeboat::errln!("not every container is healthy");
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
@@ -88,11 +88,11 @@ pub fn history(config: &Config) -> anyhow::Result<ExitCode> {
     let history = History::new(&config.deploy.dir);
     let entries = history.entries()?;
     if entries.is_empty() {
-        eprintln!("no deploys yet ({})", history.path().display());
+        lifeboat::errln!("no deploys yet ({})", history.path().display());
     }
     for e in entries {
         let id = e.image_id.trim_start_matches("sha256:");
-        println!(
+        lifeboat::outln!(
             "{}\t{}\t{}\t{}\t{}\t{}\t{}",
             e.finished.format("%Y-%m-%d %H:%M:%S UTC"),
             e.action,

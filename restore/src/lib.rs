@@ -25,7 +25,10 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use lifeboat::cli::{setting_help, DatabaseArgs, GlobalArgs, EXIT_CODES_HELP};
+use lifeboat::cli::{
+    after_long_help, after_short_help, exit_codes, setting_help, DatabaseArgs, GlobalArgs,
+    EXIT_CODES_HELP,
+};
 use lifeboat::config::settings;
 use lifeboat::config::Config;
 use lifeboat::exit::UsageError;
@@ -61,16 +64,13 @@ const MAX_NAME: usize = 63 - "__pre_restore_20261123_140509".len();
 ///
 /// A run stopped by SIGTERM or Ctrl-C undoes what it did; a run killed outright leaves a
 /// journal beside the backups, and the next run finishes or undoes it, and says which.
-///
-/// Examples:
-///   lifeboat-restore                              choose from the list, on a terminal
-///   lifeboat-restore latest                       the newest backup of the database
-///   lifeboat-restore backup_20261123_020000 --yes  a given backup, no question (scripts)
-///   lifeboat-restore s3://bucket/lifeboat/backups/backup_20261123_020000.sql.gz
-///   lifeboat-restore list                         the backups, for scripts
-///   lifeboat-restore cleanup                      drop the kept pre-restore databases (and old safety backups)
 #[derive(Debug, Parser)]
-#[command(name = "lifeboat-restore", version, after_help = EXIT_CODES_HELP)]
+#[command(
+    name = "lifeboat-restore",
+    version,
+    after_help = after_short_help("lifeboat-restore latest    (the newest backup, after a question)"),
+    after_long_help = after_long_help(&[EXAMPLES, EXIT_CODES_HELP])
+)]
 #[command(mut_arg("url", |a| a.help(setting_help("Restore into the database at this URL (managed PostgreSQL) instead of the container", &settings::DATABASE_URL))))]
 #[command(mut_arg("database", |a| a.help(setting_help("The database to restore into", &settings::LIFEBOAT_DB_NAME))))]
 #[allow(clippy::struct_excessive_bools)] // each is a command-line switch, as clap reads them
@@ -86,7 +86,7 @@ pub struct Cli {
     pub db: DatabaseArgs,
 
     /// Do not ask for confirmation (scripts); without it and without a terminal, nothing is done (exit 2)
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub yes: bool,
 
     /// Do not write a file backup of the database from before (it is still kept on the server as <db>__pre_restore_<time>)
@@ -94,29 +94,51 @@ pub struct Cli {
     pub no_safety_backup: bool,
 
     /// No progress line on the terminal
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub no_progress: bool,
 
-    /// Offer backups in the bucket that this host did not sign (an older lifeboat's, another host's); check them first: a restore runs them as the database superuser
-    #[arg(long, global = true)]
+    #[arg(long, help = TRUST_UNSIGNED_HELP)]
     pub trust_unsigned: bool,
 
     #[command(flatten)]
     pub global: GlobalArgs,
 }
 
+/// `--help`'s examples, kept line by line.
+const EXAMPLES: &str = "\
+Examples:
+  lifeboat-restore                        choose from the list, on a terminal
+  lifeboat-restore latest                 the newest backup of the database
+  lifeboat-restore backup_20261123_020000 --yes
+                                          a given backup, no question (scripts)
+  lifeboat-restore s3://bucket/lifeboat/backups/backup_20261123_020000.sql.gz
+                                          one in the bucket
+  lifeboat-restore list                   the backups, for scripts
+  lifeboat-restore cleanup                drop the kept pre-restore databases
+                                          (and old safety backups)";
+
+const TRUST_UNSIGNED_HELP: &str = "Offer backups in the bucket that this host did not sign (an older lifeboat's, another host's); check them first: a restore runs them as the database superuser";
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List the backups, here and in the bucket, oldest first, tab-separated: number, where,
     /// name, start, age, size in bytes, database, whether it matches its manifest
-    List,
+    #[command(after_help = exit_codes("listed (none is not an error)", "the backups or the bucket could not be read"))]
+    List {
+        #[arg(long, help = TRUST_UNSIGNED_HELP)]
+        trust_unsigned: bool,
+    },
     /// Drop the pre-restore databases kept by earlier restores (<db>__pre_restore_…), and any
     /// restore database a crash left; delete the safety backups older than restore.keep-days
     /// whose pre-restore database is gone; --dry-run only prints them
+    #[command(after_help = exit_codes("dropped and deleted (or only printed)", "a drop or a deletion failed; the message says which"))]
     Cleanup {
         /// Print what would be dropped, drop nothing
         #[arg(long)]
         dry_run: bool,
+        /// Do not ask for confirmation (scripts); without it and without a terminal, nothing is done (exit 2)
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -124,23 +146,23 @@ pub enum Command {
 pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let (config, runtime) = load(cli)?;
     match &cli.command {
-        Some(Command::List) => runtime.block_on(async {
-            let catalog = Catalog::load(&config, cli.trust_unsigned).await?;
+        Some(Command::List { trust_unsigned }) => runtime.block_on(async {
+            let catalog = Catalog::load(&config, cli.trust_unsigned || *trust_unsigned).await?;
             if catalog.candidates.is_empty() {
                 info!("no backups in {}", config.backup.dir.display());
             }
             for line in catalog.lines() {
-                println!("{line}");
+                lifeboat::outln!("{line}");
             }
             anyhow::Ok(ExitCode::SUCCESS)
         }),
-        Some(Command::Cleanup { dry_run }) => {
-            runtime.block_on(cleanup(&config, cli, *dry_run))?;
+        Some(Command::Cleanup { dry_run, yes }) => {
+            runtime.block_on(cleanup(&config, cli.yes || *yes, *dry_run))?;
             Ok(ExitCode::SUCCESS)
         }
         None => {
             if let Some(r) = restore_with(&runtime, &config, cli)? {
-                println!(
+                lifeboat::outln!(
                     "{}\t{}\t{}\t{}\t{}",
                     r.database,
                     r.backup,
@@ -516,7 +538,7 @@ async fn confirm(
 /// `cleanup`: drop every pre-restore database of the database, and restore databases a crash
 /// left behind; then delete the safety backups older than `restore.keep-days` days whose
 /// pre-restore database is gone (a younger one stays until it is as old: see [`safety`]).
-async fn cleanup(config: &Config, cli: &Cli, dry_run: bool) -> anyhow::Result<()> {
+async fn cleanup(config: &Config, yes: bool, dry_run: bool) -> anyhow::Result<()> {
     let (server, db, _lock) = open(config).await?;
     let (journal_path, journal) = Journal::find(&config.backup.dir, &db)?;
     if let Some(j) = journal {
@@ -534,14 +556,14 @@ async fn cleanup(config: &Config, cli: &Cli, dry_run: bool) -> anyhow::Result<()
     }
     if dry_run {
         for name in &dropping {
-            println!("would drop\t{name}");
+            lifeboat::outln!("would drop\t{name}");
         }
         for e in &files {
-            println!("would delete\t{}", e.archive.display());
+            lifeboat::outln!("would delete\t{}", e.archive.display());
         }
         return Ok(());
     }
-    if !cli.yes {
+    if !yes {
         if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
             bail!(UsageError::new(
                 "cleanup drops databases: confirm on a terminal, or pass --yes; nothing was done"
@@ -573,12 +595,12 @@ async fn cleanup(config: &Config, cli: &Cli, dry_run: bool) -> anyhow::Result<()
             .await
             .with_context(|| format!("cannot drop {name}"))?;
         info!("dropped {name}");
-        println!("dropped\t{name}");
+        lifeboat::outln!("dropped\t{name}");
     }
     // Only now: every database these files are copies of is gone.
     for e in files {
         safety::delete(&e, config.restore.keep_days)?;
-        println!("deleted\t{}", e.archive.display());
+        lifeboat::outln!("deleted\t{}", e.archive.display());
     }
     Ok(())
 }

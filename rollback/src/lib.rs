@@ -10,12 +10,32 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use lifeboat::cli::GlobalArgs;
+use lifeboat::cli::{after_long_help, after_short_help, exit_codes, GlobalArgs};
 use lifeboat::exit::UsageError;
 use lifeboat_deploy::history::{who, Entry, Journal};
 use lifeboat_deploy::release::Release;
 use lifeboat_deploy::stack::{Outcome, Stack};
+use lifeboat_deploy::REQUIRED_HELP;
 use tracing::{info, warn};
+
+/// `--help`'s examples, kept line by line.
+const EXAMPLES: &str = "\
+Examples:
+  lifeboat-rollback list            the releases, the current one marked *
+  lifeboat-rollback                 back to the previous release
+  lifeboat-rollback v1 --with-data  back to v1, with the data from before v1
+                                    was left (the database is replaced: --yes
+                                    or a question on a terminal)";
+
+/// `--help`'s exit codes: lifeboat-rollback never puts the release it leaves back on purpose,
+/// so it has no exit 3.
+const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  rolled back and healthy (and the data restored, with --with-data)
+  1  failed; the message says which release serves (a service that was not
+     healthy on the older release was put back)
+  2  the request was wrong (flag, config key, variable, VERSION); nothing
+     was done";
 
 /// Roll the compose stack back to the previous release, or to a named one.
 ///
@@ -28,12 +48,13 @@ use tracing::{info, warn};
 /// database (the one from before is kept as <db>__pre_restore_<time>): confirm on a terminal,
 /// or pass --yes.
 ///
-/// Examples:
-///   lifeboat-rollback list           the releases, the current one marked with *
-///   lifeboat-rollback                back to the previous release
-///   lifeboat-rollback v1 --with-data back to v1, with the data from before v1 was left
 #[derive(Debug, Parser)]
-#[command(name = "lifeboat-rollback", version, after_help = lifeboat_deploy::EXIT_CODES_HELP, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "lifeboat-rollback",
+    version,
+    after_help = format!("{}\n\n{REQUIRED_HELP}", after_short_help("lifeboat-rollback    (back to the previous release)")),
+    after_long_help = after_long_help(&[REQUIRED_HELP, EXAMPLES, EXIT_CODES_HELP])
+)]
 pub struct Cli {
     /// The release to go back to [default: the previous one]
     #[arg(value_name = "VERSION")]
@@ -58,6 +79,7 @@ pub struct Cli {
 pub enum Command {
     /// The releases, newest first, tab-separated: * for the current one, version, image id,
     /// when it was last deployed, the backup of its data (for --with-data) or -
+    #[command(after_help = exit_codes("printed (no history yet is not an error)", "the stack or the history could not be read"))]
     List,
 }
 
@@ -109,13 +131,13 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         let (live, _) = stack.live()?;
         let known = releases(&stack.history.entries()?);
         if known.is_empty() {
-            eprintln!(
+            lifeboat::errln!(
                 "no releases in the history yet ({})",
                 stack.history.path().display()
             );
         }
         for k in known {
-            println!(
+            lifeboat::outln!(
                 "{}\t{}\t{}\t{}\t{}",
                 if k.release.image_id == live.image_id {
                     "*"
@@ -231,7 +253,7 @@ fn settle(
                 stack.project()
             );
             outcome.finish(stack, "done", None, &subject, false)?;
-            println!("rolled back\t{}\t{}", to.version, to.image_id);
+            lifeboat::outln!("rolled back\t{}\t{}", to.version, to.image_id);
             Ok(ExitCode::SUCCESS)
         }
         Err(e) if outcome.restored => {

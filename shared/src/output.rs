@@ -2,9 +2,9 @@
 //!
 //! Logs are `tracing` events on stderr, human by default and one JSON object per line with
 //! `--log-format json` (for log collectors). stdout carries only what a script would parse.
-//! Colour only on a terminal and never with `NO_COLOR`. Every message passes through
-//! [`crate::secret::redact_url`] on its way out, so a URL with a password in an error chain
-//! cannot reach a log.
+//! Colour only on a terminal and never with `NO_COLOR`. Every line, log or data, passes through
+//! [`crate::redact`] on its way out, so a URL with a password in an error chain cannot reach a
+//! log, a terminal or `docker inspect`.
 
 use std::io::{IsTerminal, Write};
 
@@ -54,19 +54,45 @@ pub fn disable_progress() {
     PROGRESS.store(false, std::sync::atomic::Ordering::Relaxed);
 }
 
-/// Install the global subscriber. Call once, first thing in `main`.
-pub fn init(opts: &OutputOptions) {
-    let level = match opts.verbosity {
-        i8::MIN..=-1 => "error",
+/// The crates whose events `-v` and `-vv` open up: lifeboat's own. A dependency's debug and
+/// trace events (hyper's connection pool, the SDK's retries) show only through `LIFEBOAT_LOG`.
+const OWN_CRATES: [&str; 7] = [
+    "lifeboat",
+    "lifeboat_backup",
+    "lifeboat_restore",
+    "lifeboat_healthcheck",
+    "lifeboat_smoke",
+    "lifeboat_deploy",
+    "lifeboat_rollback",
+];
+
+/// The filter for a verbosity: `-q` errors only; by default lifeboat's info and everyone's
+/// warnings; `-v` lifeboat's debug events (what was found and chosen: engine, project,
+/// containers, database, files); `-vv` lifeboat's trace events.
+pub fn verbosity_filter(verbosity: i8) -> String {
+    let own = match verbosity {
+        i8::MIN..=-1 => return "error".into(),
         0 => "info",
         1 => "debug",
         _ => "trace",
     };
-    let filter = opts
-        .filter
-        .as_deref()
-        .and_then(|f| EnvFilter::try_new(f).ok())
-        .unwrap_or_else(|| EnvFilter::new(level));
+    OWN_CRATES
+        .iter()
+        .fold(String::from("warn"), |filter, krate| format!("{filter},{krate}={own}"))
+}
+
+/// Install the global subscriber. Call once, first thing in `main` ([`crate::cli::parse`]
+/// does). A `LIFEBOAT_LOG` filter that does not parse is an error naming it (exit 2).
+pub fn init(opts: &OutputOptions) -> Result<(), String> {
+    let filter = match opts.filter.as_deref().filter(|f| !f.trim().is_empty()) {
+        Some(f) => EnvFilter::builder().parse(f).map_err(|e| {
+            format!(
+                "{}={f:?} is not a log filter ({e}); write it as tracing's filters are, e.g. `debug`, `lifeboat=trace,hyper=debug`",
+                env_vars::LIFEBOAT_LOG
+            )
+        })?,
+        None => EnvFilter::new(verbosity_filter(opts.verbosity)),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(RedactingStderr);
@@ -89,6 +115,47 @@ pub fn init(opts: &OutputOptions) {
         opts.format == LogFormat::Human && opts.verbosity >= 0,
         std::sync::atomic::Ordering::Relaxed,
     );
+    Ok(())
+}
+
+/// Print on stdout through the one redaction, ignoring a closed pipe (`| head`): what
+/// [`outln!`](crate::outln) and [`out!`](crate::out) do. stdout carries data for scripts.
+pub fn write_stdout(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(crate::redact::redact(text).as_bytes());
+    let _ = out.flush();
+}
+
+/// Print on stderr through the one redaction: what [`errln!`](crate::errln) does, for the few
+/// lines that are a command's answer rather than a log event (`status` on stderr).
+pub fn write_stderr(text: &str) {
+    let _ = std::io::stderr()
+        .lock()
+        .write_all(crate::redact::redact(text).as_bytes());
+}
+
+/// `println!` through the one redaction (clippy forbids the bare one in this workspace).
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` through the one redaction.
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(&format!($($arg)*))
+    };
+}
+
+/// `eprintln!` through the one redaction.
+#[macro_export]
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::output::write_stderr(&format!("{}\n", format_args!($($arg)*)))
+    };
 }
 
 /// stderr, with every URL password and `password=` value replaced by `***`.
@@ -117,7 +184,7 @@ impl Write for RedactingWriter {
 impl Drop for RedactingWriter {
     fn drop(&mut self) {
         let text = String::from_utf8_lossy(&self.0);
-        let redacted = crate::secret::redact_url(&text);
+        let redacted = crate::redact::redact(&text);
         let mut err = std::io::stderr().lock();
         // Nothing sensible is left to do when stderr is gone.
         let _ = err.write_all(redacted.as_bytes());

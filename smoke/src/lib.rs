@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
-use lifeboat::cli::{GlobalArgs, EXIT_CODES_HELP};
+use lifeboat::cli::{after_long_help, after_short_help, GlobalArgs};
 use lifeboat::config::Config;
 use lifeboat::exit::UsageError;
 
@@ -32,9 +32,37 @@ use crate::plan::plan;
 use crate::report::{Printer, ReportTarget};
 use crate::spec::Spec;
 
+/// `--help`'s examples, kept line by line.
+const EXAMPLES: &str = "\
+Examples:
+  lifeboat-smoke --env staging            every check of smoke.toml, on staging
+  lifeboat-smoke --env production --tag critical
+                                          the critical ones, read-only ones only
+  lifeboat-smoke --list                   the checks, run nothing
+  lifeboat-smoke --report junit:smoke.xml also a JUnit report for CI
+
+A minimal smoke.toml:
+  [environments.staging]
+  base-url = \"https://staging.example.com\"
+
+  [[check]]
+  name = \"health\"
+  url = \"/api/health\"
+  expect.status = 200";
+
 /// Run the checks of a smoke.toml against an environment.
+///
+/// The spec names the environments (base-url, variables, read-only or not) and the checks:
+/// http (the default kind), postgres, redis, s3, smtp, rate-limit and webhook
+/// (docs/lifeboat-smoke.md). Checks run concurrently, each with its deadline; what a check
+/// writes is cleaned up whatever happens.
 #[derive(Debug, Parser)]
-#[command(name = "lifeboat-smoke", version, after_help = EXIT_CODES_HELP)]
+#[command(
+    name = "lifeboat-smoke",
+    version,
+    after_help = after_short_help("lifeboat-smoke --env staging    (every check of ./smoke.toml)"),
+    after_long_help = after_long_help(&[EXAMPLES, SMOKE_EXIT_CODES])
+)]
 // `--env` is shared by every binary as lifeboat.toml's profile; here it first chooses the spec's
 // environment, which is what a person running smoke tests means by it.
 #[command(mut_arg("profile", |a| a.help(ENV_HELP)))]
@@ -66,6 +94,13 @@ pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
 }
+
+const SMOKE_EXIT_CODES: &str = "\
+Exit codes:
+  0  every selected check passed (or was skipped by choice)
+  1  a check or a cleanup failed
+  2  the spec, a flag or a variable is wrong (naming the spec's line); nothing
+     was sent";
 
 /// `--env` as lifeboat-smoke reads it.
 const ENV_HELP: &str = "Environment: the spec's [environments.NAME] to run against (needed when \

@@ -1,10 +1,8 @@
 use std::process::ExitCode;
 
-use clap::Parser;
 use lifeboat_smoke::Cli;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    lifeboat::output::init(&cli.global.output());
+    let cli: Cli = lifeboat::cli::parse(|cli: &Cli| &cli.global);
     lifeboat::exit::report(lifeboat_smoke::run(&cli))
 }

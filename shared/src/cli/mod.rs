@@ -6,6 +6,9 @@
 //! so that `--help` cannot disagree with the loader.
 
 pub mod complete;
+mod parse;
+
+pub use parse::{parse, try_parse, Refused};
 
 use std::path::PathBuf;
 
@@ -19,21 +22,22 @@ use crate::output::{LogFormat, OutputOptions};
 /// Configuration sources and logging, shared by every lifeboat binary.
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
-    #[arg(long, global = true, value_name = "FILE", env = ev::LIFEBOAT_CONFIG, help = format!("Configuration file [default: ./{} when present]", s::DEFAULT_CONFIG_FILE))]
+    #[arg(long, global = true, value_name = "FILE", env = ev::LIFEBOAT_CONFIG, hide_env_values = true, help = format!("Configuration file [default: ./{} when present]", s::DEFAULT_CONFIG_FILE))]
     pub config: Option<PathBuf>,
 
-    #[arg(long, global = true, value_name = "FILE", env = ev::LIFEBOAT_ENV_FILE, help = format!("The stack's environment file [default: ./{} when present]", s::DEFAULT_ENV_FILE))]
+    #[arg(long, global = true, value_name = "FILE", env = ev::LIFEBOAT_ENV_FILE, hide_env_values = true, help = format!("The stack's environment file [default: ./{} when present]", s::DEFAULT_ENV_FILE))]
     pub env_file: Option<PathBuf>,
 
     /// Profile: applies lifeboat.toml's [profile.NAME] table (e.g. staging, production)
-    #[arg(long = "env", global = true, value_name = "NAME", env = ev::LIFEBOAT_ENV)]
+    #[arg(long = "env", global = true, value_name = "NAME", env = ev::LIFEBOAT_ENV, hide_env_values = true)]
     pub profile: Option<String>,
 
     /// Log format on stderr
-    #[arg(long, global = true, value_enum, default_value = s::DEFAULT_LOG_FORMAT, env = ev::LIFEBOAT_LOG_FORMAT)]
+    #[arg(long, global = true, value_enum, ignore_case = true, default_value = s::DEFAULT_LOG_FORMAT, env = ev::LIFEBOAT_LOG_FORMAT, hide_env_values = true)]
     pub log_format: LogFormat,
 
-    /// More detail on stderr (-v debug, -vv trace)
+    /// More detail on stderr: -v what was found and chosen (engine, project, containers,
+    /// database, files), -vv every lifeboat event (dependencies' only through LIFEBOAT_LOG)
     #[arg(short, long, global = true, action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
 
@@ -42,7 +46,7 @@ pub struct GlobalArgs {
     pub quiet: bool,
 
     /// A tracing filter for stderr, overriding -v/-q (e.g. "debug", "lifeboat=trace")
-    #[arg(long, global = true, value_name = "FILTER", env = ev::LIFEBOAT_LOG, hide = true)]
+    #[arg(long, global = true, value_name = "FILTER", env = ev::LIFEBOAT_LOG, hide_env_values = true, hide = true)]
     pub log_filter: Option<String>,
 }
 
@@ -142,3 +146,34 @@ Exit codes:
   0  it worked
   1  the job failed; the message says what was left as it was
   2  the request was wrong (flag, config key, variable); nothing was done";
+
+/// A subcommand's exit codes: what 0 and 1 mean for it; 2 is always a wrong request.
+pub fn exit_codes(ok: &str, failed: &str) -> String {
+    format!(
+        "Exit codes:\n  0  {ok}\n  1  {failed}\n  2  the request was wrong (flag, config key, variable); nothing\n     was done"
+    )
+}
+
+/// The variables every binary reads besides its settings, for `--help`.
+pub const ENVIRONMENT_HELP: &str = "\
+Environment (each flag's variable is beside it; every setting and its variable:
+docs/configuration.md):
+  NO_COLOR=1           no colour (colour is only ever used on a terminal)
+  LIFEBOAT_LOG=FILTER  the log filter, over -v and -q: `debug`,
+                       `lifeboat=trace,hyper=debug` (a dependency's events
+                       show only this way)";
+
+/// `--help`'s text after the options: the sections given (examples, steps, exit codes), then
+/// [`ENVIRONMENT_HELP`]. Each line is kept as written at 80 columns: clap only wraps lines
+/// longer than the terminal.
+pub fn after_long_help(sections: &[&str]) -> String {
+    let mut out = sections.join("\n\n");
+    out.push_str("\n\n");
+    out.push_str(ENVIRONMENT_HELP);
+    out
+}
+
+/// `-h`'s text after the options: one example, and where the rest is.
+pub fn after_short_help(example: &str) -> String {
+    format!("Example: {example}\n\n--help shows more examples, the variables and the exit codes.")
+}
