@@ -35,6 +35,10 @@ impl Source {
             if let Some(name) = &config.database.name {
                 target = target.with_database(name);
             }
+            tracing::debug!(
+                "database: {target} (database.url), database {}, the local client",
+                target.database()
+            );
             return Ok(Self::Url {
                 target,
                 all: config.backup.all,
@@ -53,6 +57,21 @@ impl Source {
         if let Some(name) = &config.database.name {
             credentials.database.clone_from(name);
         }
+        tracing::debug!(
+            "database: container {container} ({}), database {} as user {} (from its POSTGRES_* environment{})",
+            if config.database.container.is_some() {
+                "database.container"
+            } else {
+                "the compose service database.service"
+            },
+            credentials.database,
+            credentials.user,
+            if config.database.name.is_some() {
+                ", database.name over it"
+            } else {
+                ""
+            }
+        );
         Ok(Self::Container {
             docker,
             container,
