@@ -66,7 +66,7 @@ Examples:
 #[derive(Debug, Parser)]
 #[command(
     name = "lifeboat-backup",
-    version,
+    version = lifeboat::cli::complete::version(env!("LIFEBOAT_COMMIT")),
     after_help = after_short_help("lifeboat-backup    (nightly, from cron, in the stack's directory)"),
     after_long_help = after_long_help(&[EXAMPLES, EXIT_CODES_HELP])
 )]
@@ -121,10 +121,40 @@ pub enum Command {
         #[arg(long)]
         restore_test: bool,
     },
+    /// Print the completion script for a shell: bash, zsh or fish
+    #[command(after_help = lifeboat::cli::complete::COMPLETIONS_HELP)]
+    Completions(lifeboat::cli::complete::CompletionsArgs),
 }
 
 /// Run the command line.
 pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Some(Command::Completions(ref args)) => lifeboat::cli::complete::print::<Cli>(args),
+        None | Some(Command::Run) => run_backup(&config(cli)?, &cli.global.output()),
+        Some(Command::List) => {
+            let config = config(cli)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(list(&config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Prune { dry_run }) => {
+            prune(&config(cli)?, dry_run, true)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Verify {
+            ref name,
+            restore_test,
+        }) => {
+            verify::run(&config(cli)?, name.as_deref(), restore_test)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The configuration, with the command line's flags over it.
+fn config(cli: &Cli) -> anyhow::Result<Config> {
     let flags = [
         flag(
             settings::LIFEBOAT_BACKUP_ALL.name(),
@@ -138,28 +168,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         ),
     ];
     let overrides = cli.db.overrides().chain(flags.into_iter().flatten());
-    let config = cli.global.load_config(overrides.collect())?;
-    match cli.command {
-        None | Some(Command::Run) => run_backup(&config, &cli.global.output()),
-        Some(Command::List) => {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(list(&config))?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(Command::Prune { dry_run }) => {
-            prune(&config, dry_run, true)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(Command::Verify {
-            ref name,
-            restore_test,
-        }) => {
-            verify::run(&config, name.as_deref(), restore_test)?;
-            Ok(ExitCode::SUCCESS)
-        }
-    }
+    Ok(cli.global.load_config(overrides.collect())?)
 }
 
 /// The default command: take a backup, copy it off-site, apply retention, then tell people

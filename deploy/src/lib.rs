@@ -77,7 +77,7 @@ Examples:
 #[derive(Debug, Parser)]
 #[command(
     name = "lifeboat-deploy",
-    version,
+    version = lifeboat::cli::complete::version(env!("LIFEBOAT_COMMIT")),
     after_help = format!("{}\n\n{REQUIRED_HELP}", after_short_help("lifeboat-deploy v2 --dry-run    (the plan, nothing done)")),
     after_long_help = after_long_help(&[REQUIRED_HELP, STEPS, EXAMPLES, EXIT_CODES_HELP])
 )]
@@ -109,16 +109,20 @@ pub enum Command {
     /// outcome, image, backup, by
     #[command(after_help = exit_codes("printed (no history yet is not an error)", "the history could not be read"))]
     History,
+    /// Print the completion script for a shell: bash, zsh or fish
+    #[command(after_help = lifeboat::cli::complete::COMPLETIONS_HELP)]
+    Completions(lifeboat::cli::complete::CompletionsArgs),
 }
 
 /// Run the command line.
 pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
-    let config = cli.global.load_config(Vec::new())?;
+    let config = || cli.global.load_config(Vec::new());
     match (&cli.command, &cli.release) {
-        (Some(Command::Status), _) => status::status(&Stack::open(&cli.global, config, false)?),
-        (Some(Command::History), _) => status::history(&config),
+        (Some(Command::Completions(args)), _) => lifeboat::cli::complete::print::<Cli>(args),
+        (Some(Command::Status), _) => status::status(&Stack::open(&cli.global, config()?, false)?),
+        (Some(Command::History), _) => status::history(&config()?),
         (None, Some(version)) => {
-            let stack = Stack::open(&cli.global, config, true)?;
+            let stack = Stack::open(&cli.global, config()?, true)?;
             deploy(&stack, version, cli)
         }
         (None, None) => Err(lifeboat::exit::UsageError::new(

@@ -379,6 +379,7 @@ impl Stack {
     /// lifeboat-smoke's `checks` of `spec` (all when empty).
     fn smoke_checks(&self, spec: &std::path::Path, checks: &[&str]) -> anyhow::Result<()> {
         let cli = lifeboat_smoke::Cli {
+            command: None,
             spec: spec.to_path_buf(),
             allow_writes: false,
             checks: checks.iter().map(|c| (*c).to_owned()).collect(),

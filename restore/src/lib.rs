@@ -67,7 +67,7 @@ const MAX_NAME: usize = 63 - "__pre_restore_20261123_140509".len();
 #[derive(Debug, Parser)]
 #[command(
     name = "lifeboat-restore",
-    version,
+    version = lifeboat::cli::complete::version(env!("LIFEBOAT_COMMIT")),
     after_help = after_short_help("lifeboat-restore latest    (the newest backup, after a question)"),
     after_long_help = after_long_help(&[EXAMPLES, EXIT_CODES_HELP])
 )]
@@ -140,12 +140,19 @@ pub enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Print the completion script for a shell: bash, zsh or fish
+    #[command(after_help = lifeboat::cli::complete::COMPLETIONS_HELP)]
+    Completions(lifeboat::cli::complete::CompletionsArgs),
 }
 
 /// Run the command line.
 pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    if let Some(Command::Completions(args)) = &cli.command {
+        return lifeboat::cli::complete::print::<Cli>(args);
+    }
     let (config, runtime) = load(cli)?;
     match &cli.command {
+        Some(Command::Completions(_)) => Ok(ExitCode::SUCCESS),
         Some(Command::List { trust_unsigned }) => runtime.block_on(async {
             let catalog = Catalog::load(&config, cli.trust_unsigned || *trust_unsigned).await?;
             if catalog.candidates.is_empty() {

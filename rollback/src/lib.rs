@@ -51,7 +51,7 @@ Exit codes:
 #[derive(Debug, Parser)]
 #[command(
     name = "lifeboat-rollback",
-    version,
+    version = lifeboat::cli::complete::version(env!("LIFEBOAT_COMMIT")),
     after_help = format!("{}\n\n{REQUIRED_HELP}", after_short_help("lifeboat-rollback    (back to the previous release)")),
     after_long_help = after_long_help(&[REQUIRED_HELP, EXAMPLES, EXIT_CODES_HELP])
 )]
@@ -81,6 +81,9 @@ pub enum Command {
     /// when it was last deployed, the backup of its data (for --with-data) or -
     #[command(after_help = exit_codes("printed (no history yet is not an error)", "the stack or the history could not be read"))]
     List,
+    /// Print the completion script for a shell: bash, zsh or fish
+    #[command(after_help = lifeboat::cli::complete::COMPLETIONS_HELP)]
+    Completions(lifeboat::cli::complete::CompletionsArgs),
 }
 
 /// A release the stack can go back to, as the history knows it.
@@ -125,6 +128,9 @@ pub fn releases(entries: &[Entry]) -> Vec<Known> {
 
 /// Run the command line.
 pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    if let Some(Command::Completions(args)) = &cli.command {
+        return lifeboat::cli::complete::print::<Cli>(args);
+    }
     let config = cli.global.load_config(Vec::new())?;
     if let Some(Command::List) = cli.command {
         let stack = Stack::open(&cli.global, config, false)?;

@@ -59,7 +59,7 @@ A minimal smoke.toml:
 #[derive(Debug, Parser)]
 #[command(
     name = "lifeboat-smoke",
-    version,
+    version = lifeboat::cli::complete::version(env!("LIFEBOAT_COMMIT")),
     after_help = after_short_help("lifeboat-smoke --env staging    (every check of ./smoke.toml)"),
     after_long_help = after_long_help(&[EXAMPLES, SMOKE_EXIT_CODES])
 )]
@@ -67,6 +67,9 @@ A minimal smoke.toml:
 // environment, which is what a person running smoke tests means by it.
 #[command(mut_arg("profile", |a| a.help(ENV_HELP)))]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// The spec file
     #[arg(long, value_name = "FILE", default_value = lifeboat::config::settings::DEFAULT_SMOKE_SPEC)]
     pub spec: PathBuf,
@@ -102,6 +105,14 @@ Exit codes:
   2  the spec, a flag or a variable is wrong (naming the spec's line); nothing
      was sent";
 
+/// lifeboat-smoke's one subcommand: without it, the checks run.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Print the completion script for a shell: bash, zsh or fish
+    #[command(after_help = lifeboat::cli::complete::COMPLETIONS_HELP)]
+    Completions(lifeboat::cli::complete::CompletionsArgs),
+}
+
 /// `--env` as lifeboat-smoke reads it.
 const ENV_HELP: &str = "Environment: the spec's [environments.NAME] to run against (needed when \
      it has several; e.g. staging, production); it also applies lifeboat.toml's [profile.NAME]";
@@ -112,6 +123,9 @@ fn usage(message: impl Into<String>) -> anyhow::Error {
 
 /// Run the command line.
 pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    if let Some(Command::Completions(args)) = &cli.command {
+        return lifeboat::cli::complete::print::<Cli>(args);
+    }
     let config = cli.global.load_config(Vec::new())?;
     let spec = Spec::load(&cli.spec).map_err(|e| usage(e.to_string()))?;
     if cli.list {
