@@ -78,7 +78,9 @@ pub fn verbosity_filter(verbosity: i8) -> String {
     };
     OWN_CRATES
         .iter()
-        .fold(String::from("warn"), |filter, krate| format!("{filter},{krate}={own}"))
+        .fold(String::from("warn"), |filter, krate| {
+            format!("{filter},{krate}={own}")
+        })
 }
 
 /// Install the global subscriber. Call once, first thing in `main` ([`crate::cli::parse`]
