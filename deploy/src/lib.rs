@@ -125,10 +125,14 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             let stack = Stack::open(&cli.global, config()?, true)?;
             deploy(&stack, version, cli)
         }
-        (None, None) => Err(lifeboat::exit::UsageError::new(
-            "lifeboat-deploy: say which VERSION to deploy (or `status`, `history`); see --help",
-        )
-        .into()),
+        (None, None) => {
+            // A broken configuration first: it is what the next run would meet.
+            config()?;
+            Err(lifeboat::exit::UsageError::new(
+                "lifeboat-deploy: say which VERSION to deploy (or `status`, `history`); see --help",
+            )
+            .into())
+        }
     }
 }
 

@@ -33,15 +33,19 @@ const STDERR_KEPT: usize = 16 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
+    /// The engine did not answer: said once, with the root cause only (the client's error
+    /// chain repeats itself three times over).
     #[error(
-        "cannot reach the Docker engine at {host}: {source}. Is it running? Start it with \
+        "cannot reach the Docker engine at {host}: {reason}. Is it running? Start it with \
          `sudo systemctl start docker` (or run `dockerd`), or point DOCKER_HOST at the engine"
     )]
-    Unreachable {
-        host: String,
-        #[source]
-        source: bollard::errors::Error,
-    },
+    Unreachable { host: String, reason: String },
+    /// DOCKER_HOST is not an address lifeboat can use (exit 2).
+    #[error(
+        "DOCKER_HOST={host:?} is not an engine address: give unix:///path/to/docker.sock, \
+         tcp://HOST:PORT or http://HOST:PORT (TLS to the engine is not supported)"
+    )]
+    BadHost { host: String },
     #[error(
         "no running container for service `{service}` of compose project `{project}`; is the stack up? \
          (`docker compose -p {project} ps`)"
@@ -173,6 +177,30 @@ pub struct Docker {
     host: String,
 }
 
+/// `tcp://HOST:PORT` or `http://HOST:PORT`, as bollard's HTTP client takes them.
+fn is_tcp_address(host: &str) -> bool {
+    let Some(rest) = host
+        .strip_prefix("tcp://")
+        .or_else(|| host.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let authority = rest.trim_end_matches('/');
+    match authority.rsplit_once(':') {
+        Some((name, port)) => !name.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0),
+        None => false,
+    }
+}
+
+/// The last error of a chain: what actually went wrong (`Connection refused`).
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = error;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    last.to_string()
+}
+
 impl Docker {
     /// Connect to `host` (`unix:///path` or `tcp://host:port`), or to `DOCKER_HOST`, or to the
     /// local socket; negotiate the API version and check that the engine answers.
@@ -181,20 +209,30 @@ impl Docker {
             .map(str::to_owned)
             .or_else(|| std::env::var(crate::env_vars::DOCKER_HOST).ok())
             .unwrap_or_else(|| "unix:///var/run/docker.sock".into());
-        let unreachable = |source| DockerError::Unreachable {
+        let unreachable = |source: bollard::errors::Error| DockerError::Unreachable {
             host: shown.clone(),
-            source,
+            reason: root_cause(&source),
         };
         let api = match host {
-            Some(h) if h.starts_with("unix://") => {
+            Some(h) if h.starts_with("unix:///") => {
                 bollard::Docker::connect_with_unix(h, 120, bollard::API_DEFAULT_VERSION)
             }
-            Some(h) => bollard::Docker::connect_with_http(h, 120, bollard::API_DEFAULT_VERSION),
+            Some(h) if is_tcp_address(h) => {
+                bollard::Docker::connect_with_http(h, 120, bollard::API_DEFAULT_VERSION)
+            }
+            Some(h) => return Err(DockerError::BadHost { host: h.to_owned() }),
             None => bollard::Docker::connect_with_defaults(),
         }
         .map_err(unreachable)?;
         let api = api.negotiate_version().await.map_err(unreachable)?;
         api.ping().await.map_err(unreachable)?;
+        let version = api
+            .version()
+            .await
+            .ok()
+            .and_then(|v| v.version)
+            .unwrap_or_else(|| "unknown".into());
+        tracing::debug!("Docker engine: {shown}, version {version}");
         Ok(Self { api, host: shown })
     }
 
@@ -279,6 +317,18 @@ impl Docker {
         let mut found = self
             .compose_containers(project, Some(service), false)
             .await?;
+        tracing::debug!(
+            "compose project {project}, service {service}: {}",
+            if found.is_empty() {
+                "no running container".to_owned()
+            } else {
+                found
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        );
         match found.len() {
             0 => Err(DockerError::NoContainer {
                 project: project.into(),

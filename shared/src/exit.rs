@@ -36,12 +36,27 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                 cause.downcast_ref::<crate::lock::LockError>(),
                 Some(crate::lock::LockError::Dir { .. })
             )
+            || bad_docker_host(cause)
     });
     if usage {
         USAGE
     } else {
         FAILED
     }
+}
+
+/// DOCKER_HOST that is not an address: the user's to fix, like any bad variable.
+#[cfg(feature = "docker")]
+fn bad_docker_host(cause: &(dyn std::error::Error + 'static)) -> bool {
+    matches!(
+        cause.downcast_ref::<crate::docker::DockerError>(),
+        Some(crate::docker::DockerError::BadHost { .. })
+    )
+}
+
+#[cfg(not(feature = "docker"))]
+fn bad_docker_host(_cause: &(dyn std::error::Error + 'static)) -> bool {
+    false
 }
 
 /// Report an error once, with its whole chain, and turn it into the process exit code.

@@ -34,10 +34,19 @@ fn help_and_version_work_for_every_binary() {
         );
         let version = lifeboat(name).dir(dir.path()).args(["--version"]).run();
         assert_eq!(version.code, 0);
-        assert_eq!(
-            version.stdout.trim(),
-            format!("{name} {}", env!("CARGO_PKG_VERSION"))
+        // `NAME 0.1.0 (commit 1a2b3c4d5e6f, features: …)`: which build this is.
+        let text = version.stdout.trim();
+        let rest = text
+            .strip_prefix(&format!("{name} {} (commit ", env!("CARGO_PKG_VERSION")))
+            .unwrap_or_else(|| panic!("{name} --version: {text}"));
+        let (commit, features) = rest
+            .split_once(", features: ")
+            .unwrap_or_else(|| panic!("{name} --version: {text}"));
+        assert!(
+            commit.len() >= 7 && commit.chars().all(|c| c.is_ascii_hexdigit()),
+            "{name} --version has no commit: {text}"
         );
+        assert!(features.ends_with(')') && features.len() > 1, "{text}");
     }
 }
 
@@ -244,7 +253,7 @@ fn profiles_choose_the_table_of_lifeboat_toml() {
     assert!(
         production
             .stderr
-            .contains("invalid value for `smtp.port` (from lifeboat.toml)"),
+            .contains("invalid value for `smtp.port` (from lifeboat.toml line 4)"),
         "{}",
         production.stderr
     );

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::error::{missing, ConfigError};
+use super::error::{missing, nearest, ConfigError};
 use super::settings::{self as s, Setting, DEFAULT_CONFIG_FILE, DEFAULT_ENV_FILE, SETTINGS};
 use crate::env_vars as ev;
 
@@ -18,7 +18,11 @@ use crate::env_vars as ev;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
     Default,
-    File(PathBuf),
+    /// `lifeboat.toml`, and the line of the key when it could be found.
+    File {
+        path: PathBuf,
+        line: Option<usize>,
+    },
     DotEnv {
         path: PathBuf,
         line: usize,
@@ -32,7 +36,11 @@ impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Origin::Default => f.write_str("the default"),
-            Origin::File(path) => write!(f, "{}", path.display()),
+            Origin::File {
+                path,
+                line: Some(line),
+            } => write!(f, "{} line {line}", path.display()),
+            Origin::File { path, line: None } => write!(f, "{}", path.display()),
             Origin::DotEnv { path, line, var } => {
                 write!(f, "{var} in {} line {line}", path.display())
             }
@@ -70,11 +78,23 @@ pub struct Override {
 #[derive(Default)]
 pub(super) struct Layers {
     values: HashMap<&'static str, (String, Origin)>,
+    /// Every problem found so far: reading goes on after one, so that all are said at once.
+    errors: std::cell::RefCell<Vec<ConfigError>>,
 }
 
 impl Layers {
     fn set(&mut self, key: &'static str, value: String, origin: Origin) {
         self.values.insert(key, (value, origin));
+    }
+
+    /// A problem to report with the others once everything has been read.
+    pub(super) fn report(&self, error: ConfigError) {
+        self.errors.borrow_mut().push(error);
+    }
+
+    /// The problems found, emptied.
+    pub(super) fn take_errors(&self) -> Vec<ConfigError> {
+        std::mem::take(&mut self.errors.borrow_mut())
     }
 
     /// The value given for `setting`, when one was given and is not empty.
@@ -101,15 +121,31 @@ impl Layers {
             Some((value, origin)) => Some((value.as_str(), origin.clone())),
             None => setting.default.map(|d| (d, Origin::Default)),
         };
-        value
-            .map(|(value, origin)| {
-                f(value).map_err(|reason| ConfigError::Invalid {
+        let Some((value, origin)) = value else {
+            return Ok(None);
+        };
+        match f(value) {
+            Ok(v) => Ok(Some(v)),
+            Err(reason) => {
+                let error = ConfigError::Invalid {
                     key: setting.name(),
                     origin,
                     reason,
-                })
-            })
-            .transpose()
+                };
+                // Said with every other problem at the end; reading goes on with the default.
+                match setting.default.map(&f) {
+                    Some(Ok(default)) if self.given(setting).is_some() => {
+                        self.report(error);
+                        Ok(Some(default))
+                    }
+                    None if self.given(setting).is_some() => {
+                        self.report(error);
+                        Ok(None)
+                    }
+                    _ => Err(error),
+                }
+            }
+        }
     }
 
     /// The value of a setting that has a default in the table, so is never absent.
@@ -137,13 +173,22 @@ pub(super) fn collect(
 ) -> Result<Collected, ConfigError> {
     let mut layers = Layers::default();
     // `.env` is read first (its LIFEBOAT_ENV may choose the profile) but applied later.
-    let dotenv = read_optional(opts.env_file.as_deref(), DEFAULT_ENV_FILE)?
-        .map(|(path, text)| parse_dotenv(&path, &text).map(|vars| (path, vars)))
-        .transpose()?;
+    let dotenv = read_optional(
+        opts.env_file.as_deref(),
+        DEFAULT_ENV_FILE,
+        "given by --env-file or LIFEBOAT_ENV_FILE",
+    )?
+    .map(|(path, text)| parse_dotenv(&path, &text).map(|vars| (path, vars)))
+    .transpose()?;
     let (profile, profile_origin) = profile(opts, dotenv.as_ref())?;
 
     let mut sources = Vec::new();
-    if let Some((path, text)) = read_optional(opts.config_file.as_deref(), DEFAULT_CONFIG_FILE)? {
+    if let Some((path, text)) = read_optional(
+        opts.config_file.as_deref(),
+        DEFAULT_CONFIG_FILE,
+        "given by --config or LIFEBOAT_CONFIG",
+    )? {
+        tracing::debug!("configuration file: {}", path.display());
         apply_toml(
             &mut layers,
             &path,
@@ -159,19 +204,27 @@ pub(super) fn collect(
                 line: var.line,
                 var: var.name.clone(),
             };
-            apply_variable(&mut layers, &var.name, var.value, origin)?;
+            if let Err(e) = apply_variable(&mut layers, &var.name, var.value, origin) {
+                layers.report(e);
+            }
         }
+        tracing::debug!("environment file: {}", path.display());
         sources.push(path);
     }
     let mut names: Vec<&String> = env.keys().collect();
     names.sort();
     for name in names {
-        apply_variable(
+        if let Err(e) = apply_variable(
             &mut layers,
             name,
             env[name].clone(),
             Origin::Env(name.clone()),
-        )?;
+        ) {
+            layers.report(e);
+        }
+    }
+    if let Some(p) = &profile {
+        tracing::debug!("profile: {p} (from {profile_origin})");
     }
     for o in &opts.overrides {
         layers.set(o.key, o.value.clone(), Origin::Flag(o.flag.to_owned()));
@@ -228,6 +281,7 @@ fn profile(
 fn read_optional(
     explicit: Option<&Path>,
     default: &str,
+    given: &'static str,
 ) -> Result<Option<(PathBuf, String)>, ConfigError> {
     let (path, required) = match explicit {
         Some(p) => (p.to_path_buf(), true),
@@ -236,6 +290,15 @@ fn read_optional(
     match std::fs::read_to_string(&path) {
         Ok(text) => Ok(Some((path, text))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(None),
+        Err(e) if required => Err(ConfigError::ReadGiven {
+            path,
+            given,
+            reason: match e.kind() {
+                std::io::ErrorKind::NotFound => "no such file".to_owned(),
+                std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+                _ => e.to_string(),
+            },
+        }),
         Err(source) => Err(ConfigError::Read { path, source }),
     }
 }
@@ -270,6 +333,7 @@ fn apply_variable(
         return Err(ConfigError::UnknownVariable {
             var: name.to_owned(),
             origin,
+            suggestion: nearest(name, ev::ALL.iter().copied()),
         });
     }
     Ok(())
@@ -295,24 +359,25 @@ fn apply_toml(
             },
         }
     })?;
+    let file = TomlFile { path, text };
     let mut flat = BTreeMap::new();
     let mut profiles = BTreeMap::new();
     for (name, value) in &table {
         if name == "profile" {
             let Some(ps) = value.as_table() else {
-                return Err(unknown_key(
-                    path,
+                layers.report(file.unknown_key(
                     "profile",
-                    "profiles are tables: [profile.production]",
+                    "; profiles are tables: [profile.production]".into(),
                 ));
+                continue;
             };
             for (pname, pvalue) in ps {
                 let mut pflat = BTreeMap::new();
-                flatten(path, &format!("profile.{pname}."), "", pvalue, &mut pflat)?;
+                file.flatten(layers, &format!("profile.{pname}."), "", pvalue, &mut pflat);
                 profiles.insert(pname.clone(), pflat);
             }
         } else {
-            flatten(path, "", name, value, &mut flat)?;
+            file.flatten(layers, "", name, value, &mut flat);
         }
     }
     // A typo in --env must not silently fall back to the top level (production settings for
@@ -332,95 +397,150 @@ fn apply_toml(
         }
         _ => BTreeMap::new(),
     };
-    for (key, value) in flat.into_iter().chain(chosen) {
+    for (key, (value, shown)) in flat.into_iter().chain(chosen) {
         // flatten only yields known keys
         if let Some(setting) = s::by_key(&key) {
-            layers.set(setting.name(), value, Origin::File(path.to_path_buf()));
+            let origin = Origin::File {
+                path: path.to_path_buf(),
+                line: file.line_of(&shown),
+            };
+            layers.set(setting.name(), value, origin);
         }
     }
     Ok(())
 }
 
-/// Flatten `[section] key = value` into `section.key`, rejecting unknown keys and non-scalars.
-fn flatten(
-    path: &Path,
-    shown_prefix: &str,
-    name: &str,
-    value: &toml::Value,
-    out: &mut BTreeMap<String, String>,
-) -> Result<(), ConfigError> {
-    match value {
-        toml::Value::Table(t) if name.is_empty() => {
-            for (section, v) in t {
-                flatten(path, shown_prefix, section, v, out)?;
-            }
-            Ok(())
-        }
-        toml::Value::Table(t) if !name.contains('.') => {
-            for (k, v) in t {
-                flatten(path, shown_prefix, &format!("{name}.{k}"), v, out)?;
-            }
-            Ok(())
-        }
-        _ => {
-            let shown = format!("{shown_prefix}{name}");
-            if s::by_key(name).is_none() {
-                let section = name.split('.').next().unwrap_or(name);
-                let known: Vec<&str> = SETTINGS
-                    .iter()
-                    .filter_map(|s| s.key?.strip_prefix(section)?.strip_prefix('.'))
-                    .collect();
-                let hint = if known.is_empty() {
-                    let sections: std::collections::BTreeSet<&str> = SETTINGS
-                        .iter()
-                        .filter_map(|s| s.key?.split('.').next())
-                        .collect();
-                    format!(
-                        "; known sections: {}",
-                        sections.into_iter().collect::<Vec<_>>().join(", ")
-                    )
+/// A `lifeboat.toml` being read: its keys' lines, and the errors that name them.
+struct TomlFile<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl TomlFile<'_> {
+    /// The line that sets `key` (`backup.keep-days`, `profile.staging.backup.dir`), under its
+    /// `[table]` header or as a dotted key. Not found (an inline table): none.
+    fn line_of(&self, key: &str) -> Option<usize> {
+        let unquote = |s: &str| s.trim().trim_matches('"').trim_matches('\'').to_owned();
+        let mut table = String::new();
+        for (n, line) in self.text.lines().enumerate() {
+            let line = line.trim();
+            if let Some(header) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
+                table = header.split('.').map(unquote).collect::<Vec<_>>().join(".");
+            } else if let Some((name, _)) = line.split_once('=') {
+                let name: Vec<String> = name.split('.').map(unquote).collect();
+                let full = if table.is_empty() {
+                    name.join(".")
                 } else {
-                    format!("; known keys in [{section}]: {}", known.join(", "))
+                    format!("{table}.{}", name.join("."))
                 };
-                return Err(unknown_key(path, &shown, &hint));
-            }
-            let text = match value {
-                toml::Value::String(s) => s.clone(),
-                toml::Value::Integer(i) => i.to_string(),
-                toml::Value::Boolean(b) => b.to_string(),
-                toml::Value::Array(items) => items
-                    .iter()
-                    .map(|i| i.as_str().map(str::to_owned))
-                    .collect::<Option<Vec<_>>>()
-                    .map(|v| v.join(","))
-                    .ok_or_else(|| invalid_toml(path, &shown, "expected a list of strings"))?,
-                _ => {
-                    return Err(invalid_toml(
-                        path,
-                        &shown,
-                        "expected a string, number or boolean",
-                    ))
+                if full == key {
+                    return Some(n + 1);
                 }
-            };
-            out.insert(name.to_owned(), text);
-            Ok(())
+            }
+        }
+        None
+    }
+
+    /// `file line N` for a key, or the file alone.
+    fn place(&self, key: &str) -> String {
+        match self.line_of(key) {
+            Some(line) => format!("{} line {line}", self.path.display()),
+            None => self.path.display().to_string(),
+        }
+    }
+
+    fn unknown_key(&self, key: &str, hint: String) -> ConfigError {
+        ConfigError::UnknownKey {
+            key: key.to_owned(),
+            path: PathBuf::from(self.place(key)),
+            hint,
+        }
+    }
+
+    fn invalid(&self, key: &str, reason: &str) -> ConfigError {
+        ConfigError::Toml {
+            path: PathBuf::from(self.place(key)),
+            message: format!("`{key}`: {reason}"),
+        }
+    }
+
+    /// Flatten `[section] key = value` into `section.key` → (value, the key as written),
+    /// reporting unknown keys and non-scalars and going on.
+    fn flatten(
+        &self,
+        layers: &Layers,
+        shown_prefix: &str,
+        name: &str,
+        value: &toml::Value,
+        out: &mut BTreeMap<String, (String, String)>,
+    ) {
+        match value {
+            toml::Value::Table(t) if name.is_empty() => {
+                for (section, v) in t {
+                    self.flatten(layers, shown_prefix, section, v, out);
+                }
+            }
+            toml::Value::Table(t) if !name.contains('.') => {
+                for (k, v) in t {
+                    self.flatten(layers, shown_prefix, &format!("{name}.{k}"), v, out);
+                }
+            }
+            _ => {
+                let shown = format!("{shown_prefix}{name}");
+                if s::by_key(name).is_none() {
+                    layers.report(self.unknown_key(&shown, unknown_key_hint(name)));
+                    return;
+                }
+                let text = match value {
+                    toml::Value::String(s) => Some(s.clone()),
+                    toml::Value::Integer(i) => Some(i.to_string()),
+                    toml::Value::Boolean(b) => Some(b.to_string()),
+                    toml::Value::Array(items) => {
+                        let list = items
+                            .iter()
+                            .map(|i| i.as_str().map(str::to_owned))
+                            .collect::<Option<Vec<_>>>()
+                            .map(|v| v.join(","));
+                        if list.is_none() {
+                            layers.report(self.invalid(&shown, "expected a list of strings"));
+                        }
+                        list
+                    }
+                    _ => {
+                        layers.report(self.invalid(&shown, "expected a string, number or boolean"));
+                        None
+                    }
+                };
+                if let Some(text) = text {
+                    out.insert(name.to_owned(), (text, shown));
+                }
+            }
         }
     }
 }
 
-fn unknown_key(path: &Path, key: &str, hint: &str) -> ConfigError {
-    ConfigError::UnknownKey {
-        key: key.to_owned(),
-        path: path.to_path_buf(),
-        hint: hint.to_owned(),
+/// What to say after an unknown key: the key meant, if one is near, and the keys of its section
+/// (or the sections).
+fn unknown_key_hint(name: &str) -> String {
+    let (section, key) = name.split_once('.').unwrap_or((name, ""));
+    let keys = SETTINGS.iter().filter_map(|s| s.key);
+    let known: Vec<&str> = keys
+        .clone()
+        .filter_map(|k| k.strip_prefix(section)?.strip_prefix('.'))
+        .collect();
+    if known.is_empty() {
+        let sections: std::collections::BTreeSet<&str> =
+            keys.filter_map(|k| k.split('.').next()).collect();
+        let meant = nearest(section, sections.iter().copied())
+            .map_or_else(String::new, |m| format!(": did you mean [{m}]?"));
+        return format!(
+            "{meant}; known sections: {}",
+            sections.into_iter().collect::<Vec<_>>().join(", ")
+        );
     }
-}
-
-fn invalid_toml(path: &Path, key: &str, reason: &str) -> ConfigError {
-    ConfigError::Toml {
-        path: path.to_path_buf(),
-        message: format!("`{key}`: {reason}"),
-    }
+    let meant = nearest(key, known.iter().copied())
+        .map_or_else(String::new, |m| format!(": did you mean `{section}.{m}`?"));
+    format!("{meant}; known keys in [{section}]: {}", known.join(", "))
 }
 
 /// One `NAME=value` of a `.env` file.

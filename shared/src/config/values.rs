@@ -236,7 +236,18 @@ impl Config {
             profile,
             sources,
         } = collect(opts, env)?;
-        Self::from_layers(&layers, profile, sources)
+        let config = Self::from_layers(&layers, profile, sources);
+        // Every problem at once: the bad values, unknown keys and variables found on the way,
+        // then the one that stopped the reading, if any.
+        let mut errors = layers.take_errors();
+        match config {
+            Ok(config) if errors.is_empty() => Ok(config),
+            Ok(_) => Err(super::error::all(errors)),
+            Err(e) => {
+                errors.push(e);
+                Err(super::error::all(errors))
+            }
+        }
     }
 
     fn from_layers(
