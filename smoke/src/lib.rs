@@ -141,7 +141,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 c.depends_on.join(",")
             );
         }
-        print!("{out}");
+        lifeboat::out!("{out}");
         return Ok(ExitCode::SUCCESS);
     }
     let env = environment(&cli.global)?;

@@ -230,7 +230,15 @@ fn variables(
         }
     }
     let base_url = match environment.and_then(|e| e.base_url.as_ref()) {
-        Some(b) => Some(resolve_env(&b.value, b.line, "base-url")?),
+        Some(b) => {
+            let value = resolve_env(&b.value, b.line, "base-url")?;
+            // Refused here, before anything is sent, rather than by the first request.
+            if let Err(why) = url_for(&value, &["http", "https"]) {
+                return Err(at(path, b.line, &format!("base-url: {why}")));
+            }
+            tracing::debug!("base-url: {value}");
+            Some(value)
+        }
         None => None,
     };
     Ok((resolved, base_url))
@@ -266,6 +274,44 @@ fn secrets_known(
         }
     }
     Ok(())
+}
+
+/// A check's `url` that is written out (no `${…}` or `{{…}}` filled in at run time): absolute
+/// with its kind's scheme and a host, or a path for the http kinds.
+fn check_url(c: &Check, url: &str) -> Result<(), String> {
+    if url.contains("${") || url.contains("{{") {
+        return Ok(());
+    }
+    let schemes: &[&str] = match c.kind {
+        Kind::Postgres => &["postgres", "postgresql"],
+        Kind::Redis => &["redis", "rediss"],
+        Kind::Http | Kind::RateLimit | Kind::Webhook if url.starts_with('/') => return Ok(()),
+        Kind::Http | Kind::RateLimit | Kind::Webhook => &["http", "https"],
+        Kind::S3 | Kind::Smtp => return Ok(()),
+    };
+    url_for(url, schemes).map(|_| ())
+}
+
+/// `text` as a URL with one of `schemes` and a host; why not, without quoting it (it may hold a
+/// password).
+fn url_for(text: &str, schemes: &[&str]) -> Result<url::Url, String> {
+    let expected = schemes
+        .iter()
+        .map(|s| format!("{s}://"))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let parsed =
+        url::Url::parse(text).map_err(|e| format!("not a URL ({e}); expected {expected}…"))?;
+    if !schemes.contains(&parsed.scheme()) {
+        return Err(format!(
+            "the scheme is {}:, expected {expected}…",
+            parsed.scheme()
+        ));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(format!("no host; expected {expected}HOST…"));
+    }
+    Ok(parsed)
 }
 
 /// A check that runs: what it reads from the environment is set, and what it needs from the
@@ -308,6 +354,9 @@ fn requirements(
         .url
         .as_ref()
         .is_some_and(|u| !u.get_ref().contains("://") && !u.get_ref().starts_with("${"));
+    if let Some(url) = c.spec.url.as_ref().map(|u| u.get_ref().as_str()) {
+        check_url(c, url).map_err(|why| at(path, c.line, &format!("check `{}`: {why}", c.name)))?;
+    }
     match c.kind {
         Kind::Http | Kind::RateLimit | Kind::Webhook if relative && !has_base_url => {
             return Err(at(

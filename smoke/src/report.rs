@@ -5,7 +5,6 @@
 //! reports are built from those results only, so nothing else can reach them.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::PathBuf;
 
 use crate::run::{CheckResult, CleanupResult, RunReport, Status};
@@ -51,13 +50,15 @@ impl Printer {
             tracing::info!(step = "smoke", "{line}");
             return;
         }
-        let mut err = std::io::stderr().lock();
-        // Nothing sensible is left to do when stderr is gone.
-        let _ = writeln!(err, "{line}");
+        lifeboat::output::write_stderr(&format!("{line}\n"));
     }
 
     pub fn check(&self, r: &CheckResult) {
         if self.quiet && r.status != Status::Failed {
+            return;
+        }
+        if self.json {
+            check_event(r);
             return;
         }
         let mark = match r.status {
@@ -85,6 +86,10 @@ impl Printer {
 
     /// A cleanup's line; one that was not sent is shown even with `-q`: data may be left.
     pub fn cleanup(&self, c: &CleanupResult) {
+        if self.json {
+            cleanup_event(c, self.quiet);
+            return;
+        }
         if let Some(why) = &c.not_sent {
             self.emit(&format!(
                 "{} cleanup of {}: {} {why}",
@@ -155,12 +160,101 @@ impl Printer {
                 "writes allowed"
             }
         );
+        if self.json {
+            summary_event(report, &line, bad_cleanups, not_sent);
+            return;
+        }
         let line = if report.success() {
             self.paint("1;32", &line)
         } else {
             self.paint("1;31", &line)
         };
         self.emit(&line);
+    }
+}
+
+/// A check as a log event (`--log-format json`): `check`, `outcome`, `duration_ms`, `kind`,
+/// `attempts`, `line` (of the spec) as fields; a failure at level ERROR, so that log tooling
+/// finds it without reading the text.
+fn check_event(r: &CheckResult) {
+    let duration_ms = u64::try_from(r.duration.as_millis()).unwrap_or(u64::MAX);
+    let text = format!("{}: {}", r.name, r.message);
+    macro_rules! event {
+        ($level:ident) => {
+            tracing::$level!(
+                step = "smoke",
+                check = %r.name,
+                outcome = r.status.name(),
+                kind = r.kind.name(),
+                duration_ms,
+                attempts = r.attempts,
+                line = r.line,
+                "{text}"
+            )
+        };
+    }
+    match r.status {
+        Status::Failed => event!(error),
+        Status::Passed | Status::Skipped => event!(info),
+    }
+}
+
+/// A cleanup as a log event: `cleanup_of` (the check), `outcome` (done, failed, not-sent).
+fn cleanup_event(c: &CleanupResult, quiet: bool) {
+    match (&c.error, &c.not_sent) {
+        (_, Some(why)) => tracing::warn!(
+            step = "smoke",
+            cleanup_of = %c.check,
+            outcome = "not-sent",
+            "cleanup of {}: {} {why}",
+            c.check,
+            c.what
+        ),
+        (Some(e), None) => tracing::error!(
+            step = "smoke",
+            cleanup_of = %c.check,
+            outcome = "failed",
+            "cleanup of {}: {} failed: {e}",
+            c.check,
+            c.what
+        ),
+        (None, None) if !quiet => tracing::info!(
+            step = "smoke",
+            cleanup_of = %c.check,
+            outcome = "done",
+            "cleanup of {}: {}",
+            c.check,
+            c.what
+        ),
+        (None, None) => {}
+    }
+}
+
+/// The run's summary as a log event with its counts; ERROR when anything failed.
+fn summary_event(report: &RunReport, line: &str, cleanups_failed: usize, cleanups_not_sent: usize) {
+    let duration_ms = u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX);
+    macro_rules! event {
+        ($level:ident, $outcome:expr) => {
+            tracing::$level!(
+                step = "smoke",
+                summary = true,
+                outcome = $outcome,
+                total = report.results.len(),
+                passed = report.count(Status::Passed),
+                failed = report.count(Status::Failed),
+                skipped = report.count(Status::Skipped),
+                cleanups_failed,
+                cleanups_not_sent,
+                duration_ms,
+                run_id = %report.run_id,
+                "{line}"
+            )
+        };
+    }
+    if report.success() {
+        event!(info, "passed");
+    } else {
+        event!(error, "failed");
     }
 }
 
@@ -190,7 +284,8 @@ impl ReportTarget {
             ReportTarget::Json(p) => (p, format!("{:#}\n", json(report))),
         };
         if path.as_os_str() == "-" {
-            std::io::stdout().lock().write_all(text.as_bytes())
+            lifeboat::output::write_stdout(&text);
+            Ok(())
         } else {
             std::fs::write(path, text)
         }

@@ -1727,3 +1727,104 @@ expect.status = 200
         "the Basic form shown: {shown}"
     );
 }
+
+/// With `--log-format json`, each check is one event with its fields, a failure at ERROR, and
+/// the summary carries the counts: log tooling needs no text to find a failure.
+#[test]
+fn json_logs_give_each_check_and_the_summary_their_fields() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = closed_port();
+    std::fs::write(
+        dir.path().join("smoke.toml"),
+        format!(
+            "[environments.staging]\nbase-url = \"http://127.0.0.1:{port}\"\n\n\
+             [[check]]\nname = \"health\"\nurl = \"/api/health\"\ntimeout = \"2s\"\n\n\
+             [[check]]\nname = \"after-health\"\nurl = \"/x\"\ndepends-on = [\"health\"]\n"
+        ),
+    )
+    .expect("spec");
+    let out = smoke(dir.path(), &["--log-format", "json"], &[]);
+    assert_eq!(out.code, 1, "{}", out.show());
+    let events: Vec<serde_json::Value> = out
+        .stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let check = events
+        .iter()
+        .find(|e| e["check"] == "health")
+        .unwrap_or_else(|| panic!("no event for the check: {events:?}"));
+    assert_eq!(check["level"], "ERROR", "{check}");
+    assert_eq!(check["outcome"], "failed", "{check}");
+    assert_eq!(check["kind"], "http", "{check}");
+    assert!(check["duration_ms"].is_u64(), "{check}");
+    let skipped = events
+        .iter()
+        .find(|e| e["check"] == "after-health")
+        .unwrap_or_else(|| panic!("no event for the dependent check: {events:?}"));
+    assert_eq!(skipped["outcome"], "skipped", "{skipped}");
+    let summary = events
+        .iter()
+        .find(|e| e["summary"] == true)
+        .unwrap_or_else(|| panic!("no summary event: {events:?}"));
+    assert_eq!(summary["level"], "ERROR", "{summary}");
+    assert_eq!(summary["outcome"], "failed");
+    assert_eq!(summary["total"], 2);
+    assert_eq!(summary["failed"], 1);
+    assert_eq!(summary["passed"], 0);
+    assert_eq!(summary["skipped"], 1);
+    assert!(summary["duration_ms"].is_u64(), "{summary}");
+}
+
+/// A base-url or check URL that cannot be used is a spec error (exit 2, its line) before
+/// anything is sent, and a password in it is never shown.
+#[test]
+fn a_bad_url_is_refused_before_anything_is_sent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (spec, says) in [
+        (
+            "[environments.staging]\nbase-url = \"htp:/app\"\n\n[[check]]\nname = \"h\"\nurl = \"/x\"\n",
+            "smoke.toml line 2: base-url: the scheme is htp:",
+        ),
+        (
+            "[[check]]\nname = \"db\"\nkind = \"postgres\"\nurl = \"postgres//u:hunter2@db/app\"\n",
+            "smoke.toml line 2: check `db`: not a URL",
+        ),
+        (
+            "[[check]]\nname = \"cache\"\nkind = \"redis\"\nurl = \"http://:hunter2@cache:6379\"\n",
+            "check `cache`: the scheme is http:, expected redis:// or rediss://",
+        ),
+        (
+            "[[check]]\nname = \"h\"\nurl = \"https://?token=hunter2\"\n",
+            "check `h`: ",
+        ),
+    ] {
+        std::fs::write(dir.path().join("smoke.toml"), spec).expect("spec");
+        for verbosity in ["-q", "-v", "-vv"] {
+            let out = lifeboat("lifeboat-smoke")
+                .dir(dir.path())
+                .args([verbosity])
+                .secret("hunter2")
+                .run();
+            assert_eq!(out.code, 2, "{spec}: {}", out.show());
+            assert!(out.stderr.contains(says), "{spec}: {}", out.stderr);
+        }
+    }
+}
+
+/// No spec: the error names --spec, the default file and what a spec looks like.
+#[test]
+fn without_a_spec_the_error_shows_how_to_write_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = smoke(dir.path(), &[], &[]);
+    assert_eq!(out.code, 2, "{}", out.show());
+    for needed in [
+        "--spec FILE",
+        "./smoke.toml",
+        "[[check]]",
+        "base-url",
+        "docs/lifeboat-smoke.md",
+    ] {
+        assert!(out.stderr.contains(needed), "{needed}: {}", out.stderr);
+    }
+}

@@ -58,6 +58,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// The smallest spec, for the error that says there is none.
+const MINIMAL_SPEC: &str = concat!(
+    "    [environments.staging]\n",
+    "    base-url = \"https://staging.example.com\"\n",
+    "\n",
+    "    [[check]]\n",
+    "    name = \"health\"\n",
+    "    url = \"/api/health\"\n",
+    "    expect.status = 200",
+);
+
 /// The longest a check may wait.
 const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 
@@ -67,7 +78,11 @@ impl Spec {
         let text = std::fs::read_to_string(path).map_err(|e| SpecError {
             path: path.to_path_buf(),
             line: None,
-            message: format!("cannot read the spec: {e}"),
+            message: if e.kind() == std::io::ErrorKind::NotFound {
+                format!("cannot read the spec: there is no such file; give the spec with --spec FILE (default ./{}), a TOML file such as\n\n{MINIMAL_SPEC}\n\n(every field: docs/lifeboat-smoke.md; lifeboat-smoke --help has more)", lifeboat::config::settings::DEFAULT_SMOKE_SPEC)
+            } else {
+                format!("cannot read the spec: {e}")
+            },
         })?;
         Self::parse(path, &text)
     }
