@@ -11,6 +11,7 @@
 
 #[cfg(feature = "tls")]
 pub mod cert;
+mod help;
 mod http;
 mod net;
 mod probes;
@@ -20,6 +21,12 @@ mod target;
 mod tls;
 #[cfg(feature = "tls")]
 pub mod verifier;
+// The one redaction every lifeboat binary prints through; this binary links no shared library
+// (its size), so it compiles the same file in.
+#[path = "../../shared/src/redact.rs"]
+mod redact;
+
+pub use help::{HELP, OPTIONS, SERVE_HELP, SHORT_HELP};
 
 use std::fmt;
 use std::sync::mpsc;
@@ -59,51 +66,6 @@ pub mod env {
 
 /// The longest report line: Docker keeps 4096 bytes of output, `docker ps` shows far less.
 pub const MAX_LINE: usize = 200;
-
-pub const HELP: &str = "\
-lifeboat-healthcheck: check that a service is healthy, for Docker's HEALTHCHECK
-
-Usage: lifeboat-healthcheck [OPTIONS] [TARGET]...
-       lifeboat-healthcheck serve [--listen ADDR] [OPTIONS] TARGET...
-
-Targets (all must pass):
-  http://HOST[:PORT]/PATH      a GET answered with the expected status
-  https://HOST[:PORT]/PATH     the same over TLS, certificate verified
-  tcp://HOST:PORT              the port accepts a connection
-  postgres://USER:PASS@HOST[:PORT]/DB[?sslmode=require]
-                               the server accepts the login and is ready (md5, SCRAM)
-  redis://[:PASS@]HOST[:PORT]  PING answers PONG (LOADING is unhealthy)
-  Without a target: $HEALTHCHECK_URL, else http://127.0.0.1:${PORT:-3000}/api/health
-
-Options (each also an environment variable, for exec-form HEALTHCHECK):
-  --timeout DURATION       give up before this, e.g. 5s, 500ms  [HEALTHCHECK_TIMEOUT, default 5s]
-  --expect-status SPEC     2xx, 200, 200-399 or 200,204         [HEALTHCHECK_EXPECT_STATUS, default 2xx]
-  --expect-body TEXT       the body contains TEXT               [HEALTHCHECK_EXPECT_BODY]
-  --expect-json PTR=VALUE  the JSON value at pointer PTR is VALUE, e.g. /status=healthy
-                           (repeatable)                         [HEALTHCHECK_EXPECT_JSON]
-  --header 'NAME: VALUE'   send a header (repeatable)           [HEALTHCHECK_HEADER]
-  --cert-min-days N        https: the certificate is valid N more days [HEALTHCHECK_CERT_MIN_DAYS]
-  --insecure               https: do not verify the certificate (said in the report)
-                                                                [HEALTHCHECK_INSECURE=1]
-  --follow-redirects       follow up to 5 redirects; --header values never go to another
-                           host, port or scheme                 [HEALTHCHECK_FOLLOW_REDIRECTS=1]
-  --head                   send HEAD: the status alone decides (by default the whole
-                           body must arrive before the timeout) [HEALTHCHECK_HEAD=1]
-  --listen ADDR            serve: where to listen; 0.0.0.0:8080 for other containers
-                                                                [HEALTHCHECK_LISTEN, default 127.0.0.1:8080]
-  -h, --help               this help
-  -V, --version            the version
-
-serve answers GET / with JSON (status and latency of each target): 200 healthy, 503 not;
-a client has 5 seconds for its whole request.
-
-Exit codes:
-  0  healthy
-  1  unhealthy, or the check could not run (Docker reserves 2: it is never used)
-
-Example (exec form, no shell needed):
-  HEALTHCHECK --interval=30s --timeout=10s CMD [\"/lifeboat-healthcheck\", \"--timeout\", \"8s\"]
-";
 
 /// Which statuses count as healthy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,9 +145,15 @@ pub struct Options {
 #[derive(Debug)]
 pub enum Command {
     Check(Options),
-    Serve { listen: String, options: Options },
-    Help,
+    Serve {
+        listen: String,
+        options: Options,
+    },
+    /// A help text: `-h`, `--help` or `serve --help`.
+    Help(&'static str),
     Version,
+    /// `completions SHELL`: the script.
+    Completions(String),
 }
 
 /// Option values as given, before they are checked: the environment's, then the flags'.
@@ -248,12 +216,23 @@ pub fn parse_args(
     let args: Vec<String> = args.into_iter().collect();
     // --help and --version only alone: `-h 'X: y'` is curl's header habit, and a HEALTHCHECK
     // that prints help and exits 0 would be healthy forever.
-    if let [only] = args.as_slice() {
-        match only.as_str() {
-            "-h" | "--help" => return Ok(Command::Help),
-            "-V" | "--version" => return Ok(Command::Version),
-            _ => {}
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["-h"] => return Ok(Command::Help(SHORT_HELP)),
+        ["--help"] => return Ok(Command::Help(HELP)),
+        ["-V" | "--version"] => return Ok(Command::Version),
+        ["serve", "-h" | "--help"] => return Ok(Command::Help(SERVE_HELP)),
+        ["completions", shell] => {
+            return help::completions(shell)
+                .map(Command::Completions)
+                .ok_or_else(|| format!("completions {shell:?}: give bash, zsh or fish"))
         }
+        ["completions", ..] => return Err("completions needs one SHELL: bash, zsh or fish".into()),
+        _ => {}
     }
     let mut args = args.into_iter();
     let mut first = true;
@@ -304,7 +283,9 @@ pub fn parse_args(
                 listen_given = true;
             }
             flag if flag.starts_with('-') && flag.len() > 1 => {
-                return Err(format!("unknown option {flag} (see --help)"))
+                let meant = help::nearest(flag, OPTIONS.iter().map(|(f, _, _)| *f))
+                    .map_or_else(String::new, |m| format!(": did you mean {m}?"));
+                return Err(format!("unknown option {flag}{meant} (see --help)"));
             }
             _ => raw.targets.push(arg),
         }
@@ -547,26 +528,86 @@ fn truncate(line: &str, max: usize) -> String {
     format!("{}...", &line[..end])
 }
 
-/// Run the command line; the exit code is 0 or 1, never anything else.
-/// Print one line on stdout, ignoring a closed stdout (Docker may have gone away).
+/// Print on stdout through the one redaction, ignoring a closed stdout (Docker may have gone
+/// away): every line this binary shows passes here or through [`warn`].
 pub fn say(line: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
+    let _ = writeln!(out, "{}", redact::redact(line));
     let _ = out.flush();
 }
 
+/// This binary's own text (help, a completion script), holding nothing from outside.
+fn print_raw(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+/// A warning on stderr, through the one redaction.
+pub fn warn(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{}", redact::redact(line));
+}
+
+/// A set variable that looks like one of ours and is not: `HEALTHCHECK_TIMOUT`, which would
+/// otherwise leave the default in place without a word.
+pub fn unknown_variable(names: impl IntoIterator<Item = String>) -> Option<String> {
+    names
+        .into_iter()
+        .find(|n| n.starts_with("HEALTHCHECK_") && !env::ALL.contains(&n.as_str()))
+        .map(|n| {
+            let meant = help::nearest(&n, env::ALL.iter().copied())
+                .map_or_else(String::new, |m| format!(": did you mean {m}?"));
+            format!("unknown variable {n}{meant} (every variable: --help)")
+        })
+}
+
+/// `--version`: the version, the commit built from and the probes compiled in, so that a
+/// `--no-default-features` build can be told from the full one.
+pub fn version() -> String {
+    let features: Vec<&str> = [
+        ("tls", cfg!(feature = "tls")),
+        ("postgres", cfg!(feature = "postgres")),
+    ]
+    .into_iter()
+    .filter_map(|(f, on)| on.then_some(f))
+    .collect();
+    format!(
+        "lifeboat-healthcheck {} (commit {}, features: {})",
+        env!("CARGO_PKG_VERSION"),
+        env!("LIFEBOAT_COMMIT"),
+        if features.is_empty() {
+            "none".to_owned()
+        } else {
+            features.join(", ")
+        }
+    )
+}
+
+/// Run the command line; the exit code is 0 or 1, never anything else.
 pub fn run(args: impl IntoIterator<Item = String>) -> u8 {
+    if let Some(problem) =
+        unknown_variable(std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()))
+    {
+        say(&truncate(&format!("unhealthy: {problem}"), MAX_LINE));
+        return 1;
+    }
     match parse_args(args, |k| std::env::var(k).ok()) {
-        Ok(Command::Help) => {
-            say(HELP.trim_end());
+        Ok(Command::Help(text)) => {
+            let width = help::terminal_width(&|k| std::env::var(k).ok());
+            // Our own text, with USER:PASS placeholders that are no secret: as written.
+            print_raw(&help::wrap(text, width));
             0
         }
         Ok(Command::Version) => {
-            say(&format!(
-                "lifeboat-healthcheck {}",
-                env!("CARGO_PKG_VERSION")
-            ));
+            say(&version());
+            0
+        }
+        Ok(Command::Completions(script)) => {
+            // A script, not a report: written as it is (no redaction to mangle its words).
+            print_raw(&script);
             0
         }
         Ok(Command::Check(opts)) => {
@@ -574,8 +615,8 @@ pub fn run(args: impl IntoIterator<Item = String>) -> u8 {
             // --insecure applies to https:// targets (rediss:// takes ?insecure in its URL).
             let unverified = opts.insecure && opts.targets.iter().any(|t| t.starts_with("https:"));
             if unverified {
-                eprintln!(
-                    "lifeboat-healthcheck: warning: --insecure: TLS certificates are NOT verified"
+                warn(
+                    "lifeboat-healthcheck: warning: --insecure: TLS certificates are NOT verified",
                 );
             }
             let line = summary(&reports, unverified);

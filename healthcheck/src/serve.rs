@@ -23,10 +23,10 @@ const BUSY: &str = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: applicatio
 pub fn serve(listen: &str, opts: &Options) -> Result<(), String> {
     let listener =
         TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    eprintln!(
+    crate::warn(&format!(
         "lifeboat-healthcheck: serving the health of {} target(s) on http://{listen}/",
         opts.targets.len()
-    );
+    ));
     let busy = Arc::new(AtomicUsize::new(0));
     for stream in listener.incoming() {
         let Ok(mut stream) = stream else { continue };

@@ -35,7 +35,7 @@ impl Target {
     pub fn parse(text: &str) -> Result<Self, String> {
         let (scheme_text, rest) = text.split_once("://").ok_or_else(|| {
             format!(
-                "{}: expected http://, https://, tcp://, postgres:// or redis://",
+                "{}: expected http://, https://, tcp://, postgres://, redis:// or rediss://",
                 redact(text)
             )
         })?;
