@@ -271,6 +271,7 @@ fn jaro(a: &str, b: &str) -> f64 {
 
 /// `completions SHELL`: a completion script for the options, subcommands and shells.
 pub fn completions(shell: &str) -> Option<String> {
+    use std::fmt::Write as _;
     let flags: Vec<&str> = OPTIONS.iter().map(|(f, _, _)| *f).collect();
     let bin = "lifeboat-healthcheck";
     match shell {
@@ -291,12 +292,13 @@ pub fn completions(shell: &str) -> Option<String> {
             let mut out = format!("#compdef {bin}\n\n_arguments \\\n");
             for (flag, value, help) in OPTIONS {
                 let takes = value.map_or(String::new(), |v| format!(":{}:", v.to_lowercase()));
-                out.push_str(&format!("  '{flag}[{help}]{takes}' \\\n"));
+                let _ = writeln!(out, "  '{flag}[{help}]{takes}' \\");
             }
-            out.push_str(&format!(
+            let _ = write!(
+                out,
                 "  '1: :({} http:// https:// tcp:// postgres:// redis:// rediss://)' \\\n  '*:target:'\n",
                 SUBCOMMANDS.join(" ")
-            ));
+            );
             Some(out)
         }
         "fish" => {
@@ -304,13 +306,14 @@ pub fn completions(shell: &str) -> Option<String> {
             for (flag, value, help) in OPTIONS {
                 let long = flag.trim_start_matches("--");
                 let takes = if value.is_some() { " -r" } else { "" };
-                out.push_str(&format!("complete -c {bin} -l {long}{takes} -d '{help}'\n"));
+                let _ = writeln!(out, "complete -c {bin} -l {long}{takes} -d '{help}'");
             }
-            out.push_str(&format!(
+            let _ = write!(
+                out,
                 "complete -c {bin} -n '__fish_use_subcommand' -a 'serve' -d 'answer health requests over HTTP'\n\
                  complete -c {bin} -n '__fish_use_subcommand' -a 'completions' -d 'a completion script'\n\
                  complete -c {bin} -n '__fish_seen_subcommand_from completions' -a 'bash zsh fish'\n"
-            ));
+            );
             Some(out)
         }
         _ => None,
