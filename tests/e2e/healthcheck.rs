@@ -850,3 +850,103 @@ fn docker_health_log(container: &str, state: &str) -> String {
         container,
     ])
 }
+
+/// The same command-line rules as the other five: a secret in a malformed target never shown
+/// (stdout is kept by `docker inspect`), the name meant for a misspelled option or variable,
+/// help that wraps to the terminal, `serve --help`, completions, and a `--version` that says
+/// which build this is.
+#[test]
+fn a_malformed_target_never_shows_its_password() {
+    for (args, env) in [
+        (vec!["redis//:hunter2@cache:6379"], vec![]),
+        (vec!["postgres//u:hunter2@db/app"], vec![]),
+        (
+            vec![],
+            vec![("HEALTHCHECK_URL", "redis//:hunter2@cache:6379")],
+        ),
+        (vec!["http://127.0.0.1:9/?token=hunter2"], vec![]),
+        (vec!["--timeout", "1s", "u:hunter2@h"], vec![]),
+    ] {
+        let out = lifeboat("lifeboat-healthcheck")
+            .args(&args)
+            .envs(env.iter().copied())
+            .secret("hunter2")
+            .run();
+        assert_eq!(out.code, 1, "{}", out.show());
+        assert!(out.stdout.contains("***"), "{}", out.show());
+    }
+}
+
+#[test]
+fn a_misspelled_option_or_variable_gets_the_name_meant() {
+    let (code, line) = probe(&["--timout", "5s", "tcp://127.0.0.1:9"]);
+    assert_eq!(code, 1);
+    assert!(
+        line.contains("unknown option --timout: did you mean --timeout?"),
+        "{line}"
+    );
+    let (code, line) = probe_env(&["tcp://127.0.0.1:9"], &[("HEALTHCHECK_TIMOUT", "5s")]);
+    assert_eq!(code, 1);
+    assert!(
+        line.contains("unknown variable HEALTHCHECK_TIMOUT: did you mean HEALTHCHECK_TIMEOUT?"),
+        "{line}"
+    );
+}
+
+#[test]
+fn help_wraps_to_the_terminal_and_serve_has_its_own() {
+    let help = |args: &[&str], columns: &str| {
+        let out = lifeboat("lifeboat-healthcheck")
+            .args(args)
+            .env("COLUMNS", columns)
+            .run();
+        assert_eq!(out.code, 0, "{}", out.show());
+        out.stdout
+    };
+    let wide = help(&["--help"], "80");
+    assert!(wide.contains("rediss://"), "{wide}");
+    assert!(
+        wide.contains("\nExamples:\n  HEALTHCHECK --interval=30s --timeout=10s \\\n"),
+        "{wide}"
+    );
+    assert!(wide.lines().all(|l| l.chars().count() <= 80), "{wide}");
+    let narrow = help(&["--help"], "60");
+    assert!(narrow.lines().all(|l| l.chars().count() <= 60), "{narrow}");
+    assert_ne!(narrow, wide);
+    let short = help(&["-h"], "80");
+    assert!(short.lines().any(|l| l.starts_with("Example: ")), "{short}");
+    assert!(short.len() < wide.len() / 2, "{short}");
+    for args in [["serve", "--help"], ["serve", "-h"]] {
+        let serve = help(&args, "80");
+        assert!(serve.contains("--listen ADDR"), "{serve}");
+    }
+}
+
+#[test]
+fn completions_and_version_say_what_this_build_is() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = lifeboat("lifeboat-healthcheck")
+            .args(["completions", shell])
+            .run();
+        assert_eq!(out.code, 0, "{}", out.show());
+        assert!(
+            out.stdout.contains("lifeboat-healthcheck") && out.stdout.contains("timeout"),
+            "{shell}: {}",
+            out.stdout
+        );
+    }
+    let out = lifeboat("lifeboat-healthcheck")
+        .args(["completions", "tcsh"])
+        .run();
+    assert_eq!(out.code, 1, "{}", out.show());
+    let (code, version) = probe(&["--version"]);
+    assert_eq!(code, 0);
+    let version = version.trim_end();
+    assert!(
+        version.starts_with(&format!(
+            "lifeboat-healthcheck {} (commit ",
+            env!("CARGO_PKG_VERSION")
+        )) && version.ends_with(", features: tls, postgres)"),
+        "{version}"
+    );
+}
