@@ -73,9 +73,14 @@ fn list(errors: &[ConfigError]) -> String {
 
 /// The known name nearest to `name`, when near enough to be what was meant: the measure and
 /// threshold clap uses for a misspelled flag (Jaro similarity over 0.7), after `-` and `_`
-/// are made equal (`keep_days` for `keep-days`).
+/// are made equal (`keep_days` for `keep-days`) and the `LIFEBOAT_` every variable shares is
+/// left out (it would make every name look alike).
 pub(super) fn nearest<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let fold = |s: &str| s.to_ascii_lowercase().replace('-', "_");
+    let fold = |s: &str| {
+        s.trim_start_matches(crate::env_vars::PREFIX)
+            .to_ascii_lowercase()
+            .replace('-', "_")
+    };
     let wanted = fold(name);
     known
         .into_iter()
