@@ -26,7 +26,7 @@ pub mod verifier;
 #[path = "../../shared/src/redact.rs"]
 mod redact;
 
-pub use help::{HELP, OPTIONS, SERVE_HELP, SHORT_HELP};
+pub use help::{completions, HELP, OPTIONS, SERVE_HELP, SHORT_HELP};
 
 use std::fmt;
 use std::sync::mpsc;

@@ -431,3 +431,69 @@ fn verbose_says_what_was_chosen_and_dependencies_trace_only_on_request() {
         "LIFEBOAT_LOG=trace shows no dependency's traces: {traced:?}"
     );
 }
+
+#[test]
+fn every_binary_completes_in_every_shell() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in CLAP_BINARIES {
+        for shell in ["bash", "zsh", "fish"] {
+            let out = lifeboat(name)
+                .dir(dir.path())
+                .args(["completions", shell])
+                .run();
+            assert_eq!(out.code, 0, "{name} completions {shell}: {}", out.show());
+            assert!(
+                out.stdout.contains(name) && out.stdout.contains("log-format"),
+                "{name} completions {shell}:\n{}",
+                out.stdout
+            );
+        }
+        let out = lifeboat(name)
+            .dir(dir.path())
+            .args(["completions", "tcsh"])
+            .run();
+        assert_eq!(out.code, 2, "{}", out.show());
+    }
+}
+
+/// scripts/man writes a man page and three completion scripts for each of the six binaries,
+/// and installs them where man and the shells look.
+#[test]
+fn scripts_man_writes_and_installs_the_pages_and_completions() {
+    let root = lifeboat_testkit::workspace_root();
+    let prefix = tempfile::tempdir().expect("tempdir");
+    // The generator as built for this run (no cargo inside a test: it would rebuild binaries
+    // other tests are running).
+    let generator = lifeboat_testkit::bin("lifeboat-man");
+    let status = std::process::Command::new(root.join("scripts/man"))
+        .env("LIFEBOAT_MAN", generator)
+        .args(["--install"])
+        .arg(prefix.path())
+        .env("XDG_DATA_HOME", prefix.path().join("share"))
+        .env("XDG_CONFIG_HOME", prefix.path().join("config"))
+        .status()
+        .expect("scripts/man");
+    assert!(status.success());
+    let all = CLAP_BINARIES
+        .iter()
+        .copied()
+        .chain(["lifeboat-healthcheck"]);
+    for name in all {
+        let page = std::fs::read_to_string(prefix.path().join(format!("share/man/man1/{name}.1")))
+            .unwrap_or_else(|e| panic!("{name}.1: {e}"));
+        assert!(
+            page.starts_with(".TH") || page.contains("\n.TH"),
+            "{name}.1"
+        );
+        assert!(page.contains(name), "{name}.1");
+        for file in [
+            format!("share/bash-completion/completions/{name}"),
+            format!("share/zsh/site-functions/_{name}"),
+            format!("config/fish/completions/{name}.fish"),
+        ] {
+            let script = std::fs::read_to_string(prefix.path().join(&file))
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert!(script.contains(name), "{file}");
+        }
+    }
+}
