@@ -15,13 +15,16 @@ const CLAP_BINARIES: [&str; 5] = [
     "lifeboat-rollback",
 ];
 
-/// Each binary's subcommands (besides `help` and `completions`).
+/// Each binary's subcommands (besides clap's `help`).
 const SUBCOMMANDS: [(&str, &[&str]); 5] = [
-    ("lifeboat-backup", &["run", "list", "prune", "verify"]),
-    ("lifeboat-restore", &["list", "cleanup"]),
-    ("lifeboat-smoke", &[]),
-    ("lifeboat-deploy", &["status", "history"]),
-    ("lifeboat-rollback", &["list"]),
+    (
+        "lifeboat-backup",
+        &["run", "list", "prune", "verify", "completions"],
+    ),
+    ("lifeboat-restore", &["list", "cleanup", "completions"]),
+    ("lifeboat-smoke", &["completions"]),
+    ("lifeboat-deploy", &["status", "history", "completions"]),
+    ("lifeboat-rollback", &["list", "completions"]),
 ];
 
 /// `--help` at a terminal width, from an empty directory.

@@ -28,7 +28,11 @@ Install, for one user (scripts/man --install does it for every binary):
   zsh   lifeboat-backup completions zsh > ~/.zfunc/_lifeboat-backup
           (with fpath+=(~/.zfunc) before compinit in ~/.zshrc)
   fish  lifeboat-backup completions fish \\
-          > ~/.config/fish/completions/lifeboat-backup.fish";
+          > ~/.config/fish/completions/lifeboat-backup.fish
+
+Exit codes:
+  0  the script was written on stdout
+  2  the request was wrong (a shell other than bash, zsh or fish)";
 
 /// Write the completion script of `C` for `shell` to `out`.
 pub fn write<C: CommandFactory>(shell: Shell, out: &mut dyn std::io::Write) {
