@@ -21,100 +21,75 @@ fn run(
         .run()
 }
 
+/// `name` refuses the request (exit 2), and says each of `says`.
+fn refused(name: &str, env: &[(&str, &str)], toml: Option<&str>, says: &[&str]) {
+    let out = run(name, &["list"], env, toml);
+    assert_eq!(out.code, 2, "{}", out.show());
+    for each in says {
+        assert!(
+            out.stderr.contains(each),
+            "{each} is not said:\n{}",
+            out.stderr
+        );
+    }
+    out
+}
+
 #[test]
 fn a_misspelled_variable_or_key_gets_the_name_meant() {
-    let out = run(
+    refused(
         "lifeboat-backup",
-        &["list"],
         &[("LIFEBOAT_BAKUP_DIR", "/srv/backups")],
         None,
+        &[
+            "unknown variable LIFEBOAT_BAKUP_DIR",
+            "did you mean LIFEBOAT_BACKUP_DIR?",
+        ],
     );
-    assert_eq!(out.code, 2, "{}", out.show());
-    assert!(
-        out.stderr.contains("unknown variable LIFEBOAT_BAKUP_DIR")
-            && out.stderr.contains("did you mean LIFEBOAT_BACKUP_DIR?"),
-        "{}",
-        out.stderr
-    );
-    let out = run(
+    refused(
         "lifeboat-restore",
-        &["list"],
         &[],
         Some("[backup]\ndir = \"backups\"\nkeep_days = 3\n"),
+        &["unknown key `backup.keep_days` in lifeboat.toml line 3: did you mean `backup.keep-days`?"],
     );
-    assert_eq!(out.code, 2, "{}", out.show());
-    assert!(
-        out.stderr
-            .contains("unknown key `backup.keep_days` in lifeboat.toml line 3: did you mean `backup.keep-days`?"),
-        "{}",
-        out.stderr
-    );
-    let out = run(
+    refused(
         "lifeboat-backup",
-        &["list"],
         &[],
         Some("[bakup]\ndir = \"b\"\n"),
-    );
-    assert_eq!(out.code, 2, "{}", out.show());
-    assert!(
-        out.stderr.contains("did you mean [backup]?"),
-        "{}",
-        out.stderr
+        &["did you mean [backup]?"],
     );
 }
 
 #[test]
 fn toml_errors_name_their_line() {
-    let out = run(
+    refused(
         "lifeboat-backup",
-        &["list"],
         &[],
         Some("# retention\n[backup]\n\nkeep-days = \"three\"\n"),
+        &["`backup.keep-days` (from lifeboat.toml line 4)"],
     );
-    assert_eq!(out.code, 2, "{}", out.show());
-    assert!(
-        out.stderr
-            .contains("`backup.keep-days` (from lifeboat.toml line 4)"),
-        "{}",
-        out.stderr
-    );
-    let out = run(
+    refused(
         "lifeboat-backup",
-        &["list"],
         &[],
         Some("[backup]\ndir = \n"),
-    );
-    assert_eq!(out.code, 2, "{}", out.show());
-    assert!(
-        out.stderr
-            .contains("lifeboat.toml is not valid TOML: line 2"),
-        "{}",
-        out.stderr
+        &["lifeboat.toml is not valid TOML: line 2"],
     );
 }
 
 #[test]
 fn every_bad_value_is_reported_at_once() {
-    let out = run(
+    refused(
         "lifeboat-backup",
-        &["list"],
         &[("LIFEBOAT_BAKUP_DIR", "/x"), ("SMTP_PORT", "smtp")],
         Some("[backup]\nkeep_days = 3\nkeep-weekly = \"three\"\n"),
+        &[
+            "4 problems in the configuration",
+            "`backup.keep_days` in lifeboat.toml line 2",
+            "unknown variable LIFEBOAT_BAKUP_DIR",
+            "`backup.keep-weekly` (from lifeboat.toml line 3)",
+            "`smtp.port` (from environment variable SMTP_PORT)",
+        ],
     );
-    assert_eq!(out.code, 2, "{}", out.show());
-    assert!(
-        out.stderr.contains("4 problems in the configuration"),
-        "{}",
-        out.stderr
-    );
-    for each in [
-        "`backup.keep_days` in lifeboat.toml line 2",
-        "unknown variable LIFEBOAT_BAKUP_DIR",
-        "`backup.keep-weekly` (from lifeboat.toml line 3)",
-        "`smtp.port` (from environment variable SMTP_PORT)",
-    ] {
-        assert!(out.stderr.contains(each), "{each} missing:\n{}", out.stderr);
-    }
 }
 
 #[test]
