@@ -32,7 +32,6 @@ fn refused(name: &str, env: &[(&str, &str)], toml: Option<&str>, says: &[&str]) 
             out.stderr
         );
     }
-    out
 }
 
 #[test]
