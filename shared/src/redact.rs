@@ -84,7 +84,7 @@ fn is_digest(text: &str) -> bool {
 
 /// Whether a parameter or variable of this name holds a secret.
 fn is_secret_name(name: &str) -> bool {
-    const EXACT: [&str; 6] = ["key", "sig", "auth", "pass", "pwd", "code"];
+    const EXACT: [&str; 5] = ["key", "sig", "auth", "pass", "pwd"];
     const ENDINGS: [&str; 12] = [
         "password",
         "passwd",
