@@ -106,7 +106,39 @@ impl<W: Write> Write for Hashing<W> {
     }
 }
 
-type Out = Hashing<BufWriter<File>>;
+type Disk = Hashing<BufWriter<File>>;
+
+/// Where compressed bytes go: the file, or an age encryptor in front of it
+/// ([`crate::crypt`]). Either way the SHA-256 is of what reaches the disk.
+enum Out {
+    Plain(Disk),
+    Sealed(age::stream::StreamWriter<Disk>),
+}
+
+impl Out {
+    /// End the stream (the encryption's last chunk) and give the file back.
+    fn finish(self) -> io::Result<Disk> {
+        match self {
+            Self::Plain(f) => Ok(f),
+            Self::Sealed(w) => w.finish(),
+        }
+    }
+}
+
+impl Write for Out {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Plain(f) => f.write(buf),
+            Self::Sealed(w) => w.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Self::Plain(f) => f.flush(),
+            Self::Sealed(w) => w.flush(),
+        }
+    }
+}
 
 /// What a finished archive is.
 #[derive(Debug, Clone)]
@@ -330,7 +362,15 @@ pub fn remove_stale(dir: &Path) -> Vec<String> {
 impl ArchiveWriter {
     /// Start `path` (written as `path.partial`, mode 0600), compressed with `compress` at
     /// `level` over `threads` threads.
-    pub fn create(path: &Path, compress: Compress, level: u32, threads: usize) -> io::Result<Self> {
+    /// With `sealing`, the compressed stream is encrypted with age before it reaches the
+    /// file: nothing unencrypted is ever written.
+    pub fn create(
+        path: &Path,
+        compress: Compress,
+        level: u32,
+        threads: usize,
+        sealing: Option<&crate::crypt::Sealing>,
+    ) -> io::Result<Self> {
         let mut partial = path.as_os_str().to_owned();
         partial.push(".partial");
         let partial = PathBuf::from(partial);
@@ -352,12 +392,23 @@ impl ArchiveWriter {
                 return Err(e);
             }
         };
-        let out = Hashing {
+        let file = Hashing {
             inner: BufWriter::with_capacity(256 * 1024, file),
             hasher: Sha256::new(),
             written: 0,
             synced: 0,
             syncer: Some(syncer),
+        };
+        let out = match sealing {
+            None => Ok(Out::Plain(file)),
+            Some(sealing) => sealing.wrap(file).map(Out::Sealed),
+        };
+        let out = match out {
+            Ok(out) => out,
+            Err(e) => {
+                let _ = std::fs::remove_file(&partial);
+                return Err(e);
+            }
         };
         let encoder = match compress {
             Compress::Gzip => ParallelGzip::new(out, level, threads).map(Encoder::Gzip),
@@ -413,7 +464,7 @@ impl ArchiveWriter {
                 written,
                 syncer,
                 ..
-            } = encoder.finish()?;
+            } = encoder.finish()?.finish()?;
             if let Some(syncer) = syncer {
                 syncer.stop();
             }
@@ -555,8 +606,9 @@ mod tests {
         ] {
             let dir = tempfile::tempdir().expect("tempdir");
             let path = dir.path().join(format!("backup.{}", compress.extension()));
-            let mut w = ArchiveWriter::create(&path, compress, compress.default_level(), threads)
-                .expect("create");
+            let mut w =
+                ArchiveWriter::create(&path, compress, compress.default_level(), threads, None)
+                    .expect("create");
             for chunk in input.chunks(100_000) {
                 w.write_all(chunk).expect("write");
             }
@@ -573,7 +625,7 @@ mod tests {
                 }]
             );
             let mut back = Vec::new();
-            open_reader(&path)
+            open_reader(&path, &crate::crypt::Keys::none())
                 .expect("open")
                 .read_to_end(&mut back)
                 .expect("decompress");
@@ -589,10 +641,10 @@ mod tests {
     fn an_empty_dump_is_still_valid_gzip() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("backup.sql.gz");
-        let w = ArchiveWriter::create(&path, Compress::Gzip, 6, 2).expect("create");
+        let w = ArchiveWriter::create(&path, Compress::Gzip, 6, 2, None).expect("create");
         w.finish().expect("finish");
         let mut back = Vec::new();
-        open_reader(&path)
+        open_reader(&path, &crate::crypt::Keys::none())
             .expect("open")
             .read_to_end(&mut back)
             .expect("gunzip");
@@ -604,7 +656,7 @@ mod tests {
         for compress in [Compress::Gzip, Compress::Zstd] {
             let dir = tempfile::tempdir().expect("tempdir");
             let path = dir.path().join(format!("backup.{}", compress.extension()));
-            let mut w = ArchiveWriter::create(&path, compress, 1, 2).expect("create");
+            let mut w = ArchiveWriter::create(&path, compress, 1, 2, None).expect("create");
             w.write_all(&sql()).expect("write");
             drop(w);
             assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 0);

@@ -6,12 +6,14 @@
 // archive, load, manifest, offsite, source and sqlscan are public for lifeboat-restore, which
 // reads, checks and restores backups with the very same code.
 pub mod archive;
+pub mod crypt;
 pub mod load;
 pub mod manifest;
 mod metrics;
 mod notify;
 pub mod offsite;
 pub mod properties;
+pub mod rekey;
 pub mod retention;
 pub mod sign;
 pub mod source;
@@ -121,6 +123,13 @@ pub enum Command {
         #[arg(long)]
         restore_test: bool,
     },
+    /// Re-encrypt the local backups to the current recipients (LIFEBOAT_BACKUP_RECIPIENTS, or
+    /// the passphrase), one file at a time, atomically: after a key was rotated, or to encrypt
+    /// backups taken before encryption was set up (their clear copies are then deleted). Needs
+    /// the identity that reads them now (LIFEBOAT_BACKUP_IDENTITY). Copies in the bucket are
+    /// left as they are
+    #[command(after_help = exit_codes("every local backup is encrypted to the current recipients", "one could not be re-encrypted; it is left as it was, and the message says why"))]
+    Rekey,
     /// Print the completion script for a shell: bash, zsh or fish
     #[command(after_help = lifeboat::cli::complete::COMPLETIONS_HELP)]
     Completions(lifeboat::cli::complete::CompletionsArgs),
@@ -137,6 +146,10 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()?;
             runtime.block_on(list(&config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Rekey) => {
+            rekey::run(&config(cli)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Prune { dry_run }) => {
@@ -255,6 +268,10 @@ pub async fn take(config: &Config) -> anyhow::Result<Done> {
 /// [`take`], with a progress bar of the dump on a terminal when `by_hand` (lifeboat-backup's
 /// own run, not a backup inside a deploy or a restore, which have their own story).
 async fn take_with(config: &Config, by_hand: bool) -> anyhow::Result<Done> {
+    // The encryption first, before Docker, the database or the directory are touched: a
+    // recipient that does not parse, or an identity that cannot read what the recipients get,
+    // is exit 2 with nothing written.
+    let sealing = crypt::Sealing::checked(config)?;
     let source = Source::resolve(config).await?;
     let _lock = JobLock::acquire(&config.lock_dir, &format!("backup-{}", source.database()))?;
     let dir = &config.backup.dir;
@@ -262,36 +279,38 @@ async fn take_with(config: &Config, by_hand: bool) -> anyhow::Result<Done> {
         .with_context(|| format!("cannot create the backup directory {}", dir.display()))?;
     // Before the dump: a key that cannot be read or made stops the run with nothing written.
     let key = sign::Key::for_backup(config)?;
-    // What runs killed outright left (SIGKILL, the OOM killer): removed under the lock.
-    for name in archive::remove_stale(dir) {
-        warn!(
-            "removed {name}: left in {} by a backup that was killed",
-            dir.display()
-        );
-    }
+    clean_leftovers(dir);
 
     let started = Utc::now();
     let clock = Instant::now();
     let server_version = source.server_version().await?;
     // Recorded for the restore: it applies the backup's, not what the live database has then.
-    let properties = match source.properties().await {
-        Ok(p) => p,
-        Err(e) => {
-            warn!("cannot read the database's own properties (owner, locale, settings, grants, comment): {e:#}; a restore of this backup copies the live database's instead");
-            None
-        }
-    };
+    let properties = source.properties().await.unwrap_or_else(|e| {
+        warn!("cannot read the database's own properties (owner, locale, settings, grants, comment): {e:#}; a restore of this backup copies the live database's instead");
+        None
+    });
     let settings = &config.backup;
-    let path = free_name(dir, &settings.name, settings.compress, started);
+    let path = free_name(
+        dir,
+        &settings.name,
+        settings.compress,
+        sealing.is_some(),
+        started,
+    );
     let file = path
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or_default()
         .to_owned();
     info!(database = source.database(), source = %source.describe(), "dumping {} to {}", source.database(), path.display());
-    let mut sink =
-        ArchiveWriter::create(&path, settings.compress, settings.level, settings.threads)
-            .with_context(|| format!("cannot create {}", path.display()))?;
+    let mut sink = ArchiveWriter::create(
+        &path,
+        settings.compress,
+        settings.level,
+        settings.threads,
+        sealing.as_ref(),
+    )
+    .with_context(|| format!("cannot create {}", path.display()))?;
     // Only for a person at a terminal: cron's nightly run reads no manifest for an estimate.
     if by_hand && lifeboat::output::progress_enabled() {
         sink = sink.with_progress(dump_bar(dir, source.database()));
@@ -327,6 +346,7 @@ async fn take_with(config: &Config, by_hand: bool) -> anyhow::Result<Done> {
                 tables: finished.tables.clone(),
                 all,
                 properties,
+                encryption: sealing.as_ref().map(|s| s.encryption.clone()),
                 signature: None,
                 extra: serde_json::Map::new(),
             };
@@ -356,6 +376,18 @@ async fn take_with(config: &Config, by_hand: bool) -> anyhow::Result<Done> {
     })
 }
 
+/// What runs killed outright left (SIGKILL, the OOM killer, a power cut): partial files removed,
+/// an interrupted rekey finished or dropped. Called under the backup lock.
+fn clean_leftovers(dir: &Path) {
+    for name in archive::remove_stale(dir) {
+        warn!(
+            "removed {name}: left in {} by a backup that was killed",
+            dir.display()
+        );
+    }
+    rekey::finish_interrupted(dir);
+}
+
 /// A bar of the dump's bytes of SQL, out of the last backup of `database`'s (an estimate; none
 /// for the first backup).
 fn dump_bar(dir: &Path, database: &str) -> lifeboat::progress::Bar {
@@ -372,10 +404,20 @@ fn dump_bar(dir: &Path, database: &str) -> lifeboat::progress::Bar {
 }
 
 /// The name pattern (UTC) with the compression's extension, `backup_YYYYMMDD_HHMMSS.sql.gz` by
-/// default, with `_2`, `_3`… if that name is taken.
-fn free_name(dir: &Path, pattern: &str, compress: Compress, at: DateTime<Utc>) -> PathBuf {
+/// default (`.sql.gz.age` when encrypted), with `_2`, `_3`… if that name is taken.
+fn free_name(
+    dir: &Path,
+    pattern: &str,
+    compress: Compress,
+    encrypted: bool,
+    at: DateTime<Utc>,
+) -> PathBuf {
     let stem = at.format(pattern).to_string();
-    let ext = compress.extension();
+    let ext = format!(
+        "{}{}",
+        compress.extension(),
+        if encrypted { crypt::EXTENSION } else { "" }
+    );
     let mut path = dir.join(format!("{stem}.{ext}"));
     let mut n = 2;
     let partial = |p: &Path| {
@@ -383,7 +425,18 @@ fn free_name(dir: &Path, pattern: &str, compress: Compress, at: DateTime<Utc>) -
         s.push(".partial");
         PathBuf::from(s).exists()
     };
-    while path.exists() || manifest::path_for(&path).exists() || partial(&path) {
+    // Taken, encrypted or not: `rekey` turns `x.sql.gz` into `x.sql.gz.age`.
+    let taken = |p: &Path| {
+        let name = p.to_string_lossy();
+        let other = match name.strip_suffix(crypt::EXTENSION) {
+            Some(clear) => PathBuf::from(clear),
+            None => PathBuf::from(format!("{name}{}", crypt::EXTENSION)),
+        };
+        [p, other.as_path()]
+            .iter()
+            .any(|p| p.exists() || manifest::path_for(p).exists() || partial(p))
+    };
+    while taken(&path) {
         path = dir.join(format!("{stem}_{n}.{ext}"));
         n += 1;
     }

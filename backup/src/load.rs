@@ -44,10 +44,11 @@ pub async fn archive(
     source: &Source,
     database: &str,
     entry: &Entry,
+    keys: &crate::crypt::Keys,
     progress: Option<Arc<AtomicU64>>,
 ) -> anyhow::Result<Loaded> {
     let m = &entry.manifest;
-    let mut stream = SqlStream::open(&entry.archive)?;
+    let mut stream = SqlStream::open(&entry.archive, keys)?;
     if let Some(counter) = progress {
         stream = stream.with_progress(counter);
     }

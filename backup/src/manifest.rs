@@ -48,6 +48,9 @@ pub struct Manifest {
     /// applies; absent in a backup of every database, and before 0.1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub properties: Option<crate::properties::DatabaseProperties>,
+    /// Who can decrypt the archive (age), when it is encrypted: fingerprints, never a key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<crate::crypt::Encryption>,
     /// HMAC-SHA256 of the rest under this host's key ([`crate::sign`]); absent before 0.1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
@@ -69,8 +72,8 @@ pub fn plain_file_name(name: &str) -> bool {
         && !name.chars().any(char::is_control)
 }
 
-/// What an archive's name ends with, by compression.
-pub const EXTENSIONS: &[&str] = &[".sql.gz", ".sql.zst"];
+/// What an archive's name ends with, by compression, and encryption ([`crate::crypt`]).
+pub const EXTENSIONS: &[&str] = &[".sql.gz", ".sql.zst", ".sql.gz.age", ".sql.zst.age"];
 
 /// The manifest's path for an archive: `backup_….sql.gz` → `backup_….sql.gz.json`.
 pub fn path_for(archive: &Path) -> PathBuf {

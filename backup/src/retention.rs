@@ -221,6 +221,7 @@ mod tests {
                 tables: Vec::new(),
                 all: false,
                 properties: None,
+                encryption: None,
                 signature: None,
                 extra: serde_json::Map::new(),
             },

@@ -26,6 +26,7 @@ use lifeboat::signal::Stop;
 use tracing::{error, info};
 
 use crate::archive::{self, Scan};
+use crate::crypt::{self, Keys};
 use crate::load;
 use crate::manifest::{self, Entry, TableEstimate};
 use crate::source::{psql, Source};
@@ -42,13 +43,19 @@ pub fn run(config: &Config, name: Option<&str>, restore_test: bool) -> anyhow::R
         ))
         .into());
     }
+    // The identity is read (and a bad one refused) before anything else.
+    let keys = Keys::from_config(config)?;
+    if crypt::is_encrypted(file) && keys.is_empty() {
+        // Said now rather than after a checksum of the whole archive.
+        keys.open(std::io::empty(), file)?;
+    }
     archive::check_size(&entry)?;
     archive::check_sha256(&entry)?;
     let scan = if restore_test {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
-            .block_on(restore_test_run(config, &entry))?
+            .block_on(restore_test_run(config, &entry, &keys))?
     } else {
         let sql_bytes = Arc::new(AtomicU64::new(0));
         let bar = Bar::start(
@@ -56,7 +63,7 @@ pub fn run(config: &Config, name: Option<&str>, restore_test: bool) -> anyhow::R
             entry.manifest.raw_size,
             Arc::clone(&sql_bytes),
         );
-        let scan = archive::decompress(&entry, Some(sql_bytes));
+        let scan = archive::decompress(&entry, &keys, Some(sql_bytes));
         bar.finish();
         let scan = scan?;
         archive::check_scan(&entry, &scan)?;
@@ -90,7 +97,7 @@ fn scratch_name() -> String {
 
 /// Restore into a scratch database on the backup source's server, count, compare; the scratch
 /// database is dropped whatever happened, a signal included.
-async fn restore_test_run(config: &Config, entry: &Entry) -> anyhow::Result<Scan> {
+async fn restore_test_run(config: &Config, entry: &Entry, keys: &Keys) -> anyhow::Result<Scan> {
     let m = &entry.manifest;
     if !m.exact_rows() {
         return Err(UsageError::new(format!(
@@ -112,7 +119,7 @@ async fn restore_test_run(config: &Config, entry: &Entry) -> anyhow::Result<Scan
     // Signals stay caught from here on: a second Ctrl-C cannot stop the clean-up halfway.
     let stop = Stop::install("restore test", "no scratch database behind")?;
     let tested = stop
-        .interruptible(restore_and_count(&source, &scratch, entry))
+        .interruptible(restore_and_count(&source, &scratch, entry, keys))
         .await;
     let dropped = drop_scratch(&source, &scratch).await;
     match (tested, dropped) {
@@ -138,7 +145,12 @@ async fn restore_test_run(config: &Config, entry: &Entry) -> anyhow::Result<Scan
     }
 }
 
-async fn restore_and_count(source: &Source, scratch: &str, entry: &Entry) -> anyhow::Result<Scan> {
+async fn restore_and_count(
+    source: &Source,
+    scratch: &str,
+    entry: &Entry,
+    keys: &Keys,
+) -> anyhow::Result<Scan> {
     let m = &entry.manifest;
     create_scratch(source, scratch).await.with_context(|| {
         format!(
@@ -157,7 +169,7 @@ async fn restore_and_count(source: &Source, scratch: &str, entry: &Entry) -> any
         m.raw_size,
         Arc::clone(&sql_bytes),
     );
-    let loaded = load::archive(source, scratch, entry, Some(sql_bytes)).await;
+    let loaded = load::archive(source, scratch, entry, keys, Some(sql_bytes)).await;
     bar.finish();
     let load::Loaded { scan, .. } = loaded?;
     info!("{scratch}: {} restored without an error", m.file);

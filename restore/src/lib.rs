@@ -233,6 +233,8 @@ async fn open(config: &Config) -> anyhow::Result<(Server, String, JobLock)> {
 
 /// The restore; `None` when a rerun only finished an interrupted restore of the same backup.
 async fn restore(config: &Config, cli: &Cli) -> anyhow::Result<Option<txn::Restored>> {
+    // A bad identity file is exit 2 before any server is touched.
+    let keys = lifeboat_backup::crypt::Keys::from_config(config)?;
     let (server, db, _lock) = open(config).await?;
     remove_stale_downloads(&config.backup.dir);
     let (journal_path, journal) = Journal::find(&config.backup.dir, &db)?;
@@ -266,6 +268,10 @@ async fn restore(config: &Config, cli: &Cli) -> anyhow::Result<Option<txn::Resto
             m.file
         )));
     }
+    if lifeboat_backup::crypt::is_encrypted(&m.file) && keys.is_empty() {
+        // Said before a download or anything else, with what to set.
+        keys.open(std::io::empty(), &m.file)?;
+    }
     if m.database != db {
         warn!(
             "{} is a backup of database {}, restored here into {db}",
@@ -296,6 +302,7 @@ async fn restore(config: &Config, cli: &Cli) -> anyhow::Result<Option<txn::Resto
         server: &server,
         journal: journal_path,
         stop,
+        keys,
     };
     let done = txn::restore(&ctx, &entry, &app, !cli.no_safety_backup).await?;
     info!(

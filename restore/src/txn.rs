@@ -47,6 +47,8 @@ pub struct Ctx<'a> {
     pub server: &'a Server,
     pub journal: PathBuf,
     pub stop: Stop,
+    /// What decrypts an encrypted archive (`LIFEBOAT_BACKUP_IDENTITY`, the passphrase).
+    pub keys: lifeboat_backup::crypt::Keys,
 }
 
 /// A restore that was done.
@@ -331,9 +333,14 @@ async fn load(ctx: &Ctx<'_>, entry: &Entry, restore_db: &str) -> anyhow::Result<
     let m = &entry.manifest;
     let sql_bytes = Arc::new(AtomicU64::new(0));
     let bar = Bar::start("restoring", m.raw_size, Arc::clone(&sql_bytes));
-    let loaded =
-        lifeboat_backup::load::archive(&ctx.server.source, restore_db, entry, Some(sql_bytes))
-            .await;
+    let loaded = lifeboat_backup::load::archive(
+        &ctx.server.source,
+        restore_db,
+        entry,
+        &ctx.keys,
+        Some(sql_bytes),
+    )
+    .await;
     bar.finish();
     let copied = loaded?.copied;
     info!(

@@ -17,6 +17,7 @@ use lifeboat::progress::Bar;
 use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
+use crate::crypt::{self, Keys};
 use crate::manifest::{self, Entry, TableEstimate};
 use crate::sqlscan::RowCounter;
 
@@ -24,19 +25,25 @@ use crate::sqlscan::RowCounter;
 const HASH_CHUNK: usize = 1 << 20;
 
 /// Read an archive back as SQL, by its extension: `.sql.gz` (one or many gzip members) or
-/// `.sql.zst`.
-pub fn open_reader(path: &Path) -> io::Result<Box<dyn Read + Send>> {
-    let file = io::BufReader::with_capacity(256 * 1024, std::fs::File::open(path)?);
+/// `.sql.zst`, either with `.age` after it when it is encrypted (decrypted with `keys`).
+pub fn open_reader(path: &Path, keys: &Keys) -> anyhow::Result<Box<dyn Read + Send>> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let name = path.to_string_lossy();
-    if name.ends_with(".zst") {
-        Ok(Box::new(zstd::stream::read::Decoder::with_buffer(file)?))
-    } else if name.ends_with(".gz") {
-        Ok(Box::new(flate2::bufread::MultiGzDecoder::new(file)))
+    let (name, bytes): (&str, Box<dyn Read + Send>) = match name.strip_suffix(crypt::EXTENSION) {
+        Some(inner) => (inner, keys.open(file, &path.display().to_string())?),
+        None => (&name, Box::new(file)),
+    };
+    let bytes = io::BufReader::with_capacity(256 * 1024, bytes);
+    if name.ends_with(".sql.zst") {
+        Ok(Box::new(zstd::stream::read::Decoder::with_buffer(bytes)?))
+    } else if name.ends_with(".sql.gz") {
+        Ok(Box::new(flate2::bufread::MultiGzDecoder::new(bytes)))
     } else {
-        Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} is neither .sql.gz nor .sql.zst", path.display()),
-        ))
+        bail!(
+            "{} is none of .sql.gz, .sql.zst and the same with .age",
+            path.display()
+        )
     }
 }
 
@@ -151,10 +158,9 @@ pub struct SqlStream {
 }
 
 impl SqlStream {
-    pub fn open(archive: &Path) -> anyhow::Result<Self> {
+    pub fn open(archive: &Path, keys: &Keys) -> anyhow::Result<Self> {
         Ok(Self {
-            reader: open_reader(archive)
-                .with_context(|| format!("cannot open {}", archive.display()))?,
+            reader: open_reader(archive, keys)?,
             rows: RowCounter::default(),
             raw_size: 0,
             failure: None,
@@ -232,8 +238,12 @@ impl tokio::io::AsyncRead for SqlStream {
 }
 
 /// Decompress the whole archive, counting its rows; `progress` counts the bytes of SQL.
-pub fn decompress(entry: &Entry, progress: Option<Arc<AtomicU64>>) -> anyhow::Result<Scan> {
-    let mut stream = SqlStream::open(&entry.archive)?;
+pub fn decompress(
+    entry: &Entry,
+    keys: &Keys,
+    progress: Option<Arc<AtomicU64>>,
+) -> anyhow::Result<Scan> {
+    let mut stream = SqlStream::open(&entry.archive, keys)?;
     if let Some(counter) = progress {
         stream = stream.with_progress(counter);
     }
@@ -305,7 +315,8 @@ mod tests {
         check_sha256(&entry).expect("sha256");
         assert!(entry.intact().expect("intact"));
         let counter = Arc::new(AtomicU64::new(0));
-        let scan = decompress(&entry, Some(Arc::clone(&counter))).expect("decompress");
+        let scan =
+            decompress(&entry, &Keys::none(), Some(Arc::clone(&counter))).expect("decompress");
         check_scan(&entry, &scan).expect("rows");
         assert_eq!(scan.raw_size, SQL.len() as u64);
         assert_eq!(counter.load(Ordering::Relaxed), SQL.len() as u64);
@@ -319,7 +330,7 @@ mod tests {
         let entry = backup(dir.path(), "backup_1.sql.gz", &sql);
         let bytes = std::fs::read(&entry.archive).expect("read");
         std::fs::write(&entry.archive, &bytes[..bytes.len() / 2]).expect("truncate");
-        let err = decompress(&entry, None)
+        let err = decompress(&entry, &Keys::none(), None)
             .map(|_| ())
             .expect_err("must fail")
             .to_string();

@@ -93,6 +93,16 @@ pub(super) fn parse_count(v: &str, min: u32) -> Result<u32, String> {
     }
 }
 
+/// A fraction from 0 to 1, such as `0.5`.
+pub(super) fn parse_ratio(v: &str) -> Result<f64, String> {
+    match v.trim().parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!(
+            "expected a fraction from 0 to 1, such as 0.5, got {v:?}"
+        )),
+    }
+}
+
 /// The most days a day count may say: about 270 years, "keep forever" in practice, and far inside
 /// the dates chrono can hold (99999999 days would not be).
 pub const MAX_DAYS: u32 = 100_000;

@@ -89,6 +89,10 @@ pub enum Kind {
     List,
     /// A duration such as `5s` or `500ms`.
     Duration,
+    /// A decimal fraction such as `0.5`.
+    Ratio,
+    /// A cron expression such as `0 2 * * *`.
+    Cron,
 }
 
 impl Kind {
@@ -106,6 +110,8 @@ impl Kind {
             Kind::Choice => "choice",
             Kind::List => "list",
             Kind::Duration => "duration",
+            Kind::Ratio => "ratio",
+            Kind::Cron => "cron",
         }
     }
 }
@@ -431,6 +437,12 @@ pub const LIFEBOAT_BACKUP_KEEP_MIN: Setting = Setting::key(
 pub const LIFEBOAT_BACKUP_MAIL: Setting = Setting::key(S::Backup, "backup.mail", "LIFEBOAT_BACKUP_MAIL", K::Choice, "when lifeboat-backup mails `LIFEBOAT_MAIL_TO`: `failure`, `always` (every run), `weekly` (failures, and a digest of the backups once a week) or `never`; nothing is sent unless `SMTP_HOST` and `LIFEBOAT_MAIL_TO` are both set").default("failure");
 pub const LIFEBOAT_BACKUP_PING_URL: Setting = Setting::key(S::Backup, "backup.ping-url", "LIFEBOAT_BACKUP_PING_URL", K::Url, "dead-man switch (healthchecks.io's convention): `GET <url>/start` when a run starts, `POST <url>` on success, `POST <url>/fail` on failure; shown only as its scheme and host (the path is the check's token)").secret();
 pub const LIFEBOAT_BACKUP_KEY: Setting = Setting::key(S::Backup, "backup.key", "LIFEBOAT_BACKUP_KEY", K::Text, "the key (16 characters at least) whose HMAC-SHA256 signs every manifest; lifeboat-restore trusts a backup in the bucket only when signed with it").computed("the file `<backup dir>/.lifeboat-signing-key`, made at first use (0600)").secret();
+pub const LIFEBOAT_BACKUP_RECIPIENTS: Setting = Setting::key(S::Backup, "backup.recipients", "LIFEBOAT_BACKUP_RECIPIENTS", K::List, "encrypt every new archive with age to these public keys (`age1…`, `ssh-ed25519 …`, `ssh-rsa …`), comma-separated, or the path of a file of them, one per line; the backup host needs no secret key, and nothing unencrypted is ever written");
+pub const LIFEBOAT_BACKUP_PASSPHRASE: Setting = Setting::key(S::Backup, "backup.passphrase", "LIFEBOAT_BACKUP_PASSPHRASE", K::Text, "encrypt every new archive with age to this passphrase instead of public keys (not both); the same passphrase decrypts them").secret();
+pub const LIFEBOAT_BACKUP_IDENTITY: Setting = Setting::key(S::Backup, "backup.identity", "LIFEBOAT_BACKUP_IDENTITY", K::Path, "the file of age identities (`age-keygen`'s output, or an OpenSSH private key without a passphrase) that decrypts encrypted backups; read only by restore, verify and rekey, never needed to take a backup");
+pub const LIFEBOAT_BACKUP_MIN_RATIO: Setting = Setting::key(S::Backup, "backup.min-ratio", "LIFEBOAT_BACKUP_MIN_RATIO", K::Ratio, "retention deletes nothing while the newest backup's SQL is smaller than this fraction of the one before it (a dump that lost tables); `0` turns the check off").default("0.5");
+pub const LIFEBOAT_BACKUP_SCHEDULE: Setting = Setting::key(S::Backup, "backup.schedule", "LIFEBOAT_BACKUP_SCHEDULE", K::Cron, "when `lifeboat-backup schedule` takes a backup: a cron expression (five fields, in the time zone of `TZ`)").default("0 2 * * *");
+pub const LIFEBOAT_BACKUP_DRILL_SCHEDULE: Setting = Setting::key(S::Backup, "backup.drill-schedule", "LIFEBOAT_BACKUP_DRILL_SCHEDULE", K::Cron, "when `lifeboat-backup schedule` runs a restore drill (`verify latest --restore-test`): a cron expression; none when unset");
 pub const LIFEBOAT_BACKUP_METRICS_FILE: Setting = Setting::key(S::Backup, "backup.metrics-file", "LIFEBOAT_BACKUP_METRICS_FILE", K::Path, "Prometheus textfile written after each run (for node_exporter's textfile collector): last success time, last run and its outcome, duration, size, failures");
 
 // Locks.
@@ -659,7 +671,7 @@ pub const NO_COLOR: Setting = Setting::var(
 /// Every setting and variable, in the reference's order within each section.
 pub const SETTINGS: &[Setting] = &TABLE;
 
-const TABLE: [Setting; 80] = [
+const TABLE: [Setting; 86] = [
     DATABASE_URL,
     LIFEBOAT_DB_SERVICE,
     LIFEBOAT_DB_CONTAINER,
@@ -697,6 +709,12 @@ const TABLE: [Setting; 80] = [
     LIFEBOAT_BACKUP_KEEP_MONTHLY,
     LIFEBOAT_BACKUP_KEEP_MIN,
     LIFEBOAT_BACKUP_METRICS_FILE,
+    LIFEBOAT_BACKUP_RECIPIENTS,
+    LIFEBOAT_BACKUP_PASSPHRASE,
+    LIFEBOAT_BACKUP_IDENTITY,
+    LIFEBOAT_BACKUP_MIN_RATIO,
+    LIFEBOAT_BACKUP_SCHEDULE,
+    LIFEBOAT_BACKUP_DRILL_SCHEDULE,
     LIFEBOAT_BACKUP_MAIL,
     LIFEBOAT_BACKUP_KEY,
     LIFEBOAT_BACKUP_PING_URL,

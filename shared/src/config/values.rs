@@ -10,7 +10,7 @@ use super::error::{missing, ConfigError};
 use super::parse::{
     comma_list, default_compose_project, default_smtp_port, parse_backup_name, parse_bool,
     parse_bucket, parse_compress, parse_count, parse_days, parse_level, parse_mail_when,
-    parse_mailbox, parse_port, parse_prefix, parse_smtp_tls, parse_url, tls_for_port,
+    parse_mailbox, parse_port, parse_prefix, parse_ratio, parse_smtp_tls, parse_url, tls_for_port,
 };
 use super::settings::{self as s, Setting};
 use super::sources::{collect, Collected, Layers, LoadOptions, Origin};
@@ -102,6 +102,19 @@ pub struct BackupConfig {
     pub ping_url: Option<SecretUrl>,
     /// The key that signs manifests (else the key file in `dir`).
     pub key: Option<Secret>,
+    /// age recipients (public keys, or files of them) every new archive is encrypted to.
+    pub recipients: Vec<String>,
+    /// An age passphrase every new archive is encrypted with (instead of recipients).
+    pub passphrase: Option<Secret>,
+    /// The file of age identities that decrypts backups.
+    pub identity: Option<PathBuf>,
+    /// Retention deletes nothing while the newest backup is smaller than this fraction of the
+    /// one before (0: no check).
+    pub min_ratio: f64,
+    /// `lifeboat-backup schedule`'s cron expression for backups.
+    pub schedule: String,
+    /// Its cron expression for restore drills, if any.
+    pub drill_schedule: Option<String>,
 }
 
 /// The TLS mode of the SMTP connection.
@@ -484,6 +497,21 @@ impl BackupConfig {
                 })?
                 .map(SecretUrl::new),
             key: layers.string(&s::LIFEBOAT_BACKUP_KEY).map(Secret::new),
+            recipients: list(layers, &s::LIFEBOAT_BACKUP_RECIPIENTS),
+            passphrase: layers
+                .string(&s::LIFEBOAT_BACKUP_PASSPHRASE)
+                .filter(|p| !p.is_empty())
+                .map(Secret::new),
+            identity: layers
+                .string(&s::LIFEBOAT_BACKUP_IDENTITY)
+                .map(PathBuf::from),
+            min_ratio: layers.with_default(&s::LIFEBOAT_BACKUP_MIN_RATIO, parse_ratio)?,
+            schedule: layers
+                .with_default(&s::LIFEBOAT_BACKUP_SCHEDULE, |v| Ok(v.trim().to_owned()))?,
+            drill_schedule: layers
+                .string(&s::LIFEBOAT_BACKUP_DRILL_SCHEDULE)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty()),
         })
     }
 }
