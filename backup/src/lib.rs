@@ -7,6 +7,8 @@
 // reads, checks and restores backups with the very same code.
 pub mod archive;
 pub mod crypt;
+pub mod drill;
+pub mod guard;
 pub mod load;
 pub mod manifest;
 mod metrics;
@@ -15,6 +17,7 @@ pub mod offsite;
 pub mod properties;
 pub mod rekey;
 pub mod retention;
+pub mod schedule;
 pub mod sign;
 pub mod source;
 pub mod sqlscan;
@@ -130,6 +133,13 @@ pub enum Command {
     /// left as they are
     #[command(after_help = exit_codes("every local backup is encrypted to the current recipients", "one could not be re-encrypted; it is left as it was, and the message says why"))]
     Rekey,
+    /// Run in the foreground as a sidecar that schedules itself: a backup at each time of
+    /// LIFEBOAT_BACKUP_SCHEDULE (cron, default `0 2 * * *`, in the time zone of TZ) and a
+    /// restore drill at each time of LIFEBOAT_BACKUP_DRILL_SCHEDULE; never two at once, a run
+    /// missed while down caught up once, and SIGTERM stops a running job as a backup stopped by
+    /// hand
+    #[command(after_help = exit_codes("stopped by SIGTERM or SIGINT (a failed job is logged, mailed and pinged, and the schedule goes on)", "the scheduler itself could not go on"))]
+    Schedule,
     /// Print the completion script for a shell: bash, zsh or fish
     #[command(after_help = lifeboat::cli::complete::COMPLETIONS_HELP)]
     Completions(lifeboat::cli::complete::CompletionsArgs),
@@ -148,12 +158,28 @@ pub fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             runtime.block_on(list(&config))?;
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::Schedule) => {
+            let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+            schedule::run(&config(cli)?, &args)
+        }
         Some(Command::Rekey) => {
             rekey::run(&config(cli)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Prune { dry_run }) => {
-            prune(&config(cli)?, dry_run, true)?;
+            let config = config(cli)?;
+            let holds = guard_holds(&config, None);
+            prune(&config, dry_run, true, &holds)?;
+            if !holds.is_empty() {
+                bail!(
+                    "retention is held: nothing was deleted ({})",
+                    holds
+                        .iter()
+                        .map(guard::Hold::reason)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Verify {
@@ -198,6 +224,8 @@ fn run_backup(config: &Config, output: &OutputOptions) -> anyhow::Result<ExitCod
         .then(|| config.require_s3("to copy backups off-site"))
         .transpose()?;
     let pinger = notify::Pinger::new(config);
+    // What keeps retention from deleting anything, here and in the bucket.
+    let mut holds = Vec::new();
     let result = runtime.block_on(async {
         let backup = async {
             // The bucket and its keys are tried before the dump: a wrong key or bucket must
@@ -217,8 +245,9 @@ fn run_backup(config: &Config, output: &OutputOptions) -> anyhow::Result<ExitCod
                 }
             }
             let done = take_with(config, true).await?;
+            holds = guard_holds(config, Some(&done.manifest.file));
             if let Some(settings) = &offsite {
-                offsite::copy(settings, config, &done).await.with_context(|| {
+                offsite::copy(settings, config, &done, holds.is_empty()).await.with_context(|| {
                     format!("{} is complete here, but its off-site copy failed; the local copy is kept", done.archive.display())
                 })?;
             }
@@ -228,7 +257,7 @@ fn run_backup(config: &Config, output: &OutputOptions) -> anyhow::Result<ExitCod
         tokio::join!(notify::ping_start(pinger.as_ref()), backup).1
     });
     if let Some(file) = &config.backup.metrics_file {
-        if let Err(e) = metrics::record(file, result.as_ref().ok().map(|d| &d.manifest)) {
+        if let Err(e) = metrics::record(file, result.as_ref().ok().map(|d| &d.manifest), &holds) {
             warn!("cannot write the metrics file {}: {e}", file.display());
         }
     }
@@ -236,12 +265,19 @@ fn run_backup(config: &Config, output: &OutputOptions) -> anyhow::Result<ExitCod
         Ok(done) => {
             lifeboat::outln!("{}", done.archive.display());
             // The same plan `prune --dry-run` prints; a backup that cannot prune is not "all well".
-            prune(config, false, false).context("the backup is complete, but retention failed")
+            prune(config, false, false, &holds)
+                .context("the backup is complete, but retention failed")
         }
         Err(_) => Ok(()),
     };
     // Ping and mail; neither changes the exit code, which stays the run's own.
-    runtime.block_on(notify::finish(config, pinger.as_ref(), &result, &retention));
+    runtime.block_on(notify::finish(
+        config,
+        pinger.as_ref(),
+        &result,
+        &retention,
+        &holds,
+    ));
     let done = result?;
     retention?;
     notify::summary(config, output, &done);
@@ -443,20 +479,53 @@ fn free_name(
     path
 }
 
+/// What holds retention for the local backups ([`guard`]); `fresh` is the backup this run has
+/// just written. A directory that cannot be read holds it too.
+fn guard_holds(config: &Config, fresh: Option<&str>) -> Vec<guard::Hold> {
+    let dir = &config.backup.dir;
+    let entries = match manifest::list(dir) {
+        Ok((entries, _)) => entries,
+        Err(e) => {
+            return vec![guard::Hold::Unverified {
+                file: dir.display().to_string(),
+                why: format!("cannot read the directory: {e}"),
+            }]
+        }
+    };
+    let keys = crypt::Keys::from_config(config).unwrap_or_else(|e| {
+        warn!("{e:#}; encrypted backups are checked by their SHA-256 only");
+        crypt::Keys::none()
+    });
+    let holds = guard::check(&entries, config.backup.min_ratio, &keys, fresh);
+    for hold in &holds {
+        warn!(reason = hold.reason(), "{hold}");
+    }
+    holds
+}
+
 /// Apply (or with `dry_run` only print) the retention plan; `print` puts the plan on stdout.
-/// Only backups with a manifest are considered: no other file is ever deleted.
-fn prune(config: &Config, dry_run: bool, print: bool) -> anyhow::Result<()> {
+/// Only backups with a manifest are considered: no other file is ever deleted, and nothing at
+/// all while `holds` says the newest backup is not known good.
+fn prune(config: &Config, dry_run: bool, print: bool, holds: &[guard::Hold]) -> anyhow::Result<()> {
     let dir = &config.backup.dir;
     let (entries, _) =
         manifest::list(dir).with_context(|| format!("cannot read {}", dir.display()))?;
     let rules = &config.backup.keep;
     let plan = retention::plan(entries, Utc::now(), rules);
     for decision in &plan {
-        let line = decision.describe(rules);
+        let held = decision.keep.is_none() && !holds.is_empty();
         if print {
-            lifeboat::outln!("{line}");
+            if held {
+                lifeboat::outln!(
+                    "keep\t{}\tretention held ({})",
+                    decision.entry.manifest.file,
+                    holds[0].reason()
+                );
+            } else {
+                lifeboat::outln!("{}", decision.describe(rules));
+            }
         }
-        if decision.keep.is_some() || dry_run {
+        if decision.keep.is_some() || dry_run || held {
             continue;
         }
         // The manifest first: without it the archive is no longer a backup, whatever happens next.

@@ -30,6 +30,7 @@ use lifeboat::output::{human_bytes, LogFormat, OutputOptions};
 use lifeboat::secret::{redact_url, SecretUrl};
 use tracing::{debug, error, info, warn};
 
+use crate::guard::Hold;
 use crate::manifest::{self, Entry};
 use crate::Done;
 
@@ -153,6 +154,7 @@ pub async fn finish(
     pinger: Option<&Pinger>,
     backup: &anyhow::Result<Done>,
     retention: &anyhow::Result<()>,
+    holds: &[Hold],
 ) {
     if let Some(pinger) = pinger {
         match (backup, retention) {
@@ -164,7 +166,7 @@ pub async fn finish(
             }
         }
     }
-    if let Err(e) = mail(config, backup, retention).await {
+    if let Err(e) = mail(config, backup, retention, holds).await {
         // The exit code stays the backup's own; the mail's failure is said loudly.
         error!("cannot send the backup report by mail: {e:#}");
     }
@@ -178,6 +180,7 @@ async fn mail(
     config: &Config,
     backup: &anyhow::Result<Done>,
     retention: &anyhow::Result<()>,
+    holds: &[Hold],
 ) -> anyhow::Result<()> {
     if config.backup.mail == MailWhen::Never || !lifeboat::mail::outcome_wanted(config) {
         return Ok(());
@@ -196,6 +199,20 @@ async fn mail(
             format!(
                 "{e:#}\n\nThe new backup {} is complete; retention stopped at the step above.\n",
                 done.archive.display()
+            ),
+        ),
+        // Mailed whatever the setting but `never`: nothing is being deleted until someone looks.
+        (Ok(done), Ok(())) if !holds.is_empty() => (
+            format!("lifeboat-backup: retention HELD on {host}"),
+            format!(
+                "The backup {} is complete, but retention deleted nothing:\n\n{}\n\nEvery \
+                 backup is kept until a good backup of the usual size is the newest.\n",
+                done.archive.display(),
+                holds
+                    .iter()
+                    .map(|h| format!("- {h}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
             ),
         ),
         (Ok(done), Ok(())) => match config.backup.mail {
@@ -261,6 +278,32 @@ fn record_digest(dir: &Path, now: DateTime<Utc>) -> std::io::Result<()> {
         now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     );
     lifeboat::files::write_atomic(&dir.join(DIGEST_STATE), line.as_bytes())
+}
+
+/// The digest's line on the last restore drill ([`crate::drill`]).
+fn drill_line(dir: &Path, now: DateTime<Utc>) -> String {
+    match crate::drill::last(dir) {
+        Some(d) if d.passed() => format!(
+            "Last restore drill: {} ({} ago), {} restored into a scratch database,\n\
+             {} tables, {} rows, as its manifest says: PASSED.",
+            d.at.format("%Y-%m-%d %H:%M UTC"),
+            age(now - d.at),
+            d.backup,
+            d.tables,
+            d.rows
+        ),
+        Some(d) => format!(
+            "Last restore drill: {} ({} ago), {}: FAILED:\n  {}",
+            d.at.format("%Y-%m-%d %H:%M UTC"),
+            age(now - d.at),
+            d.backup,
+            d.error.unwrap_or_default()
+        ),
+        None => "No restore drill recorded: `lifeboat-backup verify --restore-test`, or\n\
+                 LIFEBOAT_BACKUP_DRILL_SCHEDULE with `lifeboat-backup schedule`, proves a\n\
+                 backup restores."
+            .to_owned(),
+    }
 }
 
 /// The weekly digest: every backup in the directory with its time, size and whether its archive
@@ -344,6 +387,7 @@ fn weekly_digest(
         body.push('\n');
     }
     body.push_str(&rows);
+    let _ = writeln!(body, "\n{}", drill_line(&config.backup.dir, now));
     let _ = write!(
         body,
         "\nRetention keeps {} days of backups, and never fewer than {}.\n\

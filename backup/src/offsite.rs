@@ -15,7 +15,14 @@ const PART_SIZE: usize = 16 * 1024 * 1024;
 const FOLDER: &str = "backups/";
 
 /// Upload `done` and apply retention in the bucket.
-pub async fn copy(settings: &S3Settings, config: &Config, done: &Done) -> anyhow::Result<()> {
+/// Upload the backup and its manifest, then apply retention in the bucket (unless
+/// `prune_after` is false: retention is held, [`crate::guard`]).
+pub async fn copy(
+    settings: &S3Settings,
+    config: &Config,
+    done: &Done,
+    prune_after: bool,
+) -> anyhow::Result<()> {
     let bucket = Bucket::new(settings);
     let name = format!("{FOLDER}{}", done.manifest.file);
     let sent = bucket.upload_file(&name, &done.archive, PART_SIZE).await?;
@@ -33,7 +40,12 @@ pub async fn copy(settings: &S3Settings, config: &Config, done: &Done) -> anyhow
         bucket.bucket(),
         bucket.key(&name)
     );
-    prune(&bucket, config).await
+    if prune_after {
+        prune(&bucket, config).await
+    } else {
+        info!("retention in the bucket is held too: nothing deleted there");
+        Ok(())
+    }
 }
 
 /// The backups in the bucket (a manifest of ours, and its archive there with the size the

@@ -31,9 +31,46 @@ use crate::load;
 use crate::manifest::{self, Entry, TableEstimate};
 use crate::source::{psql, Source};
 
-/// Verify the backup `name` (`latest` when `None`); on success print one line on stdout.
+/// Verify the backup `name` (`latest` when `None`); on success print one line on stdout. A
+/// restore test is a drill, recorded ([`crate::drill`]) whether it passed or not, unless the
+/// request itself was wrong (exit 2).
 pub fn run(config: &Config, name: Option<&str>, restore_test: bool) -> anyhow::Result<()> {
     let entry = manifest::find(&config.backup.dir, name.unwrap_or("latest"))?;
+    if !restore_test {
+        return check(config, &entry, false).map(|_| ());
+    }
+    let (at, clock) = (Utc::now(), std::time::Instant::now());
+    let result = check(config, &entry, true);
+    if let Err(e) = &result {
+        if lifeboat::exit::code_for(e) == lifeboat::exit::USAGE {
+            return result.map(|_| ());
+        }
+    }
+    let (tables, rows) = result.as_ref().map_or((0, 0), |scan| {
+        (scan.tables.len(), scan.tables.iter().map(|t| t.rows).sum())
+    });
+    crate::drill::record(
+        config,
+        &crate::drill::Drill {
+            at,
+            backup: entry.manifest.file.clone(),
+            database: entry.manifest.database.clone(),
+            outcome: if result.is_ok() { "passed" } else { "failed" }.to_owned(),
+            duration_ms: u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
+            tables,
+            rows,
+            error: result
+                .as_ref()
+                .err()
+                .map(|e| lifeboat::redact::redact(&format!("{e:#}"))),
+        },
+    );
+    result.map(|_| ())
+}
+
+/// The checks of `verify` on `entry`, and with `restore_test` the restore into a scratch
+/// database; on success one line on stdout, and what the archive held.
+fn check(config: &Config, entry: &Entry, restore_test: bool) -> anyhow::Result<Scan> {
     let file = &entry.manifest.file;
     if restore_test && entry.manifest.all {
         return Err(UsageError::new(format!(
@@ -49,13 +86,13 @@ pub fn run(config: &Config, name: Option<&str>, restore_test: bool) -> anyhow::R
         // Said now rather than after a checksum of the whole archive.
         keys.open(std::io::empty(), file)?;
     }
-    archive::check_size(&entry)?;
-    archive::check_sha256(&entry)?;
+    archive::check_size(entry)?;
+    archive::check_sha256(entry)?;
     let scan = if restore_test {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
-            .block_on(restore_test_run(config, &entry, &keys))?
+            .block_on(restore_test_run(config, entry, &keys))?
     } else {
         let sql_bytes = Arc::new(AtomicU64::new(0));
         let bar = Bar::start(
@@ -63,10 +100,10 @@ pub fn run(config: &Config, name: Option<&str>, restore_test: bool) -> anyhow::R
             entry.manifest.raw_size,
             Arc::clone(&sql_bytes),
         );
-        let scan = archive::decompress(&entry, &keys, Some(sql_bytes));
+        let scan = archive::decompress(entry, &keys, Some(sql_bytes));
         bar.finish();
         let scan = scan?;
-        archive::check_scan(&entry, &scan)?;
+        archive::check_scan(entry, &scan)?;
         scan
     };
     let rows: i64 = scan.tables.iter().map(|t| t.rows).sum();
@@ -80,7 +117,7 @@ pub fn run(config: &Config, name: Option<&str>, restore_test: bool) -> anyhow::R
             ""
         }
     );
-    Ok(())
+    Ok(scan)
 }
 
 /// `lifeboat_verify_<yyyymmddhhmmss>_<random>`: no database of the app's, and no other verify's.

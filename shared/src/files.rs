@@ -80,6 +80,33 @@ pub fn open_private(path: &Path) -> std::io::Result<File> {
     )
 }
 
+/// Open `path` to append to it, created with mode 0600 when missing, never through a symbolic
+/// link, and only if it is a regular file of ours: each `write` of a line lands whole at the end
+/// (`O_APPEND`), whoever else appends.
+pub fn open_append_private(path: &Path) -> std::io::Result<File> {
+    open_own(
+        path,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::APPEND,
+        Mode::from_raw_mode(0o600),
+    )
+}
+
+/// The last `max` bytes (at most) of `path` if it is there (`None` if not), under the same
+/// rules as [`read_own`].
+pub fn read_own_tail(path: &Path, max: u64) -> std::io::Result<Option<String>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = match open_own(path, OFlags::RDONLY, Mode::empty()) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(max)))?;
+    let mut bytes = Vec::new();
+    file.take(max).read_to_end(&mut bytes)?;
+    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+}
+
 /// The text of `path` if it is there (`None` if not), at most `max` bytes, and its metadata:
 /// a regular file of ours, opened without following a symbolic link. A file that is a link,
 /// not regular, or another user's is an error of kind `InvalidData`, which the caller names.
