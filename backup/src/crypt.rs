@@ -459,6 +459,20 @@ mod tests {
     }
 
     #[test]
+    fn an_ssh_public_key_is_a_recipient_named_by_its_fingerprint() {
+        let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDwmoPBRC0D5X+bLyS+vAFwImLK/Q4D3PLjQhcH/sJet ops@laptop";
+        let (_, fp) = parse_recipient(key).expect("an ssh-ed25519 recipient");
+        assert!(fp.starts_with("ssh-ed25519:"), "{fp}");
+        // The comment is not part of the key: the same fingerprint without it.
+        let bare = key.rsplit_once(' ').expect("comment").0;
+        assert_eq!(parse_recipient(bare).expect("parses").1, fp);
+        let Err(why) = parse_recipient("ssh-dss AAAAB3NzaC1kc3MAAACBAP") else {
+            panic!("not a key age takes")
+        };
+        assert!(why.contains("`ssh-dss AAAAB3Nz…`"), "{why}");
+    }
+
+    #[test]
     fn a_recipient_that_does_not_parse_is_named_briefly() {
         let Err(why) = parse_recipient("age1notakeyatallbutlongenoughtobecut") else {
             panic!("not a key")

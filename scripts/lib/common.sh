@@ -211,11 +211,10 @@ free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# lifeboat-healthcheck as a static binary: the only file a FROM scratch image needs.
-# musl where its target can be installed (smallest), else glibc with crt-static. Prints its path.
-# Usage: build_static_healthcheck [cargo args, e.g. --no-default-features]
-build_static_healthcheck() {
-    local host arch musl target dir="target/static" rustflags="${RUSTFLAGS:-}"
+# The target of static binaries: musl where its target can be installed (smallest), else the
+# host's glibc with crt-static. Prints "TARGET RUSTFLAGS".
+static_target() {
+    local host arch musl
     host=$(rustc -vV | sed -n 's/^host: //p')
     arch=${host%%-*}
     musl="$arch-unknown-linux-musl"
@@ -223,11 +222,17 @@ build_static_healthcheck() {
     command -v musl-gcc >/dev/null 2>&1 || { is_root && apt_install musl-tools >/dev/null 2>&1; } || true
     if command -v musl-gcc >/dev/null 2>&1 &&
         { rustup target list --installed 2>/dev/null | grep -qx "$musl" || rustup target add "$musl" >/dev/null 2>&1; }; then
-        target=$musl
+        echo "$musl ${RUSTFLAGS:-}"
     else
-        target=$host
-        rustflags="-C target-feature=+crt-static"
+        echo "$host ${RUSTFLAGS:-} -C target-feature=+crt-static"
     fi
+}
+
+# lifeboat-healthcheck as a static binary: the only file a FROM scratch image needs.
+# Prints its path. Usage: build_static_healthcheck [cargo args, e.g. --no-default-features]
+build_static_healthcheck() {
+    local target rustflags dir="target/static"
+    read -r target rustflags <<<"$(static_target)"
     [ $# -gt 0 ] && dir="target/static-min"
     say "building the static lifeboat-healthcheck ($target${1:+ $*})"
     (cd "$ROOT" && RUSTFLAGS="$rustflags" cargo build --profile healthcheck --locked -p lifeboat-healthcheck \
