@@ -401,11 +401,16 @@ fn fake_backup(dir: &Path, days_ago: i64) -> String {
 /// The same, started at `started`.
 fn fake_backup_at(dir: &Path, started: chrono::DateTime<chrono::Utc>) -> String {
     let name = format!("backup_{}.sql.gz", started.format("%Y%m%d_%H%M%S"));
-    let body = format!("-- started {started}\n");
+    // Whole, as retention's guard checks the newest: gzip of the SQL, its SHA-256 and size.
+    let sql = format!("-- started {started}\n");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, sql.as_bytes()).expect("gzip");
+    let body = gz.finish().expect("gzip");
     std::fs::write(dir.join(&name), &body).expect("archive");
     let manifest = serde_json::json!({
         "format": 2, "file": name, "database": "app", "server_version": "15.18", "source": "test",
-        "size": body.len(), "raw_size": body.len(), "sha256": "", "compression": "gzip level 6",
+        "size": body.len(), "raw_size": sql.len(), "sha256": lifeboat_testkit::sha256_hex(&body),
+        "compression": "gzip level 6",
         "started": started, "finished": started, "duration_ms": 1, "tool": "test", "tables": [],
     });
     std::fs::write(dir.join(format!("{name}.json")), manifest.to_string()).expect("manifest");

@@ -7,10 +7,17 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lifeboat_testkit::{docker_ok, gunzip, lifeboat, manifest_of, run, stack_var, unique, Ran};
+use lifeboat_testkit::{gunzip, lifeboat, manifest_of, run, stack_var, unique, Ran};
 
 mod support;
-use support::{archive_of, file_name};
+use support::{archive_of, archives, drop_database, file_name, stack_psql as psql};
+
+/// A database of 300 notes, one of them the marker.
+fn notes_database() -> String {
+    let db = support::notes_database("lbtest_crypt_", 299, "'nota ' || g");
+    psql(&db, &format!("INSERT INTO notes VALUES (300, '{MARKER}')"));
+    db
+}
 
 /// A row no ciphertext may show.
 const MARKER: &str = "nota-secreta-7f3a";
@@ -24,50 +31,6 @@ fn keypair(dir: &Path, name: &str) -> (PathBuf, String) {
     assert!(public.status.success(), "age-keygen -y: {public:?}");
     let public = String::from_utf8(public.stdout).expect("utf-8");
     (path, public.trim().to_owned())
-}
-
-fn psql(db: &str, sql: &str) -> String {
-    let container = stack_var("LBTEST_POSTGRES_CONTAINER");
-    let user = docker_ok(&["exec", &container, "printenv", "POSTGRES_USER"]);
-    docker_ok(&[
-        "exec",
-        &container,
-        "psql",
-        "-X",
-        "-q",
-        "-t",
-        "-A",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-U",
-        &user,
-        "-d",
-        db,
-        "-c",
-        sql,
-    ])
-}
-
-/// A database of 300 notes, one of them the marker.
-fn notes_database() -> String {
-    let db = unique("lbtest_crypt_");
-    psql("postgres", &format!("CREATE DATABASE {db}"));
-    psql(
-        &db,
-        &format!(
-            "CREATE TABLE notes (id int PRIMARY KEY, body text); \
-             INSERT INTO notes SELECT g, 'nota ' || g FROM generate_series(1, 299) g; \
-             INSERT INTO notes VALUES (300, '{MARKER}')"
-        ),
-    );
-    db
-}
-
-fn drop_database(db: &str) {
-    let _ = psql(
-        "postgres",
-        &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
-    );
 }
 
 /// `age -d -i KEY ARCHIVE`, then gunzip: the SQL.
@@ -92,26 +55,6 @@ fn tool(name: &str, work: &Path, args: &[&str], env: &[(&str, String)]) -> Ran {
         .args(args)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .run()
-}
-
-/// The archives in `dir` (not the manifests, not hidden files).
-fn archives(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|r| {
-            r.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| {
-                    n.contains(".sql.")
-                        && !std::path::Path::new(n)
-                            .extension()
-                            .is_some_and(|e| e.eq_ignore_ascii_case("json"))
-                        && !n.starts_with('.')
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
 }
 
 #[test]

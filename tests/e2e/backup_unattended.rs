@@ -6,52 +6,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lifeboat_testkit::{docker_ok, lifeboat, patch_manifest, stack_var, unique, wait_for, Ran};
+use lifeboat_testkit::{lifeboat, patch_manifest, stack_var, wait_for, Ran};
 
 mod support;
-use support::{archive_of, file_name};
-
-fn psql(db: &str, sql: &str) -> String {
-    let container = stack_var("LBTEST_POSTGRES_CONTAINER");
-    let user = docker_ok(&["exec", &container, "printenv", "POSTGRES_USER"]);
-    docker_ok(&[
-        "exec",
-        &container,
-        "psql",
-        "-X",
-        "-q",
-        "-t",
-        "-A",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-U",
-        &user,
-        "-d",
-        db,
-        "-c",
-        sql,
-    ])
-}
+use support::{archive_of, archives, damage, drop_database, file_name, stack_psql as psql};
 
 /// A database of `rows` notes of some length.
 fn notes_database(rows: u32) -> String {
-    let db = unique("lbtest_guard_");
-    psql("postgres", &format!("CREATE DATABASE {db}"));
-    psql(
-        &db,
-        &format!(
-            "CREATE TABLE notes (id int PRIMARY KEY, body text); \
-             INSERT INTO notes SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, {rows}) g"
-        ),
-    );
-    db
-}
-
-fn drop_database(db: &str) {
-    let _ = psql(
-        "postgres",
-        &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
-    );
+    support::notes_database("lbtest_guard_", rows, "repeat(md5(g::text), 4)")
 }
 
 fn backup(work: &Path, args: &[&str], env: &[(&str, String)]) -> Ran {
@@ -67,24 +29,6 @@ fn take(work: &Path, env: &[(&str, String)]) -> PathBuf {
     let out = backup(work, &[], env);
     assert_eq!(out.code, 0, "{}", out.stderr);
     archive_of(work, &out)
-}
-
-/// The backups' archive names in `dir`, sorted.
-fn archives(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|r| {
-            r.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| {
-                    lifeboat_backup::manifest::EXTENSIONS
-                        .iter()
-                        .any(|ext| n.ends_with(ext))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
 }
 
 fn smtp_env() -> Vec<(&'static str, String)> {
@@ -171,11 +115,7 @@ fn retention_deletes_nothing_after_a_shrunken_or_broken_newest_backup() {
 
     // With the ratio check off, a damaged newest backup holds retention all the same.
     env.push(("LIFEBOAT_BACKUP_MIN_RATIO", "0".into()));
-    let good = std::fs::read(&shrunk).expect("read");
-    let mut damaged = good.clone();
-    let middle = damaged.len() / 2;
-    damaged[middle] ^= 0xff;
-    std::fs::write(&shrunk, &damaged).expect("damage");
+    let good = damage(&shrunk);
     let out = backup(work.path(), &["prune"], &env);
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains("not verified good"), "{}", out.stderr);
@@ -230,11 +170,7 @@ fn restore_drills_leave_evidence_in_drills_jsonl_the_metrics_and_the_digest() {
     assert!(passed_at > 1.0e9, "{text}");
 
     // A drill that fails is recorded as such; the last success stays what it was.
-    let good = std::fs::read(&archive).expect("read");
-    let mut damaged = good.clone();
-    let middle = damaged.len() / 2;
-    damaged[middle] ^= 0xff;
-    std::fs::write(&archive, &damaged).expect("damage");
+    let good = damage(&archive);
     let out = backup(work.path(), &["verify", "--restore-test"], &env);
     assert_eq!(out.code, 1, "{}", out.stderr);
     let lines = std::fs::read_to_string(dir.join("drills.jsonl")).expect("drills.jsonl");

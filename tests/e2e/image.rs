@@ -8,30 +8,15 @@ use std::time::Duration;
 
 use lifeboat_testkit::{docker, docker_ok, gunzip, stack_var, unique, wait_for, DemoStack};
 
+mod support;
+use support::archives;
+
 /// The engine's socket, to mount into the container.
 fn socket() -> String {
     std::env::var("DOCKER_HOST")
         .ok()
         .and_then(|h| h.strip_prefix("unix://").map(str::to_owned))
         .unwrap_or_else(|| "/var/run/docker.sock".to_owned())
-}
-
-/// The archives in `dir`.
-fn archives(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|r| {
-            r.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| {
-                    lifeboat_backup::manifest::EXTENSIONS
-                        .iter()
-                        .any(|ext| n.ends_with(ext))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
 }
 
 /// `docker run` arguments of the service: the socket, the backup directory, the project.

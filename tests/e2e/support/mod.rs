@@ -73,3 +73,81 @@ pub fn file_name(path: &Path) -> String {
         .expect("file name")
         .to_owned()
 }
+
+/// psql on the test stack's server (LBTEST_POSTGRES_CONTAINER) as its superuser: one value, or
+/// rows, unaligned.
+pub fn stack_psql(db: &str, sql: &str) -> String {
+    let container = lifeboat_testkit::stack_var("LBTEST_POSTGRES_CONTAINER");
+    let user = lifeboat_testkit::docker_ok(&["exec", &container, "printenv", "POSTGRES_USER"]);
+    lifeboat_testkit::docker_ok(&[
+        "exec",
+        &container,
+        "psql",
+        "-X",
+        "-q",
+        "-t",
+        "-A",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-U",
+        &user,
+        "-d",
+        db,
+        "-c",
+        sql,
+    ])
+}
+
+/// A database `<prefix><random>` on the test stack's server with a table `notes` of `rows`
+/// rows, `body` made by the SQL expression `body` of `g` (the row's number).
+pub fn notes_database(prefix: &str, rows: u32, body: &str) -> String {
+    let db = unique(prefix);
+    stack_psql("postgres", &format!("CREATE DATABASE {db}"));
+    stack_psql(
+        &db,
+        &format!(
+            "CREATE TABLE notes (id int PRIMARY KEY, body text); \
+             INSERT INTO notes SELECT g, {body} FROM generate_series(1, {rows}) g"
+        ),
+    );
+    db
+}
+
+/// Drop a test's database, whoever is connected.
+pub fn drop_database(db: &str) {
+    let container = lifeboat_testkit::stack_var("LBTEST_POSTGRES_CONTAINER");
+    let user = lifeboat_testkit::docker_ok(&["exec", &container, "printenv", "POSTGRES_USER"]);
+    let sql = format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)");
+    let _ = lifeboat_testkit::docker(&[
+        "exec", &container, "psql", "-X", "-q", "-U", &user, "-d", "postgres", "-c", &sql,
+    ]);
+}
+
+/// The backups' archive names in `dir` (encrypted or not; no manifests, no partial files),
+/// sorted.
+pub fn archives(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| {
+                    lifeboat_backup::manifest::EXTENSIONS
+                        .iter()
+                        .any(|ext| n.ends_with(ext))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Flip a byte in the middle of `archive` (its size unchanged); the bytes it had.
+pub fn damage(archive: &Path) -> Vec<u8> {
+    let good = std::fs::read(archive).expect("read");
+    let mut damaged = good.clone();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 0xff;
+    std::fs::write(archive, &damaged).expect("damage");
+    good
+}
