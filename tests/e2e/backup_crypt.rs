@@ -400,3 +400,49 @@ fn manifest_of_path(archive: &Path) -> PathBuf {
     p.push(".json");
     PathBuf::from(p)
 }
+
+#[test]
+fn an_ssh_public_key_encrypts_and_its_private_key_reads_the_backup_back() {
+    let db = notes_database();
+    let work = tempfile::tempdir().expect("tempdir");
+    let keys = tempfile::tempdir().expect("key dir");
+    let key = keys.path().join("id_ed25519");
+    let out = run(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "ops@laptop", "-f"])
+        .arg(&key));
+    assert!(out.status.success(), "ssh-keygen: {out:?}");
+    let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
+    let container = (
+        "LIFEBOAT_DB_CONTAINER",
+        stack_var("LBTEST_POSTGRES_CONTAINER"),
+    );
+    let env = [
+        container.clone(),
+        ("LIFEBOAT_BACKUP_RECIPIENTS", public.trim().to_owned()),
+    ];
+    let out = tool("lifeboat-backup", work.path(), &["--database", &db], &env);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let archive = archive_of(work.path(), &out);
+    let fingerprint = &manifest_of(&archive)["encryption"]["recipients"][0];
+    assert!(
+        fingerprint
+            .as_str()
+            .is_some_and(|f| f.starts_with("ssh-ed25519:")),
+        "{fingerprint}"
+    );
+    // The private key (no passphrase) as the identity, with lifeboat and with `age -d`.
+    let with_key = [
+        container,
+        ("LIFEBOAT_BACKUP_IDENTITY", key.display().to_string()),
+    ];
+    let out = tool(
+        "lifeboat-backup",
+        work.path(),
+        &["verify", &file_name(&archive)],
+        &with_key,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("300 rows"), "{}", out.stdout);
+    assert!(age_decrypt(work.path(), &key, &archive).contains(MARKER));
+    drop_database(&db);
+}
