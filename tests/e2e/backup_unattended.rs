@@ -41,6 +41,23 @@ fn smtp_env() -> Vec<(&'static str, String)> {
     ]
 }
 
+/// The settings of a backup of `db` on the test server, with its metrics in `metrics`, under
+/// names no other test's mail can hold.
+fn settings(db: &str, metrics: &Path) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "LIFEBOAT_DB_CONTAINER",
+            stack_var("LBTEST_POSTGRES_CONTAINER"),
+        ),
+        ("LIFEBOAT_DB_NAME", db.to_owned()),
+        ("LIFEBOAT_BACKUP_NAME", format!("{db}_%Y%m%d_%H%M%S")),
+        (
+            "LIFEBOAT_BACKUP_METRICS_FILE",
+            metrics.display().to_string(),
+        ),
+    ]
+}
+
 /// Make a backup look `days` old to retention.
 fn age_by(archive: &Path, days: i64) {
     let at = chrono::Utc::now() - chrono::Duration::days(days);
@@ -55,19 +72,7 @@ fn retention_deletes_nothing_after_a_shrunken_or_broken_newest_backup() {
     let work = tempfile::tempdir().expect("tempdir");
     let dir = work.path().join("backups");
     let metrics = work.path().join("backup.prom");
-    let mut env: Vec<(&str, String)> = vec![
-        (
-            "LIFEBOAT_DB_CONTAINER",
-            stack_var("LBTEST_POSTGRES_CONTAINER"),
-        ),
-        ("LIFEBOAT_DB_NAME", db.clone()),
-        // Names no other test's mail can hold.
-        ("LIFEBOAT_BACKUP_NAME", format!("{db}_%Y%m%d_%H%M%S")),
-        (
-            "LIFEBOAT_BACKUP_METRICS_FILE",
-            metrics.display().to_string(),
-        ),
-    ];
+    let mut env = settings(&db, &metrics);
     env.extend(smtp_env());
     let oldest = take(work.path(), &env);
     age_by(&oldest, 30);
@@ -135,18 +140,7 @@ fn restore_drills_leave_evidence_in_drills_jsonl_the_metrics_and_the_digest() {
     let work = tempfile::tempdir().expect("tempdir");
     let dir = work.path().join("backups");
     let metrics = work.path().join("backup.prom");
-    let mut env: Vec<(&str, String)> = vec![
-        (
-            "LIFEBOAT_DB_CONTAINER",
-            stack_var("LBTEST_POSTGRES_CONTAINER"),
-        ),
-        ("LIFEBOAT_DB_NAME", db.clone()),
-        ("LIFEBOAT_BACKUP_NAME", format!("{db}_%Y%m%d_%H%M%S")),
-        (
-            "LIFEBOAT_BACKUP_METRICS_FILE",
-            metrics.display().to_string(),
-        ),
-    ];
+    let mut env = settings(&db, &metrics);
     let archive = take(work.path(), &env);
     let out = backup(work.path(), &["verify", "--restore-test"], &env);
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -293,8 +287,15 @@ fn the_scheduler_runs_jobs_at_their_times_catches_up_once_and_stops_on_sigterm()
     let out = running.wait();
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stderr.contains("next drill at"), "{}", out.stderr);
+    // Every drill passed, but one our SIGTERM may have stopped midway (recorded as such).
     let drills = std::fs::read_to_string(dir.join("drills.jsonl")).expect("drills");
-    assert!(drills.lines().all(|l| l.contains("\"passed\"")), "{drills}");
+    assert!(
+        drills
+            .lines()
+            .all(|l| l.contains("\"passed\"") || l.contains("stopped by SIGTERM")),
+        "{drills}"
+    );
+    assert!(drills.lines().any(|l| l.contains("\"passed\"")), "{drills}");
 
     // SIGTERM while a backup is dumping: the job stops as by hand, nothing left behind.
     let before = archives(&dir);
