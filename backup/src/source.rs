@@ -4,7 +4,11 @@
 use anyhow::{bail, Context};
 use lifeboat::config::Config;
 use lifeboat::db::{self, ContainerCredentials, DbTarget, SslMode};
-use lifeboat::docker::Docker;
+use std::sync::Arc;
+use tracing::info;
+
+use lifeboat::docker::{Docker, DockerError, Scope};
+use lifeboat::swarm::{self, OneOff};
 use tokio::io::AsyncReadExt;
 
 use crate::archive::ArchiveWriter;
@@ -19,6 +23,11 @@ pub enum Source {
         credentials: ContainerCredentials,
         /// Every database and the roles (pg_dumpall).
         all: bool,
+        /// The compose project or Swarm stack the database belongs to.
+        scope: Scope,
+        /// On Swarm: the one-off container `container` is, beside the database's task
+        /// (removed when the source is dropped).
+        oneoff: Option<Arc<OneOff>>,
     },
     Url {
         target: DbTarget,
@@ -45,15 +54,13 @@ impl Source {
             });
         }
         let docker = Docker::connect(config.docker_host.as_deref()).await?;
-        let container = match &config.database.container {
-            Some(c) => c.clone(),
-            None => docker
-                .service_container(&config.compose.project, &config.database.service)
-                .await
-                .context("finding the database container (set COMPOSE_PROJECT_NAME and LIFEBOAT_DB_SERVICE, LIFEBOAT_DB_CONTAINER, or DATABASE_URL)")?
-                .name,
+        let scope = swarm::detect(&docker, config).await?;
+        let (container, oneoff) = locate(&docker, &scope, config).await?;
+        let mut credentials = if let Some(o) = &oneoff {
+            oneoff_credentials(&docker, &scope, &config.database.service, o).await?
+        } else {
+            db::container_credentials(&docker, &container).await?
         };
-        let mut credentials = db::container_credentials(&docker, &container).await?;
         if let Some(name) = &config.database.name {
             credentials.database.clone_from(name);
         }
@@ -61,8 +68,10 @@ impl Source {
             "database: container {container} ({}), database {} as user {} (from its POSTGRES_* environment{})",
             if config.database.container.is_some() {
                 "database.container"
+            } else if oneoff.is_some() {
+                "a one-off container beside the Swarm service database.service"
             } else {
-                "the compose service database.service"
+                "the service database.service"
             },
             credentials.database,
             credentials.user,
@@ -77,6 +86,8 @@ impl Source {
             container,
             credentials,
             all: config.backup.all,
+            scope,
+            oneoff: oneoff.map(Arc::new),
         })
     }
 
@@ -100,6 +111,9 @@ impl Source {
     /// For the manifest and messages; never with a password.
     pub fn describe(&self) -> String {
         match self {
+            Self::Container {
+                oneoff: Some(o), ..
+            } => format!("service {} through a one-off container", o.host),
             Self::Container { container, .. } => format!("container {container}"),
             Self::Url { target, .. } => format!("url {target}"),
         }
@@ -189,6 +203,7 @@ impl Source {
                 container,
                 credentials,
                 all,
+                ..
             } => {
                 // pg_dumpall starts from the container's own database and visits every other.
                 let db = format!("--dbname={}", credentials.database);
@@ -214,6 +229,64 @@ impl Source {
         }
         Ok(())
     }
+}
+
+/// The database's container: named, or the service's (on Swarm, its task on this node, else a
+/// one-off container beside it, as also when LIFEBOAT_SWARM_ONEOFF says so).
+async fn locate(
+    docker: &Docker,
+    scope: &Scope,
+    config: &Config,
+) -> anyhow::Result<(String, Option<OneOff>)> {
+    let service = &config.database.service;
+    if let Some(c) = &config.database.container {
+        return Ok((c.clone(), None));
+    }
+    if scope.is_swarm() && config.compose.swarm_oneoff {
+        let o = OneOff::start(docker, scope, service).await?;
+        return Ok((o.id.clone(), Some(o)));
+    }
+    match docker.scope_container(scope, service).await {
+        Ok(c) => Ok((c.name, None)),
+        Err(DockerError::NoContainer { .. }) if scope.is_swarm() => {
+            info!(
+                "the task of {} is not on this node: pg_dump and psql run in a one-off container beside it",
+                scope.service_name(service)
+            );
+            let o = OneOff::start(docker, scope, service).await?;
+            Ok((o.id.clone(), Some(o)))
+        }
+        Err(e) => Err(anyhow::Error::new(e).context(
+            "finding the database container (set COMPOSE_PROJECT_NAME and LIFEBOAT_DB_SERVICE, LIFEBOAT_DB_CONTAINER, or DATABASE_URL)",
+        )),
+    }
+}
+
+/// The credentials a client in a one-off container uses: the database service's `POSTGRES_*`
+/// (from its spec), and its name on the network as the host.
+async fn oneoff_credentials(
+    docker: &Docker,
+    scope: &Scope,
+    service: &str,
+    oneoff: &OneOff,
+) -> anyhow::Result<ContainerCredentials> {
+    let svc = swarm::service(docker, scope, service).await?;
+    let env = svc
+        .spec
+        .task_template
+        .as_ref()
+        .and_then(|t| t.container_spec.as_ref())
+        .and_then(|c| c.env.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        })
+        .collect();
+    let mut credentials = ContainerCredentials::from_env(&env);
+    credentials.host = Some(oneoff.host.clone());
+    Ok(credentials)
 }
 
 /// The local `pg_dump` (or `pg_dumpall`) against a URL; the password goes through the

@@ -12,6 +12,7 @@ pub mod notify;
 pub mod release;
 pub mod stack;
 pub mod status;
+pub mod swarm;
 pub mod switch;
 
 use std::process::ExitCode;
@@ -192,6 +193,12 @@ fn deploy(stack: &Stack, version: &str, cli: &Cli) -> anyhow::Result<ExitCode> {
                 current.version
             )
         })?;
+    let new = match (&config.deploy.registry, stack.scope.is_swarm()) {
+        (Some(registry), true) => stack
+            .block_on(swarm::publish(&stack.docker, registry, &new))
+            .with_context(|| format!("nothing was switched, {} serves", current.version))?,
+        _ => new,
+    };
     info!(
         step = "image",
         "{version} is {} ({})",
@@ -338,7 +345,7 @@ fn plan(
 ) -> Vec<String> {
     let config = &stack.config;
     let mut lines = vec![
-        format!("deploy {version} to compose project {}", stack.project()),
+        format!("deploy {version} to {}", stack.scope),
         format!(
             "  live now:   {} ({}, image {})",
             current.version,
@@ -360,8 +367,13 @@ fn plan(
                 "none (deploy.migrate)".into()
             } else {
                 format!(
-                    "`{}` in a one-off container of the new image",
-                    config.deploy.migrate.join(" ")
+                    "`{}` in a one-off {} of the new image",
+                    config.deploy.migrate.join(" "),
+                    if stack.scope.is_swarm() {
+                        "Swarm job (a replicated-job service)"
+                    } else {
+                        "container"
+                    }
                 )
             }
         ),
@@ -432,6 +444,12 @@ fn stop_first_lines(stack: &Stack) -> Vec<String> {
 /// The plan's lines on the reverse proxies: each, and what the switch does to it; or how a
 /// service that publishes its own port is switched.
 fn proxy_lines(stack: &Stack, proxies: &[lifeboat::proxy::Proxy]) -> Vec<String> {
+    if stack.scope.is_swarm() {
+        return vec![
+            "  swarm:      each service updated in turn through the API: start-first, one task at a time, each new task healthy before its old one stops; on any failure every service goes back to its previous spec".into(),
+            "  proxies:    nothing to steer: a proxy on the stack's network reaches the services through Swarm's DNS".into(),
+        ];
+    }
     let mut lines = stop_first_lines(stack);
     if proxies.is_empty() {
         let how = if stack.config.deploy.proxies.iter().any(|p| p == "none") {
@@ -565,6 +583,18 @@ pub async fn pause_at(stop: &lifeboat::signal::Stop, point: &str) -> anyhow::Res
 async fn migrate(stack: &Stack, release: &Release) -> anyhow::Result<()> {
     let config = &stack.config;
     let command = &config.deploy.migrate;
+    if stack.scope.is_swarm() {
+        return swarm::migrate(
+            &stack.docker,
+            &stack.scope,
+            &config.deploy.services[0],
+            release,
+            command,
+            Duration::from_secs(u64::from(config.deploy.migrate_timeout)),
+            &stack.stop,
+        )
+        .await;
+    }
     let (_, like) = stack.live_async().await?;
     let docker = &stack.docker;
     let like_image = docker

@@ -4,13 +4,16 @@
 //! lifeboat-deploy and lifeboat-rollback both open one, and both go through [`Stack::switch_all`]:
 //! a rollback is a switch to an older release, by the same path as a deploy.
 
+use std::cell::RefCell;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use bollard::models::ServiceSpec;
 
 use anyhow::{bail, Context};
 use lifeboat::cli::GlobalArgs;
 use lifeboat::config::Config;
-use lifeboat::docker::Docker;
+use lifeboat::docker::{Docker, Scope};
 use lifeboat::exit::UsageError;
 use lifeboat::lock::JobLock;
 use lifeboat::proxy::{self, Proxy, ProxyError};
@@ -30,6 +33,10 @@ pub struct Stack {
     pub global: GlobalArgs,
     pub rt: Runtime,
     pub docker: Docker,
+    /// The compose project or Swarm stack deployed.
+    pub scope: Scope,
+    /// On Swarm: each service's spec before this run changed it, to put every one back.
+    pub before: RefCell<Vec<(String, ServiceSpec)>>,
     pub history: History,
     pub stop: Stop,
     _lock: Option<JobLock>,
@@ -49,6 +56,7 @@ impl Stack {
             .build()
             .context("starting the async runtime")?;
         let docker = rt.block_on(Docker::connect(config.docker_host.as_deref()))?;
+        let scope = rt.block_on(lifeboat::swarm::detect(&docker, &config))?;
         let stop = if lock {
             rt.block_on(async { Stop::install("deploy", "one known release serving") })?
         } else {
@@ -72,13 +80,16 @@ impl Stack {
             global: global.clone(),
             rt,
             docker,
+            scope,
+            before: RefCell::new(Vec::new()),
             stop,
             _lock: lock,
         })
     }
 
+    /// The compose project's or the Swarm stack's name.
     pub fn project(&self) -> &str {
-        &self.config.compose.project
+        &self.scope.name
     }
 
     /// The app services, then the workers.
@@ -100,6 +111,13 @@ impl Stack {
         &self,
     ) -> anyhow::Result<(Release, bollard::models::ContainerInspectResponse)> {
         let service = &self.config.deploy.services[0];
+        if self.scope.is_swarm() {
+            let release = crate::swarm::live(&self.docker, &self.scope, service).await?;
+            return Ok((
+                release,
+                bollard::models::ContainerInspectResponse::default(),
+            ));
+        }
         {
             let found = self
                 .docker
@@ -124,6 +142,13 @@ impl Stack {
     /// Every configured service has a container in the project: a misspelt service fails
     /// here, before anything is done, not halfway through the switch.
     pub fn check_services(&self) -> anyhow::Result<()> {
+        if self.scope.is_swarm() {
+            for service in self.services() {
+                self.block_on(lifeboat::swarm::service(&self.docker, &self.scope, &service))
+                    .map_err(|e| UsageError::new(format!("{e:#} (deploy.services, deploy.workers; LIFEBOAT_DEPLOY_SERVICES, LIFEBOAT_DEPLOY_WORKERS)")))?;
+            }
+            return Ok(());
+        }
         for service in self.services() {
             let found = self.block_on(self.docker.compose_containers(
                 self.project(),
@@ -142,6 +167,11 @@ impl Stack {
 
     /// The reverse proxies in front of the app services (deploy.proxies, or discovered).
     pub fn proxies(&self) -> anyhow::Result<Vec<Proxy>> {
+        if self.scope.is_swarm() {
+            // A proxy on a stack's network reaches a service by its virtual IP, which an
+            // update does not change: Swarm moves the traffic, nothing to steer.
+            return Ok(Vec::new());
+        }
         self.block_on(proxy::find(
             &self.docker,
             self.project(),
@@ -166,6 +196,9 @@ impl Stack {
 
     /// Switch every app service, then every worker, to `release`.
     pub fn switch_all(&self, release: &Release, stoppable: bool) -> anyhow::Result<()> {
+        if self.scope.is_swarm() {
+            return self.switch_all_swarm(release, stoppable);
+        }
         let no_stop = Stop::never();
         let proxies = self.proxies()?;
         let switch = |proxies| Switch {
@@ -206,6 +239,33 @@ impl Stack {
         })
     }
 
+    /// [`Stack::switch_all`] on Swarm: each service updated in turn; going back (`stoppable`
+    /// false) puts every service this run changed back on its previous spec.
+    fn switch_all_swarm(&self, release: &Release, stoppable: bool) -> anyhow::Result<()> {
+        let switch = crate::swarm::SwarmSwitch {
+            docker: &self.docker,
+            scope: &self.scope,
+            health_timeout: Duration::from_secs(u64::from(self.config.deploy.health_timeout)),
+            before: &self.before,
+        };
+        let no_stop = Stop::never();
+        let stop = if stoppable { &self.stop } else { &no_stop };
+        self.block_on(async {
+            let release = release::resolve_image(&self.docker, release).await?;
+            if !stoppable && !self.before.borrow().is_empty() {
+                return switch.put_back(&self.services(), &release).await;
+            }
+            for service in self.services() {
+                stop.check()?;
+                switch
+                    .converge(&service, &release, stop)
+                    .await
+                    .with_context(|| format!("switching {service} to {}", release.version))?;
+            }
+            anyhow::Ok(())
+        })
+    }
+
     /// "It serves" is said where users reach it: deploy.health-url (through the proxy) must
     /// answer 2xx within deploy.health-timeout; without one, the smoke spec's check named
     /// `health`, when it has one. Without either, Docker's health is all we know.
@@ -234,6 +294,24 @@ impl Stack {
     /// what the image gives. Only the hash is kept, never a value.
     pub fn env_hash(&self) -> Option<String> {
         use sha2::Digest as _;
+        if self.scope.is_swarm() {
+            let svc = self
+                .block_on(lifeboat::swarm::service(
+                    &self.docker,
+                    &self.scope,
+                    &self.config.deploy.services[0],
+                ))
+                .ok()?;
+            let mut env = svc
+                .spec
+                .task_template?
+                .container_spec?
+                .env
+                .unwrap_or_default();
+            env.sort();
+            let digest = sha2::Sha256::digest(env.join("\n").as_bytes());
+            return Some(lifeboat::output::hex(&digest[..8]));
+        }
         let (_, info) = self.live().ok()?;
         let image = self
             .block_on(self.docker.image(info.image.as_deref()?))

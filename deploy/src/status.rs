@@ -13,6 +13,9 @@ use crate::switch::labels_of;
 /// One line per container of each app service and worker, tab-separated: service, container,
 /// release, image id, health. Exit 1 when one is not healthy or they run different releases.
 pub fn status(stack: &Stack) -> anyhow::Result<ExitCode> {
+    if stack.scope.is_swarm() {
+        return swarm_status(stack);
+    }
     let known = stack.history.current()?;
     let mut releases = Vec::new();
     let mut all_healthy = true;
@@ -69,6 +72,63 @@ pub fn status(stack: &Stack) -> anyhow::Result<ExitCode> {
     }
     if !all_healthy {
         lifeboat::errln!("not every container is healthy");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// On Swarm: one line per task that should run, tab-separated: service, task (`name.slot`),
+/// node, release, image, state. Exit 1 when a service runs fewer tasks than it wants, or the
+/// services run different releases.
+fn swarm_status(stack: &Stack) -> anyhow::Result<ExitCode> {
+    use lifeboat::swarm;
+    let nodes = stack.block_on(swarm::node_names(&stack.docker));
+    let mut releases = Vec::new();
+    let mut all_running = true;
+    for service in stack.services() {
+        let svc = stack.block_on(swarm::service(&stack.docker, &stack.scope, &service))?;
+        let release = crate::swarm::release_of(&svc.spec);
+        let mut tasks = stack.block_on(swarm::tasks(&stack.docker, &svc.id))?;
+        tasks.retain(swarm::Task::wanted);
+        tasks.sort_by_key(|t| t.slot);
+        let running = tasks.iter().filter(|t| t.running()).count() as u64;
+        if svc.replicas().is_some_and(|r| running < r) || tasks.is_empty() {
+            all_running = false;
+        }
+        if tasks.is_empty() {
+            lifeboat::outln!("{service}\t-\t-\t{release}\t{}\tno task", svc.image());
+        }
+        for t in &tasks {
+            lifeboat::outln!(
+                "{service}\t{}.{}\t{}\t{release}\t{}\t{}",
+                svc.name,
+                t.slot.map_or_else(|| t.node.clone(), |s| s.to_string()),
+                nodes.get(&t.node).unwrap_or(&t.node),
+                t.image,
+                if t.running() {
+                    "running".to_owned()
+                } else {
+                    format!("{} ({})", swarm::state_name(t.state), t.message)
+                }
+            );
+        }
+        lifeboat::errln!(
+            "{}: {running}/{} running, update {}",
+            svc.name,
+            svc.replicas()
+                .map_or_else(|| "global".to_owned(), |r| r.to_string()),
+            svc.update
+                .map_or_else(|| "none".to_owned(), |u| u.to_string())
+        );
+        releases.push(release);
+    }
+    releases.dedup();
+    if releases.len() > 1 {
+        lifeboat::errln!("the services run different releases: a deploy or rollback did not finish; run lifeboat-rollback");
+        return Ok(ExitCode::FAILURE);
+    }
+    if !all_running {
+        lifeboat::errln!("not every service runs all its tasks");
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)

@@ -13,10 +13,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use bollard::models::ContainerInspectResponse;
 use lifeboat::config::Config;
-use lifeboat::docker::{Container, Docker};
+use lifeboat::docker::{Container, Docker, Scope};
 use lifeboat::proxy::{self, Proxy};
 use lifeboat_backup::source::Source;
 use tracing::{info, warn};
+
+use crate::scaled::{self, Scaled};
 
 /// How long a container has to stop before Docker kills it.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -26,6 +28,8 @@ const MAINTENANCE_DRAIN: Duration = Duration::from_secs(3);
 pub struct App {
     docker: Option<Docker>,
     pub containers: Vec<Container>,
+    /// On Swarm: the stack and its services scaled to 0 and back instead.
+    swarm: Option<(Scope, Vec<Scaled>)>,
     /// Where users reach the app: its proxies and public URL (see [`App::reach`]).
     front: Front,
 }
@@ -78,6 +82,7 @@ impl App {
         Self {
             docker: None,
             containers: Vec::new(),
+            swarm: None,
             front: Front::default(),
         }
     }
@@ -86,8 +91,16 @@ impl App {
     pub async fn find(config: &Config, source: &Source, db: &str) -> anyhow::Result<Self> {
         let (docker, db_container) = match source {
             Source::Container {
-                docker, container, ..
-            } => (Some(docker.clone()), Some(container.clone())),
+                docker,
+                container,
+                scope,
+                ..
+            } => {
+                if scope.is_swarm() {
+                    return Self::find_swarm(config, docker, scope, db).await;
+                }
+                (Some(docker.clone()), Some(container.clone()))
+            }
             Source::Url { .. } => (None, None),
         };
         match &config.restore.app_services {
@@ -102,6 +115,10 @@ impl App {
                         .await
                         .context("the app's services are configured (LIFEBOAT_RESTORE_APP_SERVICES): lifeboat-restore needs Docker to stop them")?,
                 };
+                let scope = lifeboat::swarm::detect(&docker, config).await?;
+                if scope.is_swarm() {
+                    return Self::find_swarm(config, &docker, &scope, db).await;
+                }
                 let mut containers = Vec::new();
                 for service in services {
                     let found = docker
@@ -118,6 +135,7 @@ impl App {
                 Ok(Self {
                     docker: Some(docker),
                     containers,
+                    swarm: None,
                     front: Front::of(config),
                 })
             }
@@ -145,18 +163,55 @@ impl App {
                 Ok(Self {
                     docker: Some(docker),
                     containers,
+                    swarm: None,
                     front: Front::of(config),
                 })
             }
         }
     }
 
-    /// Containers given by name or id (a journal's), as they are now.
+    /// A Swarm stack's services that use the database (or restore.app-services).
+    async fn find_swarm(
+        config: &Config,
+        docker: &Docker,
+        scope: &Scope,
+        db: &str,
+    ) -> anyhow::Result<Self> {
+        let named = match &config.restore.app_services {
+            Some(s) if s.is_empty() => {
+                info!("no app to stop (restore.app-services = none)");
+                return Ok(Self::none());
+            }
+            other => other.as_deref(),
+        };
+        let services = scaled::find(docker, scope, named, &config.database.service, db).await?;
+        Ok(Self {
+            docker: Some(docker.clone()),
+            containers: Vec::new(),
+            swarm: Some((scope.clone(), services)),
+            front: Front::of(config),
+        })
+    }
+
+    /// Containers given by name or id (a journal's), as they are now; Swarm services with
+    /// their replicas (`swarm:app=2`).
     pub async fn from_names(config: &Config, names: &[String]) -> anyhow::Result<Self> {
         if names.is_empty() {
             return Ok(Self::none());
         }
         let docker = Docker::connect(config.docker_host.as_deref()).await?;
+        let services: Vec<Scaled> = names
+            .iter()
+            .filter_map(|n| Scaled::from_journal(n))
+            .collect();
+        if !services.is_empty() {
+            return Ok(Self {
+                docker: Some(docker),
+                containers: Vec::new(),
+                swarm: Some((Scope::swarm(&config.compose.stack), services)),
+                front: Front::of(config),
+            });
+        }
         let containers = names
             .iter()
             .map(|n| Container {
@@ -171,15 +226,30 @@ impl App {
         Ok(Self {
             docker: Some(docker),
             containers,
+            swarm: None,
             front: Front::of(config),
         })
     }
 
     pub fn names(&self) -> Vec<String> {
-        self.containers.iter().map(|c| c.name.clone()).collect()
+        match &self.swarm {
+            Some((_, services)) => services.iter().map(Scaled::journal_name).collect(),
+            None => self.containers.iter().map(|c| c.name.clone()).collect(),
+        }
     }
 
     pub fn describe(&self) -> String {
+        if let Some((scope, services)) = &self.swarm {
+            return if services.is_empty() {
+                "no app services".into()
+            } else {
+                services
+                    .iter()
+                    .map(|s| format!("{} ({} replicas)", scope.service_name(&s.short), s.replicas))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+        }
         if self.containers.is_empty() {
             "no app containers".into()
         } else {
@@ -191,6 +261,13 @@ impl App {
         let Some(docker) = &self.docker else {
             return Ok(());
         };
+        if let Some((scope, services)) = &self.swarm {
+            Box::pin(scaled::stop(docker, scope, services)).await?;
+            if !services.is_empty() {
+                info!(step = "stopped", "scaled {} to 0", self.describe());
+            }
+            return Ok(());
+        }
         if self.front.maintenance && !self.containers.is_empty() {
             // Boxed: its future is large, and a restore's stays small.
             Box::pin(self.maintenance(docker)).await;
@@ -215,6 +292,19 @@ impl App {
         let Some(docker) = &self.docker else {
             return Ok(());
         };
+        if let Some((scope, services)) = &self.swarm {
+            let started = Instant::now();
+            Box::pin(scaled::start(docker, scope, services, timeout)).await?;
+            if !services.is_empty() {
+                info!(
+                    step = "healthy",
+                    "{} running again in {:.1} s",
+                    self.describe(),
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            return Ok(());
+        }
         // All at once, each waited on as soon as it started: the downtime is the slowest
         // container's start, not their sum.
         let started = Instant::now();

@@ -14,6 +14,7 @@ pub mod app;
 pub mod journal;
 pub mod pick;
 pub mod safety;
+pub mod scaled;
 pub mod server;
 pub mod txn;
 

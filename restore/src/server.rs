@@ -307,8 +307,12 @@ impl Server {
     /// Bytes free where the server keeps its data, when it can be known (the container's
     /// file system; a managed server does not say).
     pub async fn free_space(&self) -> anyhow::Result<Option<u64>> {
+        // A one-off container beside a Swarm task does not hold the data.
         let Source::Container {
-            docker, container, ..
+            docker,
+            container,
+            oneoff: None,
+            ..
         } = &self.source
         else {
             return Ok(None);

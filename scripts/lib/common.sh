@@ -200,6 +200,19 @@ build_app_images() {
     prune_stale_tags lifeboat-demo/app
 }
 
+# A single-node swarm for the Swarm suite (tests/e2e/swarm.rs) and the bench group `swarm`, on
+# loopback, left again at the end when this script made it; an engine already in a swarm is used
+# as it is, and stays so.
+ensure_swarm() {
+    local state
+    state=$(docker info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null || echo unknown)
+    [ "$state" = active ] && return 0
+    [ "$state" = inactive ] || die "this engine's swarm state is '$state'; the Swarm tests need an inactive or active one"
+    say "initialising a single-node swarm on loopback (left again at the end)"
+    docker swarm init --advertise-addr 127.0.0.1 --listen-addr "127.0.0.1:$(free_port)" >/dev/null
+    on_exit "docker swarm leave --force >/dev/null 2>&1"
+}
+
 # --- Cargo -------------------------------------------------------------------------------------
 
 cargo_build() { # cargo_build [extra args]: every binary of the workspace, debug profile

@@ -107,13 +107,18 @@ PY
     export LBTEST_COMPOSE="$COMPOSE_CMD"
 }
 
-# Containers, compose projects, networks and images that tests name lbtest-*.
+# Containers, compose projects, stacks, networks and images that tests name lbtest-*/lbswarm*.
 remove_test_leftovers() {
+    if [ "$(docker info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null)" = active ]; then
+        docker stack ls --format '{{.Name}}' 2>/dev/null | grep '^lbswarm' | xargs -r -n1 docker stack rm >/dev/null 2>&1
+        docker service ls --filter label=lifeboat.job -q | xargs -r docker service rm >/dev/null 2>&1
+        sleep 2
+    fi
     docker ps -aq --filter label=lifeboat-test=1 | xargs -r docker rm -f -v >/dev/null 2>&1
     docker ps -a --format '{{.ID}} {{.Label "com.docker.compose.project"}}' |
         awk '$2 ~ /^lbtest/ {print $1}' | xargs -r docker rm -f -v >/dev/null 2>&1
     docker network ls --format '{{.Name}}' | grep '^lbtest' | xargs -r docker network rm >/dev/null 2>&1
-    docker volume ls -q | grep '^lbtest' | xargs -r docker volume rm >/dev/null 2>&1
+    docker volume ls -q | grep -E '^(lbtest|lbswarm)' | xargs -r docker volume rm >/dev/null 2>&1
     docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '(^|/|:)lbtest-' | xargs -r docker rmi -f >/dev/null 2>&1
     return 0
 }

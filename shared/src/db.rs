@@ -352,6 +352,9 @@ pub struct ContainerCredentials {
     pub user: String,
     pub password: Option<Secret>,
     pub database: String,
+    /// The server's host, for a client beside it rather than in its container (a one-off
+    /// container on a Swarm stack's network); `None`: the container's own server.
+    pub host: Option<String>,
 }
 
 impl ContainerCredentials {
@@ -374,6 +377,7 @@ impl ContainerCredentials {
             user,
             password,
             database,
+            host: None,
         }
     }
 
@@ -386,6 +390,9 @@ impl ContainerCredentials {
         ];
         if let Some(p) = &self.password {
             env.push(format!("PGPASSWORD={}", p.expose()));
+        }
+        if let Some(h) = &self.host {
+            env.push(format!("PGHOST={h}"));
         }
         env
     }

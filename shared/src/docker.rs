@@ -27,6 +27,97 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 /// The labels compose puts on every container it creates.
 pub const LABEL_PROJECT: &str = "com.docker.compose.project";
 pub const LABEL_SERVICE: &str = "com.docker.compose.service";
+/// The labels `docker stack deploy` puts on services, and Swarm on their tasks' containers.
+pub const LABEL_STACK: &str = "com.docker.stack.namespace";
+pub const LABEL_SWARM_SERVICE: &str = "com.docker.swarm.service.name";
+
+/// What lifeboat drives: a compose project's containers or a Swarm stack's services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Compose,
+    Swarm,
+}
+
+/// The project or stack lifeboat works on, and on which engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub engine: Engine,
+    /// The compose project's or the stack's name.
+    pub name: String,
+}
+
+impl Scope {
+    pub fn compose(project: &str) -> Self {
+        Self {
+            engine: Engine::Compose,
+            name: project.to_owned(),
+        }
+    }
+
+    pub fn swarm(stack: &str) -> Self {
+        Self {
+            engine: Engine::Swarm,
+            name: stack.to_owned(),
+        }
+    }
+
+    pub fn is_swarm(&self) -> bool {
+        self.engine == Engine::Swarm
+    }
+
+    /// A service's name for the engine: `app` in compose, `<stack>_app` on Swarm.
+    pub fn service_name(&self, service: &str) -> String {
+        match self.engine {
+            Engine::Compose => service.to_owned(),
+            Engine::Swarm => format!("{}_{service}", self.name),
+        }
+    }
+
+    /// The labels that select the scope's containers (and one service's).
+    fn labels(&self, service: Option<&str>) -> Vec<String> {
+        let (scope, by_service) = match self.engine {
+            Engine::Compose => (LABEL_PROJECT, LABEL_SERVICE),
+            Engine::Swarm => (LABEL_STACK, LABEL_SWARM_SERVICE),
+        };
+        let mut labels = vec![format!("{scope}={}", self.name)];
+        if let Some(s) = service {
+            labels.push(format!("{by_service}={}", self.service_name(s)));
+        }
+        labels
+    }
+
+    /// A container's service, as lifeboat names it (without the stack's prefix on Swarm).
+    fn service_of(&self, labels: &HashMap<String, String>) -> Option<String> {
+        match self.engine {
+            Engine::Compose => labels.get(LABEL_SERVICE).cloned(),
+            Engine::Swarm => labels.get(LABEL_SWARM_SERVICE).map(|s| {
+                s.strip_prefix(&format!("{}_", self.name))
+                    .unwrap_or(s)
+                    .to_owned()
+            }),
+        }
+    }
+
+    /// What to run to see whether it is up.
+    pub fn up_hint(&self) -> String {
+        match self.engine {
+            Engine::Compose => format!("is the stack up? (`docker compose -p {} ps`)", self.name),
+            Engine::Swarm => format!(
+                "is the stack deployed, and its task on this node? (`docker stack ps {}`; a database on another node needs LIFEBOAT_SWARM_ONEOFF or DATABASE_URL)",
+                self.name
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.engine {
+            Engine::Compose => write!(f, "compose project `{}`", self.name),
+            Engine::Swarm => write!(f, "Swarm stack `{}`", self.name),
+        }
+    }
+}
 
 /// The most of a failing command's stderr kept for its error message.
 const STDERR_KEPT: usize = 16 * 1024;
@@ -46,17 +137,14 @@ pub enum DockerError {
          tcp://HOST:PORT or http://HOST:PORT (TLS to the engine is not supported)"
     )]
     BadHost { host: String },
+    #[error("no running container for service `{service}` of {scope} on this engine; {}", scope.up_hint())]
+    NoContainer { scope: Scope, service: String },
     #[error(
-        "no running container for service `{service}` of compose project `{project}`; is the stack up? \
-         (`docker compose -p {project} ps`)"
-    )]
-    NoContainer { project: String, service: String },
-    #[error(
-        "{count} running containers for service `{service}` of compose project `{project}`; \
+        "{count} running containers for service `{service}` of {scope}; \
          name the one to use (LIFEBOAT_DB_CONTAINER)"
     )]
     Ambiguous {
-        project: String,
+        scope: Scope,
         service: String,
         count: usize,
     },
@@ -252,13 +340,21 @@ impl Docker {
         service: Option<&str>,
         all: bool,
     ) -> Result<Vec<Container>, DockerError> {
-        let mut labels = vec![format!("{LABEL_PROJECT}={project}")];
-        if let Some(s) = service {
-            labels.push(format!("{LABEL_SERVICE}={s}"));
-        }
+        self.containers(&Scope::compose(project), service, all)
+            .await
+    }
+
+    /// The containers of a project or stack on this engine (and of one service, when given);
+    /// running ones only unless `all`. On Swarm: the tasks' containers on this node.
+    pub async fn containers(
+        &self,
+        scope: &Scope,
+        service: Option<&str>,
+        all: bool,
+    ) -> Result<Vec<Container>, DockerError> {
         let options = ListContainersOptions {
             all,
-            filters: Some(HashMap::from([("label".to_owned(), labels)])),
+            filters: Some(HashMap::from([("label".to_owned(), scope.labels(service))])),
             ..ListContainersOptions::default()
         };
         let list = self
@@ -279,8 +375,8 @@ impl Docker {
                         .unwrap_or_default(),
                     image: c.image.unwrap_or_default(),
                     state: c.state.map(|s| s.to_string()).unwrap_or_default(),
-                    project: labels.get(LABEL_PROJECT).cloned(),
-                    service: labels.get(LABEL_SERVICE).cloned(),
+                    project: Some(scope.name.clone()),
+                    service: scope.service_of(&labels),
                 }
             })
             .collect();
@@ -314,11 +410,20 @@ impl Docker {
         project: &str,
         service: &str,
     ) -> Result<Container, DockerError> {
-        let mut found = self
-            .compose_containers(project, Some(service), false)
-            .await?;
+        self.scope_container(&Scope::compose(project), service)
+            .await
+    }
+
+    /// The one running container of a service of a compose project or (on this node) of a
+    /// Swarm stack.
+    pub async fn scope_container(
+        &self,
+        scope: &Scope,
+        service: &str,
+    ) -> Result<Container, DockerError> {
+        let mut found = self.containers(scope, Some(service), false).await?;
         tracing::debug!(
-            "compose project {project}, service {service}: {}",
+            "{scope}, service {service}: {}",
             if found.is_empty() {
                 "no running container".to_owned()
             } else {
@@ -331,12 +436,12 @@ impl Docker {
         );
         match found.len() {
             0 => Err(DockerError::NoContainer {
-                project: project.into(),
+                scope: scope.clone(),
                 service: service.into(),
             }),
             1 => Ok(found.remove(0)),
             count => Err(DockerError::Ambiguous {
-                project: project.into(),
+                scope: scope.clone(),
                 service: service.into(),
                 count,
             }),

@@ -16,6 +16,7 @@
 //! | [`redact`] | – | the one redaction of credential-shaped text, on every printed line (healthcheck includes it) |
 //! | [`cli`] | – | the options every binary shares |
 //! | `docker` | `docker` | compose containers by label, exec, stop/start, wait healthy, build |
+//! | `swarm` | `docker` | a Swarm stack's services: found, scaled, updated and put back, their tasks |
 //! | `proxy` | `docker` | nginx, Caddy, HAProxy, Traefik in front of the app: found, steered at a switch, drained |
 //! | `db` | `db` | PostgreSQL from a URL (`sslmode=require` works) or a container's `POSTGRES_*` |
 //! | `redis` | `redis` | PING and latency |
@@ -53,3 +54,5 @@ pub mod redis;
 pub mod s3;
 #[cfg(feature = "runtime")]
 pub mod signal;
+#[cfg(feature = "docker")]
+pub mod swarm;

@@ -19,12 +19,14 @@ mod archive;
 mod demo;
 mod fresh;
 mod run;
+mod swarm;
 
 pub use archive::{
     block_on, edited_copy, gunzip, manifest_of, patch_manifest, rewrite_sql, sha256_hex,
 };
 pub use demo::{DemoStack, DemoStackBuilder};
 pub use run::{lifeboat, Lifeboat, Ran, Running};
+pub use swarm::SwarmStack;
 
 /// A variable set by `scripts/test`; panics with instructions when it is missing.
 pub fn stack_var(name: &str) -> String {

@@ -32,8 +32,8 @@ pub use settings::{
 };
 pub use sources::{parse_dotenv, DotEnvVar, LoadOptions, Origin, Override};
 pub use values::{
-    BackupConfig, ComposeConfig, Compress, Config, DatabaseConfig, DeployConfig, MailWhen,
-    RedisConfig, RestoreConfig, Retention, S3Config, S3Settings, SmtpConfig, SmtpTls,
+    BackupConfig, ComposeConfig, Compress, Config, DatabaseConfig, DeployConfig, EngineChoice,
+    MailWhen, RedisConfig, RestoreConfig, Retention, S3Config, S3Settings, SmtpConfig, SmtpTls,
 };
 
 /// What the tests of every module load from.

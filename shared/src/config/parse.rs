@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::settings::DEFAULT_BACKUP_NAME;
-use super::values::{Compress, MailWhen, SmtpTls};
+use super::values::{Compress, EngineChoice, MailWhen, SmtpTls};
 
 pub(super) fn parse_mail_when(v: &str) -> Result<MailWhen, String> {
     match v.trim().to_ascii_lowercase().as_str() {
@@ -138,6 +138,15 @@ pub(super) fn parse_compress(v: &str) -> Result<Compress, String> {
         "gzip" | "gz" => Ok(Compress::Gzip),
         "zstd" | "zst" => Ok(Compress::Zstd),
         _ => Err(format!("expected gzip or zstd, got {v:?}")),
+    }
+}
+
+pub(super) fn parse_engine(v: &str) -> Result<EngineChoice, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "auto" => Ok(EngineChoice::Auto),
+        "compose" => Ok(EngineChoice::Compose),
+        "swarm" => Ok(EngineChoice::Swarm),
+        _ => Err(format!("expected auto, compose or swarm, got {v:?}")),
     }
 }
 

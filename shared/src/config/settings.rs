@@ -350,6 +350,16 @@ pub const COMPOSE_FILE: Setting = Setting::key(
     K::Path,
     "compose file(s), separated by `:`",
 );
+pub const LIFEBOAT_ENGINE: Setting = Setting::key(S::Docker, "docker.engine", "LIFEBOAT_ENGINE", K::Choice, "what lifeboat drives: `compose` (the containers of a compose project), `swarm` (the services of a `docker stack`), or `auto`: compose when the project has containers, else the Swarm stack of that name when this engine is in a swarm").default("auto");
+pub const LIFEBOAT_STACK: Setting = Setting::key(
+    S::Docker,
+    "docker.stack",
+    "LIFEBOAT_STACK",
+    K::Text,
+    "Swarm stack whose services lifeboat finds by their `com.docker.stack.namespace` label",
+)
+.computed("the compose project's name");
+pub const LIFEBOAT_SWARM_ONEOFF: Setting = Setting::key(S::Docker, "docker.swarm-oneoff", "LIFEBOAT_SWARM_ONEOFF", K::Bool, "on Swarm, run pg_dump and psql in a one-off container of the database service's image on the stack's network, as for a database task on another node, even when its task runs on this node").default("false");
 pub const DOCKER_HOST: Setting = Setting::key(
     S::Docker,
     "docker.host",
@@ -486,6 +496,7 @@ pub const LIFEBOAT_DEPLOY_IMAGE: Setting = Setting::key(
     "image repository of the releases; VERSION is the tag",
 )
 .computed("the repository of the image the first service runs");
+pub const LIFEBOAT_DEPLOY_REGISTRY: Setting = Setting::key(S::Deploy, "deploy.registry", "LIFEBOAT_DEPLOY_REGISTRY", K::Text, "on Swarm, the registry (`host:port`) every node pulls releases from: a built image is pushed there as `<registry>/<repository>:lifeboat-<version>` before any service is updated; not needed on a single-node swarm");
 pub const LIFEBOAT_DEPLOY_GIT_REPO: Setting = Setting::key(
     S::Deploy,
     "deploy.git-repo",
@@ -671,7 +682,7 @@ pub const NO_COLOR: Setting = Setting::var(
 /// Every setting and variable, in the reference's order within each section.
 pub const SETTINGS: &[Setting] = &TABLE;
 
-const TABLE: [Setting; 86] = [
+const TABLE: [Setting; 90] = [
     DATABASE_URL,
     LIFEBOAT_DB_SERVICE,
     LIFEBOAT_DB_CONTAINER,
@@ -697,6 +708,9 @@ const TABLE: [Setting; 86] = [
     COMPOSE_PROJECT_NAME,
     COMPOSE_FILE,
     DOCKER_HOST,
+    LIFEBOAT_ENGINE,
+    LIFEBOAT_STACK,
+    LIFEBOAT_SWARM_ONEOFF,
     LIFEBOAT_BACKUP_DIR,
     LIFEBOAT_BACKUP_COMPRESS,
     LIFEBOAT_BACKUP_COMPRESSION_LEVEL,
@@ -726,6 +740,7 @@ const TABLE: [Setting; 86] = [
     LIFEBOAT_DEPLOY_SERVICES,
     LIFEBOAT_DEPLOY_WORKERS,
     LIFEBOAT_DEPLOY_IMAGE,
+    LIFEBOAT_DEPLOY_REGISTRY,
     LIFEBOAT_DEPLOY_GIT_REPO,
     LIFEBOAT_DEPLOY_DOCKERFILE,
     LIFEBOAT_DEPLOY_MIGRATE,

@@ -9,8 +9,9 @@ use std::path::PathBuf;
 use super::error::{missing, ConfigError};
 use super::parse::{
     comma_list, default_compose_project, default_smtp_port, parse_backup_name, parse_bool,
-    parse_bucket, parse_compress, parse_count, parse_days, parse_level, parse_mail_when,
-    parse_mailbox, parse_port, parse_prefix, parse_ratio, parse_smtp_tls, parse_url, tls_for_port,
+    parse_bucket, parse_compress, parse_count, parse_days, parse_engine, parse_level,
+    parse_mail_when, parse_mailbox, parse_port, parse_prefix, parse_ratio, parse_smtp_tls,
+    parse_url, tls_for_port,
 };
 use super::settings::{self as s, Setting};
 use super::sources::{collect, Collected, Layers, LoadOptions, Origin};
@@ -169,6 +170,21 @@ pub struct SmtpConfig {
 pub struct ComposeConfig {
     pub project: String,
     pub files: Vec<PathBuf>,
+    /// Compose, Swarm, or found out.
+    pub engine: EngineChoice,
+    /// The Swarm stack's name (the compose project's unless set).
+    pub stack: String,
+    /// On Swarm, reach the database from a one-off container even when its task is local.
+    pub swarm_oneoff: bool,
+}
+
+/// What lifeboat drives: `docker.engine`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineChoice {
+    /// Compose when the project has containers, else a Swarm stack of that name.
+    Auto,
+    Compose,
+    Swarm,
 }
 
 /// lifeboat-restore's settings.
@@ -192,6 +208,8 @@ pub struct DeployConfig {
     /// The compose services of the workers, switched after the services.
     pub workers: Vec<String>,
     pub image: Option<String>,
+    /// On Swarm, the registry releases are pushed to for the other nodes.
+    pub registry: Option<String>,
     pub git_repo: Option<PathBuf>,
     pub dockerfile: String,
     /// The migration command's words.
@@ -278,6 +296,12 @@ impl Config {
             s3: S3Config::from_layers(layers)?,
             smtp: SmtpConfig::from_layers(layers)?,
             compose: ComposeConfig {
+                engine: layers.with_default(&s::LIFEBOAT_ENGINE, parse_engine)?,
+                stack: layers
+                    .string(&s::LIFEBOAT_STACK)
+                    .or_else(|| layers.string(&s::COMPOSE_PROJECT_NAME))
+                    .unwrap_or_else(default_compose_project),
+                swarm_oneoff: layers.with_default(&s::LIFEBOAT_SWARM_ONEOFF, parse_bool)?,
                 project: layers
                     .string(&s::COMPOSE_PROJECT_NAME)
                     .unwrap_or_else(default_compose_project),
@@ -538,6 +562,7 @@ impl DeployConfig {
             services: list(layers, &s::LIFEBOAT_DEPLOY_SERVICES),
             workers: list(layers, &s::LIFEBOAT_DEPLOY_WORKERS),
             image: layers.string(&s::LIFEBOAT_DEPLOY_IMAGE),
+            registry: layers.string(&s::LIFEBOAT_DEPLOY_REGISTRY),
             git_repo: layers
                 .string(&s::LIFEBOAT_DEPLOY_GIT_REPO)
                 .map(PathBuf::from),
