@@ -258,3 +258,36 @@ pub async fn publish(
         ..release.clone()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(image: &str) -> ServiceSpec {
+        ServiceSpec {
+            task_template: Some(bollard::models::TaskSpec {
+                container_spec: Some(bollard::models::TaskSpecContainerSpec {
+                    image: Some(image.into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_release_label_is_believed_only_while_its_image_runs() {
+        let mut s = spec("shop/app:lifeboat-v2");
+        label_release(&mut s, "v2", "shop/app:lifeboat-v2");
+        assert_eq!(release_of(&s), "v2");
+        // `docker service update --image shop/app:v3` by hand: the label is stale.
+        s.task_template
+            .as_mut()
+            .and_then(|t| t.container_spec.as_mut())
+            .expect("container")
+            .image = Some("shop/app:v3".into());
+        assert_eq!(release_of(&s), "v3");
+        assert_eq!(release_of(&spec("shop/app:v1")), "v1");
+    }
+}

@@ -849,3 +849,73 @@ async fn remove_stale_oneoffs(docker: &Docker) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bollard::models::{TaskSpec, TaskSpecContainerSpec};
+
+    fn spec(image: &str) -> ServiceSpec {
+        ServiceSpec {
+            name: Some("shop_app".into()),
+            task_template: Some(TaskSpec {
+                container_spec: Some(TaskSpecContainerSpec {
+                    image: Some(image.into()),
+                    env: Some(vec!["DATABASE_URL=postgres://db/shop".into()]),
+                    ..Default::default()
+                }),
+                force_update: Some(3),
+                ..Default::default()
+            }),
+            mode: Some(ServiceSpecMode {
+                replicated: Some(ServiceSpecModeReplicated { replicas: Some(2) }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_new_image_is_rolled_out_start_first_one_task_at_a_time_and_pauses_on_failure() {
+        let old = spec("shop/app:v1@sha256:abc");
+        assert_eq!(image_of(&old), "shop/app:v1");
+        let new = with_image(&old, "shop/app:v2", Duration::from_secs(5));
+        assert_eq!(image_of(&new), "shop/app:v2");
+        let update = update_config(&new);
+        assert_eq!(update.order, Some(Order::START_FIRST));
+        assert_eq!(update.failure_action, Some(FailureAction::PAUSE));
+        assert_eq!(update.parallelism, Some(1));
+        assert_eq!(update.monitor, Some(5_000_000_000));
+        let template = new.task_template.as_ref().expect("template");
+        assert_eq!(template.force_update, Some(4), "a new task per update");
+        assert_eq!(
+            template.container_spec.as_ref().and_then(|c| c.env.clone()),
+            Some(vec!["DATABASE_URL=postgres://db/shop".into()]),
+            "the rest of the spec as it was"
+        );
+        assert_eq!(replicas_of(&new), Some(2));
+    }
+
+    #[test]
+    fn replicas_are_changed_and_a_global_service_has_none() {
+        let scaled = with_replicas(&spec("shop/app:v1"), 0);
+        assert_eq!(replicas_of(&scaled), Some(0));
+        let mut global = spec("shop/app:v1");
+        global.mode = Some(ServiceSpecMode {
+            global: Some(HashMap::new()),
+            ..Default::default()
+        });
+        assert_eq!(replicas_of(&global), None);
+    }
+
+    #[test]
+    fn a_scope_names_services_and_selects_containers_by_its_engine_s_labels() {
+        let swarm = Scope::swarm("shop");
+        assert_eq!(swarm.service_name("app"), "shop_app");
+        assert_eq!(swarm.to_string(), "Swarm stack `shop`");
+        let compose = Scope::compose("shop");
+        assert_eq!(compose.service_name("app"), "app");
+        assert!(swarm.up_hint().contains("docker stack ps shop"));
+        assert!(compose.up_hint().contains("docker compose -p shop ps"));
+    }
+}
