@@ -901,10 +901,7 @@ mod tests {
         let scaled = with_replicas(&spec("shop/app:v1"), 0);
         assert_eq!(replicas_of(&scaled), Some(0));
         let mut global = spec("shop/app:v1");
-        global.mode = Some(ServiceSpecMode {
-            global: Some(HashMap::new()),
-            ..Default::default()
-        });
+        global.mode = serde_json::from_str(r#"{"Global": {}}"#).ok();
         assert_eq!(replicas_of(&global), None);
     }
 

@@ -121,6 +121,41 @@ fn a_stack_s_database_is_backed_up_from_its_task_or_a_one_off_container_and_rest
     stack.wait_running("app");
     stack.wait_running("worker");
     assert_no_oneoff_left();
+
+    // A global service that uses the database cannot be scaled to 0: refused before anything
+    // is touched, saying what to do.
+    stack.sql("UPDATE lb_marker SET v = 'after'");
+    docker_ok(&[
+        "service",
+        "create",
+        "--detach",
+        "--mode",
+        "global",
+        "--name",
+        &stack.service("reports"),
+        "--label",
+        &format!("com.docker.stack.namespace={}", stack.name),
+        "--env",
+        "PGDATABASE=demo",
+        "lifeboat-test/redis:7",
+    ]);
+    let refused = run(&stack, "lifeboat-restore", &["--yes", &backup], &[]);
+    assert_eq!(refused.code, 2, "{}", refused.show());
+    assert!(
+        refused.stderr.contains("is global")
+            && refused.stderr.contains("LIFEBOAT_RESTORE_APP_SERVICES"),
+        "{}",
+        refused.show()
+    );
+    assert_eq!(
+        stack.sql("SELECT v FROM lb_marker"),
+        "after",
+        "nothing restored"
+    );
+    assert_eq!(
+        stack.inspect("app", "{{.Spec.Mode.Replicated.Replicas}}"),
+        "2"
+    );
 }
 
 /// Requests to the app through nginx, every 20 ms until stopped: (sent, failed).
