@@ -155,7 +155,7 @@ fn deploy(stack: &Stack, version: &str, cli: &Cli) -> anyhow::Result<ExitCode> {
     stack.check_services()?;
     let proxies = stack.proxies()?;
     stack.check_proxies(&proxies, &current.version)?;
-    let repo = release::repository(config, &current)?;
+    let repo = repository(config, &current)?;
     let source = stack.block_on(release::locate(&stack.docker, config, &repo, version))?;
     let smoke_spec = stack.smoke_spec()?;
     let backup_wanted = config.deploy.backup && !cli.no_backup;
@@ -193,12 +193,7 @@ fn deploy(stack: &Stack, version: &str, cli: &Cli) -> anyhow::Result<ExitCode> {
                 current.version
             )
         })?;
-    let new = match (&config.deploy.registry, stack.scope.is_swarm()) {
-        (Some(registry), true) => stack
-            .block_on(swarm::publish(&stack.docker, registry, &new))
-            .with_context(|| format!("nothing was switched, {} serves", current.version))?,
-        _ => new,
-    };
+    let new = publish(stack, new, &current)?;
     info!(
         step = "image",
         "{version} is {} ({})",
@@ -247,6 +242,28 @@ fn deploy(stack: &Stack, version: &str, cli: &Cli) -> anyhow::Result<ExitCode> {
     }
 
     switch_and_smoke(stack, &mut outcome, &mut journal, smoke_spec.as_deref())
+}
+
+/// The image repository of the releases. Releases are found and built under the repository's
+/// own name; deploy.registry's copy is only what Swarm services run.
+fn repository(config: &lifeboat::config::Config, current: &Release) -> anyhow::Result<String> {
+    let repo = release::repository(config, current)?;
+    Ok(match &config.deploy.registry {
+        Some(r) => repo
+            .strip_prefix(&format!("{}/", r.trim_end_matches('/')))
+            .map_or_else(|| repo.clone(), str::to_owned),
+        None => repo,
+    })
+}
+
+/// On Swarm with deploy.registry: the release pushed where every node can pull it.
+fn publish(stack: &Stack, new: Release, current: &Release) -> anyhow::Result<Release> {
+    match (&stack.config.deploy.registry, stack.scope.is_swarm()) {
+        (Some(registry), true) => stack
+            .block_on(swarm::publish(&stack.docker, registry, &new))
+            .with_context(|| format!("nothing was switched, {} serves", current.version)),
+        _ => Ok(new),
+    }
 }
 
 /// Steps 5 to 8: the switch and the smoke tests (a failure goes back to the previous

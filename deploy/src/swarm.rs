@@ -245,18 +245,68 @@ pub async fn publish(
             tag: Some(tag.clone()),
             ..Default::default()
         }),
-        None,
+        // The engine wants an X-Registry-Auth header, if only an empty one.
+        Some(registry_login(registry)),
     );
     while let Some(step) = pushed.next().await {
         let step = step.with_context(|| format!("pushing {repo}:{tag} to {registry}"))?;
         if let Some(e) = step.error_detail.and_then(|d| d.message) {
-            bail!("pushing {repo}:{tag} to {registry} failed: {e} (is the registry up, and is this engine logged in to it?)");
+            bail!("pushing {repo}:{tag} to {registry} failed: {e} (is the registry up, and is this host logged in to it with `docker login {registry}`?)");
         }
     }
     Ok(Release {
         image: format!("{repo}:{tag}"),
         ..release.clone()
     })
+}
+
+/// The login `docker login REGISTRY` saved in the Docker CLI's config.json (`DOCKER_CONFIG`, else
+/// `~/.docker`), as the API wants it; none (an anonymous push) when there is none. Credential
+/// helpers (`credsStore`) are not asked.
+fn registry_login(registry: &str) -> bollard::auth::DockerCredentials {
+    use base64::Engine as _;
+    let anonymous = bollard::auth::DockerCredentials {
+        serveraddress: Some(registry.to_owned()),
+        ..Default::default()
+    };
+    let dir = std::env::var_os("DOCKER_CONFIG")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".docker")));
+    let Some(text) = dir.and_then(|d| {
+        let path = d.join("config.json");
+        // A config.json is a few KiB; anything larger is not read.
+        (std::fs::metadata(&path).ok()?.len() < 1 << 20)
+            .then(|| std::fs::read_to_string(&path).ok())
+            .flatten()
+    }) else {
+        return anonymous;
+    };
+    let Some(auth) = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|c| {
+            c.pointer(&format!(
+                "/auths/{}/auth",
+                registry.replace('~', "~0").replace('/', "~1")
+            ))?
+            .as_str()
+            .map(str::to_owned)
+        })
+    else {
+        return anonymous;
+    };
+    let Some((user, password)) = base64::engine::general_purpose::STANDARD
+        .decode(auth)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.split_once(':').map(|(u, p)| (u.to_owned(), p.to_owned())))
+    else {
+        return anonymous;
+    };
+    bollard::auth::DockerCredentials {
+        username: Some(user),
+        password: Some(password),
+        ..anonymous
+    }
 }
 
 #[cfg(test)]

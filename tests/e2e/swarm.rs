@@ -17,7 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deploy_support::Ran;
-use lifeboat_testkit::{docker_ok, gunzip, http_get, wait_for, Lifeboat, SwarmStack};
+use lifeboat_testkit::{
+    closed_port, docker_ok, gunzip, http_get, wait_for, Background, Lifeboat, SwarmStack,
+};
 
 /// `binary args` on `stack`: the deploy settings of the demo app, the stack named, the engine
 /// found (not forced) unless `extra` forces it.
@@ -224,6 +226,33 @@ fn assert_serves(stack: &SwarmStack, version: &str, why: &str) {
     );
 }
 
+/// A registry (Debian's docker-registry, which scripts/test installs) on a loopback port, which
+/// the engine pushes to without TLS: its address, and the process, stopped when dropped.
+fn registry(stack: &SwarmStack) -> (String, Background) {
+    let address = format!("127.0.0.1:{}", closed_port());
+    let config = stack.work.path().join("registry.yml");
+    let storage = stack.work.path().join("registry");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {address}\n",
+            storage.display()
+        ),
+    )
+    .expect("registry.yml");
+    let process = Background::spawn(
+        std::process::Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    );
+    wait_for("the registry", Duration::from_secs(30), || {
+        matches!(http_get(&address, "/v2/"), Ok((200, _))).then_some(())
+    });
+    (address, process)
+}
+
 /// The demo database's schema version (3 for v1, 4 for v2).
 fn schema(stack: &SwarmStack) -> String {
     stack.sql("SELECT max(version) FROM schema_migrations")
@@ -242,10 +271,17 @@ fn deploy_rollback_with_data_and_sigterm_on_a_stack() {
     assert_eq!(schema(&stack), "3");
     stack.sql("INSERT INTO businesses (name) VALUES ('before-v2')");
 
-    // v1 → v2: the pre-deploy backup, the migration as a job, each service start-first,
-    // the smoke tests; a request loop through nginx all along.
+    // v1 → v2: the pre-deploy backup, the image pushed to the registry every node pulls from,
+    // the migration as a job, each service start-first, the smoke tests; a request loop
+    // through nginx all along.
+    let (registry, _registry) = registry(&stack);
     let requests = RequestLoop::start(address.clone());
-    let deployed = run(&stack, "lifeboat-deploy", &["v2"], &[]);
+    let deployed = run(
+        &stack,
+        "lifeboat-deploy",
+        &["v2"],
+        &[("LIFEBOAT_DEPLOY_REGISTRY", &registry)],
+    );
     let (sent, failed) = requests.finish();
     lifeboat::errln!("deploy v1 -> v2 on Swarm: {failed} of {sent} requests through nginx failed");
     assert_eq!(deployed.code, 0, "{}", deployed.show());
@@ -259,6 +295,16 @@ fn deploy_rollback_with_data_and_sigterm_on_a_stack() {
     assert_eq!(
         failed, 0,
         "failed requests during the deploy: {failed} of {sent}"
+    );
+    let pushed = format!("{registry}/lifeboat-demo/app:lifeboat-v2");
+    assert_eq!(
+        stack.inspect("app", "{{.Spec.TaskTemplate.ContainerSpec.Image}}"),
+        pushed
+    );
+    let (status, tags) = http_get(&registry, "/v2/lifeboat-demo/app/tags/list").expect("registry");
+    assert!(
+        status == 200 && tags.contains("lifeboat-v2"),
+        "{status} {tags}"
     );
     let jobs = docker_ok(&["service", "ls", "-q", "--filter", "label=lifeboat.job"]);
     assert!(jobs.is_empty(), "the migration job was removed: {jobs}");
@@ -282,7 +328,10 @@ fn deploy_rollback_with_data_and_sigterm_on_a_stack() {
         &stack,
         "lifeboat-deploy",
         &["broken", "--no-backup"],
-        &[("LIFEBOAT_DEPLOY_MIGRATE", "")],
+        &[
+            ("LIFEBOAT_DEPLOY_MIGRATE", ""),
+            ("LIFEBOAT_DEPLOY_REGISTRY", &registry),
+        ],
     );
     assert_eq!(broken.code, 3, "{}", broken.show());
     assert_serves(&stack, "v2", "after the broken release");
@@ -291,14 +340,14 @@ fn deploy_rollback_with_data_and_sigterm_on_a_stack() {
         "2"
     );
 
-    sigterm_mid_update(&stack);
+    sigterm_mid_update(&stack, &registry);
 
     // Back to v1 with its data: the pre-v2 schema and rows, every service on v1.
     let back = run(
         &stack,
         "lifeboat-rollback",
         &["v1", "--with-data", "--yes"],
-        &[],
+        &[("LIFEBOAT_DEPLOY_REGISTRY", &registry)],
     );
     assert_eq!(back.code, 0, "{}", back.show());
     assert_serves(&stack, "v1", "after the rollback with data");
@@ -316,7 +365,7 @@ fn deploy_rollback_with_data_and_sigterm_on_a_stack() {
 
 /// SIGTERM while the app's update to v1 is under way: every service on v2 again, exit 3, no
 /// journal left.
-fn sigterm_mid_update(stack: &SwarmStack) {
+fn sigterm_mid_update(stack: &SwarmStack, registry: &str) {
     let mut paused = command(
         stack,
         "lifeboat-deploy",
@@ -324,6 +373,7 @@ fn sigterm_mid_update(stack: &SwarmStack) {
         &[
             ("LBTEST_DEPLOY_PAUSE_AT", "switching"),
             ("LIFEBOAT_DEPLOY_MIGRATE", ""),
+            ("LIFEBOAT_DEPLOY_REGISTRY", registry),
         ],
     )
     .spawn();
