@@ -272,12 +272,7 @@ async fn oneoff_credentials(
 ) -> anyhow::Result<ContainerCredentials> {
     let svc = swarm::service(docker, scope, service).await?;
     let env = svc
-        .spec
-        .task_template
-        .as_ref()
-        .and_then(|t| t.container_spec.as_ref())
-        .and_then(|c| c.env.clone())
-        .unwrap_or_default()
+        .env()
         .into_iter()
         .filter_map(|kv| {
             kv.split_once('=')

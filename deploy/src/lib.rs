@@ -646,25 +646,36 @@ async fn migrate(stack: &Stack, release: &Release) -> anyhow::Result<()> {
             }
         };
         let tail = docker.logs_tail(&id, 20).await.unwrap_or_default();
-        let tail = lifeboat::secret::redact_url(tail.trim());
-        match waited {
-            Some(0) => {
-                for line in tail.lines() {
-                    info!(step = "migrating", "migrate: {line}");
-                }
-                Ok(())
-            }
-            Some(code) => anyhow::bail!("`{}` exited with code {code}:\n{tail}", command.join(" ")),
-            None => anyhow::bail!(
-                "`{}` did not finish within {} s (deploy.migrate-timeout)",
-                command.join(" "),
-                deadline.as_secs()
-            ),
-        }
+        migration_outcome(waited, &tail, command, deadline)
     }
     .await;
     let _ = docker.remove(&id).await;
     result
+}
+
+/// How a migration ended (its exit code, `None`: it ran out of time), judged with its last
+/// lines of output: said on success, in the error otherwise.
+pub fn migration_outcome(
+    ended: Option<i64>,
+    tail: &str,
+    command: &[String],
+    deadline: Duration,
+) -> anyhow::Result<()> {
+    let tail = lifeboat::secret::redact_url(tail.trim());
+    match ended {
+        Some(0) => {
+            for line in tail.lines() {
+                info!(step = "migrating", "migrate: {line}");
+            }
+            Ok(())
+        }
+        Some(code) => anyhow::bail!("`{}` exited with code {code}:\n{tail}", command.join(" ")),
+        None => anyhow::bail!(
+            "`{}` did not finish within {} s (deploy.migrate-timeout)",
+            command.join(" "),
+            deadline.as_secs()
+        ),
+    }
 }
 
 #[cfg(test)]

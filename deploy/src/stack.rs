@@ -302,12 +302,7 @@ impl Stack {
                     &self.config.deploy.services[0],
                 ))
                 .ok()?;
-            let mut env = svc
-                .spec
-                .task_template?
-                .container_spec?
-                .env
-                .unwrap_or_default();
+            let mut env = svc.env();
             env.sort();
             let digest = sha2::Sha256::digest(env.join("\n").as_bytes());
             return Some(lifeboat::output::hex(&digest[..8]));

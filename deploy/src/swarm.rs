@@ -204,21 +204,7 @@ pub async fn migrate(
             None
         }
     };
-    let tail = lifeboat::secret::redact_url(job.logs_tail(20).await.trim());
-    match ended {
-        Some(0) => {
-            for line in tail.lines() {
-                info!(step = "migrating", "migrate: {line}");
-            }
-            Ok(())
-        }
-        Some(code) => bail!("`{}` exited with code {code}:\n{tail}", command.join(" ")),
-        None => bail!(
-            "`{}` did not finish within {} s (deploy.migrate-timeout)",
-            command.join(" "),
-            deadline.as_secs()
-        ),
-    }
+    crate::migration_outcome(ended, &job.logs_tail(20).await, command, deadline)
 }
 
 /// deploy.registry: the release's image tagged `<registry>/<repository>:lifeboat-<version>`

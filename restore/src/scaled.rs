@@ -56,13 +56,7 @@ pub async fn find(
         let chosen = if let Some(wanted) = named {
             wanted.contains(&svc.short)
         } else {
-            let env = svc
-                .spec
-                .task_template
-                .as_ref()
-                .and_then(|t| t.container_spec.as_ref())
-                .and_then(|c| c.env.clone())
-                .unwrap_or_default();
+            let env = svc.env();
             svc.short != db_service
                 && env_names_database(env.iter().filter_map(|kv| kv.split_once('=')), db)
         };

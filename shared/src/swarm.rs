@@ -157,6 +157,16 @@ impl Service {
         replicas_of(&self.spec)
     }
 
+    /// Its containers' environment, `KEY=value` each, as the stack file gives it.
+    pub fn env(&self) -> Vec<String> {
+        self.spec
+            .task_template
+            .as_ref()
+            .and_then(|t| t.container_spec.as_ref())
+            .and_then(|c| c.env.clone())
+            .unwrap_or_default()
+    }
+
     /// The image its tasks are created from (without the digest Swarm may have pinned).
     pub fn image(&self) -> String {
         image_of(&self.spec)
