@@ -1085,7 +1085,7 @@ fn tar_context(context: &Path) -> Result<Vec<u8>, DockerError> {
     builder.into_inner().map_err(err)
 }
 
-fn api_err(op: &'static str) -> impl Fn(bollard::errors::Error) -> DockerError {
+pub(crate) fn api_err(op: &'static str) -> impl Fn(bollard::errors::Error) -> DockerError {
     move |source| DockerError::Api {
         op: op.to_owned(),
         source,

@@ -24,7 +24,7 @@ use bollard::query_parameters::{
 };
 
 use crate::config::{Config, EngineChoice};
-use crate::docker::{Docker, DockerError, Scope, LABEL_PROJECT, LABEL_STACK};
+use crate::docker::{api_err, Docker, DockerError, Scope, LABEL_PROJECT, LABEL_STACK};
 
 /// How often task and update states are read while waiting.
 const POLL: Duration = Duration::from_millis(500);
@@ -36,11 +36,17 @@ pub async fn detect(docker: &Docker, config: &Config) -> Result<Scope, DockerErr
         EngineChoice::Compose => Scope::compose(&compose.project),
         EngineChoice::Swarm => Scope::swarm(&compose.stack),
         EngineChoice::Auto => {
-            if has_containers(docker, LABEL_PROJECT, &compose.project).await?
+            if !docker
+                .labelled(LABEL_PROJECT, &compose.project)
+                .await?
+                .is_empty()
                 || !in_swarm(docker).await
             {
                 Scope::compose(&compose.project)
-            } else if has_containers(docker, LABEL_STACK, &compose.stack).await?
+            } else if !docker
+                .labelled(LABEL_STACK, &compose.stack)
+                .await?
+                .is_empty()
                 || !stack_services(docker, &compose.stack).await?.is_empty()
             {
                 Scope::swarm(&compose.stack)
@@ -61,23 +67,6 @@ pub async fn detect(docker: &Docker, config: &Config) -> Result<Scope, DockerErr
     Ok(scope)
 }
 
-async fn has_containers(docker: &Docker, label: &str, value: &str) -> Result<bool, DockerError> {
-    let options = ListContainersOptions {
-        all: true,
-        filters: Some(HashMap::from([(
-            "label".to_owned(),
-            vec![format!("{label}={value}")],
-        )])),
-        ..ListContainersOptions::default()
-    };
-    Ok(!docker
-        .api()
-        .list_containers(Some(options))
-        .await
-        .map_err(api("list containers"))?
-        .is_empty())
-}
-
 /// This engine is a node of an active swarm.
 pub async fn in_swarm(docker: &Docker) -> bool {
     docker
@@ -91,7 +80,7 @@ pub async fn in_swarm(docker: &Docker) -> bool {
 
 /// This node's id in the swarm.
 pub async fn node_id(docker: &Docker) -> Result<String, DockerError> {
-    let info = docker.api().info().await.map_err(api("info"))?;
+    let info = docker.api().info().await.map_err(api_err("info"))?;
     Ok(info.swarm.and_then(|s| s.node_id).unwrap_or_default())
 }
 
@@ -108,13 +97,6 @@ pub async fn node_names(docker: &Docker) -> HashMap<String, String> {
             Some((n.id?, host))
         })
         .collect()
-}
-
-fn api(op: &'static str) -> impl Fn(bollard::errors::Error) -> DockerError {
-    move |source| DockerError::Api {
-        op: op.to_owned(),
-        source,
-    }
 }
 
 /// A service of a stack, as lifeboat needs to know it.
@@ -208,7 +190,7 @@ pub async fn stack_services(docker: &Docker, stack: &str) -> Result<Vec<Service>
         .api()
         .list_services(Some(options))
         .await
-        .map_err(api("list services"))?
+        .map_err(api_err("list services"))?
         .into_iter()
         .map(|s| Service::from_api(s, stack))
         .collect();
@@ -244,7 +226,7 @@ pub async fn service(docker: &Docker, scope: &Scope, short: &str) -> anyhow::Res
             "{scope} has no service `{short}` (`{name}`); `docker stack services {}` lists them",
             scope.name
         ),
-        Err(e) => Err(api("inspect service")(e).into()),
+        Err(e) => Err(api_err("inspect service")(e).into()),
     }
 }
 
@@ -327,7 +309,7 @@ pub async fn tasks(docker: &Docker, service_id: &str) -> Result<Vec<Task>, Docke
         .api()
         .list_tasks(Some(options))
         .await
-        .map_err(api("list tasks"))?;
+        .map_err(api_err("list tasks"))?;
     Ok(list
         .into_iter()
         .map(|t| {
@@ -378,7 +360,7 @@ pub async fn update(
             None,
         )
         .await
-        .map_err(api("update service"))?;
+        .map_err(api_err("update service"))?;
     Ok(())
 }
 
@@ -606,7 +588,7 @@ impl OneOff {
                 None::<bollard::query_parameters::InspectNetworkOptions>,
             )
             .await
-            .map_err(api("inspect network"))?;
+            .map_err(api_err("inspect network"))?;
         let net_name = net.name.clone().unwrap_or_else(|| network.clone());
         if net.attachable != Some(true) {
             anyhow::bail!(
@@ -746,7 +728,7 @@ impl Job {
             .api()
             .create_service(spec, None)
             .await
-            .map_err(api("create service"))?;
+            .map_err(api_err("create service"))?;
         Ok(Self {
             docker: docker.clone(),
             name: name.to_owned(),
@@ -806,7 +788,7 @@ impl Drop for Job {
                 | Err(bollard::errors::Error::DockerResponseServerError {
                     status_code: 404, ..
                 }) => {}
-                Err(e) => return Err(api("remove service")(e)),
+                Err(e) => return Err(api_err("remove service")(e)),
             }
             // Its ended task's container on this node, which the engine keeps for a while.
             for c in docker.labelled("com.docker.swarm.service.id", &id).await? {
