@@ -12,6 +12,7 @@ pub mod guard;
 pub mod load;
 pub mod manifest;
 mod metrics;
+pub mod mysql;
 mod notify;
 pub mod offsite;
 pub mod properties;

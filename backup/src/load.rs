@@ -110,6 +110,7 @@ pub async fn sql(
         Source::Url { target, .. } => {
             restore_local(&target.with_database(scratch), scratch, stream, &mut tags).await?
         }
+        Source::MysqlUrl { .. } => bail!("the SQL loader speaks PostgreSQL only"),
     };
     // psql reads to the end of its input; one that stopped early restored only a part.
     if fed != stream.raw_size() {

@@ -1,9 +1,11 @@
 //! Where the dump comes from: `pg_dump` inside the database container (the default: its client
-//! always matches the server), or the local `pg_dump` against a URL (managed PostgreSQL).
+//! always matches the server), or the local `pg_dump` against a URL (managed PostgreSQL). A
+//! MySQL-protocol server (a `mysql://` URL, or a container with `MYSQL_*`/`MARIADB_*`) is dumped
+//! by [`crate::mysql`] instead.
 
 use anyhow::{bail, Context};
 use lifeboat::config::Config;
-use lifeboat::db::{self, ContainerCredentials, DbTarget, SslMode};
+use lifeboat::db::{self, ContainerCredentials, DbTarget, Engine, SslMode};
 use std::sync::Arc;
 use tracing::info;
 
@@ -33,12 +35,21 @@ pub enum Source {
         target: DbTarget,
         all: bool,
     },
+    /// A MySQL, MariaDB or TiDB server at a `mysql://` URL, dumped by the local client.
+    MysqlUrl {
+        options: lifeboat_healthcheck::mysql::Options,
+        /// The URL without its password.
+        shown: String,
+    },
 }
 
 impl Source {
     /// The URL when one is configured, else the container (by name, or by compose service).
     pub async fn resolve(config: &Config) -> anyhow::Result<Self> {
         if let Some(url) = &config.database.url {
+            if Engine::of_url(url.expose()) == Engine::Mysql {
+                return Self::mysql_url(url, config);
+            }
             let mut target = DbTarget::from_url(url)
                 .map_err(|e| lifeboat::exit::UsageError::new(e.to_string()))?;
             if let Some(name) = &config.database.name {
@@ -63,6 +74,12 @@ impl Source {
         };
         if let Some(name) = &config.database.name {
             credentials.database.clone_from(name);
+        }
+        if credentials.engine == Engine::Mysql && config.backup.all {
+            return Err(lifeboat::exit::UsageError::new(
+                "--all (LIFEBOAT_BACKUP_ALL) is for PostgreSQL (pg_dumpall); a MySQL backup is of one database (LIFEBOAT_DB_NAME)",
+            )
+            .into());
         }
         tracing::debug!(
             "database: container {container} ({}), database {} as user {} (from its POSTGRES_* environment{})",
@@ -91,12 +108,41 @@ impl Source {
         })
     }
 
+    fn mysql_url(url: &lifeboat::secret::SecretUrl, config: &Config) -> anyhow::Result<Self> {
+        let usage = |e: String| lifeboat::exit::UsageError::new(format!("DATABASE_URL: {e}"));
+        let mut options =
+            lifeboat_healthcheck::mysql::Options::from_url(url.expose()).map_err(usage)?;
+        if let Some(name) = &config.database.name {
+            options.database = Some(name.clone());
+        }
+        if config.backup.all {
+            return Err(usage(
+                "--all (LIFEBOAT_BACKUP_ALL) is for PostgreSQL (pg_dumpall); a MySQL backup is of one database".into(),
+            )
+            .into());
+        }
+        Ok(Self::MysqlUrl {
+            options,
+            shown: url.redacted(),
+        })
+    }
+
+    /// The engine of the server dumped.
+    pub fn engine(&self) -> Engine {
+        match self {
+            Self::Container { credentials, .. } => credentials.engine,
+            Self::Url { .. } => Engine::Postgres,
+            Self::MysqlUrl { .. } => Engine::Mysql,
+        }
+    }
+
     /// The database dumped, or [`ALL_DATABASES`].
     pub fn database(&self) -> &str {
         match self {
             Self::Container { all: true, .. } | Self::Url { all: true, .. } => ALL_DATABASES,
             Self::Container { credentials, .. } => &credentials.database,
             Self::Url { target, .. } => target.database(),
+            Self::MysqlUrl { options, .. } => options.database.as_deref().unwrap_or_default(),
         }
     }
 
@@ -116,12 +162,27 @@ impl Source {
             } => format!("service {} through a one-off container", o.host),
             Self::Container { container, .. } => format!("container {container}"),
             Self::Url { target, .. } => format!("url {target}"),
+            Self::MysqlUrl { shown, .. } => format!("url {shown}"),
         }
     }
 
-    /// The server's version, as `SHOW server_version` gives it (`15.4`).
+    /// The server's version, as `SHOW server_version` gives it (`15.4`), or MySQL's `VERSION()`
+    /// (`10.11.6-MariaDB-0+deb12u1`, `8.0.11-TiDB-v7.5.0`).
     pub async fn server_version(&self) -> anyhow::Result<String> {
         let version = match self {
+            Self::Container {
+                docker,
+                container,
+                credentials,
+                ..
+            } if credentials.engine == Engine::Mysql => {
+                crate::mysql::query(docker, container, credentials, "SELECT VERSION()")
+                    .await
+                    .context("asking the server its version")?
+            }
+            Self::MysqlUrl { options, .. } => crate::mysql::query_url(options, "SELECT VERSION()")
+                .await
+                .context("asking the server its version")?,
             Self::Container {
                 docker,
                 container,
@@ -156,7 +217,16 @@ impl Source {
                 container,
                 credentials,
                 ..
+            } if credentials.engine == Engine::Mysql => {
+                crate::mysql::query(docker, container, credentials, sql).await
+            }
+            Self::Container {
+                docker,
+                container,
+                credentials,
+                ..
             } => psql(docker, container, credentials, &credentials.database, sql).await,
+            Self::MysqlUrl { options, .. } => crate::mysql::query_url(options, sql).await,
             Self::Url { target, .. } => {
                 let client = target.connect().await?;
                 let rows = client
@@ -179,7 +249,7 @@ impl Source {
     pub async fn properties(
         &self,
     ) -> anyhow::Result<Option<crate::properties::DatabaseProperties>> {
-        if self.all() {
+        if self.all() || self.engine() == Engine::Mysql {
             return Ok(None);
         }
         let version: u32 = self
@@ -198,6 +268,19 @@ impl Source {
     /// that a dump cut short is never taken for a complete one.
     pub async fn dump(&self, sink: &mut ArchiveWriter) -> anyhow::Result<()> {
         let stderr = match self {
+            Self::Container {
+                docker,
+                container,
+                credentials,
+                ..
+            } if credentials.engine == Engine::Mysql => {
+                let tidb = crate::mysql::is_tidb(&self.server_version().await?);
+                crate::mysql::dump_in_container(docker, container, credentials, tidb, sink).await?
+            }
+            Self::MysqlUrl { options, .. } => {
+                let tidb = crate::mysql::is_tidb(&self.server_version().await?);
+                crate::mysql::dump_local(options, tidb, sink).await?
+            }
             Self::Container {
                 docker,
                 container,

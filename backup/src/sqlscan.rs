@@ -5,6 +5,12 @@
 //! pass of `memchr` over data that is being compressed anyway, and gives the manifest the exact
 //! number of rows each table had in the dump: what `verify` and a restore test compare against.
 //! pg_dumpall's output switches database with `\connect`; tables are then named `db/schema.table`.
+//!
+//! mysqldump (and mariadb-dump) writes each table as a ``CREATE TABLE `name` (`` line and its rows
+//! as ``INSERT INTO `name` VALUES (…),(…);`` lines, many rows to a line, a line up to the
+//! client's buffer (1 MiB by default) or more. Those lines are scanned as they stream, never
+//! kept: a row is a `(` outside any string at depth 0 (strings are `'…'` with `\` escapes, and
+//! mysqldump escapes newlines, so a row never spans a line).
 
 use crate::manifest::TableEstimate;
 
@@ -22,6 +28,45 @@ pub struct RowCounter {
     /// The database of a pg_dumpall script (`\connect`), if any.
     database: Option<String>,
     tables: Vec<TableEstimate>,
+    /// Inside a mysqldump `INSERT INTO … VALUES` line: where its rows are counted.
+    inserting: Option<Values>,
+}
+
+/// The scan of an `INSERT … VALUES (…),(…);` line's rows.
+#[derive(Debug)]
+struct Values {
+    table: usize,
+    depth: u32,
+    in_string: bool,
+    escaped: bool,
+}
+
+impl Values {
+    fn scan(&mut self, bytes: &[u8], tables: &mut [TableEstimate]) {
+        for &b in bytes {
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                } else if b == b'\\' {
+                    self.escaped = true;
+                } else if b == b'\'' {
+                    self.in_string = false;
+                }
+                continue;
+            }
+            match b {
+                b'\'' => self.in_string = true,
+                b'(' => {
+                    if self.depth == 0 {
+                        tables[self.table].rows += 1;
+                    }
+                    self.depth += 1;
+                }
+                b')' => self.depth = self.depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
 }
 
 impl RowCounter {
@@ -46,16 +91,60 @@ impl RowCounter {
     }
 
     fn take_head(&mut self, part: &[u8]) {
+        self.line_len += part.len();
+        if let Some(values) = &mut self.inserting {
+            values.scan(part, &mut self.tables);
+            return;
+        }
         // Inside a COPY block only `\.` matters: two bytes are enough.
         let head = if self.copying.is_some() { 3 } else { HEAD };
         let room = head.saturating_sub(self.line.len());
         self.line.extend_from_slice(&part[..part.len().min(room)]);
-        self.line_len += part.len();
+        if self.copying.is_none() {
+            self.start_values(part.len() > room);
+        }
+    }
+
+    /// At ``INSERT INTO `name` VALUES `` (once the head holds it), start counting that line's rows
+    /// with what came after it. `cut`: the head did not take the whole of the last part (a name
+    /// longer than the head is not a table of this dump).
+    fn start_values(&mut self, cut: bool) {
+        const INSERT: &[u8] = b"INSERT INTO `";
+        const VALUES: &[u8] = b"` VALUES ";
+        if cut || !self.line.starts_with(INSERT) {
+            return;
+        }
+        let Some(at) = memchr::memmem::find(&self.line[INSERT.len()..], VALUES) else {
+            return;
+        };
+        let name = backquoted(&self.line[INSERT.len()..INSERT.len() + at]);
+        let table = if let Some(i) = self.tables.iter().rposition(|t| t.name == name) {
+            i
+        } else {
+            self.tables.push(TableEstimate { name, rows: 0 });
+            self.tables.len() - 1
+        };
+        let mut values = Values {
+            table,
+            depth: 0,
+            in_string: false,
+            escaped: false,
+        };
+        values.scan(
+            &self.line[INSERT.len() + at + VALUES.len()..],
+            &mut self.tables,
+        );
+        self.inserting = Some(values);
+        self.line.clear();
     }
 
     fn end_line(&mut self) {
         let line = std::mem::take(&mut self.line);
         let len = std::mem::take(&mut self.line_len);
+        if self.inserting.take().is_some() {
+            self.line = line;
+            return;
+        }
         if let Some(table) = self.copying {
             if len == 2 && line == b"\\." {
                 self.copying = None;
@@ -74,6 +163,12 @@ impl RowCounter {
             }
         } else if let Some(rest) = line.strip_prefix(b"\\connect ") {
             self.database = Some(connect_target(&String::from_utf8_lossy(rest)));
+        } else if let Some(rest) = line.strip_prefix(b"CREATE TABLE `") {
+            // mysqldump: a table, listed even when it has no rows (no INSERT follows).
+            if let Some(end) = rest.windows(3).position(|w| w == b"` (") {
+                let name = backquoted(&rest[..end]);
+                self.tables.push(TableEstimate { name, rows: 0 });
+            }
         }
         self.line = line;
         self.line.clear();
@@ -94,6 +189,11 @@ fn table_name(rest: &[u8]) -> String {
         })
         .unwrap_or(rest.len());
     String::from_utf8_lossy(&rest[..end]).into_owned()
+}
+
+/// A MySQL identifier between backquotes, whose own backquotes are doubled.
+fn backquoted(inner: &[u8]) -> String {
+    String::from_utf8_lossy(inner).replace("``", "`")
 }
 
 /// The database of a `\connect` line: `app`, `"my db"`, or
@@ -150,6 +250,51 @@ mod tests {
                 ("shop/public.orders".to_owned(), 2),
                 ("postgres/public.t".to_owned(), 1)
             ]
+        );
+    }
+
+    const MYSQLDUMP: &str = "/*!40101 SET NAMES utf8mb4 */;\n\
+        DROP TABLE IF EXISTS `items`;\n\
+        CREATE TABLE `items` (\n  `id` int NOT NULL,\n  `name` text\n) ENGINE=InnoDB;\n\
+        INSERT INTO `items` VALUES (1,'a (b'),(2,'it\\'s \\\\'),(3,NULL);\n\
+        INSERT INTO `items` VALUES (4,'),(');\n\
+        CREATE TABLE `empty` (\n  `id` int\n);\n\
+        CREATE TABLE `odd``name` (\n  `v` blob\n);\n\
+        INSERT INTO `odd``name` VALUES (0x28),(_binary 'x');\n\
+        /*!50001 CREATE VIEW `v` AS select 1 */;\n";
+
+    #[test]
+    fn mysqldump_rows_are_counted_exactly_whatever_the_chunks() {
+        let expected = vec![
+            ("items".to_owned(), 4),
+            ("empty".to_owned(), 0),
+            ("odd`name".to_owned(), 2),
+        ];
+        for chunk in [1, 2, 3, 7, 64, MYSQLDUMP.len()] {
+            assert_eq!(count(MYSQLDUMP, chunk), expected, "chunks of {chunk}");
+        }
+    }
+
+    #[test]
+    fn a_long_mysqldump_line_is_scanned_not_kept() {
+        let rows: Vec<String> = (0..50_000)
+            .map(|i| format!("({i},'{}')", "y".repeat(20)))
+            .collect();
+        let script = format!(
+            "CREATE TABLE `t` (\n`id` int);\nINSERT INTO `t` VALUES {};\n",
+            rows.join(",")
+        );
+        let mut c = RowCounter::default();
+        for part in script.as_bytes().chunks(8192) {
+            c.feed(part);
+            assert!(c.line.capacity() <= HEAD + 8192, "{}", c.line.capacity());
+        }
+        assert_eq!(
+            c.finish(),
+            vec![TableEstimate {
+                name: "t".into(),
+                rows: 50_000
+            }]
         );
     }
 

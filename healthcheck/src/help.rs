@@ -50,6 +50,10 @@ Targets (all must pass):
   postgres://USER:PASS@HOST[:PORT]/DB[?sslmode=require]
                                the server accepts the login and is ready (md5,
                                SCRAM)
+  mysql://USER:PASS@HOST[:PORT]/DB[?ssl-mode=REQUIRED]
+                               MySQL, MariaDB or TiDB accepts the login and
+                               answers SELECT 1 (native and caching_sha2
+                               passwords; ssl-mode, sslmode or Node's ssl=)
   redis://[:PASS@]HOST[:PORT]  PING answers PONG (LOADING is unhealthy)
   rediss://[:PASS@]HOST[:PORT] the same over TLS (managed Redis: Upstash)
   Without a target: $HEALTHCHECK_URL,
@@ -106,7 +110,8 @@ lifeboat-healthcheck: check that a service is healthy, for Docker's HEALTHCHECK
 Usage: lifeboat-healthcheck [OPTIONS] [TARGET]...
        lifeboat-healthcheck serve [--listen ADDR] [OPTIONS] TARGET...
 
-Targets: http:// https:// tcp:// postgres:// redis:// rediss:// (all must pass)
+Targets: http:// https:// tcp:// postgres:// mysql:// redis:// rediss://
+(all must pass)
 
 Example: HEALTHCHECK CMD [\"/lifeboat-healthcheck\", \"--timeout\", \"8s\"]
 
@@ -296,7 +301,7 @@ pub fn completions(shell: &str) -> Option<String> {
             }
             let _ = write!(
                 out,
-                "  '1: :({} http:// https:// tcp:// postgres:// redis:// rediss://)' \\\n  '*:target:'\n",
+                "  '1: :({} http:// https:// tcp:// postgres:// mysql:// redis:// rediss://)' \\\n  '*:target:'\n",
                 SUBCOMMANDS.join(" ")
             );
             Some(out)

@@ -14,6 +14,9 @@ pub mod cert;
 mod help;
 mod http;
 mod net;
+pub use net::Deadline;
+#[cfg(feature = "mysql")]
+pub mod mysql;
 mod probes;
 mod serve;
 mod target;
@@ -433,6 +436,7 @@ fn check_one(text: &str, opts: &Options, deadline: net::Deadline) -> Report {
         Scheme::Tcp => probes::tcp(&target, deadline),
         Scheme::Redis | Scheme::Rediss => probes::redis(&target, deadline),
         Scheme::Postgres => probes::postgres(&target, deadline),
+        Scheme::Mysql => probes::mysql(&target, deadline),
     });
     let (healthy, detail) = match result {
         Ok(d) => (true, d),
@@ -570,6 +574,7 @@ pub fn version() -> String {
     let features: Vec<&str> = [
         ("tls", cfg!(feature = "tls")),
         ("postgres", cfg!(feature = "postgres")),
+        ("mysql", cfg!(feature = "mysql")),
     ]
     .into_iter()
     .filter_map(|(f, on)| on.then_some(f))

@@ -1,5 +1,6 @@
-//! The non-HTTP probes: TCP, Redis (PING in a few bytes of RESP) and PostgreSQL (a startup
-//! message and authentication: cleartext, md5 and SCRAM-SHA-256; ready means ReadyForQuery).
+//! The non-HTTP probes: TCP, Redis (PING in a few bytes of RESP), PostgreSQL (a startup
+//! message and authentication: cleartext, md5 and SCRAM-SHA-256; ready means ReadyForQuery) and
+//! MySQL (`crate::mysql`: login, then `SELECT 1`).
 
 use crate::net::{self, Deadline, Stream};
 use crate::target::{Scheme, Target};
@@ -85,6 +86,18 @@ pub fn postgres(target: &Target, deadline: Deadline) -> Result<String, String> {
 #[cfg(not(feature = "postgres"))]
 pub fn postgres(_: &Target, _: Deadline) -> Result<String, String> {
     Err("this build has no PostgreSQL probe (built without the `postgres` feature)".into())
+}
+
+/// `mysql://user:password@host:port/db[?ssl-mode=…]`: MySQL, MariaDB or TiDB accepts our login
+/// and answers `SELECT 1`.
+#[cfg(feature = "mysql")]
+pub fn mysql(target: &Target, deadline: Deadline) -> Result<String, String> {
+    crate::mysql::check(target, deadline)
+}
+
+#[cfg(not(feature = "mysql"))]
+pub fn mysql(_: &Target, _: Deadline) -> Result<String, String> {
+    Err("this build has no MySQL probe (built without the `mysql` feature)".into())
 }
 
 #[cfg(feature = "postgres")]

@@ -12,6 +12,7 @@ pub enum Scheme {
     Https,
     Tcp,
     Postgres,
+    Mysql,
     Redis,
     Rediss,
 }
@@ -35,7 +36,7 @@ impl Target {
     pub fn parse(text: &str) -> Result<Self, String> {
         let (scheme_text, rest) = text.split_once("://").ok_or_else(|| {
             format!(
-                "{}: expected http://, https://, tcp://, postgres://, redis:// or rediss://",
+                "{}: expected http://, https://, tcp://, postgres://, mysql://, redis:// or rediss://",
                 redact(text)
             )
         })?;
@@ -44,6 +45,7 @@ impl Target {
             "https" => Scheme::Https,
             "tcp" => Scheme::Tcp,
             "postgres" | "postgresql" => Scheme::Postgres,
+            "mysql" | "mariadb" => Scheme::Mysql,
             "redis" => Scheme::Redis,
             "rediss" => Scheme::Rediss,
             other => return Err(format!("unknown scheme `{other}://` in {}", redact(text))),
@@ -78,6 +80,7 @@ impl Target {
             Scheme::Http => Some(80),
             Scheme::Https => Some(443),
             Scheme::Postgres => Some(5432),
+            Scheme::Mysql => Some(3306),
             Scheme::Redis | Scheme::Rediss => Some(6379),
             Scheme::Tcp => None,
         };

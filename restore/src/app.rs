@@ -101,7 +101,7 @@ impl App {
                 }
                 (Some(docker.clone()), Some(container.clone()))
             }
-            Source::Url { .. } => (None, None),
+            Source::Url { .. } | Source::MysqlUrl { .. } => (None, None),
         };
         match &config.restore.app_services {
             Some(services) if services.is_empty() => {

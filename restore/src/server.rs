@@ -120,6 +120,12 @@ impl Server {
         let mut config = config.clone();
         config.backup.all = false;
         let source = Source::resolve(&config).await?;
+        if source.engine() == lifeboat::db::Engine::Mysql {
+            return Err(lifeboat::exit::UsageError::new(
+                "lifeboat-restore restores PostgreSQL only for now; a MySQL backup made by lifeboat-backup is plain SQL: `gunzip -c FILE | mysql DATABASE` restores it (into an empty database)",
+            )
+            .into());
+        }
         let direct = match &source {
             Source::Container {
                 docker,
@@ -127,7 +133,7 @@ impl Server {
                 credentials,
                 ..
             } => direct_target(docker, container, credentials).await,
-            Source::Url { .. } => None,
+            Source::Url { .. } | Source::MysqlUrl { .. } => None,
         };
         let mut server = Self {
             source,
@@ -179,6 +185,7 @@ impl Server {
             (Some(target), _) | (None, Source::Url { target, .. }) => {
                 return over_tcp(target, db, statements).await
             }
+            (None, Source::MysqlUrl { .. }) => bail!("lifeboat-restore restores PostgreSQL only"),
             (
                 None,
                 Source::Container {

@@ -95,7 +95,7 @@ ensure_compose() {
 
 # --- Images ------------------------------------------------------------------------------------
 
-BASE_PACKAGES="postgresql-15,redis-server,nginx-light,caddy,ca-certificates,openssl"
+BASE_PACKAGES="postgresql-15,redis-server,nginx-light,caddy,mariadb-server,ca-certificates,openssl"
 BASE_IMAGE=lifeboat-test/base:bookworm
 
 apt_mirror() {
@@ -182,6 +182,7 @@ build_service_images() {
     build_base_image
     build_context_image lifeboat-test/postgres:15 "$ROOT/tests/images/postgres"
     build_context_image lifeboat-test/redis:7 "$ROOT/tests/images/redis"
+    build_context_image lifeboat-test/mariadb:10.11 "$ROOT/tests/images/mariadb"
     build_context_image lifeboat-test/nginx:1.22 "$ROOT/tests/images/nginx"
     build_context_image lifeboat-test/caddy:2.6 "$ROOT/tests/images/caddy"
 }

@@ -37,6 +37,16 @@ wait_healthy() { # wait_healthy CONTAINER
     die "container $1 did not become healthy (status: $status)"
 }
 
+wait_running() { # wait_running CONTAINER: its process is up (an image health check would not speak TLS)
+    local i
+    for i in $(seq 1 60); do
+        [ "$(docker inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" = true ] && return
+        sleep 0.5
+    done
+    docker logs "$1" >&2 || true
+    die "container $1 did not start"
+}
+
 start_services() {
     local logs="$CACHE_DIR/log/$RUN_ID"
     mkdir -p "$logs"
@@ -45,9 +55,11 @@ start_services() {
     # What the tests clean up themselves, unless they were interrupted (Ctrl-C skips their Drops).
     on_exit "remove_test_leftovers"
 
-    say "starting PostgreSQL and Redis containers"
-    local pw
+    say "starting PostgreSQL, MariaDB and Redis containers"
+    local pw my_pw my_root_pw
     pw=$(python3 -c 'import secrets; print(secrets.token_hex(12))')
+    my_pw=$(python3 -c 'import secrets; print(secrets.token_hex(12))')
+    my_root_pw=$(python3 -c 'import secrets; print(secrets.token_hex(12))')
     docker run -d --name "$RUN_ID-postgres" --label "lifeboat-run=$RUN_ID" \
         -e POSTGRES_USER=lifeboat -e POSTGRES_PASSWORD="$pw" -e POSTGRES_DB=lifeboat \
         -p 127.0.0.1::5432 lifeboat-test/postgres:15 >/dev/null
@@ -68,6 +80,26 @@ start_services() {
     printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >"$tls/ext.cnf"
     openssl x509 -req -in "$tls/smtp.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
         -days 2 -extfile "$tls/ext.cnf" -out "$tls/smtp.pem" >/dev/null 2>&1
+    # MariaDB serves TLS with the same certificate (localhost, 127.0.0.1): VERIFY_IDENTITY
+    # against the CA file can be tested, as with a managed server.
+    mkdir -p "$tls/mariadb"
+    cp "$tls/smtp.pem" "$tls/mariadb/server.pem"
+    cp "$tls/smtp.key" "$tls/mariadb/server.key"
+    docker run -d --name "$RUN_ID-mariadb" --label "lifeboat-run=$RUN_ID" \
+        -e MARIADB_ROOT_PASSWORD="$my_root_pw" -e MARIADB_DATABASE=lifeboat \
+        -e MARIADB_USER=lifeboat -e MARIADB_PASSWORD="$my_pw" -v "$tls/mariadb:/tls:ro" \
+        -p 127.0.0.1::3306 lifeboat-test/mariadb:10.11 >/dev/null
+    # Redis over TLS only, as Upstash serves it (seed 004): the same certificate, readable by the
+    # image's redis user.
+    mkdir -p "$tls/redis"
+    cp "$tls/smtp.pem" "$tls/redis/server.pem"
+    cp "$tls/smtp.key" "$tls/redis/server.key"
+    chmod 755 "$tls/redis"
+    chmod 644 "$tls/redis/server.pem" "$tls/redis/server.key"
+    docker run -d --name "$RUN_ID-redis-tls" --label "lifeboat-run=$RUN_ID" -v "$tls/redis:/tls:ro" --no-healthcheck \
+        -p 127.0.0.1::6380 lifeboat-test/redis:7 redis-server --port 0 --tls-port 6380 \
+        --tls-cert-file /tls/server.pem --tls-key-file /tls/server.key --tls-auth-clients no \
+        --bind 0.0.0.0 --protected-mode no --save "" --appendonly no >/dev/null
     smtp_port=$(free_port)
     starttls_port=$(free_port)
     tls_port=$(free_port)
@@ -88,13 +120,24 @@ PY
 
     wait_healthy "$RUN_ID-postgres"
     wait_healthy "$RUN_ID-redis"
-    local pg_port redis_port
+    wait_healthy "$RUN_ID-mariadb"
+    wait_running "$RUN_ID-redis-tls"
+    local rediss_port
+    rediss_port=$(docker port "$RUN_ID-redis-tls" 6380 | head -1 | awk -F: '{print $NF}')
+    wait_port "$rediss_port" "Redis over TLS"
+    local pg_port redis_port my_port
+    my_port=$(docker port "$RUN_ID-mariadb" 3306 | head -1 | awk -F: '{print $NF}')
     pg_port=$(docker port "$RUN_ID-postgres" 5432 | head -1 | awk -F: '{print $NF}')
     redis_port=$(docker port "$RUN_ID-redis" 6379 | head -1 | awk -F: '{print $NF}')
 
     export LBTEST_DATABASE_URL="postgres://lifeboat:$pw@127.0.0.1:$pg_port/lifeboat"
     export LBTEST_POSTGRES_CONTAINER="$RUN_ID-postgres"
+    export LBTEST_MYSQL_URL="mysql://lifeboat:$my_pw@127.0.0.1:$my_port/lifeboat"
+    export LBTEST_MYSQL_ROOT_PASSWORD="$my_root_pw"
+    export LBTEST_MARIADB_CONTAINER="$RUN_ID-mariadb"
+    export LBTEST_MYSQL_CA_FILE="$tls/ca.pem"
     export LBTEST_REDIS_URL="redis://127.0.0.1:$redis_port"
+    export LBTEST_REDISS_URL="rediss://127.0.0.1:$rediss_port"
     export LBTEST_S3_ENDPOINT="http://127.0.0.1:$s3_port"
     export LBTEST_S3_BUCKET=lifeboat-test
     export LBTEST_S3_ACCESS_KEY_ID=lbtest

@@ -89,6 +89,11 @@ impl DbTarget {
             url: shown.clone(),
             reason,
         };
+        if Engine::of_url(url.expose()) == Engine::Mysql {
+            return Err(invalid(
+                "a MySQL URL where this command speaks PostgreSQL only (MySQL is supported by lifeboat-backup, lifeboat-healthcheck and lifeboat-smoke)".into(),
+            ));
+        }
         let mut parsed = url::Url::parse(url.expose()).map_err(|e| invalid(e.to_string()))?;
         let mut mode = None;
         let mut root = None;
@@ -345,10 +350,52 @@ pub async fn server_version(
     Ok(full.split_whitespace().next().unwrap_or(&full).to_owned())
 }
 
-/// The credentials a postgres container was created with, read from its `POSTGRES_*` environment
-/// with the official image's defaults (user `postgres`, database = user).
+/// The database engine: PostgreSQL, or a MySQL-protocol server (MySQL, MariaDB, TiDB).
+///
+/// Chosen by the URL's scheme (`postgres://`, `mysql://`) or by the database container's
+/// environment (`POSTGRES_*`, or `MYSQL_*`/`MARIADB_*` as the official images read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Postgres,
+    Mysql,
+}
+
+impl Engine {
+    /// By a URL's scheme: `mysql://` and `mariadb://` are MySQL, anything else PostgreSQL
+    /// (whose own parser then judges it).
+    pub fn of_url(url: &str) -> Self {
+        let scheme = url.split_once("://").map_or("", |(s, _)| s);
+        if scheme.eq_ignore_ascii_case("mysql") || scheme.eq_ignore_ascii_case("mariadb") {
+            Self::Mysql
+        } else {
+            Self::Postgres
+        }
+    }
+
+    /// By a container's environment: `MYSQL_*`/`MARIADB_*` without `POSTGRES_*` is MySQL.
+    pub fn of_env(env: &std::collections::HashMap<String, String>) -> Self {
+        let has = |prefix: &str| env.keys().any(|k| k.starts_with(prefix));
+        if !has("POSTGRES_") && (has("MYSQL_") || has("MARIADB_")) {
+            Self::Mysql
+        } else {
+            Self::Postgres
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Postgres => "PostgreSQL",
+            Self::Mysql => "MySQL",
+        }
+    }
+}
+
+/// The credentials a database container was created with, read from its environment with the
+/// official images' defaults: `POSTGRES_*` (user `postgres`, database = user), or
+/// `MARIADB_*`/`MYSQL_*` (root with `*_ROOT_PASSWORD` when it is known, else `*_USER`).
 #[derive(Debug, Clone)]
 pub struct ContainerCredentials {
+    pub engine: Engine,
     pub user: String,
     pub password: Option<Secret>,
     pub database: String,
@@ -359,6 +406,9 @@ pub struct ContainerCredentials {
 
 impl ContainerCredentials {
     pub fn from_env(env: &std::collections::HashMap<String, String>) -> Self {
+        if Engine::of_env(env) == Engine::Mysql {
+            return Self::from_mysql_env(env);
+        }
         let user = env
             .get("POSTGRES_USER")
             .filter(|u| !u.is_empty())
@@ -374,8 +424,34 @@ impl ContainerCredentials {
             .filter(|p| !p.is_empty())
             .map(Secret::new);
         Self {
+            engine: Engine::Postgres,
             user,
             password,
+            database,
+            host: None,
+        }
+    }
+
+    /// MariaDB's and MySQL's images: `MARIADB_X`, else `MYSQL_X`. The dump runs as root when
+    /// its password is there (routines, events and every grant are visible to it), else as
+    /// the application's user.
+    fn from_mysql_env(env: &std::collections::HashMap<String, String>) -> Self {
+        let var = |name: &str| {
+            env.get(&format!("MARIADB_{name}"))
+                .or_else(|| env.get(&format!("MYSQL_{name}")))
+                .filter(|v| !v.is_empty())
+                .cloned()
+        };
+        let database = var("DATABASE").unwrap_or_default();
+        let (user, password) = match (var("ROOT_PASSWORD"), var("USER")) {
+            (Some(root), _) => ("root".to_owned(), Some(root)),
+            (None, Some(user)) => (user, var("PASSWORD")),
+            (None, None) => ("root".to_owned(), None),
+        };
+        Self {
+            engine: Engine::Mysql,
+            user,
+            password: password.map(Secret::new),
             database,
             host: None,
         }
@@ -384,6 +460,17 @@ impl ContainerCredentials {
     /// Environment for a client run inside the container (`PGUSER`, `PGPASSWORD`, `PGDATABASE`),
     /// so that no password ever appears on a command line.
     pub fn client_env(&self) -> Vec<String> {
+        if self.engine == Engine::Mysql {
+            // Read by mysql, mysqldump, mariadb and mariadb-dump alike; the user goes in `--user`.
+            let mut env = Vec::new();
+            if let Some(p) = &self.password {
+                env.push(format!("MYSQL_PWD={}", p.expose()));
+            }
+            if let Some(h) = &self.host {
+                env.push(format!("MYSQL_HOST={h}"));
+            }
+            return env;
+        }
         let mut env = vec![
             format!("PGUSER={}", self.user),
             format!("PGDATABASE={}", self.database),
@@ -458,5 +545,34 @@ mod tests {
             ("postgres", "postgres")
         );
         assert!(c.client_env().contains(&"PGPASSWORD=pw".to_owned()));
+        assert_eq!(c.engine, Engine::Postgres);
+    }
+
+    #[test]
+    fn a_mariadb_or_mysql_container_is_read_like_the_official_images() {
+        let env = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<std::collections::HashMap<_, _>>()
+        };
+        let c = ContainerCredentials::from_env(&env(&[
+            ("MARIADB_ROOT_PASSWORD", "rootpw"),
+            ("MARIADB_USER", "app"),
+            ("MARIADB_PASSWORD", "apppw"),
+            ("MARIADB_DATABASE", "shop"),
+        ]));
+        assert_eq!(c.engine, Engine::Mysql);
+        assert_eq!((c.user.as_str(), c.database.as_str()), ("root", "shop"));
+        assert_eq!(c.client_env(), vec!["MYSQL_PWD=rootpw".to_owned()]);
+        let c = ContainerCredentials::from_env(&env(&[
+            ("MYSQL_USER", "app"),
+            ("MYSQL_PASSWORD", "apppw"),
+            ("MYSQL_DATABASE", "shop"),
+            ("MYSQL_RANDOM_ROOT_PASSWORD", "yes"),
+        ]));
+        assert_eq!((c.user.as_str(), c.database.as_str()), ("app", "shop"));
+        assert_eq!(Engine::of_url("mysql://u:p@h:4000/db"), Engine::Mysql);
+        assert_eq!(Engine::of_url("postgres://u:p@h/db"), Engine::Postgres);
     }
 }

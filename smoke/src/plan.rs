@@ -284,6 +284,7 @@ fn check_url(c: &Check, url: &str) -> Result<(), String> {
     }
     let schemes: &[&str] = match c.kind {
         Kind::Postgres => &["postgres", "postgresql"],
+        Kind::Mysql => &["mysql", "mariadb"],
         Kind::Redis => &["redis", "rediss"],
         Kind::Http | Kind::RateLimit | Kind::Webhook if url.starts_with('/') => return Ok(()),
         Kind::Http | Kind::RateLimit | Kind::Webhook => &["http", "https"],
@@ -372,7 +373,7 @@ fn requirements(
                 ),
             ));
         }
-        Kind::Postgres if c.spec.url.is_none() => {
+        Kind::Postgres | Kind::Mysql if c.spec.url.is_none() => {
             config.require_database_url(&why)?;
         }
         Kind::Redis if c.spec.url.is_none() => {

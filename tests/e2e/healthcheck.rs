@@ -280,6 +280,70 @@ fn postgres_with_scram_up_wrong_password_and_down() {
 }
 
 #[test]
+fn mysql_up_wrong_password_down_and_every_tls_spelling() {
+    let url = lifeboat_testkit::mysql_url();
+    let password = lifeboat_testkit::mysql_password();
+    let ca = lifeboat_testkit::mysql_ca_file();
+    let (code, line) = probe(&[&url]);
+    assert_eq!(code, 0, "{line}");
+    assert!(
+        line.contains("ready (10.11"),
+        "the version, without MariaDB's 5.5.5- prefix: {line}"
+    );
+    assert!(
+        line.contains("TLS"),
+        "TLS is preferred when offered: {line}"
+    );
+    assert!(!line.contains(password.as_str()), "{line}");
+
+    for query in [
+        format!("ssl-mode=VERIFY_IDENTITY&ssl-ca={ca}"),
+        format!("ssl=%7B%22rejectUnauthorized%22%3Atrue%7D&sslca={ca}"),
+        "ssl-mode=REQUIRED".to_owned(),
+        "sslaccept=accept_invalid_certs".to_owned(),
+    ] {
+        let (code, line) = probe(&[&format!("{url}?{query}")]);
+        assert_eq!(code, 0, "{query}: {line}");
+        assert!(line.contains("TLS"), "{query}: {line}");
+    }
+    let (code, line) = probe(&[&format!("{url}?ssl-mode=DISABLED")]);
+    assert_eq!(code, 0, "{line}");
+    assert!(!line.contains("TLS"), "{line}");
+    // The public roots do not know the test CA: a certificate that is checked is refused.
+    let (code, line) = probe(&[&format!("{url}?ssl={{\"rejectUnauthorized\":true}}")]);
+    assert_eq!(code, 1, "{line}");
+    assert!(line.contains("certificate"), "{line}");
+    let (code, line) = probe(&[&format!("{url}?ssl-mode=sometimes")]);
+    assert_eq!(code, 1);
+    assert!(line.contains("unknown ssl-mode `sometimes`"), "{line}");
+
+    let wrong = url.replacen(password.as_str(), "wrong-password", 1);
+    let (code, line) = probe(&[&wrong]);
+    assert_eq!(code, 1);
+    assert!(line.contains("ERROR 1045 (28000): Access denied"), "{line}");
+    assert!(!line.contains("wrong-password"), "{line}");
+
+    let refused = lifeboat_testkit::refused_port();
+    let (code, line) = probe(&[&format!("mysql://app:pw@127.0.0.1:{}/app", refused.port)]);
+    assert_eq!(code, 1);
+    assert!(line.contains("connection refused"), "{line}");
+    // Something that is not a MySQL server: an HTTP server waits for a request and says nothing.
+    let http = fixture("200 OK", "", "ok");
+    let authority = http
+        .url("/")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let (code, line) = probe(&[
+        "--timeout",
+        "1s",
+        &format!("mysql://app:pw@{authority}/app"),
+    ]);
+    assert_eq!(code, 1, "{line}");
+    assert!(line.contains("timed out"), "{line}");
+}
+
+#[test]
 fn postgres_with_md5_authentication() {
     let pg = TestContainer::run(
         "lbtest-md5-",
@@ -946,7 +1010,7 @@ fn completions_and_version_say_what_this_build_is() {
         version.starts_with(&format!(
             "lifeboat-healthcheck {} (commit ",
             env!("CARGO_PKG_VERSION")
-        )) && version.ends_with(", features: tls, postgres)"),
+        )) && version.ends_with(", features: tls, postgres, mysql)"),
         "{version}"
     );
 }

@@ -50,6 +50,31 @@ pub fn database_password() -> String {
     run::password_of(&database_url()).expect("a password in LBTEST_DATABASE_URL")
 }
 
+/// The MariaDB server's URL (user `lifeboat`, database `lifeboat`), over 127.0.0.1.
+pub fn mysql_url() -> String {
+    stack_var("LBTEST_MYSQL_URL")
+}
+
+/// The password in [`mysql_url`].
+pub fn mysql_password() -> String {
+    run::password_of(&mysql_url()).expect("a password in LBTEST_MYSQL_URL")
+}
+
+/// The MariaDB server's container (its `MARIADB_*` environment names the credentials).
+pub fn mysql_container() -> String {
+    stack_var("LBTEST_MARIADB_CONTAINER")
+}
+
+/// The CA that signed the MariaDB server's certificate (for `localhost` and 127.0.0.1).
+pub fn mysql_ca_file() -> String {
+    stack_var("LBTEST_MYSQL_CA_FILE")
+}
+
+/// The password of the MariaDB server's `root` user.
+pub fn mysql_root_password() -> String {
+    stack_var("LBTEST_MYSQL_ROOT_PASSWORD")
+}
+
 pub fn redis_url() -> String {
     stack_var("LBTEST_REDIS_URL")
 }

@@ -353,12 +353,16 @@ impl Checks {
     fn known() -> Self {
         let mut checks = Self::default();
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        if let Some(url) = var("LBTEST_DATABASE_URL") {
-            if let Some(password) = password_of(&url) {
+        for name in ["LBTEST_DATABASE_URL", "LBTEST_MYSQL_URL"] {
+            if let Some(password) = var(name).as_deref().and_then(password_of) {
                 checks.add(password);
             }
         }
-        for name in ["LBTEST_S3_SECRET_ACCESS_KEY", "LBTEST_SMTP_PASSWORD"] {
+        for name in [
+            "LBTEST_S3_SECRET_ACCESS_KEY",
+            "LBTEST_SMTP_PASSWORD",
+            "LBTEST_MYSQL_ROOT_PASSWORD",
+        ] {
             if let Some(secret) = var(name) {
                 checks.add(secret);
             }

@@ -408,7 +408,10 @@ fn list(layers: &Layers, setting: &Setting) -> Vec<String> {
 impl DatabaseConfig {
     fn from_layers(layers: &Layers) -> Result<Self, ConfigError> {
         Ok(DatabaseConfig {
-            url: layers.parse(&s::DATABASE_URL, url(&["postgres", "postgresql"]))?,
+            url: layers.parse(
+                &s::DATABASE_URL,
+                url(&["postgres", "postgresql", "mysql", "mariadb"]),
+            )?,
             service: layers.with_default(&s::LIFEBOAT_DB_SERVICE, |v| Ok(v.to_owned()))?,
             container: layers.string(&s::LIFEBOAT_DB_CONTAINER),
             name: layers.string(&s::LIFEBOAT_DB_NAME),
@@ -615,7 +618,7 @@ mod tests {
         let err = Config::load_with_env(
             &opts_in(dir.path()),
             &env(&[
-                ("DATABASE_URL", "mysql://u:hunter2@h/d"),
+                ("DATABASE_URL", "redis://u:hunter2@h/d"),
                 ("SMTP_PORT", "25"),
             ]),
         )

@@ -15,11 +15,13 @@ use crate::spec::{Check, CheckSpec, Kind, MailApiKind};
 use crate::vars::Redactor;
 
 pub mod http;
+pub mod mysql;
 pub mod postgres;
 pub mod rate_limit;
 pub mod redis;
 pub mod s3;
 pub mod smtp;
+mod sql;
 pub mod webhook;
 
 /// What every check may use.
@@ -77,6 +79,7 @@ pub async fn run(check: &Check, spec: &CheckSpec, ctx: &Ctx) -> Outcome {
         Kind::RateLimit => rate_limit::run(check, spec, ctx).await,
         Kind::Webhook => webhook::run(check, spec, ctx).await,
         Kind::Postgres => postgres::run(check, spec, ctx).await,
+        Kind::Mysql => mysql::run(check, spec, ctx).await,
         Kind::Redis => redis::run(check, spec, ctx).await,
         Kind::S3 => s3::run(check, ctx).await,
         Kind::Smtp => smtp::run(check, spec, ctx).await,

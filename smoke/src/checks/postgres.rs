@@ -9,11 +9,8 @@ use std::time::Instant;
 use lifeboat::db::DbTarget;
 use lifeboat::secret::SecretUrl;
 
-use super::{ms, Ctx, Outcome};
+use super::{Ctx, Outcome};
 use crate::spec::{Check, CheckSpec};
-
-/// The query when the spec gives none: the server answers, the database exists.
-const DEFAULT_QUERY: &str = "SELECT 1";
 
 pub async fn run(check: &Check, spec: &CheckSpec, ctx: &Ctx) -> Outcome {
     let url = match spec.url.as_ref().map(|u| u.get_ref().clone()) {
@@ -27,16 +24,10 @@ pub async fn run(check: &Check, spec: &CheckSpec, ctx: &Ctx) -> Outcome {
         Ok(t) => t,
         Err(e) => return Outcome::fail(e.to_string()),
     };
-    let query = spec.query.as_deref().unwrap_or(DEFAULT_QUERY);
-    // A read-only check runs inside `BEGIN READ ONLY`; a second statement after a `;` could
-    // end that transaction (`COMMIT; DELETE …`), so it gets one statement only.
-    let single = query.trim().trim_end_matches(';');
-    if check.read_only && single.contains(';') {
-        return Outcome::fail(format!(
-            "{query:?} holds several statements; a read-only check runs exactly one (no `;` inside)"
-        ));
-    }
-    let query = if check.read_only { single } else { query };
+    let query = match super::sql::statement(check, spec) {
+        Ok(q) => q,
+        Err(o) => return o,
+    };
     let started = Instant::now();
     let client = match target.connect().await {
         Ok(c) => c,
@@ -73,54 +64,5 @@ pub async fn run(check: &Check, spec: &CheckSpec, ctx: &Ctx) -> Outcome {
             _ => None,
         })
         .flatten();
-    let expect = spec
-        .expect
-        .as_ref()
-        .map(|e| e.get_ref().clone())
-        .unwrap_or_default();
-    let shown = value.clone().unwrap_or_else(|| "no value".into());
-    let mut failures = Vec::new();
-    if let Some(want) = &expect.equals {
-        if value.as_deref() != Some(want.as_str()) {
-            failures.push(format!("expected {want:?}"));
-        }
-    }
-    if expect.at_least.is_some() || expect.at_most.is_some() {
-        match value.as_deref().and_then(|v| v.trim().parse::<f64>().ok()) {
-            None => failures.push("expected a number".into()),
-            Some(n) => {
-                if let Some(min) = expect.at_least {
-                    if n < min {
-                        failures.push(format!("expected at least {min}"));
-                    }
-                }
-                if let Some(max) = expect.at_most {
-                    if n > max {
-                        failures.push(format!("expected at most {max}"));
-                    }
-                }
-            }
-        }
-    }
-    if let Some(max) = expect.max_ms {
-        if took.as_millis() > u128::from(max) {
-            failures.push(format!("took {}, more than {max} ms", ms(took)));
-        }
-    }
-    let what = format!("{} {}: {shown}", target.database(), first_line(query));
-    if failures.is_empty() {
-        Outcome::pass(format!("{what} in {}", ms(took)))
-    } else {
-        Outcome::fail(format!("{what}, {}", failures.join("; ")))
-    }
-}
-
-/// The query on one line, cut short, for messages.
-fn first_line(query: &str) -> String {
-    let flat = query.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() > 60 {
-        format!("{}…", flat.chars().take(60).collect::<String>())
-    } else {
-        flat
-    }
+    super::sql::judge(target.database(), query, value.as_deref(), spec, took)
 }

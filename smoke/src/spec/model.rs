@@ -19,6 +19,7 @@ pub enum Kind {
     #[default]
     Http,
     Postgres,
+    Mysql,
     Redis,
     S3,
     Smtp,
@@ -31,6 +32,7 @@ impl Kind {
         match self {
             Kind::Http => "http",
             Kind::Postgres => "postgres",
+            Kind::Mysql => "mysql",
             Kind::Redis => "redis",
             Kind::S3 => "s3",
             Kind::Smtp => "smtp",
@@ -65,6 +67,7 @@ impl Kind {
                 "method", "url", "headers", "body", "json", "ca-file", "expect", "requests",
             ],
             Kind::Postgres => &["url", "query", "expect"],
+            Kind::Mysql => &["url", "query", "ca-file", "expect"],
             Kind::Redis => &["url", "ca-file", "expect"],
             Kind::S3 => &["expect"],
             Kind::Smtp => &["to", "from", "mail-api", "mail-api-kind", "expect"],
@@ -85,7 +88,7 @@ impl Kind {
         match self {
             Kind::Http | Kind::Webhook => HTTP,
             Kind::RateLimit => &["status", "retry-after", "max-ms"],
-            Kind::Postgres => &["equals", "at-least", "at-most", "max-ms"],
+            Kind::Postgres | Kind::Mysql => &["equals", "at-least", "at-most", "max-ms"],
             Kind::Redis | Kind::S3 | Kind::Smtp => &["max-ms"],
         }
     }

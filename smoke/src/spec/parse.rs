@@ -486,7 +486,7 @@ fn read_only(at: &CheckAt<'_>, spec: &CheckSpec) -> Result<bool, SpecError> {
         ));
     }
     Ok(declared.unwrap_or_else(|| match kind {
-        Kind::Postgres | Kind::Redis => true,
+        Kind::Postgres | Kind::Mysql | Kind::Redis => true,
         Kind::Http => {
             spec.cleanup.is_none()
                 && spec.method.as_deref().is_none_or(|m| {

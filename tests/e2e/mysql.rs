@@ -1,0 +1,419 @@
+//! MySQL-protocol servers (seed 004 runs TiDB): lifeboat-backup, verify and lifeboat-smoke
+//! against a real MariaDB (Debian's mariadb-server in `lifeboat-test/mariadb`), through its
+//! container and through a `mysql://` URL with the local client over TLS.
+//!
+//! TiDB itself cannot run here: its detection and options are unit-tested in backup/src/mysql.rs.
+
+use std::path::Path;
+use std::process::Command;
+
+use lifeboat_testkit::{docker_ok, gunzip, lifeboat, manifest_of, unique};
+
+mod support;
+use support::{archive_of, backup, file_name};
+
+/// SQL as root in the test MariaDB (the password in the environment, never on the command line).
+fn mariadb(database: Option<&str>, sql: &str) -> String {
+    let container = lifeboat_testkit::mysql_container();
+    let mut args = vec![
+        "exec".to_owned(),
+        "-e".to_owned(),
+        format!("MYSQL_PWD={}", lifeboat_testkit::mysql_root_password()),
+        container,
+        "mariadb".to_owned(),
+        "-uroot".to_owned(),
+        "--batch".to_owned(),
+        "--skip-column-names".to_owned(),
+    ];
+    if let Some(db) = database {
+        args.push(db.to_owned());
+    }
+    args.push("-e".to_owned());
+    args.push(sql.to_owned());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    docker_ok(&refs)
+}
+
+/// A database with every kind of object a restore must bring back: tables with rows (utf8mb4
+/// text, binary, NULL, quotes and parentheses in values), a view, a procedure, a function, a
+/// trigger, an event, and a grant to a second user.
+fn shop_database() -> String {
+    let db = unique("lbtest_my_");
+    mariadb(
+        None,
+        &format!("CREATE DATABASE `{db}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"),
+    );
+    mariadb(
+        Some(&db),
+        "CREATE TABLE customers (id INT PRIMARY KEY AUTO_INCREMENT, name VARCHAR(100) NOT NULL, note TEXT, photo BLOB);
+         INSERT INTO customers (name, note, photo) VALUES
+           ('Zoë 🎹 Ñandú', 'it''s (tricky), \\\\ and ''quoted''', 0x00FF28),
+           ('Ana', NULL, NULL),
+           ('line\nbreak', '),(', '');
+         CREATE TABLE orders (id INT PRIMARY KEY AUTO_INCREMENT, customer_id INT NOT NULL,
+           total DECIMAL(10,2) NOT NULL, FOREIGN KEY (customer_id) REFERENCES customers(id));
+         INSERT INTO orders (customer_id, total) SELECT c.id, seq FROM customers c, seq_1_to_500 s WHERE c.id <= 2;
+         CREATE TABLE audit (id INT PRIMARY KEY AUTO_INCREMENT, what VARCHAR(200));
+         CREATE TABLE empty_table (id INT);
+         CREATE VIEW big_orders AS SELECT id, total FROM orders WHERE total > 250;
+         CREATE PROCEDURE add_customer(IN n VARCHAR(100)) INSERT INTO customers (name) VALUES (n);
+         CREATE FUNCTION order_count() RETURNS INT READS SQL DATA RETURN (SELECT COUNT(*) FROM orders);
+         CREATE TRIGGER orders_audit AFTER INSERT ON orders FOR EACH ROW INSERT INTO audit (what) VALUES (CONCAT('order ', NEW.id));
+         CREATE EVENT nightly ON SCHEDULE EVERY 1 DAY DISABLE DO DELETE FROM audit;",
+    );
+    let reader = format!("{db}_reader");
+    mariadb(
+        None,
+        &format!(
+            "CREATE USER IF NOT EXISTS '{reader}'@'%' IDENTIFIED BY 'reader-pw';
+             GRANT SELECT ON `{db}`.* TO '{reader}'@'%';"
+        ),
+    );
+    db
+}
+
+fn drop_database(db: &str) {
+    mariadb(
+        None,
+        &format!("DROP DATABASE IF EXISTS `{db}`; DROP USER IF EXISTS '{db}_reader'@'%';"),
+    );
+}
+
+/// Files in `dir` that are not hidden.
+fn files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_mariadb_container_backup_holds_every_object_verifies_and_restores_with_the_plain_client() {
+    let db = shop_database();
+    let work = tempfile::tempdir().expect("tempdir");
+    let container = lifeboat_testkit::mysql_container();
+    let out = backup(
+        work.path(),
+        &["--database", &db],
+        &[("LIFEBOAT_DB_CONTAINER", &container)],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let archive = archive_of(work.path(), &out);
+    assert!(file_name(&archive).ends_with(".sql.gz"));
+
+    let sql = gunzip(&archive);
+    assert!(
+        !sql.starts_with("/*M!999999"),
+        "MariaDB's sandbox line is left out: {}",
+        &sql[..80.min(sql.len())]
+    );
+    for object in [
+        "CREATE TABLE `customers`",
+        "VIEW `big_orders`",
+        "PROCEDURE `add_customer`",
+        "FUNCTION `order_count`",
+        "TRIGGER `orders_audit`",
+        "EVENT `nightly`",
+    ] {
+        assert!(sql.contains(object), "{object} is in the dump");
+    }
+
+    let manifest = manifest_of(&archive);
+    assert_eq!(manifest["database"], db.as_str());
+    assert!(
+        manifest["server_version"]
+            .as_str()
+            .is_some_and(|v| v.contains("MariaDB")),
+        "{}",
+        manifest["server_version"]
+    );
+    let rows = |table: &str| {
+        manifest["tables"]
+            .as_array()
+            .expect("tables")
+            .iter()
+            .find(|t| t["name"] == table)
+            .map(|t| t["rows"].as_i64().expect("rows"))
+    };
+    assert_eq!(rows("customers"), Some(3), "{}", manifest["tables"]);
+    assert_eq!(rows("orders"), Some(1000));
+    assert_eq!(rows("empty_table"), Some(0));
+    assert_eq!(rows("big_orders"), None, "a view holds no rows of its own");
+
+    let verify = lifeboat("lifeboat-backup")
+        .dir(work.path())
+        .args(["verify", "latest"])
+        .run();
+    assert_eq!(verify.code, 0, "{}", verify.stderr);
+
+    // The archive is plain SQL: `gunzip | mariadb` restores it into another database, whole.
+    let copy = unique("lbtest_mycopy_");
+    mariadb(
+        None,
+        &format!("CREATE DATABASE `{copy}` CHARACTER SET utf8mb4"),
+    );
+    let loaded = Command::new("docker")
+        .args([
+            "exec",
+            "-i",
+            "-e",
+            &format!("MYSQL_PWD={}", lifeboat_testkit::mysql_root_password()),
+            &container,
+            "mariadb",
+            "-uroot",
+            &copy,
+        ])
+        .stdin(std::fs::File::open(decompressed(&archive, work.path())).expect("sql"))
+        .output()
+        .expect("docker exec");
+    assert!(
+        loaded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&loaded.stderr)
+    );
+    let snapshot = |d: &str| {
+        mariadb(
+            Some(d),
+            "SELECT CONCAT_WS('|', id, name, IFNULL(note, 'NULL'), IFNULL(HEX(photo), 'NULL')) FROM customers ORDER BY id;
+             SELECT COUNT(*), SUM(total) FROM orders; SELECT COUNT(*) FROM big_orders; SELECT order_count();",
+        )
+    };
+    assert_eq!(snapshot(&copy), snapshot(&db));
+    assert!(
+        snapshot(&copy).contains("Zoë 🎹 Ñandú"),
+        "{}",
+        snapshot(&copy)
+    );
+    drop_database(&copy);
+    drop_database(&db);
+}
+
+/// The archive decompressed into a file beside it, for a client's stdin.
+fn decompressed(archive: &Path, dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("restore.sql");
+    std::fs::write(&path, gunzip(archive)).expect("write");
+    path
+}
+
+#[test]
+fn a_url_backup_uses_the_local_client_over_verified_tls() {
+    let db = shop_database();
+    let work = tempfile::tempdir().expect("tempdir");
+    let base = lifeboat_testkit::mysql_url();
+    let root = base.replacen(
+        &format!("lifeboat:{}", lifeboat_testkit::mysql_password()),
+        &format!("root:{}", lifeboat_testkit::mysql_root_password()),
+        1,
+    );
+    let url = format!(
+        "{}?ssl-mode=VERIFY_IDENTITY&ssl-ca={}",
+        root.rsplit_once('/').expect("a path").0.to_owned() + "/" + &db,
+        lifeboat_testkit::mysql_ca_file()
+    );
+    let out = backup(work.path(), &[], &[("DATABASE_URL", &url)]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let archive = archive_of(work.path(), &out);
+    let manifest = manifest_of(&archive);
+    assert!(
+        manifest["source"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("url mysql://root:***@")),
+        "{}",
+        manifest["source"]
+    );
+    assert_eq!(manifest["tables"].as_array().map(Vec::len), Some(4));
+    assert!(gunzip(&archive).contains("TRIGGER `orders_audit`"));
+
+    // A server certificate the CA did not sign is refused before anything is written.
+    let wrong = url.replace("ssl-ca=", "ssl-ca=/etc/ssl/certs/ca-certificates.crt&x=");
+    let before = files(work.path());
+    let out = backup(work.path(), &[], &[("DATABASE_URL", &wrong)]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(files(work.path()), before, "nothing new is left");
+    drop_database(&db);
+}
+
+#[test]
+fn a_failed_mysql_dump_leaves_nothing_and_restore_says_what_it_does_not_do() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let container = lifeboat_testkit::mysql_container();
+    let env = [("LIFEBOAT_DB_CONTAINER", container.as_str())];
+    let out = backup(work.path(), &["--database", "lbtest_no_such_db"], &env);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("lbtest_no_such_db"), "{}", out.stderr);
+    assert!(files(work.path()).is_empty(), "{:?}", files(work.path()));
+
+    let out = backup(work.path(), &["--all"], &env);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("--all"), "{}", out.stderr);
+
+    let db = shop_database();
+    let out = backup(work.path(), &["--database", &db], &env);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let verify = lifeboat("lifeboat-backup")
+        .dir(work.path())
+        .args(["verify", "latest", "--restore-test", "--database", &db])
+        .envs(env)
+        .run();
+    assert_eq!(verify.code, 2, "{}", verify.stderr);
+    assert!(
+        verify.stderr.contains("--restore-test"),
+        "{}",
+        verify.stderr
+    );
+    let restore = lifeboat("lifeboat-restore")
+        .dir(work.path())
+        .args(["--yes", "--database", &db, "latest"])
+        .envs(env)
+        .run();
+    assert_eq!(restore.code, 2, "{}", restore.stderr);
+    assert!(restore.stderr.contains("gunzip -c"), "{}", restore.stderr);
+    assert_eq!(
+        mariadb(Some(&db), "SELECT COUNT(*) FROM orders"),
+        "1000",
+        "the live database is untouched"
+    );
+    drop_database(&db);
+}
+
+#[test]
+fn smoke_s_mysql_kind_reads_in_a_read_only_transaction_and_judges_the_value() {
+    let db = shop_database();
+    let work = tempfile::tempdir().expect("tempdir");
+    let url = lifeboat_testkit::mysql_url();
+    let root = url.replacen(
+        &format!("lifeboat:{}", lifeboat_testkit::mysql_password()),
+        &format!("root:{}", lifeboat_testkit::mysql_root_password()),
+        1,
+    );
+    let db_url = format!("{}/{db}", root.rsplit_once('/').expect("a path").0);
+    let spec = work.path().join("smoke.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            r#"
+[[check]]
+name = "tidb-connected"
+kind = "mysql"
+
+[[check]]
+name = "orders"
+kind = "mysql"
+query = "SELECT COUNT(*) FROM orders"
+expect = {{ at-least = 1000, max-ms = 5000 }}
+
+[[check]]
+name = "tls"
+kind = "mysql"
+url = "{db_url}?ssl-mode=VERIFY_IDENTITY"
+ca-file = "{ca}"
+query = "SELECT VARIABLE_VALUE <> '' FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'Ssl_cipher'"
+expect = {{ equals = "1" }}
+
+[[check]]
+name = "no-writes"
+kind = "mysql"
+query = "DELETE FROM orders"
+retries = 0
+"#,
+            ca = lifeboat_testkit::mysql_ca_file()
+        ),
+    )
+    .expect("spec");
+    let out = lifeboat("lifeboat-smoke")
+        .dir(work.path())
+        .args(["--spec", &spec.display().to_string()])
+        .env("DATABASE_URL", &db_url)
+        .run();
+    assert_eq!(out.code, 1, "only no-writes fails: {}", out.stderr);
+    let line = |name: &str| {
+        out.stderr
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("{name}: {}", out.stderr))
+            .to_owned()
+    };
+    for passed in ["tidb-connected", "orders", "tls"] {
+        assert!(line(passed).starts_with('✓'), "{}", out.stderr);
+    }
+    assert!(line("orders").contains(": 1000 in"), "{}", line("orders"));
+    let refused = line("no-writes");
+    assert!(refused.starts_with('✗'), "{refused}");
+    assert!(refused.contains("READ ONLY"), "{refused}");
+    assert_eq!(
+        mariadb(Some(&db), "SELECT COUNT(*) FROM orders"),
+        "1000",
+        "the read-only check deleted nothing"
+    );
+    drop_database(&db);
+}
+
+/// docs/mysql.md's smoke.toml for seed 004, as written there.
+fn seed_004_spec() -> String {
+    let doc = std::fs::read_to_string(lifeboat_testkit::workspace_root().join("docs/mysql.md"))
+        .expect("docs/mysql.md");
+    let start = doc.find("```toml\n").expect("a toml block") + "```toml\n".len();
+    let end = start + doc[start..].find("```").expect("its end");
+    doc[start..end].to_owned()
+}
+
+#[test]
+fn seed_004_s_checks_pass_against_mariadb_tls_redis_and_a_rest_endpoint() {
+    use lifeboat_testkit::{http_response, HttpFixture, Reply};
+    let db = shop_database();
+    let work = tempfile::tempdir().expect("tempdir");
+    let token = "upstash-token-5b1c7e";
+    let rest = HttpFixture::start(Reply::Raw(http_response(
+        "200 OK",
+        "Content-Type: application/json\r\n",
+        r#"{"result":"PONG"}"#,
+    )));
+    // The test Redis speaks only TLS, with a certificate of the test CA: the documented spec,
+    // with that CA for the redis check.
+    let spec = seed_004_spec().replace(
+        "kind = \"redis\"",
+        &format!(
+            "kind = \"redis\"\nca-file = \"{}\"",
+            lifeboat_testkit::mysql_ca_file()
+        ),
+    );
+    let path = work.path().join("smoke.toml");
+    std::fs::write(&path, spec).expect("spec");
+    let url = lifeboat_testkit::mysql_url();
+    let db_url = format!("{}/{db}", url.rsplit_once('/').expect("a path").0);
+    mariadb(None, &format!("GRANT SELECT ON `{db}`.* TO 'lifeboat'@'%'"));
+    let out = lifeboat("lifeboat-smoke")
+        .dir(work.path())
+        .args(["--spec", &path.display().to_string(), "--env", "production"])
+        .env("DATABASE_URL", &db_url)
+        .env(
+            "REDIS_URL",
+            lifeboat_testkit::stack_var("LBTEST_REDISS_URL"),
+        )
+        .env("UPSTASH_REDIS_REST_URL", rest.url("").trim_end_matches('/'))
+        .env("UPSTASH_REDIS_REST_TOKEN", token)
+        .secret(token)
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for check in ["tidb", "redis-latency", "redis"] {
+        assert!(
+            out.stderr
+                .lines()
+                .any(|l| l.starts_with('✓') && l.contains(check)),
+            "{check}: {}",
+            out.stderr
+        );
+    }
+    let requests = rest.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.starts_with("GET /ping ") && r.contains(&format!("Bearer {token}"))),
+        "{requests:?}"
+    );
+    drop_database(&db);
+}
