@@ -84,6 +84,7 @@ pub async fn query(
         "mysql",
         &user,
         "--batch",
+        "--default-character-set=utf8mb4",
         "--skip-column-names",
     ];
     if !credentials.database.is_empty() {
@@ -131,9 +132,12 @@ pub async fn local_client(
     cmd.arg(format!("--host={}", options.host))
         .arg(format!("--port={}", options.port))
         .arg(format!("--user={}", options.user))
-        .arg("--connect-timeout=10")
         .env("MYSQL_PWD", &options.password)
         .kill_on_drop(true);
+    if !program.ends_with("dump") {
+        // The dump programs have no such option (they wait for the OS's connect timeout).
+        cmd.arg("--connect-timeout=10");
+    }
     let ca = options
         .ssl_ca
         .as_ref()
@@ -165,6 +169,18 @@ pub async fn local_client(
     Ok(cmd)
 }
 
+/// The first of `names` on `PATH` (MariaDB's name first: its `mysqldump` warns that the name
+/// is deprecated), else the last, for the error that says to install it.
+pub fn local_program<'a>(names: &[&'a str]) -> &'a str {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    names
+        .iter()
+        .copied()
+        .find(|name| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))
+        .or_else(|| names.last().copied())
+        .unwrap_or_default()
+}
+
 /// Whether the local `program` is MariaDB's (its TLS flags differ from MySQL's).
 async fn local_flavour_is_mariadb(program: &str) -> anyhow::Result<bool> {
     let out = tokio::process::Command::new(program)
@@ -182,13 +198,16 @@ pub async fn dump_local<W: AsyncWrite + Unpin>(
     sink: &mut W,
 ) -> anyhow::Result<String> {
     let database = checked_database(options.database.as_deref().unwrap_or_default())?;
-    let mut cmd = local_client("mysqldump", options).await?;
+    let program = local_program(&["mariadb-dump", "mysqldump"]);
+    let mut cmd = local_client(program, options).await?;
     cmd.args(dump_options(tidb))
         .arg(database)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().context("cannot run the local mysqldump")?;
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("cannot run the local {program}"))?;
     let mut stdout = child.stdout.take().context("the dump's stdout")?;
     let mut stderr_pipe = child.stderr.take().context("the dump's stderr")?;
     let read_stderr = async move {
@@ -206,7 +225,7 @@ pub async fn dump_local<W: AsyncWrite + Unpin>(
     let status = child.wait().await.context("waiting for the dump")?;
     if !status.success() {
         bail!(
-            "mysqldump exited with {status}: {}",
+            "{program} exited with {status}: {}",
             lifeboat::secret::redact_url(stderr.trim())
         );
     }

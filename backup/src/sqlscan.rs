@@ -7,10 +7,11 @@
 //! pg_dumpall's output switches database with `\connect`; tables are then named `db/schema.table`.
 //!
 //! mysqldump (and mariadb-dump) writes each table as a ``CREATE TABLE `name` (`` line and its rows
-//! as ``INSERT INTO `name` VALUES (…),(…);`` lines, many rows to a line, a line up to the
-//! client's buffer (1 MiB by default) or more. Those lines are scanned as they stream, never
-//! kept: a row is a `(` outside any string at depth 0 (strings are `'…'` with `\` escapes, and
-//! mysqldump escapes newlines, so a row never spans a line).
+//! as ``INSERT INTO `name` VALUES (…),(…);`` statements, many rows to a line, a line up to the
+//! client's buffer (1 MiB by default) or more; MariaDB's dump (10.11 and later) puts each row on
+//! a line of its own after ``VALUES``. Those statements are scanned as they stream, never kept,
+//! up to their `;`: a row is a `(` outside any string at depth 0 (strings are `'…'` with `\`
+//! escapes, and both dumps escape newlines, so a row never spans a line).
 
 use crate::manifest::TableEstimate;
 
@@ -28,7 +29,7 @@ pub struct RowCounter {
     /// The database of a pg_dumpall script (`\connect`), if any.
     database: Option<String>,
     tables: Vec<TableEstimate>,
-    /// Inside a mysqldump `INSERT INTO … VALUES` line: where its rows are counted.
+    /// Inside a mysqldump `INSERT INTO … VALUES` statement: where its rows are counted.
     inserting: Option<Values>,
 }
 
@@ -39,11 +40,16 @@ struct Values {
     depth: u32,
     in_string: bool,
     escaped: bool,
+    /// The statement's `;` was read: what follows on its line is not rows.
+    done: bool,
 }
 
 impl Values {
     fn scan(&mut self, bytes: &[u8], tables: &mut [TableEstimate]) {
         for &b in bytes {
+            if self.done {
+                return;
+            }
             if self.in_string {
                 if self.escaped {
                     self.escaped = false;
@@ -63,6 +69,7 @@ impl Values {
                     self.depth += 1;
                 }
                 b')' => self.depth = self.depth.saturating_sub(1),
+                b';' if self.depth == 0 => self.done = true,
                 _ => {}
             }
         }
@@ -110,7 +117,8 @@ impl RowCounter {
     /// longer than the head is not a table of this dump).
     fn start_values(&mut self, cut: bool) {
         const INSERT: &[u8] = b"INSERT INTO `";
-        const VALUES: &[u8] = b"` VALUES ";
+        // mysqldump writes the rows on the same line, MariaDB's (10.11+) one per line after it.
+        const VALUES: &[u8] = b"` VALUES";
         if cut || !self.line.starts_with(INSERT) {
             return;
         }
@@ -129,6 +137,7 @@ impl RowCounter {
             depth: 0,
             in_string: false,
             escaped: false,
+            done: false,
         };
         values.scan(
             &self.line[INSERT.len() + at + VALUES.len()..],
@@ -141,7 +150,11 @@ impl RowCounter {
     fn end_line(&mut self) {
         let line = std::mem::take(&mut self.line);
         let len = std::mem::take(&mut self.line_len);
-        if self.inserting.take().is_some() {
+        if let Some(values) = &self.inserting {
+            // An INSERT goes on over the next lines until its `;`.
+            if values.done {
+                self.inserting = None;
+            }
             self.line = line;
             return;
         }
@@ -272,6 +285,22 @@ mod tests {
         ];
         for chunk in [1, 2, 3, 7, 64, MYSQLDUMP.len()] {
             assert_eq!(count(MYSQLDUMP, chunk), expected, "chunks of {chunk}");
+        }
+    }
+
+    #[test]
+    fn mariadb_dump_rows_one_per_line_are_counted_to_the_statement_s_end() {
+        let dump = "CREATE TABLE `t` (\n  `id` int\n);\n\
+            INSERT INTO `t` VALUES\n(1,'a;b'),\n(2,'(x'),\n(3,NULL);\n\
+            CREATE TABLE `u` (\n  `id` int\n);\n\
+            INSERT INTO `u` VALUES\n(7);\n\
+            /*!50001 CREATE VIEW `v` AS select (1) */;\n";
+        for chunk in [1, 5, dump.len()] {
+            assert_eq!(
+                count(dump, chunk),
+                vec![("t".to_owned(), 3), ("u".to_owned(), 1)],
+                "chunks of {chunk}"
+            );
         }
     }
 

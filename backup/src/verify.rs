@@ -136,6 +136,10 @@ fn scratch_name() -> String {
 /// database is dropped whatever happened, a signal included.
 async fn restore_test_run(config: &Config, entry: &Entry, keys: &Keys) -> anyhow::Result<Scan> {
     let m = &entry.manifest;
+    let source = Source::resolve(config).await?;
+    if source.engine() == lifeboat::db::Engine::Mysql {
+        return Err(lifeboat::exit::UsageError::new(MYSQL_RESTORE_TEST).into());
+    }
     if !m.exact_rows() {
         return Err(UsageError::new(format!(
             "{} was written by an earlier lifeboat-backup whose manifest (format {}) holds              estimated row counts: --restore-test cannot compare them; run verify without it",
@@ -150,10 +154,6 @@ async fn restore_test_run(config: &Config, entry: &Entry, keys: &Keys) -> anyhow
             m.file,
             bad.name
         );
-    }
-    let source = Source::resolve(config).await?;
-    if source.engine() == lifeboat::db::Engine::Mysql {
-        return Err(lifeboat::exit::UsageError::new(MYSQL_RESTORE_TEST).into());
     }
     let scratch = scratch_name();
     // Signals stay caught from here on: a second Ctrl-C cannot stop the clean-up halfway.
