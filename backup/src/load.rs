@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
 use anyhow::{anyhow, bail, Context};
-use lifeboat::db::DbTarget;
+use lifeboat::db::{DbTarget, Engine};
 use lifeboat::docker::DockerError;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -57,9 +57,17 @@ pub async fn archive(
     if let Some(e) = stream.failure(&m.file) {
         return Err(e);
     }
-    let copied = loaded?;
+    let mut copied = loaded?;
     let scan = stream.finish();
     archive::check_scan(entry, &scan)?;
+    if source.engine() == Engine::Mysql {
+        // The client says nothing of rows: each table of the dump is counted where it landed.
+        copied = crate::mysql::server::count(source, database, &scan.tables)
+            .await?
+            .iter()
+            .map(|t| u64::try_from(t.rows).unwrap_or_default())
+            .collect();
+    }
     check_copied(&m.file, &scan, &copied)?;
     Ok(Loaded { scan, copied })
 }
@@ -72,6 +80,16 @@ pub async fn sql(
     scratch: &str,
     stream: &mut SqlStream,
 ) -> anyhow::Result<Vec<u64>> {
+    if source.engine() == Engine::Mysql {
+        let fed = crate::mysql::server::load(source, scratch, stream).await?;
+        if fed != stream.raw_size() {
+            bail!(
+                "the client stopped reading after {fed} of {} bytes of SQL without an error",
+                stream.raw_size()
+            );
+        }
+        return Ok(Vec::new());
+    }
     let db = format!("--dbname={scratch}");
     // Not -q: the command tags on stdout carry each COPY's row count, as the server saw it.
     let psql = [
@@ -110,7 +128,7 @@ pub async fn sql(
         Source::Url { target, .. } => {
             restore_local(&target.with_database(scratch), scratch, stream, &mut tags).await?
         }
-        Source::MysqlUrl { .. } => bail!("the SQL loader speaks PostgreSQL only"),
+        Source::MysqlUrl { .. } => bail!("a MySQL server reached the PostgreSQL loader"),
     };
     // psql reads to the end of its input; one that stopped early restored only a part.
     if fed != stream.raw_size() {

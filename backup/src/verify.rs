@@ -5,7 +5,8 @@
 //! each on stderr: the archive's size and SHA-256 against its manifest; a decompression to the
 //! very end, with the bytes of SQL and every table's rows (its `COPY` lines, counted exactly as
 //! the backup counted them) against the manifest; and with `--restore-test`, a restore into a
-//! scratch database on the same server and a `count(*)` of every table there.
+//! scratch database on the same server and a `count(*)` of every table there (PostgreSQL through
+//! psql, MySQL through its client: [`crate::mysql::server`]).
 //!
 //! Exit 0 only when everything matched; otherwise exit 1 with the first check that failed (all
 //! of its differences). The scratch database is always dropped: after success, after a failure,
@@ -29,6 +30,7 @@ use crate::archive::{self, Scan};
 use crate::crypt::{self, Keys};
 use crate::load;
 use crate::manifest::{self, Entry, TableEstimate};
+use crate::mysql;
 use crate::source::{psql, Source};
 
 /// Verify the backup `name` (`latest` when `None`); on success print one line on stdout. A
@@ -137,9 +139,7 @@ fn scratch_name() -> String {
 async fn restore_test_run(config: &Config, entry: &Entry, keys: &Keys) -> anyhow::Result<Scan> {
     let m = &entry.manifest;
     let source = Source::resolve(config).await?;
-    if source.engine() == lifeboat::db::Engine::Mysql {
-        return Err(lifeboat::exit::UsageError::new(MYSQL_RESTORE_TEST).into());
-    }
+    let mysql = source.engine() == lifeboat::db::Engine::Mysql;
     if !m.exact_rows() {
         return Err(UsageError::new(format!(
             "{} was written by an earlier lifeboat-backup whose manifest (format {}) holds              estimated row counts: --restore-test cannot compare them; run verify without it",
@@ -147,7 +147,8 @@ async fn restore_test_run(config: &Config, entry: &Entry, keys: &Keys) -> anyhow
         ))
         .into());
     }
-    if let Some(bad) = m.tables.iter().find(|t| !is_table_name(&t.name)) {
+    // MySQL's names are backquoted wherever they reach SQL (mysql::server::ident).
+    if let Some(bad) = m.tables.iter().find(|t| !mysql && !is_table_name(&t.name)) {
         bail!(
             "the manifest of {} names a table `{}`, which is not schema.table as pg_dump writes \
              it; it cannot be counted",
@@ -233,12 +234,12 @@ async fn restore_and_count(
     Ok(scan)
 }
 
-/// What `--restore-test` says of a MySQL backup, before it touches anything.
-const MYSQL_RESTORE_TEST: &str = "--restore-test restores into PostgreSQL only for now; a MySQL backup is verified without it (size, SHA-256, decompression, every table's rows in the dump)";
-
 async fn create_scratch(source: &Source, scratch: &str) -> anyhow::Result<()> {
+    if source.engine() == lifeboat::db::Engine::Mysql {
+        return mysql::server::create_database(source, scratch).await;
+    }
     match source {
-        Source::MysqlUrl { .. } => bail!(MYSQL_RESTORE_TEST),
+        Source::MysqlUrl { .. } => bail!("a MySQL server reached the PostgreSQL path"),
         Source::Container {
             docker,
             container,
@@ -268,8 +269,11 @@ async fn create_scratch(source: &Source, scratch: &str) -> anyhow::Result<()> {
 
 /// Drop the scratch database, its sessions first (a psql stopped by a signal may linger).
 async fn drop_scratch(source: &Source, scratch: &str) -> anyhow::Result<()> {
+    if source.engine() == lifeboat::db::Engine::Mysql {
+        return mysql::server::drop_database(source, scratch).await;
+    }
     match source {
-        Source::MysqlUrl { .. } => bail!(MYSQL_RESTORE_TEST),
+        Source::MysqlUrl { .. } => bail!("a MySQL server reached the PostgreSQL path"),
         Source::Container {
             docker,
             container,
@@ -327,6 +331,9 @@ pub async fn count_rows(
     if tables.is_empty() {
         return Ok(Vec::new());
     }
+    if source.engine() == lifeboat::db::Engine::Mysql {
+        return mysql::server::count(source, scratch, tables).await;
+    }
     // ONLY: pg_dump's COPY of a table holds its own rows, not those of tables inheriting it.
     let sql = tables
         .iter()
@@ -336,7 +343,7 @@ pub async fn count_rows(
         .join(" UNION ALL ");
     let mut counts = vec![None; tables.len()];
     match source {
-        Source::MysqlUrl { .. } => bail!(MYSQL_RESTORE_TEST),
+        Source::MysqlUrl { .. } => bail!("a MySQL server reached the PostgreSQL path"),
         Source::Container {
             docker,
             container,

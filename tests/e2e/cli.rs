@@ -193,7 +193,7 @@ fn a_bad_database_url_is_named_without_its_password() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = lifeboat("lifeboat-backup")
         .dir(dir.path())
-        .env("DATABASE_URL", "mysql://app:Sup3rSecret@db/app")
+        .env("DATABASE_URL", "mongodb://app:Sup3rSecret@db/app")
         .secret("Sup3rSecret")
         .run();
     assert_eq!(out.code, 2);

@@ -2,7 +2,7 @@
 //! against a real MariaDB (Debian's mariadb-server in `lifeboat-test/mariadb`), through its
 //! container and through a `mysql://` URL with the local client over TLS.
 //!
-//! TiDB itself cannot run here: its detection and options are unit-tested in backup/src/mysql.rs.
+//! TiDB itself cannot run here: its detection and options are unit-tested in backup/src/mysql/mod.rs.
 
 use std::path::Path;
 use std::process::Command;
@@ -78,6 +78,14 @@ fn drop_database(db: &str) {
         None,
         &format!("DROP DATABASE IF EXISTS `{db}`; DROP USER IF EXISTS '{db}_reader'@'%';"),
     );
+}
+
+/// The restore tests' scratch databases left on the server (none, ever).
+fn scratch_databases() -> String {
+    mariadb(
+        None,
+        "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'lifeboat\\_verify\\_%'",
+    )
 }
 
 /// Files in `dir` that are not hidden.
@@ -229,6 +237,45 @@ fn a_url_backup_uses_the_local_client_over_verified_tls() {
     assert_eq!(manifest["tables"].as_array().map(Vec::len), Some(4));
     assert!(gunzip(&archive).contains("TRIGGER orders_audit"));
 
+    // The restore test over the URL: the local client loads, lifeboat's own client counts.
+    let verify = lifeboat("lifeboat-backup")
+        .dir(work.path())
+        .args(["verify", "latest", "--restore-test"])
+        .env("DATABASE_URL", &url)
+        .run();
+    assert_eq!(verify.code, 0, "{}", verify.stderr);
+    assert!(
+        verify.stdout.contains("restore test ok"),
+        "{}",
+        verify.stdout
+    );
+    assert_eq!(scratch_databases(), "", "the scratch database is dropped");
+
+    // The app's own user may not create databases: the restore test says so, and leaves nothing.
+    let app_user = format!(
+        "{}/{db}?ssl-mode=REQUIRED",
+        base.rsplit_once('/').expect("a path").0
+    );
+    mariadb(
+        None,
+        &format!(
+            "GRANT SELECT, SHOW VIEW, TRIGGER, EVENT, LOCK TABLES ON `{db}`.* TO 'lifeboat'@'%'"
+        ),
+    );
+    let verify = lifeboat("lifeboat-backup")
+        .dir(work.path())
+        .args(["verify", "latest", "--restore-test"])
+        .env("DATABASE_URL", &app_user)
+        .secret(lifeboat_testkit::mysql_password())
+        .run();
+    assert_eq!(verify.code, 1, "{}", verify.stderr);
+    assert!(
+        verify.stderr.contains("cannot create the scratch database"),
+        "{}",
+        verify.stderr
+    );
+    assert_eq!(scratch_databases(), "");
+
     // A server certificate the CA did not sign is refused before anything is written.
     let wrong = url.replace("ssl-ca=", "ssl-ca=/etc/ssl/certs/ca-certificates.crt&x=");
     let before = files(work.path());
@@ -239,7 +286,7 @@ fn a_url_backup_uses_the_local_client_over_verified_tls() {
 }
 
 #[test]
-fn a_failed_mysql_dump_leaves_nothing_and_restore_says_what_it_does_not_do() {
+fn a_failed_mysql_dump_leaves_nothing_a_restore_test_passes_and_restore_says_what_it_does_not_do() {
     let work = tempfile::tempdir().expect("tempdir");
     let container = lifeboat_testkit::mysql_container();
     let env = [("LIFEBOAT_DB_CONTAINER", container.as_str())];
@@ -265,12 +312,15 @@ fn a_failed_mysql_dump_leaves_nothing_and_restore_says_what_it_does_not_do() {
         .args(["verify", "latest", "--restore-test", "--database", &db])
         .envs(env)
         .run();
-    assert_eq!(verify.code, 2, "{}", verify.stderr);
+    assert_eq!(verify.code, 0, "{}", verify.stderr);
     assert!(
-        verify.stderr.contains("--restore-test"),
+        verify
+            .stdout
+            .contains("4 tables, 1003 rows, restore test ok"),
         "{}",
-        verify.stderr
+        verify.stdout
     );
+    assert_eq!(scratch_databases(), "", "the scratch database is dropped");
     let restore = lifeboat("lifeboat-restore")
         .dir(work.path())
         .args(["--yes", "--database", &db, "latest"])
@@ -362,7 +412,10 @@ retries = 0
 fn seed_004_spec() -> String {
     let doc = std::fs::read_to_string(lifeboat_testkit::workspace_root().join("docs/mysql.md"))
         .expect("docs/mysql.md");
-    let start = doc.find("```toml\n").expect("a toml block") + "```toml\n".len();
+    let start = doc
+        .find("```toml smoke.toml\n")
+        .expect("a smoke.toml block")
+        + "```toml smoke.toml\n".len();
     let end = start + doc[start..].find("```").expect("its end");
     doc[start..end].to_owned()
 }

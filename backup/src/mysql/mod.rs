@@ -13,6 +13,8 @@
 //! with a "sandbox mode" comment that MySQL's clients and older MariaDB ones reject; it is left out
 //! of the archive ([`SkipSandbox`]), so that `gunzip | mysql` works with any client.
 
+pub mod server;
+
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 

@@ -1,0 +1,333 @@
+//! What a restore test (and a restore) needs of a MySQL-protocol server besides the dump: SQL
+//! with rows back, a script streamed into the client, and every table's rows counted. The same
+//! two ways as the dump: the container's own client (`mariadb`, else `mysql`), or against a
+//! `mysql://` URL lifeboat's own client for queries and the local client for scripts.
+//!
+//! Every name that reaches SQL is backquoted with its backquotes doubled ([`ident`]), every
+//! value single-quoted with `\` and `'` escaped ([`literal`]): table names come from the dump,
+//! which is as trustworthy as whoever could write to the database.
+
+use anyhow::{anyhow, bail, Context};
+use lifeboat::db::ContainerCredentials;
+use lifeboat::docker::{Docker, DockerError};
+use lifeboat_healthcheck::mysql::Options;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+
+use super::{local_client, local_program, PICK};
+use crate::manifest::TableEstimate;
+use crate::source::Source;
+
+/// The most rows and bytes one answer may bring back (lists of tables, counts).
+const MAX_ROWS: usize = 1_000_000;
+const MAX_BYTES: usize = 64 * 1024 * 1024;
+
+/// The most of the client's stderr kept for an error message.
+const STDERR_KEPT: u64 = 16 * 1024;
+
+/// `` `name` ``, with any backquote doubled: safe for any database, table or user name.
+pub fn ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// `'text'` with `\` and `'` escaped, as MySQL reads it whatever `sql_mode` says of backslashes
+/// (`NO_BACKSLASH_ESCAPES` off, the default; with it on, `''` still reads as a quote).
+pub fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+/// A field of the client's `--batch` output with its escapes undone (`\t`, `\n`, `\\`, `\0`).
+fn unescape(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    let mut chars = field.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('t') => out.push('\t'),
+            Some('n') => out.push('\n'),
+            Some('0') => out.push('\0'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// The rows of `sql` (names in it qualified: the session's default database is the source's).
+pub async fn rows(source: &Source, sql: &str) -> anyhow::Result<Vec<Vec<String>>> {
+    tracing::debug!("SQL: {sql}");
+    match source {
+        Source::Container {
+            docker,
+            container,
+            credentials,
+            ..
+        } => {
+            let text = client_output(docker, container, credentials, sql).await?;
+            Ok(text
+                .lines()
+                .map(|line| line.split('\t').map(unescape).collect())
+                .collect())
+        }
+        Source::MysqlUrl { options, .. } => url_rows(options, sql).await,
+        Source::Url { .. } => bail!("not a MySQL-protocol server"),
+    }
+}
+
+async fn client_output(
+    docker: &Docker,
+    container: &str,
+    credentials: &ContainerCredentials,
+    sql: &str,
+) -> anyhow::Result<String> {
+    let user = format!("--user={}", credentials.user);
+    let command = [
+        "sh",
+        "-c",
+        PICK,
+        "mariadb",
+        "mysql",
+        &user,
+        "--batch",
+        "--default-character-set=utf8mb4",
+        "--skip-column-names",
+        "--execute",
+        sql,
+    ];
+    let mut out = Vec::new();
+    match docker
+        .exec(container, &command, &credentials.client_env(), &mut out)
+        .await
+    {
+        Ok(_) => Ok(String::from_utf8_lossy(&out).into_owned()),
+        Err(DockerError::ExecFailed { code, stderr, .. }) => Err(anyhow!(
+            "the client in {container} failed (exit code {code}): {}",
+            lifeboat::secret::redact_url(stderr.trim())
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn url_rows(options: &Options, sql: &str) -> anyhow::Result<Vec<Vec<String>>> {
+    let server = format!("{}:{}", options.host, options.port);
+    let options = options.clone();
+    let sql = sql.to_owned();
+    tokio::task::spawn_blocking(move || {
+        // Counting a large table reads it: minutes, not the seconds a login takes.
+        let deadline =
+            lifeboat_healthcheck::Deadline::after(std::time::Duration::from_secs(30 * 60));
+        let mut conn = lifeboat_healthcheck::mysql::Conn::connect(&options, deadline)?;
+        let answer = conn.query(&sql, MAX_ROWS, MAX_BYTES)?;
+        conn.close();
+        Ok::<_, String>(
+            answer
+                .rows
+                .into_iter()
+                .map(|row| {
+                    row.into_iter()
+                        .map(|v| v.unwrap_or_else(|| "NULL".into()))
+                        .collect()
+                })
+                .collect(),
+        )
+    })
+    .await
+    .context("the query stopped")?
+    .map_err(|e| anyhow!("{server}: {e}"))
+}
+
+/// `CREATE DATABASE` in utf8mb4, as the dump's `SET NAMES` expects.
+pub async fn create_database(source: &Source, name: &str) -> anyhow::Result<()> {
+    rows(
+        source,
+        &format!(
+            "CREATE DATABASE {} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+            ident(name)
+        ),
+    )
+    .await
+    .map(drop)
+}
+
+pub async fn drop_database(source: &Source, name: &str) -> anyhow::Result<()> {
+    rows(source, &format!("DROP DATABASE IF EXISTS {}", ident(name)))
+        .await
+        .map(drop)
+}
+
+/// `SELECT COUNT(*)` of each of `tables` in `database`, in their order.
+pub async fn count(
+    source: &Source,
+    database: &str,
+    tables: &[TableEstimate],
+) -> anyhow::Result<Vec<TableEstimate>> {
+    let mut counted = Vec::with_capacity(tables.len());
+    // A few hundred tables to a statement: one client started per batch, not per table.
+    for batch in tables.chunks(200) {
+        let sql = batch
+            .iter()
+            .map(|t| {
+                format!(
+                    "SELECT COUNT(*) FROM {}.{}",
+                    ident(database),
+                    ident(&t.name)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let answer = rows(source, &sql).await?;
+        if answer.len() != batch.len() {
+            bail!(
+                "{} counts came back for {} tables",
+                answer.len(),
+                batch.len()
+            );
+        }
+        for (t, row) in batch.iter().zip(answer) {
+            let n = row
+                .first()
+                .and_then(|n| n.trim().parse::<i64>().ok())
+                .with_context(|| format!("no count came back for {}", t.name))?;
+            counted.push(TableEstimate {
+                name: t.name.clone(),
+                rows: n,
+            });
+        }
+    }
+    Ok(counted)
+}
+
+/// Stream `script` into the client on `database`; the first error stops it and is the reason
+/// given. Returns the bytes the client read.
+pub async fn load<R: AsyncRead + Unpin + Send>(
+    source: &Source,
+    database: &str,
+    script: &mut R,
+) -> anyhow::Result<u64> {
+    let db = format!("--database={database}");
+    match source {
+        Source::Container {
+            docker,
+            container,
+            credentials,
+            ..
+        } => {
+            let user = format!("--user={}", credentials.user);
+            let command = [
+                "sh",
+                "-c",
+                PICK,
+                "mariadb",
+                "mysql",
+                &user,
+                "--default-character-set=utf8mb4",
+                &db,
+            ];
+            match docker
+                .exec_with_input(
+                    container,
+                    &command,
+                    &credentials.client_env(),
+                    script,
+                    &mut tokio::io::sink(),
+                )
+                .await
+            {
+                Ok(out) => Ok(out.stdin_bytes),
+                Err(DockerError::ExecFailed { code, stderr, .. }) => {
+                    Err(load_error(database, &stderr, code))
+                }
+                Err(e) => Err(e).context("loading through docker exec"),
+            }
+        }
+        Source::MysqlUrl { options, .. } => load_local(options, database, &db, script).await,
+        Source::Url { .. } => bail!("not a MySQL-protocol server"),
+    }
+}
+
+async fn load_local<R: AsyncRead + Unpin + Send>(
+    options: &Options,
+    database: &str,
+    db: &str,
+    script: &mut R,
+) -> anyhow::Result<u64> {
+    let program = local_program(&["mariadb", "mysql"]);
+    let mut cmd = local_client(program, options).await?;
+    cmd.arg("--default-character-set=utf8mb4")
+        .arg(db)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("cannot run the local {program}"))?;
+    let mut stdin = child.stdin.take().context("the client's stdin")?;
+    let mut stderr_pipe = child.stderr.take().context("the client's stderr")?;
+    let feeding = async move {
+        let mut buf = vec![0; 64 * 1024];
+        let mut fed = 0u64;
+        loop {
+            let n = script.read(&mut buf).await?;
+            // A failed write: the client stopped reading (it exited); its status says why.
+            if n == 0 || stdin.write_all(&buf[..n]).await.is_err() {
+                return Ok::<u64, std::io::Error>(fed);
+            }
+            fed += n as u64;
+        }
+    };
+    let read_stderr = async move {
+        let mut text = String::new();
+        let _ = (&mut stderr_pipe)
+            .take(STDERR_KEPT)
+            .read_to_string(&mut text)
+            .await;
+        text
+    };
+    let (fed, stderr) = tokio::join!(feeding, read_stderr);
+    let status = child.wait().await.context("waiting for the client")?;
+    if !status.success() {
+        return Err(load_error(
+            database,
+            &stderr,
+            i64::from(status.code().unwrap_or(-1)),
+        ));
+    }
+    fed.context("reading the archive")
+}
+
+fn load_error(database: &str, stderr: &str, code: i64) -> anyhow::Error {
+    let reason: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("ERROR"))
+        .take(3)
+        .collect();
+    let reason = if reason.is_empty() {
+        stderr.trim().to_owned()
+    } else {
+        reason.join(" | ")
+    };
+    anyhow!(
+        "loading into {database} failed with an SQL error (exit code {code}): {}",
+        lifeboat::secret::redact_url(&reason)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_values_cannot_leave_their_quotes() {
+        assert_eq!(ident("a`b"), "`a``b`");
+        assert_eq!(ident("plain"), "`plain`");
+        assert_eq!(literal(r"it's \ "), r"'it''s \\ '");
+    }
+
+    #[test]
+    fn the_client_s_batch_escapes_are_undone() {
+        assert_eq!(unescape(r"a\tb\nc\\d"), "a\tb\nc\\d");
+        assert_eq!(unescape(r"end\"), "end\\");
+    }
+}
