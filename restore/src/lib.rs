@@ -12,6 +12,7 @@
 
 pub mod app;
 pub mod journal;
+pub mod mysql;
 pub mod pick;
 pub mod safety;
 pub mod scaled;

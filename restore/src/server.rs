@@ -121,10 +121,14 @@ impl Server {
         config.backup.all = false;
         let source = Source::resolve(&config).await?;
         if source.engine() == lifeboat::db::Engine::Mysql {
-            return Err(lifeboat::exit::UsageError::new(
-                "lifeboat-restore restores PostgreSQL only for now; a MySQL backup made by lifeboat-backup is plain SQL: `gunzip -c FILE | mysql DATABASE` restores it (into an empty database)",
-            )
-            .into());
+            crate::mysql::ping(&source)
+                .await
+                .with_context(|| format!("cannot reach the server ({})", source.describe()))?;
+            return Ok(Self {
+                source,
+                maintenance: String::new(),
+                direct: None,
+            });
         }
         let direct = match &source {
             Source::Container {
@@ -160,6 +164,11 @@ impl Server {
         self.source.describe()
     }
 
+    /// Whether the server speaks MySQL's protocol (its operations: [`crate::mysql`]).
+    pub fn is_mysql(&self) -> bool {
+        self.source.engine() == lifeboat::db::Engine::Mysql
+    }
+
     /// Run `sql` in the maintenance database.
     pub async fn query(&self, sql: &str) -> anyhow::Result<Vec<Vec<String>>> {
         self.query_on(&self.maintenance.clone(), sql).await
@@ -185,7 +194,7 @@ impl Server {
             (Some(target), _) | (None, Source::Url { target, .. }) => {
                 return over_tcp(target, db, statements).await
             }
-            (None, Source::MysqlUrl { .. }) => bail!("lifeboat-restore restores PostgreSQL only"),
+            (None, Source::MysqlUrl { .. }) => bail!("a MySQL server reached psql's path"),
             (
                 None,
                 Source::Container {
@@ -237,6 +246,9 @@ impl Server {
 
     /// Every database's name.
     pub async fn databases(&self) -> anyhow::Result<Vec<String>> {
+        if self.is_mysql() {
+            return crate::mysql::databases(&self.source).await;
+        }
         Ok(self
             .query("SELECT datname FROM pg_database")
             .await?
@@ -246,6 +258,9 @@ impl Server {
     }
 
     pub async fn exists(&self, db: &str) -> anyhow::Result<bool> {
+        if self.is_mysql() {
+            return Ok(crate::mysql::info(&self.source, db).await?.is_some());
+        }
         let rows = self
             .query(&format!(
                 "SELECT 1 FROM pg_database WHERE datname = {}",
@@ -267,6 +282,9 @@ impl Server {
     /// Owner, encoding, locale (provider included) and connection limit of `db`, or `None` if
     /// it does not exist.
     pub async fn info(&self, db: &str) -> anyhow::Result<Option<DbInfo>> {
+        if self.is_mysql() {
+            return crate::mysql::info(&self.source, db).await;
+        }
         // The locale provider's columns by version: none before 15 (libc only), ICU's locale
         // from 15, its rules from 16, one column for ICU and builtin from 17.
         let version = self.version_num().await?;
@@ -302,6 +320,9 @@ impl Server {
 
     /// Bytes `db` takes on disk.
     pub async fn size(&self, db: &str) -> anyhow::Result<u64> {
+        if self.is_mysql() {
+            return crate::mysql::size(&self.source, db).await;
+        }
         let rows = self
             .query(&format!("SELECT pg_database_size({})", literal(db)))
             .await?;
@@ -314,6 +335,11 @@ impl Server {
     /// Bytes free where the server keeps its data, when it can be known (the container's
     /// file system; a managed server does not say).
     pub async fn free_space(&self) -> anyhow::Result<Option<u64>> {
+        if self.is_mysql() {
+            // MySQL names its data directory too (`datadir`), but whether the container's
+            // df sees it is not sure enough to refuse a restore on.
+            return Ok(None);
+        }
         // A one-off container beside a Swarm task does not hold the data.
         let Source::Container {
             docker,
@@ -346,6 +372,9 @@ impl Server {
     /// locale provider: an ICU database stays ICU, with its ICU locale and rules) and
     /// connection limit, or the server's defaults when there is no live database.
     pub async fn create(&self, db: &str, like: Option<&DbInfo>) -> anyhow::Result<()> {
+        if self.is_mysql() {
+            return crate::mysql::create(&self.source, db, like).await;
+        }
         let like = like.map_or_else(String::new, create_options);
         self.query(&format!(
             "CREATE DATABASE {} TEMPLATE template0{like}",
@@ -358,6 +387,10 @@ impl Server {
     /// `db`'s own properties (owner, locale, settings, grants, comment), as a backup records
     /// them; `None` if it does not exist.
     pub async fn properties(&self, db: &str) -> anyhow::Result<Option<DatabaseProperties>> {
+        if self.is_mysql() {
+            // Its grants stay with its name, its character set is copied by `create`.
+            return Ok(None);
+        }
         let version = self.version_num().await?;
         let rows = self.query(&properties::query(db, version)).await?;
         match rows.first().and_then(|r| r.first()) {
@@ -401,6 +434,10 @@ impl Server {
 
     /// Whether new sessions may connect to `db`.
     pub async fn allow_connections(&self, db: &str, allow: bool) -> anyhow::Result<()> {
+        if self.is_mysql() {
+            // MySQL has no such switch; the swap ends the sessions on the databases it moves.
+            return Ok(());
+        }
         self.query(&format!(
             "ALTER DATABASE {} WITH ALLOW_CONNECTIONS {allow}",
             ident(db)
@@ -411,6 +448,9 @@ impl Server {
 
     /// End every session on `db` but ours; returns how many there were.
     pub async fn terminate(&self, db: &str) -> anyhow::Result<u64> {
+        if self.is_mysql() {
+            return crate::mysql::terminate(&self.source, &[db]).await;
+        }
         Ok(first_count(&self.query(&terminate_sql(&[db])).await?))
     }
 
@@ -423,6 +463,14 @@ impl Server {
         ended: &[&str],
         renames: &[(&str, &str)],
     ) -> anyhow::Result<u64> {
+        if self.is_mysql() {
+            let close: Vec<&str> = closed
+                .iter()
+                .copied()
+                .chain(ended.iter().copied())
+                .collect();
+            return crate::mysql::move_databases(&self.source, &close, renames).await;
+        }
         let close =
             closed.map(|db| format!("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false", ident(db)));
         let dbs: Vec<&str> = closed
@@ -450,6 +498,9 @@ impl Server {
             return Ok(());
         }
         self.terminate(db).await?;
+        if self.is_mysql() {
+            return crate::mysql::drop_database(&self.source, db, true).await;
+        }
         self.query(&format!("DROP DATABASE IF EXISTS {}", ident(db)))
             .await
             .map(drop)

@@ -200,6 +200,11 @@ async fn say_how_it_differs(
     db: &str,
     live: bool,
 ) -> anyhow::Result<()> {
+    if server.is_mysql() {
+        // A MySQL database's own properties are its character set (copied by `create`) and
+        // grants, which name it and so stay with it.
+        return Ok(());
+    }
     match (entry.manifest.properties.as_ref(), live) {
         (Some(p), true) => {
             if let Some(now) = server.properties(db).await? {
@@ -240,7 +245,7 @@ async fn restore_beside(
     if let Some(p) = entry.manifest.properties.as_ref() {
         let n = server.apply_properties(restore_db, p).await?;
         info!("gave {restore_db} the backup's {n} database-level setting(s), grant(s) and comment");
-    } else if live {
+    } else if live && !server.is_mysql() {
         let n = server.copy_database_properties(db, restore_db).await?;
         info!("copied {n} database-level setting(s), grant(s) and comment(s) of {db} onto {restore_db}");
     }
@@ -418,6 +423,13 @@ async fn swap(ctx: &Ctx<'_>, j: &mut Journal, app: &App, live: bool) -> anyhow::
 
 /// Whether the swap of `j` committed (and was not reversed since).
 async fn is_swapped(server: &Server, j: &Journal) -> anyhow::Result<bool> {
+    if server.is_mysql() && j.live_existed {
+        // The pre-restore database is made just before the one RENAME TABLE: swapped when
+        // the tables are in it.
+        return Ok(!crate::mysql::tables(&server.source, &j.pre_db)
+            .await?
+            .is_empty());
+    }
     Ok(if j.live_existed {
         server.exists(&j.pre_db).await?
     } else {

@@ -286,7 +286,7 @@ fn a_url_backup_uses_the_local_client_over_verified_tls() {
 }
 
 #[test]
-fn a_failed_mysql_dump_leaves_nothing_a_restore_test_passes_and_restore_says_what_it_does_not_do() {
+fn a_failed_mysql_dump_leaves_nothing_and_a_restore_test_passes() {
     let work = tempfile::tempdir().expect("tempdir");
     let container = lifeboat_testkit::mysql_container();
     let env = [("LIFEBOAT_DB_CONTAINER", container.as_str())];
@@ -321,18 +321,320 @@ fn a_failed_mysql_dump_leaves_nothing_a_restore_test_passes_and_restore_says_wha
         verify.stdout
     );
     assert_eq!(scratch_databases(), "", "the scratch database is dropped");
-    let restore = lifeboat("lifeboat-restore")
-        .dir(work.path())
-        .args(["--yes", "--database", &db, "latest"])
-        .envs(env)
-        .run();
-    assert_eq!(restore.code, 2, "{}", restore.stderr);
-    assert!(restore.stderr.contains("gunzip -c"), "{}", restore.stderr);
-    assert_eq!(
-        mariadb(Some(&db), "SELECT COUNT(*) FROM orders"),
-        "1000",
-        "the live database is untouched"
+    drop_database(&db);
+}
+
+/// Every object of `db` as `kind name`, sorted: what a restore must bring back.
+fn objects(db: &str) -> String {
+    mariadb(
+        None,
+        &format!(
+            "SELECT CONCAT(t, ' ', n) FROM (
+               SELECT 'table' t, TABLE_NAME n FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{db}'
+               UNION ALL SELECT 'trigger', TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = '{db}'
+               UNION ALL SELECT LOWER(ROUTINE_TYPE), ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = '{db}'
+               UNION ALL SELECT 'event', EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = '{db}') o
+             ORDER BY 1"
+        ),
+    )
+}
+
+/// The databases whose name starts with `prefix` (`_` taken literally).
+fn databases_like(prefix: &str) -> Vec<String> {
+    let pattern = prefix.replace('_', "\\_");
+    let out = mariadb(
+        None,
+        &format!("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE '{pattern}%' ORDER BY 1"),
     );
+    out.lines().map(str::to_owned).collect()
+}
+
+fn restore(dir: &Path, db: &str, backup: &str) -> lifeboat_testkit::Ran {
+    let container = lifeboat_testkit::mysql_container();
+    lifeboat("lifeboat-restore")
+        .dir(dir)
+        .args(["--yes", "--no-progress", "--database", db, backup])
+        .env("LIFEBOAT_DB_CONTAINER", &container)
+        .env("LIFEBOAT_LOCK_DIR", dir.join("locks"))
+        .secret(lifeboat_testkit::mysql_root_password())
+        .run()
+}
+
+#[test]
+fn a_mysql_restore_swaps_tables_views_routines_triggers_and_events_and_keeps_grants() {
+    let db = shop_database();
+    let reader = format!("{db}_reader");
+    mariadb(
+        None,
+        &format!("GRANT INSERT ON `{db}`.`audit` TO '{reader}'@'%'"),
+    );
+    let work = tempfile::tempdir().expect("tempdir");
+    let container = lifeboat_testkit::mysql_container();
+    let out = backup(
+        work.path(),
+        &["--database", &db],
+        &[("LIFEBOAT_DB_CONTAINER", &container)],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let backed_up = objects(&db);
+    let customers = mariadb(
+        Some(&db),
+        "SELECT GROUP_CONCAT(name ORDER BY id) FROM customers",
+    );
+
+    // The incident: rows changed, a view dropped, a table added.
+    mariadb(
+        Some(&db),
+        "INSERT INTO orders (customer_id, total) VALUES (1, 5);
+         UPDATE customers SET name = 'overwritten';
+         DROP VIEW big_orders;
+         CREATE TABLE junk (id INT);",
+    );
+    let incident = objects(&db);
+
+    let out = restore(work.path(), &db, "latest");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        objects(&db),
+        backed_up,
+        "every object is back, nothing more"
+    );
+    assert_eq!(
+        mariadb(
+            Some(&db),
+            "SELECT GROUP_CONCAT(name ORDER BY id) FROM customers"
+        ),
+        customers,
+        "utf8mb4 text as it was"
+    );
+    assert_eq!(mariadb(Some(&db), "SELECT COUNT(*) FROM orders"), "1000");
+    assert_eq!(mariadb(Some(&db), "SELECT COUNT(*) FROM audit"), "0");
+    // Each object works on the restored tables: the view, the trigger, the routines.
+    assert_eq!(mariadb(Some(&db), "SELECT COUNT(*) FROM big_orders"), "500");
+    mariadb(
+        Some(&db),
+        "INSERT INTO orders (customer_id, total) VALUES (2, 7); CALL add_customer('new');",
+    );
+    assert_eq!(mariadb(Some(&db), "SELECT COUNT(*) FROM audit"), "1");
+    assert_eq!(mariadb(Some(&db), "SELECT order_count()"), "1001");
+    assert_eq!(mariadb(Some(&db), "SELECT COUNT(*) FROM customers"), "4");
+    // The grants name the database and the table, and so hold on the restored ones.
+    let grants = mariadb(None, &format!("SHOW GRANTS FOR '{reader}'@'%'"));
+    assert!(
+        grants.contains(&format!("GRANT SELECT ON `{db}`.*")),
+        "{grants}"
+    );
+    assert!(
+        grants.contains(&format!("GRANT INSERT ON `{db}`.`audit`")),
+        "{grants}"
+    );
+    let as_reader = docker_ok(&[
+        "exec",
+        "-e",
+        "MYSQL_PWD=reader-pw",
+        &container,
+        "mariadb",
+        &format!("-u{reader}"),
+        "--batch",
+        "--skip-column-names",
+        &db,
+        "-e",
+        "SELECT COUNT(*) FROM big_orders",
+    ]);
+    assert_eq!(as_reader, "500");
+
+    // The database from before is kept beside it, whole, and its safety backup taken.
+    let pre = databases_like(&format!("{db}__pre_restore_"));
+    assert_eq!(pre.len(), 1, "{pre:?}");
+    assert_eq!(objects(&pre[0]), incident);
+    assert_eq!(
+        mariadb(Some(&pre[0]), "SELECT COUNT(*) FROM orders"),
+        "1001"
+    );
+    assert!(databases_like(&format!("{db}__restore_")).is_empty());
+    let backups = files(&work.path().join("backups"));
+    assert!(
+        backups
+            .iter()
+            .any(|f| f.starts_with("safety_before_restore_") && f.ends_with(".sql.gz")),
+        "{backups:?}"
+    );
+    assert!(out.stderr.contains("swapped"), "{}", out.stderr);
+    drop_database(&pre[0]);
+    drop_database(&db);
+}
+
+/// A restore of the latest backup paused at `step` (the test hook), then sent `signal`.
+fn stopped_at(dir: &Path, db: &str, step: &str, signal: &str) -> lifeboat_testkit::Ran {
+    let mut child = lifeboat("lifeboat-restore")
+        .dir(dir)
+        .args([
+            "--yes",
+            "--no-progress",
+            "--no-safety-backup",
+            "--database",
+            db,
+            "latest",
+        ])
+        .env("LIFEBOAT_DB_CONTAINER", lifeboat_testkit::mysql_container())
+        .env("LIFEBOAT_LOCK_DIR", dir.join("locks"))
+        .env("LBTEST_RESTORE_PAUSE_AT", step)
+        .spawn();
+    let marker = format!("paused at step {step}");
+    let mut seen = String::new();
+    for line in child.stderr_lines() {
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains(&marker) {
+            break;
+        }
+    }
+    assert!(seen.contains(&marker), "{seen}");
+    child.signal(signal);
+    child.wait()
+}
+
+#[test]
+fn a_mysql_restore_that_fails_or_is_stopped_leaves_the_live_database_as_it_was() {
+    let db = shop_database();
+    let work = tempfile::tempdir().expect("tempdir");
+    let container = lifeboat_testkit::mysql_container();
+    let out = backup(
+        work.path(),
+        &["--database", &db],
+        &[("LIFEBOAT_DB_CONTAINER", &container)],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    mariadb(
+        Some(&db),
+        "INSERT INTO orders (customer_id, total) VALUES (1, 5)",
+    );
+    let live = objects(&db);
+    let untouched = |what: &str| {
+        assert_eq!(objects(&db), live, "{what}");
+        assert_eq!(
+            mariadb(Some(&db), "SELECT COUNT(*) FROM orders"),
+            "1001",
+            "{what}"
+        );
+        assert!(
+            databases_like(&format!("{db}__restore_")).is_empty(),
+            "{what}"
+        );
+        assert!(
+            databases_like(&format!("{db}__pre_restore_")).is_empty(),
+            "{what}"
+        );
+    };
+
+    // SIGTERM at each step, the swap and the start included: the run undoes itself.
+    for step in ["restoring", "stopping", "swapping", "starting"] {
+        let ran = stopped_at(work.path(), &db, step, "TERM");
+        assert_eq!(
+            ran.status.code(),
+            Some(1),
+            "SIGTERM at {step}: {}",
+            ran.stderr
+        );
+        untouched(&format!("after SIGTERM at {step}"));
+    }
+
+    // A load that fails (a table's rows the server refuses: a duplicate key in the dump).
+    let dir = work.path().join("backups");
+    let archive = dir.join(
+        files(&dir)
+            .into_iter()
+            .find(|f| f.ends_with(".sql.gz"))
+            .expect("the archive"),
+    );
+    let bad = lifeboat_testkit::edited_copy(&archive, "backup_29990101_000000.sql.gz", |sql| {
+        assert!(
+            sql.contains("INSERT INTO `customers` VALUES\n(1,"),
+            "the first customer row"
+        );
+        sql.replacen(
+            "INSERT INTO `customers` VALUES\n(1,",
+            "INSERT INTO `customers` VALUES\n(2,",
+            1,
+        )
+    });
+    let out = restore(work.path(), &db, "backup_29990101_000000.sql.gz");
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("failed with an SQL error") && out.stderr.contains("was not touched"),
+        "{}",
+        out.stderr
+    );
+    untouched("after a failed load");
+    std::fs::remove_file(&bad).expect("rm");
+    std::fs::remove_file(lifeboat_testkit::manifest_path(&bad)).expect("rm");
+
+    // A corrupt archive is refused before anything is touched.
+    let mut bytes = std::fs::read(&archive).expect("read");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&archive, bytes).expect("write");
+    let out = restore(work.path(), &db, "latest");
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("SHA-256"), "{}", out.stderr);
+    untouched("after a corrupt archive");
+    drop_database(&db);
+}
+
+#[test]
+fn a_mysql_restore_killed_outright_is_undone_before_the_swap_and_finished_after_it() {
+    let db = shop_database();
+    let work = tempfile::tempdir().expect("tempdir");
+    let container = lifeboat_testkit::mysql_container();
+    let env = [("LIFEBOAT_DB_CONTAINER", container.as_str())];
+    let out = backup(work.path(), &["--database", &db], &env);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    mariadb(
+        Some(&db),
+        "INSERT INTO orders (customer_id, total) VALUES (1, 5)",
+    );
+    let live = objects(&db);
+    let rerun = || {
+        lifeboat("lifeboat-restore")
+            .dir(work.path())
+            .args(["--yes", "--no-progress", "--database", &db])
+            .env("LIFEBOAT_DB_CONTAINER", &container)
+            .env("LIFEBOAT_LOCK_DIR", work.path().join("locks"))
+            .run()
+    };
+
+    // Killed before the swap: the next run undoes it.
+    let killed = stopped_at(work.path(), &db, "swapping", "KILL");
+    assert_eq!(killed.status.code(), None, "killed");
+    let out = rerun();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("undid the interrupted restore"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(objects(&db), live);
+    assert_eq!(mariadb(Some(&db), "SELECT COUNT(*) FROM orders"), "1001");
+    assert!(databases_like(&format!("{db}__restore_")).is_empty());
+    assert!(databases_like(&format!("{db}__pre_restore_")).is_empty());
+
+    // Killed after the swap, while the app starts: the next run finishes it.
+    let killed = stopped_at(work.path(), &db, "starting", "KILL");
+    assert_eq!(killed.status.code(), None, "killed");
+    let out = rerun();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("finished the interrupted restore"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(mariadb(Some(&db), "SELECT COUNT(*) FROM orders"), "1000");
+    assert_eq!(mariadb(Some(&db), "SELECT COUNT(*) FROM big_orders"), "500");
+    let pre = databases_like(&format!("{db}__pre_restore_"));
+    assert_eq!(pre.len(), 1, "{pre:?}");
+    assert_eq!(objects(&pre[0]), live, "the database from before, whole");
+    assert!(databases_like(&format!("{db}__restore_")).is_empty());
+    drop_database(&pre[0]);
     drop_database(&db);
 }
 

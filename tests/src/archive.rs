@@ -59,7 +59,7 @@ pub fn patch_manifest(archive: &Path, patch: impl FnOnce(&mut serde_json::Value)
     .expect("write manifest");
 }
 
-fn manifest_path(archive: &Path) -> String {
+pub fn manifest_path(archive: &Path) -> String {
     format!("{}.json", archive.display())
 }
 

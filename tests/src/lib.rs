@@ -22,7 +22,8 @@ mod run;
 mod swarm;
 
 pub use archive::{
-    block_on, edited_copy, gunzip, manifest_of, patch_manifest, rewrite_sql, sha256_hex,
+    block_on, edited_copy, gunzip, manifest_of, manifest_path, patch_manifest, rewrite_sql,
+    sha256_hex,
 };
 pub use demo::{DemoStack, DemoStackBuilder};
 pub use run::{lifeboat, Lifeboat, Ran, Running};

@@ -8,8 +8,7 @@
 //! which is as trustworthy as whoever could write to the database.
 
 use anyhow::{anyhow, bail, Context};
-use lifeboat::db::ContainerCredentials;
-use lifeboat::docker::{Docker, DockerError};
+use lifeboat::docker::DockerError;
 use lifeboat_healthcheck::mysql::Options;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
@@ -57,62 +56,18 @@ fn unescape(field: &str) -> String {
 
 /// The rows of `sql` (names in it qualified: the session's default database is the source's).
 pub async fn rows(source: &Source, sql: &str) -> anyhow::Result<Vec<Vec<String>>> {
-    tracing::debug!("SQL: {sql}");
     match source {
-        Source::Container {
-            docker,
-            container,
-            credentials,
-            ..
-        } => {
-            let text = client_output(docker, container, credentials, sql).await?;
-            Ok(text
-                .lines()
-                .map(|line| line.split('\t').map(unescape).collect())
-                .collect())
-        }
+        Source::Container { .. } => script(source, None, sql).await,
         Source::MysqlUrl { options, .. } => url_rows(options, sql).await,
         Source::Url { .. } => bail!("not a MySQL-protocol server"),
     }
 }
 
-async fn client_output(
-    docker: &Docker,
-    container: &str,
-    credentials: &ContainerCredentials,
-    sql: &str,
-) -> anyhow::Result<String> {
-    let user = format!("--user={}", credentials.user);
-    let command = [
-        "sh",
-        "-c",
-        PICK,
-        "mariadb",
-        "mysql",
-        &user,
-        "--batch",
-        "--default-character-set=utf8mb4",
-        "--skip-column-names",
-        "--execute",
-        sql,
-    ];
-    let mut out = Vec::new();
-    match docker
-        .exec(container, &command, &credentials.client_env(), &mut out)
-        .await
-    {
-        Ok(_) => Ok(String::from_utf8_lossy(&out).into_owned()),
-        Err(DockerError::ExecFailed { code, stderr, .. }) => Err(anyhow!(
-            "the client in {container} failed (exit code {code}): {}",
-            lifeboat::secret::redact_url(stderr.trim())
-        )),
-        Err(e) => Err(e.into()),
-    }
-}
-
 async fn url_rows(options: &Options, sql: &str) -> anyhow::Result<Vec<Vec<String>>> {
     let server = format!("{}:{}", options.host, options.port);
-    let options = options.clone();
+    let mut options = options.clone();
+    // No default database: the statements name theirs (which may not exist yet, or any more).
+    options.database = None;
     let sql = sql.to_owned();
     tokio::task::spawn_blocking(move || {
         // Counting a large table reads it: minutes, not the seconds a login takes.
@@ -136,6 +91,103 @@ async fn url_rows(options: &Options, sql: &str) -> anyhow::Result<Vec<Vec<String
     .await
     .context("the query stopped")?
     .map_err(|e| anyhow!("{server}: {e}"))
+}
+
+/// Run `script` (statements, `DELIMITER` lines allowed) through the client, on `database` as the
+/// default one when given; the first error stops it. Its output's rows, tab separated and
+/// unescaped. The client is the container's, or the local one for a URL.
+pub async fn script(
+    source: &Source,
+    database: Option<&str>,
+    script: &str,
+) -> anyhow::Result<Vec<Vec<String>>> {
+    tracing::debug!(database, "SQL script: {script}");
+    let db = database.map(|d| format!("--database={d}"));
+    let mut flags = vec![
+        "--batch",
+        "--skip-column-names",
+        "--default-character-set=utf8mb4",
+    ];
+    flags.extend(db.as_deref());
+    let out = match source {
+        Source::Container {
+            docker,
+            container,
+            credentials,
+            ..
+        } => {
+            let user = format!("--user={}", credentials.user);
+            let mut command = vec!["sh", "-c", PICK, "mariadb", "mysql", &user];
+            command.extend(&flags);
+            let mut out = Vec::new();
+            match docker
+                .exec_with_input(
+                    container,
+                    &command,
+                    &credentials.client_env(),
+                    &mut script.as_bytes(),
+                    &mut out,
+                )
+                .await
+            {
+                Ok(_) => out,
+                Err(DockerError::ExecFailed { code, stderr, .. }) => {
+                    return Err(client_error("the client", &stderr, code))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Source::MysqlUrl { options, .. } => {
+            let program = local_program(&["mariadb", "mysql"]);
+            let mut cmd = local_client(program, options).await?;
+            cmd.args(&flags)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            let mut child = cmd
+                .spawn()
+                .with_context(|| format!("cannot run the local {program}"))?;
+            let mut stdin = child.stdin.take().context("the client's stdin")?;
+            let input = script.to_owned();
+            let feeding = async move {
+                // A failed write: the client exited; its status says why.
+                let _ = stdin.write_all(input.as_bytes()).await;
+            };
+            let ((), output) = tokio::join!(feeding, child.wait_with_output());
+            let output = output.context("waiting for the client")?;
+            if !output.status.success() {
+                return Err(client_error(
+                    "the client",
+                    &String::from_utf8_lossy(&output.stderr),
+                    i64::from(output.status.code().unwrap_or(-1)),
+                ));
+            }
+            output.stdout
+        }
+        Source::Url { .. } => bail!("not a MySQL-protocol server"),
+    };
+    Ok(String::from_utf8_lossy(&out)
+        .lines()
+        .map(|line| line.split('\t').map(unescape).collect())
+        .collect())
+}
+
+/// `what` failed: the first `ERROR` lines of its stderr (else all of it), credentials hidden.
+fn client_error(what: &str, stderr: &str, code: i64) -> anyhow::Error {
+    let reason: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("ERROR"))
+        .take(3)
+        .collect();
+    let reason = if reason.is_empty() {
+        stderr.trim().to_owned()
+    } else {
+        reason.join(" | ")
+    };
+    anyhow!(
+        "{what} failed with an SQL error (exit code {code}): {}",
+        lifeboat::secret::redact_url(&reason)
+    )
 }
 
 /// `CREATE DATABASE` in utf8mb4, as the dump's `SET NAMES` expects.
@@ -236,9 +288,11 @@ pub async fn load<R: AsyncRead + Unpin + Send>(
                 .await
             {
                 Ok(out) => Ok(out.stdin_bytes),
-                Err(DockerError::ExecFailed { code, stderr, .. }) => {
-                    Err(load_error(database, &stderr, code))
-                }
+                Err(DockerError::ExecFailed { code, stderr, .. }) => Err(client_error(
+                    &format!("loading into {database}"),
+                    &stderr,
+                    code,
+                )),
                 Err(e) => Err(e).context("loading through docker exec"),
             }
         }
@@ -288,30 +342,13 @@ async fn load_local<R: AsyncRead + Unpin + Send>(
     let (fed, stderr) = tokio::join!(feeding, read_stderr);
     let status = child.wait().await.context("waiting for the client")?;
     if !status.success() {
-        return Err(load_error(
-            database,
+        return Err(client_error(
+            &format!("loading into {database}"),
             &stderr,
             i64::from(status.code().unwrap_or(-1)),
         ));
     }
     fed.context("reading the archive")
-}
-
-fn load_error(database: &str, stderr: &str, code: i64) -> anyhow::Error {
-    let reason: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("ERROR"))
-        .take(3)
-        .collect();
-    let reason = if reason.is_empty() {
-        stderr.trim().to_owned()
-    } else {
-        reason.join(" | ")
-    };
-    anyhow!(
-        "loading into {database} failed with an SQL error (exit code {code}): {}",
-        lifeboat::secret::redact_url(&reason)
-    )
 }
 
 #[cfg(test)]
