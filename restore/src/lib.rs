@@ -73,7 +73,7 @@ const MAX_NAME: usize = 63 - "__pre_restore_20261123_140509".len();
     after_help = after_short_help("lifeboat-restore latest    (the newest backup, after a question)"),
     after_long_help = after_long_help(&[EXAMPLES, EXIT_CODES_HELP])
 )]
-#[command(mut_arg("url", |a| a.help(setting_help("Restore into the database at this URL (managed PostgreSQL) instead of the container", &settings::DATABASE_URL))))]
+#[command(mut_arg("url", |a| a.help(setting_help("Restore into the database at this URL (managed PostgreSQL or MySQL) instead of the container", &settings::DATABASE_URL))))]
 #[command(mut_arg("database", |a| a.help(setting_help("The database to restore into", &settings::LIFEBOAT_DB_NAME))))]
 #[allow(clippy::struct_excessive_bools)] // each is a command-line switch, as clap reads them
 pub struct Cli {

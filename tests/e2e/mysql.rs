@@ -209,7 +209,7 @@ fn decompressed(archive: &Path, dir: &Path) -> std::path::PathBuf {
 }
 
 #[test]
-fn a_url_backup_uses_the_local_client_over_verified_tls() {
+fn a_url_backup_verify_and_restore_use_the_local_client_over_verified_tls() {
     let db = shop_database();
     let work = tempfile::tempdir().expect("tempdir");
     let base = lifeboat_testkit::mysql_url();
@@ -250,6 +250,26 @@ fn a_url_backup_uses_the_local_client_over_verified_tls() {
         verify.stdout
     );
     assert_eq!(scratch_databases(), "", "the scratch database is dropped");
+
+    // A restore over the URL: the local client loads, the swap runs through it too.
+    let before = objects(&db);
+    mariadb(
+        Some(&db),
+        "DELETE FROM orders WHERE id > 10; DROP VIEW big_orders;",
+    );
+    let out = lifeboat("lifeboat-restore")
+        .dir(work.path())
+        .args(["--yes", "--no-progress", "--no-safety-backup", "latest"])
+        .env("DATABASE_URL", &url)
+        .env("LIFEBOAT_LOCK_DIR", work.path().join("locks"))
+        .secret(lifeboat_testkit::mysql_root_password())
+        .run();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(objects(&db), before);
+    assert_eq!(mariadb(Some(&db), "SELECT COUNT(*) FROM orders"), "1000");
+    for pre in databases_like(&format!("{db}__pre_restore_")) {
+        drop_database(&pre);
+    }
 
     // The app's own user may not create databases: the restore test says so, and leaves nothing.
     let app_user = format!(
