@@ -242,6 +242,10 @@ pub async fn objects(source: &Source, db: &str) -> anyhow::Result<Vec<Object>> {
             .with_context(|| {
                 format!("the server does not show the definition of {kind} {name} in {db} to this user (it needs the privileges of its owner, or root)")
             })?;
+        if create.contains(DELIMITER) {
+            // It would end the statement early in the script that creates it again.
+            bail!("the definition of {kind} {name} in {db} holds `{DELIMITER}`, which lifeboat uses to separate statements: refused");
+        }
         found.push(Object {
             kind,
             name,

@@ -73,6 +73,20 @@ fn shop_database() -> String {
     db
 }
 
+/// The shop database (see [`shop_database`]) backed up through the container into `dir`:
+/// the database, the container, and the backup's run.
+fn backed_up_shop(dir: &Path) -> (String, String, lifeboat_testkit::Ran) {
+    let db = shop_database();
+    let container = lifeboat_testkit::mysql_container();
+    let out = backup(
+        dir,
+        &["--database", &db],
+        &[("LIFEBOAT_DB_CONTAINER", &container)],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    (db, container, out)
+}
+
 fn drop_database(db: &str) {
     mariadb(
         None,
@@ -102,15 +116,8 @@ fn files(dir: &Path) -> Vec<String> {
 
 #[test]
 fn a_mariadb_container_backup_holds_every_object_verifies_and_restores_with_the_plain_client() {
-    let db = shop_database();
     let work = tempfile::tempdir().expect("tempdir");
-    let container = lifeboat_testkit::mysql_container();
-    let out = backup(
-        work.path(),
-        &["--database", &db],
-        &[("LIFEBOAT_DB_CONTAINER", &container)],
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let (db, container, out) = backed_up_shop(work.path());
     let archive = archive_of(work.path(), &out);
     assert!(file_name(&archive).ends_with(".sql.gz"));
 
@@ -516,15 +523,8 @@ fn stopped_at(dir: &Path, db: &str, step: &str, signal: &str) -> lifeboat_testki
 
 #[test]
 fn a_mysql_restore_that_fails_or_is_stopped_leaves_the_live_database_as_it_was() {
-    let db = shop_database();
     let work = tempfile::tempdir().expect("tempdir");
-    let container = lifeboat_testkit::mysql_container();
-    let out = backup(
-        work.path(),
-        &["--database", &db],
-        &[("LIFEBOAT_DB_CONTAINER", &container)],
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
+    let (db, _, _) = backed_up_shop(work.path());
     mariadb(
         Some(&db),
         "INSERT INTO orders (customer_id, total) VALUES (1, 5)",

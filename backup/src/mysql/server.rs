@@ -10,7 +10,7 @@
 use anyhow::{anyhow, bail, Context};
 use lifeboat::docker::DockerError;
 use lifeboat_healthcheck::mysql::Options;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{local_client, local_program, PICK};
 use crate::manifest::TableEstimate;
@@ -109,7 +109,35 @@ pub async fn script(
         "--default-character-set=utf8mb4",
     ];
     flags.extend(db.as_deref());
-    let out = match source {
+    let mut out = Vec::new();
+    client(
+        source,
+        &flags,
+        &mut script.as_bytes(),
+        &mut out,
+        "the client",
+    )
+    .await?;
+    Ok(String::from_utf8_lossy(&out)
+        .lines()
+        .map(|line| line.split('\t').map(unescape).collect())
+        .collect())
+}
+
+/// The client (`mariadb`, else `mysql`) with `flags`: `input` on its stdin, its stdout into
+/// `output`; the bytes it read. A failure is `what` failed, with the client's first errors.
+async fn client<R, W>(
+    source: &Source,
+    flags: &[&str],
+    input: &mut R,
+    output: &mut W,
+    what: &str,
+) -> anyhow::Result<u64>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    match source {
         Source::Container {
             docker,
             container,
@@ -118,58 +146,86 @@ pub async fn script(
         } => {
             let user = format!("--user={}", credentials.user);
             let mut command = vec!["sh", "-c", PICK, "mariadb", "mysql", &user];
-            command.extend(&flags);
-            let mut out = Vec::new();
+            command.extend(flags);
             match docker
                 .exec_with_input(
                     container,
                     &command,
                     &credentials.client_env(),
-                    &mut script.as_bytes(),
-                    &mut out,
+                    input,
+                    output,
                 )
                 .await
             {
-                Ok(_) => out,
+                Ok(out) => Ok(out.stdin_bytes),
                 Err(DockerError::ExecFailed { code, stderr, .. }) => {
-                    return Err(client_error("the client", &stderr, code))
+                    Err(client_error(what, &stderr, code))
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => Err(e).with_context(|| format!("{what} through docker exec")),
             }
         }
-        Source::MysqlUrl { options, .. } => {
-            let program = local_program(&["mariadb", "mysql"]);
-            let mut cmd = local_client(program, options).await?;
-            cmd.args(&flags)
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped());
-            let mut child = cmd
-                .spawn()
-                .with_context(|| format!("cannot run the local {program}"))?;
-            let mut stdin = child.stdin.take().context("the client's stdin")?;
-            let input = script.to_owned();
-            let feeding = async move {
-                // A failed write: the client exited; its status says why.
-                let _ = stdin.write_all(input.as_bytes()).await;
-            };
-            let ((), output) = tokio::join!(feeding, child.wait_with_output());
-            let output = output.context("waiting for the client")?;
-            if !output.status.success() {
-                return Err(client_error(
-                    "the client",
-                    &String::from_utf8_lossy(&output.stderr),
-                    i64::from(output.status.code().unwrap_or(-1)),
-                ));
-            }
-            output.stdout
-        }
+        Source::MysqlUrl { options, .. } => local(options, flags, input, output, what).await,
         Source::Url { .. } => bail!("not a MySQL-protocol server"),
+    }
+}
+
+/// [`client`] on this machine, against a URL.
+async fn local<R, W>(
+    options: &Options,
+    flags: &[&str],
+    input: &mut R,
+    output: &mut W,
+    what: &str,
+) -> anyhow::Result<u64>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+{
+    let program = local_program(&["mariadb", "mysql"]);
+    let mut cmd = local_client(program, options).await?;
+    cmd.args(flags)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("cannot run the local {program}"))?;
+    let mut stdin = child.stdin.take().context("the client's stdin")?;
+    let mut stdout = child.stdout.take().context("the client's stdout")?;
+    let mut stderr_pipe = child.stderr.take().context("the client's stderr")?;
+    let feeding = async move {
+        let mut buf = vec![0; 64 * 1024];
+        let mut fed = 0u64;
+        loop {
+            let n = input.read(&mut buf).await?;
+            // A failed write: the client stopped reading (it exited); its status says why.
+            if n == 0 || stdin.write_all(&buf[..n]).await.is_err() {
+                return Ok::<u64, std::io::Error>(fed);
+            }
+            fed += n as u64;
+        }
+        // stdin is dropped here, closed: the client sees the end of its input.
     };
-    Ok(String::from_utf8_lossy(&out)
-        .lines()
-        .map(|line| line.split('\t').map(unescape).collect())
-        .collect())
+    let read_stderr = async move {
+        let mut text = String::new();
+        let _ = (&mut stderr_pipe)
+            .take(STDERR_KEPT)
+            .read_to_string(&mut text)
+            .await;
+        text
+    };
+    let (fed, copied, stderr) =
+        tokio::join!(feeding, tokio::io::copy(&mut stdout, output), read_stderr);
+    let status = child.wait().await.context("waiting for the client")?;
+    if !status.success() {
+        return Err(client_error(
+            what,
+            &stderr,
+            i64::from(status.code().unwrap_or(-1)),
+        ));
+    }
+    copied.context("reading the client's output")?;
+    fed.context("reading the input")
 }
 
 /// `what` failed: the first `ERROR` lines of its stderr (else all of it), credentials hidden.
@@ -259,96 +315,15 @@ pub async fn load<R: AsyncRead + Unpin + Send>(
     script: &mut R,
 ) -> anyhow::Result<u64> {
     let db = format!("--database={database}");
-    match source {
-        Source::Container {
-            docker,
-            container,
-            credentials,
-            ..
-        } => {
-            let user = format!("--user={}", credentials.user);
-            let command = [
-                "sh",
-                "-c",
-                PICK,
-                "mariadb",
-                "mysql",
-                &user,
-                "--default-character-set=utf8mb4",
-                &db,
-            ];
-            match docker
-                .exec_with_input(
-                    container,
-                    &command,
-                    &credentials.client_env(),
-                    script,
-                    &mut tokio::io::sink(),
-                )
-                .await
-            {
-                Ok(out) => Ok(out.stdin_bytes),
-                Err(DockerError::ExecFailed { code, stderr, .. }) => Err(client_error(
-                    &format!("loading into {database}"),
-                    &stderr,
-                    code,
-                )),
-                Err(e) => Err(e).context("loading through docker exec"),
-            }
-        }
-        Source::MysqlUrl { options, .. } => load_local(options, database, &db, script).await,
-        Source::Url { .. } => bail!("not a MySQL-protocol server"),
-    }
-}
-
-async fn load_local<R: AsyncRead + Unpin + Send>(
-    options: &Options,
-    database: &str,
-    db: &str,
-    script: &mut R,
-) -> anyhow::Result<u64> {
-    let program = local_program(&["mariadb", "mysql"]);
-    let mut cmd = local_client(program, options).await?;
-    cmd.arg("--default-character-set=utf8mb4")
-        .arg(db)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("cannot run the local {program}"))?;
-    let mut stdin = child.stdin.take().context("the client's stdin")?;
-    let mut stderr_pipe = child.stderr.take().context("the client's stderr")?;
-    let feeding = async move {
-        let mut buf = vec![0; 64 * 1024];
-        let mut fed = 0u64;
-        loop {
-            let n = script.read(&mut buf).await?;
-            // A failed write: the client stopped reading (it exited); its status says why.
-            if n == 0 || stdin.write_all(&buf[..n]).await.is_err() {
-                return Ok::<u64, std::io::Error>(fed);
-            }
-            fed += n as u64;
-        }
-    };
-    let read_stderr = async move {
-        let mut text = String::new();
-        let _ = (&mut stderr_pipe)
-            .take(STDERR_KEPT)
-            .read_to_string(&mut text)
-            .await;
-        text
-    };
-    let (fed, stderr) = tokio::join!(feeding, read_stderr);
-    let status = child.wait().await.context("waiting for the client")?;
-    if !status.success() {
-        return Err(client_error(
-            &format!("loading into {database}"),
-            &stderr,
-            i64::from(status.code().unwrap_or(-1)),
-        ));
-    }
-    fed.context("reading the archive")
+    let flags = ["--default-character-set=utf8mb4", db.as_str()];
+    client(
+        source,
+        &flags,
+        script,
+        &mut tokio::io::sink(),
+        &format!("loading into {database}"),
+    )
+    .await
 }
 
 #[cfg(test)]
