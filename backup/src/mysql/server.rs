@@ -109,7 +109,7 @@ pub async fn script(
         "--default-character-set=utf8mb4",
     ];
     flags.extend(db.as_deref());
-    let mut out = Vec::new();
+    let mut out = Capped::default();
     client(
         source,
         &flags,
@@ -118,10 +118,47 @@ pub async fn script(
         "the client",
     )
     .await?;
-    Ok(String::from_utf8_lossy(&out)
+    Ok(String::from_utf8_lossy(&out.bytes)
         .lines()
         .map(|line| line.split('\t').map(unescape).collect())
         .collect())
+}
+
+/// The client's output, refused past [`MAX_BYTES`]: what a server answers is bounded.
+#[derive(Default)]
+struct Capped {
+    bytes: Vec<u8>,
+}
+
+impl AsyncWrite for Capped {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        if this.bytes.len() + buf.len() > MAX_BYTES {
+            return std::task::Poll::Ready(Err(std::io::Error::other(format!(
+                "the server answered more than {MAX_BYTES} bytes"
+            ))));
+        }
+        this.bytes.extend_from_slice(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
 }
 
 /// The client (`mariadb`, else `mysql`) with `flags`: `input` on its stdin, its stdout into
