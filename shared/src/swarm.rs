@@ -400,6 +400,10 @@ pub fn update_config(spec: &ServiceSpec) -> ServiceSpecUpdateConfig {
     spec.update_config.clone().unwrap_or_default()
 }
 
+/// How many tasks the engine may fail to start (not the app: no exit code) before an update
+/// is taken for failed.
+const ENGINE_RETRIES: usize = 3;
+
 /// How a wait for a service ended.
 #[derive(Debug)]
 pub enum Settled {
@@ -422,6 +426,7 @@ pub async fn wait_rolled_out(
     stop: &crate::signal::Stop,
 ) -> anyhow::Result<Settled> {
     let started = Instant::now();
+    let mut retried = std::collections::HashSet::new();
     loop {
         let svc = service(docker, scope, short).await?;
         let tasks = tasks(docker, &svc.id).await?;
@@ -431,9 +436,33 @@ pub async fn wait_rolled_out(
             .filter(|t| t.running() && t.image == image)
             .count();
         let replicas = svc.replicas();
-        let failed = tasks.iter().find(|t| {
-            t.image == image && matches!(t.state, Some(TaskState::FAILED | TaskState::REJECTED))
-        });
+        let failed: Vec<&Task> = tasks
+            .iter()
+            .filter(|t| {
+                t.image == image && matches!(t.state, Some(TaskState::FAILED | TaskState::REJECTED))
+            })
+            .collect();
+        // The release's own failure: a non-zero exit or an unhealthy container. A task the
+        // engine could not start (no exit code: its network or container could not be set up,
+        // as Docker 20.10 does when a task of the same image was just removed) is Swarm's to
+        // start again, up to ENGINE_RETRIES of them.
+        let failed = failed
+            .iter()
+            .find(|t| t.exit_code.is_some_and(|c| c != 0) || t.message.contains("unhealthy"))
+            .or_else(|| failed.get(ENGINE_RETRIES - 1))
+            .copied()
+            .or_else(|| {
+                for t in &failed {
+                    if retried.insert(t.id.clone()) {
+                        tracing::warn!(
+                            "a task of {} on {image} could not start ({}); Swarm starts another",
+                            svc.name,
+                            t.message
+                        );
+                    }
+                }
+                None
+            });
         if matches!(
             svc.update,
             Some(
