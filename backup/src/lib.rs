@@ -8,6 +8,7 @@
 pub mod archive;
 pub mod crypt;
 pub mod drill;
+pub mod engine;
 pub mod guard;
 pub mod load;
 pub mod manifest;

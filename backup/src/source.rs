@@ -3,21 +3,22 @@
 //! MySQL-protocol server (a `mysql://` URL, or a container with `MYSQL_*`/`MARIADB_*`) is dumped
 //! by [`crate::mysql`] instead.
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use lifeboat::config::Config;
 use lifeboat::db::{self, ContainerCredentials, DbTarget, Engine, SslMode};
+use lifeboat::engine::DatabaseServer;
 use std::sync::Arc;
 use tracing::info;
 
 use lifeboat::docker::{Docker, DockerError, Scope};
 use lifeboat::swarm::{self, OneOff};
-use tokio::io::AsyncReadExt;
 
 use crate::archive::ArchiveWriter;
 
 /// The name a backup of every database goes by, in the manifest, the lock and retention.
 pub const ALL_DATABASES: &str = "(all databases)";
 
+#[derive(Clone)]
 pub enum Source {
     Container {
         docker: Docker,
@@ -166,151 +167,35 @@ impl Source {
         }
     }
 
+    /// The server, as its engine speaks (see [`crate::engine`]).
+    pub fn server(&self) -> Box<dyn DatabaseServer> {
+        crate::engine::server(self)
+    }
+
     /// The server's version, as `SHOW server_version` gives it (`15.4`), or MySQL's `VERSION()`
     /// (`10.11.6-MariaDB-0+deb12u1`, `8.0.11-TiDB-v7.5.0`).
     pub async fn server_version(&self) -> anyhow::Result<String> {
-        let version = match self {
-            Self::Container {
-                docker,
-                container,
-                credentials,
-                ..
-            } if credentials.engine == Engine::Mysql => {
-                crate::mysql::query(docker, container, credentials, "SELECT VERSION()")
-                    .await
-                    .context("asking the server its version")?
-            }
-            Self::MysqlUrl { options, .. } => crate::mysql::query_url(options, "SELECT VERSION()")
-                .await
-                .context("asking the server its version")?,
-            Self::Container {
-                docker,
-                container,
-                credentials,
-                ..
-            } => psql(
-                docker,
-                container,
-                credentials,
-                &credentials.database,
-                "SHOW server_version",
-            )
+        self.server()
+            .version()
             .await
-            .context("asking the server its version")?,
-            Self::Url { target, .. } => {
-                let client = target.connect().await?;
-                db::server_version(&client, target).await?
-            }
-        };
-        Ok(version
-            .split_whitespace()
-            .next()
-            .unwrap_or(&version)
-            .to_owned())
-    }
-
-    /// The first column of the first row of `sql`'s answer, as text, on the database dumped.
-    async fn one_text(&self, sql: &str) -> anyhow::Result<String> {
-        match self {
-            Self::Container {
-                docker,
-                container,
-                credentials,
-                ..
-            } if credentials.engine == Engine::Mysql => {
-                crate::mysql::query(docker, container, credentials, sql).await
-            }
-            Self::Container {
-                docker,
-                container,
-                credentials,
-                ..
-            } => psql(docker, container, credentials, &credentials.database, sql).await,
-            Self::MysqlUrl { options, .. } => crate::mysql::query_url(options, sql).await,
-            Self::Url { target, .. } => {
-                let client = target.connect().await?;
-                let rows = client
-                    .simple_query(sql)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{}", db::describe(&e)))?;
-                Ok(rows
-                    .iter()
-                    .find_map(|m| match m {
-                        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
-                        _ => None,
-                    })
-                    .unwrap_or_default())
-            }
-        }
+            .context("asking the server its version")
     }
 
     /// The database's own properties (owner, locale, settings, grants, comment), recorded in
-    /// the manifest; none for a backup of every database.
+    /// the manifest; none for a backup of every database, nor for MySQL.
     pub async fn properties(
         &self,
     ) -> anyhow::Result<Option<crate::properties::DatabaseProperties>> {
-        if self.all() || self.engine() == Engine::Mysql {
-            return Ok(None);
+        match self.server().properties_json().await? {
+            Some(json) => crate::properties::parse(&json).map(Some),
+            None => Ok(None),
         }
-        let version: u32 = self
-            .one_text("SHOW server_version_num")
-            .await?
-            .trim()
-            .parse()
-            .context("the server did not give its version number")?;
-        let json = self
-            .one_text(&crate::properties::query(self.database(), version))
-            .await?;
-        crate::properties::parse(&json).map(Some)
     }
 
     /// Stream the dump into `sink`. Fails on a non-zero exit and on an error line on stderr, so
     /// that a dump cut short is never taken for a complete one.
     pub async fn dump(&self, sink: &mut ArchiveWriter) -> anyhow::Result<()> {
-        let stderr = match self {
-            Self::Container {
-                docker,
-                container,
-                credentials,
-                ..
-            } if credentials.engine == Engine::Mysql => {
-                let tidb = crate::mysql::is_tidb(&self.server_version().await?);
-                crate::mysql::dump_in_container(docker, container, credentials, tidb, sink).await?
-            }
-            Self::MysqlUrl { options, .. } => {
-                let tidb = crate::mysql::is_tidb(&self.server_version().await?);
-                crate::mysql::dump_local(options, tidb, sink).await?
-            }
-            Self::Container {
-                docker,
-                container,
-                credentials,
-                all,
-                ..
-            } => {
-                // pg_dumpall starts from the container's own database and visits every other.
-                let db = format!("--dbname={}", credentials.database);
-                let start = format!("--database={}", credentials.database);
-                let command: [&str; 3] = if *all {
-                    ["pg_dumpall", "--no-password", &start]
-                } else {
-                    ["pg_dump", "--no-password", &db]
-                };
-                let output = docker
-                    .exec(container, &command, &credentials.client_env(), sink)
-                    .await
-                    .with_context(|| format!("{} in the database container failed", command[0]))?;
-                output.stderr
-            }
-            Self::Url { target, all } => dump_local(target, *all, sink).await?,
-        };
-        if let Some(line) = stderr
-            .lines()
-            .find(|l| l.contains("error:") || l.starts_with("FATAL"))
-        {
-            bail!("the dump reported an error although it exited 0: {line}");
-        }
-        Ok(())
+        self.server().dump(sink).await
     }
 }
 
@@ -367,43 +252,6 @@ async fn oneoff_credentials(
     Ok(credentials)
 }
 
-/// The local `pg_dump` (or `pg_dumpall`) against a URL; the password goes through the
-/// environment, never argv.
-async fn dump_local(
-    target: &DbTarget,
-    all: bool,
-    sink: &mut ArchiveWriter,
-) -> anyhow::Result<String> {
-    let (program, database) = if all {
-        ("pg_dumpall", "--database")
-    } else {
-        ("pg_dump", "--dbname")
-    };
-    let mut cmd = local_client(program, target);
-    cmd.arg(format!("{database}={}", target.database()))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().with_context(|| format!("cannot run the local {program} (install postgresql-client, or back up through the container)"))?;
-    let mut stdout = child.stdout.take().context("the dump's stdout")?;
-    let mut stderr_pipe = child.stderr.take().context("the dump's stderr")?;
-    let read_stderr = async move {
-        let mut text = String::new();
-        let _ = stderr_pipe.read_to_string(&mut text).await;
-        text
-    };
-    let (copied, stderr) = tokio::join!(tokio::io::copy(&mut stdout, sink), read_stderr);
-    copied.context("writing the dump")?;
-    let status = child.wait().await.context("waiting for the dump")?;
-    if !status.success() {
-        bail!(
-            "{program} exited with {status}: {}",
-            lifeboat::secret::redact_url(stderr.trim())
-        );
-    }
-    Ok(stderr)
-}
-
 /// The local PostgreSQL client `program` (pg_dump, psql…) with the target's host, port, user
 /// and sslmode; the password goes in the environment, never on the command line. The caller
 /// adds the database (`--dbname`, or pg_dumpall's `--database`).
@@ -447,36 +295,4 @@ pub fn local_client(program: &str, target: &DbTarget) -> tokio::process::Command
         None => {}
     }
     cmd
-}
-
-/// One SQL command through psql in the database container, on `database`: its output, unaligned
-/// and without headers (`-tA`), trimmed.
-pub async fn psql(
-    docker: &Docker,
-    container: &str,
-    credentials: &ContainerCredentials,
-    database: &str,
-    sql: &str,
-) -> anyhow::Result<String> {
-    let db = format!("--dbname={database}");
-    let mut out = Vec::new();
-    docker
-        .exec(
-            container,
-            &[
-                "psql",
-                "-X",
-                "-tA",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "--no-password",
-                &db,
-                "-c",
-                sql,
-            ],
-            &credentials.client_env(),
-            &mut out,
-        )
-        .await?;
-    Ok(String::from_utf8_lossy(&out).trim().to_owned())
 }

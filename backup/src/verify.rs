@@ -5,8 +5,8 @@
 //! each on stderr: the archive's size and SHA-256 against its manifest; a decompression to the
 //! very end, with the bytes of SQL and every table's rows (its `COPY` lines, counted exactly as
 //! the backup counted them) against the manifest; and with `--restore-test`, a restore into a
-//! scratch database on the same server and a `count(*)` of every table there (PostgreSQL through
-//! psql, MySQL through its client: [`crate::mysql::server`]).
+//! scratch database on the same server and a `count(*)` of every table there, whatever its
+//! engine ([`crate::engine`]).
 //!
 //! Exit 0 only when everything matched; otherwise exit 1 with the first check that failed (all
 //! of its differences). The scratch database is always dropped: after success, after a failure,
@@ -19,8 +19,6 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use chrono::Utc;
 use lifeboat::config::Config;
-use lifeboat::db;
-use lifeboat::docker::DockerError;
 use lifeboat::exit::UsageError;
 use lifeboat::progress::Bar;
 use lifeboat::signal::Stop;
@@ -30,8 +28,7 @@ use crate::archive::{self, Scan};
 use crate::crypt::{self, Keys};
 use crate::load;
 use crate::manifest::{self, Entry, TableEstimate};
-use crate::mysql;
-use crate::source::{psql, Source};
+use crate::source::Source;
 
 /// Verify the backup `name` (`latest` when `None`); on success print one line on stdout. A
 /// restore test is a drill, recorded ([`crate::drill`]) whether it passed or not, unless the
@@ -235,91 +232,12 @@ async fn restore_and_count(
 }
 
 async fn create_scratch(source: &Source, scratch: &str) -> anyhow::Result<()> {
-    if source.engine() == lifeboat::db::Engine::Mysql {
-        return mysql::server::create_database(source, scratch).await;
-    }
-    match source {
-        Source::MysqlUrl { .. } => bail!("a MySQL server reached the PostgreSQL path"),
-        Source::Container {
-            docker,
-            container,
-            credentials,
-            ..
-        } => {
-            docker
-                .exec(
-                    container,
-                    &["createdb", "--no-password", "--template=template0", scratch],
-                    &credentials.client_env(),
-                    &mut tokio::io::sink(),
-                )
-                .await?;
-        }
-        Source::Url { target, .. } => {
-            target
-                .connect()
-                .await?
-                .batch_execute(&format!("CREATE DATABASE {scratch} TEMPLATE template0"))
-                .await
-                .map_err(|e| db::query_error(target, &e))?;
-        }
-    }
-    Ok(())
+    source.server().create_database(scratch).await
 }
 
-/// Drop the scratch database, its sessions first (a psql stopped by a signal may linger).
+/// Drop the scratch database, its sessions first (a client stopped by a signal may linger).
 async fn drop_scratch(source: &Source, scratch: &str) -> anyhow::Result<()> {
-    if source.engine() == lifeboat::db::Engine::Mysql {
-        return mysql::server::drop_database(source, scratch).await;
-    }
-    match source {
-        Source::MysqlUrl { .. } => bail!("a MySQL server reached the PostgreSQL path"),
-        Source::Container {
-            docker,
-            container,
-            credentials,
-            ..
-        } => {
-            let env = &credentials.client_env();
-            let dropdb = |force: bool| {
-                let mut command = vec!["dropdb", "--no-password", "--if-exists"];
-                if force {
-                    command.push("--force");
-                }
-                command.push(scratch);
-                async move {
-                    docker
-                        .exec(container, &command, env, &mut tokio::io::sink())
-                        .await
-                }
-            };
-            match dropdb(true).await {
-                // dropdb before PostgreSQL 13 has no --force.
-                Err(DockerError::ExecFailed { stderr, .. }) if stderr.contains("force") => {
-                    dropdb(false).await?;
-                }
-                other => {
-                    other?;
-                }
-            }
-        }
-        Source::Url { target, .. } => {
-            let admin = target.connect().await?;
-            admin
-                .execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                     WHERE datname = $1 AND pid <> pg_backend_pid()",
-                    &[&scratch],
-                )
-                .await
-                .map_err(|e| db::query_error(target, &e))?;
-            admin
-                .batch_execute(&format!("DROP DATABASE IF EXISTS {scratch}"))
-                .await
-                .map_err(|e| db::query_error(target, &e))?;
-        }
-    }
-    Ok(())
+    source.server().drop_database(scratch).await
 }
 
 /// `SELECT count(*)` of every manifest table in the scratch database.
@@ -328,64 +246,16 @@ pub async fn count_rows(
     scratch: &str,
     tables: &[TableEstimate],
 ) -> anyhow::Result<Vec<TableEstimate>> {
-    if tables.is_empty() {
-        return Ok(Vec::new());
-    }
-    if source.engine() == lifeboat::db::Engine::Mysql {
-        return mysql::server::count(source, scratch, tables).await;
-    }
-    // ONLY: pg_dump's COPY of a table holds its own rows, not those of tables inheriting it.
-    let sql = tables
-        .iter()
-        .enumerate()
-        .map(|(i, t)| format!("SELECT {i}, count(*) FROM ONLY {}", t.name))
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ");
-    let mut counts = vec![None; tables.len()];
-    match source {
-        Source::MysqlUrl { .. } => bail!("a MySQL server reached the PostgreSQL path"),
-        Source::Container {
-            docker,
-            container,
-            credentials,
-            ..
-        } => {
-            let out = psql(docker, container, credentials, scratch, &sql).await?;
-            for line in out.lines() {
-                let parsed = line
-                    .split_once('|')
-                    .and_then(|(i, n)| Some((i.parse::<usize>().ok()?, n.parse::<i64>().ok()?)));
-                let (i, n) = parsed.with_context(|| format!("psql answered `{line}`"))?;
-                if let Some(slot) = counts.get_mut(i) {
-                    *slot = Some(n);
-                }
-            }
-        }
-        Source::Url { target, .. } => {
-            let target = target.with_database(scratch);
-            let client = target.connect().await?;
-            for row in client
-                .query(&sql, &[])
-                .await
-                .map_err(|e| db::query_error(&target, &e))?
-            {
-                let i: i32 = row.get(0);
-                if let Some(slot) = usize::try_from(i).ok().and_then(|i| counts.get_mut(i)) {
-                    *slot = Some(row.get::<_, i64>(1));
-                }
-            }
-        }
-    }
-    tables
+    let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
+    let counts = source.server().count_rows(scratch, &names).await?;
+    Ok(tables
         .iter()
         .zip(counts)
-        .map(|(t, n)| {
-            Ok(TableEstimate {
-                name: t.name.clone(),
-                rows: n.with_context(|| format!("no count came back for {}", t.name))?,
-            })
+        .map(|(t, rows)| TableEstimate {
+            name: t.name.clone(),
+            rows,
         })
-        .collect()
+        .collect())
 }
 
 /// `schema.table` as pg_dump writes it: each part bare (`[a-z_][a-z0-9_]*`) or double-quoted

@@ -1,4 +1,5 @@
-//! The server operations of a restore on a MySQL-protocol server (MySQL, MariaDB).
+//! The swap of a restore on a MySQL-protocol server (MySQL, MariaDB); what every engine does
+//! (create, drop, end sessions) is behind lifeboat's engine seam.
 //!
 //! MySQL cannot rename a database, so "`a` becomes `b`" is done as MySQL allows: every table
 //! moves in one `RENAME TABLE a.t1 TO b.t1, …` (atomic: all of them or none, and the only
@@ -16,9 +17,10 @@
 use std::fmt::Write as _;
 
 use anyhow::{bail, Context};
+use lifeboat_backup::engine::mysql::terminate;
 use lifeboat_backup::mysql::server::{ident, literal, rows, script};
 use lifeboat_backup::source::Source;
-use tracing::{debug, warn};
+use tracing::warn;
 
 use crate::server::DbInfo;
 
@@ -57,21 +59,6 @@ fn plain(name: &str) -> anyhow::Result<&str> {
     }
 }
 
-pub async fn ping(source: &Source) -> anyhow::Result<()> {
-    rows(source, "SELECT 1").await.map(drop)
-}
-
-pub async fn databases(source: &Source) -> anyhow::Result<Vec<String>> {
-    Ok(rows(
-        source,
-        "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA",
-    )
-    .await?
-    .into_iter()
-    .filter_map(|r| r.into_iter().next())
-    .collect())
-}
-
 /// A database's character set and collation (`encoding` and `collate`), if it exists.
 pub async fn info(source: &Source, db: &str) -> anyhow::Result<Option<DbInfo>> {
     let answer = rows(
@@ -108,23 +95,6 @@ pub async fn create(source: &Source, db: &str, like: Option<&DbInfo>) -> anyhow:
     rows(source, &sql).await.map(drop)
 }
 
-/// The bytes of a database's tables and indexes.
-pub async fn size(source: &Source, db: &str) -> anyhow::Result<u64> {
-    let answer = rows(
-        source,
-        &format!(
-            "SELECT COALESCE(SUM(DATA_LENGTH + INDEX_LENGTH), 0) FROM information_schema.TABLES WHERE TABLE_SCHEMA = {}",
-            literal(db)
-        ),
-    )
-    .await?;
-    Ok(answer
-        .first()
-        .and_then(|r| r.first())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0))
-}
-
 /// Drop `db`, which must hold no table (what restore drops is empty, or a database it made and
 /// was restoring into: `allow_tables`).
 pub async fn drop_database(source: &Source, db: &str, allow_tables: bool) -> anyhow::Result<()> {
@@ -141,35 +111,6 @@ pub async fn drop_database(source: &Source, db: &str, allow_tables: bool) -> any
     rows(source, &format!("DROP DATABASE IF EXISTS {}", ident(db)))
         .await
         .map(drop)
-}
-
-/// End every other session on `dbs`; how many.
-pub async fn terminate(source: &Source, dbs: &[&str]) -> anyhow::Result<u64> {
-    if dbs.is_empty() {
-        return Ok(0);
-    }
-    let list = dbs
-        .iter()
-        .map(|d| literal(d))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let ids = rows(
-        source,
-        &format!(
-            "SELECT ID FROM information_schema.PROCESSLIST WHERE DB IN ({list}) AND ID <> CONNECTION_ID()"
-        ),
-    )
-    .await?;
-    let mut ended = 0;
-    for id in ids.into_iter().filter_map(|r| r.into_iter().next()) {
-        let Ok(id) = id.parse::<u64>() else { continue };
-        // Gone meanwhile is as good as ended.
-        match rows(source, &format!("KILL CONNECTION {id}")).await {
-            Ok(_) => ended += 1,
-            Err(e) => debug!("KILL {id}: {e:#}"),
-        }
-    }
-    Ok(ended)
 }
 
 /// The base tables (and sequences) of `db`.

@@ -1,19 +1,17 @@
-//! The database server as restore needs it: create, rename, drop, end sessions, copy what a
-//! plain dump does not carry (the database's owner, settings, grants, comment), and the room
-//! left on its disk. The same SQL goes over a connection (`--url`, managed PostgreSQL; or the
-//! container's address on its Docker network, when this machine reaches it) or through the
-//! container's psql (as lifeboat-backup dumps), so every mode behaves alike.
-//!
-//! Renames and drops run from a maintenance database (`postgres`, else `template1`): never
-//! from one of the databases they rename.
+//! The database server as restore needs it: what every engine does behind lifeboat's engine
+//! seam (create, drop, end sessions, the room left on its disk: `lifeboat::engine`,
+//! implemented by lifeboat-backup's `engine` module, so that a restore reaches the server
+//! exactly as the backup did), and what only a restore does, per engine: create a sibling of
+//! the live database, copy what a plain dump does not carry (PostgreSQL's owner, settings,
+//! grants, comment) and the swap (PostgreSQL renames databases; MySQL moves tables:
+//! [`crate::mysql`]).
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, Context};
 use lifeboat::config::Config;
-use lifeboat::db;
-use lifeboat::docker::DockerError;
+use lifeboat::engine::{DatabaseServer, Engine, Rows};
+use lifeboat_backup::engine::postgres::{first_count, terminate_sql};
 use lifeboat_backup::properties::{self, DatabaseProperties};
 use lifeboat_backup::source::Source;
-use tracing::debug;
 
 /// Settings whose stored value is already a list in SQL syntax (`"$user", public`): pasted as
 /// they are, as pg_dumpall does (its `variable_is_guc_list_quote`). Every other value is quoted.
@@ -42,21 +40,13 @@ pub struct DbInfo {
     pub icu_rules: Option<String>,
 }
 
-/// A test hook: set, the restore's SQL goes through psql in the container even where the
-/// container's address is reachable, so that the tests cover both ways.
-pub const VIA_EXEC_VAR: &str = "LBTEST_RESTORE_VIA_EXEC";
-
 pub struct Server {
     pub source: Source,
-    maintenance: String,
-    /// The container's server over its Docker network, when reachable (see [`direct_target`]).
-    direct: Option<db::DbTarget>,
+    /// The server behind the engine seam.
+    engine: Box<dyn DatabaseServer>,
 }
 
-/// `"name"`, with any `"` doubled: safe for any database or role name.
-pub fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
+pub use lifeboat_backup::engine::postgres::{ident, literal};
 
 /// The elements of a list setting's value as the server stores it (`"$user", public`), split
 /// as PostgreSQL's `SplitGUCList` does: separated by commas, each bare (up to a space or comma)
@@ -109,50 +99,18 @@ pub fn split_guc_list(raw: &str) -> Option<Vec<String>> {
     }
 }
 
-/// `'text'`, with any `'` doubled (standard_conforming_strings is on since PostgreSQL 9.1).
-pub fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
-
 impl Server {
     /// The backup source's server: the container (compose service, or by name) or `--url`.
     pub async fn connect(config: &Config) -> anyhow::Result<Self> {
         let mut config = config.clone();
         config.backup.all = false;
         let source = Source::resolve(&config).await?;
-        if source.engine() == lifeboat::db::Engine::Mysql {
-            crate::mysql::ping(&source)
-                .await
-                .with_context(|| format!("cannot reach the server ({})", source.describe()))?;
-            return Ok(Self {
-                source,
-                maintenance: String::new(),
-                direct: None,
-            });
-        }
-        let direct = match &source {
-            Source::Container {
-                docker,
-                container,
-                credentials,
-                ..
-            } => direct_target(docker, container, credentials).await,
-            Source::Url { .. } | Source::MysqlUrl { .. } => None,
-        };
-        let mut server = Self {
-            source,
-            maintenance: "postgres".into(),
-            direct,
-        };
-        if let Err(e) = server.query("SELECT 1").await {
-            debug!("no `postgres` database ({e:#}); using template1 for maintenance");
-            server.maintenance = "template1".into();
-            server
-                .query("SELECT 1")
-                .await
-                .with_context(|| format!("cannot reach the server ({})", server.describe()))?;
-        }
-        Ok(server)
+        let engine = source.server();
+        engine
+            .rows(None, "SELECT 1")
+            .await
+            .with_context(|| format!("cannot reach the server ({})", source.describe()))?;
+        Ok(Self { source, engine })
     }
 
     /// The database restored into: the container's POSTGRES_DB, the URL's, or --database.
@@ -164,110 +122,28 @@ impl Server {
         self.source.describe()
     }
 
-    /// Whether the server speaks MySQL's protocol (its operations: [`crate::mysql`]).
+    /// The server behind the engine seam.
+    pub fn engine(&self) -> &dyn DatabaseServer {
+        self.engine.as_ref()
+    }
+
+    /// Whether the server speaks MySQL's protocol (its swap: [`crate::mysql`]).
     pub fn is_mysql(&self) -> bool {
-        self.source.engine() == lifeboat::db::Engine::Mysql
+        self.engine.engine() == Engine::Mysql
     }
 
-    /// Run `sql` in the maintenance database.
-    pub async fn query(&self, sql: &str) -> anyhow::Result<Vec<Vec<String>>> {
-        self.query_on(&self.maintenance.clone(), sql).await
-    }
-
-    /// Run `sql` (one statement, or several as one transaction) in `db`; the rows, as text.
-    pub async fn query_on(&self, db: &str, sql: &str) -> anyhow::Result<Vec<Vec<String>>> {
-        self.batch_on(db, &[sql]).await
-    }
-
-    /// Run `statements` one after the other, each its own transaction, in one session of `db`,
-    /// stopping at the first error (a psql started once instead of once per statement: the
-    /// swap runs while the app is down); the rows of all of them, as text.
-    pub async fn batch_on(
-        &self,
-        db: &str,
-        statements: &[&str],
-    ) -> anyhow::Result<Vec<Vec<String>>> {
-        for sql in statements {
-            debug!(database = db, "SQL: {sql}");
-        }
-        let (docker, container, credentials) = match (&self.direct, &self.source) {
-            (Some(target), _) | (None, Source::Url { target, .. }) => {
-                return over_tcp(target, db, statements).await
-            }
-            (None, Source::MysqlUrl { .. }) => bail!("a MySQL server reached psql's path"),
-            (
-                None,
-                Source::Container {
-                    docker,
-                    container,
-                    credentials,
-                    ..
-                },
-            ) => (docker, container, credentials),
-        };
-        let dbname = format!("--dbname={db}");
-        let mut out = Vec::new();
-        let mut command = vec![
-            "psql",
-            "-X",
-            "-q",
-            "-t",
-            "-A",
-            "-F",
-            "\x1f",
-            "-R",
-            "\x1e",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "--no-password",
-            dbname.as_str(),
-        ];
-        for sql in statements {
-            command.extend(["-c", sql]);
-        }
-        match docker
-            .exec(container, &command, &credentials.client_env(), &mut out)
-            .await
-        {
-            Ok(_) => {}
-            Err(DockerError::ExecFailed { stderr, .. }) => {
-                bail!("{}", stderr.trim())
-            }
-            Err(e) => return Err(e.into()),
-        }
-        let text = String::from_utf8_lossy(&out);
-        Ok(text
-            .split('\x1e')
-            .map(|r| r.trim_end_matches('\n'))
-            .filter(|r| !r.is_empty())
-            .map(|r| r.split('\x1f').map(str::to_owned).collect())
-            .collect())
+    /// Run `sql` where the engine runs maintenance statements.
+    pub async fn query(&self, sql: &str) -> anyhow::Result<Rows> {
+        self.engine.rows(None, sql).await
     }
 
     /// Every database's name.
     pub async fn databases(&self) -> anyhow::Result<Vec<String>> {
-        if self.is_mysql() {
-            return crate::mysql::databases(&self.source).await;
-        }
-        Ok(self
-            .query("SELECT datname FROM pg_database")
-            .await?
-            .into_iter()
-            .filter_map(|r| r.into_iter().next())
-            .collect())
+        self.engine.databases().await
     }
 
     pub async fn exists(&self, db: &str) -> anyhow::Result<bool> {
-        if self.is_mysql() {
-            return Ok(crate::mysql::info(&self.source, db).await?.is_some());
-        }
-        let rows = self
-            .query(&format!(
-                "SELECT 1 FROM pg_database WHERE datname = {}",
-                literal(db)
-            ))
-            .await?;
-        Ok(!rows.is_empty())
+        self.engine.exists(db).await
     }
 
     /// The server's `server_version_num` (`150004` for 15.4).
@@ -320,52 +196,13 @@ impl Server {
 
     /// Bytes `db` takes on disk.
     pub async fn size(&self, db: &str) -> anyhow::Result<u64> {
-        if self.is_mysql() {
-            return crate::mysql::size(&self.source, db).await;
-        }
-        let rows = self
-            .query(&format!("SELECT pg_database_size({})", literal(db)))
-            .await?;
-        rows.first()
-            .and_then(|r| r.first())
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| anyhow!("no size for database {db}"))
+        self.engine.size(db).await
     }
 
     /// Bytes free where the server keeps its data, when it can be known (the container's
     /// file system; a managed server does not say).
     pub async fn free_space(&self) -> anyhow::Result<Option<u64>> {
-        if self.is_mysql() {
-            // MySQL names its data directory too (`datadir`), but whether the container's
-            // df sees it is not sure enough to refuse a restore on.
-            return Ok(None);
-        }
-        // A one-off container beside a Swarm task does not hold the data.
-        let Source::Container {
-            docker,
-            container,
-            oneoff: None,
-            ..
-        } = &self.source
-        else {
-            return Ok(None);
-        };
-        let dir = self.query("SHOW data_directory").await?;
-        let dir = dir
-            .first()
-            .and_then(|r| r.first())
-            .context("the server did not give its data directory")?;
-        let df = docker
-            .exec_output(container, &["df", "-P", "-k", dir.as_str()])
-            .await
-            .context("asking the database container for its free space (df)")?;
-        let available = df
-            .lines()
-            .nth(1)
-            .and_then(|l| l.split_whitespace().nth(3))
-            .and_then(|kb| kb.parse::<u64>().ok())
-            .with_context(|| format!("cannot read df's answer: {df}"))?;
-        Ok(Some(available * 1024))
+        self.engine.free_space().await
     }
 
     /// Create `db` as a sibling of the live database: same owner, encoding, locale (and
@@ -448,10 +285,7 @@ impl Server {
 
     /// End every session on `db` but ours; returns how many there were.
     pub async fn terminate(&self, db: &str) -> anyhow::Result<u64> {
-        if self.is_mysql() {
-            return crate::mysql::terminate(&self.source, &[db]).await;
-        }
-        Ok(first_count(&self.query(&terminate_sql(&[db])).await?))
+        self.engine.terminate(&[db]).await
     }
 
     /// The swap in one session: new sessions on `closed` refused, the sessions on `closed` and
@@ -485,120 +319,13 @@ impl Server {
             .map(String::as_str)
             .chain([end.as_str(), rename.as_str()])
             .collect();
-        Ok(first_count(
-            &self
-                .batch_on(&self.maintenance.clone(), &statements)
-                .await?,
-        ))
+        Ok(first_count(&self.engine.batch(None, &statements).await?))
     }
 
     /// Drop `db` if it exists, its sessions first.
     pub async fn drop_database(&self, db: &str) -> anyhow::Result<()> {
-        if !self.exists(db).await? {
-            return Ok(());
-        }
-        self.terminate(db).await?;
-        if self.is_mysql() {
-            return crate::mysql::drop_database(&self.source, db, true).await;
-        }
-        self.query(&format!("DROP DATABASE IF EXISTS {}", ident(db)))
-            .await
-            .map(drop)
+        self.engine.drop_database(db).await
     }
-}
-
-/// `statements` in one session of `db` on `target`; the rows of all of them, as text.
-async fn over_tcp(
-    target: &db::DbTarget,
-    db: &str,
-    statements: &[&str],
-) -> anyhow::Result<Vec<Vec<String>>> {
-    let target = target.with_database(db);
-    let client = target.connect().await?;
-    let mut rows = Vec::new();
-    for sql in statements {
-        let messages = client
-            .simple_query(sql)
-            .await
-            .map_err(|e| db::query_error(&target, &e))?;
-        rows.extend(messages.into_iter().filter_map(|m| {
-            match m {
-                tokio_postgres::SimpleQueryMessage::Row(row) => Some(
-                    (0..row.len())
-                        .map(|i| row.get(i).unwrap_or_default().to_owned())
-                        .collect(),
-                ),
-                _ => None,
-            }
-        }));
-    }
-    Ok(rows)
-}
-
-/// The container's PostgreSQL over a Docker network it is on, when this machine reaches it (the
-/// engine is local, on Linux) and the container's own credentials (`POSTGRES_*`) let us in.
-/// Then the restore's own SQL (checks, create, the swap, drops) costs a connection instead of
-/// a `docker exec` of psql, a tenth of a second each, some of them while the app is down.
-/// Otherwise `None`, and psql in the container as before; the restore's data always goes
-/// through psql in the container, as the backup came from pg_dump there.
-async fn direct_target(
-    docker: &lifeboat::docker::Docker,
-    container: &str,
-    credentials: &db::ContainerCredentials,
-) -> Option<db::DbTarget> {
-    if std::env::var_os(VIA_EXEC_VAR).is_some() {
-        debug!("{VIA_EXEC_VAR} is set: SQL goes through psql in the container");
-        return None;
-    }
-    let info = docker.inspect(container).await.ok()?;
-    let addresses: Vec<String> = info
-        .network_settings?
-        .networks?
-        .into_values()
-        .filter_map(|n| n.ip_address)
-        .filter(|ip| !ip.is_empty())
-        .collect();
-    let password = credentials
-        .password
-        .clone()
-        .unwrap_or_else(|| lifeboat::secret::Secret::new(""));
-    for ip in addresses {
-        let wait = std::time::Duration::from_millis(500);
-        let open =
-            tokio::time::timeout(wait, tokio::net::TcpStream::connect((ip.as_str(), 5432))).await;
-        if !matches!(open, Ok(Ok(_))) {
-            debug!("{container}'s PostgreSQL is not reachable at {ip}:5432; SQL goes through psql in the container");
-            continue;
-        }
-        let target = db::DbTarget::from_parts(&ip, 5432, &credentials.user, &password, "postgres");
-        match tokio::time::timeout(wait * 4, target.connect()).await {
-            Ok(Ok(_)) => {
-                debug!("{container}'s PostgreSQL answers at {ip}:5432: SQL goes there directly");
-                return Some(target);
-            }
-            Ok(Err(e)) => debug!("{container}'s PostgreSQL at {ip}:5432 refused us ({e}); SQL goes through psql in the container"),
-            Err(_) => debug!("{container}'s PostgreSQL at {ip}:5432 did not answer in time; SQL goes through psql in the container"),
-        }
-    }
-    None
-}
-
-/// Ends every session on `dbs` but ours, and counts them.
-fn terminate_sql(dbs: &[&str]) -> String {
-    let names: Vec<String> = dbs.iter().map(|db| literal(db)).collect();
-    format!(
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-         WHERE datname IN ({}) AND pid <> pg_backend_pid()",
-        names.join(", ")
-    )
-}
-
-/// The number in the first row's first column; 0 without one.
-fn first_count(rows: &[Vec<String>]) -> u64 {
-    rows.first()
-        .and_then(|r| r.first())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 /// `BEGIN; ALTER DATABASE a RENAME TO b; …; COMMIT;`

@@ -19,6 +19,7 @@
 //! | `swarm` | `docker` | a Swarm stack's services: found, scaled, updated and put back, their tasks |
 //! | `proxy` | `docker` | nginx, Caddy, HAProxy, Traefik in front of the app: found, steered at a switch, drained |
 //! | `db` | `db` | PostgreSQL from a URL (`sslmode=require` works) or a container's `POSTGRES_*` |
+//! | `engine` | `db` | the database engine seam: one `DatabaseServer` trait for PostgreSQL and MySQL alike |
 //! | `redis` | `redis` | PING and latency |
 //! | `s3` | `s3` | MinIO, Spaces and AWS alike (custom endpoint, path-style) |
 //! | `mail` | `mail` | SMTP plain, STARTTLS and TLS |
@@ -40,6 +41,8 @@ pub mod secret;
 pub mod db;
 #[cfg(feature = "docker")]
 pub mod docker;
+#[cfg(feature = "db")]
+pub mod engine;
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "mail")]

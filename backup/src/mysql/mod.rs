@@ -22,7 +22,7 @@ use anyhow::{bail, Context};
 use lifeboat::db::ContainerCredentials;
 use lifeboat::docker::Docker;
 use lifeboat_healthcheck::mysql::{Options, SslMode};
-use tokio::io::{AsyncReadExt, AsyncWrite};
+use tokio::io::AsyncWrite;
 
 /// The first line of a dump by MariaDB's client since 10.11.8 / 11.4.
 pub const SANDBOX_LINE: &[u8] = b"/*M!999999\\- enable the sandbox mode */";
@@ -202,35 +202,16 @@ pub async fn dump_local<W: AsyncWrite + Unpin>(
     let database = checked_database(options.database.as_deref().unwrap_or_default())?;
     let program = local_program(&["mariadb-dump", "mysqldump"]);
     let mut cmd = local_client(program, options).await?;
-    cmd.args(dump_options(tidb))
-        .arg(database)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("cannot run the local {program}"))?;
-    let mut stdout = child.stdout.take().context("the dump's stdout")?;
-    let mut stderr_pipe = child.stderr.take().context("the dump's stderr")?;
-    let read_stderr = async move {
-        let mut text = String::new();
-        let _ = (&mut stderr_pipe)
-            .take(64 * 1024)
-            .read_to_string(&mut text)
-            .await;
-        text
-    };
+    cmd.args(dump_options(tidb)).arg(database);
     let mut skip = SkipSandbox::new(sink);
-    let (copied, stderr) = tokio::join!(tokio::io::copy(&mut stdout, &mut skip), read_stderr);
-    copied.context("writing the dump")?;
+    let stderr = crate::engine::dump_process(
+        cmd,
+        program,
+        "install mariadb-client or mysql-client, or back up through the container",
+        &mut skip,
+    )
+    .await?;
     skip.finish().await?;
-    let status = child.wait().await.context("waiting for the dump")?;
-    if !status.success() {
-        bail!(
-            "{program} exited with {status}: {}",
-            lifeboat::secret::redact_url(stderr.trim())
-        );
-    }
     Ok(stderr)
 }
 
@@ -362,7 +343,7 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for SkipSandbox<'_, W> {
 /// Read all of `reader` through [`SkipSandbox`] (for tests and small inputs).
 #[cfg(test)]
 async fn filtered(mut reader: impl tokio::io::AsyncRead + Unpin, chunk: usize) -> Vec<u8> {
-    use tokio::io::AsyncWriteExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut out = Vec::new();
     {
         let mut skip = SkipSandbox::new(&mut out);

@@ -13,7 +13,6 @@ use lifeboat_healthcheck::mysql::Options;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{local_client, local_program, PICK};
-use crate::manifest::TableEstimate;
 use crate::source::Source;
 
 /// The most rows and bytes one answer may bring back (lists of tables, counts).
@@ -303,23 +302,13 @@ pub async fn drop_database(source: &Source, name: &str) -> anyhow::Result<()> {
 }
 
 /// `SELECT COUNT(*)` of each of `tables` in `database`, in their order.
-pub async fn count(
-    source: &Source,
-    database: &str,
-    tables: &[TableEstimate],
-) -> anyhow::Result<Vec<TableEstimate>> {
+pub async fn count(source: &Source, database: &str, tables: &[&str]) -> anyhow::Result<Vec<i64>> {
     let mut counted = Vec::with_capacity(tables.len());
     // A few hundred tables to a statement: one client started per batch, not per table.
     for batch in tables.chunks(200) {
         let sql = batch
             .iter()
-            .map(|t| {
-                format!(
-                    "SELECT COUNT(*) FROM {}.{}",
-                    ident(database),
-                    ident(&t.name)
-                )
-            })
+            .map(|t| format!("SELECT COUNT(*) FROM {}.{}", ident(database), ident(t)))
             .collect::<Vec<_>>()
             .join(" UNION ALL ");
         let answer = rows(source, &sql).await?;
@@ -334,11 +323,8 @@ pub async fn count(
             let n = row
                 .first()
                 .and_then(|n| n.trim().parse::<i64>().ok())
-                .with_context(|| format!("no count came back for {}", t.name))?;
-            counted.push(TableEstimate {
-                name: t.name.clone(),
-                rows: n,
-            });
+                .with_context(|| format!("no count came back for {t}"))?;
+            counted.push(n);
         }
     }
     Ok(counted)

@@ -1,0 +1,119 @@
+//! The database engine seam: what backup, `verify --restore-test` and restore ask of a database
+//! server, whatever engine answers (PostgreSQL, or a MySQL-protocol server: MySQL, MariaDB,
+//! TiDB).
+//!
+//! The engine is chosen once, by the URL's scheme or the database container's environment
+//! ([`Engine::of_url`], [`Engine::of_env`]); from there every caller holds a
+//! `Box<dyn DatabaseServer>` and never asks which engine it is. The implementations live beside
+//! the clients they drive (lifeboat-backup's `engine` module: `pg_dump` and psql, or `mysqldump`
+//! and mysql, in the database's container or locally against a URL); what only a restore does
+//! (the swap) is lifeboat-restore's, per engine as well.
+//!
+//! lifeboat-healthcheck and lifeboat-smoke open a connection and ask one question: they speak
+//! each engine's wire protocol directly (healthcheck's static probe links nothing of this
+//! library, to stay small), chosen by the same [`Engine::of_url`].
+//!
+//! Every name and value that reaches SQL goes through [`DatabaseServer::ident`] and
+//! [`DatabaseServer::literal`]: table names come from a dump, database names from the user.
+
+use async_trait::async_trait;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub use crate::db::Engine;
+
+/// An answer's rows, each a list of fields as text (`NULL` as the empty string or `NULL`,
+/// as the engine's client prints it).
+pub type Rows = Vec<Vec<String>>;
+
+/// Where a dump goes: the archive writer (compression, encryption, the scan of its SQL).
+pub type Sink<'a> = &'a mut (dyn AsyncWrite + Unpin + Send);
+
+/// A plain SQL script, as a dump wrote it.
+pub type Script<'a> = &'a mut (dyn AsyncRead + Unpin + Send);
+
+/// What a load told of itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Loaded {
+    /// The bytes of SQL the server's client read: all of the script, or the load stopped early.
+    pub fed: u64,
+    /// The rows taken in, one number per `COPY` block in the order of the script, when the
+    /// client says so (psql's `COPY n` tags); `None` when it does not (MySQL's client), and the
+    /// tables must be counted ([`DatabaseServer::count_rows`]).
+    pub copied: Option<Vec<u64>>,
+}
+
+/// A database server, as backup, verify and restore use it.
+#[async_trait]
+pub trait DatabaseServer: Send + Sync {
+    /// Which engine this is, for messages and for the few things the user must be told differ.
+    fn engine(&self) -> Engine;
+
+    /// Where it is, for messages and the manifest; never with a password.
+    fn describe(&self) -> String;
+
+    /// The database a backup dumps and a restore replaces.
+    fn database(&self) -> &str;
+
+    /// `name` quoted as an identifier of this engine, whatever it holds.
+    fn ident(&self, name: &str) -> String;
+
+    /// `text` quoted as a string literal of this engine, whatever it holds.
+    fn literal(&self, text: &str) -> String;
+
+    /// The server's version as the engine gives it: `15.4`, `10.11.6-MariaDB-0+deb12u1`,
+    /// `8.0.11-TiDB-v7.5.0`.
+    async fn version(&self) -> anyhow::Result<String>;
+
+    /// `statements` one after the other in one session on `database`, or where the engine runs
+    /// maintenance statements when `None` (PostgreSQL's `postgres` database, else `template1`;
+    /// MySQL's session without a default database, every name qualified); the first error
+    /// stops them. The rows of all of them.
+    async fn batch(&self, database: Option<&str>, statements: &[&str]) -> anyhow::Result<Rows>;
+
+    /// The rows of `sql` on `database` (see [`DatabaseServer::batch`]).
+    async fn rows(&self, database: Option<&str>, sql: &str) -> anyhow::Result<Rows> {
+        self.batch(database, &[sql]).await
+    }
+
+    /// Every database's name.
+    async fn databases(&self) -> anyhow::Result<Vec<String>>;
+
+    async fn exists(&self, database: &str) -> anyhow::Result<bool> {
+        Ok(self.databases().await?.iter().any(|d| d == database))
+    }
+
+    /// Bytes `database` takes on disk.
+    async fn size(&self, database: &str) -> anyhow::Result<u64>;
+
+    /// Bytes free where the server keeps its data, when it can be known for sure (a managed
+    /// server does not say).
+    async fn free_space(&self) -> anyhow::Result<Option<u64>> {
+        Ok(None)
+    }
+
+    /// An empty database, in the encoding a dump of this engine expects.
+    async fn create_database(&self, database: &str) -> anyhow::Result<()>;
+
+    /// End every session on `databases` but ours; how many there were.
+    async fn terminate(&self, databases: &[&str]) -> anyhow::Result<u64>;
+
+    /// Drop `database` if it exists, its sessions ended first.
+    async fn drop_database(&self, database: &str) -> anyhow::Result<()>;
+
+    /// `count(*)` of each of `tables` (as the dump names them) in `database`, in their order.
+    async fn count_rows(&self, database: &str, tables: &[&str]) -> anyhow::Result<Vec<i64>>;
+
+    /// The database's own properties that a plain dump does not carry (PostgreSQL's owner,
+    /// settings, grants and comment) as JSON, which lifeboat-backup's `properties` module reads
+    /// and writes; `None` where the engine keeps them with the database's name (MySQL), and for
+    /// a backup of every database.
+    async fn properties_json(&self) -> anyhow::Result<Option<String>>;
+
+    /// Stream a logical dump of the database into `sink`. Fails on a non-zero exit and on an
+    /// error line on stderr, so that a dump cut short is never taken for a complete one.
+    async fn dump(&self, sink: Sink<'_>) -> anyhow::Result<()>;
+
+    /// Stream `script` into the engine's client on `database` (which exists, and is empty);
+    /// the first error stops it and is the reason given.
+    async fn load(&self, database: &str, script: Script<'_>) -> anyhow::Result<Loaded>;
+}
