@@ -8,8 +8,8 @@
 //! each, some of them while the app is down. Otherwise psql in the container. Scripts (a
 //! restore's data) always go through psql, as the backup came from pg_dump.
 //!
-//! Maintenance statements (create, rename, drop) run from `postgres`, else `template1`: never
-//! from one of the databases they rename.
+//! Maintenance statements (create, rename, drop) run from `postgres`, else `template1` (else,
+//! for a URL, its own database): never from one of the databases they rename.
 
 use std::io;
 use std::pin::Pin;
@@ -48,7 +48,8 @@ pub struct Postgres {
     /// The container's server over its Docker network, when reachable; looked for on the
     /// first statement (a dump needs none of it).
     direct: OnceCell<Option<DbTarget>>,
-    /// `postgres`, else `template1`: found on the first maintenance statement.
+    /// `postgres`, else `template1` (else a URL's own database): found on the first
+    /// maintenance statement.
     maintenance: OnceCell<String>,
 }
 
@@ -82,19 +83,23 @@ impl Postgres {
         let direct = self.direct().await;
         self.maintenance
             .get_or_try_init(|| async {
-                let mut last = None;
-                for maintenance in ["postgres", "template1"] {
+                // A managed server's URL may name the only database its user can reach: the
+                // last resort (a restore cannot rename it from there, and says so).
+                let own = match &self.source {
+                    Source::Url { target, .. } => Some(target.database()),
+                    _ => None,
+                };
+                let mut first_error = None;
+                for maintenance in ["postgres", "template1"].into_iter().chain(own) {
                     match self.run(direct, maintenance, &["SELECT 1"]).await {
                         Ok(_) => return Ok(maintenance.to_owned()),
                         Err(e) => {
                             debug!("no maintenance database {maintenance} ({e:#})");
-                            last = Some(e);
+                            first_error.get_or_insert(e);
                         }
                     }
                 }
-                Err(last
-                    .unwrap_or_else(|| anyhow!("no maintenance database"))
-                    .context(format!("cannot reach the server ({})", self.describe())))
+                Err(first_error.unwrap_or_else(|| anyhow!("no maintenance database")))
             })
             .await
             .map(String::as_str)
