@@ -9,9 +9,10 @@
 //! and mysql, in the database's container or locally against a URL); what only a restore does
 //! (the swap) is lifeboat-restore's, per engine as well.
 //!
-//! lifeboat-healthcheck and lifeboat-smoke open a connection and ask one question: they speak
-//! each engine's wire protocol directly (healthcheck's static probe links nothing of this
-//! library, to stay small), chosen by the same [`Engine::of_url`].
+//! lifeboat-smoke opens a connection and asks one question: [`ask`], in the engine the URL's
+//! scheme names. lifeboat-healthcheck is below this library: its static probe links nothing of
+//! it (to stay small, about 1.7 MB), and its wire clients are the ones this seam's MySQL side
+//! and [`ask`] use.
 //!
 //! Every name and value that reaches SQL goes through [`DatabaseServer::ident`] and
 //! [`DatabaseServer::literal`]: table names come from a dump, database names from the user.
@@ -116,4 +117,121 @@ pub trait DatabaseServer: Send + Sync {
     /// Stream `script` into the engine's client on `database` (which exists, and is empty);
     /// the first error stops it and is the reason given.
     async fn load(&self, database: &str, script: Script<'_>) -> anyhow::Result<Loaded>;
+}
+
+/// The first value of one query's answer, and how long connecting and asking took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The database asked, as the URL names it (PostgreSQL's default: the user's name).
+    pub database: String,
+    /// `None`: no row, or SQL NULL.
+    pub value: Option<String>,
+    pub took: std::time::Duration,
+}
+
+/// The most rows and bytes [`ask`] reads of an answer: a check compares one value.
+const ASK_MAX_ROWS: usize = 100;
+const ASK_MAX_BYTES: usize = 1024 * 1024;
+
+/// What lifeboat-smoke asks of the database at `url`, in the engine its scheme names: one
+/// statement over a connection of its own, inside a read-only transaction that is rolled back
+/// when `read_only`, and the first value of its answer. `ca_file` adds a root certificate to a
+/// MySQL server's TLS (PostgreSQL's is the URL's `sslrootcert`). Errors name the server
+/// without its password.
+pub async fn ask(
+    url: &crate::secret::SecretUrl,
+    ca_file: Option<&str>,
+    sql: &str,
+    read_only: bool,
+    timeout: std::time::Duration,
+) -> Result<Answer, String> {
+    let started = std::time::Instant::now();
+    let (database, value) = match Engine::of_url(url.expose()) {
+        Engine::Postgres => ask_postgres(url, sql, read_only).await?,
+        Engine::Mysql => ask_mysql(url, ca_file, sql, read_only, timeout).await?,
+    };
+    Ok(Answer {
+        database,
+        value,
+        took: started.elapsed(),
+    })
+}
+
+async fn ask_postgres(
+    url: &crate::secret::SecretUrl,
+    sql: &str,
+    read_only: bool,
+) -> Result<(String, Option<String>), String> {
+    let target = crate::db::DbTarget::from_url(url).map_err(|e| e.to_string())?;
+    let client = target.connect().await.map_err(|e| e.to_string())?;
+    let result = async {
+        if read_only {
+            client.batch_execute("BEGIN READ ONLY").await?;
+        }
+        let messages = client.simple_query(sql).await;
+        if read_only {
+            // The transaction only guarded the query; nothing in it is kept.
+            let _ = client.batch_execute("ROLLBACK").await;
+        }
+        messages
+    }
+    .await
+    .map_err(|e| format!("{target}: {sql:?} failed: {}", crate::db::describe(&e)))?;
+    let value = result
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => {
+                Some(row.try_get(0).ok().flatten().map(str::to_owned))
+            }
+            _ => None,
+        })
+        .flatten();
+    Ok((target.database().to_owned(), value))
+}
+
+/// lifeboat-healthcheck's MySQL protocol (no client library), on a blocking thread bounded by
+/// `timeout`.
+async fn ask_mysql(
+    url: &crate::secret::SecretUrl,
+    ca_file: Option<&str>,
+    sql: &str,
+    read_only: bool,
+    timeout: std::time::Duration,
+) -> Result<(String, Option<String>), String> {
+    use lifeboat_healthcheck::mysql::{Conn, Options};
+    let mut options = Options::from_url(url.expose())?;
+    if let Some(ca) = ca_file {
+        options.ssl_ca = Some(ca.into());
+    }
+    let deadline = lifeboat_healthcheck::Deadline::after(timeout);
+    let database = options.database.clone().unwrap_or_default();
+    let shown = url.redacted();
+    let query = sql.to_owned();
+    let result = tokio::task::spawn_blocking(move || {
+        let mut conn = Conn::connect(&options, deadline)?;
+        if read_only {
+            conn.query("START TRANSACTION READ ONLY", 0, 4096)?;
+        }
+        let answer = conn.query(&query, ASK_MAX_ROWS, ASK_MAX_BYTES);
+        if read_only && answer.is_ok() {
+            // The transaction only guarded the query; nothing in it is kept.
+            let _ = conn.query("ROLLBACK", 0, 4096);
+        }
+        conn.close();
+        answer
+    })
+    .await;
+    match result {
+        Ok(Ok(answer)) => Ok((
+            database,
+            answer
+                .rows
+                .into_iter()
+                .next()
+                .and_then(|r| r.into_iter().next())
+                .flatten(),
+        )),
+        Ok(Err(e)) => Err(format!("{shown}: {sql:?} failed: {e}")),
+        Err(e) => Err(format!("{shown}: the check stopped: {e}")),
+    }
 }

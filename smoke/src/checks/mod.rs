@@ -10,13 +10,12 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use lifeboat::config::{Config, S3Settings};
+use lifeboat::engine::Engine;
 
 use crate::spec::{Check, CheckSpec, Kind, MailApiKind};
 use crate::vars::Redactor;
 
 pub mod http;
-pub mod mysql;
-pub mod postgres;
 pub mod rate_limit;
 pub mod redis;
 pub mod s3;
@@ -78,8 +77,8 @@ pub async fn run(check: &Check, spec: &CheckSpec, ctx: &Ctx) -> Outcome {
         Kind::Http => http::run(check, spec, ctx).await,
         Kind::RateLimit => rate_limit::run(check, spec, ctx).await,
         Kind::Webhook => webhook::run(check, spec, ctx).await,
-        Kind::Postgres => postgres::run(check, spec, ctx).await,
-        Kind::Mysql => mysql::run(check, spec, ctx).await,
+        Kind::Postgres => sql::run(check, spec, ctx, Engine::Postgres).await,
+        Kind::Mysql => sql::run(check, spec, ctx, Engine::Mysql).await,
         Kind::Redis => redis::run(check, spec, ctx).await,
         Kind::S3 => s3::run(check, ctx).await,
         Kind::Smtp => smtp::run(check, spec, ctx).await,

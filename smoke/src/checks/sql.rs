@@ -1,10 +1,63 @@
-//! What the `postgres` and `mysql` kinds share: the one statement a read-only check may run, and
-//! the judgement of its first value against `expect`.
+//! `kind = "postgres"` and `kind = "mysql"`: connect, run a query, compare its first value
+//! (seed 000: "PostgreSQL accepting connections", "27 tables migrated"; seed 004: "TiDB
+//! connected"), with the same `expect`.
+//!
+//! A read-only check (the default) runs its query in a read-only transaction that is rolled
+//! back, so a smoke test in production cannot change data even with a careless query. The
+//! engine's protocol is lifeboat's engine seam's (`lifeboat::engine::ask`: tokio-postgres, or
+//! lifeboat-healthcheck's MySQL client on a blocking thread bounded by the check's timeout).
 
 use std::time::Duration;
 
-use super::{ms, Outcome};
+use lifeboat::engine::Engine;
+use lifeboat::secret::SecretUrl;
+
+use super::{ms, Ctx, Outcome};
 use crate::spec::{Check, CheckSpec};
+
+/// Run a `postgres` (`engine` PostgreSQL) or `mysql` check.
+pub async fn run(check: &Check, spec: &CheckSpec, ctx: &Ctx, engine: Engine) -> Outcome {
+    let url = match spec.url.as_ref().map(|u| u.get_ref().clone()) {
+        Some(u) => SecretUrl::new(u),
+        None => match &ctx.config.database.url {
+            Some(u) => u.clone(),
+            None => return Outcome::fail("no url and DATABASE_URL is not set"),
+        },
+    };
+    let at = Engine::of_url(url.expose());
+    if at != engine {
+        return Outcome::fail(format!(
+            "{} is a {} URL, and this check is kind = \"{}\"; use kind = \"{}\"",
+            url.redacted(),
+            at.name(),
+            kind_of(engine),
+            kind_of(at)
+        ));
+    }
+    let query = match statement(check, spec) {
+        Ok(q) => q,
+        Err(o) => return o,
+    };
+    let answer = lifeboat::engine::ask(
+        &url,
+        spec.ca_file.as_deref(),
+        query,
+        check.read_only,
+        check.timeout,
+    )
+    .await;
+    match answer {
+        Ok(a) => judge(&a.database, query, a.value.as_deref(), spec, a.took),
+        Err(e) => Outcome::fail(e),
+    }
+}
+
+fn kind_of(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Postgres => "postgres",
+        Engine::Mysql => "mysql",
+    }
+}
 
 /// The query when the spec gives none: the server answers, the database exists.
 const DEFAULT_QUERY: &str = "SELECT 1";
