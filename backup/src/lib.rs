@@ -16,6 +16,7 @@ mod metrics;
 pub mod mysql;
 mod notify;
 pub mod offsite;
+pub mod pgscript;
 pub mod properties;
 pub mod rekey;
 pub mod retention;

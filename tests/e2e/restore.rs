@@ -223,6 +223,11 @@ CREATE FUNCTION extra.touch() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN INSERT INTO extra.audit (person, note) VALUES (NEW.id, 'added ' || NEW.name); RETURN NEW; END $$;
 CREATE TRIGGER people_audit AFTER INSERT ON people FOR EACH ROW EXECUTE FUNCTION extra.touch();
 INSERT INTO people (name, mood) VALUES ('after the trigger', 'ok');
+CREATE TABLE extra.notes (id serial PRIMARY KEY, person int REFERENCES people (id), body text UNIQUE);
+INSERT INTO extra.notes (person, body) VALUES (1, '\.'), (2, E'\\.\nCOPY people FROM stdin;\n\\.');
+CREATE FUNCTION extra.copy_text() RETURNS text LANGUAGE sql AS $f$ SELECT 'COPY x FROM stdin;
+\.
+' $f$;
 CREATE VIEW happy_people AS SELECT id, name FROM people WHERE mood = 'happy';
 CREATE MATERIALIZED VIEW mood_counts AS SELECT mood, count(*) AS n FROM people GROUP BY mood;
 SELECT lo_from_bytea(0, convert_to('a large object, ünïcode', 'UTF8'));
@@ -286,6 +291,112 @@ fn a_restore_gives_back_the_database_exactly_with_what_a_plain_restore_loses() {
     the_hostile_setting_came_back_as_a_setting(&s, &reader);
     let pre = the_database_from_before_is_kept(&s, work.path(), &archive, &stdout);
     cleanup_drops_only_the_pre_restore_database(&s, work.path(), &pre);
+}
+
+/// The parallel loader's splitter (issue 21) on pg_dump's real script of the tricky schema:
+/// every byte in a piece, in order; a COPY block per table with the manifest's rows; indexes and
+/// keys independent, foreign keys not; nothing it does not understand.
+#[test]
+fn pg_dump_s_script_of_the_tricky_schema_splits_into_the_pieces_a_parallel_load_plans() {
+    use lifeboat_backup::pgscript::{Piece, Section, Splitter};
+    use std::io::Read as _;
+
+    let mut s = Shared::new("lbtest_restore_split_");
+    let db = s.db.clone();
+    fidelity_fixture(&mut s);
+    let work = tempfile::tempdir().expect("tempdir");
+    let archive = backup(work.path(), &db, &s.env());
+    let mut script = Vec::new();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(&archive).expect("archive"))
+        .read_to_end(&mut script)
+        .expect("gunzip");
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(archive.with_extension("gz.json")).expect("manifest"),
+    )
+    .expect("manifest JSON");
+
+    let mut splitter = Splitter::new();
+    let mut pieces = Vec::new();
+    for chunk in script.chunks(4093) {
+        splitter.feed(chunk, &mut pieces);
+    }
+    let confused = splitter.finish(&mut pieces);
+    let serial: Vec<u8> = pieces
+        .iter()
+        .filter_map(|p| match p {
+            Piece::Serial(b) => Some(b.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(
+        confused,
+        None,
+        "the splitter understood all; it gave up at:\n{}",
+        String::from_utf8_lossy(&serial[..serial.len().min(2000)])
+    );
+
+    let mut again = Vec::new();
+    let mut tables: Vec<(String, i64)> = Vec::new();
+    let (mut independent, mut fk_in_order) = (0, 0);
+    for p in &pieces {
+        match p {
+            Piece::Sql {
+                text,
+                kind,
+                independent: i,
+                section,
+            } => {
+                again.extend_from_slice(text);
+                independent += usize::from(*i);
+                if kind.as_deref() == Some("FK CONSTRAINT") {
+                    assert!(!i && *section == Section::PostData, "{p:?}");
+                    fk_in_order += 1;
+                }
+            }
+            Piece::CopyStart { table, text } => {
+                again.extend_from_slice(text);
+                tables.push((table.clone(), 0));
+            }
+            Piece::CopyData(rows) => {
+                again.extend_from_slice(rows);
+                let last = tables.last_mut().expect("rows after a COPY");
+                last.1 += i64::try_from(rows.split(|b| *b == b'\n').count() - 1).expect("n");
+            }
+            Piece::CopyEnd => again.extend_from_slice(b"\\.\n"),
+            Piece::Serial(_) => panic!("nothing serial: {p:?}"),
+        }
+    }
+    assert!(
+        script.starts_with(&again),
+        "the pieces are the script, in order"
+    );
+    let tail = String::from_utf8_lossy(&script[again.len()..]).into_owned();
+    assert!(
+        tail.lines()
+            .all(|l| l.trim().is_empty() || l.starts_with("--")),
+        "only comments after the last piece: {tail}"
+    );
+    let want: Vec<(String, i64)> = manifest["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().expect("name").to_owned(),
+                t["rows"].as_i64().expect("rows"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tables, want,
+        "a COPY block per table, with the manifest's rows"
+    );
+    assert!(independent >= 2, "indexes and keys may run in parallel");
+    assert!(
+        fk_in_order >= 1,
+        "the schema has a foreign key, kept in order"
+    );
 }
 
 /// Roles, database settings and the FIDELITY schema in `s`'s database, owned by a role of its
