@@ -35,6 +35,7 @@ pub async fn archive(
     entry: &Entry,
     keys: &crate::crypt::Keys,
     progress: Option<Arc<AtomicU64>>,
+    jobs: Option<u32>,
 ) -> anyhow::Result<Loaded> {
     let m = &entry.manifest;
     let mut stream = SqlStream::open(&entry.archive, keys)?;
@@ -42,7 +43,7 @@ pub async fn archive(
         stream = stream.with_progress(counter);
     }
     let server = source.server();
-    let loaded = sql(server.as_ref(), database, &mut stream).await;
+    let loaded = sql(server.as_ref(), database, &mut stream, jobs).await;
     // A decompression error is the archive's fault, whatever psql made of its cut input.
     if let Some(e) = stream.failure(&m.file) {
         return Err(e);
@@ -74,8 +75,9 @@ pub async fn sql(
     server: &dyn DatabaseServer,
     scratch: &str,
     stream: &mut SqlStream,
+    jobs: Option<u32>,
 ) -> anyhow::Result<Option<Vec<u64>>> {
-    let loaded = server.load(scratch, stream).await?;
+    let loaded = server.load(scratch, stream, jobs).await?;
     // The client reads to the end of its input; one that stopped early restored only a part.
     if loaded.fed != stream.raw_size() {
         bail!(

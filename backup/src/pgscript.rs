@@ -438,6 +438,12 @@ fn step(s: &[u8], i: usize, token: &mut Token, tocs: &mut Vec<(usize, usize)>) -
     Step::Next(i + 1)
 }
 
+/// A `SET` statement (a session setting an entry's next statement needs, as
+/// `default_tablespace`).
+pub fn is_set(text: &[u8]) -> bool {
+    starts_with_word(strip_comments(text), b"SET")
+}
+
 fn is_ident_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
 }

@@ -157,7 +157,13 @@ async fn restore_test_run(config: &Config, entry: &Entry, keys: &Keys) -> anyhow
     // Signals stay caught from here on: a second Ctrl-C cannot stop the clean-up halfway.
     let stop = Stop::install("restore test", "no scratch database behind")?;
     let tested = stop
-        .interruptible(restore_and_count(&source, &scratch, entry, keys))
+        .interruptible(restore_and_count(
+            &source,
+            &scratch,
+            entry,
+            keys,
+            config.restore.jobs,
+        ))
         .await;
     let dropped = drop_scratch(&source, &scratch).await;
     match (tested, dropped) {
@@ -188,6 +194,7 @@ async fn restore_and_count(
     scratch: &str,
     entry: &Entry,
     keys: &Keys,
+    jobs: Option<u32>,
 ) -> anyhow::Result<Scan> {
     let m = &entry.manifest;
     create_scratch(source, scratch).await.with_context(|| {
@@ -207,7 +214,7 @@ async fn restore_and_count(
         m.raw_size,
         Arc::clone(&sql_bytes),
     );
-    let loaded = load::archive(source, scratch, entry, keys, Some(sql_bytes)).await;
+    let loaded = load::archive(source, scratch, entry, keys, Some(sql_bytes), jobs).await;
     bar.finish();
     let load::Loaded { scan, .. } = loaded?;
     info!("{scratch}: {} restored without an error", m.file);

@@ -481,6 +481,8 @@ impl Stack {
             yes: true,
             no_safety_backup: false,
             no_progress: true,
+            // restore.jobs from the settings, as a restore by hand.
+            jobs: None,
             // The deploy's own backup, on this host; nothing from the bucket is trusted blindly.
             trust_unsigned: false,
             global: self.global.clone(),

@@ -99,6 +99,9 @@ pub struct Cli {
     #[arg(long)]
     pub no_progress: bool,
 
+    #[arg(long, value_name = "N", help = setting_help("psql sessions the restore loads on at once (PostgreSQL): the schema on one, then each table's rows, then indexes and keys spread over them; 1 loads in order", &settings::LIFEBOAT_RESTORE_JOBS))]
+    pub jobs: Option<u32>,
+
     #[arg(long, help = TRUST_UNSIGNED_HELP)]
     pub trust_unsigned: bool,
 
@@ -197,7 +200,10 @@ pub fn restore_now(cli: &Cli) -> anyhow::Result<Option<txn::Restored>> {
 
 /// The configuration with the command line's overrides, and a runtime.
 fn load(cli: &Cli) -> anyhow::Result<(Config, tokio::runtime::Runtime)> {
-    let config = cli.global.load_config(cli.db.overrides().collect())?;
+    let jobs = lifeboat::cli::flag(settings::LIFEBOAT_RESTORE_JOBS.name(), "--jobs", cli.jobs);
+    let config = cli
+        .global
+        .load_config(cli.db.overrides().chain(jobs).collect())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -344,6 +344,7 @@ async fn load(ctx: &Ctx<'_>, entry: &Entry, restore_db: &str) -> anyhow::Result<
         entry,
         &ctx.keys,
         Some(sql_bytes),
+        ctx.config.restore.jobs,
     )
     .await;
     bar.finish();

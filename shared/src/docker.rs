@@ -1067,7 +1067,9 @@ async fn feed_stdin(
             let _ = stdin.shutdown().await;
             return Ok(());
         }
-        if stdin.write_all(&buf[..n]).await.is_err() {
+        // Flushed: a command fed a little at a time (a session of a parallel load) sees each
+        // part as it comes.
+        if stdin.write_all(&buf[..n]).await.is_err() || stdin.flush().await.is_err() {
             return Ok(());
         }
         *fed += n as u64;

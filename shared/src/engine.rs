@@ -115,8 +115,15 @@ pub trait DatabaseServer: Send + Sync {
     async fn dump(&self, sink: Sink<'_>) -> anyhow::Result<()>;
 
     /// Stream `script` into the engine's client on `database` (which exists, and is empty);
-    /// the first error stops it and is the reason given.
-    async fn load(&self, database: &str, script: Script<'_>) -> anyhow::Result<Loaded>;
+    /// the first error stops it and is the reason given. `jobs`: the sessions a parallel load
+    /// may use (`None`: the server's cores when they can be read, else 2; 1: one session, in
+    /// order), where the engine has one (PostgreSQL).
+    async fn load(
+        &self,
+        database: &str,
+        script: Script<'_>,
+        jobs: Option<u32>,
+    ) -> anyhow::Result<Loaded>;
 }
 
 /// The first value of one query's answer, and how long connecting and asking took.

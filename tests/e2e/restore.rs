@@ -399,6 +399,104 @@ fn pg_dump_s_script_of_the_tricky_schema_splits_into_the_pieces_a_parallel_load_
     );
 }
 
+/// Issue 21: the parallel load gives back the same database as one session does: pg_dump of
+/// the tricky schema restored at `--jobs 1` and at `--jobs 4`, each equal to the original.
+#[test]
+fn at_one_job_and_at_four_the_restore_gives_back_the_same_database() {
+    let mut s = Shared::new("lbtest_restore_jobs_");
+    let db = s.db.clone();
+    let (_owner, _reader, before) = fidelity_fixture(&mut s);
+    let work = tempfile::tempdir().expect("tempdir");
+    let archive = backup(work.path(), &db, &s.env());
+    for jobs in ["1", "4"] {
+        s.sql(
+            &db,
+            "DELETE FROM events WHERE at > '2025-09-01'; UPDATE people SET mood = 'sad'; \
+             DELETE FROM extra.notes",
+        );
+        let out = lifeboat(
+            "lifeboat-restore",
+            work.path(),
+            &[
+                "--dir",
+                "backups",
+                "--database",
+                &db,
+                "--yes",
+                "--no-safety-backup",
+                "--jobs",
+                jobs,
+                &name_of(&archive),
+            ],
+            &s.env(),
+        );
+        ok(&out, "lifeboat-restore");
+        let stderr = text(&out.stderr);
+        assert_eq!(
+            stderr.contains("loading on 4 sessions"),
+            jobs == "4",
+            "--jobs {jobs}: {stderr}"
+        );
+        let after = dump(&s.container, &s.user, &db);
+        assert!(
+            after == before,
+            "--jobs {jobs}: pg_dump after the restore differs from before:\n{}",
+            diff(&before, &after)
+        );
+    }
+}
+
+/// Issue 21: a statement that fails on one of the parallel sessions (an index whose name a
+/// relation took meanwhile) stops the load: the restore database dropped, the live one as it
+/// was, exit 1 with the server's reason.
+#[test]
+fn a_statement_failing_on_a_parallel_session_drops_the_restore_database_and_leaves_the_live_one() {
+    let s = Shared::new("lbtest_restore_pfail_");
+    s.sql("postgres", &format!("CREATE DATABASE {}", s.db));
+    s.sql(
+        &s.db,
+        "CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS v \
+         FROM generate_series(1, 600000) g; \
+         CREATE TABLE small AS SELECT g AS id FROM generate_series(1, 1000) g; \
+         ALTER TABLE big ADD PRIMARY KEY (id); CREATE INDEX big_v_idx ON big (v); \
+         CREATE INDEX small_id_idx ON small (id)",
+    );
+    let work = tempfile::tempdir().expect("tempdir");
+    let archive = backup(work.path(), &s.db, &s.env());
+    s.sql(&s.db, "DELETE FROM big WHERE id > 100");
+    let mut child = running_until(
+        work.path(),
+        &[
+            "--dir",
+            "backups",
+            "--database",
+            &s.db,
+            "--yes",
+            "--no-safety-backup",
+            "--jobs",
+            "4",
+            &name_of(&archive),
+        ],
+        &s.env(),
+        "the schema is in",
+    );
+    // While the rows go in, a relation takes the name of an index the post-data part creates.
+    let restoring = databases_like(&s.container, &s.user, &format!("{}__restore_", s.db));
+    assert_eq!(restoring.len(), 1, "{restoring:?}");
+    s.sql(&restoring[0], "CREATE TABLE big_v_idx (x int)");
+    let ran = child.wait();
+    let stderr = text(&ran.stderr);
+    assert_eq!(ran.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("already exists"), "{stderr}");
+    assert_eq!(
+        s.sql(&s.db, "SELECT count(*) FROM big"),
+        "100",
+        "live, as it was"
+    );
+    let left = databases_like(&s.container, &s.user, &format!("{}__", s.db));
+    assert!(left.is_empty(), "no restore database left: {left:?}");
+}
+
 /// Roles, database settings and the FIDELITY schema in `s`'s database, owned by a role of its
 /// own: (owner, reader, pg_dump of it).
 fn fidelity_fixture(s: &mut Shared) -> (String, String, String) {
@@ -2091,6 +2189,9 @@ fn sigterm_in_the_middle_of_loading_a_large_archive_leaves_the_live_database_alo
             &s.db,
             "--yes",
             "--no-safety-backup",
+            // Issue 21: the rows on four sessions at once.
+            "--jobs",
+            "4",
             &name,
         ],
         &s.env(),

@@ -5,6 +5,7 @@
 //! and never ask which engine it is.
 
 pub mod mysql;
+pub mod parallel;
 pub mod postgres;
 
 use lifeboat::engine::{DatabaseServer, Engine};

@@ -178,7 +178,13 @@ impl DatabaseServer for Mysql {
 
     /// The client says nothing of rows: `copied` is `None`, and the caller counts the tables
     /// where they landed.
-    async fn load(&self, database: &str, script: Script<'_>) -> anyhow::Result<Loaded> {
+    /// One session: a MySQL dump's statements are not cut for several.
+    async fn load(
+        &self,
+        database: &str,
+        script: Script<'_>,
+        _jobs: Option<u32>,
+    ) -> anyhow::Result<Loaded> {
         let mut script = script;
         let fed = crate::mysql::server::load(&self.source, database, &mut script).await?;
         Ok(Loaded { fed, copied: None })

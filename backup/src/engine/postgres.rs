@@ -22,7 +22,7 @@ use lifeboat::docker::DockerError;
 use lifeboat::engine::{DatabaseServer, Loaded, Rows, Script, Sink};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::OnceCell;
-use tracing::debug;
+use tracing::{debug, info};
 
 use crate::source::{local_client, Source};
 
@@ -178,6 +178,24 @@ impl Postgres {
             .and_then(|r| r.first())
             .and_then(|v| v.trim().parse().ok())
             .ok_or_else(|| anyhow!("the server did not give its version number"))
+    }
+
+    /// The server's cores, for a parallel load: its container's `nproc` (at most 16), else 2.
+    async fn cores(&self) -> u32 {
+        if let Source::Container {
+            docker,
+            container,
+            oneoff: None,
+            ..
+        } = &self.source
+        {
+            if let Ok(n) = docker.exec_output(container, &["nproc"]).await {
+                if let Ok(n) = n.trim().parse::<u32>() {
+                    return n.clamp(1, 16);
+                }
+            }
+        }
+        2
     }
 
     /// The database dumped, or a database that surely exists (pg_dumpall's start).
@@ -411,8 +429,37 @@ impl DatabaseServer for Postgres {
 
     /// `psql -X -v ON_ERROR_STOP=1` on `database`: the first error stops it, and is the
     /// reason given. Not -q: the command tags on stdout carry each COPY's row count, as the
-    /// server saw it.
-    async fn load(&self, database: &str, script: Script<'_>) -> anyhow::Result<Loaded> {
+    /// server saw it. With more than one job, on that many sessions ([`super::parallel`]).
+    async fn load(
+        &self,
+        database: &str,
+        script: Script<'_>,
+        jobs: Option<u32>,
+    ) -> anyhow::Result<Loaded> {
+        let jobs = match jobs {
+            Some(n) => n,
+            None => self.cores().await,
+        };
+        if jobs > 1 {
+            let client = match &self.source {
+                Source::Container {
+                    docker,
+                    container,
+                    credentials,
+                    ..
+                } => super::parallel::Client::Exec {
+                    docker: docker.clone(),
+                    container: container.clone(),
+                    env: credentials.client_env(),
+                },
+                Source::Url { target, .. } => super::parallel::Client::Local {
+                    target: target.clone(),
+                },
+                Source::MysqlUrl { .. } => bail!("a MySQL server reached the PostgreSQL loader"),
+            };
+            info!("loading on {jobs} sessions (restore.jobs)");
+            return super::parallel::load(&client, database, script, jobs as usize).await;
+        }
         let db = format!("--dbname={database}");
         let psql = [
             "psql",
@@ -627,7 +674,7 @@ async fn load_local(
 }
 
 /// psql's failure, by its error lines (`psql:<stdin>:42: ERROR:  …`).
-fn sql_error(database: &str, stderr: &str, exit: &str) -> anyhow::Error {
+pub(super) fn sql_error(database: &str, stderr: &str, exit: &str) -> anyhow::Error {
     let errors: Vec<&str> = stderr
         .lines()
         .filter(|l| l.contains("ERROR:") || l.contains("FATAL:") || l.contains("error:"))

@@ -469,6 +469,14 @@ pub const LIFEBOAT_RESTORE_HEALTH_TIMEOUT: Setting = Setting::key(
 )
 .default("120");
 pub const LIFEBOAT_RESTORE_MAINTENANCE: Setting = Setting::key(S::Restore, "restore.maintenance", "LIFEBOAT_RESTORE_MAINTENANCE", K::Bool, "while the app is down for the swap, the proxy in front (nginx or Caddy) answers `503` with `Retry-After: 10` from a stand-in lifeboat starts, rather than `502`").default("false");
+pub const LIFEBOAT_RESTORE_JOBS: Setting = Setting::key(
+    S::Restore,
+    "restore.jobs",
+    "LIFEBOAT_RESTORE_JOBS",
+    K::Number,
+    "psql sessions a PostgreSQL restore (and `verify --restore-test`) loads on at once: the schema on one, then each table's rows, then indexes and keys spread over them; `1` loads in order on one session; flag `--jobs`",
+)
+.computed("the database container's cores (at most 16), else 2");
 pub const LIFEBOAT_RESTORE_KEEP_DAYS: Setting = Setting::key(S::Restore, "restore.keep-days", "LIFEBOAT_RESTORE_KEEP_DAYS", K::Days, "days lifeboat-restore keeps a pre-restore database (`<db>__pre_restore_<time>`) before dropping it; its safety backup goes once it is this old and the database is gone").default("7");
 
 // Deploy and rollback.
@@ -682,7 +690,7 @@ pub const NO_COLOR: Setting = Setting::var(
 /// Every setting and variable, in the reference's order within each section.
 pub const SETTINGS: &[Setting] = &TABLE;
 
-const TABLE: [Setting; 90] = [
+const TABLE: [Setting; 91] = [
     DATABASE_URL,
     LIFEBOAT_DB_SERVICE,
     LIFEBOAT_DB_CONTAINER,
@@ -735,6 +743,7 @@ const TABLE: [Setting; 90] = [
     LIFEBOAT_LOCK_DIR,
     LIFEBOAT_RESTORE_APP_SERVICES,
     LIFEBOAT_RESTORE_HEALTH_TIMEOUT,
+    LIFEBOAT_RESTORE_JOBS,
     LIFEBOAT_RESTORE_KEEP_DAYS,
     LIFEBOAT_RESTORE_MAINTENANCE,
     LIFEBOAT_DEPLOY_SERVICES,

@@ -196,6 +196,8 @@ pub struct RestoreConfig {
     pub health_timeout: u32,
     /// Days a pre-restore database is kept.
     pub keep_days: u32,
+    /// psql sessions of a parallel load; `None`: the server's cores.
+    pub jobs: Option<u32>,
     /// While the app is down, the proxies answer 503 with `Retry-After`.
     pub maintenance: bool,
 }
@@ -554,6 +556,7 @@ impl RestoreConfig {
             health_timeout: layers
                 .with_default(&s::LIFEBOAT_RESTORE_HEALTH_TIMEOUT, |v| parse_count(v, 1))?,
             keep_days: layers.with_default(&s::LIFEBOAT_RESTORE_KEEP_DAYS, |v| parse_days(v, 0))?,
+            jobs: layers.parse(&s::LIFEBOAT_RESTORE_JOBS, |v| parse_count(v, 1))?,
             maintenance: layers.with_default(&s::LIFEBOAT_RESTORE_MAINTENANCE, parse_bool)?,
         })
     }
