@@ -438,6 +438,11 @@ fn step(s: &[u8], i: usize, token: &mut Token, tocs: &mut Vec<(usize, usize)>) -
     Step::Next(i + 1)
 }
 
+/// A piece's statement without the comments and blank lines before it.
+pub fn body(text: &[u8]) -> &[u8] {
+    strip_comments(text)
+}
+
 /// A `SET` statement (a session setting an entry's next statement needs, as
 /// `default_tablespace`).
 pub fn is_set(text: &[u8]) -> bool {

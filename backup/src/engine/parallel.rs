@@ -490,6 +490,16 @@ impl Loader<'_> {
                 if self.phase == Phase::Serial {
                     return self.sessions[self.serial].send(text).await;
                 }
+                // `\connect` moves one session to another database: from there on, everything
+                // goes where it went, in order (pg_dump writes none without --create).
+                if kind.as_deref() == Some(META) && crate::pgscript::body(&text).starts_with(b"\\c")
+                {
+                    warn!("the archive switches database (\\connect): the rest goes in order, on one session");
+                    self.barrier_all().await?;
+                    self.flush_deferred().await?;
+                    self.phase = Phase::Serial;
+                    return self.sessions[self.serial].send(text).await;
+                }
                 if !self.entries_seen && (kind.is_none() || kind.as_deref() == Some(META)) {
                     self.preamble.extend_from_slice(&text);
                     return self.sessions[0].send(text).await;
