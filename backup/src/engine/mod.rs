@@ -37,7 +37,7 @@ fn check_stderr(stderr: &str) -> anyhow::Result<()> {
 
 /// Read a client's stderr to its end (a pipe left unread would stop the client), keeping the
 /// last [`STDERR_KEPT`] bytes of it.
-async fn stderr_tail<R: AsyncRead + Unpin>(pipe: &mut R) -> String {
+pub(crate) async fn stderr_tail<R: AsyncRead + Unpin>(pipe: &mut R) -> String {
     let mut kept = Vec::new();
     let mut buf = vec![0; 8 * 1024];
     while let Ok(n) = pipe.read(&mut buf).await {

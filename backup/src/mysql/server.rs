@@ -19,9 +19,6 @@ use crate::source::Source;
 const MAX_ROWS: usize = 1_000_000;
 const MAX_BYTES: usize = 64 * 1024 * 1024;
 
-/// The most of the client's stderr kept for an error message.
-const STDERR_KEPT: u64 = 16 * 1024;
-
 /// `` `name` ``, with any backquote doubled: safe for any database, table or user name.
 pub fn ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
@@ -242,16 +239,12 @@ where
         }
         // stdin is dropped here, closed: the client sees the end of its input.
     };
-    let read_stderr = async move {
-        let mut text = String::new();
-        let _ = (&mut stderr_pipe)
-            .take(STDERR_KEPT)
-            .read_to_string(&mut text)
-            .await;
-        text
-    };
-    let (fed, copied, stderr) =
-        tokio::join!(feeding, tokio::io::copy(&mut stdout, output), read_stderr);
+    // Read to its end (a pipe left unread would stop the client), its end kept.
+    let (fed, copied, stderr) = tokio::join!(
+        feeding,
+        tokio::io::copy(&mut stdout, output),
+        crate::engine::stderr_tail(&mut stderr_pipe)
+    );
     let status = child.wait().await.context("waiting for the client")?;
     if !status.success() {
         return Err(client_error(
