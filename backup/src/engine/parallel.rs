@@ -209,14 +209,7 @@ async fn run_session(
             env,
         } => {
             let (mut writer, reader) = tokio::io::duplex(READ);
-            let psql = [
-                "psql",
-                "-X",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "--no-password",
-                db.as_str(),
-            ];
+            let psql = super::postgres::psql_load(&db);
             let exec = async {
                 // Dropped as soon as psql ends, so that a write to it fails rather than waits.
                 let mut reader = reader;

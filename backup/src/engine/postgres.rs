@@ -461,14 +461,7 @@ impl DatabaseServer for Postgres {
             return super::parallel::load(&client, database, script, jobs as usize).await;
         }
         let db = format!("--dbname={database}");
-        let psql = [
-            "psql",
-            "-X",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "--no-password",
-            db.as_str(),
-        ];
+        let psql = psql_load(&db);
         let mut tags = CopyTags::default();
         let fed = match &self.source {
             Source::Container {
@@ -505,6 +498,19 @@ impl DatabaseServer for Postgres {
             copied: Some(tags.finish()),
         })
     }
+}
+
+/// psql loading a script on `dbname` (`--dbname=…`): no psqlrc, the first error stops it, never
+/// a password prompt; not -q, so that each COPY's `COPY n` tag comes back on stdout.
+pub(super) fn psql_load(dbname: &str) -> [&str; 6] {
+    [
+        "psql",
+        "-X",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "--no-password",
+        dbname,
+    ]
 }
 
 /// The first field of the first row, or nothing.
