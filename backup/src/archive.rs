@@ -620,8 +620,9 @@ mod tests {
             assert_eq!(
                 done.tables,
                 vec![TableEstimate {
-                    name: "public.t".into(),
-                    rows: 150_000
+                    offset: Some(0),
+                    bytes: Some(input.len() as u64),
+                    ..TableEstimate::new("public.t", 150_000)
                 }]
             );
             let mut back = Vec::new();

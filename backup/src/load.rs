@@ -3,14 +3,15 @@
 //!
 //! `lifeboat-backup verify --restore-test` loads into a scratch database, lifeboat-restore
 //! into the database it will swap in; both call [`archive`], so that a restore is checked
-//! exactly as a verify is. One client reads the whole script today; a parallel load (issue 21)
-//! replaces [`sql`] behind [`archive`] without either caller changing.
+//! exactly as a verify is. PostgreSQL's load runs on several sessions (`restore.jobs`), planned
+//! with the manifest's `COPY` block sizes, spilling to the backup directory.
 
+use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use anyhow::bail;
-use lifeboat::engine::DatabaseServer;
+use lifeboat::engine::{DatabaseServer, LoadPlan};
 
 use crate::archive::{self, Scan, SqlStream};
 use crate::manifest::Entry;
@@ -47,12 +48,18 @@ pub async fn archive(
         None if m.raw_size < SMALL_ARCHIVE => Some(1),
         jobs => jobs,
     };
+    let plan = LoadPlan {
+        jobs,
+        // Blocks waiting for a session wait beside the archive: the backup directory.
+        spill_dir: entry.archive.parent().map(Path::to_path_buf),
+        blocks: block_sizes(m),
+    };
     let mut stream = SqlStream::open(&entry.archive, keys)?;
     if let Some(counter) = progress {
         stream = stream.with_progress(counter);
     }
     let server = source.server();
-    let loaded = sql(server.as_ref(), database, &mut stream, jobs).await;
+    let loaded = sql(server.as_ref(), database, &mut stream, &plan).await;
     // A decompression error is the archive's fault, whatever psql made of its cut input.
     if let Some(e) = stream.failure(&m.file) {
         return Err(e);
@@ -76,6 +83,15 @@ pub async fn archive(
     Ok(Loaded { scan, copied })
 }
 
+/// Each `COPY` block's size, in the archive's order, when the manifest has them all (a backup of
+/// one PostgreSQL database by this version or later).
+fn block_sizes(m: &crate::manifest::Manifest) -> Option<Vec<u64>> {
+    if m.all || m.tables.is_empty() {
+        return None;
+    }
+    m.tables.iter().map(|t| t.bytes).collect()
+}
+
 /// Stream the SQL into the engine's client on the database `scratch` (psql with
 /// `ON_ERROR_STOP`, or mysql): the first error stops it, and is the reason given. Returns the
 /// rows the server took in, one number per `COPY` block in the order of the script (psql's
@@ -84,9 +100,9 @@ pub async fn sql(
     server: &dyn DatabaseServer,
     scratch: &str,
     stream: &mut SqlStream,
-    jobs: Option<u32>,
+    plan: &LoadPlan,
 ) -> anyhow::Result<Option<Vec<u64>>> {
-    let loaded = server.load(scratch, stream, jobs).await?;
+    let loaded = server.load(scratch, stream, plan).await?;
     // The client reads to the end of its input; one that stopped early restored only a part.
     if loaded.fed != stream.raw_size() {
         bail!(
@@ -140,14 +156,8 @@ mod tests {
         let scan = Scan {
             raw_size: 1,
             tables: vec![
-                TableEstimate {
-                    name: "public.a".into(),
-                    rows: 3,
-                },
-                TableEstimate {
-                    name: "public.b".into(),
-                    rows: 2,
-                },
+                TableEstimate::new("public.a", 3),
+                TableEstimate::new("public.b", 2),
             ],
         };
         check_copied("f", &scan, &[3, 2]).expect("same");

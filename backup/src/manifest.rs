@@ -13,10 +13,27 @@ use serde::{Deserialize, Serialize};
 pub const FORMAT: u32 = 2;
 
 /// A table and its rows in the dump.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct TableEstimate {
     pub name: String,
     pub rows: i64,
+    /// Where its `COPY … FROM stdin;` block starts in the SQL (bytes from the start), and how
+    /// long it is, its `COPY` and `\.` lines included: what a parallel restore plans with
+    /// (largest first). Absent in manifests written before it, and for MySQL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+}
+
+impl TableEstimate {
+    pub fn new(name: impl Into<String>, rows: i64) -> Self {
+        Self {
+            name: name.into(),
+            rows,
+            ..Self::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -383,10 +400,7 @@ mod tests {
 
     #[test]
     fn differences_name_every_table_that_differs() {
-        let t = |name: &str, rows| TableEstimate {
-            name: name.into(),
-            rows,
-        };
+        let t = |name: &str, rows| TableEstimate::new(name, rows);
         let expected = [t("public.a", 3), t("public.b", 2), t("public.c", 1)];
         let found = [t("public.a", 3), t("public.b", 5), t("public.d", 7)];
         assert_eq!(

@@ -24,6 +24,10 @@ pub struct RowCounter {
     line: Vec<u8>,
     /// Bytes of the current line seen so far (the line may be longer than `line`).
     line_len: usize,
+    /// Bytes of the script read so far, and where the current line starts in it: each COPY
+    /// block's offset and size go in the manifest.
+    seen: u64,
+    line_start: u64,
     /// The table whose rows are being read, when inside a COPY block.
     copying: Option<usize>,
     /// The database of a pg_dumpall script (`\connect`), if any.
@@ -81,11 +85,14 @@ impl RowCounter {
     pub fn feed(&mut self, mut bytes: &[u8]) {
         while let Some(i) = memchr::memchr(b'\n', bytes) {
             self.take_head(&bytes[..i]);
+            self.seen += i as u64 + 1;
             self.end_line();
+            self.line_start = self.seen;
             bytes = &bytes[i + 1..];
         }
         if !bytes.is_empty() {
             self.take_head(bytes);
+            self.seen += bytes.len() as u64;
         }
     }
 
@@ -129,7 +136,7 @@ impl RowCounter {
         let table = if let Some(i) = self.tables.iter().rposition(|t| t.name == name) {
             i
         } else {
-            self.tables.push(TableEstimate { name, rows: 0 });
+            self.tables.push(TableEstimate::new(name, 0));
             self.tables.len() - 1
         };
         let mut values = Values {
@@ -161,6 +168,8 @@ impl RowCounter {
         if let Some(table) = self.copying {
             if len == 2 && line == b"\\." {
                 self.copying = None;
+                let t = &mut self.tables[table];
+                t.bytes = t.offset.map(|start| self.seen - start);
             } else {
                 self.tables[table].rows += 1;
             }
@@ -171,7 +180,10 @@ impl RowCounter {
                     Some(db) => format!("{db}/{name}"),
                     None => name,
                 };
-                self.tables.push(TableEstimate { name, rows: 0 });
+                self.tables.push(TableEstimate {
+                    offset: Some(self.line_start),
+                    ..TableEstimate::new(name, 0)
+                });
                 self.copying = Some(self.tables.len() - 1);
             }
         } else if let Some(rest) = line.strip_prefix(b"\\connect ") {
@@ -180,7 +192,7 @@ impl RowCounter {
             // mysqldump: a table, listed even when it has no rows (no INSERT follows).
             if let Some(end) = rest.windows(3).position(|w| w == b"` (") {
                 let name = backquoted(&rest[..end]);
-                self.tables.push(TableEstimate { name, rows: 0 });
+                self.tables.push(TableEstimate::new(name, 0));
             }
         }
         self.line = line;
@@ -238,6 +250,34 @@ mod tests {
         COPY public.\"odd name\" (id) FROM stdin;\n\\.\n\
         COPY public.notes (id, body) FROM stdin;\n1\tx\n\\.\n\
         SELECT pg_catalog.setval('public.items_id_seq', 3, true);\n";
+
+    #[test]
+    fn each_copy_block_s_offset_and_size_are_its_bytes_whatever_the_chunks() {
+        for chunk in [1, 2, 5, 64, DUMP.len()] {
+            let mut c = RowCounter::default();
+            for part in DUMP.as_bytes().chunks(chunk) {
+                c.feed(part);
+            }
+            let blocks: Vec<&str> = c
+                .finish()
+                .iter()
+                .map(|t| {
+                    let start = usize::try_from(t.offset.expect("offset")).expect("usize");
+                    let len = usize::try_from(t.bytes.expect("bytes")).expect("usize");
+                    &DUMP[start..start + len]
+                })
+                .collect();
+            assert_eq!(
+                blocks,
+                [
+                    "COPY public.items (id, name) FROM stdin;\n1\ta\n2\tb\\nstill b\n3\t\\\\.\n\\.\n",
+                    "COPY public.\"odd name\" (id) FROM stdin;\n\\.\n",
+                    "COPY public.notes (id, body) FROM stdin;\n1\tx\n\\.\n",
+                ],
+                "chunks of {chunk}"
+            );
+        }
+    }
 
     #[test]
     fn rows_are_counted_exactly_whatever_the_chunks() {
@@ -318,13 +358,7 @@ mod tests {
             c.feed(part);
             assert!(c.line.capacity() <= HEAD + 8192, "{}", c.line.capacity());
         }
-        assert_eq!(
-            c.finish(),
-            vec![TableEstimate {
-                name: "t".into(),
-                rows: 50_000
-            }]
-        );
+        assert_eq!(c.finish(), vec![TableEstimate::new("t", 50_000)]);
     }
 
     #[test]

@@ -258,10 +258,7 @@ pub async fn count_rows(
     Ok(tables
         .iter()
         .zip(counts)
-        .map(|(t, rows)| TableEstimate {
-            name: t.name.clone(),
-            rows,
-        })
+        .map(|(t, rows)| TableEstimate::new(t.name.clone(), rows))
         .collect())
 }
 

@@ -43,6 +43,31 @@ pub struct Loaded {
     pub copied: Option<Vec<u64>>,
 }
 
+/// How a load may go: PostgreSQL's parallel load reads it; MySQL's loads in order whatever it
+/// says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadPlan {
+    /// The sessions a parallel load may use: `None`, the server's cores when they can be read,
+    /// else 2; 1, one session in order (`restore.jobs`).
+    pub jobs: Option<u32>,
+    /// Where `COPY` blocks may wait in a temporary file while every session is busy (the
+    /// backup directory); `None`: they wait in the archive.
+    pub spill_dir: Option<std::path::PathBuf>,
+    /// Each `COPY` block's size in bytes, in the script's order, from the manifest: the loader
+    /// gives the largest waiting block first. `None` (an older manifest): the script's order.
+    pub blocks: Option<Vec<u64>>,
+}
+
+impl LoadPlan {
+    /// One session, in order.
+    pub fn serial() -> Self {
+        Self {
+            jobs: Some(1),
+            ..Self::default()
+        }
+    }
+}
+
 /// A database server, as backup, verify and restore use it.
 #[async_trait]
 pub trait DatabaseServer: Send + Sync {
@@ -115,14 +140,13 @@ pub trait DatabaseServer: Send + Sync {
     async fn dump(&self, sink: Sink<'_>) -> anyhow::Result<()>;
 
     /// Stream `script` into the engine's client on `database` (which exists, and is empty);
-    /// the first error stops it and is the reason given. `jobs`: the sessions a parallel load
-    /// may use (`None`: the server's cores when they can be read, else 2; 1: one session, in
-    /// order), where the engine has one (PostgreSQL).
+    /// the first error stops it and is the reason given. `plan`: how a parallel load may go,
+    /// where the engine has one (PostgreSQL).
     async fn load(
         &self,
         database: &str,
         script: Script<'_>,
-        jobs: Option<u32>,
+        plan: &LoadPlan,
     ) -> anyhow::Result<Loaded>;
 }
 

@@ -8,7 +8,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use lifeboat::secret::SecretUrl;
-use lifeboat_testkit::{docker_ok, gunzip, manifest_of, run, unique, wait_for, TestContainer};
+use lifeboat_testkit::{
+    docker_ok, gunzip, manifest_of, run, unique, wait_for, SmallDisk, TestContainer,
+};
 
 mod support;
 use support::{archive_of, backup, database_with_rows, file_name};
@@ -632,55 +634,6 @@ async fn a_failure_is_mailed_and_a_success_only_when_asked() {
         mail.contains(&format!("Subject: lifeboat-backup OK: {db} on ")),
         "{mail}"
     );
-}
-
-/// A small tmpfs, unmounted when dropped: a disk that really fills up.
-struct SmallDisk {
-    dir: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    fn mount(size: &str) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().to_string_lossy().into_owned();
-        let options = format!("size={size},mode=0700");
-        let args = ["mount", "-t", "tmpfs", "-o", &options, "tmpfs", &path];
-        // Root mounts it; anyone else needs password-less sudo (scripts/test runs as root in CI).
-        let mut cmd = if lifeboat_testkit::is_root() {
-            let mut c = Command::new(args[0]);
-            c.args(&args[1..]);
-            c
-        } else {
-            let mut c = Command::new("sudo");
-            c.arg("-n").args(args);
-            c
-        };
-        let out = run(&mut cmd);
-        assert!(
-            out.status.success(),
-            "this test needs to mount a small tmpfs (root or password-less sudo): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Self { dir }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let path = self.dir.path().to_string_lossy().into_owned();
-        let mut cmd = if lifeboat_testkit::is_root() {
-            Command::new("umount")
-        } else {
-            let mut c = Command::new("sudo");
-            c.args(["-n", "umount"]);
-            c
-        };
-        let _ = cmd.arg(&path).output();
-    }
 }
 
 #[tokio::test]

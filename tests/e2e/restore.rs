@@ -5,6 +5,7 @@
 //! unhealthy after the swap is put back on its old data, a signal at any step (or SIGKILL and a
 //! rerun) leaves one consistent database live, and a backup in the bucket restores too.
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -294,8 +295,9 @@ fn a_restore_gives_back_the_database_exactly_with_what_a_plain_restore_loses() {
 }
 
 /// The parallel loader's splitter (issue 21) on pg_dump's real script of the tricky schema:
-/// every byte in a piece, in order; a COPY block per table with the manifest's rows; indexes and
-/// keys independent, foreign keys not; nothing it does not understand.
+/// every byte in a piece, in order; a COPY block per table with the manifest's rows, where the
+/// manifest says it is and as long; indexes and keys independent, foreign keys not; nothing it
+/// does not understand.
 #[test]
 fn pg_dump_s_script_of_the_tricky_schema_splits_into_the_pieces_a_parallel_load_plans() {
     use lifeboat_backup::pgscript::{Piece, Section, Splitter};
@@ -338,6 +340,8 @@ fn pg_dump_s_script_of_the_tricky_schema_splits_into_the_pieces_a_parallel_load_
 
     let mut again = Vec::new();
     let mut tables: Vec<(String, i64)> = Vec::new();
+    // Each block's (offset, bytes) in the script.
+    let mut blocks: Vec<(u64, u64)> = Vec::new();
     let (mut independent, mut fk_in_order) = (0, 0);
     for p in &pieces {
         match p {
@@ -355,6 +359,7 @@ fn pg_dump_s_script_of_the_tricky_schema_splits_into_the_pieces_a_parallel_load_
                 }
             }
             Piece::CopyStart { table, text } => {
+                blocks.push((again.len() as u64, 0));
                 again.extend_from_slice(text);
                 tables.push((table.clone(), 0));
             }
@@ -363,7 +368,11 @@ fn pg_dump_s_script_of_the_tricky_schema_splits_into_the_pieces_a_parallel_load_
                 let last = tables.last_mut().expect("rows after a COPY");
                 last.1 += i64::try_from(rows.split(|b| *b == b'\n').count() - 1).expect("n");
             }
-            Piece::CopyEnd => again.extend_from_slice(b"\\.\n"),
+            Piece::CopyEnd => {
+                again.extend_from_slice(b"\\.\n");
+                let last = blocks.last_mut().expect("an end after a COPY");
+                last.1 = again.len() as u64 - last.0;
+            }
             Piece::Serial(_) => panic!("nothing serial: {p:?}"),
         }
     }
@@ -377,20 +386,14 @@ fn pg_dump_s_script_of_the_tricky_schema_splits_into_the_pieces_a_parallel_load_
             .all(|l| l.trim().is_empty() || l.starts_with("--")),
         "only comments after the last piece: {tail}"
     );
-    let want: Vec<(String, i64)> = manifest["tables"]
-        .as_array()
-        .expect("tables")
-        .iter()
-        .map(|t| {
-            (
-                t["name"].as_str().expect("name").to_owned(),
-                t["rows"].as_i64().expect("rows"),
-            )
-        })
-        .collect();
+    let (want, placed) = manifest_blocks(&manifest);
     assert_eq!(
         tables, want,
         "a COPY block per table, with the manifest's rows"
+    );
+    assert_eq!(
+        placed, blocks,
+        "the manifest has each COPY block's offset and size, which a restore plans with"
     );
     assert!(independent >= 2, "indexes and keys may run in parallel");
     assert!(
@@ -495,6 +498,145 @@ fn a_statement_failing_on_a_parallel_session_drops_the_restore_database_and_leav
     );
     let left = databases_like(&s.container, &s.user, &format!("{}__", s.db));
     assert!(left.is_empty(), "no restore database left: {left:?}");
+}
+
+/// A manifest's tables: each name and rows, and each COPY block's offset and size.
+#[allow(clippy::type_complexity)]
+fn manifest_blocks(manifest: &serde_json::Value) -> (Vec<(String, i64)>, Vec<(u64, u64)>) {
+    manifest["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .map(|t| {
+            (
+                (
+                    t["name"].as_str().expect("name").to_owned(),
+                    t["rows"].as_i64().expect("rows"),
+                ),
+                (
+                    t["offset"].as_u64().expect("offset"),
+                    t["bytes"].as_u64().expect("bytes"),
+                ),
+            )
+        })
+        .unzip()
+}
+
+/// A database of one large table first and several smaller ones: on two sessions, the first
+/// fills its session's queue while the other has nothing to do, so the load spills.
+fn tables_to_spill(s: &Shared, big_rows: u32, small_rows: u32) {
+    s.sql("postgres", &format!("CREATE DATABASE {}", s.db));
+    let mut small = String::new();
+    for t in 1..=4 {
+        let _ = write!(
+            small,
+            " CREATE TABLE b_{t} AS SELECT g AS id, md5((g * {t})::text) AS v \
+             FROM generate_series(1, {small_rows}) g; CREATE INDEX ON b_{t} (v);"
+        );
+    }
+    s.sql(
+        &s.db,
+        &format!(
+            "CREATE TABLE a_big AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS v \
+             FROM generate_series(1, {big_rows}) g; ALTER TABLE a_big ADD PRIMARY KEY (id);{small}"
+        ),
+    );
+}
+
+/// Every table's rows and a digest of them, in order.
+fn digest(s: &Shared, db: &str) -> String {
+    s.sql(
+        db,
+        "SELECT string_agg(t || ':' || n || ':' || d, ' ' ORDER BY t) FROM ( \
+         SELECT 'a_big' t, count(*) n, md5(string_agg(v, '' ORDER BY id)) d FROM a_big UNION ALL \
+         SELECT 'b_1', count(*), md5(string_agg(v, '' ORDER BY id)) FROM b_1 UNION ALL \
+         SELECT 'b_2', count(*), md5(string_agg(v, '' ORDER BY id)) FROM b_2 UNION ALL \
+         SELECT 'b_3', count(*), md5(string_agg(v, '' ORDER BY id)) FROM b_3 UNION ALL \
+         SELECT 'b_4', count(*), md5(string_agg(v, '' ORDER BY id)) FROM b_4) x",
+    )
+}
+
+/// Issue 21: while every session is busy, COPY blocks wait in a temporary file in the backup
+/// directory and the archive is read on; the restore is the database that was backed up, and
+/// the file is gone (nothing new in the directory).
+#[test]
+fn blocks_wait_in_a_temporary_file_while_every_session_is_busy_and_nothing_is_left() {
+    let s = Shared::new("lbtest_restore_spill_");
+    tables_to_spill(&s, 400_000, 60_000);
+    let before = digest(&s, &s.db);
+    let work = tempfile::tempdir().expect("tempdir");
+    let archive = backup(work.path(), &s.db, &s.env());
+    let files = files_like(work.path(), "");
+    s.sql(&s.db, "DELETE FROM a_big WHERE id > 10; TRUNCATE b_2");
+    let out = lifeboat(
+        "lifeboat-restore",
+        work.path(),
+        &[
+            "--dir",
+            "backups",
+            "--database",
+            &s.db,
+            "--yes",
+            "--no-safety-backup",
+            "--jobs",
+            "2",
+            &name_of(&archive),
+        ],
+        &s.env(),
+    );
+    ok(&out, "lifeboat-restore");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("waited for a free session in a temporary file in"),
+        "{stderr}"
+    );
+    assert_eq!(digest(&s, &s.db), before, "every row back, in every table");
+    assert_eq!(
+        files_like(work.path(), ""),
+        files,
+        "nothing left in the backup directory"
+    );
+}
+
+/// Issue 21: a backup directory with little free space: the temporary file stops at half of
+/// it, the rest of the rows wait in memory, and the restore still completes, exactly.
+#[test]
+fn a_nearly_full_backup_directory_bounds_the_temporary_file_and_the_restore_completes() {
+    let s = Shared::new("lbtest_restore_spillfull_");
+    tables_to_spill(&s, 300_000, 40_000);
+    let before = digest(&s, &s.db);
+    let work = tempfile::tempdir().expect("tempdir");
+    let archive = backup(work.path(), &s.db, &s.env());
+    let size = std::fs::metadata(&archive).expect("archive").len();
+    // Room for the archive and its manifest, and about 4 MiB more.
+    let disk = lifeboat_testkit::SmallDisk::mount(&format!("{}k", size / 1024 + 4096));
+    for f in files_like(work.path(), "") {
+        std::fs::copy(work.path().join("backups").join(&f), disk.path().join(&f)).expect("copy");
+    }
+    s.sql(&s.db, "DELETE FROM a_big WHERE id > 10; TRUNCATE b_2");
+    let out = lifeboat(
+        "lifeboat-restore",
+        work.path(),
+        &[
+            "--dir",
+            &disk.path().to_string_lossy(),
+            "--database",
+            &s.db,
+            "--yes",
+            "--no-safety-backup",
+            "--jobs",
+            "2",
+            &name_of(&archive),
+        ],
+        &s.env(),
+    );
+    ok(&out, "lifeboat-restore");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("reached half of the free space there"),
+        "{stderr}"
+    );
+    assert_eq!(digest(&s, &s.db), before, "every row back, in every table");
 }
 
 /// Roles, database settings and the FIDELITY schema in `s`'s database, owned by a role of its

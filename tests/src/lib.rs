@@ -638,6 +638,55 @@ pub fn closed_port() -> u16 {
 }
 
 /// Whether the tests run as root (the owner of `/proc/self` is uid 0).
+/// A small tmpfs, unmounted when dropped: a disk that really fills up.
+pub struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    pub fn mount(size: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().to_string_lossy().into_owned();
+        let options = format!("size={size},mode=0700");
+        let args = ["mount", "-t", "tmpfs", "-o", &options, "tmpfs", &path];
+        // Root mounts it; anyone else needs password-less sudo (scripts/test runs as root in CI).
+        let mut cmd = if is_root() {
+            let mut c = Command::new(args[0]);
+            c.args(&args[1..]);
+            c
+        } else {
+            let mut c = Command::new("sudo");
+            c.arg("-n").args(args);
+            c
+        };
+        let out = run(&mut cmd);
+        assert!(
+            out.status.success(),
+            "this test needs to mount a small tmpfs (root or password-less sudo): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let path = self.dir.path().to_string_lossy().into_owned();
+        let mut cmd = if is_root() {
+            Command::new("umount")
+        } else {
+            let mut c = Command::new("sudo");
+            c.args(["-n", "umount"]);
+            c
+        };
+        let _ = cmd.arg(&path).output();
+    }
+}
+
 pub fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)

@@ -6,7 +6,7 @@
 
 use anyhow::Context;
 use async_trait::async_trait;
-use lifeboat::engine::{DatabaseServer, Engine, Loaded, Rows, Script, Sink};
+use lifeboat::engine::{DatabaseServer, Engine, LoadPlan, Loaded, Rows, Script, Sink};
 use tracing::debug;
 
 use crate::mysql::server::{ident, literal, rows, script};
@@ -183,7 +183,7 @@ impl DatabaseServer for Mysql {
         &self,
         database: &str,
         script: Script<'_>,
-        _jobs: Option<u32>,
+        _plan: &LoadPlan,
     ) -> anyhow::Result<Loaded> {
         let mut script = script;
         let fed = crate::mysql::server::load(&self.source, database, &mut script).await?;

@@ -22,13 +22,14 @@
 //! goes, after a barrier, serially on session 0 from there on, with a warning.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, bail, Context};
 use lifeboat::db::DbTarget;
 use lifeboat::docker::{Docker, DockerError};
-use lifeboat::engine::{Loaded, Script};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use lifeboat::engine::{LoadPlan, Loaded, Script};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
@@ -38,9 +39,8 @@ use crate::pgscript::{Piece, Section, Splitter, META};
 /// Bytes read from the archive at a time.
 const READ: usize = 256 * 1024;
 
-/// Pieces queued for one session before the dispatcher waits for it: with rows in chunks of
-/// about 256 KiB, a few MiB per session.
-const QUEUE: usize = 8;
+/// Bytes queued in memory for one session before the dispatcher waits for it (or spills).
+const MEMORY: u64 = 2 * 1024 * 1024;
 
 /// The most bytes of post-data statements kept back for the end; beyond, they go after a
 /// barrier.
@@ -140,9 +140,25 @@ impl tokio::io::AsyncWrite for Output {
     }
 }
 
+/// What a session is given: bytes to pass on, or a `COPY` block in the spill file.
+enum Work {
+    Bytes(Vec<u8>),
+    Spilled(Arc<Segment>),
+}
+
+/// How much a session has been given and not yet passed on to its psql.
+#[derive(Default)]
+struct Load {
+    /// Bytes queued in memory ([`Work::Bytes`]): what the dispatcher waits on.
+    memory: AtomicU64,
+    /// Every byte given and not yet passed on, spilled ones included: 0 is an idle session.
+    outstanding: AtomicU64,
+}
+
 struct Session {
-    tx: Option<mpsc::Sender<Vec<u8>>>,
+    tx: Option<mpsc::UnboundedSender<Work>>,
     progress: Arc<Progress>,
+    load: Arc<Load>,
     task: JoinHandle<anyhow::Result<()>>,
     /// The archive's COPY blocks (their index) this session was given, in order.
     blocks: Vec<usize>,
@@ -151,8 +167,14 @@ struct Session {
 }
 
 impl Session {
-    fn start(client: &Client, database: &str, marker: &str, index: usize) -> Self {
-        let (tx, rx) = mpsc::channel::<Vec<u8>>(QUEUE);
+    fn start(
+        client: &Client,
+        database: &str,
+        marker: &str,
+        index: usize,
+        wake: &Arc<Notify>,
+    ) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel::<Work>();
         let progress = Arc::new(Progress {
             said: Mutex::new(Said::default()),
             changed: Notify::new(),
@@ -162,43 +184,255 @@ impl Session {
             marker: marker.to_owned(),
             line: Vec::new(),
         };
+        let load = Arc::new(Load::default());
+        let feeder = Feeder {
+            rx,
+            load: Arc::clone(&load),
+            wake: Arc::clone(wake),
+        };
         let client = client.clone();
         let database = database.to_owned();
         let ended = Arc::clone(&progress);
+        let wake = Arc::clone(wake);
         let task = tokio::spawn(async move {
-            let result = run_session(client, &database, rx, output).await;
+            let result = run_session(client, &database, feeder, output).await;
             ended.said.lock().expect("progress").ended = true;
             ended.changed.notify_waiters();
+            wake.notify_one();
             result.with_context(|| format!("session {index} of the parallel load"))
         });
         Self {
             tx: Some(tx),
             progress,
+            load,
             task,
             blocks: Vec::new(),
             barrier: 0,
         }
     }
 
-    /// Queue `bytes`; an error when the session ended (its psql stopped on an error).
-    async fn send(&self, bytes: Vec<u8>) -> anyhow::Result<()> {
+    /// Queue `work` at once, whatever is queued; an error when the session ended.
+    fn push(&self, work: Work) -> anyhow::Result<()> {
+        let len = match &work {
+            Work::Bytes(bytes) => {
+                let len = bytes.len() as u64;
+                self.load.memory.fetch_add(len, Ordering::SeqCst);
+                len
+            }
+            Work::Spilled(segment) => segment.written(),
+        };
+        self.load.outstanding.fetch_add(len, Ordering::SeqCst);
         let tx = self.tx.as_ref().context("the session was closed")?;
-        tx.send(bytes)
-            .await
+        tx.send(work)
             .map_err(|_| anyhow!("a session of the parallel load ended early"))
     }
 
-    /// Free places in its queue: the most is idle.
-    fn room(&self) -> usize {
-        self.tx.as_ref().map_or(0, mpsc::Sender::capacity)
+    fn full(&self) -> bool {
+        self.load.memory.load(Ordering::SeqCst) >= MEMORY
+    }
+
+    fn idle(&self) -> bool {
+        self.load.outstanding.load(Ordering::SeqCst) == 0
+    }
+
+    fn ended(&self) -> bool {
+        self.progress.said.lock().expect("progress").ended
     }
 }
 
-/// One psql, fed from `rx` until it closes.
+/// A session's side of its queue: what it is given, passed on to its psql.
+struct Feeder {
+    rx: mpsc::UnboundedReceiver<Work>,
+    load: Arc<Load>,
+    wake: Arc<Notify>,
+}
+
+impl Feeder {
+    /// Pass everything given on to `psql` until the queue closes or a write fails (psql ended).
+    async fn run<W: AsyncWrite + Unpin>(mut self, psql: &mut W) {
+        while let Some(work) = self.rx.recv().await {
+            let written = match work {
+                Work::Bytes(bytes) => {
+                    let ok = psql.write_all(&bytes).await.is_ok();
+                    let len = bytes.len() as u64;
+                    self.load.memory.fetch_sub(len, Ordering::SeqCst);
+                    self.done(len);
+                    ok
+                }
+                Work::Spilled(segment) => self.spilled(&segment, psql).await,
+            };
+            if !written {
+                break;
+            }
+        }
+    }
+
+    fn done(&self, len: u64) {
+        self.load.outstanding.fetch_sub(len, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+
+    /// A block from the spill file, read as it is written; false when psql ended or the spill
+    /// failed.
+    async fn spilled<W: AsyncWrite + Unpin>(&self, segment: &Segment, psql: &mut W) -> bool {
+        let mut at = 0;
+        loop {
+            let grown = segment.grown.notified();
+            let (len, closed, failed) = {
+                let state = segment.state.lock().expect("segment");
+                (state.len, state.closed, state.failed)
+            };
+            if failed {
+                return false;
+            }
+            if at < len {
+                let want = (len - at).min(READ as u64);
+                let bytes = match segment.read(at, want).await {
+                    Ok(bytes) => bytes,
+                    Err(e) => {
+                        warn!("cannot read the spill file back: {e:#}");
+                        return false;
+                    }
+                };
+                at += want;
+                let ok = psql.write_all(&bytes).await.is_ok();
+                self.done(want);
+                if !ok {
+                    return false;
+                }
+            } else if closed {
+                return true;
+            } else {
+                grown.await;
+            }
+        }
+    }
+}
+
+/// The temporary file in the backup directory where `COPY` blocks wait while every session is
+/// busy, so that reading the archive goes on. Unnamed (`O_TMPFILE`): nothing is left behind,
+/// whatever stops the restore, and no name in the directory is ever followed.
+struct Spill {
+    file: Arc<std::fs::File>,
+    dir: std::path::PathBuf,
+    /// Bytes written so far: the next segment's start.
+    end: u64,
+    /// The most it may hold: half the directory's free space when it was made.
+    budget: u64,
+    /// Every segment, closed (as failed) if the load stops midway so that no session waits on
+    /// one.
+    segments: Vec<Arc<Segment>>,
+}
+
+impl Spill {
+    fn create(dir: &std::path::Path) -> anyhow::Result<Self> {
+        let file = tempfile::tempfile_in(dir)
+            .with_context(|| format!("cannot make a temporary file in {}", dir.display()))?;
+        let stat = rustix::fs::fstatvfs(&file)
+            .with_context(|| format!("cannot read the free space of {}", dir.display()))?;
+        let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+        Ok(Self {
+            file: Arc::new(file),
+            dir: dir.to_owned(),
+            end: 0,
+            budget: free / 2,
+            segments: Vec::new(),
+        })
+    }
+
+    fn segment(&mut self) -> Arc<Segment> {
+        let segment = Arc::new(Segment {
+            file: Arc::clone(&self.file),
+            start: self.end,
+            state: Mutex::new(SegmentState::default()),
+            grown: Notify::new(),
+        });
+        self.segments.push(Arc::clone(&segment));
+        segment
+    }
+
+    fn room(&self, len: usize) -> bool {
+        self.end + len as u64 <= self.budget
+    }
+
+    /// Write `bytes` at the end of `segment` (the last one made).
+    async fn append(&mut self, segment: &Segment, bytes: Vec<u8>) -> anyhow::Result<()> {
+        let file = Arc::clone(&self.file);
+        let at = self.end;
+        let len = bytes.len() as u64;
+        tokio::task::spawn_blocking(move || {
+            std::os::unix::fs::FileExt::write_all_at(file.as_ref(), &bytes, at)
+        })
+        .await
+        .context("the spill file's writer")?
+        .with_context(|| {
+            format!(
+                "cannot write the restore's temporary file in {}",
+                self.dir.display()
+            )
+        })?;
+        self.end += len;
+        segment.state.lock().expect("segment").len += len;
+        segment.grown.notify_one();
+        Ok(())
+    }
+
+    /// The load stopped: no session waits on a segment any more.
+    fn abort(&self) {
+        for segment in &self.segments {
+            segment.state.lock().expect("segment").failed = true;
+            segment.grown.notify_one();
+        }
+    }
+}
+
+#[derive(Default)]
+struct SegmentState {
+    /// Bytes written so far.
+    len: u64,
+    /// Every byte of it is written.
+    closed: bool,
+    failed: bool,
+}
+
+/// One `COPY` block (or the rest of one) in the spill file, readable while it is written.
+struct Segment {
+    file: Arc<std::fs::File>,
+    start: u64,
+    state: Mutex<SegmentState>,
+    grown: Notify,
+}
+
+impl Segment {
+    fn written(&self) -> u64 {
+        self.state.lock().expect("segment").len
+    }
+
+    fn close(&self) {
+        self.state.lock().expect("segment").closed = true;
+        self.grown.notify_one();
+    }
+
+    async fn read(&self, at: u64, len: u64) -> anyhow::Result<Vec<u8>> {
+        let file = Arc::clone(&self.file);
+        let from = self.start + at;
+        let len = usize::try_from(len).context("a read of the spill file")?;
+        let bytes = tokio::task::spawn_blocking(move || {
+            let mut bytes = vec![0; len];
+            std::os::unix::fs::FileExt::read_exact_at(file.as_ref(), &mut bytes, from)
+                .map(|()| bytes)
+        })
+        .await
+        .context("the spill file's reader")??;
+        Ok(bytes)
+    }
+}
+
+/// One psql, fed by `feeder` until its queue closes.
 async fn run_session(
     client: Client,
     database: &str,
-    mut rx: mpsc::Receiver<Vec<u8>>,
+    feeder: Feeder,
     mut output: Output,
 ) -> anyhow::Result<()> {
     let db = format!("--dbname={database}");
@@ -219,14 +453,8 @@ async fn run_session(
                 drop(reader);
                 result
             };
-            let feed = async move {
-                while let Some(bytes) = rx.recv().await {
-                    if writer.write_all(&bytes).await.is_err() {
-                        break;
-                    }
-                }
-                // The writer dropped here: psql reads the end of its input.
-            };
+            // The writer dropped at the feed's end: psql reads the end of its input.
+            let feed = async move { feeder.run(&mut writer).await };
             // psql's end ends the session at once (its queue dropped, so that the dispatcher
             // learns it), whether or not its input was all given.
             tokio::pin!(exec, feed);
@@ -253,13 +481,7 @@ async fn run_session(
             let mut stdin = child.stdin.take().context("psql's stdin")?;
             let mut stdout = child.stdout.take().context("psql's stdout")?;
             let mut stderr = child.stderr.take().context("psql's stderr")?;
-            let feed = async move {
-                while let Some(bytes) = rx.recv().await {
-                    if stdin.write_all(&bytes).await.is_err() {
-                        break;
-                    }
-                }
-            };
+            let feed = async move { feeder.run(&mut stdin).await };
             let read = async {
                 let mut buf = vec![0; 8 * 1024];
                 while let Ok(n) = stdout.read(&mut buf).await {
@@ -307,14 +529,25 @@ struct Loader<'a> {
     jobs: usize,
     marker: String,
     sessions: Vec<Session>,
+    /// Notified by every session when it passed something on or ended.
+    wake: Arc<Notify>,
     phase: Phase,
     /// The statements before the script's first entry, which every session runs first.
     preamble: Vec<u8>,
     entries_seen: bool,
-    /// The session the current COPY block goes to.
-    copying: Option<usize>,
+    /// Where the current COPY block goes.
+    copying: Option<Copying>,
     /// The archive's COPY blocks so far.
     blocks: usize,
+    /// Each block's size from the manifest, in the archive's order.
+    sizes: Option<Vec<u64>>,
+    /// Where blocks may wait, and the file once made.
+    spill_dir: Option<std::path::PathBuf>,
+    spill: Option<Spill>,
+    spill_tried: bool,
+    spill_full_said: bool,
+    /// Blocks in the spill file that no session was given yet.
+    pool: Vec<Pooled>,
     /// `SET`s waiting for the statement they set up.
     sets: Vec<u8>,
     /// Post-data statements kept for the end, in the archive's order.
@@ -326,27 +559,56 @@ struct Loader<'a> {
     serial: usize,
 }
 
+/// Where the current COPY block goes.
+#[derive(Clone)]
+enum Copying {
+    /// Straight to a session's queue.
+    Direct(usize),
+    /// Into the spill file: a block waiting in the pool (`owner` none), or the rest of a block
+    /// whose session had a full queue while another had nothing to do.
+    Spilling {
+        segment: Arc<Segment>,
+        owner: Option<usize>,
+        block: usize,
+    },
+}
+
+/// A COPY block in the spill file, waiting for a session.
+struct Pooled {
+    block: usize,
+    segment: Arc<Segment>,
+}
+
 /// Load `script` into `database` on `jobs` psql sessions.
 pub async fn load(
     client: &Client,
     database: &str,
     script: Script<'_>,
     jobs: usize,
+    plan: &LoadPlan,
 ) -> anyhow::Result<Loaded> {
     let nonce = std::collections::hash_map::RandomState::new();
     let nonce = std::hash::BuildHasher::hash_one(&nonce, std::process::id());
     let marker = format!("lifeboat-sync-{nonce:016x}-");
+    let wake = Arc::new(Notify::new());
     let mut loader = Loader {
         client,
         database,
         jobs,
-        sessions: vec![Session::start(client, database, &marker, 0)],
+        sessions: vec![Session::start(client, database, &marker, 0, &wake)],
+        wake,
         marker,
         phase: Phase::Schema,
         preamble: Vec::new(),
         entries_seen: false,
         copying: None,
         blocks: 0,
+        sizes: plan.blocks.clone(),
+        spill_dir: plan.spill_dir.clone(),
+        spill: None,
+        spill_tried: false,
+        spill_full_said: false,
+        pool: Vec::new(),
         sets: Vec::new(),
         deferred: VecDeque::new(),
         deferred_bytes: 0,
@@ -354,6 +616,17 @@ pub async fn load(
         serial: 0,
     };
     let result = loader.run(script).await;
+    if let Some(spill) = &loader.spill {
+        if result.is_err() {
+            spill.abort();
+        } else if spill.end > 0 {
+            info!(
+                "{:.1} MiB of rows waited for a free session in a temporary file in {}",
+                spill.end as f64 / 1_048_576.0,
+                spill.dir.display()
+            );
+        }
+    }
     // Every session's input closed: on success they finish, on an error they stop.
     for s in &mut loader.sessions {
         s.tx = None;
@@ -422,6 +695,11 @@ impl Loader<'_> {
         for piece in pieces {
             self.piece(piece).await?;
         }
+        if let Some(Copying::Spilling { .. }) = self.copying {
+            // A cut archive: what there is of the block goes to its session.
+            self.settle()?;
+        }
+        self.drain_pool()?;
         if self.phase != Phase::Serial {
             // The statements kept back, after everything else.
             self.barrier_all().await?;
@@ -432,11 +710,7 @@ impl Loader<'_> {
 
     async fn piece(&mut self, piece: Piece) -> anyhow::Result<()> {
         // A session that ended stopped on an error: no point in loading the rest.
-        if self
-            .sessions
-            .iter()
-            .any(|s| s.progress.said.lock().expect("progress").ended)
-        {
+        if self.sessions.iter().any(Session::ended) {
             bail!("a session of the parallel load ended early");
         }
         match piece {
@@ -444,35 +718,53 @@ impl Loader<'_> {
                 if self.phase != Phase::Serial {
                     // Inside a COPY (a cut archive), the rest is that session's, as it would be
                     // the one psql's; else after everything given so far, on session 0.
-                    if let Some(k) = self.copying {
-                        self.serial = k;
-                    } else {
-                        self.barrier_all().await?;
-                        self.flush_deferred().await?;
+                    match self.copying.clone() {
+                        Some(Copying::Direct(k)) => self.serial = k,
+                        Some(Copying::Spilling { .. }) => self.serial = self.settle()?,
+                        None => {
+                            self.barrier_all().await?;
+                            self.flush_deferred().await?;
+                        }
                     }
+                    self.drain_pool()?;
                     self.phase = Phase::Serial;
                 }
-                self.sessions[self.serial].send(bytes).await
+                self.send(self.serial, bytes).await
             }
             Piece::CopyStart { text, .. } => {
                 self.enter(Phase::Data).await?;
-                let k = if self.phase == Phase::Serial {
-                    self.serial
-                } else {
-                    self.least_busy()
-                };
-                self.copying = Some(k);
-                self.sessions[k].blocks.push(self.blocks);
+                let block = self.blocks;
                 self.blocks += 1;
-                self.sessions[k].send(text).await
+                if self.phase == Phase::Serial {
+                    return self.direct(self.serial, block, text).await;
+                }
+                self.dispatch_pool()?;
+                if let Some(k) = self.sessions.iter().position(Session::idle) {
+                    return self.direct(k, block, text).await;
+                }
+                // Every session busy: the block waits in the spill file while the archive is
+                // read on, and goes to the first session done.
+                if let Some(segment) = self.spill_segment(text.len()) {
+                    self.pool.push(Pooled {
+                        block,
+                        segment: Arc::clone(&segment),
+                    });
+                    self.copying = Some(Copying::Spilling {
+                        segment,
+                        owner: None,
+                        block,
+                    });
+                    return self.rows(text).await;
+                }
+                self.direct(self.least_busy(), block, text).await
             }
-            Piece::CopyData(rows) => {
-                let k = self.copying.context("rows outside a COPY")?;
-                self.sessions[k].send(rows).await
-            }
+            Piece::CopyData(rows) => self.rows(rows).await,
             Piece::CopyEnd => {
-                let k = self.copying.take().context("a COPY's end outside one")?;
-                self.sessions[k].send(b"\\.\n".to_vec()).await
+                self.rows(b"\\.\n".to_vec()).await?;
+                if let Some(Copying::Spilling { segment, .. }) = self.copying.take() {
+                    segment.close();
+                }
+                self.dispatch_pool()
             }
             Piece::Sql {
                 section,
@@ -481,7 +773,7 @@ impl Loader<'_> {
                 text,
             } => {
                 if self.phase == Phase::Serial {
-                    return self.sessions[self.serial].send(text).await;
+                    return self.send(self.serial, text).await;
                 }
                 // `\connect` moves one session to another database: from there on, everything
                 // goes where it went, in order (pg_dump writes none without --create).
@@ -491,18 +783,18 @@ impl Loader<'_> {
                     self.barrier_all().await?;
                     self.flush_deferred().await?;
                     self.phase = Phase::Serial;
-                    return self.sessions[self.serial].send(text).await;
+                    return self.send(self.serial, text).await;
                 }
                 if !self.entries_seen && (kind.is_none() || kind.as_deref() == Some(META)) {
                     self.preamble.extend_from_slice(&text);
-                    return self.sessions[0].send(text).await;
+                    return self.send(0, text).await;
                 }
                 self.entries_seen = true;
                 match section {
-                    Section::PreData => self.sessions[0].send(text).await,
+                    Section::PreData => self.send(0, text).await,
                     Section::Data => {
                         self.enter(Phase::Data).await?;
-                        self.sessions[0].send(text).await
+                        self.send(0, text).await
                     }
                     Section::PostData => {
                         self.enter(Phase::PostData).await?;
@@ -510,6 +802,183 @@ impl Loader<'_> {
                     }
                 }
             }
+        }
+    }
+
+    /// Block `block` goes straight to session `k`, starting with `text`.
+    async fn direct(&mut self, k: usize, block: usize, text: Vec<u8>) -> anyhow::Result<()> {
+        self.sessions[k].blocks.push(block);
+        self.copying = Some(Copying::Direct(k));
+        self.send(k, text).await
+    }
+
+    /// The current COPY block's next bytes, where it goes.
+    async fn rows(&mut self, rows: Vec<u8>) -> anyhow::Result<()> {
+        loop {
+            match self.copying.clone() {
+                Some(Copying::Direct(k)) => {
+                    if self.sessions[k].ended() {
+                        bail!("a session of the parallel load ended early");
+                    }
+                    if !self.sessions[k].full() {
+                        return self.sessions[k].push(Work::Bytes(rows));
+                    }
+                    // Its queue is full. While another session has nothing to do, the rest
+                    // of this block waits in the spill file (the session reads it after what
+                    // it has queued) and the archive is read on.
+                    if self.phase != Phase::Serial {
+                        self.dispatch_pool()?;
+                        let other_idle = self
+                            .sessions
+                            .iter()
+                            .enumerate()
+                            .any(|(i, s)| i != k && s.idle());
+                        if other_idle {
+                            if let Some(segment) = self.spill_segment(rows.len()) {
+                                self.sessions[k].push(Work::Spilled(Arc::clone(&segment)))?;
+                                self.copying = Some(Copying::Spilling {
+                                    segment,
+                                    owner: Some(k),
+                                    block: self.blocks - 1,
+                                });
+                                continue;
+                            }
+                        }
+                    }
+                    self.wake.notified().await;
+                }
+                Some(Copying::Spilling { segment, owner, .. }) => {
+                    let spill = self
+                        .spill
+                        .as_mut()
+                        .context("a spilled block without its file")?;
+                    if !spill.room(rows.len()) {
+                        // The spill file is as large as it may be: the rest goes in memory.
+                        self.settle()?;
+                        continue;
+                    }
+                    // Counted before the session can read it.
+                    if let Some(k) = owner {
+                        let load = &self.sessions[k].load;
+                        load.outstanding
+                            .fetch_add(rows.len() as u64, Ordering::SeqCst);
+                    }
+                    spill.append(&segment, rows).await?;
+                    return self.dispatch_pool();
+                }
+                None => bail!("rows outside a COPY block"),
+            }
+        }
+    }
+
+    /// A new segment of the spill file, if there is one and it has room for `len` more bytes.
+    fn spill_segment(&mut self, len: usize) -> Option<Arc<Segment>> {
+        if !self.spill_tried {
+            self.spill_tried = true;
+            if let Some(dir) = &self.spill_dir {
+                match Spill::create(dir) {
+                    Ok(spill) => self.spill = Some(spill),
+                    Err(e) => warn!("{e:#}: COPY blocks wait for a free session instead"),
+                }
+            }
+        }
+        let spill = self.spill.as_mut()?;
+        if !spill.room(len) {
+            if !self.spill_full_said {
+                self.spill_full_said = true;
+                warn!(
+                    "the restore's temporary file in {} reached half of the free space there: \
+                     COPY blocks wait for a free session instead",
+                    spill.dir.display()
+                );
+            }
+            return None;
+        }
+        Some(spill.segment())
+    }
+
+    /// The block being spilled stops there: the session it is given (now, if it waited in
+    /// the pool) reads what was spilled, then what follows from memory. Returns that session.
+    fn settle(&mut self) -> anyhow::Result<usize> {
+        let Some(Copying::Spilling {
+            segment,
+            owner,
+            block,
+        }) = self.copying.take()
+        else {
+            bail!("no block is being spilled");
+        };
+        let k = if let Some(k) = owner {
+            k
+        } else {
+            self.pool.retain(|p| !Arc::ptr_eq(&p.segment, &segment));
+            let k = self.least_busy();
+            self.sessions[k].blocks.push(block);
+            self.sessions[k].push(Work::Spilled(Arc::clone(&segment)))?;
+            k
+        };
+        segment.close();
+        self.copying = Some(Copying::Direct(k));
+        Ok(k)
+    }
+
+    /// Give waiting blocks to the sessions with nothing to do: the largest by the manifest
+    /// first, else the archive's order.
+    fn dispatch_pool(&mut self) -> anyhow::Result<()> {
+        while !self.pool.is_empty() {
+            let Some(k) = self.sessions.iter().position(Session::idle) else {
+                break;
+            };
+            let i = match &self.sizes {
+                Some(sizes) => (0..self.pool.len())
+                    .max_by_key(|&i| sizes.get(self.pool[i].block).copied().unwrap_or(0))
+                    .unwrap_or(0),
+                None => 0,
+            };
+            let pooled = self.pool.remove(i);
+            self.give(k, &pooled)?;
+        }
+        Ok(())
+    }
+
+    /// Give every waiting block to a session now, the largest first, each to the session
+    /// with the least to do: the end of the rows is near.
+    fn drain_pool(&mut self) -> anyhow::Result<()> {
+        let mut pool = std::mem::take(&mut self.pool);
+        let size = |p: &Pooled| match &self.sizes {
+            Some(sizes) => sizes.get(p.block).copied().unwrap_or(0),
+            None => p.segment.written(),
+        };
+        pool.sort_by_key(|p| std::cmp::Reverse(size(p)));
+        for pooled in pool {
+            let k = self.least_busy();
+            self.give(k, &pooled)?;
+        }
+        Ok(())
+    }
+
+    fn give(&mut self, k: usize, pooled: &Pooled) -> anyhow::Result<()> {
+        self.sessions[k].blocks.push(pooled.block);
+        self.sessions[k].push(Work::Spilled(Arc::clone(&pooled.segment)))?;
+        if let Some(Copying::Spilling { segment, owner, .. }) = &mut self.copying {
+            if Arc::ptr_eq(segment, &pooled.segment) {
+                *owner = Some(k);
+            }
+        }
+        Ok(())
+    }
+
+    /// Queue `bytes` for session `k`, waiting while its queue is full; an error when a
+    /// session ended (its psql stopped on an error).
+    async fn send(&self, k: usize, bytes: Vec<u8>) -> anyhow::Result<()> {
+        loop {
+            if self.sessions.iter().any(Session::ended) {
+                bail!("a session of the parallel load ended early");
+            }
+            if !self.sessions[k].full() {
+                return self.sessions[k].push(Work::Bytes(bytes));
+            }
+            self.wake.notified().await;
         }
     }
 
@@ -521,8 +990,7 @@ impl Loader<'_> {
         let mut statement = std::mem::take(&mut self.sets);
         statement.extend_from_slice(&text);
         if independent {
-            let k = self.least_busy();
-            return self.sessions[k].send(statement).await;
+            return self.send(self.least_busy(), statement).await;
         }
         self.deferred_bytes += statement.len();
         self.deferred.push_back(statement);
@@ -535,7 +1003,7 @@ impl Loader<'_> {
 
     async fn flush_deferred(&mut self) -> anyhow::Result<()> {
         while let Some(statement) = self.deferred.pop_front() {
-            self.sessions[0].send(statement).await?;
+            self.send(0, statement).await?;
         }
         self.deferred_bytes = 0;
         Ok(())
@@ -558,9 +1026,10 @@ impl Loader<'_> {
         self.barrier_all().await?;
         if self.phase == Phase::Schema {
             for index in 1..self.jobs {
-                let session = Session::start(self.client, self.database, &self.marker, index);
+                let session =
+                    Session::start(self.client, self.database, &self.marker, index, &self.wake);
                 if !self.preamble.is_empty() {
-                    session.send(self.preamble.clone()).await?;
+                    session.push(Work::Bytes(self.preamble.clone()))?;
                 }
                 self.sessions.push(session);
             }
@@ -579,23 +1048,26 @@ impl Loader<'_> {
         Ok(())
     }
 
-    /// The session with the most room in its queue (the first of them).
+    /// The session with the least given and not yet passed on (the first of them).
     fn least_busy(&self) -> usize {
         let mut best = 0;
         for (k, s) in self.sessions.iter().enumerate() {
-            if s.room() > self.sessions[best].room() {
+            let left = s.load.outstanding.load(Ordering::SeqCst);
+            if left < self.sessions[best].load.outstanding.load(Ordering::SeqCst) {
                 best = k;
             }
         }
         best
     }
 
-    /// Wait until every session has done all it was given; an error if one ended.
+    /// Wait until every session has done all it was given (the blocks waiting in the spill
+    /// file given out first); an error if one ended.
     async fn barrier_all(&mut self) -> anyhow::Result<()> {
-        for s in &mut self.sessions {
-            s.barrier += 1;
-            let sql = format!("SELECT '{}{}';\n", self.marker, s.barrier);
-            s.send(sql.into_bytes()).await?;
+        self.drain_pool()?;
+        for k in 0..self.sessions.len() {
+            self.sessions[k].barrier += 1;
+            let sql = format!("SELECT '{}{}';\n", self.marker, self.sessions[k].barrier);
+            self.send(k, sql.into_bytes()).await?;
         }
         for s in &self.sessions {
             loop {

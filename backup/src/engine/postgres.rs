@@ -19,7 +19,7 @@ use anyhow::{anyhow, bail, Context};
 use async_trait::async_trait;
 use lifeboat::db::{self, DbTarget, Engine};
 use lifeboat::docker::DockerError;
-use lifeboat::engine::{DatabaseServer, Loaded, Rows, Script, Sink};
+use lifeboat::engine::{DatabaseServer, LoadPlan, Loaded, Rows, Script, Sink};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::OnceCell;
 use tracing::{debug, info};
@@ -434,9 +434,9 @@ impl DatabaseServer for Postgres {
         &self,
         database: &str,
         script: Script<'_>,
-        jobs: Option<u32>,
+        plan: &LoadPlan,
     ) -> anyhow::Result<Loaded> {
-        let jobs = match jobs {
+        let jobs = match plan.jobs {
             Some(n) => n,
             None => self.cores().await,
         };
@@ -458,7 +458,7 @@ impl DatabaseServer for Postgres {
                 Source::MysqlUrl { .. } => bail!("a MySQL server reached the PostgreSQL loader"),
             };
             info!("loading on {jobs} sessions (restore.jobs)");
-            return super::parallel::load(&client, database, script, jobs as usize).await;
+            return super::parallel::load(&client, database, script, jobs as usize, plan).await;
         }
         let db = format!("--dbname={database}");
         let psql = psql_load(&db);
