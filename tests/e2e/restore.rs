@@ -359,7 +359,13 @@ fn pg_dump_s_script_of_the_tricky_schema_splits_into_the_pieces_a_parallel_load_
                 }
             }
             Piece::CopyStart { table, text } => {
-                blocks.push((again.len() as u64, 0));
+                // The block starts at its `COPY` line, the piece's last (its entry's comment
+                // before it).
+                let line = text[..text.len() - 1]
+                    .iter()
+                    .rposition(|b| *b == b'\n')
+                    .map_or(0, |i| i + 1);
+                blocks.push(((again.len() + line) as u64, 0));
                 again.extend_from_slice(text);
                 tables.push((table.clone(), 0));
             }
