@@ -631,7 +631,11 @@ fn blocks_wait_in_a_temporary_file_while_every_session_is_busy_and_nothing_is_le
         &s.env(),
     );
     ok(&out, "lifeboat-restore, an older manifest");
-    assert_eq!(digest(&s, &s.db), before, "the same, from an older manifest");
+    assert_eq!(
+        digest(&s, &s.db),
+        before,
+        "the same, from an older manifest"
+    );
 }
 
 /// Issue 21: a backup directory with little free space: the temporary file stops at half of

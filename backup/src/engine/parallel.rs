@@ -34,6 +34,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+use super::postgres::{copy_tag, LineHead, Lines};
 use crate::pgscript::{Piece, Section, Splitter, META};
 
 /// Bytes read from the archive at a time.
@@ -76,25 +77,25 @@ struct Progress {
 }
 
 /// psql's stdout, read for `COPY n` tags and barrier markers.
-struct Output {
+type Output = Lines<Heard>;
+
+struct Heard {
     progress: Arc<Progress>,
     marker: String,
-    line: Vec<u8>,
 }
 
-impl Output {
-    /// The longest line start looked at.
+impl LineHead for Heard {
     const HEAD: usize = 96;
 
-    fn line_done(&mut self) {
-        let line = String::from_utf8_lossy(&self.line);
-        let line = line.trim();
+    fn line(&mut self, head: &[u8]) {
+        let head = head.trim_ascii();
         let mut said = self.progress.said.lock().expect("progress");
-        if let Some(n) = line.strip_prefix("COPY ").and_then(|n| n.parse().ok()) {
+        if let Some(n) = copy_tag(head) {
             said.tags.push(n);
-        } else if let Some(id) = line
-            .strip_prefix(self.marker.as_str())
-            .and_then(|n| n.parse().ok())
+        } else if let Some(id) = head
+            .strip_prefix(self.marker.as_bytes())
+            .and_then(|n| std::str::from_utf8(n).ok())
+            .and_then(|n| n.trim_end().parse().ok())
         {
             said.synced = id;
         } else {
@@ -102,41 +103,6 @@ impl Output {
         }
         drop(said);
         self.progress.changed.notify_waiters();
-    }
-}
-
-impl tokio::io::AsyncWrite for Output {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        let this = self.get_mut();
-        let mut rest = buf;
-        while let Some(i) = memchr::memchr(b'\n', rest) {
-            let room = Self::HEAD.saturating_sub(this.line.len());
-            this.line.extend_from_slice(&rest[..i.min(room)]);
-            this.line_done();
-            this.line.clear();
-            rest = &rest[i + 1..];
-        }
-        let room = Self::HEAD.saturating_sub(this.line.len());
-        this.line.extend_from_slice(&rest[..rest.len().min(room)]);
-        std::task::Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
     }
 }
 
@@ -179,11 +145,10 @@ impl Session {
             said: Mutex::new(Said::default()),
             changed: Notify::new(),
         });
-        let output = Output {
+        let output = Lines::new(Heard {
             progress: Arc::clone(&progress),
             marker: marker.to_owned(),
-            line: Vec::new(),
-        };
+        });
         let load = Arc::new(Load::default());
         let feeder = Feeder {
             rx,
@@ -310,7 +275,8 @@ impl Feeder {
 }
 
 /// The temporary file in the backup directory where `COPY` blocks wait while every session is
-/// busy, so that reading the archive goes on. Unnamed (`O_TMPFILE`): nothing is left behind,
+/// busy, so that reading the archive goes on. Unnamed (`O_TMPFILE`; where the filesystem has
+/// none, a new random name made exclusively and removed at once): nothing is left behind,
 /// whatever stops the restore, and no name in the directory is ever followed.
 struct Spill {
     file: Arc<std::fs::File>,
@@ -383,6 +349,13 @@ impl Spill {
             segment.state.lock().expect("segment").failed = true;
             segment.grown.notify_one();
         }
+    }
+}
+
+impl Drop for Spill {
+    /// The load dropped midway (a signal): a session waiting on a segment ends too.
+    fn drop(&mut self) {
+        self.abort();
     }
 }
 

@@ -697,30 +697,33 @@ pub(super) fn sql_error(database: &str, stderr: &str, exit: &str) -> anyhow::Err
     )
 }
 
-/// psql's stdout read for its `COPY n` command tags; everything else (other tags, the result
-/// of `setval`) is dropped as it comes. Only the start of each line is kept.
-#[derive(Default)]
-pub struct CopyTags {
-    line: Vec<u8>,
-    counts: Vec<u64>,
+/// What a line-by-line reader of a child's stdout does with the start of each line.
+pub trait LineHead {
+    /// The longest line start looked at; one byte more is kept, to mark a longer line.
+    const HEAD: usize;
+    fn line(&mut self, head: &[u8]);
 }
 
-impl CopyTags {
-    /// The longest line looked at: `COPY ` and a 64-bit count.
-    const HEAD: usize = 32;
+/// A child's stdout read line by line as it comes, only the start of each line kept and given
+/// to `T`; everything else is dropped.
+#[derive(Default)]
+pub struct Lines<T> {
+    line: Vec<u8>,
+    pub(crate) inner: T,
+}
+
+impl<T: LineHead> Lines<T> {
+    pub fn new(inner: T) -> Self {
+        Self {
+            line: Vec::new(),
+            inner,
+        }
+    }
 
     pub fn feed(&mut self, mut bytes: &[u8]) {
         while let Some(i) = memchr::memchr(b'\n', bytes) {
             self.take(&bytes[..i]);
-            let line = std::mem::take(&mut self.line);
-            if let Some(n) = line
-                .strip_prefix(b"COPY ")
-                .and_then(|n| std::str::from_utf8(n).ok())
-                .and_then(|n| n.parse::<u64>().ok())
-            {
-                self.counts.push(n);
-            }
-            self.line = line;
+            self.inner.line(&self.line);
             self.line.clear();
             bytes = &bytes[i + 1..];
         }
@@ -728,17 +731,12 @@ impl CopyTags {
     }
 
     fn take(&mut self, part: &[u8]) {
-        // One byte over the head marks a longer line, which is no tag.
-        let room = (Self::HEAD + 1).saturating_sub(self.line.len());
+        let room = (T::HEAD + 1).saturating_sub(self.line.len());
         self.line.extend_from_slice(&part[..part.len().min(room)]);
-    }
-
-    pub fn finish(self) -> Vec<u64> {
-        self.counts
     }
 }
 
-impl tokio::io::AsyncWrite for CopyTags {
+impl<T: LineHead + Unpin> tokio::io::AsyncWrite for Lines<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         _: &mut TaskContext<'_>,
@@ -754,6 +752,40 @@ impl tokio::io::AsyncWrite for CopyTags {
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut TaskContext<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+/// psql's `COPY n` command tag on a line, if it is one.
+pub fn copy_tag(line: &[u8]) -> Option<u64> {
+    std::str::from_utf8(line.strip_prefix(b"COPY ")?)
+        .ok()?
+        .trim_end()
+        .parse()
+        .ok()
+}
+
+/// psql's stdout read for its `COPY n` command tags; everything else (other tags, the result
+/// of `setval`) is dropped as it comes.
+pub type CopyTags = Lines<Counts>;
+
+/// The `COPY n` tags, in order.
+#[derive(Default)]
+pub struct Counts(Vec<u64>);
+
+impl LineHead for Counts {
+    /// `COPY ` and a 64-bit count.
+    const HEAD: usize = 32;
+
+    fn line(&mut self, head: &[u8]) {
+        if let Some(n) = copy_tag(head) {
+            self.0.push(n);
+        }
+    }
+}
+
+impl CopyTags {
+    pub fn finish(self) -> Vec<u64> {
+        self.inner.0
     }
 }
 
