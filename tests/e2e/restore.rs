@@ -423,14 +423,10 @@ fn at_one_job_and_at_four_the_restore_gives_back_the_same_database() {
             "DELETE FROM events WHERE at > '2025-09-01'; UPDATE people SET mood = 'sad'; \
              DELETE FROM extra.notes",
         );
-        let out = lifeboat(
-            "lifeboat-restore",
+        let out = restore_db(
             work.path(),
+            &db,
             &[
-                "--dir",
-                "backups",
-                "--database",
-                &db,
                 "--yes",
                 "--no-safety-backup",
                 "--jobs",
@@ -574,14 +570,10 @@ fn blocks_wait_in_a_temporary_file_while_every_session_is_busy_and_nothing_is_le
     let archive = backup(work.path(), &s.db, &s.env());
     let files = files_like(work.path(), "");
     s.sql(&s.db, "DELETE FROM a_big WHERE id > 10; TRUNCATE b_2");
-    let out = lifeboat(
-        "lifeboat-restore",
+    let out = restore_db(
         work.path(),
+        &s.db,
         &[
-            "--dir",
-            "backups",
-            "--database",
-            &s.db,
             "--yes",
             "--no-safety-backup",
             "--jobs",
@@ -614,14 +606,10 @@ fn blocks_wait_in_a_temporary_file_while_every_session_is_busy_and_nothing_is_le
         }
     });
     s.sql(&s.db, "DELETE FROM a_big WHERE id > 10; TRUNCATE b_3");
-    let out = lifeboat(
-        "lifeboat-restore",
+    let out = restore_db(
         work.path(),
+        &s.db,
         &[
-            "--dir",
-            "backups",
-            "--database",
-            &s.db,
             "--yes",
             "--no-safety-backup",
             "--jobs",

@@ -4,9 +4,11 @@
 //! The script is cut by [`crate::pgscript`]. Then:
 //! 1. the pre-data part (schema) runs in order on session 0; the statements before its first
 //!    entry (`SET`s, `\restrict`) are the preamble every session runs first;
-//! 2. once the schema is in (a barrier), each table's `COPY` block goes whole to the session
-//!    with the least queued, the other data statements (sequence values, large objects) to
-//!    session 0 in order;
+//! 2. once the schema is in (a barrier), each table's `COPY` block goes to a session with
+//!    nothing left to do; while every session is busy, blocks wait in a temporary file in the
+//!    backup directory ([`Spill`]) and the archive is read on, the largest (by the manifest)
+//!    given first to the next session done; the other data statements (sequence values, large
+//!    objects) go to session 0 in order;
 //! 3. once every row is in (a barrier), the post-data part: indexes, primary keys, unique,
 //!    check and exclusion constraints spread over the sessions; everything else (foreign keys,
 //!    triggers, `ALTER … OWNER`, grants, comments, index attachments) kept back, then run in
@@ -95,7 +97,7 @@ impl LineHead for Heard {
         } else if let Some(id) = head
             .strip_prefix(self.marker.as_bytes())
             .and_then(|n| std::str::from_utf8(n).ok())
-            .and_then(|n| n.trim_end().parse().ok())
+            .and_then(|n| n.parse().ok())
         {
             said.synced = id;
         } else {
@@ -683,9 +685,7 @@ impl Loader<'_> {
 
     async fn piece(&mut self, piece: Piece) -> anyhow::Result<()> {
         // A session that ended stopped on an error: no point in loading the rest.
-        if self.sessions.iter().any(Session::ended) {
-            bail!("a session of the parallel load ended early");
-        }
+        self.alive()?;
         match piece {
             Piece::Serial(bytes) => {
                 if self.phase != Phase::Serial {
@@ -790,9 +790,7 @@ impl Loader<'_> {
         loop {
             match self.copying.clone() {
                 Some(Copying::Direct(k)) => {
-                    if self.sessions[k].ended() {
-                        bail!("a session of the parallel load ended early");
-                    }
+                    self.alive()?;
                     if !self.sessions[k].full() {
                         return self.sessions[k].push(Work::Bytes(rows));
                     }
@@ -941,13 +939,19 @@ impl Loader<'_> {
         Ok(())
     }
 
+    /// An error when a session ended: its psql stopped on an error, and the load with it.
+    fn alive(&self) -> anyhow::Result<()> {
+        if self.sessions.iter().any(Session::ended) {
+            bail!("a session of the parallel load ended early");
+        }
+        Ok(())
+    }
+
     /// Queue `bytes` for session `k`, waiting while its queue is full; an error when a
     /// session ended (its psql stopped on an error).
     async fn send(&self, k: usize, bytes: Vec<u8>) -> anyhow::Result<()> {
         loop {
-            if self.sessions.iter().any(Session::ended) {
-                bail!("a session of the parallel load ended early");
-            }
+            self.alive()?;
             if !self.sessions[k].full() {
                 return self.sessions[k].push(Work::Bytes(bytes));
             }

@@ -759,7 +759,6 @@ impl<T: LineHead + Unpin> tokio::io::AsyncWrite for Lines<T> {
 pub fn copy_tag(line: &[u8]) -> Option<u64> {
     std::str::from_utf8(line.strip_prefix(b"COPY ")?)
         .ok()?
-        .trim_end()
         .parse()
         .ok()
 }
