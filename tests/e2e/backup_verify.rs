@@ -202,17 +202,27 @@ async fn a_restore_test_restores_counts_and_drops_its_scratch_database() {
     );
     assert!(!database_exists(&scratch).await, "{scratch} is gone");
 
-    // With a URL: the local psql, the password never shown.
+    // With a URL over TLS, on two sessions (a small archive is one by default): the local
+    // psql for the schema, the rows on two connections of lifeboat's own (sslmode=require),
+    // the password never shown.
     let url = lifeboat_testkit::database_url();
     let password = lifeboat_testkit::database_password();
     let out = backup(
         work.path(),
         &["verify", "--restore-test", "--database", &db],
-        &[("DATABASE_URL", format!("{url}?sslmode=require"))],
+        &[
+            ("DATABASE_URL", format!("{url}?sslmode=require")),
+            ("LIFEBOAT_RESTORE_JOBS", "2".into()),
+        ],
     );
     let stderr = out.stderr.clone();
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains(&password), "{stderr}");
+    assert!(
+        stderr.contains("loading the data on 2 sessions over direct connections")
+            && stderr.contains("4 tables, 1022 rows counted after the restore"),
+        "{stderr}"
+    );
     let scratch = scratch_in(&stderr);
     assert!(!database_exists(&scratch).await, "{scratch} is gone");
 }

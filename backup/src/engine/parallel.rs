@@ -91,20 +91,32 @@ impl LineHead for Heard {
 
     fn line(&mut self, head: &[u8]) {
         let head = head.trim_ascii();
-        let mut said = self.progress.said.lock().expect("progress");
         if let Some(n) = copy_tag(head) {
-            said.tags.push(n);
-        } else if let Some(id) = head
+            self.progress.said(|said| said.tags.push(n));
+        } else {
+            self.marker(head);
+        }
+    }
+}
+
+impl Heard {
+    /// A barrier's marker, when `text` is one.
+    fn marker(&self, text: &[u8]) {
+        if let Some(id) = text
             .strip_prefix(self.marker.as_bytes())
             .and_then(|n| std::str::from_utf8(n).ok())
             .and_then(|n| n.parse().ok())
         {
-            said.synced = id;
-        } else {
-            return;
+            self.progress.said(|said| said.synced = id);
         }
-        drop(said);
-        self.progress.changed.notify_waiters();
+    }
+}
+
+impl Progress {
+    /// Change what the session said, and wake whoever waits on it.
+    fn said(&self, change: impl FnOnce(&mut Said)) {
+        change(&mut self.said.lock().expect("progress"));
+        self.changed.notify_waiters();
     }
 }
 
@@ -135,8 +147,10 @@ struct Session {
 }
 
 impl Session {
+    /// Session `index`: psql through `client`, or a connection to `direct`.
     fn start(
         client: &Client,
+        direct: Option<&DbTarget>,
         database: &str,
         marker: &str,
         index: usize,
@@ -147,10 +161,10 @@ impl Session {
             said: Mutex::new(Said::default()),
             changed: Notify::new(),
         });
-        let output = Lines::new(Heard {
+        let heard = Heard {
             progress: Arc::clone(&progress),
             marker: marker.to_owned(),
-        });
+        };
         let load = Arc::new(Load::default());
         let feeder = Feeder {
             rx,
@@ -158,11 +172,15 @@ impl Session {
             wake: Arc::clone(wake),
         };
         let client = client.clone();
+        let direct = direct.cloned();
         let database = database.to_owned();
         let ended = Arc::clone(&progress);
         let wake = Arc::clone(wake);
         let task = tokio::spawn(async move {
-            let result = run_session(client, &database, feeder, output).await;
+            let result = match direct {
+                Some(target) => run_direct(&target, &database, feeder, heard).await,
+                None => run_session(client, &database, feeder, Lines::new(heard)).await,
+            };
             ended.said.lock().expect("progress").ended = true;
             ended.changed.notify_waiters();
             wake.notify_one();
@@ -489,6 +507,157 @@ async fn run_session(
     }
 }
 
+/// One session over its own connection to `target` (no psql, no `docker exec`: the rows go
+/// straight from this process to the server), fed by `feeder` until its queue closes. What it
+/// is given is cut again by the splitter: statements run one by one (`\restrict` and
+/// `\unrestrict` dropped, as no psql reads meta-commands here), each `COPY` block goes over
+/// the protocol's copy, its row count as the server saw it.
+async fn run_direct(
+    target: &DbTarget,
+    database: &str,
+    feeder: Feeder,
+    heard: Heard,
+) -> anyhow::Result<()> {
+    let target = target.with_database(database);
+    let client = target.connect().await?;
+    let (mut writer, reader) = tokio::io::duplex(READ);
+    let exec = async {
+        // Dropped as soon as the session ends, so that a write to it fails rather than waits.
+        let mut reader = reader;
+        let mut session = Direct {
+            client: &client,
+            database,
+            heard: &heard,
+            copy: None,
+        };
+        let result = session.run(&mut reader).await;
+        drop(reader);
+        result
+    };
+    // The writer dropped at the feed's end: the session reads the end of its input.
+    let feed = async move { feeder.run(&mut writer).await };
+    tokio::pin!(exec, feed);
+    tokio::select! {
+        result = &mut exec => result,
+        () = &mut feed => exec.await,
+    }
+}
+
+/// A direct session's state: its connection, and the `COPY` under way.
+struct Direct<'a> {
+    client: &'a tokio_postgres::Client,
+    database: &'a str,
+    heard: &'a Heard,
+    copy: Option<std::pin::Pin<Box<tokio_postgres::CopyInSink<bytes::Bytes>>>>,
+}
+
+impl Direct<'_> {
+    async fn run<R: tokio::io::AsyncRead + Unpin>(&mut self, input: &mut R) -> anyhow::Result<()> {
+        let mut splitter = Splitter::new();
+        let mut buf = vec![0; READ];
+        let mut pieces = Vec::new();
+        loop {
+            let n = input.read(&mut buf).await.context("the session's input")?;
+            if n == 0 {
+                break;
+            }
+            splitter.feed(&buf[..n], &mut pieces);
+            for piece in pieces.drain(..) {
+                self.piece(piece).await?;
+            }
+        }
+        splitter.finish(&mut pieces);
+        for piece in pieces {
+            self.piece(piece).await?;
+        }
+        if self.copy.is_some() {
+            bail!("the archive ends inside a COPY block");
+        }
+        Ok(())
+    }
+
+    async fn piece(&mut self, piece: Piece) -> anyhow::Result<()> {
+        match piece {
+            Piece::Sql { kind, text, .. } => {
+                if kind.as_deref() == Some(META) {
+                    let body = crate::pgscript::body(&text);
+                    if body.starts_with(b"\\restrict") || body.starts_with(b"\\unrestrict") {
+                        return Ok(());
+                    }
+                    bail!("a psql meta-command reached a session without psql");
+                }
+                // Without the comments before it, as psql sends it (and monitoring shows it).
+                let messages = self
+                    .client
+                    .simple_query(utf8(crate::pgscript::body(&text))?)
+                    .await
+                    .map_err(|e| self.failed(&e))?;
+                for message in messages {
+                    if let tokio_postgres::SimpleQueryMessage::Row(row) = message {
+                        if let Some(value) = row.get(0) {
+                            self.heard.marker(value.as_bytes());
+                        }
+                    }
+                }
+            }
+            Piece::CopyStart { text, .. } => {
+                let sink = self
+                    .client
+                    .copy_in(utf8(crate::pgscript::body(&text))?)
+                    .await
+                    .map_err(|e| self.failed(&e))?;
+                self.copy = Some(Box::pin(sink));
+            }
+            Piece::CopyData(rows) => {
+                let sink = self.copy.as_mut().context("rows outside a COPY block")?;
+                futures_util::SinkExt::send(sink, bytes::Bytes::from(rows))
+                    .await
+                    .map_err(|e| self.failed(&e))?;
+            }
+            Piece::CopyEnd => {
+                let mut sink = self
+                    .copy
+                    .take()
+                    .context("a COPY end outside a COPY block")?;
+                let n = sink.as_mut().finish().await.map_err(|e| self.failed(&e))?;
+                self.heard.progress.said(|said| said.tags.push(n));
+            }
+            Piece::Serial(_) => {
+                bail!("part of the archive cannot be cut into statements; restore it with --jobs 1")
+            }
+        }
+        Ok(())
+    }
+
+    fn failed(&self, e: &tokio_postgres::Error) -> anyhow::Error {
+        anyhow!(
+            "the restore into the scratch database {} failed with an SQL error: {}",
+            self.database,
+            lifeboat::db::describe(e)
+        )
+    }
+}
+
+/// A statement as text: a direct session sends UTF-8 only (see [`utf8_client`]).
+fn utf8(text: &[u8]) -> anyhow::Result<&str> {
+    std::str::from_utf8(text).context("a statement of the archive is not UTF-8")
+}
+
+/// The script's `SET client_encoding` says UTF-8: its rows may go over a direct connection,
+/// which speaks UTF-8 only. Any other (or none), they go through psql, which passes bytes on.
+fn utf8_client(preamble: &[u8]) -> bool {
+    const SET: &[u8] = b"client_encoding = '";
+    let Some(at) = memchr::memmem::find(preamble, SET) else {
+        return false;
+    };
+    let value = &preamble[at + SET.len()..];
+    let Some(end) = memchr::memchr(b'\'', value) else {
+        return false;
+    };
+    let value = &value[..end];
+    value.eq_ignore_ascii_case(b"UTF8") || value.eq_ignore_ascii_case(b"UTF-8")
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Schema,
@@ -500,6 +669,12 @@ enum Phase {
 
 struct Loader<'a> {
     client: &'a Client,
+    /// The restore database's server over a connection, for the sessions that load rows and
+    /// build indexes; none, psql for every session.
+    direct: Option<&'a DbTarget>,
+    /// The first session that loads rows and builds indexes: 1 when they are direct (session
+    /// 0, psql, keeps the schema and everything in order), else 0.
+    first: usize,
     database: &'a str,
     jobs: usize,
     marker: String,
@@ -554,9 +729,12 @@ struct Pooled {
     segment: Arc<Segment>,
 }
 
-/// Load `script` into `database` on `jobs` psql sessions.
+/// Load `script` into `database` on `jobs` sessions: psql through `client`, or, once the
+/// schema is in, `direct` connections for the rows and the indexes (then psql keeps the schema
+/// and everything in order on one more session).
 pub async fn load(
     client: &Client,
+    direct: Option<&DbTarget>,
     database: &str,
     script: Script<'_>,
     jobs: usize,
@@ -568,9 +746,11 @@ pub async fn load(
     let wake = Arc::new(Notify::new());
     let mut loader = Loader {
         client,
+        direct,
+        first: 0,
         database,
         jobs,
-        sessions: vec![Session::start(client, database, &marker, 0, &wake)],
+        sessions: vec![Session::start(client, None, database, &marker, 0, &wake)],
         wake,
         marker,
         phase: Phase::Schema,
@@ -712,7 +892,7 @@ impl Loader<'_> {
                     return self.direct(self.serial, block, text).await;
                 }
                 self.dispatch_pool()?;
-                if let Some(k) = self.sessions.iter().position(Session::idle) {
+                if let Some(k) = self.idle_worker() {
                     return self.direct(k, block, text).await;
                 }
                 // Every session busy: the block waits in the spill file while the archive is
@@ -803,6 +983,7 @@ impl Loader<'_> {
                             .sessions
                             .iter()
                             .enumerate()
+                            .skip(self.first)
                             .any(|(i, s)| i != k && s.idle());
                         if other_idle {
                             if let Some(segment) = self.spill_segment(rows.len()) {
@@ -897,7 +1078,7 @@ impl Loader<'_> {
     /// first, else the archive's order.
     fn dispatch_pool(&mut self) -> anyhow::Result<()> {
         while !self.pool.is_empty() {
-            let Some(k) = self.sessions.iter().position(Session::idle) else {
+            let Some(k) = self.idle_worker() else {
                 break;
             };
             let i = match &self.sizes {
@@ -1002,17 +1183,34 @@ impl Loader<'_> {
         }
         self.barrier_all().await?;
         if self.phase == Phase::Schema {
-            for index in 1..self.jobs {
-                let session =
-                    Session::start(self.client, self.database, &self.marker, index, &self.wake);
+            let direct = self.direct.filter(|_| utf8_client(&self.preamble));
+            if self.direct.is_some() && direct.is_none() {
+                warn!("the archive's client_encoding is not UTF-8: its rows go through psql");
+            }
+            // Direct, `jobs` sessions besides session 0; else session 0 is one of them.
+            self.first = usize::from(direct.is_some());
+            for index in 1..self.jobs + self.first {
+                let session = Session::start(
+                    self.client,
+                    direct,
+                    self.database,
+                    &self.marker,
+                    index,
+                    &self.wake,
+                );
                 if !self.preamble.is_empty() {
                     session.push(Work::Bytes(self.preamble.clone()))?;
                 }
                 self.sessions.push(session);
             }
             info!(
-                "the schema is in; loading the data on {} sessions",
-                self.sessions.len()
+                "the schema is in; loading the data on {} sessions{}",
+                self.jobs,
+                if direct.is_some() {
+                    " over direct connections"
+                } else {
+                    ""
+                }
             );
         }
         if phase == Phase::PostData {
@@ -1025,10 +1223,16 @@ impl Loader<'_> {
         Ok(())
     }
 
-    /// The session with the least given and not yet passed on (the first of them).
+    /// The first session that loads rows with nothing left to do.
+    fn idle_worker(&self) -> Option<usize> {
+        (self.first..self.sessions.len()).find(|&k| self.sessions[k].idle())
+    }
+
+    /// The session that loads rows with the least given and not yet passed on (the first of
+    /// them).
     fn least_busy(&self) -> usize {
-        let mut best = 0;
-        for (k, s) in self.sessions.iter().enumerate() {
+        let mut best = self.first.min(self.sessions.len() - 1);
+        for (k, s) in self.sessions.iter().enumerate().skip(best) {
             let left = s.load.outstanding.load(Ordering::SeqCst);
             if left < self.sessions[best].load.outstanding.load(Ordering::SeqCst) {
                 best = k;
@@ -1062,5 +1266,29 @@ impl Loader<'_> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utf8_client;
+
+    #[test]
+    fn only_a_utf8_script_goes_over_direct_connections() {
+        let head = "SET statement_timeout = 0;\nSET client_encoding = '{}';\nSET standard_conforming_strings = on;\n";
+        for (encoding, direct) in [
+            ("UTF8", true),
+            ("utf8", true),
+            ("UTF-8", true),
+            ("LATIN1", false),
+            ("SQL_ASCII", false),
+            ("EUC_JP", false),
+        ] {
+            let preamble = head.replace("{}", encoding);
+            assert_eq!(utf8_client(preamble.as_bytes()), direct, "{encoding}");
+        }
+        // No encoding said: psql, which passes the bytes on as they are.
+        assert!(!utf8_client(b"SET statement_timeout = 0;\n"));
+        assert!(!utf8_client(b"SET client_encoding = 'UTF8"));
     }
 }

@@ -6,7 +6,8 @@
 //! URL's server, or the container's own over its Docker network when this machine reaches it
 //! (see [`direct_target`]), a connection instead of a `docker exec` of psql, a tenth of a second
 //! each, some of them while the app is down. Otherwise psql in the container. Scripts (a
-//! restore's data) always go through psql, as the backup came from pg_dump.
+//! restore's data) go through psql, as the backup came from pg_dump; on several sessions, the
+//! rows and indexes over such connections when there are ([`super::parallel`]).
 //!
 //! Maintenance statements (create, rename, drop) run from `postgres`, else `template1` (else,
 //! for a URL, its own database): never from one of the databases they rename.
@@ -457,8 +458,15 @@ impl DatabaseServer for Postgres {
                 },
                 Source::MysqlUrl { .. } => bail!("a MySQL server reached the PostgreSQL loader"),
             };
+            // The rows over connections from here when the server is reachable so: no psql,
+            // no `docker exec` stream in their way.
+            let direct = match &self.source {
+                Source::Url { target, .. } => Some(target),
+                _ => self.direct().await,
+            };
             info!("loading on {jobs} sessions (restore.jobs)");
-            return super::parallel::load(&client, database, script, jobs as usize, plan).await;
+            return super::parallel::load(&client, direct, database, script, jobs as usize, plan)
+                .await;
         }
         let db = format!("--dbname={database}");
         let psql = psql_load(&db);
