@@ -1,4 +1,4 @@
-//! A plain `pg_dump` script loaded on several psql sessions at once (issue 21), streaming, in
+//! A plain `pg_dump` script loaded on several sessions at once (issue 21), streaming, in
 //! bounded memory.
 //!
 //! The script is cut by [`crate::pgscript`]. Then:
@@ -15,12 +15,20 @@
 //!    the archive's order on session 0 after a last barrier. `SET`s of an entry travel with
 //!    its next statement.
 //!
-//! A barrier is a `SELECT` of a marker with a random nonce that each session echoes back when
-//! all it was given before it is done. psql's `COPY n` tags come back per session; each block's
-//! count is put back in the archive's order, so the row checks are the serial load's.
+//! Session 0 is always psql. The sessions that load rows and build indexes are, where the
+//! server can be reached from here (a URL, or the container's address), connections of our
+//! own ([`run_direct`]: `jobs` of them besides session 0, the rows going over the protocol's
+//! `COPY` with no `docker exec` stream and no psql in their way); else psql too, session 0
+//! among them.
 //!
-//! psql runs with `ON_ERROR_STOP`: the first error ends its session, and the load stops at
-//! once (every other session's input is closed). A part of the script the splitter cannot read
+//! A barrier is a `SELECT` of a marker with a random nonce that each session echoes back when
+//! all it was given before it is done. psql's `COPY n` tags (or a direct session's counts)
+//! come back per session; each block's count is put back in the archive's order, so the row
+//! checks are the serial load's.
+//!
+//! psql runs with `ON_ERROR_STOP` (a direct session stops at its first error too): the first
+//! error ends its session, and the load stops at once (every other session's input is
+//! closed). A part of the script the splitter cannot read
 //! goes, after a barrier, serially on session 0 from there on, with a warning.
 
 use std::collections::VecDeque;

@@ -196,7 +196,7 @@ pub struct RestoreConfig {
     pub health_timeout: u32,
     /// Days a pre-restore database is kept.
     pub keep_days: u32,
-    /// psql sessions of a parallel load; `None`: the server's cores.
+    /// Sessions of a parallel load; `None`: the server's cores.
     pub jobs: Option<u32>,
     /// While the app is down, the proxies answer 503 with `Retry-After`.
     pub maintenance: bool,
