@@ -464,10 +464,21 @@ fn at_one_job_and_at_four_the_restore_gives_back_the_same_database() {
 
 /// Issue 21: a statement that fails on one of the parallel sessions (an index whose name a
 /// relation took meanwhile) stops the load: the restore database dropped, the live one as it
-/// was, exit 1 with the server's reason.
+/// was, exit 1 with the server's reason. On direct connections, and through psql in the
+/// container.
 #[test]
 fn a_statement_failing_on_a_parallel_session_drops_the_restore_database_and_leaves_the_live_one() {
+    for via_exec in [false, true] {
+        statement_failing_on_a_parallel_session(via_exec);
+    }
+}
+
+fn statement_failing_on_a_parallel_session(via_exec: bool) {
     let s = Shared::new("lbtest_restore_pfail_");
+    let mut env = s.env();
+    if via_exec {
+        env.push(("LBTEST_RESTORE_VIA_EXEC", "1".into()));
+    }
     s.sql("postgres", &format!("CREATE DATABASE {}", s.db));
     s.sql(
         &s.db,
@@ -493,7 +504,7 @@ fn a_statement_failing_on_a_parallel_session_drops_the_restore_database_and_leav
             "4",
             &name_of(&archive),
         ],
-        &s.env(),
+        &env,
         "the schema is in",
     );
     // While the rows go in, a relation takes the name of an index the post-data part creates.
@@ -502,8 +513,17 @@ fn a_statement_failing_on_a_parallel_session_drops_the_restore_database_and_leav
     s.sql(&restoring[0], "CREATE TABLE big_v_idx (x int)");
     let ran = child.wait();
     let stderr = text(&ran.stderr);
-    assert_eq!(ran.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        ran.status.code(),
+        Some(1),
+        "through psql {via_exec}: {stderr}"
+    );
     assert!(stderr.contains("already exists"), "{stderr}");
+    assert_eq!(
+        stderr.contains("over direct connections"),
+        !via_exec,
+        "{stderr}"
+    );
     assert_eq!(
         s.sql(&s.db, "SELECT count(*) FROM big"),
         "100",
@@ -2350,19 +2370,63 @@ fn no_room_on_the_server_or_a_restore_under_way_leave_the_live_database_alone() 
 #[test]
 fn sigterm_in_the_middle_of_loading_a_large_archive_leaves_the_live_database_alone() {
     let s = Shared::new("lbtest_restore_load_");
+    let work = tempfile::tempdir().expect("tempdir");
+    // Issue 21: the rows on four sessions at once.
+    let mut child = restoring_at_a_copy(&s, work.path(), "4", |_| true);
+    child.signal("TERM");
+    let ran = child.wait();
+    assert!(
+        text(&ran.stderr).contains("stopped by SIGTERM"),
+        "{}",
+        text(&ran.stderr)
+    );
+    left_alone(&s, work.path(), &ran);
+}
+
+/// Issue 21: one of the parallel load's own connections cut by the server in the middle of a
+/// `COPY` (its backend ended, as a crash or an administrator would): the restore stops with
+/// the reason, exit 1, the restore database dropped and the live one as it was.
+#[test]
+fn a_direct_session_cut_in_the_middle_of_a_copy_leaves_the_live_database_alone() {
+    let s = Shared::new("lbtest_restore_cut_");
+    let work = tempfile::tempdir().expect("tempdir");
+    let mut child = restoring_at_a_copy(&s, work.path(), "2", |copying| {
+        s.sql(
+            "postgres",
+            &format!("SELECT count(pg_terminate_backend(pid)) {copying}"),
+        ) != "0"
+    });
+    let ran = child.wait();
+    let stderr = text(&ran.stderr);
+    assert!(stderr.contains("over direct connections"), "{stderr}");
+    assert!(
+        stderr.contains("failed on its connection: connection closed")
+            || stderr.contains("terminating connection"),
+        "the reason: {stderr}"
+    );
+    left_alone(&s, work.path(), &ran);
+}
+
+/// `s.db` with one table of 600,000 rows, backed up, then cut to 100 rows live; a restore of
+/// that backup at `--jobs jobs` started and returned once `at_copy` (given the `FROM … WHERE`
+/// of the restore database's backends taking in a `COPY`) says so.
+fn restoring_at_a_copy(
+    s: &Shared,
+    dir: &Path,
+    jobs: &str,
+    at_copy: impl Fn(&str) -> bool,
+) -> Running {
     s.sql("postgres", &format!("CREATE DATABASE {}", s.db));
     s.sql(
         &s.db,
         "CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS v \
          FROM generate_series(1, 600000) g",
     );
-    let work = tempfile::tempdir().expect("tempdir");
-    let archive = backup(work.path(), &s.db, &s.env());
+    let archive = backup(dir, &s.db, &s.env());
     s.sql(&s.db, "DELETE FROM big WHERE id > 100");
-    let name = name_of(&archive);
     let mut child = command(
         "lifeboat-restore",
-        work.path(),
+        dir,
         &[
             "--dir",
             "backups",
@@ -2370,43 +2434,40 @@ fn sigterm_in_the_middle_of_loading_a_large_archive_leaves_the_live_database_alo
             &s.db,
             "--yes",
             "--no-safety-backup",
-            // Issue 21: the rows on four sessions at once.
             "--jobs",
-            "4",
-            &name,
+            jobs,
+            &name_of(&archive),
         ],
         &s.env(),
     )
     .spawn();
-    // Under way: the server is taking in a COPY into the scratch database.
+    let copying = format!(
+        "FROM pg_stat_activity WHERE datname LIKE '{}\\_\\_restore\\_%' AND query ILIKE 'COPY%'",
+        s.db
+    );
     wait_for("the load under way", Duration::from_mins(2), || {
         if let Some(status) = child.try_wait() {
             panic!("the restore ended ({status}) before its load was seen");
         }
-        let copying = s.sql(
-            "postgres",
-            &format!(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname LIKE '{}\\_\\_restore\\_%' \
-                 AND query ILIKE 'COPY%'",
-                s.db
-            ),
-        );
-        (copying != "0").then_some(())
+        let under_way = s.sql("postgres", &format!("SELECT count(*) {copying}")) != "0";
+        (under_way && at_copy(&copying)).then_some(())
     });
-    child.signal("TERM");
-    let ran = child.wait();
-    let (status, stderr) = (ran.status, ran.stderr);
-    assert_eq!(status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("stopped by SIGTERM"), "{stderr}");
+    child
+}
+
+/// The restore `ran` failed (exit 1) and left the live database as it was, no restore
+/// database and no journal.
+fn left_alone(s: &Shared, dir: &Path, ran: &Ran) {
+    assert_eq!(ran.status.code(), Some(1), "{}", text(&ran.stderr));
     assert_eq!(
         s.sql(&s.db, "SELECT count(*) FROM big"),
         "100",
         "live, as it was"
     );
     let scratch = databases_like(&s.container, &s.user, &format!("{}__", s.db));
-    assert!(scratch.is_empty(), "no scratch database left: {scratch:?}");
+    assert!(scratch.is_empty(), "no restore database left: {scratch:?}");
     assert_eq!(
-        files_like(work.path(), ".lifeboat-restore-"),
+        files_like(dir, ".lifeboat-restore-"),
         Vec::<String>::new(),
         "no journal left"
     );

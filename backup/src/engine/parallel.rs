@@ -638,8 +638,13 @@ impl Direct<'_> {
     }
 
     fn failed(&self, e: &tokio_postgres::Error) -> anyhow::Error {
+        let what = if e.as_db_error().is_some() {
+            "with an SQL error"
+        } else {
+            "on its connection"
+        };
         anyhow!(
-            "the restore into the scratch database {} failed with an SQL error: {}",
+            "the restore into the scratch database {} failed {what}: {}",
             self.database,
             lifeboat::db::describe(e)
         )
