@@ -28,8 +28,8 @@
 //!
 //! psql runs with `ON_ERROR_STOP` (a direct session stops at its first error too): the first
 //! error ends its session, and the load stops at once (every other session's input is
-//! closed). A part of the script the splitter cannot read
-//! goes, after a barrier, serially on session 0 from there on, with a warning.
+//! closed). A part of the script the splitter cannot read goes, after a barrier, serially on
+//! session 0 from there on, with a warning.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -1229,7 +1229,7 @@ impl Loader<'_> {
         if phase == Phase::PostData {
             info!(
                 "every row is in; building indexes and keys on {} sessions",
-                self.sessions.len()
+                self.jobs
             );
         }
         self.phase = phase;
