@@ -189,8 +189,7 @@ impl Session {
                 Some(target) => run_direct(&target, &database, feeder, heard).await,
                 None => run_session(client, &database, feeder, Lines::new(heard)).await,
             };
-            ended.said.lock().expect("progress").ended = true;
-            ended.changed.notify_waiters();
+            ended.said(|said| said.ended = true);
             wake.notify_one();
             result.with_context(|| format!("session {index} of the parallel load"))
         });

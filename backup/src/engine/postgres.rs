@@ -442,27 +442,29 @@ impl DatabaseServer for Postgres {
             None => self.cores().await,
         };
         if jobs > 1 {
-            let client = match &self.source {
+            // psql for the schema; the rows over connections from here when the server is
+            // reachable so: no psql, no `docker exec` stream in their way.
+            let (client, direct) = match &self.source {
                 Source::Container {
                     docker,
                     container,
                     credentials,
                     ..
-                } => super::parallel::Client::Exec {
-                    docker: docker.clone(),
-                    container: container.clone(),
-                    env: credentials.client_env(),
-                },
-                Source::Url { target, .. } => super::parallel::Client::Local {
-                    target: target.clone(),
-                },
+                } => (
+                    super::parallel::Client::Exec {
+                        docker: docker.clone(),
+                        container: container.clone(),
+                        env: credentials.client_env(),
+                    },
+                    self.direct().await,
+                ),
+                Source::Url { target, .. } => (
+                    super::parallel::Client::Local {
+                        target: target.clone(),
+                    },
+                    Some(target),
+                ),
                 Source::MysqlUrl { .. } => bail!("a MySQL server reached the PostgreSQL loader"),
-            };
-            // The rows over connections from here when the server is reachable so: no psql,
-            // no `docker exec` stream in their way.
-            let direct = match &self.source {
-                Source::Url { target, .. } => Some(target),
-                _ => self.direct().await,
             };
             info!("loading on {jobs} sessions (restore.jobs)");
             return super::parallel::load(&client, direct, database, script, jobs as usize, plan)
