@@ -519,23 +519,71 @@ fn ends_from_stdin(body: &[u8]) -> bool {
 /// The table of `COPY name (columns) FROM stdin;` as pg_dump writes it (`schema.table`, each
 /// part bare or double-quoted).
 fn copy_table(body: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(body).ok()?;
-    let after = text[4..].trim_start();
-    let mut end = 0;
-    let mut quoted = false;
-    for (i, c) in after.char_indices() {
-        match c {
-            '"' => quoted = !quoted,
-            ' ' | '(' | '\n' | '\t' if !quoted => {
-                end = i;
-                break;
-            }
-            _ => {}
+    let mut words = Words::of(body)?;
+    words.next()?; // COPY
+    words.next().map(str::to_owned)
+}
+
+/// The table an index or a table constraint is on, as pg_dump names it (as in its `COPY`):
+/// `CREATE [UNIQUE] INDEX name ON [ONLY] table …`, `ALTER TABLE [ONLY] table …`; `None` for
+/// any other statement.
+pub fn statement_table(body: &[u8]) -> Option<String> {
+    let mut words = Words::of(body)?;
+    let first = words.next()?;
+    let table = if first.eq_ignore_ascii_case("ALTER") {
+        if !words.next()?.eq_ignore_ascii_case("TABLE") {
+            return None;
         }
-        end = i + c.len_utf8();
+        words.next()?
+    } else if first.eq_ignore_ascii_case("CREATE") {
+        // The index's name comes before `ON` (a quoted "on" is a name, not the word).
+        loop {
+            if words.next()?.eq_ignore_ascii_case("ON") {
+                break words.next()?;
+            }
+        }
+    } else {
+        return None;
+    };
+    let table = if table.eq_ignore_ascii_case("ONLY") {
+        words.next()?
+    } else {
+        table
+    };
+    Some(table.to_owned())
+}
+
+/// The words of a statement's head: cut at blanks, `(` and `;` outside double quotes, a quoted
+/// identifier kept with its quotes; a word left inside an open quote ends the words.
+struct Words<'a>(&'a str);
+
+impl<'a> Words<'a> {
+    fn of(body: &'a [u8]) -> Option<Self> {
+        std::str::from_utf8(body).ok().map(Words)
     }
-    let name = &after[..end];
-    (!name.is_empty() && !quoted).then(|| name.to_owned())
+}
+
+impl<'a> Iterator for Words<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let text = self.0.trim_start();
+        let mut quoted = false;
+        let mut end = text.len();
+        for (i, c) in text.char_indices() {
+            match c {
+                '"' => quoted = !quoted,
+                c if !quoted && (c.is_ascii_whitespace() || c == '(' || c == ';') => {
+                    end = i;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let word = &text[..end];
+        self.0 = &text[end..];
+        (!word.is_empty() && !quoted).then_some(word)
+    }
 }
 
 /// pg_dump's section of an entry type; `None` for the types that go where they are written
@@ -768,6 +816,38 @@ GRANT SELECT ON TABLE public."we;ird" TO reader;
             "PostData psql meta-command false \\unrestrict Abc123",
         ];
         assert_eq!(summary(&pieces), want);
+    }
+
+    #[test]
+    fn an_index_or_a_key_names_its_table_as_the_copy_does() {
+        let table = |s: &str| statement_table(s.as_bytes());
+        for (statement, expected) in [
+            (
+                "CREATE INDEX t_body ON public.t USING btree (body);",
+                Some("public.t"),
+            ),
+            (
+                "CREATE UNIQUE INDEX \"on\" ON ONLY public.\"Big Table\" USING btree (x);",
+                Some("public.\"Big Table\""),
+            ),
+            (
+                "ALTER TABLE ONLY public.t\n    ADD CONSTRAINT t_pkey PRIMARY KEY (id);",
+                Some("public.t"),
+            ),
+            (
+                "ALTER TABLE public.\"a;b\"\n    ADD CONSTRAINT c CHECK (x > 0);",
+                Some("public.\"a;b\""),
+            ),
+            ("ALTER INDEX public.i ATTACH PARTITION public.j;", None),
+            ("CREATE INDEX i ON public.\"open", None),
+            ("GRANT ALL ON TABLE public.t TO app;", None),
+        ] {
+            assert_eq!(table(statement).as_deref(), expected, "{statement}");
+        }
+        assert_eq!(
+            copy_table(b"COPY public.\"x y\" (id) FROM stdin;").as_deref(),
+            Some("public.\"x y\"")
+        );
     }
 
     #[test]

@@ -555,16 +555,18 @@ fn manifest_blocks(manifest: &serde_json::Value) -> (Vec<(String, i64)>, Vec<(u6
         .unzip()
 }
 
-/// A database of one large table first and several smaller ones: on two sessions, the first
-/// fills its session's queue while the other has nothing to do, so the load spills.
+/// A database of one large table first and several smaller ones (`b_1` the smallest, `b_4`
+/// the largest, `small_rows` on average): on two sessions, the first fills its session's queue
+/// while the other has nothing to do, so the load spills.
 fn tables_to_spill(s: &Shared, big_rows: u32, small_rows: u32) {
     s.sql("postgres", &format!("CREATE DATABASE {}", s.db));
     let mut small = String::new();
     for t in 1..=4 {
+        let rows = small_rows / 5 * 2 * t;
         let _ = write!(
             small,
             " CREATE TABLE b_{t} AS SELECT g AS id, md5((g * {t})::text) AS v \
-             FROM generate_series(1, {small_rows}) g; CREATE INDEX ON b_{t} (v);"
+             FROM generate_series(1, {rows}) g; CREATE INDEX ON b_{t} (v);"
         );
     }
     s.sql(
@@ -591,7 +593,8 @@ fn digest(s: &Shared, db: &str) -> String {
 
 /// Issue 21: while every session is busy, COPY blocks wait in a temporary file in the backup
 /// directory and the archive is read on; the restore is the database that was backed up, and
-/// the file is gone (nothing new in the directory).
+/// the file is gone (nothing new in the directory). The indexes and keys go out the largest
+/// table's first, whatever the archive's order.
 #[test]
 fn blocks_wait_in_a_temporary_file_while_every_session_is_busy_and_nothing_is_left() {
     let s = Shared::new("lbtest_restore_spill_");
@@ -607,6 +610,7 @@ fn blocks_wait_in_a_temporary_file_while_every_session_is_busy_and_nothing_is_le
         &[
             "--yes",
             "--no-safety-backup",
+            "--verbose",
             "--jobs",
             "2",
             &name_of(&archive),
@@ -618,6 +622,25 @@ fn blocks_wait_in_a_temporary_file_while_every_session_is_busy_and_nothing_is_le
     assert!(
         stderr.contains("waited for a free session in a temporary file in"),
         "{stderr}"
+    );
+    let built: Vec<&str> = (stderr.lines())
+        .filter_map(|l| {
+            l.split_once("builds an index or key on ")?
+                .1
+                .split(' ')
+                .next()
+        })
+        .collect();
+    assert_eq!(
+        built,
+        [
+            "public.a_big",
+            "public.b_4",
+            "public.b_3",
+            "public.b_2",
+            "public.b_1"
+        ],
+        "the largest table's first (the archive has them by name)\n{stderr}"
     );
     assert_eq!(digest(&s, &s.db), before, "every row back, in every table");
     assert_eq!(

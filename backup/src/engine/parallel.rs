@@ -10,7 +10,10 @@
 //!    given first to the next session done; the other data statements (sequence values, large
 //!    objects) go to session 0 in order;
 //! 3. once every row is in (a barrier), the post-data part: indexes, primary keys, unique,
-//!    check and exclusion constraints spread over the sessions; everything else (foreign keys,
+//!    check and exclusion constraints kept until the archive is read, then given out the
+//!    largest table's first, each to a session done with the one before ([`Pending`]: a
+//!    marker after each tells when), never beside one it would wait for on its table's lock;
+//!    everything else (foreign keys,
 //!    triggers, `ALTER … OWNER`, grants, comments, index attachments) kept back, then run in
 //!    the archive's order on session 0 after a last barrier. `SET`s of an entry travel with
 //!    its next statement.
@@ -84,6 +87,8 @@ struct Said {
 struct Progress {
     said: Mutex<Said>,
     changed: Notify,
+    /// The dispatcher's: told of every change too.
+    wake: Arc<Notify>,
 }
 
 /// psql's stdout, read for `COPY n` tags and barrier markers.
@@ -125,6 +130,7 @@ impl Progress {
     fn said(&self, change: impl FnOnce(&mut Said)) {
         change(&mut self.said.lock().expect("progress"));
         self.changed.notify_waiters();
+        self.wake.notify_one();
     }
 }
 
@@ -150,8 +156,10 @@ struct Session {
     task: JoinHandle<anyhow::Result<()>>,
     /// The archive's COPY blocks (their index) this session was given, in order.
     blocks: Vec<usize>,
-    /// The last barrier it was sent.
+    /// The last barrier (or statement's marker) it was sent.
     barrier: u64,
+    /// The index or key it was last given.
+    running: Option<Pending>,
 }
 
 impl Session {
@@ -168,6 +176,7 @@ impl Session {
         let progress = Arc::new(Progress {
             said: Mutex::new(Said::default()),
             changed: Notify::new(),
+            wake: Arc::clone(wake),
         });
         let heard = Heard {
             progress: Arc::clone(&progress),
@@ -183,14 +192,12 @@ impl Session {
         let direct = direct.cloned();
         let database = database.to_owned();
         let ended = Arc::clone(&progress);
-        let wake = Arc::clone(wake);
         let task = tokio::spawn(async move {
             let result = match direct {
                 Some(target) => run_direct(&target, &database, feeder, heard).await,
                 None => run_session(client, &database, feeder, Lines::new(heard)).await,
             };
             ended.said(|said| said.ended = true);
-            wake.notify_one();
             result.with_context(|| format!("session {index} of the parallel load"))
         });
         Self {
@@ -200,6 +207,7 @@ impl Session {
             task,
             blocks: Vec::new(),
             barrier: 0,
+            running: None,
         }
     }
 
@@ -229,6 +237,31 @@ impl Session {
 
     fn ended(&self) -> bool {
         self.progress.said.lock().expect("progress").ended
+    }
+
+    /// It ran everything it was given up to its last marker: done with the server too, not
+    /// only with its queue.
+    fn done(&self) -> bool {
+        self.progress.said.lock().expect("progress").synced >= self.barrier
+    }
+}
+
+/// An index or key (a post-data statement that depends on its table's rows only) waiting for
+/// a session. They are given out once the archive is read, the largest table's first, each to
+/// a session done with all it had, so that the longest builds start first and none waits
+/// behind another in a session's queue.
+struct Pending {
+    /// Its table, as pg_dump names it.
+    table: Option<String>,
+    /// `ALTER TABLE … ADD CONSTRAINT`: its lock on the table stops every other statement on it.
+    locks: bool,
+    text: Vec<u8>,
+}
+
+impl Pending {
+    /// Both on one table, one of them locking it: the second would only wait.
+    fn conflicts(&self, other: &Pending) -> bool {
+        (self.locks || other.locks) && self.table.is_some() && self.table == other.table
     }
 }
 
@@ -714,7 +747,14 @@ struct Loader<'a> {
     sets: Vec<u8>,
     /// Post-data statements kept for the end, in the archive's order.
     deferred: VecDeque<Vec<u8>>,
+    /// Bytes kept back: `deferred`'s and `pending`'s.
     deferred_bytes: usize,
+    /// Indexes and keys waiting for a session.
+    pending: Vec<Pending>,
+    /// The bytes of each table's rows, as read: the weight of its indexes and keys.
+    table_bytes: std::collections::HashMap<String, u64>,
+    /// The table whose rows are being read.
+    copy_table: Option<String>,
     /// Bytes of SQL read from the archive.
     fed: u64,
     /// The session everything goes to once the load is serial.
@@ -779,6 +819,9 @@ pub async fn load(
         sets: Vec::new(),
         deferred: VecDeque::new(),
         deferred_bytes: 0,
+        pending: Vec::new(),
+        table_bytes: std::collections::HashMap::new(),
+        copy_table: None,
         fed: 0,
         serial: 0,
     };
@@ -896,8 +939,9 @@ impl Loader<'_> {
                 }
                 self.send(self.serial, bytes).await
             }
-            Piece::CopyStart { text, .. } => {
+            Piece::CopyStart { table, text } => {
                 self.enter(Phase::Data).await?;
+                self.copy_table = Some(table);
                 let block = self.blocks;
                 self.blocks += 1;
                 if self.phase == Phase::Serial {
@@ -923,7 +967,12 @@ impl Loader<'_> {
                 }
                 self.direct(self.least_busy(), block, text).await
             }
-            Piece::CopyData(rows) => self.rows(rows).await,
+            Piece::CopyData(rows) => {
+                if let Some(table) = &self.copy_table {
+                    *self.table_bytes.entry(table.clone()).or_default() += rows.len() as u64;
+                }
+                self.rows(rows).await
+            }
             Piece::CopyEnd => {
                 self.rows(b"\\.\n".to_vec()).await?;
                 if let Some(Copying::Spilling { segment, .. }) = self.copying.take() {
@@ -1159,11 +1208,19 @@ impl Loader<'_> {
         }
         let mut statement = std::mem::take(&mut self.sets);
         statement.extend_from_slice(&text);
-        if independent {
-            return self.send(self.least_busy(), statement).await;
-        }
         self.deferred_bytes += statement.len();
-        self.deferred.push_back(statement);
+        if independent {
+            let body = crate::pgscript::body(&text);
+            self.pending.push(Pending {
+                table: crate::pgscript::statement_table(body),
+                locks: body
+                    .get(..5)
+                    .is_some_and(|w| w.eq_ignore_ascii_case(b"ALTER")),
+                text: statement,
+            });
+        } else {
+            self.deferred.push_back(statement);
+        }
         if self.deferred_bytes > DEFERRED_MAX {
             self.barrier_all().await?;
             self.flush_deferred().await?;
@@ -1235,6 +1292,56 @@ impl Loader<'_> {
         Ok(())
     }
 
+    /// Give every index and key waiting out (see [`Pending`]): the largest table's first, to a
+    /// session done with all it had, never beside a statement it would wait for; returns when
+    /// the last is given.
+    async fn run_pending(&mut self) -> anyhow::Result<()> {
+        let mut pending: Vec<(u64, Pending)> = std::mem::take(&mut self.pending)
+            .into_iter()
+            .map(|p| {
+                let rows = p.table.as_ref().and_then(|t| self.table_bytes.get(t));
+                (rows.copied().unwrap_or(0), p)
+            })
+            .collect();
+        pending.sort_by_key(|(rows, _)| std::cmp::Reverse(*rows));
+        self.deferred_bytes = self.deferred.iter().map(Vec::len).sum();
+        while !pending.is_empty() {
+            self.alive()?;
+            let pick = {
+                let running: Vec<&Pending> = (self.sessions.iter())
+                    .filter(|s| !s.done())
+                    .filter_map(|s| s.running.as_ref())
+                    .collect();
+                (self.first..self.sessions.len())
+                    .find(|&k| self.sessions[k].done())
+                    .zip(
+                        (pending.iter()).position(|(_, p)| !running.iter().any(|r| p.conflicts(r))),
+                    )
+            };
+            let Some((k, i)) = pick else {
+                self.wake.notified().await;
+                continue;
+            };
+            let (rows, mut next) = pending.remove(i);
+            debug!(
+                "session {k} builds an index or key on {} ({rows} bytes of rows)",
+                next.table.as_deref().unwrap_or("?").escape_debug()
+            );
+            let mut text = std::mem::take(&mut next.text);
+            text.extend(self.mark(k));
+            self.sessions[k].running = Some(next);
+            self.send(k, text).await?;
+        }
+        Ok(())
+    }
+
+    /// The next marker of session `k`, as a statement: it echoes it once all it was given
+    /// before is done.
+    fn mark(&mut self, k: usize) -> Vec<u8> {
+        self.sessions[k].barrier += 1;
+        format!("SELECT '{}{}';\n", self.marker, self.sessions[k].barrier).into_bytes()
+    }
+
     /// The first session that loads rows with nothing left to do.
     fn idle_worker(&self) -> Option<usize> {
         (self.first..self.sessions.len()).find(|&k| self.sessions[k].idle())
@@ -1257,10 +1364,10 @@ impl Loader<'_> {
     /// file given out first); an error if one ended.
     async fn barrier_all(&mut self) -> anyhow::Result<()> {
         self.drain_pool()?;
+        self.run_pending().await?;
         for k in 0..self.sessions.len() {
-            self.sessions[k].barrier += 1;
-            let sql = format!("SELECT '{}{}';\n", self.marker, self.sessions[k].barrier);
-            self.send(k, sql.into_bytes()).await?;
+            let sql = self.mark(k);
+            self.send(k, sql).await?;
         }
         for s in &self.sessions {
             loop {
