@@ -58,7 +58,7 @@ const MEMORY: u64 = 2 * 1024 * 1024;
 
 /// The most bytes of post-data statements kept back for the end; beyond, they go after a
 /// barrier.
-const DEFERRED_MAX: usize = 64 * 1024 * 1024;
+const DEFERRED_MAX: u64 = 64 * 1024 * 1024;
 
 /// How to start one psql session on the restore database.
 #[derive(Clone)]
@@ -134,16 +134,42 @@ impl Progress {
     }
 }
 
-/// What a session is given: bytes to pass on, or a `COPY` block in the spill file.
+/// What a session is given, in the archive's order: the pieces the dispatcher cut, so that a
+/// session of our own runs them as they are, with no second cut, and psql gets their bytes.
+#[derive(Clone)]
 enum Work {
-    Bytes(Vec<u8>),
+    /// One statement, with the comments before it (or a barrier's marker).
+    Sql(Vec<u8>),
+    /// A psql meta-command line (`\restrict`…).
+    Meta(Vec<u8>),
+    /// A table's rows begin: its `COPY … FROM stdin;`.
+    CopyStart(Vec<u8>),
+    /// Rows of the current `COPY`.
+    Rows(Vec<u8>),
+    /// Rows of the current `COPY` in the spill file, read as they are written.
     Spilled(Arc<Segment>),
+    /// The current `COPY`'s end (`\.`).
+    CopyEnd,
+    /// After the splitter gave up: the rest of the archive as it is (psql only).
+    Serial(Vec<u8>),
+}
+
+impl Work {
+    /// Its bytes held in memory.
+    fn held(&self) -> u64 {
+        match self {
+            Work::Sql(b) | Work::Meta(b) | Work::CopyStart(b) | Work::Rows(b) | Work::Serial(b) => {
+                b.len() as u64
+            }
+            Work::Spilled(_) | Work::CopyEnd => 0,
+        }
+    }
 }
 
 /// How much a session has been given and not yet passed on to its psql.
 #[derive(Default)]
 struct Load {
-    /// Bytes queued in memory ([`Work::Bytes`]): what the dispatcher waits on.
+    /// Bytes queued in memory ([`Work::held`]): what the dispatcher waits on.
     memory: AtomicU64,
     /// Every byte given and not yet passed on, spilled ones included: 0 is an idle session.
     outstanding: AtomicU64,
@@ -213,13 +239,11 @@ impl Session {
 
     /// Queue `work` at once, whatever is queued; an error when the session ended.
     fn push(&self, work: Work) -> anyhow::Result<()> {
+        let held = work.held();
+        self.load.memory.fetch_add(held, Ordering::SeqCst);
         let len = match &work {
-            Work::Bytes(bytes) => {
-                let len = bytes.len() as u64;
-                self.load.memory.fetch_add(len, Ordering::SeqCst);
-                len
-            }
             Work::Spilled(segment) => segment.written(),
+            _ => held,
         };
         self.load.outstanding.fetch_add(len, Ordering::SeqCst);
         let tx = self.tx.as_ref().context("the session was closed")?;
@@ -255,7 +279,8 @@ struct Pending {
     table: Option<String>,
     /// `ALTER TABLE … ADD CONSTRAINT`: its lock on the table stops every other statement on it.
     locks: bool,
-    text: Vec<u8>,
+    /// The statement, after the `SET`s before it.
+    work: Vec<Work>,
 }
 
 impl Pending {
@@ -265,7 +290,14 @@ impl Pending {
     }
 }
 
-/// A session's side of its queue: what it is given, passed on to its psql.
+/// Where a session's work goes: psql's stdin ([`Psql`]), or a connection of our own
+/// ([`Direct`]).
+trait Sink {
+    /// Run one piece; an error ends the session.
+    async fn take(&mut self, work: Work) -> anyhow::Result<()>;
+}
+
+/// A session's side of its queue: what it is given, passed on to its sink.
 struct Feeder {
     rx: mpsc::UnboundedReceiver<Work>,
     load: Arc<Load>,
@@ -273,23 +305,21 @@ struct Feeder {
 }
 
 impl Feeder {
-    /// Pass everything given on to `psql` until the queue closes or a write fails (psql ended).
-    async fn run<W: AsyncWrite + Unpin>(mut self, psql: &mut W) {
+    /// Pass everything given on to `sink` until the queue closes, or the first error (psql
+    /// ended, a statement failed, the spill file could not be read).
+    async fn run<S: Sink>(mut self, sink: &mut S) -> anyhow::Result<()> {
         while let Some(work) = self.rx.recv().await {
-            let written = match work {
-                Work::Bytes(bytes) => {
-                    let ok = psql.write_all(&bytes).await.is_ok();
-                    let len = bytes.len() as u64;
-                    self.load.memory.fetch_sub(len, Ordering::SeqCst);
-                    self.done(len);
-                    ok
-                }
-                Work::Spilled(segment) => self.spilled(&segment, psql).await,
-            };
-            if !written {
-                break;
+            if let Work::Spilled(segment) = work {
+                self.spilled(&segment, sink).await?;
+                continue;
             }
+            let held = work.held();
+            let result = sink.take(work).await;
+            self.load.memory.fetch_sub(held, Ordering::SeqCst);
+            self.done(held);
+            result?;
         }
+        Ok(())
     }
 
     fn done(&self, len: u64) {
@@ -297,9 +327,8 @@ impl Feeder {
         self.wake.notify_one();
     }
 
-    /// A block from the spill file, read as it is written; false when psql ended or the spill
-    /// failed.
-    async fn spilled<W: AsyncWrite + Unpin>(&self, segment: &Segment, psql: &mut W) -> bool {
+    /// Rows from the spill file, read as they are written, until their segment is closed.
+    async fn spilled<S: Sink>(&self, segment: &Segment, sink: &mut S) -> anyhow::Result<()> {
         let mut at = 0;
         loop {
             let grown = segment.grown.notified();
@@ -308,29 +337,40 @@ impl Feeder {
                 (state.len, state.closed, state.failed)
             };
             if failed {
-                return false;
+                bail!("the load stopped");
             }
             if at < len {
                 let want = (len - at).min(READ as u64);
-                let bytes = match segment.read(at, want).await {
-                    Ok(bytes) => bytes,
-                    Err(e) => {
-                        warn!("cannot read the spill file back: {e:#}");
-                        return false;
-                    }
-                };
+                let rows = segment
+                    .read(at, want)
+                    .await
+                    .context("cannot read the spill file back")?;
                 at += want;
-                let ok = psql.write_all(&bytes).await.is_ok();
+                let result = sink.take(Work::Rows(rows)).await;
                 self.done(want);
-                if !ok {
-                    return false;
-                }
+                result?;
             } else if closed {
-                return true;
+                return Ok(());
             } else {
                 grown.await;
             }
         }
+    }
+}
+
+/// psql's stdin: every piece's bytes, as the archive has them.
+struct Psql<W>(W);
+
+impl<W: AsyncWrite + Unpin> Sink for Psql<W> {
+    async fn take(&mut self, work: Work) -> anyhow::Result<()> {
+        let bytes = match &work {
+            Work::Sql(b) | Work::Meta(b) | Work::CopyStart(b) | Work::Rows(b) | Work::Serial(b) => {
+                b.as_slice()
+            }
+            Work::CopyEnd => b"\\.\n".as_slice(),
+            Work::Spilled(_) => bail!("a spilled block reached psql unread"),
+        };
+        self.0.write_all(bytes).await.context("psql's input")
     }
 }
 
@@ -487,16 +527,16 @@ async fn run_session(
                 result
             };
             // The writer dropped at the feed's end: psql reads the end of its input.
-            let feed = async move { feeder.run(&mut writer).await };
+            let feed = async move { feeder.run(&mut Psql(&mut writer)).await };
             // psql's end ends the session at once (its queue dropped, so that the dispatcher
-            // learns it), whether or not its input was all given.
+            // learns it), whether or not its input was all given: its own error says more.
             tokio::pin!(exec, feed);
-            let result = tokio::select! {
-                result = &mut exec => result,
-                () = &mut feed => exec.await,
+            let (result, given) = tokio::select! {
+                result = &mut exec => (result, Ok(())),
+                given = &mut feed => (exec.await, given),
             };
             match result {
-                Ok(_) => Ok(()),
+                Ok(_) => given,
                 Err(DockerError::ExecFailed { code, stderr, .. }) => Err(
                     super::postgres::sql_error(database, &stderr, &format!("exit code {code}")),
                 ),
@@ -514,7 +554,7 @@ async fn run_session(
             let mut stdin = child.stdin.take().context("psql's stdin")?;
             let mut stdout = child.stdout.take().context("psql's stdout")?;
             let mut stderr = child.stderr.take().context("psql's stderr")?;
-            let feed = async move { feeder.run(&mut stdin).await };
+            let feed = async move { feeder.run(&mut Psql(&mut stdin)).await };
             let read = async {
                 let mut buf = vec![0; 8 * 1024];
                 while let Ok(n) = stdout.read(&mut buf).await {
@@ -529,13 +569,13 @@ async fn run_session(
                 stderr
             };
             tokio::pin!(ended, feed);
-            let stderr = tokio::select! {
-                stderr = &mut ended => stderr,
-                () = &mut feed => ended.await,
+            let (stderr, given) = tokio::select! {
+                stderr = &mut ended => (stderr, Ok(())),
+                given = &mut feed => (ended.await, given),
             };
             let status = child.wait().await.context("waiting for psql")?;
             if status.success() {
-                Ok(())
+                given
             } else {
                 Err(super::postgres::sql_error(
                     database,
@@ -548,10 +588,10 @@ async fn run_session(
 }
 
 /// One session over its own connection to `target` (no psql, no `docker exec`: the rows go
-/// straight from this process to the server), fed by `feeder` until its queue closes. What it
-/// is given is cut again by the splitter: statements run one by one (`\restrict` and
-/// `\unrestrict` dropped, as no psql reads meta-commands here), each `COPY` block goes over
-/// the protocol's copy, its row count as the server saw it.
+/// straight from this process to the server), fed by `feeder` until its queue closes: each
+/// statement on its own (`\restrict` and `\unrestrict` dropped, as no psql reads
+/// meta-commands here), each `COPY` block over the protocol's copy, its row count as the
+/// server saw it.
 async fn run_direct(
     target: &DbTarget,
     database: &str,
@@ -560,27 +600,17 @@ async fn run_direct(
 ) -> anyhow::Result<()> {
     let target = target.with_database(database);
     let client = target.connect().await?;
-    let (mut writer, reader) = tokio::io::duplex(READ);
-    let exec = async {
-        // Dropped as soon as the session ends, so that a write to it fails rather than waits.
-        let mut reader = reader;
-        let mut session = Direct {
-            client: &client,
-            database,
-            heard: &heard,
-            copy: None,
-        };
-        let result = session.run(&mut reader).await;
-        drop(reader);
-        result
+    let mut session = Direct {
+        client: &client,
+        database,
+        heard: &heard,
+        copy: None,
     };
-    // The writer dropped at the feed's end: the session reads the end of its input.
-    let feed = async move { feeder.run(&mut writer).await };
-    tokio::pin!(exec, feed);
-    tokio::select! {
-        result = &mut exec => result,
-        () = &mut feed => exec.await,
+    feeder.run(&mut session).await?;
+    if session.copy.is_some() {
+        bail!("the archive ends inside a COPY block");
     }
+    Ok(())
 }
 
 /// A direct session's state: its connection, and the `COPY` under way.
@@ -591,41 +621,17 @@ struct Direct<'a> {
     copy: Option<std::pin::Pin<Box<tokio_postgres::CopyInSink<bytes::Bytes>>>>,
 }
 
-impl Direct<'_> {
-    async fn run<R: tokio::io::AsyncRead + Unpin>(&mut self, input: &mut R) -> anyhow::Result<()> {
-        let mut splitter = Splitter::new();
-        let mut buf = vec![0; READ];
-        let mut pieces = Vec::new();
-        loop {
-            let n = input.read(&mut buf).await.context("the session's input")?;
-            if n == 0 {
-                break;
-            }
-            splitter.feed(&buf[..n], &mut pieces);
-            for piece in pieces.drain(..) {
-                self.piece(piece).await?;
-            }
-        }
-        splitter.finish(&mut pieces);
-        for piece in pieces {
-            self.piece(piece).await?;
-        }
-        if self.copy.is_some() {
-            bail!("the archive ends inside a COPY block");
-        }
-        Ok(())
-    }
-
-    async fn piece(&mut self, piece: Piece) -> anyhow::Result<()> {
-        match piece {
-            Piece::Sql { kind, text, .. } => {
-                if kind.as_deref() == Some(META) {
-                    let body = crate::pgscript::body(&text);
-                    if body.starts_with(b"\\restrict") || body.starts_with(b"\\unrestrict") {
-                        return Ok(());
-                    }
-                    bail!("a psql meta-command reached a session without psql");
+impl Sink for Direct<'_> {
+    async fn take(&mut self, work: Work) -> anyhow::Result<()> {
+        match work {
+            Work::Meta(text) => {
+                let body = crate::pgscript::body(&text);
+                if body.starts_with(b"\\restrict") || body.starts_with(b"\\unrestrict") {
+                    return Ok(());
                 }
+                bail!("a psql meta-command reached a session without psql");
+            }
+            Work::Sql(text) => {
                 // Without the comments before it, as psql sends it (and monitoring shows it).
                 let messages = self
                     .client
@@ -640,7 +646,7 @@ impl Direct<'_> {
                     }
                 }
             }
-            Piece::CopyStart { text, .. } => {
+            Work::CopyStart(text) => {
                 let sink = self
                     .client
                     .copy_in(utf8(crate::pgscript::body(&text))?)
@@ -648,13 +654,13 @@ impl Direct<'_> {
                     .map_err(|e| self.failed(&e))?;
                 self.copy = Some(Box::pin(sink));
             }
-            Piece::CopyData(rows) => {
+            Work::Rows(rows) => {
                 let sink = self.copy.as_mut().context("rows outside a COPY block")?;
                 futures_util::SinkExt::send(sink, bytes::Bytes::from(rows))
                     .await
                     .map_err(|e| self.failed(&e))?;
             }
-            Piece::CopyEnd => {
+            Work::CopyEnd => {
                 let mut sink = self
                     .copy
                     .take()
@@ -662,13 +668,16 @@ impl Direct<'_> {
                 let n = sink.as_mut().finish().await.map_err(|e| self.failed(&e))?;
                 self.heard.progress.said(|said| said.tags.push(n));
             }
-            Piece::Serial(_) => {
+            Work::Serial(_) => {
                 bail!("part of the archive cannot be cut into statements; restore it with --jobs 1")
             }
+            Work::Spilled(_) => bail!("a spilled block reached the session unread"),
         }
         Ok(())
     }
+}
 
+impl Direct<'_> {
     fn failed(&self, e: &tokio_postgres::Error) -> anyhow::Error {
         let what = if e.as_db_error().is_some() {
             "with an SQL error"
@@ -728,7 +737,7 @@ struct Loader<'a> {
     wake: Arc<Notify>,
     phase: Phase,
     /// The statements before the script's first entry, which every session runs first.
-    preamble: Vec<u8>,
+    preamble: Vec<Work>,
     entries_seen: bool,
     /// Where the current COPY block goes.
     copying: Option<Copying>,
@@ -744,11 +753,11 @@ struct Loader<'a> {
     /// Blocks in the spill file that no session was given yet.
     pool: Vec<Pooled>,
     /// `SET`s waiting for the statement they set up.
-    sets: Vec<u8>,
+    sets: Vec<Work>,
     /// Post-data statements kept for the end, in the archive's order.
-    deferred: VecDeque<Vec<u8>>,
+    deferred: VecDeque<Work>,
     /// Bytes kept back: `deferred`'s and `pending`'s.
-    deferred_bytes: usize,
+    deferred_bytes: u64,
     /// Indexes and keys waiting for a session.
     pending: Vec<Pending>,
     /// The bytes of each table's rows, as read: the weight of its indexes and keys.
@@ -771,14 +780,18 @@ enum Copying {
     Spilling {
         segment: Arc<Segment>,
         owner: Option<usize>,
-        block: usize,
     },
 }
 
 /// A COPY block in the spill file, waiting for a session.
 struct Pooled {
     block: usize,
+    /// Its `COPY … FROM stdin;`.
+    start: Vec<u8>,
+    /// Its rows.
     segment: Arc<Segment>,
+    /// Its end was read: it goes with it.
+    ended: bool,
 }
 
 /// Load `script` into `database` on `jobs` sessions: psql through `client`, or, once the
@@ -937,7 +950,7 @@ impl Loader<'_> {
                     self.drain_pool()?;
                     self.phase = Phase::Serial;
                 }
-                self.send(self.serial, bytes).await
+                self.send(self.serial, Work::Serial(bytes)).await
             }
             Piece::CopyStart { table, text } => {
                 self.enter(Phase::Data).await?;
@@ -956,14 +969,15 @@ impl Loader<'_> {
                 if let Some(segment) = self.spill_segment(text.len()) {
                     self.pool.push(Pooled {
                         block,
+                        start: text,
                         segment: Arc::clone(&segment),
+                        ended: false,
                     });
                     self.copying = Some(Copying::Spilling {
                         segment,
                         owner: None,
-                        block,
                     });
-                    return self.rows(text).await;
+                    return Ok(());
                 }
                 self.direct(self.least_busy(), block, text).await
             }
@@ -973,57 +987,77 @@ impl Loader<'_> {
                 }
                 self.rows(rows).await
             }
-            Piece::CopyEnd => {
-                self.rows(b"\\.\n".to_vec()).await?;
-                if let Some(Copying::Spilling { segment, .. }) = self.copying.take() {
-                    segment.close();
-                }
-                self.dispatch_pool()
-            }
+            Piece::CopyEnd => self.copy_end(),
             Piece::Sql {
                 section,
                 kind,
                 independent,
                 text,
             } => {
+                let work = if kind.as_deref() == Some(META) {
+                    Work::Meta(text)
+                } else {
+                    Work::Sql(text)
+                };
                 if self.phase == Phase::Serial {
-                    return self.send(self.serial, text).await;
+                    return self.send(self.serial, work).await;
                 }
                 // `\connect` moves one session to another database: from there on, everything
                 // goes where it went, in order (pg_dump writes none without --create).
-                if kind.as_deref() == Some(META) && crate::pgscript::body(&text).starts_with(b"\\c")
-                {
-                    warn!("the archive switches database (\\connect): the rest goes in order, on one session");
-                    self.barrier_all().await?;
-                    self.flush_deferred().await?;
-                    self.phase = Phase::Serial;
-                    return self.send(self.serial, text).await;
+                if let Work::Meta(text) = &work {
+                    if crate::pgscript::body(text).starts_with(b"\\c") {
+                        warn!("the archive switches database (\\connect): the rest goes in order, on one session");
+                        self.barrier_all().await?;
+                        self.flush_deferred().await?;
+                        self.phase = Phase::Serial;
+                        return self.send(self.serial, work).await;
+                    }
                 }
                 if !self.entries_seen && (kind.is_none() || kind.as_deref() == Some(META)) {
-                    self.preamble.extend_from_slice(&text);
-                    return self.send(0, text).await;
+                    self.preamble.push(work.clone());
+                    return self.send(0, work).await;
                 }
                 self.entries_seen = true;
                 match section {
-                    Section::PreData => self.send(0, text).await,
+                    Section::PreData => self.send(0, work).await,
                     Section::Data => {
                         self.enter(Phase::Data).await?;
-                        self.send(0, text).await
+                        self.send(0, work).await
                     }
                     Section::PostData => {
                         self.enter(Phase::PostData).await?;
-                        self.post_data(independent, text).await
+                        self.post_data(independent, work).await
                     }
                 }
             }
         }
     }
 
+    /// The current COPY block's end, to the session that has it (or with it, if it waits).
+    fn copy_end(&mut self) -> anyhow::Result<()> {
+        match self.copying.take() {
+            Some(Copying::Direct(k)) => self.sessions[k].push(Work::CopyEnd)?,
+            Some(Copying::Spilling { segment, owner }) => {
+                segment.close();
+                if let Some(k) = owner {
+                    self.sessions[k].push(Work::CopyEnd)?;
+                } else {
+                    (self.pool.iter_mut())
+                        .find(|p| Arc::ptr_eq(&p.segment, &segment))
+                        .context("a waiting COPY block left the pool unended")?
+                        .ended = true;
+                }
+            }
+            None => bail!("a COPY end outside a COPY block"),
+        }
+        self.dispatch_pool()
+    }
+
     /// Block `block` goes straight to session `k`, starting with `text`.
     async fn direct(&mut self, k: usize, block: usize, text: Vec<u8>) -> anyhow::Result<()> {
         self.sessions[k].blocks.push(block);
         self.copying = Some(Copying::Direct(k));
-        self.send(k, text).await
+        self.send(k, Work::CopyStart(text)).await
     }
 
     /// The current COPY block's next bytes, where it goes.
@@ -1033,7 +1067,7 @@ impl Loader<'_> {
                 Some(Copying::Direct(k)) => {
                     self.alive()?;
                     if !self.sessions[k].full() {
-                        return self.sessions[k].push(Work::Bytes(rows));
+                        return self.sessions[k].push(Work::Rows(rows));
                     }
                     // Its queue is full. While another session has nothing to do, the rest
                     // of this block waits in the spill file (the session reads it after what
@@ -1052,7 +1086,6 @@ impl Loader<'_> {
                                 self.copying = Some(Copying::Spilling {
                                     segment,
                                     owner: Some(k),
-                                    block: self.blocks - 1,
                                 });
                                 continue;
                             }
@@ -1113,24 +1146,21 @@ impl Loader<'_> {
     /// The block being spilled stops there: the session it is given (now, if it waited in
     /// the pool) reads what was spilled, then what follows from memory. Returns that session.
     fn settle(&mut self) -> anyhow::Result<usize> {
-        let Some(Copying::Spilling {
-            segment,
-            owner,
-            block,
-        }) = self.copying.take()
-        else {
+        let Some(Copying::Spilling { segment, owner }) = self.copying.take() else {
             bail!("no block is being spilled");
         };
+        segment.close();
         let k = if let Some(k) = owner {
             k
         } else {
-            self.pool.retain(|p| !Arc::ptr_eq(&p.segment, &segment));
+            let at = (self.pool.iter())
+                .position(|p| Arc::ptr_eq(&p.segment, &segment))
+                .context("a waiting COPY block left the pool")?;
+            let pooled = self.pool.remove(at);
             let k = self.least_busy();
-            self.sessions[k].blocks.push(block);
-            self.sessions[k].push(Work::Spilled(Arc::clone(&segment)))?;
+            self.give(k, pooled)?;
             k
         };
-        segment.close();
         self.copying = Some(Copying::Direct(k));
         Ok(k)
     }
@@ -1149,7 +1179,7 @@ impl Loader<'_> {
                 None => 0,
             };
             let pooled = self.pool.remove(i);
-            self.give(k, &pooled)?;
+            self.give(k, pooled)?;
         }
         Ok(())
     }
@@ -1165,14 +1195,21 @@ impl Loader<'_> {
         pool.sort_by_key(|p| std::cmp::Reverse(size(p)));
         for pooled in pool {
             let k = self.least_busy();
-            self.give(k, &pooled)?;
+            self.give(k, pooled)?;
         }
         Ok(())
     }
 
-    fn give(&mut self, k: usize, pooled: &Pooled) -> anyhow::Result<()> {
-        self.sessions[k].blocks.push(pooled.block);
-        self.sessions[k].push(Work::Spilled(Arc::clone(&pooled.segment)))?;
+    /// A waiting block to session `k`: its `COPY`, its rows from the spill file, and its end
+    /// once read (else it goes to `k` when it is).
+    fn give(&mut self, k: usize, pooled: Pooled) -> anyhow::Result<()> {
+        let session = &mut self.sessions[k];
+        session.blocks.push(pooled.block);
+        session.push(Work::CopyStart(pooled.start))?;
+        session.push(Work::Spilled(Arc::clone(&pooled.segment)))?;
+        if pooled.ended {
+            session.push(Work::CopyEnd)?;
+        }
         if let Some(Copying::Spilling { segment, owner, .. }) = &mut self.copying {
             if Arc::ptr_eq(segment, &pooled.segment) {
                 *owner = Some(k);
@@ -1191,35 +1228,40 @@ impl Loader<'_> {
 
     /// Queue `bytes` for session `k`, waiting while its queue is full; an error when a
     /// session ended (its psql stopped on an error).
-    async fn send(&self, k: usize, bytes: Vec<u8>) -> anyhow::Result<()> {
+    async fn send(&self, k: usize, work: Work) -> anyhow::Result<()> {
         loop {
             self.alive()?;
             if !self.sessions[k].full() {
-                return self.sessions[k].push(Work::Bytes(bytes));
+                return self.sessions[k].push(work);
             }
             self.wake.notified().await;
         }
     }
 
-    async fn post_data(&mut self, independent: bool, text: Vec<u8>) -> anyhow::Result<()> {
-        if crate::pgscript::is_set(&text) {
-            self.sets.extend_from_slice(&text);
+    async fn post_data(&mut self, independent: bool, work: Work) -> anyhow::Result<()> {
+        self.deferred_bytes += work.held();
+        let Work::Sql(text) = &work else {
+            self.deferred.push_back(work);
+            return Ok(());
+        };
+        if crate::pgscript::is_set(text) {
+            self.sets.push(work);
             return Ok(());
         }
-        let mut statement = std::mem::take(&mut self.sets);
-        statement.extend_from_slice(&text);
-        self.deferred_bytes += statement.len();
         if independent {
-            let body = crate::pgscript::body(&text);
+            let body = crate::pgscript::body(text);
+            let table = crate::pgscript::statement_table(body);
+            let locks = (body.get(..5)).is_some_and(|w| w.eq_ignore_ascii_case(b"ALTER"));
+            let mut statement = std::mem::take(&mut self.sets);
+            statement.push(work);
             self.pending.push(Pending {
-                table: crate::pgscript::statement_table(body),
-                locks: body
-                    .get(..5)
-                    .is_some_and(|w| w.eq_ignore_ascii_case(b"ALTER")),
-                text: statement,
+                table,
+                locks,
+                work: statement,
             });
         } else {
-            self.deferred.push_back(statement);
+            self.deferred.extend(self.sets.drain(..));
+            self.deferred.push_back(work);
         }
         if self.deferred_bytes > DEFERRED_MAX {
             self.barrier_all().await?;
@@ -1229,8 +1271,8 @@ impl Loader<'_> {
     }
 
     async fn flush_deferred(&mut self) -> anyhow::Result<()> {
-        while let Some(statement) = self.deferred.pop_front() {
-            self.send(0, statement).await?;
+        while let Some(work) = self.deferred.pop_front() {
+            self.send(0, work).await?;
         }
         self.deferred_bytes = 0;
         Ok(())
@@ -1252,7 +1294,14 @@ impl Loader<'_> {
         }
         self.barrier_all().await?;
         if self.phase == Phase::Schema {
-            let direct = self.direct.filter(|_| utf8_client(&self.preamble));
+            let preamble: Vec<u8> = (self.preamble.iter())
+                .filter_map(|w| match w {
+                    Work::Sql(text) => Some(text.as_slice()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+                .concat();
+            let direct = self.direct.filter(|_| utf8_client(&preamble));
             if self.direct.is_some() && direct.is_none() {
                 warn!("the archive's client_encoding is not UTF-8: its rows go through psql");
             }
@@ -1267,8 +1316,8 @@ impl Loader<'_> {
                     index,
                     &self.wake,
                 );
-                if !self.preamble.is_empty() {
-                    session.push(Work::Bytes(self.preamble.clone()))?;
+                for work in &self.preamble {
+                    session.push(work.clone())?;
                 }
                 self.sessions.push(session);
             }
@@ -1304,7 +1353,7 @@ impl Loader<'_> {
             })
             .collect();
         pending.sort_by_key(|(rows, _)| std::cmp::Reverse(*rows));
-        self.deferred_bytes = self.deferred.iter().map(Vec::len).sum();
+        self.deferred_bytes = self.deferred.iter().map(Work::held).sum();
         while !pending.is_empty() {
             self.alive()?;
             let pick = {
@@ -1327,19 +1376,22 @@ impl Loader<'_> {
                 "session {k} builds an index or key on {} ({rows} bytes of rows)",
                 next.table.as_deref().unwrap_or("?").escape_debug()
             );
-            let mut text = std::mem::take(&mut next.text);
-            text.extend(self.mark(k));
+            let statement = std::mem::take(&mut next.work);
             self.sessions[k].running = Some(next);
-            self.send(k, text).await?;
+            for work in statement {
+                self.send(k, work).await?;
+            }
+            let marker = self.mark(k);
+            self.send(k, marker).await?;
         }
         Ok(())
     }
 
     /// The next marker of session `k`, as a statement: it echoes it once all it was given
     /// before is done.
-    fn mark(&mut self, k: usize) -> Vec<u8> {
+    fn mark(&mut self, k: usize) -> Work {
         self.sessions[k].barrier += 1;
-        format!("SELECT '{}{}';\n", self.marker, self.sessions[k].barrier).into_bytes()
+        Work::Sql(format!("SELECT '{}{}';\n", self.marker, self.sessions[k].barrier).into_bytes())
     }
 
     /// The first session that loads rows with nothing left to do.
