@@ -99,7 +99,7 @@ pub struct Cli {
     #[arg(long)]
     pub no_progress: bool,
 
-    #[arg(long, value_name = "N", help = setting_help("sessions the restore loads on at once (PostgreSQL): the schema on one (psql), then each table's rows (over lifeboat's own connections where the server is reachable, else psql) (the largest first, waiting in a temporary file in the backup directory while every session is busy), then indexes and keys spread over them; 1 loads in order", &settings::LIFEBOAT_RESTORE_JOBS))]
+    #[arg(long, value_name = "N", help = setting_help("sessions the restore loads on at once (PostgreSQL): the schema on one (psql), then each table's rows (over lifeboat's own connections where the server is reachable, else psql) (the largest first, waiting in a temporary file in the backup directory while every session is busy), then indexes and keys spread over them, the largest table's first; 1 loads in order", &settings::LIFEBOAT_RESTORE_JOBS))]
     pub jobs: Option<u32>,
 
     #[arg(long, help = TRUST_UNSIGNED_HELP)]

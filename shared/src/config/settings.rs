@@ -474,7 +474,7 @@ pub const LIFEBOAT_RESTORE_JOBS: Setting = Setting::key(
     "restore.jobs",
     "LIFEBOAT_RESTORE_JOBS",
     K::Number,
-    "sessions a PostgreSQL restore (and `verify --restore-test`) loads on at once: the schema on one (psql), then each table's rows (over lifeboat's own connections where the server is reachable, else psql) (the largest first, waiting in a temporary file in the backup directory while every session is busy), then indexes and keys spread over them; `1` loads in order on one session; flag `--jobs`",
+    "sessions a PostgreSQL restore (and `verify --restore-test`) loads on at once: the schema on one (psql), then each table's rows (over lifeboat's own connections where the server is reachable, else psql) (the largest first, waiting in a temporary file in the backup directory while every session is busy), then indexes and keys spread over them, the largest table's first; `1` loads in order on one session; flag `--jobs`",
 )
 .computed("the database container's cores (at most 16), else 2; one for an archive under 64 MiB of SQL");
 pub const LIFEBOAT_RESTORE_KEEP_DAYS: Setting = Setting::key(S::Restore, "restore.keep-days", "LIFEBOAT_RESTORE_KEEP_DAYS", K::Days, "days lifeboat-restore keeps a pre-restore database (`<db>__pre_restore_<time>`) before dropping it; its safety backup goes once it is this old and the database is gone").default("7");
