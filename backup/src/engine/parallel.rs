@@ -306,11 +306,14 @@ struct Feeder {
 
 impl Feeder {
     /// Pass everything given on to `sink` until the queue closes, or the first error (psql
-    /// ended, a statement failed, the spill file could not be read).
-    async fn run<S: Sink>(mut self, sink: &mut S) -> anyhow::Result<()> {
+    /// ended, a statement failed, the spill file could not be read). False when the load
+    /// stopped meanwhile (another session's error, a signal): that error is the one to tell.
+    async fn run<S: Sink>(mut self, sink: &mut S) -> anyhow::Result<bool> {
         while let Some(work) = self.rx.recv().await {
             if let Work::Spilled(segment) = work {
-                self.spilled(&segment, sink).await?;
+                if !self.spilled(&segment, sink).await? {
+                    return Ok(false);
+                }
                 continue;
             }
             let held = work.held();
@@ -319,7 +322,7 @@ impl Feeder {
             self.done(held);
             result?;
         }
-        Ok(())
+        Ok(true)
     }
 
     fn done(&self, len: u64) {
@@ -327,8 +330,9 @@ impl Feeder {
         self.wake.notify_one();
     }
 
-    /// Rows from the spill file, read as they are written, until their segment is closed.
-    async fn spilled<S: Sink>(&self, segment: &Segment, sink: &mut S) -> anyhow::Result<()> {
+    /// Rows from the spill file, read as they are written, until their segment is closed; false
+    /// when the load stopped first.
+    async fn spilled<S: Sink>(&self, segment: &Segment, sink: &mut S) -> anyhow::Result<bool> {
         let mut at = 0;
         loop {
             let grown = segment.grown.notified();
@@ -337,7 +341,7 @@ impl Feeder {
                 (state.len, state.closed, state.failed)
             };
             if failed {
-                bail!("the load stopped");
+                return Ok(false);
             }
             if at < len {
                 let want = (len - at).min(READ as u64);
@@ -350,7 +354,7 @@ impl Feeder {
                 self.done(want);
                 result?;
             } else if closed {
-                return Ok(());
+                return Ok(true);
             } else {
                 grown.await;
             }
@@ -527,7 +531,7 @@ async fn run_session(
                 result
             };
             // The writer dropped at the feed's end: psql reads the end of its input.
-            let feed = async move { feeder.run(&mut Psql(&mut writer)).await };
+            let feed = async move { feeder.run(&mut Psql(&mut writer)).await.map(drop) };
             // psql's end ends the session at once (its queue dropped, so that the dispatcher
             // learns it), whether or not its input was all given: its own error says more.
             tokio::pin!(exec, feed);
@@ -554,7 +558,7 @@ async fn run_session(
             let mut stdin = child.stdin.take().context("psql's stdin")?;
             let mut stdout = child.stdout.take().context("psql's stdout")?;
             let mut stderr = child.stderr.take().context("psql's stderr")?;
-            let feed = async move { feeder.run(&mut Psql(&mut stdin)).await };
+            let feed = async move { feeder.run(&mut Psql(&mut stdin)).await.map(drop) };
             let read = async {
                 let mut buf = vec![0; 8 * 1024];
                 while let Ok(n) = stdout.read(&mut buf).await {
@@ -606,8 +610,7 @@ async fn run_direct(
         heard: &heard,
         copy: None,
     };
-    feeder.run(&mut session).await?;
-    if session.copy.is_some() {
+    if feeder.run(&mut session).await? && session.copy.is_some() {
         bail!("the archive ends inside a COPY block");
     }
     Ok(())
