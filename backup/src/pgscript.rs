@@ -449,6 +449,16 @@ pub fn is_set(text: &[u8]) -> bool {
     starts_with_word(strip_comments(text), b"SET")
 }
 
+/// The setting a `SET name = value;` changes, lowercase (`None` for any other statement).
+pub fn set_variable(text: &[u8]) -> Option<String> {
+    let mut words = Words::of(strip_comments(text))?;
+    if !words.next()?.eq_ignore_ascii_case("SET") {
+        return None;
+    }
+    let name = words.next()?.split('=').next()?;
+    (!name.is_empty()).then(|| name.to_ascii_lowercase())
+}
+
 fn is_ident_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
 }
@@ -848,6 +858,16 @@ GRANT SELECT ON TABLE public."we;ird" TO reader;
             copy_table(b"COPY public.\"x y\" (id) FROM stdin;").as_deref(),
             Some("public.\"x y\"")
         );
+        let set = |s: &str| set_variable(s.as_bytes());
+        assert_eq!(
+            set("--\n-- c\n--\n\nSET default_tablespace = 'fast';").as_deref(),
+            Some("default_tablespace")
+        );
+        assert_eq!(
+            set("SET Default_Tablespace='';").as_deref(),
+            Some("default_tablespace")
+        );
+        assert_eq!(set("SELECT 1;"), None);
     }
 
     #[test]

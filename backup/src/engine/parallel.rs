@@ -757,6 +757,9 @@ struct Loader<'a> {
     pool: Vec<Pooled>,
     /// `SET`s waiting for the statement they set up.
     sets: Vec<Work>,
+    /// The last `SET` of each setting after the preamble, by name: what an index or key given
+    /// out of order runs with (`default_tablespace` above all), whichever session it lands on.
+    set_state: Vec<(String, Work)>,
     /// Post-data statements kept for the end, in the archive's order.
     deferred: VecDeque<Work>,
     /// Bytes kept back: `deferred`'s and `pending`'s.
@@ -833,6 +836,7 @@ pub async fn load(
         spill_full_said: false,
         pool: Vec::new(),
         sets: Vec::new(),
+        set_state: Vec::new(),
         deferred: VecDeque::new(),
         deferred_bytes: 0,
         pending: Vec::new(),
@@ -1021,6 +1025,12 @@ impl Loader<'_> {
                     return self.send(0, work).await;
                 }
                 self.entries_seen = true;
+                if let Work::Sql(text) = &work {
+                    if let Some(name) = crate::pgscript::set_variable(text) {
+                        self.set_state.retain(|(n, _)| *n != name);
+                        self.set_state.push((name, work.clone()));
+                    }
+                }
                 match section {
                     Section::PreData => self.send(0, work).await,
                     Section::Data => {
@@ -1255,7 +1265,12 @@ impl Loader<'_> {
             let body = crate::pgscript::body(text);
             let table = crate::pgscript::statement_table(body);
             let locks = (body.get(..5)).is_some_and(|w| w.eq_ignore_ascii_case(b"ALTER"));
-            let mut statement = std::mem::take(&mut self.sets);
+            // pg_dump writes a `SET default_tablespace` only where it changes: an index run on
+            // another session than the one before it needs every setting so far, not only the
+            // `SET`s just before it.
+            self.sets.clear();
+            let mut statement: Vec<Work> = self.set_state.iter().map(|(_, w)| w.clone()).collect();
+            self.deferred_bytes += statement.iter().map(Work::held).sum::<u64>();
             statement.push(work);
             self.pending.push(Pending {
                 table,
