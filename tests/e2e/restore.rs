@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lifeboat_testkit::{
-    block_on, docker, docker_ok, edited_copy, manifest_of, patch_manifest, sha256_hex, stack_var,
-    unique, wait_for, DemoStack, Lifeboat, Ran, Running,
+    block_on, docker, docker_ok, edited_copy, gunzip, manifest_of, patch_manifest, sha256_hex,
+    stack_var, unique, wait_for, DemoStack, Lifeboat, Ran, Running,
 };
 
 /// A command's output (docker's bytes, or a [`Ran`]'s text) as text.
@@ -111,6 +111,8 @@ struct Shared {
     user: String,
     db: String,
     roles: Vec<String>,
+    /// Tablespaces of the test's own, and their directories in the container.
+    spaces: Vec<(String, String)>,
 }
 
 impl Shared {
@@ -122,6 +124,7 @@ impl Shared {
             user,
             db: unique(prefix),
             roles: Vec::new(),
+            spaces: Vec::new(),
         }
     }
 
@@ -178,6 +181,21 @@ impl Drop for Shared {
                 "dropuser",
                 role,
             ]);
+        }
+        for (space, dir) in &self.spaces {
+            let sql = format!("DROP TABLESPACE IF EXISTS {space}");
+            let _ = docker(&[
+                "exec",
+                &self.container,
+                "psql",
+                "-U",
+                &self.user,
+                "-d",
+                "postgres",
+                "-c",
+                &sql,
+            ]);
+            let _ = docker(&["exec", &self.container, "rm", "-rf", dir]);
         }
     }
 }
@@ -462,6 +480,74 @@ fn at_one_job_and_at_four_the_restore_gives_back_the_same_database() {
     }
 }
 
+/// Issue 21: indexes in a tablespace of their own come back in it on four sessions. pg_dump
+/// writes `SET default_tablespace` only where it changes (once before `big_v` and `big_w`), and
+/// the indexes go out largest table first, each to any session: each runs with every setting
+/// before it, not only the `SET` just above it.
+#[test]
+fn indexes_in_a_tablespace_of_their_own_come_back_in_it_on_several_sessions() {
+    let mut s = Shared::new("lbtest_restore_space_");
+    let space = unique("lbtest_space_");
+    let dir = format!("/tmp/{space}");
+    // A directory the server's own user owns (the one that owns its data directory).
+    let data = s.sql("postgres", "SHOW data_directory");
+    let owner = docker_ok(&["exec", &s.container, "stat", "-c", "%U", data.trim()]);
+    docker_ok(&[
+        "exec",
+        &s.container,
+        "install",
+        "-d",
+        "-o",
+        owner.trim(),
+        &dir,
+    ]);
+    s.spaces.push((space.clone(), dir.clone()));
+    s.sql(
+        "postgres",
+        &format!("CREATE TABLESPACE {space} LOCATION '{dir}'"),
+    );
+    s.sql("postgres", &format!("CREATE DATABASE {}", s.db));
+    s.sql(
+        &s.db,
+        &format!(
+            "CREATE TABLE big AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 20000) g; \
+             CREATE TABLE small AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 2000) g; \
+             ALTER TABLE big ADD PRIMARY KEY (id); \
+             CREATE INDEX big_v ON big (v) TABLESPACE {space}; \
+             CREATE INDEX big_w ON big (v, id) TABLESPACE {space}; \
+             CREATE INDEX small_v ON small (v); \
+             CREATE INDEX small_w ON small (v, id) TABLESPACE {space}"
+        ),
+    );
+    let places = |db: &str| {
+        s.sql(
+            db,
+            "SELECT string_agg(c.relname || ':' || coalesce(t.spcname, 'default'), ' ' \
+             ORDER BY c.relname) FROM pg_class c LEFT JOIN pg_tablespace t ON t.oid = c.reltablespace \
+             WHERE c.relkind = 'i' AND c.relnamespace = 'public'::regnamespace",
+        )
+    };
+    let before = places(&s.db);
+    assert_eq!(
+        before.trim(),
+        format!("big_pkey:default big_v:{space} big_w:{space} small_v:default small_w:{space}")
+    );
+    let work = tempfile::tempdir().expect("tempdir");
+    let archive = backup(work.path(), &s.db, &s.env());
+    let script = gunzip(&archive);
+    assert_eq!(
+        script
+            .matches(&format!("SET default_tablespace = {space};"))
+            .count(),
+        2,
+        "pg_dump sets it once for big_v and big_w, once for small_w:\n{script}"
+    );
+    s.sql(&s.db, "DROP INDEX big_w, small_w");
+    let out = restore_jobs(work.path(), &s, "4", &archive);
+    ok(&out, "lifeboat-restore");
+    assert_eq!(places(&s.db), before, "every index where it was");
+}
+
 /// Issue 21: a statement that fails on one of the parallel sessions (an index whose name a
 /// relation took meanwhile) stops the load: the restore database dropped, the live one as it
 /// was, exit 1 with the server's reason. On direct connections, and through psql in the
@@ -660,18 +746,7 @@ fn blocks_wait_in_a_temporary_file_while_every_session_is_busy_and_nothing_is_le
         }
     });
     s.sql(&s.db, "DELETE FROM a_big WHERE id > 10; TRUNCATE b_3");
-    let out = restore_db(
-        work.path(),
-        &s.db,
-        &[
-            "--yes",
-            "--no-safety-backup",
-            "--jobs",
-            "2",
-            &name_of(&archive),
-        ],
-        &s.env(),
-    );
+    let out = restore_jobs(work.path(), &s, "2", &archive);
     ok(&out, "lifeboat-restore, an older manifest");
     assert_eq!(
         digest(&s, &s.db),
@@ -1761,6 +1836,23 @@ fn restore_db(dir: &Path, db: &str, args: &[&str], env: &[(&str, String)]) -> Ra
     let mut full = vec!["--dir", "backups", "--database", db];
     full.extend_from_slice(args);
     lifeboat("lifeboat-restore", dir, &full, env)
+}
+
+/// `lifeboat-restore --yes --no-safety-backup --jobs JOBS` of `archive` into the test's
+/// database.
+fn restore_jobs(dir: &Path, s: &Shared, jobs: &str, archive: &Path) -> Ran {
+    restore_db(
+        dir,
+        &s.db,
+        &[
+            "--yes",
+            "--no-safety-backup",
+            "--jobs",
+            jobs,
+            &name_of(archive),
+        ],
+        &s.env(),
+    )
 }
 
 /// The names in `dir/backups` that start with `prefix`, sorted.
