@@ -155,14 +155,19 @@ enum Work {
 }
 
 impl Work {
-    /// Its bytes held in memory.
-    fn held(&self) -> u64 {
+    /// The bytes it carries, as the archive has them (none for a spilled block or an end).
+    fn bytes(&self) -> Option<&[u8]> {
         match self {
             Work::Sql(b) | Work::Meta(b) | Work::CopyStart(b) | Work::Rows(b) | Work::Serial(b) => {
-                b.len() as u64
+                Some(b)
             }
-            Work::Spilled(_) | Work::CopyEnd => 0,
+            Work::Spilled(_) | Work::CopyEnd => None,
         }
+    }
+
+    /// Its bytes held in memory.
+    fn held(&self) -> u64 {
+        self.bytes().map_or(0, |b| b.len() as u64)
     }
 }
 
@@ -368,11 +373,9 @@ struct Psql<W>(W);
 impl<W: AsyncWrite + Unpin> Sink for Psql<W> {
     async fn take(&mut self, work: Work) -> anyhow::Result<()> {
         let bytes = match &work {
-            Work::Sql(b) | Work::Meta(b) | Work::CopyStart(b) | Work::Rows(b) | Work::Serial(b) => {
-                b.as_slice()
-            }
             Work::CopyEnd => b"\\.\n".as_slice(),
             Work::Spilled(_) => bail!("a spilled block reached psql unread"),
+            _ => work.bytes().unwrap_or_default(),
         };
         self.0.write_all(bytes).await.context("psql's input")
     }
@@ -961,6 +964,7 @@ impl Loader<'_> {
             }
             Piece::CopyStart { table, text } => {
                 self.enter(Phase::Data).await?;
+                self.table_bytes.entry(table.clone()).or_default();
                 self.copy_table = Some(table);
                 let block = self.blocks;
                 self.blocks += 1;
@@ -988,12 +992,7 @@ impl Loader<'_> {
                 }
                 self.direct(self.least_busy(), block, text).await
             }
-            Piece::CopyData(rows) => {
-                if let Some(table) = &self.copy_table {
-                    *self.table_bytes.entry(table.clone()).or_default() += rows.len() as u64;
-                }
-                self.rows(rows).await
-            }
+            Piece::CopyData(rows) => self.rows(rows).await,
             Piece::CopyEnd => self.copy_end(),
             Piece::Sql {
                 section,
@@ -1073,8 +1072,11 @@ impl Loader<'_> {
         self.send(k, Work::CopyStart(text)).await
     }
 
-    /// The current COPY block's next bytes, where it goes.
+    /// The current COPY block's next bytes, where it goes (and counted to its table).
     async fn rows(&mut self, rows: Vec<u8>) -> anyhow::Result<()> {
+        if let Some(n) = (self.copy_table.as_ref()).and_then(|t| self.table_bytes.get_mut(t)) {
+            *n += rows.len() as u64;
+        }
         loop {
             match self.copying.clone() {
                 Some(Copying::Direct(k)) => {
